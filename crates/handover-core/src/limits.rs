@@ -1,0 +1,14 @@
+//! Every bound the domain enforces, as a named constant with its unit last.
+
+/// Longest identifier (AI agent, human, customer, channel, skill name, specialty), in bytes.
+pub const IDENTIFIER_BYTES_MAX: usize = 128;
+/// Longest AI agent display name, in bytes.
+pub const AGENT_NAME_BYTES_MAX: usize = 128;
+/// Most specialties one AI agent may declare.
+pub const SPECIALTIES_COUNT_MAX: usize = 32;
+/// Longest message text, in bytes (64 KiB).
+pub const MESSAGE_BYTES_MAX: usize = 64 * 1024;
+/// Longest handoff, reclaim, escalation or closing reason, in bytes (1 KiB).
+pub const REASON_BYTES_MAX: usize = 1024;
+/// Longest skill input or outcome detail, in bytes (64 KiB).
+pub const SKILL_DATA_BYTES_MAX: usize = 64 * 1024;

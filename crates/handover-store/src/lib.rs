@@ -1,0 +1,122 @@
+//! The append-only event log of Handover: the [`EventStore`] trait every backend implements,
+//! and [`SledStore`], its implementation over sled.
+//!
+//! A store holds streams (one per conversation, one per AI agent). Each stream is a sequence of
+//! events numbered from 1 (`seq`); every event also has a global `position`, strictly
+//! increasing across the whole log, so the log can be replayed in the order it was written.
+//!
+//! Architecture invariant: the store knows the shape of events only to encode them. It holds no
+//! rule of the domain; it enforces only what a log must: expected versions on append,
+//! contiguity, checksums.
+
+mod error;
+mod record;
+mod sled_store;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+pub use error::{Conflict, StoreError};
+use handover_core::{Event, StreamId};
+pub use record::{RecordedAt, RecordedEvent, RECORD_BYTES_MAX, RECORD_FORMAT_VERSION};
+pub use sled_store::{Durability, SledStore, StoreOptions};
+use tokio::sync::broadcast;
+
+/// What the appender believes the stream's version (its last `seq`, 0 when empty) to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last `seq` must be exactly this.
+    Exact(u64),
+    /// Append whatever the version (used only where the caller is the stream's single writer
+    /// and holds no version, e.g. tooling).
+    Any,
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at `actual` satisfies this expectation.
+    pub fn admits(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(v) => v == actual,
+            ExpectedVersion::Any => true,
+        }
+    }
+}
+
+/// Which part of a stream to read: `seq` from `from` to `to` inclusive, at most `max` events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqRange {
+    /// First seq to read (1 for the whole stream).
+    pub from: u64,
+    /// Last seq to read, inclusive.
+    pub to: u64,
+    /// Most events to return.
+    pub max: usize,
+}
+
+impl SeqRange {
+    /// The whole stream.
+    pub const ALL: SeqRange = SeqRange {
+        from: 1,
+        to: u64::MAX,
+        max: usize::MAX,
+    };
+
+    /// From `from` to the end.
+    pub const fn from(from: u64) -> SeqRange {
+        SeqRange {
+            from,
+            to: u64::MAX,
+            max: usize::MAX,
+        }
+    }
+}
+
+/// The outcome of a successful append: the events as recorded, with their positions.
+pub type Appended = Vec<Arc<RecordedEvent>>;
+
+/// An append-only, multi-stream event log.
+///
+/// Every backend honours the same contract:
+/// - `append` is atomic: all of the events or none; it checks the expected version and returns
+///   a [`Conflict`] (not an error) when another writer got there first; it returns only after
+///   the events are as durable as the store's [`Durability`] promises.
+/// - reads return events in order, each stream contiguous from seq 1, and report damage as
+///   [`StoreError::Corrupted`] naming the stream and seq, never as a shorter log.
+/// - `subscribe` delivers every durable event once, in global position order.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to `stream` if its version admits `expected`.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+    ) -> Result<Result<Appended, Conflict>, StoreError>;
+
+    /// Reads part of one stream, in seq order. An unknown stream reads as empty.
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        range: SeqRange,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Reads the whole log from global `position` on (1 for the start), at most `max` events.
+    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The stream's version: its highest seq, 0 when it has no events.
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError>;
+
+    /// Every event of every AI-agent stream, stream by stream: enough to build the roster
+    /// without reading conversations.
+    async fn read_ai_agents(&self) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The highest global position written so far (0 for an empty log).
+    fn head(&self) -> u64;
+
+    /// Live events from now on, each once, in position order, after it is durable. A receiver
+    /// that falls more than its capacity behind gets `Lagged` and should re-read from the log.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>>;
+}

@@ -1,0 +1,516 @@
+//! [`SledStore`]: the event log on sled 0.34.
+//!
+//! One sled tree, `log`, holds two key spaces, so one `apply_batch` writes an append atomically:
+//! - `s` + stream key + seq (u64 BE) -> the record: one stream is one range scan;
+//! - `g` + position (u64 BE) -> stream key + seq: the global order is one more.
+//!
+//! Stream keys: `c` + the conversation's 16 UUID bytes, or `a` + the AI agent id + `0x00`
+//! (ids hold no control characters, so the terminator keeps the key space prefix-free).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use handover_core::{AiAgentId, ConversationId, Event, StreamId};
+use tokio::sync::broadcast;
+use tracing::{debug, warn};
+
+use crate::record::{decode, encode, RecordedAt, RecordedEvent};
+use crate::{Appended, Conflict, EventStore, ExpectedVersion, SeqRange, StoreError};
+
+const STREAM_PREFIX: u8 = b's';
+const GLOBAL_PREFIX: u8 = b'g';
+const CONVERSATION_KIND: u8 = b'c';
+const AI_AGENT_KIND: u8 = b'a';
+const SUBSCRIBERS_CAPACITY: usize = 4096;
+
+/// What an acknowledged append survives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Flush sled's log before acknowledging: the append survives a crash of the process.
+    #[default]
+    Flush,
+    /// Acknowledge once written to sled's buffers; sled flushes them on its own every
+    /// `flush_every_ms`. A crash can lose the last moments. For simulations and tests.
+    Buffered,
+}
+
+/// How to open a [`SledStore`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// What an acknowledged append survives.
+    pub durability: Durability,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+    /// How often sled flushes on its own, in milliseconds (the bound on loss in `Buffered`).
+    pub flush_every_ms: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            durability: Durability::Flush,
+            cache_bytes: 64 * 1024 * 1024,
+            flush_every_ms: 200,
+        }
+    }
+}
+
+/// The event log on a sled database in one directory.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use handover_core::{AiAgentEvent, AiAgentId, AgentName, Event, StreamId};
+/// use handover_store::{EventStore, ExpectedVersion, SeqRange, SledStore, StoreOptions};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = SledStore::open(dir.path(), StoreOptions::default()).unwrap();
+/// let agent = AiAgentId::new("faq-bot").unwrap();
+/// let stream = StreamId::AiAgent(agent.clone());
+/// let registered = Event::AiAgent(AiAgentEvent::Registered {
+///     agent_id: agent,
+///     name: AgentName::new("FAQ bot").unwrap(),
+///     specialties: vec![],
+/// });
+/// store.append(&stream, ExpectedVersion::NoStream, &[registered]).await.unwrap().unwrap();
+/// assert_eq!(store.read_stream(&stream, SeqRange::ALL).await.unwrap().len(), 1);
+/// # });
+/// # fn tokio_test_block_on(f: impl std::future::Future<Output = ()>) {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    log: sled::Tree,
+    options: StoreOptions,
+    writer: Mutex<Writer>,
+    publisher: Mutex<Publisher>,
+    live: broadcast::Sender<Arc<RecordedEvent>>,
+}
+
+/// Append order: positions are handed out, and batches applied, under this lock, so the global
+/// order in the log is the order of positions.
+struct Writer {
+    next_position: u64,
+    last_recorded_at: RecordedAt,
+}
+
+/// Publishes durable events to subscribers in position order, whichever appender's flush
+/// finishes first.
+struct Publisher {
+    next: u64,
+    pending: BTreeMap<u64, Arc<RecordedEvent>>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.inner.path)
+            .field("durability", &self.inner.options.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+fn push_stream_key(key: &mut Vec<u8>, stream: &StreamId) {
+    match stream {
+        StreamId::Conversation(id) => {
+            key.push(CONVERSATION_KIND);
+            key.extend_from_slice(id.as_bytes());
+        }
+        StreamId::AiAgent(id) => {
+            key.push(AI_AGENT_KIND);
+            key.extend_from_slice(id.as_str().as_bytes());
+            key.push(0);
+        }
+    }
+}
+
+/// Parses a stream key back, for error messages and verification.
+fn parse_stream_key(bytes: &[u8]) -> Option<(StreamId, &[u8])> {
+    match bytes.split_first()? {
+        (&CONVERSATION_KIND, rest) if rest.len() >= 16 => {
+            let (id, rest) = rest.split_at(16);
+            let uuid = uuid::Uuid::from_slice(id).ok()?;
+            Some((StreamId::Conversation(ConversationId::from_uuid(uuid)), rest))
+        }
+        (&AI_AGENT_KIND, rest) => {
+            let end = rest.iter().position(|&b| b == 0)?;
+            let id = std::str::from_utf8(&rest[..end]).ok()?;
+            Some((StreamId::AiAgent(AiAgentId::new(id).ok()?), &rest[end + 1..]))
+        }
+        _ => None,
+    }
+}
+
+fn event_key(stream: &StreamId, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + 18 + 8);
+    key.push(STREAM_PREFIX);
+    push_stream_key(&mut key, stream);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn global_key(position: u64) -> [u8; 9] {
+    let mut key = [GLOBAL_PREFIX; 9];
+    key[1..].copy_from_slice(&position.to_be_bytes());
+    key
+}
+
+fn be_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+fn location(stream: &StreamId, seq: u64) -> String {
+    format!("stream {stream} seq {seq}")
+}
+
+fn is_lock_error(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
+impl SledStore {
+    /// Opens the log in `path`, creating the directory if needed.
+    ///
+    /// Fails with [`StoreError::InUse`] when another process holds the directory.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<SledStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&path)?;
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(options.cache_bytes)
+            .flush_every_ms(Some(options.flush_every_ms))
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| {
+                if is_lock_error(&e) {
+                    StoreError::InUse { path: path.clone() }
+                } else {
+                    StoreError::from(e)
+                }
+            })?;
+        let log = db.open_tree("log")?;
+        let (head, last_recorded_at) = match log.scan_prefix([GLOBAL_PREFIX]).next_back() {
+            None => (0, RecordedAt(i64::MIN)),
+            Some(entry) => {
+                let (key, pointer) = entry?;
+                let position = be_u64(&key[1..]).ok_or_else(|| StoreError::Corrupted {
+                    location: "the global index".to_owned(),
+                    detail: "malformed position key".to_owned(),
+                })?;
+                let record = read_pointer(&log, position, &pointer)?;
+                (position, record.recorded_at)
+            }
+        };
+        debug!(path = %path.display(), head, "opened event store");
+        let (live, _) = broadcast::channel(SUBSCRIBERS_CAPACITY);
+        Ok(SledStore {
+            inner: Arc::new(Inner {
+                path,
+                db,
+                log,
+                options,
+                writer: Mutex::new(Writer {
+                    next_position: head + 1,
+                    last_recorded_at,
+                }),
+                publisher: Mutex::new(Publisher {
+                    next: head + 1,
+                    pending: BTreeMap::new(),
+                }),
+                live,
+            }),
+        })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The durability this store was opened with.
+    pub fn durability(&self) -> Durability {
+        self.inner.options.durability
+    }
+
+    /// Flushes everything written so far to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic while holding the lock cannot leave a half-applied batch (sled batches are
+        // atomic), so the counters are still right: recover the guard.
+        self.inner
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The stream's version: its highest seq, read from the last key of its range.
+    pub fn version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let mut prefix = vec![STREAM_PREFIX];
+        push_stream_key(&mut prefix, stream);
+        match self.inner.log.scan_prefix(&prefix).next_back() {
+            None => Ok(0),
+            Some(entry) => {
+                let (key, _) = entry?;
+                be_u64(&key[prefix.len()..]).ok_or_else(|| StoreError::Corrupted {
+                    location: format!("stream {stream}"),
+                    detail: "malformed event key".to_owned(),
+                })
+            }
+        }
+    }
+
+    /// Appends synchronously up to (not including) the flush. Returns the records written.
+    fn write(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+    ) -> Result<Result<Appended, Conflict>, StoreError> {
+        let mut writer = self.lock_writer();
+        let version = self.version(stream)?;
+        if !expected.admits(version) {
+            return Ok(Err(Conflict {
+                expected: match expected {
+                    ExpectedVersion::Exact(v) => v,
+                    ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+                },
+                actual: version,
+            }));
+        }
+        let recorded_at = RecordedAt::now().max(writer.last_recorded_at);
+        let mut batch = sled::Batch::default();
+        let mut records = Vec::with_capacity(events.len());
+        for (i, event) in (0u64..).zip(events) {
+            let record = RecordedEvent {
+                position: writer.next_position + i,
+                stream: stream.clone(),
+                seq: version + 1 + i,
+                recorded_at,
+                event: event.clone(),
+            };
+            let key = event_key(stream, record.seq);
+            batch.insert(&key[..], encode(&record)?);
+            batch.insert(&global_key(record.position)[..], &key[1..]);
+            records.push(Arc::new(record));
+        }
+        self.inner.log.apply_batch(batch)?;
+        writer.next_position += records.len() as u64;
+        writer.last_recorded_at = recorded_at;
+        Ok(Ok(records))
+    }
+
+    /// Hands durable records to the publisher, which releases them to subscribers in order.
+    fn publish(&self, records: &[Arc<RecordedEvent>]) {
+        let mut publisher = self
+            .inner
+            .publisher
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for record in records {
+            publisher.pending.insert(record.position, Arc::clone(record));
+        }
+        loop {
+            let next = publisher.next;
+            let Some(record) = publisher.pending.remove(&next) else {
+                break;
+            };
+            publisher.next += 1;
+            // No receiver is not an error: nobody is watching.
+            let _ = self.inner.live.send(record);
+        }
+    }
+
+    /// Reads part of a stream synchronously. See [`EventStore::read_stream`].
+    pub fn read_stream_sync(
+        &self,
+        stream: &StreamId,
+        range: SeqRange,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out = Vec::new();
+        if range.from > range.to || range.max == 0 {
+            return Ok(out);
+        }
+        let from = event_key(stream, range.from.max(1));
+        let to = event_key(stream, range.to);
+        let mut expected_seq = range.from.max(1);
+        for entry in self.inner.log.range(from..=to) {
+            let (key, value) = entry?;
+            let seq = be_u64(&key[key.len() - 8..]).unwrap_or(0);
+            let record = decode(&value, || location(stream, seq))?;
+            check_place(&record, stream, seq, expected_seq)?;
+            out.push(record);
+            expected_seq += 1;
+            if out.len() == range.max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Iterates over the whole log in global order from `from`, decoding and checking each
+    /// record. The iterator stops at the first error, after yielding it.
+    pub fn iter_all(&self, from: u64) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
+        let mut expected_position = from.max(1);
+        let mut failed = false;
+        self.inner
+            .log
+            .range(global_key(from.max(1))..=global_key(u64::MAX))
+            .map_while(move |entry| {
+                if failed {
+                    return None;
+                }
+                let result = entry.map_err(StoreError::from).and_then(|(key, pointer)| {
+                    let position = be_u64(&key[1..]).unwrap_or(0);
+                    if position != expected_position {
+                        return Err(StoreError::Corrupted {
+                            location: format!("position {expected_position}"),
+                            detail: format!("the global index skips to position {position}"),
+                        });
+                    }
+                    expected_position = position + 1;
+                    read_pointer(&self.inner.log, position, &pointer)
+                });
+                failed = result.is_err();
+                Some(result)
+            })
+    }
+
+    fn read_ai_agents_sync(&self) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out: Vec<RecordedEvent> = Vec::new();
+        for entry in self.inner.log.scan_prefix([STREAM_PREFIX, AI_AGENT_KIND]) {
+            let (key, value) = entry?;
+            let (stream, rest) = parse_stream_key(&key[1..]).ok_or_else(|| StoreError::Corrupted {
+                location: "the AI agent streams".to_owned(),
+                detail: "malformed stream key".to_owned(),
+            })?;
+            let seq = be_u64(rest).unwrap_or(0);
+            let expected_seq = match out.last() {
+                Some(last) if last.stream == stream => last.seq + 1,
+                _ => 1,
+            };
+            let record = decode(&value, || location(&stream, seq))?;
+            check_place(&record, &stream, seq, expected_seq)?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+}
+
+/// Checks that a record decoded from a stream key belongs there and follows its predecessor.
+fn check_place(
+    record: &RecordedEvent,
+    stream: &StreamId,
+    key_seq: u64,
+    expected_seq: u64,
+) -> Result<(), StoreError> {
+    let fault = |detail: String| {
+        Err(StoreError::Corrupted {
+            location: location(stream, key_seq),
+            detail,
+        })
+    };
+    if record.stream != *stream || record.seq != key_seq {
+        return fault(format!(
+            "record claims to be {} seq {}: it was moved from another place",
+            record.stream, record.seq
+        ));
+    }
+    if key_seq != expected_seq {
+        return fault(format!("stream skips from seq {} to {key_seq}", expected_seq - 1));
+    }
+    Ok(())
+}
+
+/// Follows a global index entry to its record and checks the two agree.
+fn read_pointer(log: &sled::Tree, position: u64, pointer: &[u8]) -> Result<RecordedEvent, StoreError> {
+    let corrupted = |detail: &str| StoreError::Corrupted {
+        location: format!("position {position}"),
+        detail: detail.to_owned(),
+    };
+    let (stream, rest) = parse_stream_key(pointer).ok_or_else(|| corrupted("malformed index entry"))?;
+    let seq = be_u64(rest).ok_or_else(|| corrupted("malformed index entry"))?;
+    let key = event_key(&stream, seq);
+    let value = log
+        .get(&key)?
+        .ok_or_else(|| StoreError::Corrupted {
+            location: location(&stream, seq),
+            detail: format!("the global index points at position {position}, but the record is missing"),
+        })?;
+    let record = decode(&value, || location(&stream, seq))?;
+    if record.position != position || record.stream != stream || record.seq != seq {
+        return Err(StoreError::Corrupted {
+            location: location(&stream, seq),
+            detail: format!(
+                "record claims position {} ({} seq {}), the index says position {position}",
+                record.position, record.stream, record.seq
+            ),
+        });
+    }
+    Ok(record)
+}
+
+#[async_trait]
+impl EventStore for SledStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[Event],
+    ) -> Result<Result<Appended, Conflict>, StoreError> {
+        let records = match self.write(stream, expected, events)? {
+            Ok(records) => records,
+            Err(conflict) => return Ok(Err(conflict)),
+        };
+        let flushed = match self.inner.options.durability {
+            Durability::Flush => self.inner.db.flush_async().await.map(drop),
+            Durability::Buffered => Ok(()),
+        };
+        // The records are in the log either way; publish them so later ones are not held
+        // back, but do not acknowledge an append whose flush failed.
+        self.publish(&records);
+        if let Err(error) = flushed {
+            warn!(%stream, %error, "flush failed; the append is not acknowledged");
+            return Err(error.into());
+        }
+        Ok(Ok(records))
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        range: SeqRange,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_sync(stream, range)
+    }
+
+    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.iter_all(from).take(max).collect()
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        self.version(stream)
+    }
+
+    async fn read_ai_agents(&self) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_ai_agents_sync()
+    }
+
+    fn head(&self) -> u64 {
+        self.lock_writer().next_position - 1
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
+        self.inner.live.subscribe()
+    }
+}
