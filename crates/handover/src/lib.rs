@@ -1,1 +1,87 @@
-//! placeholder
+//! Handover: hand a customer conversation from a human agent to an AI agent, and take it back.
+//!
+//! Each conversation is an actix actor whose state (human-handled, AI-active, reclaimed) is
+//! rebuilt from an append-only sled event log; AI agents are actors too, subscribed to the
+//! conversations handed to them. [`Handover`] is the whole API a backend needs: start it on a
+//! data directory, register and attach AI agents, and drive conversations from any async code.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use handover::*;
+//!
+//! struct Greeter;
+//!
+//! #[async_trait::async_trait]
+//! impl AiAgentBehavior for Greeter {
+//!     async fn on_customer_message(&self, session: &AiSession, _: &MessageText) -> Result<(), AgentError> {
+//!         session.reply("Hello! Our hours are 9 to 5.").await?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let handover = Handover::start(Config::new(dir.path())).await?;
+//! let bot = AiAgentId::new("greeter")?;
+//! handover
+//!     .register_ai_agent(AiAgentProfile {
+//!         id: bot.clone(),
+//!         name: AgentName::new("Greeter")?,
+//!         specialties: vec![Specialty::new("hours")?],
+//!     })
+//!     .await?;
+//! handover.activate_ai_agent(&bot).await?;
+//! handover.attach_ai_agent(&bot, Arc::new(Greeter))?;
+//!
+//! let customer = CustomerId::new("cust-42")?;
+//! let ana = HumanId::new("ana")?;
+//! let id = handover
+//!     .open_conversation(customer.clone(), Channel::new("web-chat")?, Some(ana.clone()))
+//!     .await?;
+//! handover
+//!     .post_customer_message(id, customer, MessageText::new("When are you open?")?)
+//!     .await?;
+//! let receipt = handover
+//!     .hand_off_to_ai(id, ana.clone(), bot, Some(Reason::new("business hours question")?))
+//!     .await?;
+//! assert_eq!(receipt.status.label(), "ai-active");
+//!
+//! // The AI answers on its own; watch the conversation until it does.
+//! let mut watch = handover.watch(id).await?;
+//! while let Some(record) = watch.next().await? {
+//!     if let Event::Conversation(ConversationEvent::MessagePosted { author: Author::Ai(_), .. }) = record.event {
+//!         break;
+//!     }
+//! }
+//! handover.reclaim(id, ana, None).await?;
+//! handover.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod agent_actor;
+mod behavior;
+mod config;
+mod conversation_actor;
+mod error;
+mod facade;
+mod reply;
+mod roster_actor;
+mod shared;
+mod watch;
+
+pub use behavior::{AgentError, AiAgentBehavior, AiSession};
+pub use config::Config;
+pub use conversation_actor::{ConversationView, Receipt};
+pub use error::Error;
+pub use facade::Handover;
+pub use handover_core::{
+    AgentName, AiAgent, AiAgentEvent, AiAgentId, AiAgentProfile, Assignment, Author, Channel,
+    Concern, Conversation, ConversationCommand, ConversationEvent, ConversationId, CustomerId,
+    DefaultPolicy, Epoch, EscalationCause, Event, Handler, HumanId, InvalidInput, MessageText,
+    Participant, Policy, Reason, Rejection, Skill, SkillData, SkillName, SkillOutcome, Specialty,
+    Status, StreamId, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
+};
+pub use handover_store::{Durability, RecordedAt, RecordedEvent, StoreError};
+pub use watch::Watch;

@@ -1,0 +1,226 @@
+//! The AI-agent actor: runs one attached [`AiAgentBehavior`] for every conversation handed to
+//! its agent.
+//!
+//! Each conversation it holds is a subscription with a queue: the behaviour handles one item
+//! at a time per conversation, in order, while different conversations proceed concurrently.
+//! An `Unassigned` (reclaim, escalation, close) drops the subscription at once; a call still in
+//! flight can only produce commands that the conversation's epoch fence rejects.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use handover_core::{
+    AiAgentId, Assignment, ConversationCommand, ConversationId, Epoch, EscalationCause, Reason,
+    StreamId, REASON_BYTES_MAX,
+};
+use handover_store::{RecordedEvent, SeqRange};
+use tracing::{debug, warn, Instrument};
+
+use crate::behavior::{AiAgentBehavior, AiSession};
+use crate::shared::Shared;
+
+/// A conversation was handed to this agent (sent after the handoff is durable).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Assigned {
+    pub(crate) conversation_id: ConversationId,
+    pub(crate) assignment: Assignment,
+    pub(crate) handoff_seq: u64,
+}
+
+/// A durable event of a conversation this agent holds.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Delivered {
+    pub(crate) conversation_id: ConversationId,
+    pub(crate) epoch: Epoch,
+    pub(crate) record: Arc<RecordedEvent>,
+}
+
+/// The assignment ended: stop answering this conversation.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Unassigned {
+    pub(crate) conversation_id: ConversationId,
+    pub(crate) epoch: Epoch,
+}
+
+enum Work {
+    Handoff { handoff_seq: u64 },
+    Event(Arc<RecordedEvent>),
+}
+
+struct Subscription {
+    epoch: Epoch,
+    queue: VecDeque<Work>,
+    busy: bool,
+}
+
+pub(crate) struct AiAgentActor {
+    agent_id: AiAgentId,
+    behavior: Arc<dyn AiAgentBehavior>,
+    shared: Arc<Shared>,
+    subscriptions: HashMap<ConversationId, Subscription>,
+}
+
+impl AiAgentActor {
+    pub(crate) fn new(
+        agent_id: AiAgentId,
+        behavior: Arc<dyn AiAgentBehavior>,
+        shared: Arc<Shared>,
+    ) -> AiAgentActor {
+        AiAgentActor {
+            agent_id,
+            behavior,
+            shared,
+            subscriptions: HashMap::new(),
+        }
+    }
+
+    /// Starts the next item of a conversation's queue unless one is running.
+    fn pump(&mut self, conversation_id: ConversationId, ctx: &mut Context<Self>) {
+        let Some(subscription) = self.subscriptions.get_mut(&conversation_id) else {
+            return;
+        };
+        if subscription.busy {
+            return;
+        }
+        let Some(work) = subscription.queue.pop_front() else {
+            return;
+        };
+        subscription.busy = true;
+        let epoch = subscription.epoch;
+        let session = AiSession {
+            shared: Arc::clone(&self.shared),
+            conversation_id,
+            assignment: Assignment {
+                agent_id: self.agent_id.clone(),
+                epoch,
+            },
+        };
+        let behavior = Arc::clone(&self.behavior);
+        let span = tracing::info_span!(
+            "ai_agent",
+            agent_id = %self.agent_id,
+            conversation_id = %conversation_id,
+            epoch = epoch.0,
+        );
+        let run = async move {
+            let result = match work {
+                Work::Handoff { handoff_seq } => {
+                    let range = SeqRange {
+                        from: 1,
+                        to: handoff_seq,
+                        max: usize::MAX,
+                    };
+                    let stream = StreamId::Conversation(conversation_id);
+                    match session.shared.store.read_stream(&stream, range).await {
+                        Ok(history) => behavior.on_handoff(&session, &history).await,
+                        Err(error) => Err(error.into()),
+                    }
+                }
+                Work::Event(record) => behavior.on_event(&session, &record).await,
+            };
+            if let Err(error) = result {
+                escalate_after_failure(&session, &error.to_string()).await;
+            }
+        }
+        .instrument(span);
+        ctx.spawn(run.into_actor(self).map(move |(), act, ctx| {
+            if let Some(subscription) = act.subscriptions.get_mut(&conversation_id) {
+                if subscription.epoch == epoch {
+                    subscription.busy = false;
+                    act.pump(conversation_id, ctx);
+                }
+            }
+        }));
+    }
+}
+
+/// The agent's code failed: hand the conversation to humans rather than leave the customer
+/// waiting. If the assignment already ended, the fence rejects this and nothing happens.
+async fn escalate_after_failure(session: &AiSession, error: &str) {
+    warn!(%error, "AI agent failed; escalating to humans");
+    let mut reason = format!("the AI agent failed: {error}");
+    if reason.len() > REASON_BYTES_MAX {
+        let mut end = REASON_BYTES_MAX;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    let Ok(reason) = Reason::new(reason) else {
+        return;
+    };
+    let command = ConversationCommand::Escalate {
+        by: session.assignment.clone(),
+        reason,
+        cause: EscalationCause::AgentRequested,
+    };
+    if let Err(error) = session
+        .shared
+        .execute(session.conversation_id, Arc::new(command))
+        .await
+    {
+        debug!(%error, "escalation after failure not recorded");
+    }
+}
+
+impl Actor for AiAgentActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Assigned> for AiAgentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Assigned, ctx: &mut Context<Self>) {
+        // Attaching the agent and a handoff can both announce the same assignment.
+        if let Some(existing) = self.subscriptions.get(&msg.conversation_id) {
+            if existing.epoch >= msg.assignment.epoch {
+                return;
+            }
+        }
+        debug!(agent_id = %self.agent_id, conversation_id = %msg.conversation_id, "subscribed");
+        self.subscriptions.insert(
+            msg.conversation_id,
+            Subscription {
+                epoch: msg.assignment.epoch,
+                queue: VecDeque::from([Work::Handoff {
+                    handoff_seq: msg.handoff_seq,
+                }]),
+                busy: false,
+            },
+        );
+        self.pump(msg.conversation_id, ctx);
+    }
+}
+
+impl Handler<Delivered> for AiAgentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
+        match self.subscriptions.get_mut(&msg.conversation_id) {
+            Some(subscription) if subscription.epoch == msg.epoch => {
+                subscription.queue.push_back(Work::Event(msg.record));
+                self.pump(msg.conversation_id, ctx);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Handler<Unassigned> for AiAgentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unassigned, _: &mut Context<Self>) {
+        if self
+            .subscriptions
+            .get(&msg.conversation_id)
+            .is_some_and(|s| s.epoch == msg.epoch)
+        {
+            debug!(agent_id = %self.agent_id, conversation_id = %msg.conversation_id, "unsubscribed");
+            self.subscriptions.remove(&msg.conversation_id);
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! What a backend implements to put its model behind an AI agent, and the session through
+//! which that code answers, runs skills, escalates or closes.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use handover_core::{
+    Assignment, ConversationCommand, ConversationEvent, ConversationId, EscalationCause, Event,
+    MessageText, Participant, Reason, Skill, SkillData, SkillName, SkillOutcome,
+};
+use handover_store::RecordedEvent;
+
+use crate::conversation_actor::Receipt;
+use crate::shared::Shared;
+use crate::Error;
+
+/// An error from an AI agent's own code. The runtime logs it and escalates the conversation
+/// to humans, so the customer is never left waiting on a failed agent.
+pub type AgentError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An AI agent's behaviour: the backend's code that calls its model.
+///
+/// The runtime runs each attached agent as an actor. From the handoff on, it calls
+/// [`on_handoff`](AiAgentBehavior::on_handoff) once and then [`on_event`](AiAgentBehavior::on_event)
+/// for every later event of the conversation, one at a time per conversation and in order,
+/// until a reclaim, escalation or close ends the assignment. After that, whatever the code
+/// still sends through its [`AiSession`] is rejected and never recorded.
+///
+/// ```
+/// use handover::{AgentError, AiAgentBehavior, AiSession, MessageText};
+///
+/// struct Echo;
+///
+/// #[async_trait::async_trait]
+/// impl AiAgentBehavior for Echo {
+///     async fn on_customer_message(
+///         &self,
+///         session: &AiSession,
+///         text: &MessageText,
+///     ) -> Result<(), AgentError> {
+///         session.reply(format!("You said: {text}")).await?;
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait AiAgentBehavior: Send + Sync + 'static {
+    /// The conversation was just handed to this agent; `history` is every event so far, the
+    /// handoff last. The default answers the customer's latest message, if any came after the
+    /// last reply, so a handoff "responds immediately" as the manual promises.
+    async fn on_handoff(
+        &self,
+        session: &AiSession,
+        history: &[RecordedEvent],
+    ) -> Result<(), AgentError> {
+        let pending = history.iter().rev().find_map(|record| match &record.event {
+            Event::Conversation(ConversationEvent::MessagePosted { author, text, .. }) => {
+                Some((matches!(author, handover_core::Author::Customer(_)), text))
+            }
+            _ => None,
+        });
+        match pending {
+            Some((true, text)) => self.on_customer_message(session, text).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The customer wrote while this agent holds the conversation.
+    async fn on_customer_message(
+        &self,
+        session: &AiSession,
+        text: &MessageText,
+    ) -> Result<(), AgentError>;
+
+    /// Every event of the conversation after the handoff, including the agent's own. The
+    /// default passes customer messages to
+    /// [`on_customer_message`](AiAgentBehavior::on_customer_message) and ignores the rest.
+    async fn on_event(&self, session: &AiSession, record: &RecordedEvent) -> Result<(), AgentError> {
+        match &record.event {
+            Event::Conversation(ConversationEvent::MessagePosted {
+                author: handover_core::Author::Customer(_),
+                text,
+                ..
+            }) => self.on_customer_message(session, text).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An AI agent's hold on one conversation, for one assignment. Every call is fenced by the
+/// assignment's epoch: once a human reclaims the conversation (or it is escalated, closed, or
+/// handed off again), calls return [`Error::Rejected`] and record nothing.
+#[derive(Clone)]
+pub struct AiSession {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conversation_id: ConversationId,
+    pub(crate) assignment: Assignment,
+}
+
+impl std::fmt::Debug for AiSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AiSession")
+            .field("conversation_id", &self.conversation_id)
+            .field("assignment", &self.assignment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AiSession {
+    /// The conversation.
+    pub fn conversation_id(&self) -> ConversationId {
+        self.conversation_id
+    }
+
+    /// The agent and the epoch this session acts under.
+    pub fn assignment(&self) -> &Assignment {
+        &self.assignment
+    }
+
+    async fn execute(&self, command: ConversationCommand) -> Result<Receipt, Error> {
+        self.shared
+            .execute(self.conversation_id, Arc::new(command))
+            .await
+    }
+
+    /// Posts a message to the customer as this agent.
+    pub async fn reply(&self, text: impl Into<String>) -> Result<Receipt, Error> {
+        self.execute(ConversationCommand::PostMessage {
+            by: Participant::Ai(self.assignment.clone()),
+            text: MessageText::new(text)?,
+        })
+        .await
+    }
+
+    /// Records a skill this agent executed: its name, input, and outcome (`Ok` with the result
+    /// or `Err` with the error).
+    pub async fn record_skill(
+        &self,
+        name: &str,
+        input: impl Into<String>,
+        outcome: Result<String, String>,
+    ) -> Result<Receipt, Error> {
+        let outcome = match outcome {
+            Ok(result) => SkillOutcome::Succeeded(SkillData::new(result)?),
+            Err(error) => SkillOutcome::Failed(SkillData::new(error)?),
+        };
+        self.execute(ConversationCommand::RecordAiAction {
+            by: self.assignment.clone(),
+            skill: Skill {
+                name: SkillName::new(name)?,
+                input: SkillData::new(input)?,
+                outcome,
+            },
+        })
+        .await
+    }
+
+    /// Hands the conversation back to humans, with a reason.
+    pub async fn escalate(&self, reason: impl Into<String>) -> Result<Receipt, Error> {
+        self.execute(ConversationCommand::Escalate {
+            by: self.assignment.clone(),
+            reason: Reason::new(reason)?,
+            cause: EscalationCause::AgentRequested,
+        })
+        .await
+    }
+
+    /// Closes the conversation (the customer's request is resolved).
+    pub async fn close(&self, reason: Option<&str>) -> Result<Receipt, Error> {
+        self.execute(ConversationCommand::Close {
+            by: Participant::Ai(self.assignment.clone()),
+            reason: reason.map(Reason::new).transpose()?,
+        })
+        .await
+    }
+}

@@ -1,0 +1,417 @@
+//! The conversation actor: one per live conversation, the single writer of its stream.
+//!
+//! It is rebuilt from its stream when it starts, and handles one command at a time to the end
+//! (an [`AtomicResponse`]): decide on the current state, append, wait until the append is
+//! durable, evolve, reply, then tell watchers and the AI agent. A rejected command replies at
+//! once and records nothing. A store failure leaves the outcome unknown, so the actor stops;
+//! the next command rebuilds it from the log.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use handover_core::{
+    conversation, Assignment, Conversation, ConversationCommand, ConversationEvent,
+    ConversationId, Ctx, EscalationCause, Event, Participant, Reason, Rejection, Status, StreamId,
+};
+use handover_store::{ExpectedVersion, RecordedEvent, SeqRange, StoreError};
+use tokio::sync::mpsc;
+use tracing::{debug, error, warn, Instrument};
+
+use crate::agent_actor::{Assigned, Delivered, Unassigned};
+use crate::reply::Reply;
+use crate::shared::{lock, Shared};
+use crate::Error;
+
+/// Most live events a watcher may have unread before it is dropped as lagging.
+pub(crate) const WATCHER_BACKLOG_EVENTS_MAX: usize = 4096;
+
+/// The durable outcome of an accepted command.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    /// The events the command recorded, as stored (with position, seq and time).
+    pub events: Vec<Arc<RecordedEvent>>,
+    /// The conversation's status after them.
+    pub status: Status,
+}
+
+/// A conversation's current state, as its actor holds it.
+#[derive(Debug, Clone)]
+pub struct ConversationView {
+    /// The conversation.
+    pub id: ConversationId,
+    /// The fold of its events.
+    pub state: Conversation,
+    /// How many events its stream holds.
+    pub version: u64,
+}
+
+impl ConversationView {
+    /// What the conversation header shows: human-handled, AI-active (with the agent), ...
+    pub fn status(&self) -> Status {
+        self.state.status()
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Receipt, Error>")]
+pub(crate) struct Execute {
+    pub(crate) command: Arc<ConversationCommand>,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<ConversationView, Error>")]
+pub(crate) struct GetView;
+
+/// Registers a watcher; the reply is the version up to which it must read the log itself.
+#[derive(Message)]
+#[rtype(result = "Result<u64, Error>")]
+pub(crate) struct AddWatcher {
+    pub(crate) sender: mpsc::Sender<Arc<RecordedEvent>>,
+    pub(crate) lagged: Arc<AtomicBool>,
+}
+
+struct Watcher {
+    sender: mpsc::Sender<Arc<RecordedEvent>>,
+    lagged: Arc<AtomicBool>,
+}
+
+pub(crate) struct ConversationActor {
+    id: ConversationId,
+    stream: StreamId,
+    shared: Arc<Shared>,
+    state: Conversation,
+    version: u64,
+    watchers: Vec<Watcher>,
+    /// Why the state cannot be trusted, if it cannot: every message gets this error and the
+    /// actor stops, so the next command rebuilds it from the log.
+    failure: Option<StoreError>,
+}
+
+/// A copy of a store error for every caller that asks a failed actor (the error is not Clone).
+fn copy_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Corrupted { location, detail } => StoreError::Corrupted {
+            location: location.clone(),
+            detail: detail.clone(),
+        },
+        StoreError::InUse { path } => StoreError::InUse { path: path.clone() },
+        other => StoreError::Engine(other.to_string()),
+    }
+}
+
+/// Folds a stream read from the store; an event that breaks the rules is damage.
+pub(crate) fn fold_stream(
+    stream: &StreamId,
+    records: &[RecordedEvent],
+) -> Result<Conversation, StoreError> {
+    records.iter().try_fold(Conversation::NotOpened, |state, record| {
+        conversation::evolve_stored(state, &record.event).map_err(|rejection| {
+            StoreError::Corrupted {
+                location: format!("stream {stream} seq {}", record.seq),
+                detail: format!("event breaks the rules on replay: {rejection}"),
+            }
+        })
+    })
+}
+
+impl ConversationActor {
+    pub(crate) fn new(id: ConversationId, shared: Arc<Shared>) -> ConversationActor {
+        ConversationActor {
+            id,
+            stream: StreamId::Conversation(id),
+            shared,
+            state: Conversation::NotOpened,
+            version: 0,
+            watchers: Vec::new(),
+            failure: None,
+        }
+    }
+
+    fn fail(&mut self, error: StoreError, ctx: &mut Context<Self>) -> Error {
+        error!(conversation_id = %self.id, %error, "conversation actor stops; it will be rebuilt from the log");
+        let reply = Error::Store(copy_error(&error));
+        self.failure = Some(error);
+        ctx.stop();
+        reply
+    }
+
+    /// Applies durable records to the state and tells whoever needs to know.
+    fn commit(&mut self, records: Vec<Arc<RecordedEvent>>, ctx: &mut Context<Self>) -> Result<Receipt, Error> {
+        let before = self.state.assignment();
+        for record in &records {
+            let state = std::mem::take(&mut self.state);
+            match conversation::evolve_stored(state, &record.event) {
+                Ok(next) => self.state = next,
+                // `decide` folded these very events; failing here means a bug, not bad input.
+                Err(rejection) => {
+                    let error = StoreError::Corrupted {
+                        location: format!("stream {} seq {}", self.stream, record.seq),
+                        detail: format!("an accepted event did not fold: {rejection}"),
+                    };
+                    return Err(self.fail(error, ctx));
+                }
+            }
+            self.version = record.seq;
+        }
+        self.notify_watchers(&records);
+        self.notify_agents(before, &records, ctx);
+        Ok(Receipt {
+            events: records,
+            status: self.state.status(),
+        })
+    }
+
+    fn notify_watchers(&mut self, records: &[Arc<RecordedEvent>]) {
+        self.watchers.retain(|watcher| {
+            for record in records {
+                if let Err(error) = watcher.sender.try_send(Arc::clone(record)) {
+                    if matches!(error, mpsc::error::TrySendError::Full(_)) {
+                        watcher.lagged.store(true, Ordering::Release);
+                    }
+                    return false;
+                }
+            }
+            true
+        });
+    }
+
+    /// Keeps the AI agent's subscription in step with the assignment: subscribe at a handoff,
+    /// unsubscribe at a reclaim, escalation or close, and deliver events in between.
+    fn notify_agents(
+        &mut self,
+        before: Option<Assignment>,
+        records: &[Arc<RecordedEvent>],
+        ctx: &mut Context<Self>,
+    ) {
+        let after = self.state.assignment();
+        if before == after {
+            if let Some(current) = &after {
+                if let Some(agent) = self.shared.agent(&current.agent_id) {
+                    for record in records {
+                        agent.do_send(Delivered {
+                            conversation_id: self.id,
+                            epoch: current.epoch,
+                            record: Arc::clone(record),
+                        });
+                    }
+                }
+            }
+            return;
+        }
+        if let Some(ended) = before {
+            if let Some(held) = lock(&self.shared.assignments).get_mut(&ended.agent_id) {
+                held.remove(&self.id);
+            }
+            if let Some(agent) = self.shared.agent(&ended.agent_id) {
+                agent.do_send(Unassigned {
+                    conversation_id: self.id,
+                    epoch: ended.epoch,
+                });
+            }
+        }
+        if let Some(started) = after {
+            let handoff_seq = records
+                .iter()
+                .rev()
+                .find(|r| {
+                    matches!(
+                        r.event,
+                        Event::Conversation(ConversationEvent::HandedOffToAi { .. })
+                    )
+                })
+                .map_or(self.version, |r| r.seq);
+            lock(&self.shared.assignments)
+                .entry(started.agent_id.clone())
+                .or_default()
+                .insert(self.id, (started.epoch, handoff_seq));
+            if let Some(agent) = self.shared.agent(&started.agent_id) {
+                agent.do_send(Assigned {
+                    conversation_id: self.id,
+                    assignment: started.clone(),
+                    handoff_seq,
+                });
+            }
+            // The roster actor deactivates first and then escalates what the assignment map
+            // holds; we record the assignment first and then read the roster. Whichever runs
+            // second sees the other's write, so a handoff racing a deactivation is escalated.
+            let still_active = self
+                .shared
+                .roster()
+                .get(&started.agent_id)
+                .is_some_and(|agent| agent.active);
+            if !still_active {
+                ctx.notify(Execute {
+                    command: Arc::new(ConversationCommand::Escalate {
+                        by: started,
+                        reason: Reason::new("the AI agent was deactivated")
+                            .expect("a constant reason is valid"),
+                        cause: EscalationCause::AgentDeactivated,
+                    }),
+                });
+            }
+        }
+    }
+}
+
+impl Actor for ConversationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(256);
+        let store = Arc::clone(&self.shared.store);
+        let stream = self.stream.clone();
+        // `wait` holds every message until the state is rebuilt.
+        ctx.wait(
+            async move {
+                let records = store.read_stream(&stream, SeqRange::ALL).await?;
+                let state = fold_stream(&stream, &records)?;
+                Ok::<_, StoreError>((state, records.last().map_or(0, |r| r.seq)))
+            }
+            .into_actor(self)
+            .map(|result, act, _ctx| match result {
+                Ok((state, version)) => {
+                    debug!(conversation_id = %act.id, version, "conversation rebuilt from its stream");
+                    act.state = state;
+                    act.version = version;
+                }
+                Err(error) => {
+                    error!(conversation_id = %act.id, %error, "cannot rebuild conversation");
+                    act.failure = Some(error);
+                }
+            }),
+        );
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.shared.forget_conversation(self.id, &ctx.address());
+    }
+}
+
+impl Handler<Execute> for ConversationActor {
+    type Result = Reply<Self, Result<Receipt, Error>>;
+
+    fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) -> Self::Result {
+        let ready = Reply::Now;
+        if let Some(failure) = &self.failure {
+            let error = Error::Store(copy_error(failure));
+            ctx.stop();
+            return ready(Err(error));
+        }
+        let command = &*msg.command;
+        let agent_id = match command {
+            ConversationCommand::HandOffToAi { agent_id, .. } => Some(agent_id.clone()),
+            ConversationCommand::RecordAiAction { by, .. }
+            | ConversationCommand::Escalate { by, .. }
+            | ConversationCommand::PostMessage {
+                by: Participant::Ai(by),
+                ..
+            }
+            | ConversationCommand::Close {
+                by: Participant::Ai(by),
+                ..
+            } => Some(by.agent_id.clone()),
+            _ => self.state.assignment().map(|a| a.agent_id),
+        };
+        let span = tracing::info_span!(
+            "conversation_command",
+            conversation_id = %self.id,
+            command = command.name(),
+            agent_id = agent_id.as_ref().map_or("", |a| a.as_str()),
+        );
+        let decided = {
+            let roster = self.shared.roster();
+            let decide_ctx = Ctx {
+                roster: &roster,
+                policy: &*self.shared.policy,
+            };
+            conversation::decide(&self.state, command, &decide_ctx)
+        };
+        let events = match decided {
+            Ok(events) => events,
+            Err(Rejection::NotOpened) => {
+                // Nothing to keep in memory for a conversation that does not exist.
+                ctx.stop();
+                return ready(Err(Error::UnknownConversation(self.id)));
+            }
+            Err(rejection) => {
+                span.in_scope(|| debug!(%rejection, "command rejected"));
+                return ready(Err(Error::Rejected(rejection)));
+            }
+        };
+        let events: Vec<Event> = events.into_iter().map(Event::Conversation).collect();
+        let expected = match self.version {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v),
+        };
+        let store = Arc::clone(&self.shared.store);
+        let stream = self.stream.clone();
+        let append = async move { store.append(&stream, expected, &events).await }
+            .instrument(span.clone());
+        Reply::Atomic(AtomicResponse::new(Box::pin(append.into_actor(self).map(
+            move |result, act, ctx| {
+                let _entered = span.enter();
+                match result {
+                    Ok(Ok(records)) => {
+                        debug!(events = records.len(), "command recorded");
+                        act.commit(records, ctx)
+                    }
+                    Ok(Err(conflict)) => {
+                        warn!(%conflict, "another writer appended to this conversation");
+                        act.fail(
+                            StoreError::Engine(format!("concurrent append: {conflict}")),
+                            ctx,
+                        );
+                        Err(Error::Concurrency)
+                    }
+                    Err(error) => Err(act.fail(error, ctx)),
+                }
+            },
+        ))))
+    }
+}
+
+impl Handler<GetView> for ConversationActor {
+    type Result = Result<ConversationView, Error>;
+
+    fn handle(&mut self, _: GetView, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(failure) = &self.failure {
+            let error = Error::Store(copy_error(failure));
+            ctx.stop();
+            return Err(error);
+        }
+        if self.state == Conversation::NotOpened {
+            ctx.stop();
+            return Err(Error::UnknownConversation(self.id));
+        }
+        Ok(ConversationView {
+            id: self.id,
+            state: self.state.clone(),
+            version: self.version,
+        })
+    }
+}
+
+impl Handler<AddWatcher> for ConversationActor {
+    type Result = Result<u64, Error>;
+
+    fn handle(&mut self, msg: AddWatcher, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(failure) = &self.failure {
+            let error = Error::Store(copy_error(failure));
+            ctx.stop();
+            return Err(error);
+        }
+        if self.state == Conversation::NotOpened {
+            ctx.stop();
+            return Err(Error::UnknownConversation(self.id));
+        }
+        // The watcher reads the log up to this version itself; everything after reaches it
+        // through the channel. The actor handles one message at a time, so no event falls
+        // between the two and none is in both.
+        self.watchers.push(Watcher {
+            sender: msg.sender,
+            lagged: msg.lagged,
+        });
+        Ok(self.version)
+    }
+}

@@ -1,0 +1,69 @@
+//! The facade's one error type.
+
+use handover_core::{AiAgentId, ConversationId, InvalidInput, Rejection};
+use handover_store::StoreError;
+
+/// Why a call on [`crate::Handover`] failed.
+///
+/// The caller's fault (reject the request, show the message): [`Error::Rejected`],
+/// [`Error::InvalidInput`], [`Error::UnknownConversation`], [`Error::AiAgentNotRunning`].
+/// The system's (retry, or alert an operator): [`Error::Store`], [`Error::Concurrency`],
+/// [`Error::Stopped`], [`Error::WatchLagged`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The rules refused the command; nothing was recorded.
+    #[error("{0}")]
+    Rejected(#[from] Rejection),
+    /// A value given was malformed (empty, too long, control characters); nothing was recorded.
+    #[error("invalid input: {0}")]
+    InvalidInput(#[from] InvalidInput),
+    /// No conversation with this id was ever opened.
+    #[error("conversation {0} does not exist")]
+    UnknownConversation(ConversationId),
+    /// The AI agent is registered and active, but no implementation of it runs in this
+    /// process ([`crate::Handover::attach_ai_agent`]), so nobody would answer the customer.
+    #[error("AI agent {0} is not running in this process; attach its implementation before handing conversations to it")]
+    AiAgentNotRunning(AiAgentId),
+    /// The event store failed. For a write, the outcome is unknown: the conversation is rebuilt
+    /// from the log before its next command.
+    #[error("event store: {0}")]
+    Store(#[from] StoreError),
+    /// Another writer appended to the same stream (another process on a copy of the log, or a
+    /// bug); the state was reloaded and the command can be retried.
+    #[error("conversation changed underneath this command; retry it")]
+    Concurrency,
+    /// The runtime has shut down.
+    #[error("the Handover runtime has stopped")]
+    Stopped,
+    /// A watcher fell too far behind the live events and was dropped; watch again.
+    #[error("the watcher fell behind and was dropped; watch again to resume from the log")]
+    WatchLagged,
+}
+
+impl Error {
+    /// Whether the caller's input is at fault (as opposed to the system).
+    pub fn is_caller_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Rejected(_)
+                | Error::InvalidInput(_)
+                | Error::UnknownConversation(_)
+                | Error::AiAgentNotRunning(_)
+        )
+    }
+
+    /// The rules' rejection, if that is what this is.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            Error::Rejected(rejection) => Some(rejection),
+            _ => None,
+        }
+    }
+}
+
+impl From<actix::MailboxError> for Error {
+    fn from(_: actix::MailboxError) -> Self {
+        Error::Stopped
+    }
+}

@@ -1,0 +1,128 @@
+//! The roster actor: the single writer of every AI agent's registration stream, and the owner
+//! of the roster that handoffs consult. Deactivating an agent escalates every conversation it
+//! holds before the call returns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use handover_core::{
+    agent, AiAgentCommand, AiAgentEvent, AiAgentId, Assignment, ConversationCommand,
+    EscalationCause, Event, Reason, Roster, StreamId,
+};
+use handover_store::{ExpectedVersion, RecordedEvent};
+use tracing::{debug, info, Instrument};
+
+use crate::reply::Reply;
+use crate::shared::{lock, Shared};
+use crate::Error;
+
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Arc<RecordedEvent>>, Error>")]
+pub(crate) struct ExecuteAgentCommand {
+    pub(crate) agent_id: AiAgentId,
+    pub(crate) command: AiAgentCommand,
+}
+
+pub(crate) struct RosterActor {
+    shared: Arc<Shared>,
+    roster: Roster,
+    versions: HashMap<AiAgentId, u64>,
+}
+
+impl RosterActor {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        roster: Roster,
+        versions: HashMap<AiAgentId, u64>,
+    ) -> RosterActor {
+        RosterActor {
+            shared,
+            roster,
+            versions,
+        }
+    }
+}
+
+impl Actor for RosterActor {
+    type Context = Context<Self>;
+}
+
+/// Escalates every conversation `agent_id` holds and waits until each is settled.
+async fn escalate_all(shared: Arc<Shared>, agent_id: AiAgentId) {
+    let held: Vec<_> = lock(&shared.assignments)
+        .get(&agent_id)
+        .map(|held| held.iter().map(|(id, (epoch, _))| (*id, *epoch)).collect())
+        .unwrap_or_default();
+    let mut pending = Vec::with_capacity(held.len());
+    for (conversation_id, epoch) in held {
+        let shared = Arc::clone(&shared);
+        let command = Arc::new(ConversationCommand::Escalate {
+            by: Assignment {
+                agent_id: agent_id.clone(),
+                epoch,
+            },
+            reason: Reason::new("the AI agent was deactivated").expect("a constant reason is valid"),
+            cause: EscalationCause::AgentDeactivated,
+        });
+        pending.push(actix::spawn(async move {
+            // A rejection means the assignment already ended: nothing to do.
+            if let Err(error) = shared.execute(conversation_id, command).await {
+                debug!(%conversation_id, %error, "no escalation needed");
+            }
+        }));
+    }
+    for task in pending {
+        let _ = task.await;
+    }
+}
+
+impl Handler<ExecuteAgentCommand> for RosterActor {
+    type Result = Reply<Self, Result<Vec<Arc<RecordedEvent>>, Error>>;
+
+    fn handle(&mut self, msg: ExecuteAgentCommand, _: &mut Context<Self>) -> Self::Result {
+        let span = tracing::info_span!("ai_agent_command", agent_id = %msg.agent_id);
+        let events = match agent::decide(&msg.agent_id, self.roster.get(&msg.agent_id), &msg.command)
+        {
+            Ok(events) => events,
+            Err(rejection) => return Reply::Now(Err(rejection.into())),
+        };
+        let deactivated = events
+            .iter()
+            .any(|e| matches!(e, AiAgentEvent::Deactivated { .. }));
+        let events: Vec<Event> = events.into_iter().map(Event::AiAgent).collect();
+        let expected = match self.versions.get(&msg.agent_id) {
+            None | Some(0) => ExpectedVersion::NoStream,
+            Some(&v) => ExpectedVersion::Exact(v),
+        };
+        let store = Arc::clone(&self.shared.store);
+        let stream = StreamId::AiAgent(msg.agent_id.clone());
+        let agent_id = msg.agent_id;
+        let append = async move { store.append(&stream, expected, &events).await }
+            .instrument(span.clone());
+        Reply::Atomic(AtomicResponse::new(Box::pin(
+            append
+                .into_actor(self)
+                .map(move |result, act, _| {
+                    let records = result?.map_err(|_| Error::Concurrency)?;
+                    for record in &records {
+                        act.roster.evolve_stored(&record.event)?;
+                        act.versions.insert(agent_id.clone(), record.seq);
+                    }
+                    act.shared.replace_roster(act.roster.clone());
+                    span.in_scope(|| info!(deactivated, "AI agent registration changed"));
+                    Ok((records, deactivated.then(|| (Arc::clone(&act.shared), agent_id))))
+                })
+                .then(|result: Result<_, Error>, _act, _ctx| {
+                    async move {
+                        let (records, sweep) = result?;
+                        if let Some((shared, agent_id)) = sweep {
+                            escalate_all(shared, agent_id).await;
+                        }
+                        Ok(records)
+                    }
+                    .into_actor(_act)
+                }),
+        )))
+    }
+}

@@ -1,0 +1,156 @@
+//! What every actor of one runtime shares: the store, the roster, the policy, and the maps that
+//! route a message to the actor owning a conversation or running an AI agent.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
+
+use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
+use handover_core::{AiAgentId, ConversationCommand, ConversationId, Epoch, Policy, Roster};
+use handover_store::EventStore;
+
+use crate::agent_actor::AiAgentActor;
+use crate::conversation_actor::{ConversationActor, Execute, Receipt};
+use crate::roster_actor::RosterActor;
+use crate::Error;
+
+/// Locks a mutex, recovering it if a panicking thread poisoned it: every map behind these
+/// locks is updated in single statements, so it is never left half-changed.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// For each AI agent, the conversations it holds: the epoch and the seq of the handoff.
+pub(crate) type Assignments = HashMap<AiAgentId, HashMap<ConversationId, (Epoch, u64)>>;
+
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) policy: Arc<dyn Policy>,
+    /// The roster `decide` consults; the roster actor is its only writer.
+    roster: RwLock<Roster>,
+    conversations: Mutex<HashMap<ConversationId, Addr<ConversationActor>>>,
+    /// AI agents whose implementation runs in this process.
+    pub(crate) agents: Mutex<HashMap<AiAgentId, Addr<AiAgentActor>>>,
+    /// Which conversations each AI agent holds: the epoch and the seq of the handoff. Written by conversation
+    /// actors after a durable handoff or end of assignment; read by deactivation and attach.
+    pub(crate) assignments: Mutex<Assignments>,
+    workers: Vec<ArbiterHandle>,
+    next_worker: AtomicUsize,
+    pub(crate) roster_actor: OnceLock<Addr<RosterActor>>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        store: Arc<dyn EventStore>,
+        policy: Arc<dyn Policy>,
+        roster: Roster,
+        assignments: Assignments,
+        workers: Vec<ArbiterHandle>,
+    ) -> Shared {
+        Shared {
+            store,
+            policy,
+            roster: RwLock::new(roster),
+            conversations: Mutex::new(HashMap::new()),
+            agents: Mutex::new(HashMap::new()),
+            assignments: Mutex::new(assignments),
+            workers,
+            next_worker: AtomicUsize::new(0),
+            roster_actor: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn roster(&self) -> RwLockReadGuard<'_, Roster> {
+        self.roster
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn replace_roster(&self, roster: Roster) {
+        *self
+            .roster
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = roster;
+    }
+
+    /// The worker thread for the next actor, round robin.
+    pub(crate) fn next_worker(&self) -> &ArbiterHandle {
+        let i = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        &self.workers[i]
+    }
+
+    /// The actor owning `id`, started (and rebuilt from its stream) if none runs.
+    pub(crate) fn conversation(self: &Arc<Self>, id: ConversationId) -> Addr<ConversationActor> {
+        let mut conversations = lock(&self.conversations);
+        if let Some(addr) = conversations.get(&id) {
+            if addr.connected() {
+                return addr.clone();
+            }
+        }
+        let shared = Arc::clone(self);
+        let addr = ConversationActor::start_in_arbiter(self.next_worker(), move |_| {
+            ConversationActor::new(id, shared)
+        });
+        conversations.insert(id, addr.clone());
+        addr
+    }
+
+    /// Forgets a stopped conversation actor, unless a newer one already took its place.
+    pub(crate) fn forget_conversation(&self, id: ConversationId, addr: &Addr<ConversationActor>) {
+        let mut conversations = lock(&self.conversations);
+        if conversations.get(&id) == Some(addr) {
+            conversations.remove(&id);
+        }
+    }
+
+    /// How many conversation actors are running.
+    pub(crate) fn live_conversations(&self) -> usize {
+        lock(&self.conversations).len()
+    }
+
+    /// Sends a message to the conversation's actor and waits for its reply.
+    ///
+    /// An actor may stop between the lookup and the send (it found its stream missing, or a
+    /// store failure made it drop its state). Its address is then forgotten and the message
+    /// goes to a successor rebuilt from the log.
+    pub(crate) async fn ask<M>(
+        self: &Arc<Self>,
+        id: ConversationId,
+        message: impl Fn() -> M,
+    ) -> Result<M::Result, Error>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ConversationActor: Handler<M>,
+    {
+        const ATTEMPTS_MAX: usize = 3;
+        let mut attempt = 1;
+        loop {
+            let addr = self.conversation(id);
+            match addr.send(message()).await {
+                Ok(reply) => return Ok(reply),
+                Err(MailboxError::Closed) if attempt < ATTEMPTS_MAX => {
+                    self.forget_conversation(id, &addr);
+                    attempt += 1;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Sends a command to the conversation's actor and waits for its durable outcome.
+    pub(crate) async fn execute(
+        self: &Arc<Self>,
+        id: ConversationId,
+        command: Arc<ConversationCommand>,
+    ) -> Result<Receipt, Error> {
+        self.ask(id, || Execute {
+            command: Arc::clone(&command),
+        })
+        .await?
+    }
+
+    pub(crate) fn agent(&self, id: &AiAgentId) -> Option<Addr<AiAgentActor>> {
+        lock(&self.agents).get(id).cloned()
+    }
+}
