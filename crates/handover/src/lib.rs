@@ -85,3 +85,8 @@ pub use handover_core::{
 };
 pub use handover_store::{Durability, RecordedAt, RecordedEvent, StoreError};
 pub use watch::Watch;
+
+/// The README's example, compiled and run as a doctest so the README stays true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
