@@ -75,7 +75,11 @@ pub trait AiAgentBehavior: Send + Sync + 'static {
     /// Every event of the conversation after the handoff, including the agent's own. The
     /// default passes customer messages to
     /// [`on_customer_message`](AiAgentBehavior::on_customer_message) and ignores the rest.
-    async fn on_event(&self, session: &AiSession, record: &RecordedEvent) -> Result<(), AgentError> {
+    async fn on_event(
+        &self,
+        session: &AiSession,
+        record: &RecordedEvent,
+    ) -> Result<(), AgentError> {
         match &record.event {
             Event::Conversation(ConversationEvent::MessagePosted {
                 author: handover_core::Author::Customer(_),

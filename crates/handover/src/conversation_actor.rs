@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use handover_core::{
-    conversation, Assignment, Conversation, ConversationCommand, ConversationEvent,
-    ConversationId, Ctx, EscalationCause, Event, Participant, Reason, Rejection, Status, StreamId,
+    conversation, Assignment, Conversation, ConversationCommand, ConversationEvent, ConversationId,
+    Ctx, EscalationCause, Event, Participant, Reason, Rejection, Status, StreamId,
 };
 use handover_store::{ExpectedVersion, RecordedEvent, SeqRange, StoreError};
 use tokio::sync::mpsc;
@@ -105,14 +105,16 @@ pub(crate) fn fold_stream(
     stream: &StreamId,
     records: &[RecordedEvent],
 ) -> Result<Conversation, StoreError> {
-    records.iter().try_fold(Conversation::NotOpened, |state, record| {
-        conversation::evolve_stored(state, &record.event).map_err(|rejection| {
-            StoreError::Corrupted {
-                location: format!("stream {stream} seq {}", record.seq),
-                detail: format!("event breaks the rules on replay: {rejection}"),
-            }
+    records
+        .iter()
+        .try_fold(Conversation::NotOpened, |state, record| {
+            conversation::evolve_stored(state, &record.event).map_err(|rejection| {
+                StoreError::Corrupted {
+                    location: format!("stream {stream} seq {}", record.seq),
+                    detail: format!("event breaks the rules on replay: {rejection}"),
+                }
+            })
         })
-    })
 }
 
 impl ConversationActor {
@@ -137,7 +139,11 @@ impl ConversationActor {
     }
 
     /// Applies durable records to the state and tells whoever needs to know.
-    fn commit(&mut self, records: Vec<Arc<RecordedEvent>>, ctx: &mut Context<Self>) -> Result<Receipt, Error> {
+    fn commit(
+        &mut self,
+        records: Vec<Arc<RecordedEvent>>,
+        ctx: &mut Context<Self>,
+    ) -> Result<Receipt, Error> {
         let before = self.state.assignment();
         for record in &records {
             let state = std::mem::take(&mut self.state);
@@ -346,8 +352,8 @@ impl Handler<Execute> for ConversationActor {
         };
         let store = Arc::clone(&self.shared.store);
         let stream = self.stream.clone();
-        let append = async move { store.append(&stream, expected, &events).await }
-            .instrument(span.clone());
+        let append =
+            async move { store.append(&stream, expected, &events).await }.instrument(span.clone());
         Reply::Atomic(AtomicResponse::new(Box::pin(append.into_actor(self).map(
             move |result, act, ctx| {
                 let _entered = span.enter();

@@ -233,7 +233,8 @@ impl Handover {
     /// Makes an AI agent unselectable, and escalates every conversation it holds to humans
     /// before returning.
     pub async fn deactivate_ai_agent(&self, agent_id: &AiAgentId) -> Result<(), Error> {
-        self.agent_command(agent_id, AiAgentCommand::Deactivate).await
+        self.agent_command(agent_id, AiAgentCommand::Deactivate)
+            .await
     }
 
     /// Runs `behavior` as the AI agent `agent_id` in this process: from now on it receives the
@@ -410,7 +411,10 @@ impl Handover {
     }
 
     /// The conversation's current state.
-    pub async fn conversation(&self, conversation_id: ConversationId) -> Result<ConversationView, Error> {
+    pub async fn conversation(
+        &self,
+        conversation_id: ConversationId,
+    ) -> Result<ConversationView, Error> {
         self.shared().ask(conversation_id, || GetView).await?
     }
 
@@ -420,7 +424,11 @@ impl Handover {
         conversation_id: ConversationId,
     ) -> Result<Vec<handover_store::RecordedEvent>, Error> {
         let stream = StreamId::Conversation(conversation_id);
-        let records = self.shared().store.read_stream(&stream, SeqRange::ALL).await?;
+        let records = self
+            .shared()
+            .store
+            .read_stream(&stream, SeqRange::ALL)
+            .await?;
         if records.is_empty() {
             return Err(Error::UnknownConversation(conversation_id));
         }

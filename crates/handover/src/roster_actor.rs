@@ -62,7 +62,8 @@ async fn escalate_all(shared: Arc<Shared>, agent_id: AiAgentId) {
                 agent_id: agent_id.clone(),
                 epoch,
             },
-            reason: Reason::new("the AI agent was deactivated").expect("a constant reason is valid"),
+            reason: Reason::new("the AI agent was deactivated")
+                .expect("a constant reason is valid"),
             cause: EscalationCause::AgentDeactivated,
         });
         pending.push(actix::spawn(async move {
@@ -82,11 +83,11 @@ impl Handler<ExecuteAgentCommand> for RosterActor {
 
     fn handle(&mut self, msg: ExecuteAgentCommand, _: &mut Context<Self>) -> Self::Result {
         let span = tracing::info_span!("ai_agent_command", agent_id = %msg.agent_id);
-        let events = match agent::decide(&msg.agent_id, self.roster.get(&msg.agent_id), &msg.command)
-        {
-            Ok(events) => events,
-            Err(rejection) => return Reply::Now(Err(rejection.into())),
-        };
+        let events =
+            match agent::decide(&msg.agent_id, self.roster.get(&msg.agent_id), &msg.command) {
+                Ok(events) => events,
+                Err(rejection) => return Reply::Now(Err(rejection.into())),
+            };
         let deactivated = events
             .iter()
             .any(|e| matches!(e, AiAgentEvent::Deactivated { .. }));
@@ -98,8 +99,8 @@ impl Handler<ExecuteAgentCommand> for RosterActor {
         let store = Arc::clone(&self.shared.store);
         let stream = StreamId::AiAgent(msg.agent_id.clone());
         let agent_id = msg.agent_id;
-        let append = async move { store.append(&stream, expected, &events).await }
-            .instrument(span.clone());
+        let append =
+            async move { store.append(&stream, expected, &events).await }.instrument(span.clone());
         Reply::Atomic(AtomicResponse::new(Box::pin(
             append
                 .into_actor(self)
@@ -111,7 +112,10 @@ impl Handler<ExecuteAgentCommand> for RosterActor {
                     }
                     act.shared.replace_roster(act.roster.clone());
                     span.in_scope(|| info!(deactivated, "AI agent registration changed"));
-                    Ok((records, deactivated.then(|| (Arc::clone(&act.shared), agent_id))))
+                    Ok((
+                        records,
+                        deactivated.then(|| (Arc::clone(&act.shared), agent_id)),
+                    ))
                 })
                 .then(|result: Result<_, Error>, _act, _ctx| {
                     async move {

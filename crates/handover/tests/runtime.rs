@@ -50,7 +50,13 @@ impl AiAgentBehavior for Gated {
         _: &MessageText,
     ) -> Result<(), AgentError> {
         let _ = self.started.send(()).await;
-        let report = self.gates.lock().await.recv().await.expect("test ends first");
+        let report = self
+            .gates
+            .lock()
+            .await
+            .recv()
+            .await
+            .expect("test ends first");
         let outcome = session.reply("a late answer").await;
         let _ = report.send(outcome.map(drop).map_err(|e| e.to_string()));
         Ok(())
@@ -76,7 +82,9 @@ struct Fixture {
 async fn start() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
-    let handover = Handover::start(Config::new(&path).workers(2)).await.unwrap();
+    let handover = Handover::start(Config::new(&path).workers(2))
+        .await
+        .unwrap();
     Fixture {
         _dir: dir,
         path,
@@ -147,7 +155,12 @@ async fn handed_off_ai_answers_on_its_own_and_records_its_skills() {
         .unwrap();
     let receipt = f
         .handover
-        .hand_off_to_ai(c, id("ana"), bot.clone(), Some(Reason::new("pricing").unwrap()))
+        .hand_off_to_ai(
+            c,
+            id("ana"),
+            bot.clone(),
+            Some(Reason::new("pricing").unwrap()),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -271,7 +284,10 @@ async fn a_reply_racing_a_reclaim_is_never_recorded() {
         .unwrap_err();
     assert!(matches!(
         stale.rejection(),
-        Some(Rejection::AssignmentEnded { epoch: Epoch(1), .. })
+        Some(Rejection::AssignmentEnded {
+            epoch: Epoch(1),
+            ..
+        })
     ));
     let history = f.handover.history(c).await.unwrap();
     assert!(!history.iter().any(|r| matches!(
@@ -314,7 +330,11 @@ async fn restart_rebuilds_exactly_the_state_before() {
     let mut before = Vec::new();
     for c in &ids {
         let view = f.handover.conversation(*c).await.unwrap();
-        before.push((view.state, view.version, f.handover.history(*c).await.unwrap()));
+        before.push((
+            view.state,
+            view.version,
+            f.handover.history(*c).await.unwrap(),
+        ));
     }
     let agents_before = f.handover.ai_agents();
     f.handover.shutdown().await;
@@ -428,12 +448,22 @@ async fn deactivating_an_agent_escalates_every_conversation_it_holds() {
                 ..
             })
         ));
-        assert_eq!(f.handover.conversation(c).await.unwrap().status(), Status::HumanHandled);
+        assert_eq!(
+            f.handover.conversation(c).await.unwrap().status(),
+            Status::HumanHandled
+        );
     }
     assert_eq!(f.handover.history(untouched).await.unwrap().len(), 1);
     assert!(f.handover.active_ai_agents(None).is_empty());
-    let inactive = f.handover.hand_off_to_ai(untouched, id("ana"), bot, None).await.unwrap_err();
-    assert!(matches!(inactive.rejection(), Some(Rejection::AiAgentInactive { .. })));
+    let inactive = f
+        .handover
+        .hand_off_to_ai(untouched, id("ana"), bot, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        inactive.rejection(),
+        Some(Rejection::AiAgentInactive { .. })
+    ));
     f.handover.shutdown().await;
 }
 
@@ -462,7 +492,10 @@ async fn handoffs_to_unknown_inactive_or_absent_agents_record_nothing() {
         .hand_off_to_ai(c, id("ana"), idle.clone(), None)
         .await
         .unwrap_err();
-    assert!(matches!(inactive.rejection(), Some(Rejection::AiAgentInactive { .. })));
+    assert!(matches!(
+        inactive.rejection(),
+        Some(Rejection::AiAgentInactive { .. })
+    ));
 
     f.handover.activate_ai_agent(&idle).await.unwrap();
     let absent = f
@@ -491,9 +524,18 @@ async fn handing_to_a_more_specialised_agent_moves_the_subscription() {
     )
     .await;
     let c = open(&f.handover).await;
-    f.handover.hand_off_to_ai(c, id("ana"), first.clone(), None).await.unwrap();
-    let receipt = f.handover.hand_off_to_ai(c, id("ana"), second.clone(), None).await.unwrap();
-    assert!(matches!(receipt.status, Status::AiActive { ref agent_id, epoch: Epoch(2), .. } if *agent_id == second));
+    f.handover
+        .hand_off_to_ai(c, id("ana"), first.clone(), None)
+        .await
+        .unwrap();
+    let receipt = f
+        .handover
+        .hand_off_to_ai(c, id("ana"), second.clone(), None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(receipt.status, Status::AiActive { ref agent_id, epoch: Epoch(2), .. } if *agent_id == second)
+    );
     f.handover
         .post_customer_message(c, id("cust-1"), text("price?"))
         .await
@@ -506,7 +548,10 @@ async fn handing_to_a_more_specialised_agent_moves_the_subscription() {
     let ai_authors: Vec<_> = history
         .iter()
         .filter_map(|r| match &r.event {
-            Event::Conversation(ConversationEvent::MessagePosted { author: Author::Ai(a), .. }) => Some(a.clone()),
+            Event::Conversation(ConversationEvent::MessagePosted {
+                author: Author::Ai(a),
+                ..
+            }) => Some(a.clone()),
             _ => None,
         })
         .collect();
@@ -520,16 +565,25 @@ async fn an_agent_that_fails_hands_the_customer_back_to_humans() {
     let bot = agent(&f.handover, "broken", Arc::new(Broken)).await;
     let c = open(&f.handover).await;
     let mut watch = f.handover.watch(c).await.unwrap();
-    f.handover.hand_off_to_ai(c, id("ana"), bot, None).await.unwrap();
+    f.handover
+        .hand_off_to_ai(c, id("ana"), bot, None)
+        .await
+        .unwrap();
     f.handover
         .post_customer_message(c, id("cust-1"), text("hello?"))
         .await
         .unwrap();
-    let seen = watch_until(&mut watch, |e| matches!(e, ConversationEvent::EscalatedToHuman { .. })).await;
+    let seen = watch_until(&mut watch, |e| {
+        matches!(e, ConversationEvent::EscalatedToHuman { .. })
+    })
+    .await;
     match &seen.last().unwrap().event {
         Event::Conversation(ConversationEvent::EscalatedToHuman { reason, cause, .. }) => {
             assert_eq!(*cause, EscalationCause::AgentRequested);
-            assert_eq!(reason.as_str(), "the AI agent failed: model endpoint unreachable");
+            assert_eq!(
+                reason.as_str(),
+                "the AI agent failed: model endpoint unreachable"
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -541,7 +595,10 @@ async fn after_a_restart_an_attached_agent_resumes_its_conversations() {
     let f = start().await;
     let bot = agent(&f.handover, "faq", Arc::new(Echo)).await;
     let c = open(&f.handover).await;
-    f.handover.hand_off_to_ai(c, id("ana"), bot.clone(), None).await.unwrap();
+    f.handover
+        .hand_off_to_ai(c, id("ana"), bot.clone(), None)
+        .await
+        .unwrap();
     f.handover.shutdown().await;
 
     let handover = Handover::start(Config::new(&f.path)).await.unwrap();
@@ -564,25 +621,48 @@ async fn a_closed_conversation_refuses_everything_and_unknown_ones_are_named() {
     let f = start().await;
     let bot = agent(&f.handover, "faq", Arc::new(Echo)).await;
     let c = open(&f.handover).await;
-    f.handover.hand_off_to_ai(c, id("ana"), bot.clone(), None).await.unwrap();
+    f.handover
+        .hand_off_to_ai(c, id("ana"), bot.clone(), None)
+        .await
+        .unwrap();
     let receipt = f
         .handover
-        .close(c, Participant::Customer(id("cust-1")), Some(Reason::new("resolved").unwrap()))
+        .close(
+            c,
+            Participant::Customer(id("cust-1")),
+            Some(Reason::new("resolved").unwrap()),
+        )
         .await
         .unwrap();
     assert_eq!(receipt.status, Status::Closed);
     for error in [
-        f.handover.post_customer_message(c, id("cust-1"), text("one more thing")).await.unwrap_err(),
+        f.handover
+            .post_customer_message(c, id("cust-1"), text("one more thing"))
+            .await
+            .unwrap_err(),
         f.handover.reclaim(c, id("ana"), None).await.unwrap_err(),
-        f.handover.hand_off_to_ai(c, id("ana"), bot.clone(), None).await.unwrap_err(),
-        f.handover.close(c, Participant::Human(id("ana")), None).await.unwrap_err(),
+        f.handover
+            .hand_off_to_ai(c, id("ana"), bot.clone(), None)
+            .await
+            .unwrap_err(),
+        f.handover
+            .close(c, Participant::Human(id("ana")), None)
+            .await
+            .unwrap_err(),
     ] {
         assert_eq!(error.rejection(), Some(&Rejection::Closed));
     }
     let nowhere: ConversationId = id("0190f1f0-0000-7000-8000-000000000001");
-    let error = f.handover.reclaim(nowhere, id("ana"), None).await.unwrap_err();
+    let error = f
+        .handover
+        .reclaim(nowhere, id("ana"), None)
+        .await
+        .unwrap_err();
     assert!(matches!(error, Error::UnknownConversation(c) if c == nowhere));
-    assert!(matches!(f.handover.watch(nowhere).await, Err(Error::UnknownConversation(_))));
+    assert!(matches!(
+        f.handover.watch(nowhere).await,
+        Err(Error::UnknownConversation(_))
+    ));
     f.handover.shutdown().await;
 }
 
@@ -590,7 +670,10 @@ async fn a_closed_conversation_refuses_everything_and_unknown_ones_are_named() {
 async fn a_second_runtime_on_the_same_directory_is_refused() {
     let f = start().await;
     let error = Handover::start(Config::new(&f.path)).await.unwrap_err();
-    assert!(matches!(error, Error::Store(StoreError::InUse { .. })), "{error}");
+    assert!(
+        matches!(error, Error::Store(StoreError::InUse { .. })),
+        "{error}"
+    );
     assert!(error.to_string().contains("in use by another process"));
     f.handover.shutdown().await;
 }
@@ -629,6 +712,9 @@ async fn the_select_list_shows_active_agents_by_specialty() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(again.rejection(), Some(Rejection::AiAgentAlreadyRegistered { .. })));
+    assert!(matches!(
+        again.rejection(),
+        Some(Rejection::AiAgentAlreadyRegistered { .. })
+    ));
     f.handover.shutdown().await;
 }
