@@ -1,1 +1,82 @@
-//! placeholder
+//! Replay, projections, verification and export of a Handover event log, without starting
+//! actors.
+//!
+//! Everything here reads the log through [`handover_store::SledStore`] and folds it with the
+//! same rules the runtime uses ([`handover_core::conversation::evolve`] and
+//! [`handover_core::Roster::evolve`]), so what the audit reports is what the runtime would
+//! rebuild:
+//!
+//! - [`Replay`] folds the whole log, in global order, into one [`ConversationHistory`] per
+//!   conversation plus the AI-agent [`Roster`](handover_core::Roster); the other parts read it;
+//! - [`export`] writes the log as JSON Lines or CloudEvents (the contract is
+//!   `docs/audit-format.md`);
+//! - [`timeline`] tells one conversation's story for a person;
+//! - [`verify_dir`] checks checksums, order, the global index and every rule, and names the
+//!   first fault;
+//! - [`stats`] sums the log up: handoffs, reclaims, escalations, AI containment, time per state.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), handover_audit::AuditError> {
+//! let dir = std::path::Path::new("./data");
+//! match handover_audit::verify_dir(dir)? {
+//!     handover_audit::VerifyReport::Sound { events, streams } => {
+//!         println!("{events} events in {streams} streams");
+//!     }
+//!     handover_audit::VerifyReport::Faulty(fault) => println!("{fault}"),
+//! }
+//! let store = handover_audit::open_data_dir(dir)?;
+//! println!("{}", handover_audit::stats(&store)?);
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod export;
+mod fault;
+mod replay;
+mod stats;
+mod timefmt;
+mod timeline;
+mod verify;
+
+use std::path::Path;
+
+use handover_store::{SledStore, StoreOptions};
+
+pub use error::AuditError;
+pub use export::{export, ExportFormat, ExportOptions, CLOUDEVENTS_TYPE_PREFIX};
+pub use fault::{Fault, FaultKind, Location};
+pub use replay::{ConversationHistory, Holder, MessageCounts, Period, Replay};
+pub use stats::{stats, EscalationCounts, SkillCounts, StateTimes, Stats};
+pub use timefmt::{format_duration, format_recorded_at};
+pub use timeline::{timeline, Timeline, TimelineEntry};
+pub use verify::{verify_dir, VerifyReport};
+
+/// Checks that `dir` is an existing data directory: it exists and holds a sled database.
+/// Never creates anything.
+pub fn check_data_dir(dir: &Path) -> Result<(), AuditError> {
+    if !dir.is_dir() {
+        return Err(AuditError::DataDirMissing {
+            path: dir.to_path_buf(),
+        });
+    }
+    // sled keeps its log in a file named `db`; a directory without one holds no event log,
+    // and opening it would create an empty database in, say, a mistyped path.
+    if !dir.join("db").is_file() {
+        return Err(AuditError::NotADataDir {
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Opens the event log in an existing data directory for reading.
+///
+/// Fails with [`AuditError::DataDirMissing`] or [`AuditError::NotADataDir`] rather than
+/// creating one, and with [`handover_store::StoreError::InUse`] (inside [`AuditError::Store`]) when another
+/// holder keeps the directory (see [`StoreOptions::in_use_wait`]).
+pub fn open_data_dir(dir: &Path) -> Result<SledStore, AuditError> {
+    check_data_dir(dir)?;
+    Ok(SledStore::open(dir, StoreOptions::default())?)
+}
+

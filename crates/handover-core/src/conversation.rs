@@ -59,6 +59,9 @@ pub struct OpenConversation {
     pub handler: Handler,
     /// How many handoffs so far; the current AI assignment, if any, has this epoch.
     pub epoch: Epoch,
+    /// The AI agent of each handoff so far: epoch `n` was `ai_agents[n - 1]`'s. It tells an
+    /// agent whose assignment ended from one that never had it.
+    pub ai_agents: Vec<AiAgentId>,
     /// Every concern the customer has raised, without duplicates.
     pub concerns: Vec<Concern>,
 }
@@ -148,23 +151,29 @@ impl Conversation {
 
 /// Checks that `assignment` is the conversation's current one.
 fn check_assignment(open: &OpenConversation, assignment: &Assignment) -> Result<(), Rejection> {
-    match &open.handler {
-        Handler::Ai { agent_id, .. }
-            if *agent_id == assignment.agent_id && open.epoch == assignment.epoch =>
-        {
-            Ok(())
+    if let Handler::Ai { agent_id, .. } = &open.handler {
+        if *agent_id == assignment.agent_id && open.epoch == assignment.epoch {
+            return Ok(());
         }
-        // The same agent with another epoch, or an agent no longer in charge: it acted on an
-        // assignment that has ended, e.g. a reply computed before a reclaim.
-        _ if assignment.epoch <= open.epoch && assignment.epoch != Epoch(0) => {
-            Err(Rejection::AssignmentEnded {
-                agent_id: assignment.agent_id.clone(),
-                epoch: assignment.epoch,
-            })
-        }
-        _ => Err(Rejection::NotAssigned {
+    }
+    // An assignment this agent really held, since ended by a reclaim, an escalation, a close or
+    // a new handoff: e.g. a reply computed before a reclaim and sent after it.
+    let held = assignment
+        .epoch
+        .0
+        .checked_sub(1)
+        .and_then(|i| usize::try_from(i).ok())
+        .and_then(|i| open.ai_agents.get(i))
+        .is_some_and(|agent| *agent == assignment.agent_id);
+    if held {
+        Err(Rejection::AssignmentEnded {
             agent_id: assignment.agent_id.clone(),
-        }),
+            epoch: assignment.epoch,
+        })
+    } else {
+        Err(Rejection::NotAssigned {
+            agent_id: assignment.agent_id.clone(),
+        })
     }
 }
 
@@ -227,7 +236,7 @@ pub fn decide(
             agent_id,
             reason,
         } => {
-            let open = state.open()?;
+            state.open()?;
             let agent = ctx
                 .roster
                 .get(agent_id)
@@ -238,9 +247,6 @@ pub fn decide(
                 return Err(Rejection::AiAgentInactive {
                     agent_id: agent_id.clone(),
                 });
-            }
-            if let Some(&concern) = open.concerns.first() {
-                return Err(Rejection::HandoffAgainstPolicy { concern });
             }
             vec![ConversationEvent::HandedOffToAi {
                 agent_id: agent_id.clone(),
@@ -268,11 +274,12 @@ pub fn decide(
             }]
         }
         ConversationCommand::Escalate { by, reason, cause } => {
+            let open = state.open()?;
             if *cause == EscalationCause::CustomerAskedForHuman {
                 // Only the policy, on a customer's message, may claim this cause.
                 return Err(Rejection::EscalationCauseNotAllowed { cause: *cause });
             }
-            check_assignment(state.open()?, by)?;
+            check_assignment(open, by)?;
             vec![ConversationEvent::EscalatedToHuman {
                 agent_id: by.agent_id.clone(),
                 reason: reason.clone(),
@@ -315,6 +322,7 @@ pub fn evolve(state: Conversation, event: &ConversationEvent) -> Result<Conversa
                 human: human.clone(),
                 handler: Handler::Human,
                 epoch: Epoch(0),
+                ai_agents: Vec::new(),
                 concerns: Vec::new(),
             }))
         }
@@ -327,6 +335,10 @@ pub fn evolve(state: Conversation, event: &ConversationEvent) -> Result<Conversa
         ConversationEvent::MessagePosted {
             author, concerns, ..
         } => match author {
+            // Only customers' messages are assessed by the policy.
+            Author::Human(_) | Author::Ai(_) if !concerns.is_empty() => {
+                return Err(Rejection::ConcernsNotFromCustomer)
+            }
             Author::Customer(customer) => {
                 if *customer != open.customer {
                     return Err(Rejection::NotTheCustomer {
@@ -365,7 +377,13 @@ pub fn evolve(state: Conversation, event: &ConversationEvent) -> Result<Conversa
                     });
                 }
             }
+            // The handoff guidance: a customer who complained, negotiated, raised something
+            // sensitive or asked for a human stays with humans.
+            if let Some(&concern) = open.concerns.first() {
+                return Err(Rejection::HandoffAgainstPolicy { concern });
+            }
             open.epoch = Epoch(open.epoch.0 + 1);
+            open.ai_agents.push(agent_id.clone());
             open.handler = Handler::Ai {
                 agent_id: agent_id.clone(),
                 agent_name: agent_name.clone(),
@@ -428,7 +446,7 @@ pub fn fold<'a>(
 ) -> Result<Conversation, Rejection> {
     events
         .into_iter()
-        .try_fold(Conversation::NotOpened, |state, event| evolve(state, event))
+        .try_fold(Conversation::NotOpened, evolve)
 }
 
 /// Applies a stored [`Event`] to a conversation: conversation events fold, any other kind is a

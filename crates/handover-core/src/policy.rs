@@ -1,7 +1,7 @@
 //! The handoff policy: the manual's "when not to hand off to an AI agent", applied by the
 //! library. A [`Policy`] reads each customer message and names the concerns it raises; the
 //! concerns are recorded with the message, so replay never re-runs the policy. The rules that
-//! act on them live in [`crate::conversation::decide`]:
+//! act on them live in [`crate::conversation`]:
 //!
 //! - a conversation whose customer raised any concern is not handed to an AI agent
 //!   ([`crate::Rejection::HandoffAgainstPolicy`]);

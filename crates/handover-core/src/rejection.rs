@@ -73,6 +73,10 @@ pub enum Rejection {
         /// The concern the customer raised.
         concern: Concern,
     },
+    /// A human's or an AI agent's message recorded with policy concerns (only a damaged or
+    /// forged log holds one: the policy assesses customers' messages only).
+    #[error("message carries concerns, but only customers' messages are assessed by the policy")]
+    ConcernsNotFromCustomer,
     /// Escalation with a cause the caller may not claim (only the runtime deactivates agents).
     #[error("escalation cause {} cannot be requested by an AI agent", .cause.as_str())]
     EscalationCauseNotAllowed {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("stream is at version {actual}, not the expected {expected}")]
 pub struct Conflict {
-    /// What the appender expected, as text-friendly `Option` (`None` = no stream).
+    /// The version the appender expected (0 for "no stream yet").
     pub expected: u64,
     /// The stream's version.
     pub actual: u64,

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use handover_core::{AiAgentId, ConversationId, Event, StreamId};
@@ -24,6 +25,7 @@ const GLOBAL_PREFIX: u8 = b'g';
 const CONVERSATION_KIND: u8 = b'c';
 const AI_AGENT_KIND: u8 = b'a';
 const SUBSCRIBERS_CAPACITY: usize = 4096;
+const IN_USE_POLL: Duration = Duration::from_millis(10);
 
 /// What an acknowledged append survives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,6 +47,11 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// How often sled flushes on its own, in milliseconds (the bound on loss in `Buffered`).
     pub flush_every_ms: u64,
+    /// How long `open` keeps trying a directory whose lock is held before it reports
+    /// [`StoreError::InUse`]. sled releases the lock from a background thread a moment after
+    /// the last handle is dropped, so a directory just closed in this process can read as in
+    /// use for a few milliseconds.
+    pub in_use_wait: Duration,
 }
 
 impl Default for StoreOptions {
@@ -53,6 +60,7 @@ impl Default for StoreOptions {
             durability: Durability::Flush,
             cache_bytes: 64 * 1024 * 1024,
             flush_every_ms: 200,
+            in_use_wait: Duration::from_secs(1),
         }
     }
 }
@@ -178,23 +186,29 @@ fn is_lock_error(error: &sled::Error) -> bool {
 impl SledStore {
     /// Opens the log in `path`, creating the directory if needed.
     ///
-    /// Fails with [`StoreError::InUse`] when another process holds the directory.
+    /// Fails with [`StoreError::InUse`] when another process (or another open store in this
+    /// one) holds the directory for longer than [`StoreOptions::in_use_wait`].
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<SledStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&path)?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&path)
             .cache_capacity(options.cache_bytes)
             .flush_every_ms(Some(options.flush_every_ms))
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| {
-                if is_lock_error(&e) {
-                    StoreError::InUse { path: path.clone() }
-                } else {
-                    StoreError::from(e)
+            .mode(sled::Mode::HighThroughput);
+        let deadline = Instant::now() + options.in_use_wait;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_error(&e) => {
+                    if Instant::now() >= deadline {
+                        return Err(StoreError::InUse { path });
+                    }
+                    std::thread::sleep(IN_USE_POLL);
                 }
-            })?;
+                Err(e) => return Err(e.into()),
+            }
+        };
         let log = db.open_tree("log")?;
         let (head, last_recorded_at) = match log.scan_prefix([GLOBAL_PREFIX]).next_back() {
             None => (0, RecordedAt(i64::MIN)),
@@ -343,14 +357,12 @@ impl SledStore {
         }
         let from = event_key(stream, range.from.max(1));
         let to = event_key(stream, range.to);
-        let mut expected_seq = range.from.max(1);
-        for entry in self.inner.log.range(from..=to) {
+        for (expected_seq, entry) in (range.from.max(1)..).zip(self.inner.log.range(from..=to)) {
             let (key, value) = entry?;
             let seq = be_u64(&key[key.len() - 8..]).unwrap_or(0);
             let record = decode(&value, || location(stream, seq))?;
             check_place(&record, stream, seq, expected_seq)?;
             out.push(record);
-            expected_seq += 1;
             if out.len() == range.max {
                 break;
             }
@@ -386,24 +398,48 @@ impl SledStore {
             })
     }
 
-    fn read_ai_agents_sync(&self) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut out: Vec<RecordedEvent> = Vec::new();
-        for entry in self.inner.log.scan_prefix([STREAM_PREFIX, AI_AGENT_KIND]) {
-            let (key, value) = entry?;
-            let (stream, rest) = parse_stream_key(&key[1..]).ok_or_else(|| StoreError::Corrupted {
-                location: "the AI agent streams".to_owned(),
-                detail: "malformed stream key".to_owned(),
-            })?;
-            let seq = be_u64(rest).unwrap_or(0);
-            let expected_seq = match out.last() {
-                Some(last) if last.stream == stream => last.seq + 1,
-                _ => 1,
-            };
-            let record = decode(&value, || location(&stream, seq))?;
-            check_place(&record, &stream, seq, expected_seq)?;
-            out.push(record);
-        }
-        Ok(out)
+    /// Every stream record in key order (stream by stream, seq by seq), read from the stream
+    /// key space without the global index, each checked for its checksum, its place and its
+    /// stream's contiguity from seq 1. Verification compares it with the global order to find
+    /// records the index does not reach. The iterator stops at the first error, after
+    /// yielding it.
+    pub fn scan_streams(&self) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
+        self.scan_stream_space(&[STREAM_PREFIX])
+    }
+
+    /// Checked records of every stream whose key starts with `prefix`.
+    fn scan_stream_space(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
+        let mut previous: Option<(StreamId, u64)> = None;
+        let mut failed = false;
+        self.inner.log.scan_prefix(prefix).map_while(move |entry| {
+            if failed {
+                return None;
+            }
+            let result = entry.map_err(StoreError::from).and_then(|(key, value)| {
+                let (stream, rest) =
+                    parse_stream_key(&key[1..]).ok_or_else(|| StoreError::Corrupted {
+                        location: "the stream key space".to_owned(),
+                        detail: format!("malformed stream key {:?}", &key[..]),
+                    })?;
+                let seq = be_u64(rest).ok_or_else(|| StoreError::Corrupted {
+                    location: format!("stream {stream}"),
+                    detail: "malformed seq in an event key".to_owned(),
+                })?;
+                let expected_seq = match &previous {
+                    Some((last, last_seq)) if *last == stream => last_seq + 1,
+                    _ => 1,
+                };
+                let record = decode(&value, || location(&stream, seq))?;
+                check_place(&record, &stream, seq, expected_seq)?;
+                previous = Some((stream, seq));
+                Ok(record)
+            });
+            failed = result.is_err();
+            Some(result)
+        })
     }
 }
 
@@ -503,7 +539,7 @@ impl EventStore for SledStore {
     }
 
     async fn read_ai_agents(&self) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.read_ai_agents_sync()
+        self.scan_stream_space(&[STREAM_PREFIX, AI_AGENT_KIND]).collect()
     }
 
     fn head(&self) -> u64 {

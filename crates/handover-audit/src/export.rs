@@ -1,0 +1,381 @@
+//! The export: every event of the log as one JSON object per line, as JSON Lines or as
+//! CloudEvents 1.0, in global order.
+//!
+//! The lines are built here from dedicated structs, never by serialising core types: the
+//! export is a stable contract (`docs/audit-format.md`) that must not move when a Rust type
+//! is renamed. Fields are only ever added.
+
+use std::io::{self, Write};
+
+use handover_core::{
+    AiAgentEvent, Author, ConversationEvent, ConversationId, Event, SkillOutcome, StreamId,
+};
+use handover_store::{RecordedEvent, SeqRange, SledStore, StoreError};
+use serde::Serialize;
+
+use crate::error::AuditError;
+use crate::timefmt::format_recorded_at;
+
+/// What a CloudEvents `type` starts with; the event's type name follows, e.g.
+/// `dev.handover.handed_off_to_ai`.
+pub const CLOUDEVENTS_TYPE_PREFIX: &str = "dev.handover.";
+
+/// What a CloudEvents `source` starts with; the percent-encoded stream name follows, e.g.
+/// `/handover/streams/conversation-0190f1f0-0000-7000-8000-000000000001`.
+const CLOUDEVENTS_SOURCE_PREFIX: &str = "/handover/streams/";
+
+/// The shape of each exported line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One JSON object per event: `position`, `stream`, `conversation_id`, `seq`,
+    /// `recorded_at`, `type`, `data`.
+    #[default]
+    JsonLines,
+    /// One CloudEvents 1.0 event per line, in structured mode.
+    CloudEvents,
+}
+
+/// What to export, and how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// The shape of each line.
+    pub format: ExportFormat,
+    /// Only this conversation's events; `None` for the whole log (AI-agent streams included).
+    pub conversation: Option<ConversationId>,
+}
+
+/// Writes the log to `out`, one line per event, in global position order, and returns how
+/// many lines were written.
+///
+/// Each line is written as soon as its record is read, so a damaged record ends the export
+/// with [`AuditError::Store`] after every line before it. A conversation the log does not hold
+/// is [`AuditError::UnknownConversation`]. Write failures are [`AuditError::Write`], with the
+/// operating system's error kind kept (a reader that went away is `BrokenPipe`). `out` is not
+/// flushed: wrap it in a `BufWriter` and flush it when done.
+pub fn export(
+    store: &SledStore,
+    options: &ExportOptions,
+    out: &mut impl Write,
+) -> Result<u64, AuditError> {
+    let mut lines = 0;
+    match options.conversation {
+        // A stream's seq order is its position order, so one conversation is one range scan
+        // of its own stream instead of a walk over the whole log.
+        Some(id) => {
+            let records = store.read_stream_sync(&StreamId::Conversation(id), SeqRange::ALL)?;
+            if records.is_empty() {
+                return Err(AuditError::UnknownConversation(id));
+            }
+            for record in &records {
+                write_line(out, record, options.format)?;
+                lines += 1;
+            }
+        }
+        None => {
+            for record in store.iter_all(1) {
+                write_line(out, &record?, options.format)?;
+                lines += 1;
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// Writes one record as one line.
+fn write_line(
+    out: &mut impl Write,
+    record: &RecordedEvent,
+    format: ExportFormat,
+) -> Result<(), AuditError> {
+    let recorded_at =
+        format_recorded_at(record.recorded_at).ok_or_else(|| StoreError::Corrupted {
+            location: format!("stream {} seq {}", record.stream, record.seq),
+            detail: format!(
+                "recorded_at {} microseconds is outside the years 0000 to 9999",
+                record.recorded_at.as_micros()
+            ),
+        })?;
+    let stream = record.stream.to_string();
+    let conversation_id = record.stream.conversation_id().map(|id| id.to_string());
+    let data = Data::of(&record.event);
+    let written = match format {
+        ExportFormat::JsonLines => serde_json::to_writer(
+            &mut *out,
+            &JsonLine {
+                position: record.position,
+                stream: &stream,
+                conversation_id: conversation_id.as_deref(),
+                seq: record.seq,
+                recorded_at: &recorded_at,
+                event_type: record.event.type_name(),
+                data,
+            },
+        ),
+        ExportFormat::CloudEvents => serde_json::to_writer(
+            &mut *out,
+            &CloudEvent {
+                specversion: "1.0",
+                id: format!("{stream}/{}", record.seq),
+                source: format!("{CLOUDEVENTS_SOURCE_PREFIX}{}", percent_encode(&stream)),
+                event_type: format!("{CLOUDEVENTS_TYPE_PREFIX}{}", record.event.type_name()),
+                time: &recorded_at,
+                subject: conversation_id.as_deref(),
+                datacontenttype: "application/json",
+                data,
+                position: record.position.to_string(),
+                stream: &stream,
+                seq: record.seq.to_string(),
+            },
+        ),
+    };
+    // Keep the I/O error as it is, so the caller can tell a closed pipe from a failure.
+    written.map_err(|error| match error.io_error_kind() {
+        Some(_) => AuditError::Write(io::Error::from(error)),
+        None => AuditError::Json(error),
+    })?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, so an AI agent id with
+/// spaces or slashes still makes one path segment of a valid URI reference.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A JSON Lines line. Field order is the documented order.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    position: u64,
+    stream: &'a str,
+    conversation_id: Option<&'a str>,
+    seq: u64,
+    recorded_at: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'static str,
+    data: Data<'a>,
+}
+
+/// A CloudEvents 1.0 event in structured mode. `position` and `seq` are extension attributes
+/// of type String (decimal digits): the CloudEvents Integer type stops at 2^31 - 1.
+#[derive(Serialize)]
+struct CloudEvent<'a> {
+    specversion: &'static str,
+    id: String,
+    source: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    time: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a str>,
+    datacontenttype: &'static str,
+    data: Data<'a>,
+    position: String,
+    stream: &'a str,
+    seq: String,
+}
+
+/// `{"kind": "customer" | "human" | "ai", "id": ...}`.
+#[derive(Serialize)]
+struct AuthorData<'a> {
+    kind: &'static str,
+    id: &'a str,
+}
+
+impl<'a> AuthorData<'a> {
+    fn of(author: &'a Author) -> AuthorData<'a> {
+        match author {
+            Author::Customer(id) => AuthorData {
+                kind: "customer",
+                id: id.as_str(),
+            },
+            Author::Human(id) => AuthorData {
+                kind: "human",
+                id: id.as_str(),
+            },
+            Author::Ai(id) => AuthorData {
+                kind: "ai",
+                id: id.as_str(),
+            },
+        }
+    }
+}
+
+/// `{"name", "input", "outcome": {"status": "succeeded" | "failed", "detail"}}`.
+#[derive(Serialize)]
+struct SkillData<'a> {
+    name: &'a str,
+    input: &'a str,
+    outcome: OutcomeData<'a>,
+}
+
+#[derive(Serialize)]
+struct OutcomeData<'a> {
+    status: &'static str,
+    detail: &'a str,
+}
+
+/// The `data` object of each event type. Untagged: the line's `type` says which it is.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Data<'a> {
+    AiAgentRegistered {
+        agent_id: &'a str,
+        name: &'a str,
+        specialties: Vec<&'a str>,
+    },
+    AiAgentStatus {
+        agent_id: &'a str,
+    },
+    ConversationOpened {
+        customer_id: &'a str,
+        channel: &'a str,
+        human_id: Option<&'a str>,
+    },
+    MessagePosted {
+        author: AuthorData<'a>,
+        text: &'a str,
+        concerns: Vec<&'static str>,
+    },
+    HandedOffToAi {
+        agent_id: &'a str,
+        agent_name: &'a str,
+        by_human: &'a str,
+        reason: Option<&'a str>,
+    },
+    AiActionRecorded {
+        agent_id: &'a str,
+        skill: SkillData<'a>,
+    },
+    Reclaimed {
+        agent_id: &'a str,
+        by_human: &'a str,
+        reason: Option<&'a str>,
+    },
+    EscalatedToHuman {
+        agent_id: &'a str,
+        reason: &'a str,
+        cause: &'static str,
+    },
+    ConversationClosed {
+        by: AuthorData<'a>,
+        reason: Option<&'a str>,
+    },
+}
+
+impl<'a> Data<'a> {
+    fn of(event: &'a Event) -> Data<'a> {
+        match event {
+            Event::AiAgent(AiAgentEvent::Registered {
+                agent_id,
+                name,
+                specialties,
+            }) => Data::AiAgentRegistered {
+                agent_id: agent_id.as_str(),
+                name: name.as_str(),
+                specialties: specialties.iter().map(|s| s.as_str()).collect(),
+            },
+            Event::AiAgent(
+                AiAgentEvent::Activated { agent_id } | AiAgentEvent::Deactivated { agent_id },
+            ) => Data::AiAgentStatus {
+                agent_id: agent_id.as_str(),
+            },
+            Event::Conversation(event) => Data::of_conversation(event),
+        }
+    }
+
+    fn of_conversation(event: &'a ConversationEvent) -> Data<'a> {
+        match event {
+            ConversationEvent::Opened {
+                customer,
+                channel,
+                human,
+            } => Data::ConversationOpened {
+                customer_id: customer.as_str(),
+                channel: channel.as_str(),
+                human_id: human.as_ref().map(|h| h.as_str()),
+            },
+            ConversationEvent::MessagePosted {
+                author,
+                text,
+                concerns,
+            } => Data::MessagePosted {
+                author: AuthorData::of(author),
+                text: text.as_str(),
+                concerns: concerns.iter().map(|c| c.as_str()).collect(),
+            },
+            ConversationEvent::HandedOffToAi {
+                agent_id,
+                agent_name,
+                by_human,
+                reason,
+            } => Data::HandedOffToAi {
+                agent_id: agent_id.as_str(),
+                agent_name: agent_name.as_str(),
+                by_human: by_human.as_str(),
+                reason: reason.as_ref().map(|r| r.as_str()),
+            },
+            ConversationEvent::AiActionRecorded { agent_id, skill } => {
+                let (status, detail) = match &skill.outcome {
+                    SkillOutcome::Succeeded(detail) => ("succeeded", detail),
+                    SkillOutcome::Failed(detail) => ("failed", detail),
+                };
+                Data::AiActionRecorded {
+                    agent_id: agent_id.as_str(),
+                    skill: SkillData {
+                        name: skill.name.as_str(),
+                        input: skill.input.as_str(),
+                        outcome: OutcomeData {
+                            status,
+                            detail: detail.as_str(),
+                        },
+                    },
+                }
+            }
+            ConversationEvent::Reclaimed {
+                agent_id,
+                by_human,
+                reason,
+            } => Data::Reclaimed {
+                agent_id: agent_id.as_str(),
+                by_human: by_human.as_str(),
+                reason: reason.as_ref().map(|r| r.as_str()),
+            },
+            ConversationEvent::EscalatedToHuman {
+                agent_id,
+                reason,
+                cause,
+            } => Data::EscalatedToHuman {
+                agent_id: agent_id.as_str(),
+                reason: reason.as_str(),
+                cause: cause.as_str(),
+            },
+            ConversationEvent::Closed { by, reason } => Data::ConversationClosed {
+                by: AuthorData::of(by),
+                reason: reason.as_ref().map(|r| r.as_str()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encoding_keeps_unreserved_characters_only() {
+        assert_eq!(
+            percent_encode("ai-agent-faq_bot.v2~x"),
+            "ai-agent-faq_bot.v2~x"
+        );
+        assert_eq!(percent_encode("ai-agent-a b/ç"), "ai-agent-a%20b%2F%C3%A7");
+    }
+}

@@ -1,0 +1,668 @@
+//! The replay: the whole log folded in global order, with the runtime's own `evolve`, into one
+//! [`ConversationHistory`] per conversation plus the AI-agent roster. Every other part of the
+//! audit reads these projections, and verification is this fold plus the index checks.
+
+use std::collections::BTreeMap;
+
+use handover_core::conversation::{self, Conversation};
+use handover_core::{
+    AgentName, AiAgentId, Author, Concern, ConversationEvent, ConversationId, EscalationCause,
+    Event, HumanId, Roster, SkillOutcome, Status, StreamId,
+};
+use handover_store::{RecordedAt, RecordedEvent, SledStore};
+
+use crate::error::AuditError;
+use crate::fault::{Fault, FaultKind, Location};
+use crate::timefmt::format_recorded_at;
+
+/// How many messages each kind of author wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MessageCounts {
+    /// Written by the customer.
+    pub customer: u64,
+    /// Written by human agents.
+    pub human: u64,
+    /// Written by AI agents.
+    pub ai: u64,
+}
+
+impl MessageCounts {
+    /// All messages.
+    pub fn total(&self) -> u64 {
+        self.customer + self.human + self.ai
+    }
+
+    pub(crate) fn count(&mut self, author: &Author) {
+        match author {
+            Author::Customer(_) => self.customer += 1,
+            Author::Human(_) => self.human += 1,
+            Author::Ai(_) => self.ai += 1,
+        }
+    }
+
+    pub(crate) fn add(&mut self, other: &MessageCounts) {
+        self.customer += other.customer;
+        self.human += other.human;
+        self.ai += other.ai;
+    }
+}
+
+/// Who held a conversation during one [`Period`]: the three open states of the manual.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// Human-handled: just opened, or escalated back by an AI agent.
+    Human {
+        /// The human agent in charge, if one was assigned (at open, or by a reclaim).
+        human: Option<HumanId>,
+    },
+    /// AI-active: an AI agent answered on its own.
+    Ai {
+        /// The AI agent.
+        agent_id: AiAgentId,
+        /// Its display name, as recorded by the handoff.
+        agent_name: AgentName,
+        /// The human who handed it off.
+        by_human: HumanId,
+    },
+    /// Reclaimed: a human took it back from an AI agent.
+    Reclaimed {
+        /// The human who reclaimed it.
+        by: HumanId,
+    },
+}
+
+impl Holder {
+    /// `human-handled`, `ai-active` or `reclaimed`, as [`Status::label`] names them.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Holder::Human { .. } => "human-handled",
+            Holder::Ai { .. } => "ai-active",
+            Holder::Reclaimed { .. } => "reclaimed",
+        }
+    }
+}
+
+/// A stretch of a conversation under one holder, from the event that gave it to them to the
+/// event that took it away (or the close).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Period {
+    /// Who held it.
+    pub holder: Holder,
+    /// When it began: the recorded time of the event that started it.
+    pub began_at: RecordedAt,
+    /// The seq of that event.
+    pub began_seq: u64,
+    /// When it ended: the next handoff, reclaim or escalation, or the close. `None` while it
+    /// goes on.
+    pub ended_at: Option<RecordedAt>,
+    /// The messages posted during it.
+    pub messages: MessageCounts,
+    /// The skills the AI agent ran during it.
+    pub skills_run: u64,
+}
+
+impl Period {
+    /// How long it lasted, in microseconds; a period still going on is counted until
+    /// `log_end`, the recorded time of the last event of the log.
+    pub fn duration_micros(&self, log_end: RecordedAt) -> i64 {
+        let end = self.ended_at.unwrap_or(log_end);
+        end.as_micros()
+            .saturating_sub(self.began_at.as_micros())
+            .max(0)
+    }
+}
+
+/// One conversation as the replay sees it: its state (the fold of its events with
+/// [`conversation::evolve`]), its periods, and its counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationHistory {
+    id: ConversationId,
+    state: Conversation,
+    version: u64,
+    opened_at: Option<RecordedAt>,
+    closed_at: Option<RecordedAt>,
+    last_event_at: Option<RecordedAt>,
+    closed_while_ai_active: bool,
+    periods: Vec<Period>,
+    messages: MessageCounts,
+    handoffs: u64,
+    reclaims: u64,
+    escalations: Vec<EscalationCause>,
+    skills_succeeded: u64,
+    skills_failed: u64,
+    /// Set by a customer's request for a human while AI-active: `decide` records the
+    /// escalation in the same append, so the very next event must be that escalation.
+    escalation_due: bool,
+}
+
+impl ConversationHistory {
+    /// An empty history for conversation `id`: nothing applied yet.
+    pub fn new(id: ConversationId) -> ConversationHistory {
+        ConversationHistory {
+            id,
+            state: Conversation::NotOpened,
+            version: 0,
+            opened_at: None,
+            closed_at: None,
+            last_event_at: None,
+            closed_while_ai_active: false,
+            periods: Vec::new(),
+            messages: MessageCounts::default(),
+            handoffs: 0,
+            reclaims: 0,
+            escalations: Vec::new(),
+            skills_succeeded: 0,
+            skills_failed: 0,
+            escalation_due: false,
+        }
+    }
+
+    /// The conversation's id.
+    pub fn id(&self) -> ConversationId {
+        self.id
+    }
+
+    /// The state, as the runtime would rebuild it.
+    pub fn state(&self) -> &Conversation {
+        &self.state
+    }
+
+    /// What the conversation header shows.
+    pub fn status(&self) -> Status {
+        self.state.status()
+    }
+
+    /// The last seq applied (the stream's version).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// When it was opened.
+    pub fn opened_at(&self) -> Option<RecordedAt> {
+        self.opened_at
+    }
+
+    /// When it was closed, if it was.
+    pub fn closed_at(&self) -> Option<RecordedAt> {
+        self.closed_at
+    }
+
+    /// When its last event was recorded.
+    pub fn last_event_at(&self) -> Option<RecordedAt> {
+        self.last_event_at
+    }
+
+    /// Whether it was closed while an AI agent held it (the AI contained it).
+    pub fn closed_while_ai_active(&self) -> bool {
+        self.closed_while_ai_active
+    }
+
+    /// Its periods, in order; the last one has no end while the conversation is open.
+    pub fn periods(&self) -> &[Period] {
+        &self.periods
+    }
+
+    /// Its messages, by author kind.
+    pub fn messages(&self) -> MessageCounts {
+        self.messages
+    }
+
+    /// How many times it was handed off to an AI agent.
+    pub fn handoffs(&self) -> u64 {
+        self.handoffs
+    }
+
+    /// How many times a human reclaimed it.
+    pub fn reclaims(&self) -> u64 {
+        self.reclaims
+    }
+
+    /// The cause of each escalation back to humans, in order.
+    pub fn escalations(&self) -> &[EscalationCause] {
+        &self.escalations
+    }
+
+    /// Skills run by AI agents that succeeded.
+    pub fn skills_succeeded(&self) -> u64 {
+        self.skills_succeeded
+    }
+
+    /// Skills run by AI agents that failed.
+    pub fn skills_failed(&self) -> u64 {
+        self.skills_failed
+    }
+
+    /// Applies the next event of this conversation's stream.
+    ///
+    /// Checks what a conversation's own stream must satisfy: the seq follows the last one,
+    /// the event folds with [`conversation::evolve`] (so AI actions come only from the active
+    /// agent, nothing follows the close, no handoff follows a concern the customer raised, and
+    /// only customers' messages carry concerns), and a customer's request for a human while
+    /// AI-active is followed at once by its escalation. Rules that need other streams (the
+    /// roster at a handoff) are [`Replay::apply`]'s. On a fault nothing is applied.
+    pub fn apply(&mut self, record: &RecordedEvent) -> Result<(), Fault> {
+        let at = Location::record(&record.stream, record.seq, record.position);
+        if record.seq != self.version + 1 {
+            return Err(Fault::new(
+                FaultKind::Order,
+                at,
+                format!(
+                    "expected seq {} of this stream, found seq {}",
+                    self.version + 1,
+                    record.seq
+                ),
+            ));
+        }
+        let event = match &record.event {
+            Event::Conversation(event) => event,
+            other => {
+                return Err(Fault::new(
+                    FaultKind::Rule,
+                    at,
+                    format!(
+                        "{} is an AI-agent event; it does not belong in a conversation stream",
+                        other.type_name()
+                    ),
+                ))
+            }
+        };
+        self.check_escalation_pairing(event, &at)?;
+        let before = self.state.status();
+        let after = conversation::evolve(self.state.clone(), event).map_err(|rejection| {
+            Fault::new(
+                FaultKind::Rule,
+                at.clone(),
+                format!("{} breaks a rule: {rejection}", describe_event(event)),
+            )
+        })?;
+        self.state = after;
+        self.version = record.seq;
+        self.last_event_at = Some(record.recorded_at);
+        self.track(record, event, &before);
+        Ok(())
+    }
+
+    fn check_escalation_pairing(
+        &self,
+        event: &ConversationEvent,
+        at: &Location,
+    ) -> Result<(), Fault> {
+        let is_customer_escalation = matches!(
+            event,
+            ConversationEvent::EscalatedToHuman {
+                cause: EscalationCause::CustomerAskedForHuman,
+                ..
+            }
+        );
+        if self.escalation_due && !is_customer_escalation {
+            return Err(Fault::new(
+                FaultKind::Rule,
+                at.clone(),
+                format!(
+                    "the customer asked for a human while an AI agent was active, but {} follows instead of the escalation recorded with that message",
+                    event.type_name()
+                ),
+            ));
+        }
+        if is_customer_escalation && !self.escalation_due {
+            return Err(Fault::new(
+                FaultKind::Rule,
+                at.clone(),
+                "escalated_to_human with cause customer_asked_for_human does not follow a customer's request for a human",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Updates periods and counts after `event` folded; `before` is the status it found.
+    fn track(&mut self, record: &RecordedEvent, event: &ConversationEvent, before: &Status) {
+        let at = record.recorded_at;
+        self.escalation_due = false;
+        match event {
+            ConversationEvent::Opened { human, .. } => {
+                self.opened_at = Some(at);
+                self.begin(
+                    Holder::Human {
+                        human: human.clone(),
+                    },
+                    record,
+                );
+            }
+            ConversationEvent::MessagePosted {
+                author, concerns, ..
+            } => {
+                self.messages.count(author);
+                if let Some(period) = self.periods.last_mut() {
+                    period.messages.count(author);
+                }
+                self.escalation_due = matches!(author, Author::Customer(_))
+                    && concerns.contains(&Concern::HumanRequested)
+                    && matches!(before, Status::AiActive { .. });
+            }
+            ConversationEvent::HandedOffToAi {
+                agent_id,
+                agent_name,
+                by_human,
+                ..
+            } => {
+                self.handoffs += 1;
+                self.begin(
+                    Holder::Ai {
+                        agent_id: agent_id.clone(),
+                        agent_name: agent_name.clone(),
+                        by_human: by_human.clone(),
+                    },
+                    record,
+                );
+            }
+            ConversationEvent::AiActionRecorded { skill, .. } => {
+                match skill.outcome {
+                    SkillOutcome::Succeeded(_) => self.skills_succeeded += 1,
+                    SkillOutcome::Failed(_) => self.skills_failed += 1,
+                }
+                if let Some(period) = self.periods.last_mut() {
+                    period.skills_run += 1;
+                }
+            }
+            ConversationEvent::Reclaimed { by_human, .. } => {
+                self.reclaims += 1;
+                self.begin(
+                    Holder::Reclaimed {
+                        by: by_human.clone(),
+                    },
+                    record,
+                );
+            }
+            ConversationEvent::EscalatedToHuman { cause, .. } => {
+                self.escalations.push(*cause);
+                // Back to the human most recently in charge, as the state keeps it.
+                let human = match &self.state {
+                    Conversation::Open(open) => open.human.clone(),
+                    _ => None,
+                };
+                self.begin(Holder::Human { human }, record);
+            }
+            ConversationEvent::Closed { .. } => {
+                self.closed_at = Some(at);
+                self.closed_while_ai_active = matches!(before, Status::AiActive { .. });
+                self.end_current(at);
+            }
+        }
+    }
+
+    fn begin(&mut self, holder: Holder, record: &RecordedEvent) {
+        self.end_current(record.recorded_at);
+        self.periods.push(Period {
+            holder,
+            began_at: record.recorded_at,
+            began_seq: record.seq,
+            ended_at: None,
+            messages: MessageCounts::default(),
+            skills_run: 0,
+        });
+    }
+
+    fn end_current(&mut self, at: RecordedAt) {
+        if let Some(period) = self.periods.last_mut() {
+            period.ended_at.get_or_insert(at);
+        }
+    }
+}
+
+/// A short description of an event for fault messages: its type and who it names.
+pub(crate) fn describe_event(event: &ConversationEvent) -> String {
+    let name = event.type_name();
+    match event {
+        ConversationEvent::MessagePosted { author, .. }
+        | ConversationEvent::Closed { by: author, .. } => {
+            format!("{name} by {}", describe_author(author))
+        }
+        ConversationEvent::HandedOffToAi { agent_id, .. }
+        | ConversationEvent::EscalatedToHuman { agent_id, .. } => {
+            format!("{name} naming AI agent {agent_id}")
+        }
+        ConversationEvent::AiActionRecorded { agent_id, .. } => {
+            format!("{name} by AI agent {agent_id}")
+        }
+        ConversationEvent::Reclaimed { agent_id, .. } => {
+            format!("{name} from AI agent {agent_id}")
+        }
+        ConversationEvent::Opened { .. } => name.to_owned(),
+    }
+}
+
+/// `customer cust-1`, `human alice`, `AI agent faq-bot`.
+pub(crate) fn describe_author(author: &Author) -> String {
+    match author {
+        Author::Customer(id) => format!("customer {id}"),
+        Author::Human(id) => format!("human {id}"),
+        Author::Ai(id) => format!("AI agent {id}"),
+    }
+}
+
+/// The whole log folded in global order: every conversation's history, the roster, and the
+/// log's extent.
+///
+/// Apply records in position order from position 1 ([`Replay::apply`]) or let
+/// [`Replay::from_store`] read them. Each record is checked as it is applied, so a replay that
+/// completes has checked every event against the rules.
+#[derive(Clone, Debug, Default)]
+pub struct Replay {
+    roster: Roster,
+    conversations: BTreeMap<ConversationId, ConversationHistory>,
+    stream_versions: BTreeMap<StreamId, u64>,
+    events: u64,
+    head: u64,
+    first_recorded_at: Option<RecordedAt>,
+    last_recorded_at: Option<RecordedAt>,
+}
+
+impl Replay {
+    /// An empty replay, before position 1.
+    pub fn new() -> Replay {
+        Replay::default()
+    }
+
+    /// Replays the whole log of `store`.
+    ///
+    /// Fails with [`AuditError::Store`] when the store cannot be read (a damaged record is
+    /// reported there, naming its stream and seq) and with [`AuditError::Unsound`] at the first
+    /// event that breaks the order or the rules.
+    pub fn from_store(store: &SledStore) -> Result<Replay, AuditError> {
+        let mut replay = Replay::new();
+        for record in store.iter_all(1) {
+            replay.apply(&record?)?;
+        }
+        Ok(replay)
+    }
+
+    /// Applies the next record of the log.
+    ///
+    /// Checks that its position follows the last one, that its recorded time neither goes
+    /// back nor leaves the years RFC 3339 can write, that its seq follows its stream's last
+    /// one, that it belongs to its kind of stream, and every rule: AI-agent events fold with
+    /// [`Roster::evolve`] and name their own stream's agent; a handoff names an AI agent the
+    /// roster has registered and active at that point, under its registered name; conversation
+    /// events fold as [`ConversationHistory::apply`] describes. On a fault nothing is applied.
+    pub fn apply(&mut self, record: &RecordedEvent) -> Result<(), Fault> {
+        let at = Location::record(&record.stream, record.seq, record.position);
+        if record.position != self.head + 1 {
+            return Err(Fault::new(
+                FaultKind::Order,
+                at,
+                format!(
+                    "expected position {}, found position {}",
+                    self.head + 1,
+                    record.position
+                ),
+            ));
+        }
+        let Some(time) = format_recorded_at(record.recorded_at) else {
+            return Err(Fault::new(
+                FaultKind::Damaged,
+                at,
+                format!(
+                    "recorded_at {} microseconds is outside the years 0000 to 9999",
+                    record.recorded_at.as_micros()
+                ),
+            ));
+        };
+        if let Some(last) = self
+            .last_recorded_at
+            .filter(|last| record.recorded_at < *last)
+        {
+            return Err(Fault::new(
+                FaultKind::Order,
+                at,
+                format!(
+                    "recorded_at {time} is earlier than the previous event's {}",
+                    format_recorded_at(last).unwrap_or_default()
+                ),
+            ));
+        }
+        match (&record.stream, &record.event) {
+            (StreamId::AiAgent(stream_agent), Event::AiAgent(event)) => {
+                let version = self.stream_version(&record.stream);
+                if record.seq != version + 1 {
+                    return Err(Fault::new(
+                        FaultKind::Order,
+                        at,
+                        format!(
+                            "expected seq {} of this stream, found seq {}",
+                            version + 1,
+                            record.seq
+                        ),
+                    ));
+                }
+                if event.agent_id() != stream_agent {
+                    return Err(Fault::new(
+                        FaultKind::Rule,
+                        at,
+                        format!(
+                            "{} names AI agent {}, but this is the stream of AI agent {stream_agent}",
+                            event.type_name(),
+                            event.agent_id()
+                        ),
+                    ));
+                }
+                self.roster.evolve(event).map_err(|rejection| {
+                    Fault::new(
+                        FaultKind::Rule,
+                        at.clone(),
+                        format!("{} breaks a rule: {rejection}", event.type_name()),
+                    )
+                })?;
+            }
+            (StreamId::AiAgent(_), Event::Conversation(event)) => {
+                return Err(Fault::new(
+                    FaultKind::Rule,
+                    at,
+                    format!(
+                        "{} is a conversation event; it does not belong in an AI agent's stream",
+                        event.type_name()
+                    ),
+                ))
+            }
+            (StreamId::Conversation(id), event) => {
+                if let Event::Conversation(ConversationEvent::HandedOffToAi {
+                    agent_id,
+                    agent_name,
+                    ..
+                }) = event
+                {
+                    self.check_handoff(agent_id, agent_name, &at)?;
+                }
+                let history = self
+                    .conversations
+                    .entry(*id)
+                    .or_insert_with(|| ConversationHistory::new(*id));
+                if let Err(fault) = history.apply(record) {
+                    // Leave no trace of a conversation whose first event was refused.
+                    if history.version() == 0 {
+                        self.conversations.remove(id);
+                    }
+                    return Err(fault);
+                }
+            }
+        }
+        self.stream_versions
+            .insert(record.stream.clone(), record.seq);
+        self.events += 1;
+        self.head = record.position;
+        self.first_recorded_at.get_or_insert(record.recorded_at);
+        self.last_recorded_at = Some(record.recorded_at);
+        Ok(())
+    }
+
+    /// A handoff must name an AI agent the roster has registered and active at that point.
+    fn check_handoff(
+        &self,
+        agent_id: &AiAgentId,
+        agent_name: &AgentName,
+        at: &Location,
+    ) -> Result<(), Fault> {
+        let fault = |description: String| Err(Fault::new(FaultKind::Rule, at.clone(), description));
+        match self.roster.get(agent_id) {
+            None => fault(format!(
+                "handed_off_to_ai names AI agent {agent_id}, which was not registered at that point"
+            )),
+            Some(agent) if !agent.active => fault(format!(
+                "handed_off_to_ai names AI agent {agent_id}, which was not active at that point"
+            )),
+            Some(agent) if agent.profile.name != *agent_name => fault(format!(
+                "handed_off_to_ai calls AI agent {agent_id} {agent_name:?}, but it was registered as {:?}",
+                agent.profile.name
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The AI-agent roster as of the last applied event.
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// One conversation's history, if the log holds it.
+    pub fn conversation(&self, id: &ConversationId) -> Option<&ConversationHistory> {
+        self.conversations.get(id)
+    }
+
+    /// Every conversation's history, by id (conversation ids are UUID v7, so this is also the
+    /// order they were created in).
+    pub fn conversations(&self) -> impl Iterator<Item = &ConversationHistory> {
+        self.conversations.values()
+    }
+
+    /// A stream's version: the last seq applied, 0 for a stream not seen.
+    pub fn stream_version(&self, stream: &StreamId) -> u64 {
+        self.stream_versions.get(stream).copied().unwrap_or(0)
+    }
+
+    /// Every stream seen, with its version, by stream.
+    pub fn streams(&self) -> impl Iterator<Item = (&StreamId, u64)> {
+        self.stream_versions
+            .iter()
+            .map(|(stream, seq)| (stream, *seq))
+    }
+
+    /// How many events were applied.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// The last position applied (0 before any).
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// When the first event of the log was recorded.
+    pub fn first_recorded_at(&self) -> Option<RecordedAt> {
+        self.first_recorded_at
+    }
+
+    /// When the last event applied was recorded: where periods still going on are counted
+    /// until.
+    pub fn last_recorded_at(&self) -> Option<RecordedAt> {
+        self.last_recorded_at
+    }
+}

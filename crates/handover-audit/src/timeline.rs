@@ -1,0 +1,327 @@
+//! One conversation's story for a person: who handled it, from when to when, and why (opening,
+//! each handoff with its human and reason, skills run, reclaims, escalations with their cause,
+//! the close), with the time spent and the messages written in each period.
+
+use std::fmt;
+
+use handover_core::{ConversationEvent, ConversationId, EscalationCause, SkillOutcome, StreamId};
+use handover_store::{EventStore, RecordedAt, RecordedEvent, SeqRange, SledStore};
+
+use crate::error::AuditError;
+use crate::fault::Fault;
+use crate::replay::{describe_author, ConversationHistory, Holder, Period};
+use crate::timefmt::{format_duration, format_recorded_at};
+
+/// Longest excerpt of skill input or outcome shown, in characters.
+const EXCERPT_CHARS_MAX: usize = 80;
+
+/// One event of the story (every event but messages, which are counted per period).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// Its global position.
+    pub position: u64,
+    /// Its seq in the conversation.
+    pub seq: u64,
+    /// When it was recorded.
+    pub recorded_at: RecordedAt,
+    /// What happened.
+    pub event: ConversationEvent,
+}
+
+/// One conversation's story: its entries and periods. `Display` writes it for a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeline {
+    history: ConversationHistory,
+    entries: Vec<TimelineEntry>,
+    log_end: RecordedAt,
+}
+
+impl Timeline {
+    /// Builds the story from the conversation's records, in seq order. `log_end` is the
+    /// recorded time of the last event of the whole log: an open conversation's current
+    /// period is counted until then.
+    ///
+    /// Fails at the first record that does not fold (see [`ConversationHistory::apply`]).
+    pub fn from_records(
+        id: ConversationId,
+        records: &[RecordedEvent],
+        log_end: RecordedAt,
+    ) -> Result<Timeline, Fault> {
+        let mut history = ConversationHistory::new(id);
+        let mut entries = Vec::new();
+        for record in records {
+            history.apply(record)?;
+            if let handover_core::Event::Conversation(event) = &record.event {
+                if !matches!(event, ConversationEvent::MessagePosted { .. }) {
+                    entries.push(TimelineEntry {
+                        position: record.position,
+                        seq: record.seq,
+                        recorded_at: record.recorded_at,
+                        event: event.clone(),
+                    });
+                }
+            }
+        }
+        let log_end = history
+            .last_event_at()
+            .map_or(log_end, |last| last.max(log_end));
+        Ok(Timeline {
+            history,
+            entries,
+            log_end,
+        })
+    }
+
+    /// The conversation's id.
+    pub fn id(&self) -> ConversationId {
+        self.history.id()
+    }
+
+    /// The conversation as the replay of its stream sees it: state, periods, counts.
+    pub fn history(&self) -> &ConversationHistory {
+        &self.history
+    }
+
+    /// The story's events, in order (messages are counted per period instead).
+    pub fn entries(&self) -> &[TimelineEntry] {
+        &self.entries
+    }
+
+    /// Its periods, in order.
+    pub fn periods(&self) -> &[Period] {
+        self.history.periods()
+    }
+
+    /// Where a period still going on is counted until: the last event of the log.
+    pub fn log_end(&self) -> RecordedAt {
+        self.log_end
+    }
+}
+
+/// Reads one conversation's stream and tells its story.
+///
+/// Fails with [`AuditError::UnknownConversation`] when the log does not hold it, and with
+/// [`AuditError::Unsound`] when its stream does not fold.
+pub fn timeline(store: &SledStore, id: ConversationId) -> Result<Timeline, AuditError> {
+    let records = store.read_stream_sync(&StreamId::Conversation(id), SeqRange::ALL)?;
+    if records.is_empty() {
+        return Err(AuditError::UnknownConversation(id));
+    }
+    // The last event of the log, so an open conversation's last period runs until then.
+    let head = store.head();
+    let log_end = match store.iter_all(head).next() {
+        Some(record) => record?.recorded_at,
+        None => RecordedAt(i64::MIN),
+    };
+    Ok(Timeline::from_records(id, &records, log_end)?)
+}
+
+fn time(at: RecordedAt) -> String {
+    format_recorded_at(at).unwrap_or_else(|| format!("@{}us", at.as_micros()))
+}
+
+/// Text on one line, cut to [`EXCERPT_CHARS_MAX`] characters.
+fn excerpt(text: &str) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= EXCERPT_CHARS_MAX {
+        flat
+    } else {
+        let cut: String = flat.chars().take(EXCERPT_CHARS_MAX - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+fn reason_text(reason: Option<&handover_core::Reason>) -> String {
+    match reason {
+        Some(reason) => format!("; reason: {:?}", reason.as_str()),
+        None => "; no reason given".to_owned(),
+    }
+}
+
+fn describe_entry(event: &ConversationEvent) -> String {
+    match event {
+        ConversationEvent::Opened {
+            customer,
+            channel,
+            human,
+        } => match human {
+            Some(human) => {
+                format!("opened for customer {customer} on {channel}, assigned to human {human}")
+            }
+            None => format!("opened for customer {customer} on {channel}, not assigned to a human"),
+        },
+        ConversationEvent::HandedOffToAi {
+            agent_id,
+            agent_name,
+            by_human,
+            reason,
+        } => format!(
+            "handed off by human {by_human} to AI agent {:?} ({agent_id}){}",
+            agent_name.as_str(),
+            reason_text(reason.as_ref())
+        ),
+        ConversationEvent::AiActionRecorded { agent_id, skill } => {
+            let (status, detail) = match &skill.outcome {
+                SkillOutcome::Succeeded(detail) => ("succeeded", detail),
+                SkillOutcome::Failed(detail) => ("failed", detail),
+            };
+            format!(
+                "AI agent {agent_id} ran skill {} with input {}: {status}{}",
+                skill.name,
+                excerpt(skill.input.as_str()),
+                if detail.as_str().is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", excerpt(detail.as_str()))
+                }
+            )
+        }
+        ConversationEvent::Reclaimed {
+            agent_id,
+            by_human,
+            reason,
+        } => format!(
+            "reclaimed by human {by_human} from AI agent {agent_id}{}",
+            reason_text(reason.as_ref())
+        ),
+        ConversationEvent::EscalatedToHuman {
+            agent_id,
+            reason,
+            cause,
+        } => format!(
+            "escalated to humans by AI agent {agent_id} (cause {}: {}); reason: {:?}",
+            cause.as_str(),
+            describe_cause(*cause),
+            reason.as_str()
+        ),
+        ConversationEvent::Closed { by, reason } => format!(
+            "closed by {}{}",
+            describe_author(by),
+            reason_text(reason.as_ref())
+        ),
+        ConversationEvent::MessagePosted { author, .. } => {
+            format!("message by {}", describe_author(author))
+        }
+    }
+}
+
+fn describe_cause(cause: EscalationCause) -> &'static str {
+    match cause {
+        EscalationCause::AgentRequested => "the AI agent asked for a human",
+        EscalationCause::CustomerAskedForHuman => "the customer asked for a human",
+        EscalationCause::AgentDeactivated => "the AI agent was deactivated",
+    }
+}
+
+fn describe_holder(holder: &Holder) -> String {
+    match holder {
+        Holder::Human { human: Some(human) } => format!("human-handled by {human}"),
+        Holder::Human { human: None } => "human-handled (no human assigned)".to_owned(),
+        Holder::Ai {
+            agent_id,
+            agent_name,
+            by_human,
+        } => format!(
+            "ai-active with {:?} ({agent_id}), handed off by {by_human}",
+            agent_name.as_str()
+        ),
+        Holder::Reclaimed { by } => format!("reclaimed by {by}"),
+    }
+}
+
+impl fmt::Display for Timeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let history = &self.history;
+        writeln!(f, "Conversation {}", history.id())?;
+        if let handover_core::Conversation::Open(open) | handover_core::Conversation::Closed(open) =
+            history.state()
+        {
+            writeln!(f, "  customer {} on {}", open.customer, open.channel)?;
+        }
+        writeln!(f, "  status: {}", history.status().label())?;
+        if let Some(opened) = history.opened_at() {
+            match history.closed_at() {
+                Some(closed) => writeln!(
+                    f,
+                    "  opened {}, closed {} after {}",
+                    time(opened),
+                    time(closed),
+                    format_duration(closed.as_micros().saturating_sub(opened.as_micros()))
+                )?,
+                None => writeln!(
+                    f,
+                    "  opened {}, still open at the last event of the log, {} ({} so far)",
+                    time(opened),
+                    time(self.log_end),
+                    format_duration(self.log_end.as_micros().saturating_sub(opened.as_micros()))
+                )?,
+            }
+        }
+        let messages = history.messages();
+        writeln!(
+            f,
+            "  {} events; messages {} (customer {}, human {}, ai {}); handoffs {}, reclaims {}, escalations {}, skills run {}",
+            history.version(),
+            messages.total(),
+            messages.customer,
+            messages.human,
+            messages.ai,
+            history.handoffs(),
+            history.reclaims(),
+            history.escalations().len(),
+            history.skills_succeeded() + history.skills_failed(),
+        )?;
+        writeln!(f)?;
+        writeln!(f, "What happened")?;
+        for entry in &self.entries {
+            writeln!(
+                f,
+                "  {}  #{:<4} {}",
+                time(entry.recorded_at),
+                entry.seq,
+                describe_entry(&entry.event)
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(f, "Who handled it")?;
+        for (number, period) in (1..).zip(self.periods()) {
+            let until = match period.ended_at {
+                Some(end) => time(end),
+                None => format!(
+                    "{}, the last event of the log (still going on)",
+                    time(self.log_end)
+                ),
+            };
+            writeln!(
+                f,
+                "  {number}. {}\n     from {} to {until}: {}; messages {} (customer {}, human {}, ai {}); skills run {}",
+                describe_holder(&period.holder),
+                time(period.began_at),
+                format_duration(period.duration_micros(self.log_end)),
+                period.messages.total(),
+                period.messages.customer,
+                period.messages.human,
+                period.messages.ai,
+                period.skills_run,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_one_line_and_bounded() {
+        assert_eq!(excerpt("a\nb"), "a b");
+        let long = "x".repeat(200);
+        let cut = excerpt(&long);
+        assert_eq!(cut.chars().count(), EXCERPT_CHARS_MAX);
+        assert!(cut.ends_with('…'));
+    }
+}

@@ -1,0 +1,325 @@
+//! Test logs: real sled directories filled through `SledStore` with events the core's `decide`
+//! made, plus ways to forge or damage them.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use handover_core::*;
+use handover_store::{EventStore, ExpectedVersion, SledStore, StoreOptions};
+
+/// A log being written: the store, the roster and each conversation's state, so commands go
+/// through `decide` exactly as the runtime would send them.
+pub struct LogBuilder {
+    pub dir: PathBuf,
+    store: SledStore,
+    runtime: tokio::runtime::Runtime,
+    roster: Roster,
+    conversations: HashMap<ConversationId, (Conversation, u64)>,
+    agents: HashMap<AiAgentId, u64>,
+    next_id: u128,
+}
+
+pub fn agent(id: &str) -> AiAgentId {
+    AiAgentId::new(id).unwrap()
+}
+
+pub fn human(id: &str) -> HumanId {
+    HumanId::new(id).unwrap()
+}
+
+pub fn customer(id: &str) -> CustomerId {
+    CustomerId::new(id).unwrap()
+}
+
+pub fn reason(text: &str) -> Option<Reason> {
+    Some(Reason::new(text).unwrap())
+}
+
+pub fn text(text: &str) -> MessageText {
+    MessageText::new(text).unwrap()
+}
+
+impl LogBuilder {
+    pub fn new(dir: &Path) -> LogBuilder {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        LogBuilder {
+            dir: dir.to_path_buf(),
+            store: SledStore::open(dir, StoreOptions::default()).unwrap(),
+            runtime,
+            roster: Roster::default(),
+            conversations: HashMap::new(),
+            agents: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn store(&self) -> &SledStore {
+        &self.store
+    }
+
+    /// Closes the store, releasing the directory.
+    pub fn finish(self) -> PathBuf {
+        self.store.flush().unwrap();
+        self.dir
+    }
+
+    fn append(&self, stream: &StreamId, expected: ExpectedVersion, events: &[Event]) {
+        self.runtime
+            .block_on(self.store.append(stream, expected, events))
+            .unwrap()
+            .unwrap();
+    }
+
+    fn agent_command(&mut self, id: &AiAgentId, command: AiAgentCommand) {
+        let events = agent::decide(id, self.roster.get(id), &command).unwrap();
+        let version = self.agents.entry(id.clone()).or_insert(0);
+        let expected = ExpectedVersion::Exact(*version);
+        *version += events.len() as u64;
+        for event in &events {
+            self.roster.evolve(event).unwrap();
+        }
+        let events: Vec<Event> = events.into_iter().map(Event::AiAgent).collect();
+        self.append(&StreamId::AiAgent(id.clone()), expected, &events);
+    }
+
+    pub fn register(&mut self, id: &str, name: &str, specialties: &[&str]) {
+        let id = agent(id);
+        self.agent_command(
+            &id.clone(),
+            AiAgentCommand::Register {
+                agent_id: id,
+                name: AgentName::new(name).unwrap(),
+                specialties: specialties
+                    .iter()
+                    .map(|s| Specialty::new(*s).unwrap())
+                    .collect(),
+            },
+        );
+    }
+
+    pub fn activate(&mut self, id: &str) {
+        self.agent_command(&agent(id), AiAgentCommand::Activate);
+    }
+
+    pub fn deactivate(&mut self, id: &str) {
+        self.agent_command(&agent(id), AiAgentCommand::Deactivate);
+    }
+
+    pub fn open(
+        &mut self,
+        customer_id: &str,
+        channel: &str,
+        human_id: Option<&str>,
+    ) -> ConversationId {
+        let id = ConversationId::from_uuid(uuid::Uuid::from_u128(
+            0x0190_f1f0_0000_7000_8000_0000_0000_0000 + self.next_id,
+        ));
+        self.next_id += 1;
+        self.conversations.insert(id, (Conversation::NotOpened, 0));
+        self.command(
+            id,
+            ConversationCommand::Open {
+                customer: customer(customer_id),
+                channel: Channel::new(channel).unwrap(),
+                human: human_id.map(human),
+            },
+        );
+        id
+    }
+
+    /// Runs `command` through `decide` and appends what it decided.
+    pub fn command(&mut self, id: ConversationId, command: ConversationCommand) {
+        let policy = DefaultPolicy::default();
+        let (state, version) = self.conversations.get(&id).cloned().unwrap();
+        let ctx = Ctx {
+            roster: &self.roster,
+            policy: &policy,
+        };
+        let events = conversation::decide(&state, &command, &ctx)
+            .unwrap_or_else(|rejection| panic!("{command:?} was rejected: {rejection}"));
+        let mut next = state;
+        for event in &events {
+            next = conversation::evolve(next, event).unwrap();
+        }
+        let stored: Vec<Event> = events.into_iter().map(Event::Conversation).collect();
+        self.append(
+            &StreamId::Conversation(id),
+            ExpectedVersion::Exact(version),
+            &stored,
+        );
+        self.conversations
+            .insert(id, (next, version + stored.len() as u64));
+    }
+
+    /// The current assignment of an AI-active conversation.
+    pub fn assignment(&self, id: ConversationId) -> Assignment {
+        self.conversations[&id].0.assignment().expect("AI-active")
+    }
+
+    pub fn say(&mut self, id: ConversationId, by: Participant, words: &str) {
+        self.command(
+            id,
+            ConversationCommand::PostMessage {
+                by,
+                text: text(words),
+            },
+        );
+    }
+
+    pub fn customer_says(&mut self, id: ConversationId, customer_id: &str, words: &str) {
+        self.say(id, Participant::Customer(customer(customer_id)), words);
+    }
+
+    pub fn ai_says(&mut self, id: ConversationId, words: &str) {
+        let by = Participant::Ai(self.assignment(id));
+        self.say(id, by, words);
+    }
+
+    pub fn hand_off(&mut self, id: ConversationId, by: &str, agent_id: &str, why: Option<&str>) {
+        self.command(
+            id,
+            ConversationCommand::HandOffToAi {
+                by: human(by),
+                agent_id: agent(agent_id),
+                reason: why.and_then(reason),
+            },
+        );
+    }
+
+    pub fn skill(&mut self, id: ConversationId, name: &str, input: &str, outcome: SkillOutcome) {
+        let by = self.assignment(id);
+        self.command(
+            id,
+            ConversationCommand::RecordAiAction {
+                by,
+                skill: Skill {
+                    name: SkillName::new(name).unwrap(),
+                    input: SkillData::new(input).unwrap(),
+                    outcome,
+                },
+            },
+        );
+    }
+
+    pub fn reclaim(&mut self, id: ConversationId, by: &str, why: Option<&str>) {
+        self.command(
+            id,
+            ConversationCommand::Reclaim {
+                by: human(by),
+                reason: why.and_then(reason),
+            },
+        );
+    }
+
+    pub fn escalate(&mut self, id: ConversationId, why: &str, cause: EscalationCause) {
+        let by = self.assignment(id);
+        self.command(
+            id,
+            ConversationCommand::Escalate {
+                by,
+                reason: Reason::new(why).unwrap(),
+                cause,
+            },
+        );
+    }
+
+    pub fn close(&mut self, id: ConversationId, by: Participant, why: Option<&str>) {
+        self.command(
+            id,
+            ConversationCommand::Close {
+                by,
+                reason: why.and_then(reason),
+            },
+        );
+    }
+
+    /// Appends events as they are, without `decide` and with `ExpectedVersion::Any`: a forged
+    /// log whose checksums are all valid.
+    pub fn forge(&mut self, stream: StreamId, events: Vec<Event>) {
+        self.append(&stream, ExpectedVersion::Any, &events);
+    }
+}
+
+/// The conversations of [`standard_log`].
+pub struct Standard {
+    /// Reclaimed by bob after a skill, closed by bob.
+    pub a: ConversationId,
+    /// Escalated because the customer asked for a human, closed by carol.
+    pub b: ConversationId,
+    /// Escalated by faq-bot, handed to billing-bot, closed by billing-bot while AI-active.
+    pub c: ConversationId,
+    /// Handed to billing-bot, escalated when it was deactivated; still open.
+    pub d: ConversationId,
+}
+
+/// Events in [`standard_log`].
+pub const STANDARD_EVENTS: u64 = 33;
+
+/// A log with two AI agents and four conversations covering every event type.
+pub fn standard_log(log: &mut LogBuilder) -> Standard {
+    log.register("faq-bot", "FAQ bot", &["pricing", "faq"]);
+    log.activate("faq-bot");
+    log.register("billing-bot", "Billing bot", &["billing"]);
+    log.activate("billing-bot");
+
+    let a = log.open("cust-a", "web-chat", Some("alice"));
+    log.customer_says(a, "cust-a", "How much is the pro plan?");
+    log.hand_off(a, "alice", "faq-bot", Some("routine pricing question"));
+    log.ai_says(a, "Let me look that up.");
+    log.skill(
+        a,
+        "lookup_price",
+        r#"{"plan":"pro"}"#,
+        SkillOutcome::Succeeded(SkillData::new("49 USD/month").unwrap()),
+    );
+    log.ai_says(a, "The pro plan is 49 USD a month.");
+    log.customer_says(a, "cust-a", "Thanks, and what about teams?");
+    log.reclaim(a, "bob", Some("enterprise lead, sales should answer"));
+    log.say(
+        a,
+        Participant::Human(human("bob")),
+        "I can help with teams.",
+    );
+    log.close(a, Participant::Human(human("bob")), Some("resolved"));
+
+    let b = log.open("cust-b", "whatsapp", None);
+    log.customer_says(b, "cust-b", "Where is my order?");
+    log.hand_off(b, "carol", "faq-bot", None);
+    log.skill(
+        b,
+        "track_order",
+        r#"{"order":"42"}"#,
+        SkillOutcome::Failed(SkillData::new("carrier timeout").unwrap()),
+    );
+    // The policy recognises the request, and decide escalates in the same append.
+    log.customer_says(b, "cust-b", "I want to talk to a human");
+    log.say(b, Participant::Human(human("carol")), "Hi, Carol here.");
+    log.close(b, Participant::Human(human("carol")), None);
+
+    let c = log.open("cust-c", "web-chat", Some("dave"));
+    log.hand_off(c, "dave", "faq-bot", Some("first-line questions"));
+    log.ai_says(c, "Hello!");
+    log.escalate(
+        c,
+        "needs a refund decision",
+        EscalationCause::AgentRequested,
+    );
+    log.hand_off(c, "dave", "billing-bot", Some("refunds are billing's"));
+    log.ai_says(c, "Your refund is on its way.");
+    let by = Participant::Ai(log.assignment(c));
+    log.close(c, by, Some("refund issued"));
+
+    let d = log.open("cust-d", "email", Some("erin"));
+    log.hand_off(d, "erin", "billing-bot", None);
+    log.deactivate("billing-bot");
+    log.escalate(
+        d,
+        "billing-bot was deactivated",
+        EscalationCause::AgentDeactivated,
+    );
+    Standard { a, b, c, d }
+}

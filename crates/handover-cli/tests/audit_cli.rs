@@ -1,0 +1,568 @@
+//! `handover audit` end to end: the real binary on fresh sled directories, built through
+//! `SledStore` with events the core's `decide` made.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use handover_core::*;
+use handover_store::{EventStore, ExpectedVersion, SledStore, StoreOptions};
+use serde_json::Value;
+
+/// Writes a log through `decide`, as the runtime would.
+struct Log {
+    store: SledStore,
+    runtime: tokio::runtime::Runtime,
+    roster: Roster,
+    states: HashMap<ConversationId, (Conversation, u64)>,
+    next_id: u128,
+}
+
+impl Log {
+    fn new(dir: &Path) -> Log {
+        Log {
+            store: SledStore::open(dir, StoreOptions::default()).unwrap(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap(),
+            roster: Roster::default(),
+            states: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    fn append(&self, stream: StreamId, expected: ExpectedVersion, events: Vec<Event>) {
+        self.runtime
+            .block_on(self.store.append(&stream, expected, &events))
+            .unwrap()
+            .unwrap();
+    }
+
+    fn agent(&mut self, id: &str, name: &str) {
+        let agent_id = AiAgentId::new(id).unwrap();
+        for (version, command) in (0..).zip([
+            AiAgentCommand::Register {
+                agent_id: agent_id.clone(),
+                name: AgentName::new(name).unwrap(),
+                specialties: vec![],
+            },
+            AiAgentCommand::Activate,
+        ]) {
+            let events = agent::decide(&agent_id, self.roster.get(&agent_id), &command).unwrap();
+            for event in &events {
+                self.roster.evolve(event).unwrap();
+            }
+            self.append(
+                StreamId::AiAgent(agent_id.clone()),
+                ExpectedVersion::Exact(version),
+                events.into_iter().map(Event::AiAgent).collect(),
+            );
+        }
+    }
+
+    fn open(&mut self, customer: &str, human: &str) -> ConversationId {
+        let id = ConversationId::from_uuid(uuid::Uuid::from_u128(
+            0x0190_f1f0_0000_7000_8000_0000_0000_0000 + self.next_id,
+        ));
+        self.next_id += 1;
+        self.states.insert(id, (Conversation::NotOpened, 0));
+        self.run(
+            id,
+            ConversationCommand::Open {
+                customer: CustomerId::new(customer).unwrap(),
+                channel: Channel::new("web-chat").unwrap(),
+                human: Some(HumanId::new(human).unwrap()),
+            },
+        );
+        id
+    }
+
+    fn run(&mut self, id: ConversationId, command: ConversationCommand) {
+        let policy = DefaultPolicy::default();
+        let (state, version) = self.states[&id].clone();
+        let ctx = Ctx {
+            roster: &self.roster,
+            policy: &policy,
+        };
+        let events = conversation::decide(&state, &command, &ctx).unwrap();
+        let next = events.iter().fold(state, |state, event| {
+            conversation::evolve(state, event).unwrap()
+        });
+        self.append(
+            StreamId::Conversation(id),
+            ExpectedVersion::Exact(version),
+            events.iter().cloned().map(Event::Conversation).collect(),
+        );
+        self.states
+            .insert(id, (next, version + events.len() as u64));
+    }
+
+    fn ai(&self, id: ConversationId) -> Assignment {
+        self.states[&id].0.assignment().unwrap()
+    }
+
+    fn post(&mut self, id: ConversationId, by: Participant, text: &str) {
+        self.run(
+            id,
+            ConversationCommand::PostMessage {
+                by,
+                text: MessageText::new(text).unwrap(),
+            },
+        );
+    }
+
+    fn hand_off(&mut self, id: ConversationId, by: &str, agent_id: &str, reason: &str) {
+        self.run(
+            id,
+            ConversationCommand::HandOffToAi {
+                by: HumanId::new(by).unwrap(),
+                agent_id: AiAgentId::new(agent_id).unwrap(),
+                reason: Some(Reason::new(reason).unwrap()),
+            },
+        );
+    }
+}
+
+struct Ids {
+    reclaimed: ConversationId,
+    escalated: ConversationId,
+}
+
+/// Three conversations: one reclaimed after a skill, one escalated on the customer's request,
+/// one closed by its AI agent. 16 events in 4 streams.
+fn build_log(dir: &Path) -> Ids {
+    let mut log = Log::new(dir);
+    log.agent("faq-bot", "FAQ bot");
+
+    let reclaimed = log.open("cust-1", "alice");
+    log.post(
+        reclaimed,
+        Participant::Customer(CustomerId::new("cust-1").unwrap()),
+        "How much is the pro plan?",
+    );
+    log.hand_off(
+        reclaimed,
+        "alice",
+        "faq-bot",
+        "pricing questions are routine",
+    );
+    let by = log.ai(reclaimed);
+    log.run(
+        reclaimed,
+        ConversationCommand::RecordAiAction {
+            by,
+            skill: Skill {
+                name: SkillName::new("lookup_price").unwrap(),
+                input: SkillData::new(r#"{"plan":"pro"}"#).unwrap(),
+                outcome: SkillOutcome::Succeeded(SkillData::new("49 USD").unwrap()),
+            },
+        },
+    );
+    let by = Participant::Ai(log.ai(reclaimed));
+    log.post(reclaimed, by, "It is 49 USD a month.");
+    log.run(
+        reclaimed,
+        ConversationCommand::Reclaim {
+            by: HumanId::new("bob").unwrap(),
+            reason: Some(Reason::new("VIP customer").unwrap()),
+        },
+    );
+    log.run(
+        reclaimed,
+        ConversationCommand::Close {
+            by: Participant::Human(HumanId::new("bob").unwrap()),
+            reason: None,
+        },
+    );
+
+    let escalated = log.open("cust-2", "carol");
+    log.hand_off(escalated, "carol", "faq-bot", "after-hours");
+    log.post(
+        escalated,
+        Participant::Customer(CustomerId::new("cust-2").unwrap()),
+        "I want to talk to a human",
+    );
+
+    let contained = log.open("cust-3", "dave");
+    log.hand_off(contained, "dave", "faq-bot", "simple FAQ");
+    let by = Participant::Ai(log.ai(contained));
+    log.run(contained, ConversationCommand::Close { by, reason: None });
+    log.store.flush().unwrap();
+    Ids {
+        reclaimed,
+        escalated,
+    }
+}
+
+const EVENTS: usize = 16;
+
+/// `sled::open`, waiting for the store just dropped to let go of the lock (sled releases it
+/// from a background thread). The audit itself waits the same way.
+fn open_raw(dir: &Path) -> sled::Db {
+    for _ in 0..100 {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("{} stayed locked", dir.display());
+}
+
+fn handover(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_handover"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn audit(subcommand: &str, dir: &Path, more: &[&str]) -> Output {
+    let mut args = vec!["audit", subcommand, "--data", dir.to_str().unwrap()];
+    args.extend_from_slice(more);
+    handover(&args)
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn json_lines(output: &Output) -> Vec<Value> {
+    assert!(output.status.success(), "{}", stderr(output));
+    stdout(output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect()
+}
+
+#[test]
+fn export_writes_one_json_object_per_event_in_global_order() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path());
+    let lines = json_lines(&audit("export", dir.path(), &[]));
+    assert_eq!(lines.len(), EVENTS);
+
+    let mut last_position = 0;
+    let mut seqs: HashMap<String, u64> = HashMap::new();
+    for line in &lines {
+        let object = line.as_object().unwrap();
+        assert_eq!(object.len(), 7, "{line}");
+        let position = line["position"].as_u64().expect("position is a number");
+        assert!(position > last_position, "positions strictly increase");
+        last_position = position;
+        let stream = line["stream"].as_str().expect("stream is a string");
+        let seq = line["seq"].as_u64().expect("seq is a number");
+        let previous = seqs.insert(stream.to_owned(), seq).unwrap_or(0);
+        assert_eq!(seq, previous + 1, "seqs are contiguous per stream: {line}");
+        match stream.strip_prefix("conversation-") {
+            Some(id) => assert_eq!(line["conversation_id"].as_str(), Some(id)),
+            None => assert!(line["conversation_id"].is_null()),
+        }
+        let recorded_at = line["recorded_at"]
+            .as_str()
+            .expect("recorded_at is a string");
+        assert_eq!(recorded_at.len(), 27, "{recorded_at}");
+        assert!(recorded_at.ends_with('Z') && recorded_at.as_bytes()[19] == b'.');
+        assert!(line["type"].is_string());
+        assert!(line["data"].is_object());
+    }
+    assert_eq!(last_position, EVENTS as u64);
+
+    let types: BTreeSet<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        BTreeSet::from([
+            "ai_agent_registered",
+            "ai_agent_activated",
+            "conversation_opened",
+            "message_posted",
+            "handed_off_to_ai",
+            "ai_action_recorded",
+            "reclaimed",
+            "escalated_to_human",
+            "conversation_closed",
+        ])
+    );
+    let handoff = lines
+        .iter()
+        .find(|l| l["type"] == "handed_off_to_ai")
+        .unwrap();
+    assert_eq!(handoff["data"]["agent_id"], "faq-bot");
+    assert_eq!(handoff["data"]["agent_name"], "FAQ bot");
+    assert_eq!(handoff["data"]["by_human"], "alice");
+    assert_eq!(handoff["data"]["reason"], "pricing questions are routine");
+    let skill = lines
+        .iter()
+        .find(|l| l["type"] == "ai_action_recorded")
+        .unwrap();
+    assert_eq!(skill["data"]["skill"]["outcome"]["status"], "succeeded");
+    let escalation = lines
+        .iter()
+        .find(|l| l["type"] == "escalated_to_human")
+        .unwrap();
+    assert_eq!(escalation["data"]["cause"], "customer_asked_for_human");
+}
+
+#[test]
+fn export_as_cloudevents_has_the_required_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path());
+    let events = json_lines(&audit("export", dir.path(), &["--format", "cloudevents"]));
+    assert_eq!(events.len(), EVENTS);
+    let mut ids = BTreeSet::new();
+    for event in &events {
+        for attribute in [
+            "specversion",
+            "id",
+            "source",
+            "type",
+            "time",
+            "datacontenttype",
+        ] {
+            assert!(event[attribute].is_string(), "{attribute} missing: {event}");
+        }
+        assert_eq!(event["specversion"], "1.0");
+        assert_eq!(event["datacontenttype"], "application/json");
+        assert!(event["type"].as_str().unwrap().starts_with("dev.handover."));
+        assert!(event["data"].is_object());
+        assert!(ids.insert(event["id"].as_str().unwrap().to_owned()));
+        let stream = event["stream"].as_str().unwrap();
+        assert!(event["source"].as_str().unwrap().ends_with(stream));
+        assert!(event["position"].as_str().unwrap().parse::<u64>().is_ok());
+        assert!(event["seq"].as_str().unwrap().parse::<u64>().is_ok());
+        match stream.strip_prefix("conversation-") {
+            Some(id) => assert_eq!(event["subject"], id),
+            None => assert!(event.get("subject").is_none()),
+        }
+    }
+}
+
+#[test]
+fn export_filters_by_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = build_log(dir.path());
+    let id = ids.escalated.to_string();
+    let lines = json_lines(&audit("export", dir.path(), &["--conversation", &id]));
+    assert_eq!(lines.len(), 4);
+    assert!(lines.iter().all(|l| l["conversation_id"] == id.as_str()));
+    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+
+    let events = json_lines(&audit(
+        "export",
+        dir.path(),
+        &["--format", "cloudevents", "--conversation", &id],
+    ));
+    assert_eq!(events.len(), 4);
+    assert!(events.iter().all(|e| e["subject"] == id.as_str()));
+}
+
+#[test]
+fn export_stops_quietly_when_the_reader_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = Log::new(dir.path());
+        let id = log.open("cust-1", "alice");
+        // Well over a pipe's buffer, so the export is still writing when the reader leaves.
+        let long = "x".repeat(60_000);
+        for _ in 0..4 {
+            log.post(
+                id,
+                Participant::Human(HumanId::new("alice").unwrap()),
+                &long,
+            );
+        }
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_handover"))
+        .args(["audit", "export", "--data", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("conversation_opened"));
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn timeline_tells_the_handoff_and_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = build_log(dir.path());
+    let output = audit(
+        "timeline",
+        dir.path(),
+        &["--conversation", &ids.reclaimed.to_string()],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    for expected in [
+        "handed off by human alice to AI agent \"FAQ bot\" (faq-bot); reason: \"pricing questions are routine\"",
+        "ran skill lookup_price",
+        "reclaimed by human bob from AI agent faq-bot; reason: \"VIP customer\"",
+        "closed by human bob",
+        "ai-active with \"FAQ bot\" (faq-bot), handed off by alice",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
+    }
+
+    let unknown = audit(
+        "timeline",
+        dir.path(),
+        &["--conversation", "0190f1f0-0000-7000-8000-0000000000ff"],
+    );
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown)
+        .contains("conversation 0190f1f0-0000-7000-8000-0000000000ff is not in the log"));
+}
+
+#[test]
+fn stats_json_has_the_expected_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path());
+    let output = audit("stats", dir.path(), &["--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stats: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(stats["events"], EVENTS as u64);
+    assert_eq!(stats["conversations_opened"], 3);
+    assert_eq!(stats["conversations_closed"], 2);
+    assert_eq!(stats["handoffs"], 3);
+    assert_eq!(stats["reclaims"], 1);
+    assert_eq!(stats["escalations"]["total"], 1);
+    assert_eq!(stats["escalations"]["customer_asked_for_human"], 1);
+    assert_eq!(stats["escalations"]["agent_requested"], 0);
+    assert_eq!(stats["closed_while_ai_active"], 1);
+    assert_eq!(stats["ai_containment_rate"], 0.5);
+    assert_eq!(stats["skills"]["total"], 1);
+    assert_eq!(stats["messages"]["customer"], 2);
+    assert_eq!(stats["messages"]["ai"], 1);
+    assert_eq!(stats["messages"]["human"], 0);
+    for state in ["human_handled", "ai_active", "reclaimed"] {
+        assert!(stats["time_in_state_micros"][state].as_i64().unwrap() >= 0);
+    }
+
+    let text = audit("stats", dir.path(), &[]);
+    assert!(text.status.success());
+    assert!(stdout(&text).contains("handoffs to AI              3"));
+}
+
+#[test]
+fn verify_passes_a_sound_log_and_names_a_flipped_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = build_log(dir.path());
+    let sound = audit("verify", dir.path(), &[]);
+    assert_eq!(sound.status.code(), Some(0), "{}", stderr(&sound));
+    let summary = stdout(&sound);
+    assert_eq!(summary.lines().count(), 1);
+    assert!(
+        summary.starts_with("sound: 16 events in 4 streams"),
+        "{summary}"
+    );
+
+    // Flip one bit in the record of the reclaimed conversation's seq 3.
+    {
+        let db = open_raw(dir.path());
+        let tree = db.open_tree("log").unwrap();
+        let mut key = vec![b's', b'c'];
+        key.extend_from_slice(ids.reclaimed.as_bytes());
+        key.extend_from_slice(&3u64.to_be_bytes());
+        let mut value = tree.get(&key).unwrap().unwrap().to_vec();
+        let last = value.len() - 1;
+        value[last] ^= 0x01;
+        tree.insert(key, value).unwrap();
+        tree.flush().unwrap();
+    }
+    let damaged = audit("verify", dir.path(), &[]);
+    assert_eq!(damaged.status.code(), Some(1));
+    let report = stdout(&damaged);
+    let expected = format!("stream conversation-{} seq 3", ids.reclaimed);
+    assert!(report.contains(&expected), "{report}");
+    assert!(report.contains("checksum mismatch"), "{report}");
+
+    // The other commands refuse the damaged record too, naming it.
+    let export = audit("export", dir.path(), &[]);
+    assert!(!export.status.success());
+    assert!(stderr(&export).contains(&expected), "{}", stderr(&export));
+}
+
+#[test]
+fn a_missing_data_directory_is_a_clear_error_and_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    for (subcommand, more) in [
+        ("export", vec![]),
+        ("stats", vec![]),
+        (
+            "timeline",
+            vec!["--conversation", "0190f1f0-0000-7000-8000-000000000001"],
+        ),
+        ("verify", vec![]),
+    ] {
+        let output = audit(subcommand, &missing, &more);
+        assert!(!output.status.success(), "{subcommand}");
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!(
+                "data directory {} does not exist",
+                missing.display()
+            )),
+            "{subcommand}: {message}"
+        );
+        assert!(!missing.exists(), "{subcommand} created the directory");
+    }
+    // verify tells "could not check" apart from "found a fault".
+    assert_eq!(audit("verify", &missing, &[]).status.code(), Some(2));
+}
+
+#[test]
+fn a_directory_held_by_another_store_is_reported_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path());
+    // Retried like `open_raw`: the store `build_log` dropped may still hold the lock a moment.
+    let held = (0..100)
+        .find_map(
+            |_| match SledStore::open(dir.path(), StoreOptions::default()) {
+                Err(handover_store::StoreError::InUse { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                }
+                other => Some(other.unwrap()),
+            },
+        )
+        .expect("the directory stayed locked");
+    for subcommand in ["export", "stats", "verify"] {
+        let output = audit(subcommand, dir.path(), &[]);
+        assert!(!output.status.success(), "{subcommand}");
+        let message = stderr(&output);
+        assert!(
+            message.contains("is in use by another process"),
+            "{subcommand}: {message}"
+        );
+    }
+    drop(held);
+    assert!(audit("verify", dir.path(), &[]).status.success());
+}
+
+#[test]
+fn an_invalid_conversation_id_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path());
+    for subcommand in ["export", "timeline"] {
+        let output = audit(subcommand, dir.path(), &["--conversation", "not-a-uuid"]);
+        assert!(!output.status.success());
+        let message = stderr(&output);
+        assert!(
+            message.contains("\"not-a-uuid\" is not a conversation id (expected a UUID)"),
+            "{message}"
+        );
+    }
+}
