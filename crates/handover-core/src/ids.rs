@@ -68,13 +68,13 @@ pub(crate) fn check_label(what: &'static str, value: &str, max: usize) -> Result
     Ok(())
 }
 
-/// Declares a validated string newtype: non-empty, bounded, no control characters.
-/// Decoding goes through the same check (`serde(try_from)`), so a forged record cannot smuggle
-/// an invalid value in either.
-macro_rules! label {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr) => {
+/// Declares a validated string newtype whose every value passed `$check`. Decoding goes
+/// through the same check (`serde(try_from)`), so a forged record cannot smuggle an invalid
+/// value in either. `[$extra]` adds derives (ordering, for identifiers).
+macro_rules! validated_string {
+    ($(#[$doc:meta])* $name:ident, [$($extra:ident),*], $check:expr) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, $($extra),*)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
@@ -82,7 +82,8 @@ macro_rules! label {
             /// Validates and wraps `value`.
             pub fn new(value: impl Into<String>) -> Result<Self, InvalidInput> {
                 let value = value.into();
-                check_label($what, &value, $max)?;
+                let check: fn(&str) -> Result<(), InvalidInput> = $check;
+                check(&value)?;
                 Ok(Self(value))
             }
 
@@ -112,17 +113,25 @@ macro_rules! label {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&self.0, f)
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.0, f)
             }
         }
+    };
+}
+pub(crate) use validated_string;
+
+/// Declares an identifier: non-empty, bounded, no control characters or surrounding spaces.
+macro_rules! label {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr) => {
+        validated_string!($(#[$doc])* $name, [PartialOrd, Ord], |v| check_label($what, v, $max));
     };
 }
 

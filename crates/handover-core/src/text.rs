@@ -1,10 +1,8 @@
 //! Validated free text: messages, reasons and skill data, each bounded in bytes.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-use crate::ids::InvalidInput;
+use crate::ids::{validated_string, InvalidInput};
 use crate::limits::{MESSAGE_BYTES_MAX, REASON_BYTES_MAX, SKILL_DATA_BYTES_MAX};
 
 fn check_text(
@@ -33,51 +31,10 @@ fn check_text(
     Ok(())
 }
 
+/// Declares bounded free text.
 macro_rules! text {
     ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allow_empty:expr) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            /// Validates and wraps `value`.
-            pub fn new(value: impl Into<String>) -> Result<Self, InvalidInput> {
-                let value = value.into();
-                check_text($what, &value, $max, $allow_empty)?;
-                Ok(Self(value))
-            }
-
-            /// The text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = InvalidInput;
-            fn try_from(value: String) -> Result<Self, InvalidInput> {
-                Self::new(value)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> String {
-                value.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&self.0, f)
-            }
-        }
+        validated_string!($(#[$doc])* $name, [], |v| check_text($what, v, $max, $allow_empty));
     };
 }
 

@@ -130,6 +130,21 @@ impl ConversationActor {
         }
     }
 
+    /// Refuses to show a state that cannot be trusted or does not exist; the actor then stops,
+    /// so it is not kept in memory for nothing.
+    fn check_readable(&mut self, ctx: &mut Context<Self>) -> Result<(), Error> {
+        if let Some(failure) = &self.failure {
+            let error = Error::Store(copy_error(failure));
+            ctx.stop();
+            return Err(error);
+        }
+        if self.state == Conversation::NotOpened {
+            ctx.stop();
+            return Err(Error::UnknownConversation(self.id));
+        }
+        Ok(())
+    }
+
     fn fail(&mut self, error: StoreError, ctx: &mut Context<Self>) -> Error {
         error!(conversation_id = %self.id, %error, "conversation actor stops; it will be rebuilt from the log");
         let reply = Error::Store(copy_error(&error));
@@ -381,15 +396,7 @@ impl Handler<GetView> for ConversationActor {
     type Result = Result<ConversationView, Error>;
 
     fn handle(&mut self, _: GetView, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(failure) = &self.failure {
-            let error = Error::Store(copy_error(failure));
-            ctx.stop();
-            return Err(error);
-        }
-        if self.state == Conversation::NotOpened {
-            ctx.stop();
-            return Err(Error::UnknownConversation(self.id));
-        }
+        self.check_readable(ctx)?;
         Ok(ConversationView {
             id: self.id,
             state: self.state.clone(),
@@ -402,15 +409,7 @@ impl Handler<AddWatcher> for ConversationActor {
     type Result = Result<u64, Error>;
 
     fn handle(&mut self, msg: AddWatcher, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(failure) = &self.failure {
-            let error = Error::Store(copy_error(failure));
-            ctx.stop();
-            return Err(error);
-        }
-        if self.state == Conversation::NotOpened {
-            ctx.stop();
-            return Err(Error::UnknownConversation(self.id));
-        }
+        self.check_readable(ctx)?;
         // The watcher reads the log up to this version itself; everything after reaches it
         // through the channel. The actor handles one message at a time, so no event falls
         // between the two and none is in both.
