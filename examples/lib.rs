@@ -1,1 +1,297 @@
-//! placeholder
+//! Small helpers the runnable examples share: a data directory that defaults to a temporary
+//! one, starting a FAQ agent in one call, and one-line descriptions of events for printing.
+//!
+//! Run the examples with:
+//!
+//! ```sh
+//! cargo run -p handover-examples --example simulation [DATA_DIR]
+//! cargo run -p handover-examples --example faq_agent [DATA_DIR]
+//! cargo run -p handover-examples --example web_backend -- [--port 3000] [--data DIR] [--self-test]
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use handover::{
+    AgentName, AiAgentBehavior, AiAgentId, AiAgentProfile, Author, ConversationEvent, Event,
+    Handover, RecordedEvent, SkillOutcome, Specialty, Watch,
+};
+
+/// A data directory: the one given, or a fresh temporary one that is deleted when the returned
+/// guard drops.
+///
+/// ```
+/// let (dir, _guard) = handover_examples::data_dir(None).unwrap();
+/// assert!(dir.exists());
+/// ```
+pub fn data_dir(given: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match given {
+        Some(dir) => Ok((dir, None)),
+        None => {
+            let temp = tempfile::tempdir()?;
+            Ok((temp.path().to_path_buf(), Some(temp)))
+        }
+    }
+}
+
+/// Registers an AI agent (unless a previous run on the same directory did), activates it and
+/// attaches `behavior` as its implementation. Returns its id.
+///
+/// ```no_run
+/// # async fn example(handover: &handover::Handover) -> anyhow::Result<()> {
+/// use std::sync::Arc;
+/// use handover::faq::FaqAgent;
+///
+/// let bot = handover_examples::start_ai_agent(
+///     handover, "faq-bot", "FAQ assistant", &["faq"], Arc::new(FaqAgent::sample()),
+/// ).await?;
+/// assert_eq!(bot.as_str(), "faq-bot");
+/// # Ok(())
+/// # }
+/// ```
+pub async fn start_ai_agent(
+    handover: &Handover,
+    id: &str,
+    name: &str,
+    specialties: &[&str],
+    behavior: Arc<dyn AiAgentBehavior>,
+) -> anyhow::Result<AiAgentId> {
+    let agent_id = AiAgentId::new(id)?;
+    let known = handover
+        .ai_agents()
+        .into_iter()
+        .find(|agent| agent.profile.id == agent_id);
+    if known.is_none() {
+        handover
+            .register_ai_agent(AiAgentProfile {
+                id: agent_id.clone(),
+                name: AgentName::new(name)?,
+                specialties: specialties
+                    .iter()
+                    .map(|s| Specialty::new(*s))
+                    .collect::<Result<_, _>>()?,
+            })
+            .await?;
+    }
+    if !known.is_some_and(|agent| agent.active) {
+        handover.activate_ai_agent(&agent_id).await?;
+    }
+    handover.attach_ai_agent(&agent_id, behavior)?;
+    Ok(agent_id)
+}
+
+/// One line saying what an event records, e.g. `ai pricing-bot: "The Pro plan costs ..."`.
+///
+/// ```
+/// use handover::{AiAgentId, ConversationEvent, Event, Reason};
+///
+/// let event = Event::Conversation(ConversationEvent::Reclaimed {
+///     agent_id: AiAgentId::new("faq-bot").unwrap(),
+///     by_human: handover::HumanId::new("ana").unwrap(),
+///     reason: Some(Reason::new("personal follow-up").unwrap()),
+/// });
+/// assert_eq!(
+///     handover_examples::describe_event(&event),
+///     "ana reclaimed it from faq-bot (personal follow-up)"
+/// );
+/// ```
+pub fn describe_event(event: &Event) -> String {
+    let because = |reason: &Option<handover::Reason>| match reason {
+        Some(reason) => format!(" ({reason})"),
+        None => String::new(),
+    };
+    let Event::Conversation(event) = event else {
+        return event.type_name().replace('_', " ");
+    };
+    match event {
+        ConversationEvent::Opened {
+            customer,
+            channel,
+            human,
+        } => match human {
+            Some(human) => format!("opened for {customer} on {channel}, assigned to {human}"),
+            None => format!("opened for {customer} on {channel}"),
+        },
+        ConversationEvent::MessagePosted {
+            author,
+            text,
+            concerns,
+        } => {
+            let who = match author {
+                Author::Customer(id) => format!("customer {id}"),
+                Author::Human(id) => format!("human {id}"),
+                Author::Ai(id) => format!("ai {id}"),
+            };
+            let concerns: Vec<&str> = concerns.iter().map(|c| c.as_str()).collect();
+            if concerns.is_empty() {
+                format!("{who}: {text:?}")
+            } else {
+                format!("{who}: {text:?} [policy: {}]", concerns.join(", "))
+            }
+        }
+        ConversationEvent::HandedOffToAi {
+            agent_id,
+            agent_name,
+            by_human,
+            reason,
+        } => format!(
+            "{by_human} handed it off to {agent_name} ({agent_id}){}",
+            because(reason)
+        ),
+        ConversationEvent::AiActionRecorded { agent_id, skill } => {
+            let outcome = match &skill.outcome {
+                SkillOutcome::Succeeded(result) => format!("-> {result}"),
+                SkillOutcome::Failed(error) => format!("failed: {error}"),
+            };
+            format!(
+                "{agent_id} ran skill {}({:?}) {outcome}",
+                skill.name,
+                skill.input.as_str()
+            )
+        }
+        ConversationEvent::Reclaimed {
+            agent_id,
+            by_human,
+            reason,
+        } => format!("{by_human} reclaimed it from {agent_id}{}", because(reason)),
+        ConversationEvent::EscalatedToHuman {
+            agent_id,
+            reason,
+            cause,
+        } => format!(
+            "escalated from {agent_id} to humans: {reason} [{}]",
+            cause.as_str()
+        ),
+        ConversationEvent::Closed { by, reason } => {
+            let who = match by {
+                Author::Customer(id) => format!("customer {id}"),
+                Author::Human(id) => format!("human {id}"),
+                Author::Ai(id) => format!("ai {id}"),
+            };
+            format!("closed by {who}{}", because(reason))
+        }
+    }
+}
+
+/// Prints a recorded event as `  #seq description`.
+///
+/// ```no_run
+/// # fn example(record: &handover::RecordedEvent) {
+/// handover_examples::print_event(record);
+/// # }
+/// ```
+pub fn print_event(record: &RecordedEvent) {
+    println!("  #{:<2} {}", record.seq, describe_event(&record.event));
+}
+
+/// Prints a conversation's events as its watch delivers them, and waits for the ones that
+/// matter (the AI agent's reply, the close), without ever missing one: an event already
+/// printed by [`print_ready`](EventPrinter::print_ready) still counts for a later
+/// [`print_until`](EventPrinter::print_until).
+///
+/// ```no_run
+/// # async fn example(handover: &handover::Handover, id: handover::ConversationId) -> anyhow::Result<()> {
+/// use handover_examples::{is_ai_reply, EventPrinter};
+///
+/// let mut printer = EventPrinter::new(handover.watch(id).await?);
+/// printer.print_ready()?; // what is recorded so far
+/// printer.print_until(is_ai_reply).await?; // and on, until the AI agent answers
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct EventPrinter {
+    watch: Watch,
+    /// Printed, and not yet passed by a `print_until`.
+    unclaimed: std::collections::VecDeque<Arc<RecordedEvent>>,
+}
+
+impl EventPrinter {
+    /// Prints the events of `watch`.
+    ///
+    /// ```no_run
+    /// # async fn example(watch: handover::Watch) {
+    /// let printer = handover_examples::EventPrinter::new(watch);
+    /// # }
+    /// ```
+    pub fn new(watch: Watch) -> EventPrinter {
+        EventPrinter {
+            watch,
+            unclaimed: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Prints every event the watch already holds, without waiting: after a facade call
+    /// returns, the events it recorded are already there.
+    ///
+    /// ```no_run
+    /// # fn example(printer: &mut handover_examples::EventPrinter) -> anyhow::Result<()> {
+    /// printer.print_ready()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn print_ready(&mut self) -> anyhow::Result<()> {
+        while let Some(record) = self.watch.try_next()? {
+            print_event(&record);
+            self.unclaimed.push_back(record);
+        }
+        Ok(())
+    }
+
+    /// Returns the first event satisfying `done`, among those already printed since the last
+    /// call and then those still to come (printing them); fails if the runtime stops first.
+    ///
+    /// ```no_run
+    /// # async fn example(printer: &mut handover_examples::EventPrinter) -> anyhow::Result<()> {
+    /// use handover::{ConversationEvent, Event};
+    ///
+    /// printer
+    ///     .print_until(|event| matches!(event, Event::Conversation(ConversationEvent::Closed { .. })))
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn print_until(
+        &mut self,
+        done: impl Fn(&Event) -> bool,
+    ) -> anyhow::Result<Arc<RecordedEvent>> {
+        while let Some(record) = self.unclaimed.pop_front() {
+            if done(&record.event) {
+                return Ok(record);
+            }
+        }
+        loop {
+            let record = self
+                .watch
+                .next()
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the runtime stopped"))?;
+            print_event(&record);
+            if done(&record.event) {
+                return Ok(record);
+            }
+        }
+    }
+}
+
+/// Whether the event is a message from an AI agent.
+///
+/// ```
+/// use handover::{AiAgentId, Author, ConversationEvent, Event, MessageText};
+///
+/// let reply = Event::Conversation(ConversationEvent::MessagePosted {
+///     author: Author::Ai(AiAgentId::new("faq-bot").unwrap()),
+///     text: MessageText::new("Hi!").unwrap(),
+///     concerns: vec![],
+/// });
+/// assert!(handover_examples::is_ai_reply(&reply));
+/// ```
+pub fn is_ai_reply(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Conversation(ConversationEvent::MessagePosted {
+            author: Author::Ai(_),
+            ..
+        })
+    )
+}

@@ -94,9 +94,15 @@ const SENSITIVE: &[&str] = &[
 ];
 
 /// Lower-cases, strips the accents common in Portuguese and Spanish, and turns every run of
-/// non-alphanumeric characters into one space, with a space at each end, so phrases match
-/// whole words only ("deal" does not match "ideal").
-fn normalize(text: &str) -> String {
+/// non-alphanumeric characters into one space, with a space at each end, so a phrase matches
+/// whole words only ("deal" does not match "ideal"): search for `" deal "`.
+///
+/// ```
+/// use handover_core::policy::normalize_words;
+/// assert_eq!(normalize_words("Quero falar com um ATENDENTE!"), " quero falar com um atendente ");
+/// assert_eq!(normalize_words("¿Cuál es el horario?"), " cual es el horario ");
+/// ```
+pub fn normalize_words(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push(' ');
     for c in text.chars().flat_map(char::to_lowercase) {
@@ -133,7 +139,7 @@ fn mentions(normalized: &str, phrases: &[&str]) -> bool {
 
 impl Policy for DefaultPolicy {
     fn assess(&self, text: &str) -> Vec<Concern> {
-        let normalized = normalize(text);
+        let normalized = normalize_words(text);
         [
             (Concern::HumanRequested, HUMAN_REQUESTED),
             (Concern::Complaint, COMPLAINT),

@@ -18,7 +18,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 pub use error::{Conflict, StoreError};
 use handover_core::{Event, StreamId};
-pub use record::{RecordedAt, RecordedEvent, RECORD_BYTES_MAX, RECORD_FORMAT_VERSION};
+pub use record::{
+    decode_record, encode_record, RecordedAt, RecordedEvent, RECORD_BYTES_MAX,
+    RECORD_FORMAT_VERSION,
+};
 pub use sled_store::{Durability, SledStore, StoreOptions};
 use tokio::sync::broadcast;
 

@@ -84,6 +84,33 @@ fn checksum(version: u8, body: &[u8]) -> u32 {
     hasher.finalize()
 }
 
+/// Encodes a record exactly as the store writes it: `[version][crc32][bincode body]`.
+///
+/// ```
+/// use handover_core::{AiAgentEvent, AiAgentId, Event, StreamId};
+/// use handover_store::{decode_record, encode_record, RecordedAt, RecordedEvent};
+///
+/// let agent_id = AiAgentId::new("faq-bot").unwrap();
+/// let record = RecordedEvent {
+///     position: 1,
+///     stream: StreamId::AiAgent(agent_id.clone()),
+///     seq: 1,
+///     recorded_at: RecordedAt(0),
+///     event: Event::AiAgent(AiAgentEvent::Activated { agent_id }),
+/// };
+/// let bytes = encode_record(&record).unwrap();
+/// assert_eq!(decode_record(&bytes).unwrap(), record);
+/// ```
+pub fn encode_record(record: &RecordedEvent) -> Result<Vec<u8>, StoreError> {
+    encode(record)
+}
+
+/// Decodes and checks a record's bytes: format version, checksum, size limit, and a body that
+/// decodes completely. Damage is [`StoreError::Corrupted`], never a panic.
+pub fn decode_record(bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
+    decode(bytes, || "a record".to_owned())
+}
+
 /// Decodes and checks a record read from `location` (used in error messages).
 pub(crate) fn decode(bytes: &[u8], location: impl Fn() -> String) -> Result<RecordedEvent, StoreError> {
     let corrupted = |detail: String| StoreError::Corrupted {

@@ -259,6 +259,18 @@ impl SledStore {
         Ok(())
     }
 
+    /// Flushes on tokio's blocking pool. sled 0.34.7's own `flush_async` runs on sled's small
+    /// thread pool and deadlocks when several are in flight at once (sled issue 1308, fixed
+    /// only after 0.34.7); its blocking `flush` does not, and concurrent calls share the I/O
+    /// already under way.
+    async fn flush_blocking(&self) -> Result<(), StoreError> {
+        let db = self.inner.db.clone();
+        match tokio::task::spawn_blocking(move || db.flush()).await {
+            Ok(flushed) => flushed.map(drop).map_err(StoreError::from),
+            Err(failed) => Err(StoreError::Engine(format!("the flush task failed: {failed}"))),
+        }
+    }
+
     fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         // A panic while holding the lock cannot leave a half-applied batch (sled batches are
         // atomic), so the counters are still right: recover the guard.
@@ -509,7 +521,7 @@ impl EventStore for SledStore {
             Err(conflict) => return Ok(Err(conflict)),
         };
         let flushed = match self.inner.options.durability {
-            Durability::Flush => self.inner.db.flush_async().await.map(drop),
+            Durability::Flush => self.flush_blocking().await,
             Durability::Buffered => Ok(()),
         };
         // The records are in the log either way; publish them so later ones are not held
@@ -517,7 +529,7 @@ impl EventStore for SledStore {
         self.publish(&records);
         if let Err(error) = flushed {
             warn!(%stream, %error, "flush failed; the append is not acknowledged");
-            return Err(error.into());
+            return Err(error);
         }
         Ok(Ok(records))
     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use handover_core::{
-    Assignment, ConversationCommand, ConversationEvent, ConversationId, EscalationCause, Event,
-    MessageText, Participant, Reason, Skill, SkillData, SkillName, SkillOutcome,
+    Assignment, Author, ConversationCommand, ConversationEvent, ConversationId, EscalationCause,
+    Event, MessageText, Participant, Reason, Skill, SkillData, SkillName, SkillOutcome,
 };
 use handover_store::RecordedEvent;
 
@@ -46,8 +46,9 @@ pub type AgentError = Box<dyn std::error::Error + Send + Sync>;
 #[async_trait]
 pub trait AiAgentBehavior: Send + Sync + 'static {
     /// The conversation was just handed to this agent; `history` is every event so far, the
-    /// handoff last. The default answers the customer's latest message, if any came after the
-    /// last reply, so a handoff "responds immediately" as the manual promises.
+    /// handoff last. The default answers the customer's latest message unless an AI agent
+    /// already answered after it (a human's "let me transfer you" is no answer), so a handoff
+    /// "responds immediately" as the manual promises.
     async fn on_handoff(
         &self,
         session: &AiSession,
@@ -55,13 +56,17 @@ pub trait AiAgentBehavior: Send + Sync + 'static {
     ) -> Result<(), AgentError> {
         let pending = history.iter().rev().find_map(|record| match &record.event {
             Event::Conversation(ConversationEvent::MessagePosted { author, text, .. }) => {
-                Some((matches!(author, handover_core::Author::Customer(_)), text))
+                match author {
+                    Author::Customer(_) => Some(Some(text)),
+                    Author::Ai(_) => Some(None),
+                    Author::Human(_) => None,
+                }
             }
             _ => None,
         });
-        match pending {
-            Some((true, text)) => self.on_customer_message(session, text).await,
-            _ => Ok(()),
+        match pending.flatten() {
+            Some(text) => self.on_customer_message(session, text).await,
+            None => Ok(()),
         }
     }
 
@@ -82,7 +87,7 @@ pub trait AiAgentBehavior: Send + Sync + 'static {
     ) -> Result<(), AgentError> {
         match &record.event {
             Event::Conversation(ConversationEvent::MessagePosted {
-                author: handover_core::Author::Customer(_),
+                author: Author::Customer(_),
                 text,
                 ..
             }) => self.on_customer_message(session, text).await,

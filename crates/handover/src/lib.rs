@@ -66,6 +66,7 @@ mod config;
 mod conversation_actor;
 mod error;
 mod facade;
+pub mod faq;
 mod reply;
 mod roster_actor;
 mod shared;

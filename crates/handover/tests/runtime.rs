@@ -718,3 +718,30 @@ async fn the_select_list_shows_active_agents_by_specialty() {
     ));
     f.handover.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_handoff_the_ai_answers_the_question_a_human_left_pending() {
+    let f = start().await;
+    let bot = agent(&f.handover, "faq", Arc::new(Echo)).await;
+    let c = open(&f.handover).await;
+    f.handover
+        .post_customer_message(c, id("cust-1"), text("Do you ship to Lisbon?"))
+        .await
+        .unwrap();
+    f.handover
+        .post_human_message(c, id("ana"), text("Let me transfer you to our assistant."))
+        .await
+        .unwrap();
+    let mut watch = f.handover.watch(c).await.unwrap();
+    f.handover
+        .hand_off_to_ai(c, id("ana"), bot, None)
+        .await
+        .unwrap();
+    let seen = watch_until(&mut watch, is_ai_message).await;
+    assert!(matches!(
+        &seen.last().unwrap().event,
+        Event::Conversation(ConversationEvent::MessagePosted { text, .. })
+            if text.as_str() == "echo: Do you ship to Lisbon?"
+    ));
+    f.handover.shutdown().await;
+}

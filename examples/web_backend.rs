@@ -1,0 +1,623 @@
+//! Handover embedded in a small axum backend: the routes a contact-center UI calls to open a
+//! conversation, post messages, pick an AI agent, hand off, reclaim, close, and read a
+//! conversation's status and history as JSON.
+//!
+//! ```text
+//! POST /conversations                        {"customer","channel","human"?}   -> 201 {"id"}
+//! POST /conversations/{id}/customer-messages {"customer","text"}               -> receipt
+//! POST /conversations/{id}/human-messages    {"human","text"}                  -> receipt
+//! GET  /ai-agents?specialty=pricing                                            -> active agents
+//! POST /conversations/{id}/handoff           {"human","agent_id","reason"?}    -> receipt
+//! POST /conversations/{id}/reclaim           {"human","reason"?}               -> receipt
+//! POST /conversations/{id}/close             {"customer"|"human","reason"?}    -> receipt
+//! GET  /conversations/{id}                                                     -> status
+//! GET  /conversations/{id}/history                                             -> events
+//! GET  /conversations/{id}/events?after=SEQ  (waits up to 10 s for a newer one) -> events
+//! ```
+//!
+//! Errors map through [`handover::Error::is_caller_error`]: the caller's (a rejected command,
+//! invalid input, an unknown conversation) are 4xx with the message, the system's are 5xx.
+//!
+//! `cargo run -p handover-examples --example web_backend -- [--port 3000] [--data DIR]`
+//! listens on 127.0.0.1 only. `--self-test` serves on an ephemeral loopback port, drives one
+//! handoff and reclaim over HTTP, prints each exchange, and exits 0 if all went as expected.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use handover::faq::FaqAgent;
+use handover::{
+    AiAgentId, Channel, Config, ConversationId, CustomerId, Handover, HumanId, MessageText,
+    Participant, Reason, Receipt, RecordedEvent, Specialty, Status,
+};
+use handover_examples::{data_dir, start_ai_agent};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Longest a `GET .../events` request waits for a new event.
+const EVENTS_WAIT_SECONDS_MAX: u64 = 10;
+
+/// Most characters of a response body the self-test prints.
+const SHOWN_BODY_CHARS_MAX: usize = 240;
+
+/// A failed request: the facade's error, or a malformed path or body.
+struct ApiError(handover::Error);
+
+impl From<handover::Error> for ApiError {
+    fn from(error: handover::Error) -> Self {
+        ApiError(error)
+    }
+}
+
+impl From<handover::InvalidInput> for ApiError {
+    fn from(error: handover::InvalidInput) -> Self {
+        ApiError(error.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            handover::Error::UnknownConversation(_) => StatusCode::NOT_FOUND,
+            handover::Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            // A rejected command conflicts with the conversation's state (AI-active, closed,
+            // kept with humans by the policy, ...).
+            error if error.is_caller_error() => StatusCode::CONFLICT,
+            handover::Error::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let body = Json(json!({ "error": self.0.to_string() }));
+        (status, body).into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn conversation_id(text: &str) -> Result<ConversationId, ApiError> {
+    Ok(text.parse::<ConversationId>()?)
+}
+
+fn optional_reason(reason: Option<String>) -> Result<Option<Reason>, ApiError> {
+    Ok(reason.map(Reason::new).transpose()?)
+}
+
+fn status_json(status: &Status) -> Value {
+    match status {
+        Status::AiActive {
+            agent_id,
+            agent_name,
+            epoch,
+        } => json!({
+            "label": status.label(),
+            "agent_id": agent_id.as_str(),
+            "agent_name": agent_name.as_str(),
+            "epoch": epoch.0,
+        }),
+        Status::Reclaimed { by } => json!({ "label": status.label(), "by": by.as_str() }),
+        other => json!({ "label": other.label() }),
+    }
+}
+
+fn event_json(record: &RecordedEvent) -> Value {
+    let detail = match &record.event {
+        handover::Event::Conversation(event) => serde_json::to_value(event),
+        handover::Event::AiAgent(event) => serde_json::to_value(event),
+    };
+    json!({
+        "seq": record.seq,
+        "position": record.position,
+        "recorded_at_micros": record.recorded_at.as_micros(),
+        "type": record.event.type_name(),
+        "event": detail.unwrap_or(Value::Null),
+    })
+}
+
+fn receipt_json(receipt: &Receipt) -> Json<Value> {
+    Json(json!({
+        "status": status_json(&receipt.status),
+        "events": receipt.events.iter().map(|r| event_json(r)).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct OpenBody {
+    customer: String,
+    channel: String,
+    human: Option<String>,
+}
+
+async fn open(
+    State(handover): State<Handover>,
+    Json(body): Json<OpenBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let human = body.human.map(HumanId::new).transpose()?;
+    let id = handover
+        .open_conversation(
+            CustomerId::new(body.customer)?,
+            Channel::new(body.channel)?,
+            human,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id.to_string() }))))
+}
+
+#[derive(Deserialize)]
+struct CustomerMessage {
+    customer: String,
+    text: String,
+}
+
+async fn customer_message(
+    State(handover): State<Handover>,
+    Path(id): Path<String>,
+    Json(body): Json<CustomerMessage>,
+) -> ApiResult {
+    let receipt = handover
+        .post_customer_message(
+            conversation_id(&id)?,
+            CustomerId::new(body.customer)?,
+            MessageText::new(body.text)?,
+        )
+        .await?;
+    Ok(receipt_json(&receipt))
+}
+
+#[derive(Deserialize)]
+struct HumanMessage {
+    human: String,
+    text: String,
+}
+
+async fn human_message(
+    State(handover): State<Handover>,
+    Path(id): Path<String>,
+    Json(body): Json<HumanMessage>,
+) -> ApiResult {
+    let receipt = handover
+        .post_human_message(
+            conversation_id(&id)?,
+            HumanId::new(body.human)?,
+            MessageText::new(body.text)?,
+        )
+        .await?;
+    Ok(receipt_json(&receipt))
+}
+
+#[derive(Deserialize)]
+struct AgentsQuery {
+    specialty: Option<String>,
+}
+
+async fn active_agents(
+    State(handover): State<Handover>,
+    Query(query): Query<AgentsQuery>,
+) -> ApiResult {
+    let specialty = query.specialty.map(Specialty::new).transpose()?;
+    let agents: Vec<Value> = handover
+        .active_ai_agents(specialty.as_ref())
+        .into_iter()
+        .map(|agent| {
+            json!({
+                "id": agent.profile.id.as_str(),
+                "name": agent.profile.name.as_str(),
+                "specialties": agent.profile.specialties.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(agents)))
+}
+
+#[derive(Deserialize)]
+struct HandoffBody {
+    human: String,
+    agent_id: String,
+    reason: Option<String>,
+}
+
+async fn hand_off(
+    State(handover): State<Handover>,
+    Path(id): Path<String>,
+    Json(body): Json<HandoffBody>,
+) -> ApiResult {
+    let receipt = handover
+        .hand_off_to_ai(
+            conversation_id(&id)?,
+            HumanId::new(body.human)?,
+            AiAgentId::new(body.agent_id)?,
+            optional_reason(body.reason)?,
+        )
+        .await?;
+    Ok(receipt_json(&receipt))
+}
+
+#[derive(Deserialize)]
+struct ReclaimBody {
+    human: String,
+    reason: Option<String>,
+}
+
+async fn reclaim(
+    State(handover): State<Handover>,
+    Path(id): Path<String>,
+    Json(body): Json<ReclaimBody>,
+) -> ApiResult {
+    let receipt = handover
+        .reclaim(
+            conversation_id(&id)?,
+            HumanId::new(body.human)?,
+            optional_reason(body.reason)?,
+        )
+        .await?;
+    Ok(receipt_json(&receipt))
+}
+
+/// Who closes: exactly one of `customer` and `human`.
+#[derive(Deserialize)]
+struct CloseBody {
+    customer: Option<String>,
+    human: Option<String>,
+    reason: Option<String>,
+}
+
+async fn close(
+    State(handover): State<Handover>,
+    Path(id): Path<String>,
+    Json(body): Json<CloseBody>,
+) -> Result<Response, ApiError> {
+    let by = match (body.customer, body.human) {
+        (Some(customer), None) => Participant::Customer(CustomerId::new(customer)?),
+        (None, Some(human)) => Participant::Human(HumanId::new(human)?),
+        _ => {
+            let error = json!({ "error": "give exactly one of \"customer\" and \"human\"" });
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(error)).into_response());
+        }
+    };
+    let receipt = handover
+        .close(conversation_id(&id)?, by, optional_reason(body.reason)?)
+        .await?;
+    Ok(receipt_json(&receipt).into_response())
+}
+
+async fn conversation(State(handover): State<Handover>, Path(id): Path<String>) -> ApiResult {
+    let view = handover.conversation(conversation_id(&id)?).await?;
+    Ok(Json(json!({
+        "id": view.id.to_string(),
+        "status": status_json(&view.status()),
+        "version": view.version,
+    })))
+}
+
+async fn history(State(handover): State<Handover>, Path(id): Path<String>) -> ApiResult {
+    let records = handover.history(conversation_id(&id)?).await?;
+    Ok(Json(Value::Array(records.iter().map(event_json).collect())))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    after: Option<u64>,
+}
+
+/// The events after `after`: at once if there are any, otherwise the first one to come within
+/// [`EVENTS_WAIT_SECONDS_MAX`] (an empty list if none does), so a UI can long-poll.
+async fn events(
+    State(handover): State<Handover>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> ApiResult {
+    let after = query.after.unwrap_or(0);
+    let mut watch = handover.watch(conversation_id(&id)?).await?;
+    let mut newer = Vec::new();
+    while let Some(record) = watch.try_next()? {
+        if record.seq > after {
+            newer.push(event_json(&record));
+        }
+    }
+    if newer.is_empty() {
+        let wait = Duration::from_secs(EVENTS_WAIT_SECONDS_MAX);
+        // Nothing new within the wait is an empty answer, not an error.
+        if let Ok(next) = tokio::time::timeout(wait, watch.next()).await {
+            if let Some(record) = next? {
+                newer.push(event_json(&record));
+            }
+        }
+    }
+    Ok(Json(Value::Array(newer)))
+}
+
+fn router(handover: Handover) -> Router {
+    Router::new()
+        .route("/conversations", post(open))
+        .route("/conversations/:id", get(conversation))
+        .route("/conversations/:id/history", get(history))
+        .route("/conversations/:id/events", get(events))
+        .route(
+            "/conversations/:id/customer-messages",
+            post(customer_message),
+        )
+        .route("/conversations/:id/human-messages", post(human_message))
+        .route("/conversations/:id/handoff", post(hand_off))
+        .route("/conversations/:id/reclaim", post(reclaim))
+        .route("/conversations/:id/close", post(close))
+        .route("/ai-agents", get(active_agents))
+        .with_state(handover)
+}
+
+/// The command line: `--port N`, `--data DIR`, `--self-test`.
+struct Options {
+    port: u16,
+    data: Option<PathBuf>,
+    self_test: bool,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        port: 3000,
+        data: None,
+        self_test: false,
+    };
+    let mut args = std::env::args_os().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--port") => {
+                let value = args.next().context("--port needs a value")?;
+                options.port = value
+                    .to_str()
+                    .and_then(|v| v.parse().ok())
+                    .context("--port must be a number from 0 to 65535")?;
+            }
+            Some("--data") => {
+                options.data = Some(args.next().context("--data needs a value")?.into())
+            }
+            Some("--self-test") => options.self_test = true,
+            _ => bail!("unknown argument {arg:?}; expected --port N, --data DIR or --self-test"),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let options = options()?;
+    let (dir, _temp) = data_dir(options.data)?;
+    let handover = Handover::start(Config::new(&dir)).await?;
+    start_ai_agent(
+        &handover,
+        "pricing-bot",
+        "Pricing assistant",
+        &["pricing"],
+        Arc::new(FaqAgent::sample()),
+    )
+    .await?;
+    start_ai_agent(
+        &handover,
+        "faq-bot",
+        "FAQ assistant",
+        &["faq", "shipping"],
+        Arc::new(FaqAgent::sample()),
+    )
+    .await?;
+
+    // Loopback only: this example has no authentication.
+    let port = if options.self_test { 0 } else { options.port };
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+    let address = listener.local_addr()?;
+    let server = axum::serve(listener, router(handover.clone()));
+    if options.self_test {
+        let served = tokio::spawn(async move { server.await });
+        let outcome = self_test(address).await;
+        served.abort();
+        handover.shutdown().await;
+        outcome?;
+        println!("self-test passed");
+    } else {
+        println!("listening on http://{address} (data in {})", dir.display());
+        server.await?;
+    }
+    Ok(())
+}
+
+/// One HTTP/1.1 exchange over a fresh connection: the status and the JSON body.
+async fn request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut stream = TcpStream::connect(address).await?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let response = String::from_utf8(response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("the response has no header end")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("the response has no status")?;
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).with_context(|| format!("the body is not JSON: {body}"))?
+    };
+    // Long bodies (histories) are cut for the log; the checks see all of it.
+    let shown = body.to_string();
+    match shown.char_indices().nth(SHOWN_BODY_CHARS_MAX) {
+        Some((cut, _)) => println!("{method} {path} -> {status} {}...", &shown[..cut]),
+        None => println!("{method} {path} -> {status} {shown}"),
+    }
+    Ok((status, body))
+}
+
+/// Sends a request and checks its status.
+async fn expect(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+) -> anyhow::Result<Value> {
+    let (got, body) = request(address, method, path, body).await?;
+    if got != status {
+        bail!("{method} {path}: expected {status}, got {got}: {body}");
+    }
+    Ok(body)
+}
+
+/// A customer asks about pricing, the human hands off to the pricing agent, the agent answers,
+/// the human cannot post while it is AI-active, reclaims, answers, and closes.
+async fn self_test(address: SocketAddr) -> anyhow::Result<()> {
+    let agents = expect(address, "GET", "/ai-agents?specialty=pricing", None, 200).await?;
+    let agent = agents[0]["id"]
+        .as_str()
+        .context("no pricing agent")?
+        .to_owned();
+
+    let opened = json!({ "customer": "cust-7", "channel": "web-chat", "human": "ana" });
+    let opened = expect(address, "POST", "/conversations", Some(opened), 201).await?;
+    let id = opened["id"]
+        .as_str()
+        .context("no conversation id")?
+        .to_owned();
+    let base = format!("/conversations/{id}");
+
+    let question = json!({ "customer": "cust-7", "text": "How much is the Enterprise plan?" });
+    expect(
+        address,
+        "POST",
+        &format!("{base}/customer-messages"),
+        Some(question),
+        200,
+    )
+    .await?;
+    let handoff = json!({ "human": "ana", "agent_id": agent, "reason": "pricing question" });
+    let receipt = expect(
+        address,
+        "POST",
+        &format!("{base}/handoff"),
+        Some(handoff),
+        200,
+    )
+    .await?;
+    if receipt["status"]["label"] != "ai-active" {
+        bail!("after the handoff the status is {}", receipt["status"]);
+    }
+
+    // Long-poll until the agent's reply arrives.
+    let mut seen = receipt["events"][0]["seq"].as_u64().unwrap_or(0);
+    let reply = loop {
+        let path = format!("{base}/events?after={seen}");
+        let events = expect(address, "GET", &path, None, 200).await?;
+        let events = events.as_array().context("events are a list")?;
+        if events.is_empty() {
+            bail!("the AI agent did not answer within {EVENTS_WAIT_SECONDS_MAX} s");
+        }
+        if let Some(reply) = events.iter().find(|e| {
+            e["type"] == "message_posted" && e["event"]["MessagePosted"]["author"]["Ai"].is_string()
+        }) {
+            break reply["event"]["MessagePosted"]["text"].clone();
+        }
+        seen = events
+            .last()
+            .and_then(|e| e["seq"].as_u64())
+            .unwrap_or(seen);
+    };
+    if reply != "The Enterprise plan costs USD 199 per month." {
+        bail!("unexpected AI reply {reply}");
+    }
+
+    let blocked = json!({ "human": "ana", "text": "Let me add something" });
+    expect(
+        address,
+        "POST",
+        &format!("{base}/human-messages"),
+        Some(blocked.clone()),
+        409,
+    )
+    .await?;
+    let reclaim = json!({ "human": "ana", "reason": "customer wants a quote" });
+    let receipt = expect(
+        address,
+        "POST",
+        &format!("{base}/reclaim"),
+        Some(reclaim),
+        200,
+    )
+    .await?;
+    if receipt["status"]["label"] != "reclaimed" {
+        bail!("after the reclaim the status is {}", receipt["status"]);
+    }
+    expect(
+        address,
+        "POST",
+        &format!("{base}/human-messages"),
+        Some(blocked),
+        200,
+    )
+    .await?;
+    let close = json!({ "human": "ana", "reason": "quote sent" });
+    expect(address, "POST", &format!("{base}/close"), Some(close), 200).await?;
+
+    let view = expect(address, "GET", &base, None, 200).await?;
+    if view["status"]["label"] != "closed" {
+        bail!("at the end the status is {}", view["status"]);
+    }
+    let history = expect(address, "GET", &format!("{base}/history"), None, 200).await?;
+    let types: Vec<&str> = history
+        .as_array()
+        .context("history is a list")?
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    let expected = [
+        "conversation_opened",
+        "message_posted",
+        "handed_off_to_ai",
+        "ai_action_recorded",
+        "message_posted",
+        "reclaimed",
+        "message_posted",
+        "conversation_closed",
+    ];
+    if types != expected {
+        bail!("unexpected history {types:?}");
+    }
+
+    let unknown = "/conversations/0190f5a8-6c1e-7000-8000-000000000000";
+    expect(address, "GET", unknown, None, 404).await?;
+    expect(address, "GET", "/conversations/not-a-uuid", None, 400).await?;
+    let closed = json!({ "customer": "cust-7", "text": "one more thing" });
+    expect(
+        address,
+        "POST",
+        &format!("{base}/customer-messages"),
+        Some(closed),
+        409,
+    )
+    .await?;
+    Ok(())
+}
