@@ -79,4 +79,3 @@ pub fn open_data_dir(dir: &Path) -> Result<SledStore, AuditError> {
     check_data_dir(dir)?;
     Ok(SledStore::open(dir, StoreOptions::default())?)
 }
-

@@ -8,8 +8,8 @@ use handover_store::SledStore;
 
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};
-use crate::replay::Replay;
 use crate::open_data_dir;
+use crate::replay::Replay;
 
 /// The outcome of [`verify_dir`].
 #[derive(Clone, Debug, PartialEq, Eq)]

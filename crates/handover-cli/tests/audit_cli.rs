@@ -43,7 +43,6 @@ impl Log {
         let agent_id = AiAgentId::new(id).unwrap();
         for (version, command) in (0..).zip([
             AiAgentCommand::Register {
-                agent_id: agent_id.clone(),
                 name: AgentName::new(name).unwrap(),
                 specialties: vec![],
             },

@@ -43,14 +43,7 @@ pub fn decide(
                 agent_id: agent_id.clone(),
             })
         }
-        (
-            AiAgentCommand::Register {
-                agent_id: id,
-                name,
-                specialties,
-            },
-            None,
-        ) => {
+        (AiAgentCommand::Register { name, specialties }, None) => {
             if specialties.len() > SPECIALTIES_COUNT_MAX {
                 return Err(Rejection::TooManySpecialties {
                     len: specialties.len(),
@@ -58,7 +51,7 @@ pub fn decide(
                 });
             }
             AiAgentEvent::Registered {
-                agent_id: id.clone(),
+                agent_id: agent_id.clone(),
                 name: name.clone(),
                 specialties: specialties.clone(),
             }

@@ -104,10 +104,8 @@ impl ConversationCommand {
 /// What can be asked of an AI agent's registration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AiAgentCommand {
-    /// Register a new AI agent; it starts inactive.
+    /// Register a new AI agent under the id of the stream it is sent to; it starts inactive.
     Register {
-        /// Its id.
-        agent_id: AiAgentId,
         /// Its display name.
         name: AgentName,
         /// What it specialises in.

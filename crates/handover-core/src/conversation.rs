@@ -370,7 +370,10 @@ pub fn evolve(state: Conversation, event: &ConversationEvent) -> Result<Conversa
             agent_name,
             ..
         } => {
-            if let Handler::Ai { agent_id: active, .. } = &open.handler {
+            if let Handler::Ai {
+                agent_id: active, ..
+            } = &open.handler
+            {
                 if active == agent_id {
                     return Err(Rejection::AlreadyHandledBy {
                         agent_id: agent_id.clone(),
@@ -444,9 +447,7 @@ fn require_active_ai(open: &OpenConversation, agent: &AiAgentId) -> Result<(), R
 pub fn fold<'a>(
     events: impl IntoIterator<Item = &'a ConversationEvent>,
 ) -> Result<Conversation, Rejection> {
-    events
-        .into_iter()
-        .try_fold(Conversation::NotOpened, evolve)
+    events.into_iter().try_fold(Conversation::NotOpened, evolve)
 }
 
 /// Applies a stored [`Event`] to a conversation: conversation events fold, any other kind is a

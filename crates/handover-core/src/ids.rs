@@ -213,9 +213,7 @@ impl fmt::Debug for ConversationId {
 /// commands carry the epoch of the assignment they belong to, so a reply computed for an
 /// assignment that has since ended (reclaimed, escalated, or handed to the same agent again)
 /// is rejected instead of recorded.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Epoch(pub u64);
 
@@ -291,7 +289,11 @@ mod tests {
         let long = "x".repeat(IDENTIFIER_BYTES_MAX + 1);
         assert!(matches!(
             SkillName::new(long),
-            Err(InvalidInput::TooLong { len: 129, max: 128, .. })
+            Err(InvalidInput::TooLong {
+                len: 129,
+                max: 128,
+                ..
+            })
         ));
         // The limit counts bytes, not characters: 43 three-byte characters are 129 bytes.
         assert!(matches!(
@@ -306,7 +308,10 @@ mod tests {
         let id: ConversationId = "0190f1f0-0000-7000-8000-000000000001".parse().unwrap();
         assert_eq!(id.to_string(), "0190f1f0-0000-7000-8000-000000000001");
         let err = "nope".parse::<ConversationId>().unwrap_err();
-        assert_eq!(err.to_string(), "\"nope\" is not a conversation id (expected a UUID)");
+        assert_eq!(
+            err.to_string(),
+            "\"nope\" is not a conversation id (expected a UUID)"
+        );
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Ctx<'a> {
 
 impl std::fmt::Debug for Ctx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").field("roster", &self.roster).finish_non_exhaustive()
+        f.debug_struct("Ctx")
+            .field("roster", &self.roster)
+            .finish_non_exhaustive()
     }
 }

@@ -24,7 +24,9 @@ pub enum Rejection {
         customer: CustomerId,
     },
     /// A human tried to post (or hand off to the same agent) while an AI agent is active.
-    #[error("conversation is AI-active (agent {agent_name}, id {agent_id}); reclaim it before posting")]
+    #[error(
+        "conversation is AI-active (agent {agent_name}, id {agent_id}); reclaim it before posting"
+    )]
     AiActive {
         /// The active AI agent.
         agent_id: AiAgentId,

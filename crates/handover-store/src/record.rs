@@ -112,16 +112,25 @@ pub fn decode_record(bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
 }
 
 /// Decodes and checks a record read from `location` (used in error messages).
-pub(crate) fn decode(bytes: &[u8], location: impl Fn() -> String) -> Result<RecordedEvent, StoreError> {
+pub(crate) fn decode(
+    bytes: &[u8],
+    location: impl Fn() -> String,
+) -> Result<RecordedEvent, StoreError> {
     let corrupted = |detail: String| StoreError::Corrupted {
         location: location(),
         detail,
     };
     if bytes.len() < HEADER_BYTES {
-        return Err(corrupted(format!("record is {} bytes, shorter than its header", bytes.len())));
+        return Err(corrupted(format!(
+            "record is {} bytes, shorter than its header",
+            bytes.len()
+        )));
     }
     if bytes.len() > RECORD_BYTES_MAX + HEADER_BYTES {
-        return Err(corrupted(format!("record is {} bytes, over the limit", bytes.len())));
+        return Err(corrupted(format!(
+            "record is {} bytes, over the limit",
+            bytes.len()
+        )));
     }
     let version = bytes[0];
     let stored = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);

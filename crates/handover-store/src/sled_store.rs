@@ -146,12 +146,18 @@ fn parse_stream_key(bytes: &[u8]) -> Option<(StreamId, &[u8])> {
         (&CONVERSATION_KIND, rest) if rest.len() >= 16 => {
             let (id, rest) = rest.split_at(16);
             let uuid = uuid::Uuid::from_slice(id).ok()?;
-            Some((StreamId::Conversation(ConversationId::from_uuid(uuid)), rest))
+            Some((
+                StreamId::Conversation(ConversationId::from_uuid(uuid)),
+                rest,
+            ))
         }
         (&AI_AGENT_KIND, rest) => {
             let end = rest.iter().position(|&b| b == 0)?;
             let id = std::str::from_utf8(&rest[..end]).ok()?;
-            Some((StreamId::AiAgent(AiAgentId::new(id).ok()?), &rest[end + 1..]))
+            Some((
+                StreamId::AiAgent(AiAgentId::new(id).ok()?),
+                &rest[end + 1..],
+            ))
         }
         _ => None,
     }
@@ -267,7 +273,9 @@ impl SledStore {
         let db = self.inner.db.clone();
         match tokio::task::spawn_blocking(move || db.flush()).await {
             Ok(flushed) => flushed.map(drop).map_err(StoreError::from),
-            Err(failed) => Err(StoreError::Engine(format!("the flush task failed: {failed}"))),
+            Err(failed) => Err(StoreError::Engine(format!(
+                "the flush task failed: {failed}"
+            ))),
         }
     }
 
@@ -344,7 +352,9 @@ impl SledStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for record in records {
-            publisher.pending.insert(record.position, Arc::clone(record));
+            publisher
+                .pending
+                .insert(record.position, Arc::clone(record));
         }
         loop {
             let next = publisher.next;
@@ -384,7 +394,10 @@ impl SledStore {
 
     /// Iterates over the whole log in global order from `from`, decoding and checking each
     /// record. The iterator stops at the first error, after yielding it.
-    pub fn iter_all(&self, from: u64) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
+    pub fn iter_all(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
         let mut expected_position = from.max(1);
         let mut failed = false;
         self.inner
@@ -475,26 +488,34 @@ fn check_place(
         ));
     }
     if key_seq != expected_seq {
-        return fault(format!("stream skips from seq {} to {key_seq}", expected_seq - 1));
+        return fault(format!(
+            "stream skips from seq {} to {key_seq}",
+            expected_seq - 1
+        ));
     }
     Ok(())
 }
 
 /// Follows a global index entry to its record and checks the two agree.
-fn read_pointer(log: &sled::Tree, position: u64, pointer: &[u8]) -> Result<RecordedEvent, StoreError> {
+fn read_pointer(
+    log: &sled::Tree,
+    position: u64,
+    pointer: &[u8],
+) -> Result<RecordedEvent, StoreError> {
     let corrupted = |detail: &str| StoreError::Corrupted {
         location: format!("position {position}"),
         detail: detail.to_owned(),
     };
-    let (stream, rest) = parse_stream_key(pointer).ok_or_else(|| corrupted("malformed index entry"))?;
+    let (stream, rest) =
+        parse_stream_key(pointer).ok_or_else(|| corrupted("malformed index entry"))?;
     let seq = be_u64(rest).ok_or_else(|| corrupted("malformed index entry"))?;
     let key = event_key(&stream, seq);
-    let value = log
-        .get(&key)?
-        .ok_or_else(|| StoreError::Corrupted {
-            location: location(&stream, seq),
-            detail: format!("the global index points at position {position}, but the record is missing"),
-        })?;
+    let value = log.get(&key)?.ok_or_else(|| StoreError::Corrupted {
+        location: location(&stream, seq),
+        detail: format!(
+            "the global index points at position {position}, but the record is missing"
+        ),
+    })?;
     let record = decode(&value, || location(&stream, seq))?;
     if record.position != position || record.stream != stream || record.seq != seq {
         return Err(StoreError::Corrupted {
@@ -551,7 +572,8 @@ impl EventStore for SledStore {
     }
 
     async fn read_ai_agents(&self) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.scan_stream_space(&[STREAM_PREFIX, AI_AGENT_KIND]).collect()
+        self.scan_stream_space(&[STREAM_PREFIX, AI_AGENT_KIND])
+            .collect()
     }
 
     fn head(&self) -> u64 {

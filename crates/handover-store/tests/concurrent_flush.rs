@@ -51,7 +51,11 @@ async fn append_concurrently() -> u64 {
             });
             for n in 0..APPENDS_EACH {
                 store
-                    .append(&stream, ExpectedVersion::Exact(n), std::slice::from_ref(&event))
+                    .append(
+                        &stream,
+                        ExpectedVersion::Exact(n),
+                        std::slice::from_ref(&event),
+                    )
                     .await
                     .unwrap()
                     .unwrap();

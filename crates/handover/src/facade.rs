@@ -217,7 +217,6 @@ impl Handover {
         self.agent_command(
             &agent_id,
             AiAgentCommand::Register {
-                agent_id: profile.id,
                 name: profile.name,
                 specialties: profile.specialties,
             },

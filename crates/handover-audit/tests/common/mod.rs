@@ -91,7 +91,6 @@ impl LogBuilder {
         self.agent_command(
             &id.clone(),
             AiAgentCommand::Register {
-                agent_id: id,
                 name: AgentName::new(name).unwrap(),
                 specialties: specialties
                     .iter()
