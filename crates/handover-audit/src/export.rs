@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use handover_core::{
     AiAgentEvent, Author, ConversationEvent, ConversationId, Event, SkillOutcome, StreamId,
 };
-use handover_store::{RecordedEvent, SeqRange, SledStore, StoreError};
+use handover_store::{Damage, LogLocation, RecordedEvent, SeqRange, SledStore, StoreError};
 use serde::Serialize;
 
 use crate::error::AuditError;
@@ -87,14 +87,16 @@ fn write_line(
     record: &RecordedEvent,
     format: ExportFormat,
 ) -> Result<(), AuditError> {
-    let recorded_at =
-        format_recorded_at(record.recorded_at).ok_or_else(|| StoreError::Corrupted {
-            location: format!("stream {} seq {}", record.stream, record.seq),
-            detail: format!(
+    let recorded_at = format_recorded_at(record.recorded_at).ok_or_else(|| {
+        StoreError::corrupted(
+            LogLocation::record(&record.stream, record.seq, record.position),
+            Damage::Record,
+            format!(
                 "recorded_at {} microseconds is outside the years 0000 to 9999",
                 record.recorded_at.as_micros()
             ),
-        })?;
+        )
+    })?;
     let stream = record.stream.to_string();
     let conversation_id = record.stream.conversation_id().map(|id| id.to_string());
     let data = Data::of(&record.event);

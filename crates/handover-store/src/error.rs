@@ -1,6 +1,11 @@
-//! Store errors, and the one expected outcome that is not an error: a version conflict.
+//! Store errors, where in the log damage was found, and the one expected outcome that is not
+//! an error: a version conflict.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use handover_core::StreamId;
 
 /// Another writer appended first: the stream is not at the expected version. Nothing was
 /// written; the caller reloads and decides again.
@@ -13,8 +18,81 @@ pub struct Conflict {
     pub actual: u64,
 }
 
+/// Where in the log something was found: a record's stream and seq, its global position, or
+/// all three. Each part is known or not depending on how the log was being read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogLocation {
+    /// The stream.
+    pub stream: Option<StreamId>,
+    /// The event's number in its stream.
+    pub seq: Option<u64>,
+    /// The global position.
+    pub position: Option<u64>,
+}
+
+impl LogLocation {
+    /// A record's full location.
+    pub fn record(stream: &StreamId, seq: u64, position: u64) -> LogLocation {
+        LogLocation {
+            stream: Some(stream.clone()),
+            seq: Some(seq),
+            position: Some(position),
+        }
+    }
+
+    /// A place in a stream, its global position unknown.
+    pub fn in_stream(stream: &StreamId, seq: u64) -> LogLocation {
+        LogLocation {
+            stream: Some(stream.clone()),
+            seq: Some(seq),
+            position: None,
+        }
+    }
+
+    /// A global position, its stream unknown.
+    pub fn at_position(position: u64) -> LogLocation {
+        LogLocation {
+            position: Some(position),
+            ..LogLocation::default()
+        }
+    }
+}
+
+impl fmt::Display for LogLocation {
+    /// `stream conversation-… seq 3 (position 12)`, leaving out what is unknown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.stream, self.seq, self.position) {
+            (Some(stream), Some(seq), Some(position)) => {
+                write!(f, "stream {stream} seq {seq} (position {position})")
+            }
+            (Some(stream), Some(seq), None) => write!(f, "stream {stream} seq {seq}"),
+            (Some(stream), None, _) => write!(f, "stream {stream}"),
+            (None, _, Some(position)) => write!(f, "position {position}"),
+            (None, _, None) => f.write_str("an unknown place"),
+        }
+    }
+}
+
+/// What kind of damage a read found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Damage {
+    /// The record's bytes: checksum, format version, length, or body.
+    Record,
+    /// A sound record in the wrong place: moved, swapped, or copied from another key.
+    Misplaced,
+    /// A stream skips a seq, or the global order skips a position.
+    Gap,
+    /// The global index disagrees with the records: missing, malformed, or pointing elsewhere.
+    Index,
+    /// A sound record whose event breaks the domain's rules on replay.
+    Rule,
+    /// The storage engine's own pages are damaged.
+    Engine,
+}
+
 /// A failure of the store itself: the caller's input was fine.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// Another process (a running Handover, or an audit) holds the data directory.
@@ -23,18 +101,20 @@ pub enum StoreError {
         /// The data directory.
         path: PathBuf,
     },
-    /// The operating system or sled failed; the outcome of a write in progress is unknown.
+    /// The operating system failed; the outcome of a write in progress is unknown.
     #[error("storage I/O failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(Arc<std::io::Error>),
     /// sled reported an error of its own.
     #[error("storage engine failed: {0}")]
     Engine(String),
-    /// A record failed its checks: checksum, format version, decoding, or its place in the log.
-    #[error("corrupted record at {location}: {detail}")]
+    /// The log holds damage: a record that fails its checks, or is out of its place.
+    #[error("corrupted log at {at}: {detail}")]
     Corrupted {
-        /// Where: `stream <name> seq <n>` or `position <n>`.
-        location: String,
-        /// What is wrong.
+        /// Where.
+        at: LogLocation,
+        /// What kind of damage.
+        damage: Damage,
+        /// What is wrong, in words.
         detail: String,
     },
     /// An event too large to store (the domain's limits keep this from happening).
@@ -50,14 +130,41 @@ pub enum StoreError {
     Closed,
 }
 
+impl StoreError {
+    /// Damage of `damage` kind at `at`.
+    pub fn corrupted(at: LogLocation, damage: Damage, detail: impl Into<String>) -> StoreError {
+        StoreError::Corrupted {
+            at,
+            damage,
+            detail: detail.into(),
+        }
+    }
+
+    /// A sound record whose event the domain's rules refuse on replay.
+    pub fn breaks_rules(record: &crate::RecordedEvent, rejection: impl fmt::Display) -> StoreError {
+        StoreError::corrupted(
+            LogLocation::record(&record.stream, record.seq, record.position),
+            Damage::Rule,
+            format!("the event breaks the rules on replay: {rejection}"),
+        )
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(error: std::io::Error) -> Self {
+        StoreError::Io(Arc::new(error))
+    }
+}
+
 impl From<sled::Error> for StoreError {
     fn from(error: sled::Error) -> Self {
         match error {
-            sled::Error::Io(io) => StoreError::Io(io),
-            sled::Error::Corruption { at, .. } => StoreError::Corrupted {
-                location: format!("sled log offset {at:?}"),
-                detail: "sled found a damaged page".to_owned(),
-            },
+            sled::Error::Io(io) => io.into(),
+            sled::Error::Corruption { at, .. } => StoreError::corrupted(
+                LogLocation::default(),
+                Damage::Engine,
+                format!("sled found a damaged page at log offset {at:?}"),
+            ),
             other => StoreError::Engine(other.to_string()),
         }
     }

@@ -16,7 +16,7 @@ mod sled_store;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-pub use error::{Conflict, StoreError};
+pub use error::{Conflict, Damage, LogLocation, StoreError};
 use handover_core::{Event, StreamId};
 pub use record::{
     decode_record, encode_record, RecordedAt, RecordedEvent, RECORD_BYTES_MAX,

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use handover_core::{Event, StreamId};
 use serde::{Deserialize, Serialize};
 
-use crate::StoreError;
+use crate::{Damage, LogLocation, StoreError};
 
 /// The format version written today. Readers accept every version listed in
 /// `docs/storage-format.md`.
@@ -108,18 +108,15 @@ pub fn encode_record(record: &RecordedEvent) -> Result<Vec<u8>, StoreError> {
 /// Decodes and checks a record's bytes: format version, checksum, size limit, and a body that
 /// decodes completely. Damage is [`StoreError::Corrupted`], never a panic.
 pub fn decode_record(bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
-    decode(bytes, || "a record".to_owned())
+    decode(bytes, LogLocation::default)
 }
 
 /// Decodes and checks a record read from `location` (used in error messages).
 pub(crate) fn decode(
     bytes: &[u8],
-    location: impl Fn() -> String,
+    location: impl Fn() -> LogLocation,
 ) -> Result<RecordedEvent, StoreError> {
-    let corrupted = |detail: String| StoreError::Corrupted {
-        location: location(),
-        detail,
-    };
+    let corrupted = |detail: String| StoreError::corrupted(location(), Damage::Record, detail);
     if bytes.len() < HEADER_BYTES {
         return Err(corrupted(format!(
             "record is {} bytes, shorter than its header",

@@ -18,7 +18,9 @@ use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
 use crate::record::{decode, encode, RecordedAt, RecordedEvent};
-use crate::{Appended, Conflict, EventStore, ExpectedVersion, SeqRange, StoreError};
+use crate::{
+    Appended, Conflict, Damage, EventStore, ExpectedVersion, LogLocation, SeqRange, StoreError,
+};
 
 const STREAM_PREFIX: u8 = b's';
 const GLOBAL_PREFIX: u8 = b'g';
@@ -181,8 +183,8 @@ fn be_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
 
-fn location(stream: &StreamId, seq: u64) -> String {
-    format!("stream {stream} seq {seq}")
+fn location(stream: &StreamId, seq: u64) -> LogLocation {
+    LogLocation::in_stream(stream, seq)
 }
 
 fn is_lock_error(error: &sled::Error) -> bool {
@@ -220,9 +222,12 @@ impl SledStore {
             None => (0, RecordedAt(i64::MIN)),
             Some(entry) => {
                 let (key, pointer) = entry?;
-                let position = be_u64(&key[1..]).ok_or_else(|| StoreError::Corrupted {
-                    location: "the global index".to_owned(),
-                    detail: "malformed position key".to_owned(),
+                let position = be_u64(&key[1..]).ok_or_else(|| {
+                    StoreError::corrupted(
+                        LogLocation::default(),
+                        Damage::Index,
+                        "the global index ends in a malformed position key",
+                    )
                 })?;
                 let record = read_pointer(&log, position, &pointer)?;
                 (position, record.recorded_at)
@@ -296,9 +301,15 @@ impl SledStore {
             None => Ok(0),
             Some(entry) => {
                 let (key, _) = entry?;
-                be_u64(&key[prefix.len()..]).ok_or_else(|| StoreError::Corrupted {
-                    location: format!("stream {stream}"),
-                    detail: "malformed event key".to_owned(),
+                be_u64(&key[prefix.len()..]).ok_or_else(|| {
+                    StoreError::corrupted(
+                        LogLocation {
+                            stream: Some(stream.clone()),
+                            ..LogLocation::default()
+                        },
+                        Damage::Index,
+                        "malformed event key",
+                    )
                 })
             }
         }
@@ -410,10 +421,11 @@ impl SledStore {
                 let result = entry.map_err(StoreError::from).and_then(|(key, pointer)| {
                     let position = be_u64(&key[1..]).unwrap_or(0);
                     if position != expected_position {
-                        return Err(StoreError::Corrupted {
-                            location: format!("position {expected_position}"),
-                            detail: format!("the global index skips to position {position}"),
-                        });
+                        return Err(StoreError::corrupted(
+                            LogLocation::at_position(expected_position),
+                            Damage::Gap,
+                            format!("the global index skips to position {position}"),
+                        ));
                     }
                     expected_position = position + 1;
                     read_pointer(&self.inner.log, position, &pointer)
@@ -444,15 +456,15 @@ impl SledStore {
                 return None;
             }
             let result = entry.map_err(StoreError::from).and_then(|(key, value)| {
-                let (stream, rest) =
-                    parse_stream_key(&key[1..]).ok_or_else(|| StoreError::Corrupted {
-                        location: "the stream key space".to_owned(),
-                        detail: format!("malformed stream key {:?}", &key[..]),
-                    })?;
-                let seq = be_u64(rest).ok_or_else(|| StoreError::Corrupted {
-                    location: format!("stream {stream}"),
-                    detail: "malformed seq in an event key".to_owned(),
-                })?;
+                let malformed = || {
+                    StoreError::corrupted(
+                        LogLocation::default(),
+                        Damage::Index,
+                        format!("malformed event key {:?}", &key[..]),
+                    )
+                };
+                let (stream, rest) = parse_stream_key(&key[1..]).ok_or_else(malformed)?;
+                let seq = be_u64(rest).ok_or_else(malformed)?;
                 let expected_seq = match &previous {
                     Some((last, last_seq)) if *last == stream => last_seq + 1,
                     _ => 1,
@@ -475,22 +487,22 @@ fn check_place(
     key_seq: u64,
     expected_seq: u64,
 ) -> Result<(), StoreError> {
-    let fault = |detail: String| {
-        Err(StoreError::Corrupted {
-            location: location(stream, key_seq),
-            detail,
-        })
-    };
+    let at = || LogLocation::record(stream, key_seq, record.position);
     if record.stream != *stream || record.seq != key_seq {
-        return fault(format!(
-            "record claims to be {} seq {}: it was moved from another place",
-            record.stream, record.seq
+        return Err(StoreError::corrupted(
+            at(),
+            Damage::Misplaced,
+            format!(
+                "record claims to be {} seq {}: it was moved from another place",
+                record.stream, record.seq
+            ),
         ));
     }
     if key_seq != expected_seq {
-        return fault(format!(
-            "stream skips from seq {} to {key_seq}",
-            expected_seq - 1
+        return Err(StoreError::corrupted(
+            at(),
+            Damage::Gap,
+            format!("stream skips from seq {} to {key_seq}", expected_seq - 1),
         ));
     }
     Ok(())
@@ -502,29 +514,34 @@ fn read_pointer(
     position: u64,
     pointer: &[u8],
 ) -> Result<RecordedEvent, StoreError> {
-    let corrupted = |detail: &str| StoreError::Corrupted {
-        location: format!("position {position}"),
-        detail: detail.to_owned(),
+    let malformed = || {
+        StoreError::corrupted(
+            LogLocation::at_position(position),
+            Damage::Index,
+            "malformed index entry",
+        )
     };
-    let (stream, rest) =
-        parse_stream_key(pointer).ok_or_else(|| corrupted("malformed index entry"))?;
-    let seq = be_u64(rest).ok_or_else(|| corrupted("malformed index entry"))?;
+    let (stream, rest) = parse_stream_key(pointer).ok_or_else(malformed)?;
+    let seq = be_u64(rest).ok_or_else(malformed)?;
+    let at = || LogLocation::record(&stream, seq, position);
     let key = event_key(&stream, seq);
-    let value = log.get(&key)?.ok_or_else(|| StoreError::Corrupted {
-        location: location(&stream, seq),
-        detail: format!(
-            "the global index points at position {position}, but the record is missing"
-        ),
+    let value = log.get(&key)?.ok_or_else(|| {
+        StoreError::corrupted(
+            at(),
+            Damage::Index,
+            "the global index points here, but the record is missing",
+        )
     })?;
-    let record = decode(&value, || location(&stream, seq))?;
+    let record = decode(&value, at)?;
     if record.position != position || record.stream != stream || record.seq != seq {
-        return Err(StoreError::Corrupted {
-            location: location(&stream, seq),
-            detail: format!(
+        return Err(StoreError::corrupted(
+            at(),
+            Damage::Misplaced,
+            format!(
                 "record claims position {} ({} seq {}), the index says position {position}",
                 record.position, record.stream, record.seq
             ),
-        });
+        ));
     }
     Ok(record)
 }

@@ -163,8 +163,9 @@ fn assert_corrupted_at<T: std::fmt::Debug>(
     seq: u64,
 ) {
     match result {
-        Err(StoreError::Corrupted { location, .. }) => {
-            assert_eq!(location, format!("stream {stream} seq {seq}"));
+        Err(StoreError::Corrupted { at, .. }) => {
+            assert_eq!(at.stream.as_ref(), Some(stream));
+            assert_eq!(at.seq, Some(seq));
         }
         other => panic!("expected Corrupted at {stream} seq {seq}, got {other:?}"),
     }

@@ -88,32 +88,13 @@ pub(crate) struct ConversationActor {
     failure: Option<StoreError>,
 }
 
-/// A copy of a store error for every caller that asks a failed actor (the error is not Clone).
-fn copy_error(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Corrupted { location, detail } => StoreError::Corrupted {
-            location: location.clone(),
-            detail: detail.clone(),
-        },
-        StoreError::InUse { path } => StoreError::InUse { path: path.clone() },
-        other => StoreError::Engine(other.to_string()),
-    }
-}
-
 /// Folds a stream read from the store; an event that breaks the rules is damage.
-pub(crate) fn fold_stream(
-    stream: &StreamId,
-    records: &[RecordedEvent],
-) -> Result<Conversation, StoreError> {
+fn fold_stream(records: &[RecordedEvent]) -> Result<Conversation, StoreError> {
     records
         .iter()
         .try_fold(Conversation::NotOpened, |state, record| {
-            conversation::evolve_stored(state, &record.event).map_err(|rejection| {
-                StoreError::Corrupted {
-                    location: format!("stream {stream} seq {}", record.seq),
-                    detail: format!("event breaks the rules on replay: {rejection}"),
-                }
-            })
+            conversation::evolve_stored(state, &record.event)
+                .map_err(|rejection| StoreError::breaks_rules(record, rejection))
         })
 }
 
@@ -134,7 +115,7 @@ impl ConversationActor {
     /// so it is not kept in memory for nothing.
     fn check_readable(&mut self, ctx: &mut Context<Self>) -> Result<(), Error> {
         if let Some(failure) = &self.failure {
-            let error = Error::Store(copy_error(failure));
+            let error = Error::Store(failure.clone());
             ctx.stop();
             return Err(error);
         }
@@ -147,7 +128,7 @@ impl ConversationActor {
 
     fn fail(&mut self, error: StoreError, ctx: &mut Context<Self>) -> Error {
         error!(conversation_id = %self.id, %error, "conversation actor stops; it will be rebuilt from the log");
-        let reply = Error::Store(copy_error(&error));
+        let reply = Error::Store(error.clone());
         self.failure = Some(error);
         ctx.stop();
         reply
@@ -166,11 +147,7 @@ impl ConversationActor {
                 Ok(next) => self.state = next,
                 // `decide` folded these very events; failing here means a bug, not bad input.
                 Err(rejection) => {
-                    let error = StoreError::Corrupted {
-                        location: format!("stream {} seq {}", self.stream, record.seq),
-                        detail: format!("an accepted event did not fold: {rejection}"),
-                    };
-                    return Err(self.fail(error, ctx));
+                    return Err(self.fail(StoreError::breaks_rules(record, rejection), ctx));
                 }
             }
             self.version = record.seq;
@@ -286,7 +263,7 @@ impl Actor for ConversationActor {
         ctx.wait(
             async move {
                 let records = store.read_stream(&stream, SeqRange::ALL).await?;
-                let state = fold_stream(&stream, &records)?;
+                let state = fold_stream(&records)?;
                 Ok::<_, StoreError>((state, records.last().map_or(0, |r| r.seq)))
             }
             .into_actor(self)
@@ -315,7 +292,7 @@ impl Handler<Execute> for ConversationActor {
     fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) -> Self::Result {
         let ready = Reply::Now;
         if let Some(failure) = &self.failure {
-            let error = Error::Store(copy_error(failure));
+            let error = Error::Store(failure.clone());
             ctx.stop();
             return ready(Err(error));
         }

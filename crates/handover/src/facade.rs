@@ -56,13 +56,6 @@ impl std::fmt::Debug for Handover {
     }
 }
 
-fn corrupted(record: &handover_store::RecordedEvent, rejection: impl std::fmt::Display) -> Error {
-    Error::Store(StoreError::Corrupted {
-        location: format!("stream {} seq {}", record.stream, record.seq),
-        detail: format!("event breaks the rules on replay: {rejection}"),
-    })
-}
-
 /// Folds every AI-agent stream into the roster, noting each stream's version.
 async fn load_roster(store: &dyn EventStore) -> Result<(Roster, HashMap<AiAgentId, u64>), Error> {
     let mut roster = Roster::default();
@@ -70,7 +63,7 @@ async fn load_roster(store: &dyn EventStore) -> Result<(Roster, HashMap<AiAgentI
     for record in store.read_ai_agents().await? {
         roster
             .evolve_stored(&record.event)
-            .map_err(|r| corrupted(&record, r))?;
+            .map_err(|r| StoreError::breaks_rules(&record, r))?;
         if let Event::AiAgent(event) = &record.event {
             versions.insert(event.agent_id().clone(), record.seq);
         }
@@ -92,7 +85,7 @@ async fn load_assignments(store: &dyn EventStore) -> Result<Assignments, Error> 
             };
             let (state, handoff_seq) = states.entry(id).or_default();
             *state = conversation::evolve_stored(std::mem::take(state), &record.event)
-                .map_err(|r| corrupted(record, r))?;
+                .map_err(|r| StoreError::breaks_rules(record, r))?;
             if matches!(
                 record.event,
                 Event::Conversation(ConversationEvent::HandedOffToAi { .. })
@@ -151,7 +144,7 @@ impl Handover {
                 }
                 let _ = done_tx.send(());
             })
-            .map_err(StoreError::Io)?;
+            .map_err(StoreError::from)?;
         let (system, handles) = ready_rx.await.map_err(|_| Error::Stopped)?;
         let roster_worker = handles[0].clone();
         let shared = Arc::new(Shared::new(
