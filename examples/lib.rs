@@ -80,6 +80,37 @@ pub async fn start_ai_agent(
     Ok(agent_id)
 }
 
+/// Starts the two sample agents the examples share: a pricing assistant and an FAQ assistant
+/// (shipping included), both running the sample [`handover::faq::FaqAgent`].
+///
+/// ```no_run
+/// # async fn example(handover: &handover::Handover) -> anyhow::Result<()> {
+/// handover_examples::start_sample_agents(handover).await?;
+/// assert_eq!(handover.active_ai_agents(None).len(), 2);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn start_sample_agents(handover: &Handover) -> anyhow::Result<()> {
+    let sample = || Arc::new(handover::faq::FaqAgent::sample());
+    start_ai_agent(
+        handover,
+        "pricing-bot",
+        "Pricing assistant",
+        &["pricing"],
+        sample(),
+    )
+    .await?;
+    start_ai_agent(
+        handover,
+        "faq-bot",
+        "FAQ assistant",
+        &["faq", "shipping"],
+        sample(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// One line saying what an event records, e.g. `ai pricing-bot: "The Pro plan costs ..."`.
 ///
 /// ```

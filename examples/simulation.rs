@@ -9,14 +9,11 @@
 //!
 //! `cargo run -p handover-examples --example simulation [DATA_DIR]` (default: a temp dir).
 
-use std::sync::Arc;
-
-use handover::faq::FaqAgent;
 use handover::{
     Channel, Config, ConversationEvent, ConversationId, CustomerId, Event, Handover, HumanId,
     MessageText, Participant, Reason,
 };
-use handover_examples::{data_dir, is_ai_reply, start_ai_agent, EventPrinter};
+use handover_examples::{data_dir, is_ai_reply, start_sample_agents, EventPrinter};
 
 /// One conversation of the simulation, with the watch that prints it.
 struct Scene {
@@ -118,22 +115,7 @@ async fn main() -> anyhow::Result<()> {
     let (dir, _temp) = data_dir(std::env::args_os().nth(1).map(Into::into))?;
     println!("data directory: {}", dir.display());
     let handover = Handover::start(Config::new(&dir)).await?;
-    start_ai_agent(
-        &handover,
-        "pricing-bot",
-        "Pricing assistant",
-        &["pricing"],
-        Arc::new(FaqAgent::sample()),
-    )
-    .await?;
-    start_ai_agent(
-        &handover,
-        "faq-bot",
-        "FAQ assistant",
-        &["faq", "shipping"],
-        Arc::new(FaqAgent::sample()),
-    )
-    .await?;
+    start_sample_agents(&handover).await?;
 
     let mut scene =
         Scene::open(&handover, "A pricing question, handed off", "maria", "ana").await?;

@@ -24,7 +24,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -33,12 +32,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use handover::faq::FaqAgent;
 use handover::{
     AiAgentId, Channel, Config, ConversationId, CustomerId, Handover, HumanId, MessageText,
     Participant, Reason, Receipt, RecordedEvent, Specialty, Status,
 };
-use handover_examples::{data_dir, start_ai_agent};
+use handover_examples::{data_dir, start_sample_agents};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -396,22 +394,7 @@ async fn main() -> anyhow::Result<()> {
     let options = options()?;
     let (dir, _temp) = data_dir(options.data)?;
     let handover = Handover::start(Config::new(&dir)).await?;
-    start_ai_agent(
-        &handover,
-        "pricing-bot",
-        "Pricing assistant",
-        &["pricing"],
-        Arc::new(FaqAgent::sample()),
-    )
-    .await?;
-    start_ai_agent(
-        &handover,
-        "faq-bot",
-        "FAQ assistant",
-        &["faq", "shipping"],
-        Arc::new(FaqAgent::sample()),
-    )
-    .await?;
+    start_sample_agents(&handover).await?;
 
     // Loopback only: this example has no authentication.
     let port = if options.self_test { 0 } else { options.port };
