@@ -127,7 +127,7 @@ fn bench_appends(
     group.bench_function(name, |b| {
         b.to_async(runtime).iter(|| async {
             store
-                .append(&stream, ExpectedVersion::Any, event)
+                .append(&stream, ExpectedVersion::Any, event.to_vec())
                 .await
                 .expect("the append succeeds")
                 .expect("no conflict with Any");

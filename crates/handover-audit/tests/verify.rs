@@ -25,18 +25,10 @@ fn with_raw_log(dir: &Path, change: impl FnOnce(&sled::Tree)) {
     tree.flush().unwrap();
 }
 
-/// `sled::open`, waiting for the store just dropped to let go of the lock (sled releases it
-/// from a background thread).
 fn open_raw(dir: &Path) -> sled::Db {
-    for _ in 0..100 {
-        match sled::open(dir) {
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other.unwrap(),
-        }
-    }
-    panic!("{} stayed locked", dir.display());
+    // A store dropped a moment ago may still hold the lock; wait as `SledStore::open` does.
+    handover_store::SledStore::open_raw(dir, std::time::Duration::from_secs(5))
+        .expect("sled opens the directory")
 }
 
 fn record_key(id: ConversationId, seq: u64) -> Vec<u8> {

@@ -34,7 +34,7 @@ impl Log {
 
     fn append(&self, stream: StreamId, expected: ExpectedVersion, events: Vec<Event>) {
         self.runtime
-            .block_on(self.store.append(&stream, expected, &events))
+            .block_on(self.store.append(&stream, expected, events.to_vec()))
             .unwrap()
             .unwrap();
     }
@@ -196,18 +196,10 @@ fn build_log(dir: &Path) -> Ids {
 
 const EVENTS: usize = 16;
 
-/// `sled::open`, waiting for the store just dropped to let go of the lock (sled releases it
-/// from a background thread). The audit itself waits the same way.
 fn open_raw(dir: &Path) -> sled::Db {
-    for _ in 0..100 {
-        match sled::open(dir) {
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other.unwrap(),
-        }
-    }
-    panic!("{} stayed locked", dir.display());
+    // A store dropped a moment ago may still hold the lock; wait as `SledStore::open` does.
+    handover_store::SledStore::open_raw(dir, std::time::Duration::from_secs(5))
+        .expect("sled opens the directory")
 }
 
 fn handover(args: &[&str]) -> Output {

@@ -96,7 +96,7 @@ pub trait EventStore: Send + Sync + 'static {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: &[Event],
+        events: Vec<Event>,
     ) -> Result<Result<Appended, Conflict>, StoreError>;
 
     /// Reads part of one stream, in seq order. An unknown stream reads as empty.

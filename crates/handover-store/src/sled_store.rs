@@ -83,7 +83,7 @@ impl Default for StoreOptions {
 ///     name: AgentName::new("FAQ bot").unwrap(),
 ///     specialties: vec![],
 /// });
-/// store.append(&stream, ExpectedVersion::NoStream, &[registered]).await.unwrap().unwrap();
+/// store.append(&stream, ExpectedVersion::NoStream, vec![registered]).await.unwrap().unwrap();
 /// assert_eq!(store.read_stream(&stream, SeqRange::ALL).await.unwrap().len(), 1);
 /// # });
 /// # fn tokio_test_block_on(f: impl std::future::Future<Output = ()>) {
@@ -187,6 +187,30 @@ fn location(stream: &StreamId, seq: u64) -> LogLocation {
     LogLocation::in_stream(stream, seq)
 }
 
+/// Opens `config`, retrying while another handle holds the directory's lock: sled releases it
+/// from a background thread a moment after the last handle in this process is dropped.
+fn open_waiting(
+    config: &sled::Config,
+    path: &Path,
+    in_use_wait: Duration,
+) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + in_use_wait;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(e) if is_lock_error(&e) => {
+                if Instant::now() >= deadline {
+                    return Err(StoreError::InUse {
+                        path: path.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(IN_USE_POLL);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 fn is_lock_error(error: &sled::Error) -> bool {
     matches!(error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
@@ -204,19 +228,7 @@ impl SledStore {
             .cache_capacity(options.cache_bytes)
             .flush_every_ms(Some(options.flush_every_ms))
             .mode(sled::Mode::HighThroughput);
-        let deadline = Instant::now() + options.in_use_wait;
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                Err(e) if is_lock_error(&e) => {
-                    if Instant::now() >= deadline {
-                        return Err(StoreError::InUse { path });
-                    }
-                    std::thread::sleep(IN_USE_POLL);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
+        let db = open_waiting(&config, &path, options.in_use_wait)?;
         let log = db.open_tree("log")?;
         let (head, last_recorded_at) = match log.scan_prefix([GLOBAL_PREFIX]).next_back() {
             None => (0, RecordedAt(i64::MIN)),
@@ -252,6 +264,14 @@ impl SledStore {
                 live,
             }),
         })
+    }
+
+    /// Opens the sled database in `path` directly, waiting up to `in_use_wait` for its lock as
+    /// [`SledStore::open`] does. For inspection tools and for tests that damage records on
+    /// purpose; everything else goes through a `SledStore`. The log lives in its tree `log`
+    /// (see `docs/storage-format.md`).
+    pub fn open_raw(path: &Path, in_use_wait: Duration) -> Result<sled::Db, StoreError> {
+        open_waiting(&sled::Config::new().path(path), path, in_use_wait)
     }
 
     /// The data directory.
@@ -320,7 +340,7 @@ impl SledStore {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: &[Event],
+        events: Vec<Event>,
     ) -> Result<Result<Appended, Conflict>, StoreError> {
         let mut writer = self.lock_writer();
         let version = self.version(stream)?;
@@ -336,13 +356,14 @@ impl SledStore {
         let recorded_at = RecordedAt::now().max(writer.last_recorded_at);
         let mut batch = sled::Batch::default();
         let mut records = Vec::with_capacity(events.len());
+        // The events move into their records: a message's text is never copied on the way.
         for (i, event) in (0u64..).zip(events) {
             let record = RecordedEvent {
                 position: writer.next_position + i,
                 stream: stream.clone(),
                 seq: version + 1 + i,
                 recorded_at,
-                event: event.clone(),
+                event,
             };
             let key = event_key(stream, record.seq);
             batch.insert(&key[..], encode(&record)?);
@@ -350,7 +371,7 @@ impl SledStore {
             records.push(Arc::new(record));
         }
         self.inner.log.apply_batch(batch)?;
-        writer.next_position += records.len() as u64;
+        writer.next_position += u64::try_from(records.len()).expect("a batch fits in u64");
         writer.last_recorded_at = recorded_at;
         Ok(Ok(records))
     }
@@ -410,29 +431,23 @@ impl SledStore {
         from: u64,
     ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
         let mut expected_position = from.max(1);
-        let mut failed = false;
-        self.inner
+        let entries = self
+            .inner
             .log
-            .range(global_key(from.max(1))..=global_key(u64::MAX))
-            .map_while(move |entry| {
-                if failed {
-                    return None;
-                }
-                let result = entry.map_err(StoreError::from).and_then(|(key, pointer)| {
-                    let position = be_u64(&key[1..]).unwrap_or(0);
-                    if position != expected_position {
-                        return Err(StoreError::corrupted(
-                            LogLocation::at_position(expected_position),
-                            Damage::Gap,
-                            format!("the global index skips to position {position}"),
-                        ));
-                    }
-                    expected_position = position + 1;
-                    read_pointer(&self.inner.log, position, &pointer)
-                });
-                failed = result.is_err();
-                Some(result)
-            })
+            .range(global_key(from.max(1))..=global_key(u64::MAX));
+        until_first_error(entries.map(move |entry| {
+            let (key, pointer) = entry?;
+            let position = be_u64(&key[1..]).unwrap_or(0);
+            if position != expected_position {
+                return Err(StoreError::corrupted(
+                    LogLocation::at_position(expected_position),
+                    Damage::Gap,
+                    format!("the global index skips to position {position}"),
+                ));
+            }
+            expected_position = position + 1;
+            read_pointer(&self.inner.log, position, &pointer)
+        }))
     }
 
     /// Every stream record in key order (stream by stream, seq by seq), read from the stream
@@ -450,34 +465,42 @@ impl SledStore {
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
         let mut previous: Option<(StreamId, u64)> = None;
-        let mut failed = false;
-        self.inner.log.scan_prefix(prefix).map_while(move |entry| {
-            if failed {
-                return None;
-            }
-            let result = entry.map_err(StoreError::from).and_then(|(key, value)| {
-                let malformed = || {
-                    StoreError::corrupted(
-                        LogLocation::default(),
-                        Damage::Index,
-                        format!("malformed event key {:?}", &key[..]),
-                    )
-                };
-                let (stream, rest) = parse_stream_key(&key[1..]).ok_or_else(malformed)?;
-                let seq = be_u64(rest).ok_or_else(malformed)?;
-                let expected_seq = match &previous {
-                    Some((last, last_seq)) if *last == stream => last_seq + 1,
-                    _ => 1,
-                };
-                let record = decode(&value, || location(&stream, seq))?;
-                check_place(&record, &stream, seq, expected_seq)?;
-                previous = Some((stream, seq));
-                Ok(record)
-            });
-            failed = result.is_err();
-            Some(result)
-        })
+        until_first_error(self.inner.log.scan_prefix(prefix).map(move |entry| {
+            let (key, value) = entry?;
+            let malformed = || {
+                StoreError::corrupted(
+                    LogLocation::default(),
+                    Damage::Index,
+                    format!("malformed event key {:?}", &key[..]),
+                )
+            };
+            let (stream, rest) = parse_stream_key(&key[1..]).ok_or_else(malformed)?;
+            let seq = be_u64(rest).ok_or_else(malformed)?;
+            let expected_seq = match &previous {
+                Some((last, last_seq)) if *last == stream => last_seq + 1,
+                _ => 1,
+            };
+            let record = decode(&value, || location(&stream, seq))?;
+            check_place(&record, &stream, seq, expected_seq)?;
+            previous = Some((stream, seq));
+            Ok(record)
+        }))
     }
+}
+
+/// Yields the items of `results` up to and including the first error, then stops: after
+/// damage, a reader must not go on as if the log continued.
+fn until_first_error<T>(
+    results: impl Iterator<Item = Result<T, StoreError>>,
+) -> impl Iterator<Item = Result<T, StoreError>> {
+    let mut failed = false;
+    results.map_while(move |result| {
+        if failed {
+            return None;
+        }
+        failed = result.is_err();
+        Some(result)
+    })
 }
 
 /// Checks that a record decoded from a stream key belongs there and follows its predecessor.
@@ -552,7 +575,7 @@ impl EventStore for SledStore {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: &[Event],
+        events: Vec<Event>,
     ) -> Result<Result<Appended, Conflict>, StoreError> {
         let records = match self.write(stream, expected, events)? {
             Ok(records) => records,

@@ -51,11 +51,7 @@ async fn append_concurrently() -> u64 {
             });
             for n in 0..APPENDS_EACH {
                 store
-                    .append(
-                        &stream,
-                        ExpectedVersion::Exact(n),
-                        std::slice::from_ref(&event),
-                    )
+                    .append(&stream, ExpectedVersion::Exact(n), vec![event.clone()])
                     .await
                     .unwrap()
                     .unwrap();

@@ -387,27 +387,9 @@ fn read_fixture(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     pairs
 }
 
-const OPEN_ATTEMPTS: u32 = 500;
-const OPEN_PAUSE: Duration = Duration::from_millis(10);
-
-/// Opens a directory with sled itself. sled 0.34.7 finishes the last log write of a database
-/// dropped a moment ago on a thread of its own I/O pool, which keeps the directory's lock
-/// meanwhile; `SledStore::open` waits for that, a raw `sled::open` does not, so only its lock
-/// refusal is retried here.
 fn open_raw(dir: &Path) -> sled::Db {
-    let mut attempts = 0;
-    loop {
-        match sled::open(dir) {
-            Err(sled::Error::Io(error))
-                if error.to_string().contains("could not acquire lock")
-                    && attempts < OPEN_ATTEMPTS =>
-            {
-                attempts += 1;
-                std::thread::sleep(OPEN_PAUSE);
-            }
-            other => return other.expect("sled opens the directory"),
-        }
-    }
+    // A store dropped a moment ago may still hold the lock; wait as `SledStore::open` does.
+    SledStore::open_raw(dir, Duration::from_secs(5)).expect("sled opens the directory")
 }
 
 fn open_store(dir: &Path) -> SledStore {
@@ -422,7 +404,7 @@ async fn regenerate(path: &Path) {
         for (stream, events) in history() {
             let version = store.stream_version(&stream).await.unwrap();
             store
-                .append(&stream, ExpectedVersion::Exact(version), &events)
+                .append(&stream, ExpectedVersion::Exact(version), events.to_vec())
                 .await
                 .unwrap()
                 .unwrap();
@@ -538,7 +520,7 @@ async fn format_v1_records_replay_to_the_events_they_recorded() {
         .append(
             &agent_stream("faq"),
             ExpectedVersion::Exact(2),
-            &[a(AiAgentEvent::Deactivated {
+            vec![a(AiAgentEvent::Deactivated {
                 agent_id: ai("faq"),
             })],
         )

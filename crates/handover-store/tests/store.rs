@@ -69,30 +69,9 @@ fn open_store(dir: &Path) -> SledStore {
     SledStore::open(dir, StoreOptions::default()).expect("the store opens")
 }
 
-/// How many times to try a directory that this process closed a moment ago.
-const REOPEN_ATTEMPTS: u32 = 500;
-const REOPEN_PAUSE: Duration = Duration::from_millis(10);
-
-/// Opens a closed directory with sled itself.
-///
-/// sled 0.34.7 finishes its last log write on a thread of its own I/O pool, which keeps the
-/// directory's lock for a moment after the last handle is dropped. `SledStore::open` waits for
-/// that (`StoreOptions::in_use_wait`); a raw `sled::open` does not, so only its lock refusal is
-/// retried here.
 fn open_raw(dir: &Path) -> sled::Db {
-    let mut attempts = 0;
-    loop {
-        match sled::open(dir) {
-            Err(sled::Error::Io(error))
-                if error.to_string().contains("could not acquire lock")
-                    && attempts < REOPEN_ATTEMPTS =>
-            {
-                attempts += 1;
-                std::thread::sleep(REOPEN_PAUSE);
-            }
-            other => return other.expect("sled opens the closed directory"),
-        }
-    }
+    // A store dropped a moment ago may still hold the lock; wait as `SledStore::open` does.
+    SledStore::open_raw(dir, Duration::from_secs(5)).expect("sled opens the directory")
 }
 
 /// Appends and expects success: the caller knows the version.
@@ -103,7 +82,7 @@ async fn append(
     events: &[Event],
 ) -> Vec<RecordedEvent> {
     store
-        .append(stream, expected, events)
+        .append(stream, expected, events.to_vec())
         .await
         .expect("no store error")
         .expect("no conflict")
@@ -415,7 +394,7 @@ async fn expected_version_conflicts_write_nothing() {
     ];
     for (expected, conflict) in attempts {
         let outcome = store
-            .append(&a, expected, &[message("late"), message("later")])
+            .append(&a, expected, vec![message("late"), message("later")])
             .await
             .expect("a conflict is not a store error");
         assert_eq!(outcome.map(|_| ()), Err(conflict), "{expected:?}");
@@ -436,7 +415,7 @@ async fn a_conflict_on_an_unknown_stream_creates_nothing() {
     let store = open_store(dir.path());
     let a = conversation(1);
     let outcome = store
-        .append(&a, ExpectedVersion::Exact(3), &[opened()])
+        .append(&a, ExpectedVersion::Exact(3), vec![opened()])
         .await
         .unwrap();
     assert_eq!(
@@ -828,7 +807,7 @@ async fn racing_appenders_have_exactly_one_winner_per_round() {
                     .append(
                         &stream,
                         ExpectedVersion::Exact(round),
-                        &[message(&format!("round {round} task {task}"))],
+                        vec![message(&format!("round {round} task {task}"))],
                     )
                     .await
                     .expect("no store error");

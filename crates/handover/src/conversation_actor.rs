@@ -345,7 +345,7 @@ impl Handler<Execute> for ConversationActor {
         let store = Arc::clone(&self.shared.store);
         let stream = self.stream.clone();
         let append =
-            async move { store.append(&stream, expected, &events).await }.instrument(span.clone());
+            async move { store.append(&stream, expected, events).await }.instrument(span.clone());
         Reply::Atomic(AtomicResponse::new(Box::pin(append.into_actor(self).map(
             move |result, act, ctx| {
                 let _entered = span.enter();

@@ -100,7 +100,7 @@ impl Handler<ExecuteAgentCommand> for RosterActor {
         let stream = StreamId::AiAgent(msg.agent_id.clone());
         let agent_id = msg.agent_id;
         let append =
-            async move { store.append(&stream, expected, &events).await }.instrument(span.clone());
+            async move { store.append(&stream, expected, events).await }.instrument(span.clone());
         Reply::Atomic(AtomicResponse::new(Box::pin(
             append
                 .into_actor(self)

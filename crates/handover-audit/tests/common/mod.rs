@@ -69,7 +69,7 @@ impl LogBuilder {
 
     fn append(&self, stream: &StreamId, expected: ExpectedVersion, events: &[Event]) {
         self.runtime
-            .block_on(self.store.append(stream, expected, events))
+            .block_on(self.store.append(stream, expected, events.to_vec()))
             .unwrap()
             .unwrap();
     }
