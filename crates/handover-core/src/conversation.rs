@@ -194,6 +194,16 @@ pub fn decide(
     command: &ConversationCommand,
     ctx: &Ctx<'_>,
 ) -> Result<Vec<ConversationEvent>, Rejection> {
+    decide_with_state(state, command, ctx).map(|(events, _)| events)
+}
+
+/// [`decide`], also returning the state the events fold to, which `decide` computes anyway:
+/// a caller that applies the events once they are stored need not fold them again.
+pub fn decide_with_state(
+    state: &Conversation,
+    command: &ConversationCommand,
+    ctx: &Ctx<'_>,
+) -> Result<(Vec<ConversationEvent>, Conversation), Rejection> {
     let events = match command {
         ConversationCommand::Open {
             customer,
@@ -297,11 +307,8 @@ pub fn decide(
             }]
         }
     };
-    let mut next = state.clone();
-    for event in &events {
-        next = evolve(next, event)?;
-    }
-    Ok(events)
+    let next = events.iter().try_fold(state.clone(), evolve)?;
+    Ok((events, next))
 }
 
 /// Applies one event to the state. Rejects an event that cannot follow the state, which only a

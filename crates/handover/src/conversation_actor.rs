@@ -12,7 +12,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use handover_core::{
     conversation, Assignment, Conversation, ConversationCommand, ConversationEvent, ConversationId,
-    Ctx, EscalationCause, Event, Participant, Reason, Rejection, Status, StreamId,
+    Ctx, Event, Participant, Rejection, Status, StreamId,
 };
 use handover_store::{ExpectedVersion, RecordedEvent, SeqRange, StoreError};
 use tokio::sync::mpsc;
@@ -20,6 +20,7 @@ use tracing::{debug, error, warn, Instrument};
 
 use crate::agent_actor::{Assigned, Delivered, Unassigned};
 use crate::reply::Reply;
+use crate::roster_actor::deactivation_escalation;
 use crate::shared::{lock, Shared};
 use crate::Error;
 
@@ -135,29 +136,25 @@ impl ConversationActor {
     }
 
     /// Applies durable records to the state and tells whoever needs to know.
+    /// Takes on the state `decide` folded the command's events to, now that they are durable,
+    /// and tells whoever needs to know.
     fn commit(
         &mut self,
         records: Vec<Arc<RecordedEvent>>,
+        next: Conversation,
         ctx: &mut Context<Self>,
-    ) -> Result<Receipt, Error> {
+    ) -> Receipt {
         let before = self.state.assignment();
-        for record in &records {
-            let state = std::mem::take(&mut self.state);
-            match conversation::evolve_stored(state, &record.event) {
-                Ok(next) => self.state = next,
-                // `decide` folded these very events; failing here means a bug, not bad input.
-                Err(rejection) => {
-                    return Err(self.fail(StoreError::breaks_rules(record, rejection), ctx));
-                }
-            }
-            self.version = record.seq;
+        self.state = next;
+        if let Some(last) = records.last() {
+            self.version = last.seq;
         }
         self.notify_watchers(&records);
         self.notify_agents(before, &records, ctx);
-        Ok(Receipt {
+        Receipt {
             events: records,
             status: self.state.status(),
-        })
+        }
     }
 
     fn notify_watchers(&mut self, records: &[Arc<RecordedEvent>]) {
@@ -240,12 +237,7 @@ impl ConversationActor {
                 .is_some_and(|agent| agent.active);
             if !still_active {
                 ctx.notify(Execute {
-                    command: Arc::new(ConversationCommand::Escalate {
-                        by: started,
-                        reason: Reason::new("the AI agent was deactivated")
-                            .expect("a constant reason is valid"),
-                        cause: EscalationCause::AgentDeactivated,
-                    }),
+                    command: Arc::new(deactivation_escalation(started)),
                 });
             }
         }
@@ -323,10 +315,10 @@ impl Handler<Execute> for ConversationActor {
                 roster: &roster,
                 policy: &*self.shared.policy,
             };
-            conversation::decide(&self.state, command, &decide_ctx)
+            conversation::decide_with_state(&self.state, command, &decide_ctx)
         };
-        let events = match decided {
-            Ok(events) => events,
+        let (events, next) = match decided {
+            Ok(decided) => decided,
             Err(Rejection::NotOpened) => {
                 // Nothing to keep in memory for a conversation that does not exist.
                 ctx.stop();
@@ -352,7 +344,7 @@ impl Handler<Execute> for ConversationActor {
                 match result {
                     Ok(Ok(records)) => {
                         debug!(events = records.len(), "command recorded");
-                        act.commit(records, ctx)
+                        Ok(act.commit(records, next, ctx))
                     }
                     Ok(Err(conflict)) => {
                         warn!(%conflict, "another writer appended to this conversation");

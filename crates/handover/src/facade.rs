@@ -150,13 +150,13 @@ impl Handover {
         let shared = Arc::new(Shared::new(
             store,
             Arc::clone(&config.policy),
-            roster.clone(),
+            roster,
             assignments,
             handles,
         ));
         let roster_shared = Arc::clone(&shared);
         let roster_actor = RosterActor::start_in_arbiter(&roster_worker, move |_| {
-            RosterActor::new(roster_shared, roster, versions)
+            RosterActor::new(roster_shared, versions)
         });
         let _ = shared.roster_actor.set(roster_actor);
         info!(data_dir = %config.data_dir.display(), workers, "Handover started");

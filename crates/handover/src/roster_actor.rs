@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use handover_core::{
     agent, AiAgentCommand, AiAgentEvent, AiAgentId, Assignment, ConversationCommand,
-    EscalationCause, Event, Reason, Roster, StreamId,
+    EscalationCause, Event, Reason, StreamId,
 };
 use handover_store::{ExpectedVersion, RecordedEvent};
 use tracing::{debug, info, Instrument};
@@ -24,23 +24,26 @@ pub(crate) struct ExecuteAgentCommand {
     pub(crate) command: AiAgentCommand,
 }
 
+/// The roster itself lives in [`Shared`], where `decide` reads it; this actor is its only
+/// writer, so what it decides on is what it evolves.
 pub(crate) struct RosterActor {
     shared: Arc<Shared>,
-    roster: Roster,
     versions: HashMap<AiAgentId, u64>,
 }
 
 impl RosterActor {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        roster: Roster,
-        versions: HashMap<AiAgentId, u64>,
-    ) -> RosterActor {
-        RosterActor {
-            shared,
-            roster,
-            versions,
-        }
+    pub(crate) fn new(shared: Arc<Shared>, versions: HashMap<AiAgentId, u64>) -> RosterActor {
+        RosterActor { shared, versions }
+    }
+}
+
+/// The command that hands a conversation back to humans because its AI agent was deactivated.
+/// Fenced by the assignment, so it does nothing to a conversation the agent no longer holds.
+pub(crate) fn deactivation_escalation(assignment: Assignment) -> ConversationCommand {
+    ConversationCommand::Escalate {
+        by: assignment,
+        reason: Reason::new("the AI agent was deactivated").expect("a constant reason is valid"),
+        cause: EscalationCause::AgentDeactivated,
     }
 }
 
@@ -57,15 +60,10 @@ async fn escalate_all(shared: Arc<Shared>, agent_id: AiAgentId) {
     let mut pending = Vec::with_capacity(held.len());
     for (conversation_id, epoch) in held {
         let shared = Arc::clone(&shared);
-        let command = Arc::new(ConversationCommand::Escalate {
-            by: Assignment {
-                agent_id: agent_id.clone(),
-                epoch,
-            },
-            reason: Reason::new("the AI agent was deactivated")
-                .expect("a constant reason is valid"),
-            cause: EscalationCause::AgentDeactivated,
-        });
+        let command = Arc::new(deactivation_escalation(Assignment {
+            agent_id: agent_id.clone(),
+            epoch,
+        }));
         pending.push(actix::spawn(async move {
             // A rejection means the assignment already ended: nothing to do.
             if let Err(error) = shared.execute(conversation_id, command).await {
@@ -83,11 +81,14 @@ impl Handler<ExecuteAgentCommand> for RosterActor {
 
     fn handle(&mut self, msg: ExecuteAgentCommand, _: &mut Context<Self>) -> Self::Result {
         let span = tracing::info_span!("ai_agent_command", agent_id = %msg.agent_id);
-        let events =
-            match agent::decide(&msg.agent_id, self.roster.get(&msg.agent_id), &msg.command) {
-                Ok(events) => events,
-                Err(rejection) => return Reply::Now(Err(rejection.into())),
-            };
+        let decided = {
+            let roster = self.shared.roster();
+            agent::decide(&msg.agent_id, roster.get(&msg.agent_id), &msg.command)
+        };
+        let events = match decided {
+            Ok(events) => events,
+            Err(rejection) => return Reply::Now(Err(rejection.into())),
+        };
         let deactivated = events
             .iter()
             .any(|e| matches!(e, AiAgentEvent::Deactivated { .. }));
@@ -107,17 +108,16 @@ impl Handler<ExecuteAgentCommand> for RosterActor {
                 .map(move |result, act, _| {
                     let records = result?.map_err(|_| Error::Concurrency)?;
                     for record in &records {
-                        act.roster.evolve_stored(&record.event)?;
+                        act.shared.evolve_roster(&record.event)?;
                         act.versions.insert(agent_id.clone(), record.seq);
                     }
-                    act.shared.replace_roster(act.roster.clone());
                     span.in_scope(|| info!(deactivated, "AI agent registration changed"));
                     Ok((
                         records,
                         deactivated.then(|| (Arc::clone(&act.shared), agent_id)),
                     ))
                 })
-                .then(|result: Result<_, Error>, _act, _ctx| {
+                .then(|result: Result<_, Error>, act, _| {
                     async move {
                         let (records, sweep) = result?;
                         if let Some((shared, agent_id)) = sweep {
@@ -125,7 +125,7 @@ impl Handler<ExecuteAgentCommand> for RosterActor {
                         }
                         Ok(records)
                     }
-                    .into_actor(_act)
+                    .into_actor(act)
                 }),
         )))
     }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 
 use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
-use handover_core::{AiAgentId, ConversationCommand, ConversationId, Epoch, Policy, Roster};
+use handover_core::{
+    AiAgentId, ConversationCommand, ConversationId, Epoch, Event, Policy, Rejection, Roster,
+};
 use handover_store::EventStore;
 
 use crate::agent_actor::AiAgentActor;
@@ -68,11 +70,12 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub(crate) fn replace_roster(&self, roster: Roster) {
-        *self
-            .roster
+    /// Applies a durable AI-agent event to the roster (only the roster actor calls this).
+    pub(crate) fn evolve_roster(&self, event: &Event) -> Result<(), Rejection> {
+        self.roster
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = roster;
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .evolve_stored(event)
     }
 
     /// The worker thread for the next actor, round robin.
