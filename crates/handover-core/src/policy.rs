@@ -7,6 +7,9 @@
 //!   ([`crate::Rejection::HandoffAgainstPolicy`]);
 //! - a customer who asks for a human while an AI agent is active is escalated at once.
 
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
 use serde::{Deserialize, Serialize};
 
 /// Something in a customer's message that calls for a human, per the handoff guidance.
@@ -203,34 +206,47 @@ pub fn normalize_words(text: &str) -> String {
     out
 }
 
-fn mentions(normalized: &str, phrases: &[&str]) -> bool {
-    phrases.iter().any(|phrase| {
-        let bytes = normalized.as_bytes();
-        normalized.match_indices(phrase).any(|(at, _)| {
-            bytes.get(at.wrapping_sub(1)) == Some(&b' ')
-                && bytes.get(at + phrase.len()) == Some(&b' ')
-        })
+/// Every phrase of every concern, in one automaton built once: one pass over a message finds
+/// all of them. Each pattern is the phrase with a space on each side, so it matches whole words
+/// of the normalized text; overlapping matches let two phrases share the space between them.
+fn phrases() -> &'static (AhoCorasick, Vec<Concern>) {
+    static PHRASES: OnceLock<(AhoCorasick, Vec<Concern>)> = OnceLock::new();
+    PHRASES.get_or_init(|| {
+        let lists = [
+            (Concern::HumanRequested, HUMAN_REQUESTED),
+            (Concern::Complaint, COMPLAINT),
+            (Concern::Negotiation, NEGOTIATION),
+            (Concern::Sensitive, SENSITIVE),
+        ];
+        let (patterns, concerns): (Vec<String>, Vec<Concern>) = lists
+            .iter()
+            .flat_map(|(concern, phrases)| phrases.iter().map(|p| (format!(" {p} "), *concern)))
+            .unzip();
+        let automaton = AhoCorasick::new(patterns).expect("the phrase lists are valid patterns");
+        (automaton, concerns)
     })
 }
 
 impl Policy for DefaultPolicy {
     fn assess(&self, text: &str) -> Vec<Concern> {
         let normalized = normalize_words(text);
-        [
-            (Concern::HumanRequested, HUMAN_REQUESTED),
-            (Concern::Complaint, COMPLAINT),
-            (Concern::Negotiation, NEGOTIATION),
-            (Concern::Sensitive, SENSITIVE),
-        ]
-        .into_iter()
-        .filter(|(_, phrases)| mentions(&normalized, phrases))
-        .map(|(concern, _)| concern)
-        .collect()
+        let (automaton, concerns) = phrases();
+        let mut found = Vec::new();
+        for hit in automaton.find_overlapping_iter(&normalized) {
+            let concern = concerns[hit.pattern().as_usize()];
+            if !found.contains(&concern) {
+                found.push(concern);
+            }
+        }
+        found.sort_unstable();
+        found
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::Strategy;
+
     use super::*;
 
     fn assess(text: &str) -> Vec<Concern> {
@@ -286,5 +302,46 @@ mod tests {
             assess("Péssimo serviço, quero falar com um humano"),
             vec![Concern::HumanRequested, Concern::Complaint]
         );
+    }
+
+    /// The plain definition the automaton must agree with: a phrase matches when it appears
+    /// in the normalized text with a space on each side.
+    fn reference(text: &str) -> Vec<Concern> {
+        let normalized = normalize_words(text);
+        let mentions = |phrases: &[&str]| {
+            phrases
+                .iter()
+                .any(|phrase| normalized.contains(&format!(" {phrase} ")))
+        };
+        [
+            (Concern::HumanRequested, HUMAN_REQUESTED),
+            (Concern::Complaint, COMPLAINT),
+            (Concern::Negotiation, NEGOTIATION),
+            (Concern::Sensitive, SENSITIVE),
+        ]
+        .into_iter()
+        .filter(|(_, phrases)| mentions(phrases))
+        .map(|(concern, _)| concern)
+        .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_automaton_agrees_with_the_plain_definition(
+            words in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(
+                        HUMAN_REQUESTED.iter().chain(COMPLAINT).chain(NEGOTIATION).chain(SENSITIVE)
+                            .flat_map(|phrase| phrase.split(' '))
+                            .collect::<Vec<_>>()
+                    ).prop_map(str::to_owned),
+                    "[a-zA-Záçñ!?,. ]{1,8}",
+                ],
+                0..12,
+            )
+        ) {
+            let text = words.join(" ");
+            proptest::prop_assert_eq!(assess(&text), reference(&text), "{:?}", text);
+        }
     }
 }
