@@ -16,7 +16,8 @@
 //! ```
 //!
 //! Errors map through [`handover::Error::is_caller_error`]: the caller's (a rejected command,
-//! invalid input, an unknown conversation) are 4xx with the message, the system's are 5xx.
+//! invalid input, an unknown conversation) are 4xx with the message, the system's are 5xx
+//! (`Overloaded` is 503 with `Retry-After`: nothing was recorded).
 //!
 //! `cargo run -p handover-examples --example web_backend -- [--port 3000] [--data DIR]`
 //! listens on 127.0.0.1 only. `--self-test` serves on an ephemeral loopback port, drives one
@@ -72,6 +73,16 @@ impl IntoResponse for ApiError {
             // kept with humans by the policy, ...).
             error if error.is_caller_error() => StatusCode::CONFLICT,
             handover::Error::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            // Nothing was recorded; the client may send the same request again shortly.
+            handover::Error::Overloaded => {
+                let body = Json(json!({ "error": self.0.to_string() }));
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, "1")],
+                    body,
+                )
+                    .into_response();
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let body = Json(json!({ "error": self.0.to_string() }));

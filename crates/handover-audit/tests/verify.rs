@@ -38,8 +38,10 @@ fn record_key(id: ConversationId, seq: u64) -> Vec<u8> {
     key
 }
 
+/// The key of the global index chunk that starts at `position`. The builder awaits each append
+/// before the next, so every append is a group of its own and writes a chunk of its own.
 fn global_key(position: u64) -> Vec<u8> {
-    let mut key = vec![b'g'];
+    let mut key = vec![b'G'];
     key.extend_from_slice(&position.to_be_bytes());
     key
 }

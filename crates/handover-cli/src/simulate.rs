@@ -65,26 +65,21 @@ fn count_up_to<const MAX: usize>(text: &str) -> Result<usize, String> {
 /// What an acknowledged event survives, as the command line names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum DurabilityArg {
-    /// Flush the log to disk before acknowledging each command.
-    Flush,
-    /// Acknowledge once written to the store's buffers (faster; a crash can lose the last
+    /// Acknowledge after the log is flushed and synced to the device (survives power loss).
+    Durable,
+    /// Acknowledge after the log is flushed to the operating system (survives a crash of the
+    /// process, not a power loss).
+    ProcessCrash,
+    /// Acknowledge once written to the store's buffers (fastest; a crash can lose the last
     /// moments).
     Buffered,
-}
-
-impl DurabilityArg {
-    fn name(self) -> &'static str {
-        match self {
-            DurabilityArg::Flush => "flush",
-            DurabilityArg::Buffered => "buffered",
-        }
-    }
 }
 
 impl From<DurabilityArg> for Durability {
     fn from(value: DurabilityArg) -> Durability {
         match value {
-            DurabilityArg::Flush => Durability::Flush,
+            DurabilityArg::Durable => Durability::Durable,
+            DurabilityArg::ProcessCrash => Durability::ProcessCrash,
             DurabilityArg::Buffered => Durability::Buffered,
         }
     }
@@ -117,7 +112,7 @@ pub(crate) struct SimulateArgs {
     #[arg(long)]
     json: bool,
     /// What an acknowledged command survives.
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Flush)]
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Durable)]
     durability: DurabilityArg,
 }
 
@@ -760,6 +755,13 @@ struct Summary {
     humans: u64,
     concurrency: u64,
     elapsed_ms: u64,
+    /// Events this run recorded per second of running (start-up to shutdown).
+    events_per_s: u64,
+    /// Sync calls the store made to make this run's events durable.
+    syncs: u64,
+    /// Command-to-acknowledgement latency of every command, AI agents' included.
+    ack_p50_us: u64,
+    ack_p99_us: u64,
 }
 
 impl Summary {
@@ -813,7 +815,7 @@ impl Summary {
              \x20 messages          {:>8}  (customers: {}, humans: {}, AI agents: {})\n\
              \x20 skills            {:>8}  (failed: {})\n\
              \x20 closed            {:>8}  (by AI agents: {}, by customers: {}, by humans: {})\n\
-             \x20 elapsed           {:>8} ms\n",
+             \x20 elapsed           {:>8} ms  ({} events/s, {} syncs, acknowledged in {} us p50, {} us p99)\n",
             self.conversations,
             self.ai_agents,
             self.humans,
@@ -838,6 +840,10 @@ impl Summary {
             self.closed_by_customer,
             self.closed_by_human,
             self.elapsed_ms,
+            self.events_per_s,
+            self.syncs,
+            self.ack_p50_us,
+            self.ack_p99_us,
         )
     }
 }
@@ -857,6 +863,10 @@ async fn start_runtime(
     let handover =
         Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config).await?;
     Ok((store, handover))
+}
+
+fn micros(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 async fn simulate(args: &SimulateArgs) -> anyhow::Result<Summary> {
@@ -885,11 +895,17 @@ async fn simulate(args: &SimulateArgs) -> anyhow::Result<Summary> {
         conversations.insert(id);
         tally += done;
     }
+    let ack_latency = handover.ack_latency();
     handover.shutdown().await;
+    let ran = started.elapsed();
+    let store_stats = store.stats();
 
     let mut summary = Summary {
         refused_handoffs: tally.refused_handoffs,
-        durability: args.durability.name(),
+        durability: Durability::from(args.durability).name(),
+        syncs: store_stats.syncs,
+        ack_p50_us: micros(ack_latency.p50),
+        ack_p99_us: micros(ack_latency.p99),
         seed: args.seed,
         ai_agents: u64::try_from(args.ai_agents)?,
         humans: u64::try_from(args.humans)?,
@@ -907,6 +923,7 @@ async fn simulate(args: &SimulateArgs) -> anyhow::Result<Summary> {
         }
     }
     summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    summary.events_per_s = (summary.events as f64 / ran.as_secs_f64().max(1e-9)) as u64;
 
     // The driver's own bookkeeping and the log must tell the same story.
     let expected = [

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field the JSON summary must hold.
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 18] = [
     "conversations",
     "events",
     "handoffs",
@@ -22,6 +22,10 @@ const FIELDS: [&str; 14] = [
     "seed",
     "ai_agents",
     "humans",
+    "events_per_s",
+    "syncs",
+    "ack_p50_us",
+    "ack_p99_us",
 ];
 
 fn handover(args: &[&str]) -> Output {
@@ -58,10 +62,19 @@ fn count(summary: &Map<String, Value>, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} is not a count: {}", summary[field]))
 }
 
-/// The summary without the one field that depends on timing.
+/// The summary without the fields that depend on timing (how many appends met in one sync
+/// depends on timing too).
 fn counts(summary: &Map<String, Value>) -> Map<String, Value> {
     let mut summary = summary.clone();
-    summary.remove("elapsed_ms");
+    for timed in [
+        "elapsed_ms",
+        "events_per_s",
+        "syncs",
+        "ack_p50_us",
+        "ack_p99_us",
+    ] {
+        summary.remove(timed);
+    }
     summary
 }
 
@@ -94,6 +107,8 @@ fn json_summary_has_every_field() {
     assert_eq!(count(&summary, "humans"), 3);
     assert_eq!(count(&summary, "seed"), 5);
     assert_eq!(summary["durability"], "buffered");
+    // Buffered acknowledges without syncing; sled flushes on its own.
+    assert_eq!(count(&summary, "syncs"), 0);
 }
 
 #[test]
@@ -160,7 +175,7 @@ fn a_contact_center_hands_off_reclaims_escalates_and_closes_everything() {
 }
 
 #[test]
-fn the_default_durability_is_flush_and_the_log_it_leaves_verifies() {
+fn the_default_durability_is_durable_and_the_log_it_leaves_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let summary = simulate(
         dir.path(),
@@ -175,8 +190,18 @@ fn the_default_durability_is_flush_and_the_log_it_leaves_verifies() {
             "7",
         ],
     );
-    assert_eq!(summary["durability"], "flush");
+    assert_eq!(summary["durability"], "durable");
     assert_eq!(count(&summary, "closed"), 40);
+    // The cost of durability: real syncs, each covering at least one event, and latencies
+    // that are percentiles of the same commands.
+    let syncs = count(&summary, "syncs");
+    assert!(
+        syncs > 0 && syncs <= count(&summary, "events"),
+        "{summary:?}"
+    );
+    assert!(count(&summary, "ack_p50_us") <= count(&summary, "ack_p99_us"));
+    assert!(count(&summary, "ack_p50_us") > 0);
+    assert!(count(&summary, "events_per_s") > 0);
 
     let verify = handover(&["audit", "verify", "--data", dir.path().to_str().unwrap()]);
     assert!(
@@ -218,7 +243,7 @@ fn bad_arguments_are_refused_with_a_clear_error() {
         (
             "--durability",
             "sometimes",
-            "possible values: flush, buffered",
+            "possible values: durable, process-crash, buffered",
         ),
     ] {
         let output = handover(&["simulate", "--data", data, flag, value]);

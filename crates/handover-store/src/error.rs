@@ -128,6 +128,11 @@ pub enum StoreError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// More appends are waiting than the store queues; nothing was written. Retry later.
+    #[error(
+        "the store is overloaded: too many appends are waiting; nothing was recorded, retry later"
+    )]
+    Overloaded,
 }
 
 impl StoreError {

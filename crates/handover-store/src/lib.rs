@@ -10,6 +10,8 @@
 //! contiguity, checksums.
 
 mod error;
+mod index;
+mod journal;
 mod record;
 mod sled_store;
 
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 pub use error::{Conflict, Damage, LogLocation, StoreError};
 use handover_core::{Event, StreamId};
+pub use journal::StoreStats;
 pub use record::{
     decode_record, encode_record, RecordedAt, RecordedEvent, RECORD_BYTES_MAX,
     RECORD_FORMAT_VERSION,
@@ -122,4 +125,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// Live events from now on, each once, in position order, after it is durable. A receiver
     /// that falls more than its capacity behind gets `Lagged` and should re-read from the log.
     fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>>;
+
+    /// What the store has done since it was opened; zeros for a store that does not count.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
 }

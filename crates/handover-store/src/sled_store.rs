@@ -1,43 +1,70 @@
 //! [`SledStore`]: the event log on sled 0.34.
 //!
-//! One sled tree, `log`, holds two key spaces, so one `apply_batch` writes an append atomically:
+//! One sled tree, `log`, holds two key spaces, so one `apply_batch` writes a group of appends
+//! atomically:
 //! - `s` + stream key + seq (u64 BE) -> the record: one stream is one range scan;
-//! - `g` + position (u64 BE) -> stream key + seq: the global order is one more.
+//! - `G` + first position (u64 BE) -> a chunk of the global index, the stream key and seq of
+//!   each position from there (see `index.rs`): the global order is one more.
 //!
 //! Stream keys: `c` + the conversation's 16 UUID bytes, or `a` + the AI agent id + `0x00`
 //! (ids hold no control characters, so the terminator keeps the key space prefix-free).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use handover_core::{AiAgentId, ConversationId, Event, StreamId};
-use tokio::sync::broadcast;
-use tracing::{debug, warn};
+use tokio::sync::{broadcast, oneshot};
+use tracing::{debug, info};
 
-use crate::record::{decode, encode, RecordedAt, RecordedEvent};
+use crate::index::{self, chunk_key, decode_chunk, CHUNK_PREFIX};
+use crate::journal::{AppendRequest, DiskSync, Journal, Start, StoreStats};
+use crate::record::{decode, RecordedAt, RecordedEvent};
 use crate::{
     Appended, Conflict, Damage, EventStore, ExpectedVersion, LogLocation, SeqRange, StoreError,
 };
 
 const STREAM_PREFIX: u8 = b's';
-const GLOBAL_PREFIX: u8 = b'g';
 const CONVERSATION_KIND: u8 = b'c';
 const AI_AGENT_KIND: u8 = b'a';
 const SUBSCRIBERS_CAPACITY: usize = 4096;
 const IN_USE_POLL: Duration = Duration::from_millis(10);
+/// Most records a stream read reserves room for up front; a longer read grows as it goes.
+const READ_CAPACITY_MAX: usize = 1 << 16;
 
-/// What an acknowledged append survives.
+/// What an acknowledged append survives. `docs/storage-format.md` gives the details.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// Flush sled's log before acknowledging: the append survives a crash of the process.
+    /// Acknowledge after sled's flush and an `fdatasync` of every file it wrote: the append
+    /// survives a power loss. Appends waiting at the same time share one sync.
     #[default]
-    Flush,
+    Durable,
+    /// Acknowledge after sled's flush alone. sled writes with `sync_file_range`, so the append
+    /// survives a crash of the process, but not a power loss (the drive's cache and the file's
+    /// size are not flushed).
+    ProcessCrash,
     /// Acknowledge once written to sled's buffers; sled flushes them on its own every
     /// `flush_every_ms`. A crash can lose the last moments. For simulations and tests.
     Buffered,
+}
+
+impl Durability {
+    /// The name the CLI and reports use: `durable`, `process-crash` or `buffered`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Durable => "durable",
+            Durability::ProcessCrash => "process-crash",
+            Durability::Buffered => "buffered",
+        }
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// How to open a [`SledStore`].
@@ -54,15 +81,19 @@ pub struct StoreOptions {
     /// the last handle is dropped, so a directory just closed in this process can read as in
     /// use for a few milliseconds.
     pub in_use_wait: Duration,
+    /// Most appends waiting for the journal; beyond it an append fails at once with
+    /// [`StoreError::Overloaded`] instead of queueing without bound.
+    pub queue_capacity: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            durability: Durability::Flush,
+            durability: Durability::Durable,
             cache_bytes: 64 * 1024 * 1024,
             flush_every_ms: 200,
             in_use_wait: Duration::from_secs(1),
+            queue_capacity: 16 * 1024,
         }
     }
 }
@@ -100,23 +131,10 @@ struct Inner {
     db: sled::Db,
     log: sled::Tree,
     options: StoreOptions,
-    writer: Mutex<Writer>,
-    publisher: Mutex<Publisher>,
     live: broadcast::Sender<Arc<RecordedEvent>>,
-}
-
-/// Append order: positions are handed out, and batches applied, under this lock, so the global
-/// order in the log is the order of positions.
-struct Writer {
-    next_position: u64,
-    last_recorded_at: RecordedAt,
-}
-
-/// Publishes durable events to subscribers in position order, whichever appender's flush
-/// finishes first.
-struct Publisher {
-    next: u64,
-    pending: BTreeMap<u64, Arc<RecordedEvent>>,
+    /// The log's only writer. Declared last, so it is dropped (and its threads joined) after
+    /// nothing else here can queue an append.
+    journal: Journal,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -128,7 +146,7 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
-fn push_stream_key(key: &mut Vec<u8>, stream: &StreamId) {
+pub(crate) fn push_stream_key(key: &mut Vec<u8>, stream: &StreamId) {
     match stream {
         StreamId::Conversation(id) => {
             key.push(CONVERSATION_KIND);
@@ -143,7 +161,7 @@ fn push_stream_key(key: &mut Vec<u8>, stream: &StreamId) {
 }
 
 /// Parses a stream key back, for error messages and verification.
-fn parse_stream_key(bytes: &[u8]) -> Option<(StreamId, &[u8])> {
+pub(crate) fn parse_stream_key(bytes: &[u8]) -> Option<(StreamId, &[u8])> {
     match bytes.split_first()? {
         (&CONVERSATION_KIND, rest) if rest.len() >= 16 => {
             let (id, rest) = rest.split_at(16);
@@ -165,7 +183,7 @@ fn parse_stream_key(bytes: &[u8]) -> Option<(StreamId, &[u8])> {
     }
 }
 
-fn event_key(stream: &StreamId, seq: u64) -> Vec<u8> {
+pub(crate) fn event_key(stream: &StreamId, seq: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + 18 + 8);
     key.push(STREAM_PREFIX);
     push_stream_key(&mut key, stream);
@@ -173,13 +191,7 @@ fn event_key(stream: &StreamId, seq: u64) -> Vec<u8> {
     key
 }
 
-fn global_key(position: u64) -> [u8; 9] {
-    let mut key = [GLOBAL_PREFIX; 9];
-    key[1..].copy_from_slice(&position.to_be_bytes());
-    key
-}
-
-fn be_u64(bytes: &[u8]) -> Option<u64> {
+pub(crate) fn be_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
 
@@ -230,38 +242,44 @@ impl SledStore {
             .mode(sled::Mode::HighThroughput);
         let db = open_waiting(&config, &path, options.in_use_wait)?;
         let log = db.open_tree("log")?;
-        let (head, last_recorded_at) = match log.scan_prefix([GLOBAL_PREFIX]).next_back() {
+        let migrated = index::migrate_legacy(&log)?;
+        if migrated > 0 {
+            db.flush()?;
+            info!(path = %path.display(), migrated, "rewrote the global index into chunks");
+        }
+        let (head, last_recorded_at) = match log.scan_prefix([CHUNK_PREFIX]).next_back() {
             None => (0, RecordedAt(i64::MIN)),
             Some(entry) => {
-                let (key, pointer) = entry?;
-                let position = be_u64(&key[1..]).ok_or_else(|| {
-                    StoreError::corrupted(
-                        LogLocation::default(),
-                        Damage::Index,
-                        "the global index ends in a malformed position key",
-                    )
-                })?;
-                let record = read_pointer(&log, position, &pointer)?;
+                let (key, value) = entry?;
+                let (first, entries) = decode_chunk(&key, &value)?;
+                let (stream, seq) = entries.last().expect("chunks are never empty");
+                let position = first + entries.len() as u64 - 1;
+                let record = read_pointer(&log, position, stream, *seq)?;
                 (position, record.recorded_at)
             }
         };
-        debug!(path = %path.display(), head, "opened event store");
+        debug!(path = %path.display(), head, durability = %options.durability, "opened event store");
         let (live, _) = broadcast::channel(SUBSCRIBERS_CAPACITY);
+        let sync = DiskSync::new(db.clone(), &path, options.durability)?;
+        let journal = Journal::start(
+            log.clone(),
+            Start {
+                head,
+                last_recorded_at,
+            },
+            options.durability,
+            options.queue_capacity,
+            Box::new(sync),
+            live.clone(),
+        )?;
         Ok(SledStore {
             inner: Arc::new(Inner {
                 path,
                 db,
                 log,
                 options,
-                writer: Mutex::new(Writer {
-                    next_position: head + 1,
-                    last_recorded_at,
-                }),
-                publisher: Mutex::new(Publisher {
-                    next: head + 1,
-                    pending: BTreeMap::new(),
-                }),
                 live,
+                journal,
             }),
         })
     }
@@ -290,113 +308,14 @@ impl SledStore {
         Ok(())
     }
 
-    /// Flushes on tokio's blocking pool. sled 0.34.7's own `flush_async` runs on sled's small
-    /// thread pool and deadlocks when several are in flight at once (sled issue 1308, fixed
-    /// only after 0.34.7); its blocking `flush` does not, and concurrent calls share the I/O
-    /// already under way.
-    async fn flush_blocking(&self) -> Result<(), StoreError> {
-        let db = self.inner.db.clone();
-        match tokio::task::spawn_blocking(move || db.flush()).await {
-            Ok(flushed) => flushed.map(drop).map_err(StoreError::from),
-            Err(failed) => Err(StoreError::Engine(format!(
-                "the flush task failed: {failed}"
-            ))),
-        }
-    }
-
-    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
-        // A panic while holding the lock cannot leave a half-applied batch (sled batches are
-        // atomic), so the counters are still right: recover the guard.
-        self.inner
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// What the journal has done since the store was opened: appends, events, groups, syncs.
+    pub fn stats(&self) -> StoreStats {
+        self.inner.journal.counters.snapshot()
     }
 
     /// The stream's version: its highest seq, read from the last key of its range.
     pub fn version(&self, stream: &StreamId) -> Result<u64, StoreError> {
-        let mut prefix = vec![STREAM_PREFIX];
-        push_stream_key(&mut prefix, stream);
-        match self.inner.log.scan_prefix(&prefix).next_back() {
-            None => Ok(0),
-            Some(entry) => {
-                let (key, _) = entry?;
-                be_u64(&key[prefix.len()..]).ok_or_else(|| {
-                    StoreError::corrupted(
-                        LogLocation {
-                            stream: Some(stream.clone()),
-                            ..LogLocation::default()
-                        },
-                        Damage::Index,
-                        "malformed event key",
-                    )
-                })
-            }
-        }
-    }
-
-    /// Appends synchronously up to (not including) the flush. Returns the records written.
-    fn write(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<Event>,
-    ) -> Result<Result<Appended, Conflict>, StoreError> {
-        let mut writer = self.lock_writer();
-        let version = self.version(stream)?;
-        if !expected.admits(version) {
-            return Ok(Err(Conflict {
-                expected: match expected {
-                    ExpectedVersion::Exact(v) => v,
-                    ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
-                },
-                actual: version,
-            }));
-        }
-        let recorded_at = RecordedAt::now().max(writer.last_recorded_at);
-        let mut batch = sled::Batch::default();
-        let mut records = Vec::with_capacity(events.len());
-        // The events move into their records: a message's text is never copied on the way.
-        for (i, event) in (0u64..).zip(events) {
-            let record = RecordedEvent {
-                position: writer.next_position + i,
-                stream: stream.clone(),
-                seq: version + 1 + i,
-                recorded_at,
-                event,
-            };
-            let key = event_key(stream, record.seq);
-            batch.insert(&key[..], encode(&record)?);
-            batch.insert(&global_key(record.position)[..], &key[1..]);
-            records.push(Arc::new(record));
-        }
-        self.inner.log.apply_batch(batch)?;
-        writer.next_position += u64::try_from(records.len()).expect("a batch fits in u64");
-        writer.last_recorded_at = recorded_at;
-        Ok(Ok(records))
-    }
-
-    /// Hands durable records to the publisher, which releases them to subscribers in order.
-    fn publish(&self, records: &[Arc<RecordedEvent>]) {
-        let mut publisher = self
-            .inner
-            .publisher
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for record in records {
-            publisher
-                .pending
-                .insert(record.position, Arc::clone(record));
-        }
-        loop {
-            let next = publisher.next;
-            let Some(record) = publisher.pending.remove(&next) else {
-                break;
-            };
-            publisher.next += 1;
-            // No receiver is not an error: nobody is watching.
-            let _ = self.inner.live.send(record);
-        }
+        stream_version(&self.inner.log, stream)
     }
 
     /// Reads part of a stream synchronously. See [`EventStore::read_stream`].
@@ -405,10 +324,17 @@ impl SledStore {
         stream: &StreamId,
         range: SeqRange,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut out = Vec::new();
         if range.from > range.to || range.max == 0 {
-            return Ok(out);
+            return Ok(Vec::new());
         }
+        // One seek for the stream's length sizes the result once: growing it record by record
+        // would copy every record read so far about ten times for a 1,000-event stream.
+        let expected = self
+            .version(stream)?
+            .min(range.to)
+            .saturating_sub(range.from.max(1) - 1);
+        let capacity = usize::try_from(expected).unwrap_or(usize::MAX).min(range.max);
+        let mut out = Vec::with_capacity(capacity.min(READ_CAPACITY_MAX));
         let from = event_key(stream, range.from.max(1));
         let to = event_key(stream, range.to);
         for (expected_seq, entry) in (range.from.max(1)..).zip(self.inner.log.range(from..=to)) {
@@ -430,23 +356,43 @@ impl SledStore {
         &self,
         from: u64,
     ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
-        let mut expected_position = from.max(1);
-        let entries = self
-            .inner
-            .log
-            .range(global_key(from.max(1))..=global_key(u64::MAX));
-        until_first_error(entries.map(move |entry| {
-            let (key, pointer) = entry?;
-            let position = be_u64(&key[1..]).unwrap_or(0);
-            if position != expected_position {
-                return Err(StoreError::corrupted(
-                    LogLocation::at_position(expected_position),
-                    Damage::Gap,
-                    format!("the global index skips to position {position}"),
-                ));
+        let from = from.max(1);
+        let log = &self.inner.log;
+        // Start at the chunk holding `from`: the last one that begins at or before it.
+        let start = match log.range(..=chunk_key(from)).next_back() {
+            Some(Ok((key, _))) if key.first() == Some(&CHUNK_PREFIX) => {
+                be_u64(&key[1..]).unwrap_or(from)
             }
-            expected_position = position + 1;
-            read_pointer(&self.inner.log, position, &pointer)
+            _ => from,
+        };
+        let mut expected_position = start;
+        let chunks = log.range(chunk_key(start)..=chunk_key(u64::MAX));
+        let pointers = chunks.flat_map(move |chunk| {
+            let decoded = chunk.map_err(StoreError::from).and_then(|(key, value)| {
+                let (first, entries) = decode_chunk(&key, &value)?;
+                if first != expected_position {
+                    return Err(StoreError::corrupted(
+                        LogLocation::at_position(expected_position),
+                        Damage::Gap,
+                        format!("the global index skips to position {first}"),
+                    ));
+                }
+                expected_position = first + entries.len() as u64;
+                Ok((first, entries))
+            });
+            let items: Vec<Result<(u64, StreamId, u64), StoreError>> = match decoded {
+                Ok((first, entries)) => (first..)
+                    .zip(entries)
+                    .filter(|(position, _)| *position >= from)
+                    .map(|(position, (stream, seq))| Ok((position, stream, seq)))
+                    .collect(),
+                Err(error) => vec![Err(error)],
+            };
+            items
+        });
+        until_first_error(pointers.map(move |pointer| {
+            let (position, stream, seq) = pointer?;
+            read_pointer(log, position, &stream, seq)
         }))
     }
 
@@ -485,6 +431,28 @@ impl SledStore {
             previous = Some((stream, seq));
             Ok(record)
         }))
+    }
+}
+
+/// The stream's version in `log`: its highest seq, read from the last key of its range.
+pub(crate) fn stream_version(log: &sled::Tree, stream: &StreamId) -> Result<u64, StoreError> {
+    let mut prefix = vec![STREAM_PREFIX];
+    push_stream_key(&mut prefix, stream);
+    match log.scan_prefix(&prefix).next_back() {
+        None => Ok(0),
+        Some(entry) => {
+            let (key, _) = entry?;
+            be_u64(&key[prefix.len()..]).ok_or_else(|| {
+                StoreError::corrupted(
+                    LogLocation {
+                        stream: Some(stream.clone()),
+                        ..LogLocation::default()
+                    },
+                    Damage::Index,
+                    "malformed event key",
+                )
+            })
+        }
     }
 }
 
@@ -535,20 +503,11 @@ fn check_place(
 fn read_pointer(
     log: &sled::Tree,
     position: u64,
-    pointer: &[u8],
+    stream: &StreamId,
+    seq: u64,
 ) -> Result<RecordedEvent, StoreError> {
-    let malformed = || {
-        StoreError::corrupted(
-            LogLocation::at_position(position),
-            Damage::Index,
-            "malformed index entry",
-        )
-    };
-    let (stream, rest) = parse_stream_key(pointer).ok_or_else(malformed)?;
-    let seq = be_u64(rest).ok_or_else(malformed)?;
-    let at = || LogLocation::record(&stream, seq, position);
-    let key = event_key(&stream, seq);
-    let value = log.get(&key)?.ok_or_else(|| {
+    let at = || LogLocation::record(stream, seq, position);
+    let value = log.get(event_key(stream, seq))?.ok_or_else(|| {
         StoreError::corrupted(
             at(),
             Damage::Index,
@@ -556,7 +515,7 @@ fn read_pointer(
         )
     })?;
     let record = decode(&value, at)?;
-    if record.position != position || record.stream != stream || record.seq != seq {
+    if record.position != position || record.stream != *stream || record.seq != seq {
         return Err(StoreError::corrupted(
             at(),
             Damage::Misplaced,
@@ -577,22 +536,15 @@ impl EventStore for SledStore {
         expected: ExpectedVersion,
         events: Vec<Event>,
     ) -> Result<Result<Appended, Conflict>, StoreError> {
-        let records = match self.write(stream, expected, events)? {
-            Ok(records) => records,
-            Err(conflict) => return Ok(Err(conflict)),
-        };
-        let flushed = match self.inner.options.durability {
-            Durability::Flush => self.flush_blocking().await,
-            Durability::Buffered => Ok(()),
-        };
-        // The records are in the log either way; publish them so later ones are not held
-        // back, but do not acknowledge an append whose flush failed.
-        self.publish(&records);
-        if let Err(error) = flushed {
-            warn!(%stream, %error, "flush failed; the append is not acknowledged");
-            return Err(error);
-        }
-        Ok(Ok(records))
+        let (reply, answer) = oneshot::channel();
+        self.inner.journal.submit(AppendRequest {
+            stream: stream.clone(),
+            expected,
+            events,
+            reply,
+        })?;
+        // The journal answers every request it took, unless it stopped.
+        answer.await.unwrap_or(Err(StoreError::Closed))
     }
 
     async fn read_stream(
@@ -617,10 +569,14 @@ impl EventStore for SledStore {
     }
 
     fn head(&self) -> u64 {
-        self.lock_writer().next_position - 1
+        self.inner.journal.head.load(Ordering::Acquire)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
         self.inner.live.subscribe()
+    }
+
+    fn stats(&self) -> StoreStats {
+        SledStore::stats(self)
     }
 }

@@ -8,6 +8,9 @@
 //! test checks the file as it is checked in. A released fixture is never regenerated: its
 //! bytes are the evidence that old logs still read. A new event variant or a new format
 //! version gets a fixture of its own beside this one.
+//!
+//! The fixture also holds the first layout of the global index (one `g` entry per event); the
+//! store rewrites it into chunks (`G` keys) when it opens such a log, which is tested here too.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -529,6 +532,53 @@ async fn format_v1_records_replay_to_the_events_they_recorded() {
         .unwrap();
     assert_eq!((next[0].position, next[0].seq), (head + 1, 3));
     assert_eq!(store.stream_version(&three).await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn a_per_event_index_is_rewritten_into_chunks_once_and_reads_the_same() {
+    let pairs = read_fixture(&fixture_path());
+    let expected = expected_records();
+    let dir = tempfile::tempdir().unwrap();
+    load(dir.path(), &pairs);
+    drop(open_store(dir.path()));
+
+    let raw: Vec<(Vec<u8>, Vec<u8>)> = {
+        let db = open_raw(dir.path());
+        let log = db.open_tree("log").unwrap();
+        log.iter()
+            .map(|entry| {
+                let (key, value) = entry.unwrap();
+                (key.to_vec(), value.to_vec())
+            })
+            .collect()
+    };
+    let kinds = |prefix: u8| raw.iter().filter(|(key, _)| key[0] == prefix).count();
+    assert_eq!(kinds(b'g'), 0, "every per-event entry is gone");
+    assert_eq!(kinds(b'G'), 1, "one chunk holds the whole small index");
+    // The records themselves are untouched, byte for byte.
+    let records = |pairs: &[(Vec<u8>, Vec<u8>)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+        pairs
+            .iter()
+            .filter(|(key, _)| key[0] == b's')
+            .cloned()
+            .collect()
+    };
+    assert_eq!(records(&raw), records(&pairs));
+
+    // Opening again finds nothing to migrate and reads the same log.
+    let store = open_store(dir.path());
+    let all = store.read_all(1, usize::MAX).await.unwrap();
+    assert_eq!(all.iter().map(place).collect::<Vec<_>>(), expected);
+    assert_eq!(
+        store
+            .read_all(5, 3)
+            .await
+            .unwrap()
+            .iter()
+            .map(place)
+            .collect::<Vec<_>>(),
+        expected[4..7]
+    );
 }
 
 #[test]

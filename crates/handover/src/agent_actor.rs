@@ -7,6 +7,7 @@
 //! flight can only produce commands that the conversation's epoch fence rejects.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -57,11 +58,23 @@ struct Subscription {
     busy: bool,
 }
 
+impl Subscription {
+    /// Events in the queue, which the agent's backlog counts.
+    fn queued_events(&self) -> usize {
+        self.queue
+            .iter()
+            .filter(|work| matches!(work, Work::Event(_)))
+            .count()
+    }
+}
+
 pub(crate) struct AiAgentActor {
     agent_id: AiAgentId,
     behavior: Arc<dyn AiAgentBehavior>,
     shared: Arc<Shared>,
     subscriptions: HashMap<ConversationId, Subscription>,
+    /// Events sent to this agent that it has not started on (see `AgentHandle`).
+    backlog: Arc<AtomicUsize>,
 }
 
 impl AiAgentActor {
@@ -69,12 +82,28 @@ impl AiAgentActor {
         agent_id: AiAgentId,
         behavior: Arc<dyn AiAgentBehavior>,
         shared: Arc<Shared>,
+        backlog: Arc<AtomicUsize>,
     ) -> AiAgentActor {
         AiAgentActor {
             agent_id,
             behavior,
             shared,
             subscriptions: HashMap::new(),
+            backlog,
+        }
+    }
+
+    /// Takes `events` off the backlog: started, or dropped with their subscription.
+    fn taken(&self, events: usize) {
+        if events > 0 {
+            self.backlog.fetch_sub(events, Ordering::AcqRel);
+        }
+    }
+
+    /// Drops a conversation's subscription and whatever it still had queued.
+    fn unsubscribe(&mut self, conversation_id: ConversationId) {
+        if let Some(subscription) = self.subscriptions.remove(&conversation_id) {
+            self.taken(subscription.queued_events());
         }
     }
 
@@ -90,6 +119,9 @@ impl AiAgentActor {
             return;
         };
         subscription.busy = true;
+        if matches!(work, Work::Event(_)) {
+            self.backlog.fetch_sub(1, Ordering::AcqRel);
+        }
         let epoch = subscription.epoch;
         let session = AiSession {
             shared: Arc::clone(&self.shared),
@@ -106,6 +138,7 @@ impl AiAgentActor {
             conversation_id = %conversation_id,
             epoch = epoch.0,
         );
+        let failed = session.clone();
         let run = async move {
             let result = match work {
                 Work::Handoff { handoff_seq } => {
@@ -127,7 +160,16 @@ impl AiAgentActor {
             }
         }
         .instrument(span);
-        ctx.spawn(run.into_actor(self).map(move |(), act, ctx| {
+        // The call runs on the AI runtime; the actor only learns when it is over.
+        let call = self.shared.ai_runtime.spawn(run);
+        let finished = async move {
+            if let Err(stopped) = call.await {
+                if stopped.is_panic() {
+                    escalate_after_failure(&failed, "the AI agent's code panicked").await;
+                }
+            }
+        };
+        ctx.spawn(finished.into_actor(self).map(move |(), act, ctx| {
             if let Some(subscription) = act.subscriptions.get_mut(&conversation_id) {
                 if subscription.epoch == epoch {
                     subscription.busy = false;
@@ -182,6 +224,7 @@ impl Handler<Assigned> for AiAgentActor {
             }
         }
         debug!(agent_id = %self.agent_id, conversation_id = %msg.conversation_id, "subscribed");
+        self.unsubscribe(msg.conversation_id);
         self.subscriptions.insert(
             msg.conversation_id,
             Subscription {
@@ -205,7 +248,8 @@ impl Handler<Delivered> for AiAgentActor {
                 subscription.queue.push_back(Work::Event(msg.record));
                 self.pump(msg.conversation_id, ctx);
             }
-            _ => {}
+            // An event of an ended assignment: nobody will start on it.
+            _ => self.taken(1),
         }
     }
 }
@@ -220,7 +264,7 @@ impl Handler<Unassigned> for AiAgentActor {
             .is_some_and(|s| s.epoch == msg.epoch)
         {
             debug!(agent_id = %self.agent_id, conversation_id = %msg.conversation_id, "unsubscribed");
-            self.subscriptions.remove(&msg.conversation_id);
+            self.unsubscribe(msg.conversation_id);
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use handover_core::{
@@ -87,6 +88,8 @@ pub(crate) struct ConversationActor {
     /// Why the state cannot be trusted, if it cannot: every message gets this error and the
     /// actor stops, so the next command rebuilds it from the log.
     failure: Option<StoreError>,
+    /// When the actor last handled a message, for passivation.
+    last_active: Instant,
 }
 
 /// Folds a stream read from the store; an event that breaks the rules is damage.
@@ -109,6 +112,18 @@ impl ConversationActor {
             version: 0,
             watchers: Vec::new(),
             failure: None,
+            last_active: Instant::now(),
+        }
+    }
+
+    /// Stops the actor if it has been idle for `idle` and nobody watches it: its state is in
+    /// the log, and the next command or watcher rebuilds it. A command in progress holds the
+    /// actor (it waits for the append), so this never runs in the middle of one.
+    fn passivate_if_idle(&mut self, idle: Duration, ctx: &mut Context<Self>) {
+        self.watchers.retain(|watcher| !watcher.sender.is_closed());
+        if self.watchers.is_empty() && self.last_active.elapsed() >= idle {
+            debug!(conversation_id = %self.id, "idle conversation passivated");
+            ctx.stop();
         }
     }
 
@@ -184,7 +199,7 @@ impl ConversationActor {
             if let Some(current) = &after {
                 if let Some(agent) = self.shared.agent(&current.agent_id) {
                     for record in records {
-                        agent.do_send(Delivered {
+                        agent.deliver(Delivered {
                             conversation_id: self.id,
                             epoch: current.epoch,
                             record: Arc::clone(record),
@@ -199,7 +214,7 @@ impl ConversationActor {
                 held.remove(&self.id);
             }
             if let Some(agent) = self.shared.agent(&ended.agent_id) {
-                agent.do_send(Unassigned {
+                agent.addr.do_send(Unassigned {
                     conversation_id: self.id,
                     epoch: ended.epoch,
                 });
@@ -221,7 +236,7 @@ impl ConversationActor {
                 .or_default()
                 .insert(self.id, (started.epoch, handoff_seq));
             if let Some(agent) = self.shared.agent(&started.agent_id) {
-                agent.do_send(Assigned {
+                agent.addr.do_send(Assigned {
                     conversation_id: self.id,
                     assignment: started.clone(),
                     handoff_seq,
@@ -249,6 +264,11 @@ impl Actor for ConversationActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(256);
+        if let Some(idle) = self.shared.limits.passivate_after {
+            // Checked at a fraction of the idle time, so an actor lives at most 1.25 times it.
+            let every = (idle / 4).max(Duration::from_millis(1));
+            ctx.run_interval(every, move |act, ctx| act.passivate_if_idle(idle, ctx));
+        }
         let store = Arc::clone(&self.shared.store);
         let stream = self.stream.clone();
         // `wait` holds every message until the state is rebuilt.
@@ -283,12 +303,26 @@ impl Handler<Execute> for ConversationActor {
 
     fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) -> Self::Result {
         let ready = Reply::Now;
+        self.last_active = Instant::now();
         if let Some(failure) = &self.failure {
             let error = Error::Store(failure.clone());
             ctx.stop();
             return ready(Err(error));
         }
         let command = &*msg.command;
+        if let (
+            ConversationCommand::PostMessage {
+                by: Participant::Customer(_),
+                ..
+            },
+            Some(assignment),
+        ) = (command, self.state.assignment())
+        {
+            // The agent would get this message after everything it has not started on.
+            if self.shared.agent_overloaded(&assignment.agent_id) {
+                return ready(Err(Error::Overloaded));
+            }
+        }
         let agent_id = match command {
             ConversationCommand::HandOffToAi { agent_id, .. } => Some(agent_id.clone()),
             ConversationCommand::RecordAiAction { by, .. }
@@ -354,6 +388,8 @@ impl Handler<Execute> for ConversationActor {
                         );
                         Err(Error::Concurrency)
                     }
+                    // Refused before it was queued: nothing was written, the state holds.
+                    Err(StoreError::Overloaded) => Err(Error::Overloaded),
                     Err(error) => Err(act.fail(error, ctx)),
                 }
             },
@@ -365,6 +401,7 @@ impl Handler<GetView> for ConversationActor {
     type Result = Result<ConversationView, Error>;
 
     fn handle(&mut self, _: GetView, ctx: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
         self.check_readable(ctx)?;
         Ok(ConversationView {
             id: self.id,
@@ -378,6 +415,7 @@ impl Handler<AddWatcher> for ConversationActor {
     type Result = Result<u64, Error>;
 
     fn handle(&mut self, msg: AddWatcher, ctx: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
         self.check_readable(ctx)?;
         // The watcher reads the log up to this version itself; everything after reaches it
         // through the channel. The actor handles one message at a time, so no event falls

@@ -8,7 +8,7 @@ use handover_store::StoreError;
 /// The caller's fault (reject the request, show the message): [`Error::Rejected`],
 /// [`Error::InvalidInput`], [`Error::UnknownConversation`], [`Error::AiAgentNotRunning`].
 /// The system's (retry, or alert an operator): [`Error::Store`], [`Error::Concurrency`],
-/// [`Error::Stopped`], [`Error::WatchLagged`].
+/// [`Error::Overloaded`], [`Error::Stopped`], [`Error::WatchLagged`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -28,11 +28,15 @@ pub enum Error {
     /// The event store failed. For a write, the outcome is unknown: the conversation is rebuilt
     /// from the log before its next command.
     #[error("event store: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// Another writer appended to the same stream (another process on a copy of the log, or a
     /// bug); the state was reloaded and the command can be retried.
     #[error("conversation changed underneath this command; retry it")]
     Concurrency,
+    /// More work is waiting than the runtime queues (commands in flight, the journal's queue,
+    /// or the AI agent's backlog); nothing was recorded. Retry after a short pause.
+    #[error("overloaded: too much work is waiting; nothing was recorded, retry shortly")]
+    Overloaded,
     /// The runtime has shut down.
     #[error("the Handover runtime has stopped")]
     Stopped,
@@ -53,11 +57,26 @@ impl Error {
         )
     }
 
+    /// Whether the same call may succeed if retried later, unchanged: nothing was recorded.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Overloaded | Error::Concurrency)
+    }
+
     /// The rules' rejection, if that is what this is.
     pub fn rejection(&self) -> Option<&Rejection> {
         match self {
             Error::Rejected(rejection) => Some(rejection),
             _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        match error {
+            // Refused before anything was queued: a known outcome, not a store failure.
+            StoreError::Overloaded => Error::Overloaded,
+            error => Error::Store(error),
         }
     }
 }

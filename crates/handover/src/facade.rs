@@ -3,6 +3,7 @@
 //! owns the conversation or the roster.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Arbiter, System};
@@ -11,7 +12,7 @@ use handover_core::{
     ConversationCommand, ConversationEvent, ConversationId, CustomerId, Event, HumanId,
     MessageText, Participant, Reason, Roster, Specialty, StreamId,
 };
-use handover_store::{EventStore, SeqRange, SledStore, StoreError, StoreOptions};
+use handover_store::{EventStore, SeqRange, SledStore, StoreError, StoreOptions, StoreStats};
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 use uuid::Uuid;
@@ -22,8 +23,9 @@ use crate::config::Config;
 use crate::conversation_actor::{
     AddWatcher, ConversationView, GetView, Receipt, WATCHER_BACKLOG_EVENTS_MAX,
 };
+use crate::metrics::AckLatency;
 use crate::roster_actor::{ExecuteAgentCommand, RosterActor};
-use crate::shared::{lock, Assignments, Shared};
+use crate::shared::{lock, AgentHandle, Assignments, Limits, Shared};
 use crate::watch::Watch;
 use crate::Error;
 
@@ -42,11 +44,24 @@ struct Owner {
     shared: Arc<Shared>,
     system: System,
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
+    /// Runs the AI agents' code (see `Shared::ai_runtime`).
+    ai_runtime: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+impl Owner {
+    fn stop_ai_runtime(&self) {
+        // Without blocking: this may run inside an async context, where a runtime must not
+        // be dropped; calls in flight are cancelled, and their conversations are in the log.
+        if let Some(runtime) = lock(&self.ai_runtime).take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
         self.system.stop();
+        self.stop_ai_runtime();
     }
 }
 
@@ -147,12 +162,26 @@ impl Handover {
             .map_err(StoreError::from)?;
         let (system, handles) = ready_rx.await.map_err(|_| Error::Stopped)?;
         let roster_worker = handles[0].clone();
+        // The AI agents' code runs on threads of its own, never on the actors' threads: a
+        // behaviour that computes for a while must not hold up conversations.
+        let ai_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("handover-ai")
+            .enable_all()
+            .build()
+            .map_err(StoreError::from)?;
         let shared = Arc::new(Shared::new(
             store,
             Arc::clone(&config.policy),
             roster,
             assignments,
             handles,
+            Limits {
+                passivate_after: config.passivate_after,
+                ai_agent_backlog_max: config.ai_agent_backlog_max,
+            },
+            config.max_in_flight,
+            ai_runtime.handle().clone(),
         ));
         let roster_shared = Arc::clone(&shared);
         let roster_actor = RosterActor::start_in_arbiter(&roster_worker, move |_| {
@@ -165,6 +194,7 @@ impl Handover {
                 shared,
                 system,
                 stopped: Mutex::new(Some(done_rx)),
+                ai_runtime: Mutex::new(Some(ai_runtime)),
             }),
         })
     }
@@ -177,6 +207,7 @@ impl Handover {
     /// fail with [`Error::Stopped`]. The data directory is released when the last clone drops.
     pub async fn shutdown(self) {
         self.owner.system.stop();
+        self.owner.stop_ai_runtime();
         let stopped = lock(&self.owner.stopped).take();
         if let Some(stopped) = stopped {
             let _ = stopped.await;
@@ -246,12 +277,20 @@ impl Handover {
         }
         let actor_shared = Arc::clone(shared);
         let id = agent_id.clone();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let actor_backlog = Arc::clone(&backlog);
         let addr = AiAgentActor::start_in_arbiter(shared.next_worker(), move |_| {
-            AiAgentActor::new(id, behavior, actor_shared)
+            AiAgentActor::new(id, behavior, actor_shared, actor_backlog)
         });
         // Publish the actor first, then announce what it already holds: a handoff racing this
         // either sees the actor or is in the map read below (the actor ignores duplicates).
-        lock(&shared.agents).insert(agent_id.clone(), addr.clone());
+        lock(&shared.agents).insert(
+            agent_id.clone(),
+            AgentHandle {
+                addr: addr.clone(),
+                backlog,
+            },
+        );
         let held: Vec<_> = lock(&shared.assignments)
             .get(agent_id)
             .map(|held| held.iter().map(|(id, v)| (*id, *v)).collect())
@@ -454,8 +493,21 @@ impl Handover {
         })
     }
 
-    /// How many conversation actors are in memory now.
+    /// How many conversation actors are in memory now (idle ones stop after
+    /// [`Config::passivate_after`]).
     pub fn live_conversations(&self) -> usize {
         self.shared().live_conversations()
+    }
+
+    /// How long commands took from the call to their durable acknowledgement: percentiles over
+    /// every command acknowledged since the runtime started, AI agents' commands included.
+    pub fn ack_latency(&self) -> AckLatency {
+        self.shared().ack_latency.summary()
+    }
+
+    /// What the store has done since it was opened: appends, events, group writes and syncs,
+    /// the figures behind the cost of durability.
+    pub fn store_stats(&self) -> StoreStats {
+        self.shared().store.stats()
     }
 }

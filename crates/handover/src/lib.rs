@@ -67,6 +67,7 @@ mod conversation_actor;
 mod error;
 mod facade;
 pub mod faq;
+mod metrics;
 mod reply;
 mod roster_actor;
 mod shared;
@@ -84,7 +85,8 @@ pub use handover_core::{
     Participant, Policy, Reason, Rejection, Skill, SkillData, SkillName, SkillOutcome, Specialty,
     Status, StreamId, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
 };
-pub use handover_store::{Durability, RecordedAt, RecordedEvent, StoreError};
+pub use handover_store::{Durability, RecordedAt, RecordedEvent, StoreError, StoreStats};
+pub use metrics::AckLatency;
 pub use watch::Watch;
 
 /// The README's example, compiled and run as a doctest so the README stays true.

@@ -4,15 +4,18 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
 use handover_core::{
     AiAgentId, ConversationCommand, ConversationId, Epoch, Event, Policy, Rejection, Roster,
 };
 use handover_store::EventStore;
+use tokio::sync::Semaphore;
 
-use crate::agent_actor::AiAgentActor;
+use crate::agent_actor::{AiAgentActor, Delivered};
 use crate::conversation_actor::{ConversationActor, Execute, Receipt};
+use crate::metrics::LatencyRecorder;
 use crate::roster_actor::RosterActor;
 use crate::Error;
 
@@ -22,6 +25,30 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How a conversation actor reaches an AI agent running in this process.
+#[derive(Clone)]
+pub(crate) struct AgentHandle {
+    pub(crate) addr: Addr<AiAgentActor>,
+    /// Events sent to the agent that it has not started on. Counted here, when sent, so that
+    /// what waits in the actor's mailbox counts too; the actor takes them off.
+    pub(crate) backlog: Arc<AtomicUsize>,
+}
+
+impl AgentHandle {
+    /// Sends one event of a conversation the agent holds.
+    pub(crate) fn deliver(&self, delivered: Delivered) {
+        self.backlog.fetch_add(1, Ordering::AcqRel);
+        self.addr.do_send(delivered);
+    }
+}
+
+/// The limits the runtime keeps to, from [`crate::Config`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) passivate_after: Option<Duration>,
+    pub(crate) ai_agent_backlog_max: usize,
 }
 
 /// For each AI agent, the conversations it holds: the epoch and the seq of the handoff.
@@ -34,13 +61,22 @@ pub(crate) struct Shared {
     roster: RwLock<Roster>,
     conversations: Mutex<HashMap<ConversationId, Addr<ConversationActor>>>,
     /// AI agents whose implementation runs in this process.
-    pub(crate) agents: Mutex<HashMap<AiAgentId, Addr<AiAgentActor>>>,
+    pub(crate) agents: Mutex<HashMap<AiAgentId, AgentHandle>>,
     /// Which conversations each AI agent holds: the epoch and the seq of the handoff. Written by conversation
     /// actors after a durable handoff or end of assignment; read by deactivation and attach.
     pub(crate) assignments: Mutex<Assignments>,
     workers: Vec<ArbiterHandle>,
     next_worker: AtomicUsize,
     pub(crate) roster_actor: OnceLock<Addr<RosterActor>>,
+    pub(crate) limits: Limits,
+    /// One permit per command in flight: a flood beyond it is refused, not queued.
+    in_flight: Semaphore,
+    /// How long acknowledged commands took.
+    pub(crate) ack_latency: LatencyRecorder,
+    /// Where the AI agents' code runs: threads of its own, so that a behaviour that computes
+    /// for a while (or reads a long history at a handoff) never holds up the conversation
+    /// actors sharing an arbiter with its agent's actor.
+    pub(crate) ai_runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
@@ -50,6 +86,9 @@ impl Shared {
         roster: Roster,
         assignments: Assignments,
         workers: Vec<ArbiterHandle>,
+        limits: Limits,
+        max_in_flight: usize,
+        ai_runtime: tokio::runtime::Handle,
     ) -> Shared {
         Shared {
             store,
@@ -61,6 +100,10 @@ impl Shared {
             workers,
             next_worker: AtomicUsize::new(0),
             roster_actor: OnceLock::new(),
+            limits,
+            in_flight: Semaphore::new(max_in_flight.min(Semaphore::MAX_PERMITS)),
+            ack_latency: LatencyRecorder::new(),
+            ai_runtime,
         }
     }
 
@@ -149,13 +192,28 @@ impl Shared {
         id: ConversationId,
         command: Arc<ConversationCommand>,
     ) -> Result<Receipt, Error> {
-        self.ask(id, || Execute {
-            command: Arc::clone(&command),
-        })
-        .await?
+        let called = Instant::now();
+        let _permit = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| Error::Overloaded)?;
+        let receipt = self
+            .ask(id, || Execute {
+                command: Arc::clone(&command),
+            })
+            .await??;
+        self.ack_latency.record(called.elapsed());
+        Ok(receipt)
     }
 
-    pub(crate) fn agent(&self, id: &AiAgentId) -> Option<Addr<AiAgentActor>> {
+    pub(crate) fn agent(&self, id: &AiAgentId) -> Option<AgentHandle> {
         lock(&self.agents).get(id).cloned()
+    }
+
+    /// Whether the AI agent has more events waiting than it may.
+    pub(crate) fn agent_overloaded(&self, id: &AiAgentId) -> bool {
+        lock(&self.agents).get(id).is_some_and(|agent| {
+            agent.backlog.load(Ordering::Acquire) >= self.limits.ai_agent_backlog_max
+        })
     }
 }

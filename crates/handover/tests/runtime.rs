@@ -63,6 +63,16 @@ impl AiAgentBehavior for Gated {
     }
 }
 
+/// Panics on every message, as buggy code does.
+struct Panicking;
+
+#[async_trait::async_trait]
+impl AiAgentBehavior for Panicking {
+    async fn on_customer_message(&self, _: &AiSession, _: &MessageText) -> Result<(), AgentError> {
+        panic!("index out of bounds in the prompt builder");
+    }
+}
+
 /// Fails on every message.
 struct Broken;
 
@@ -587,6 +597,52 @@ async fn an_agent_that_fails_hands_the_customer_back_to_humans() {
         }
         other => panic!("unexpected {other:?}"),
     }
+    f.handover.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_code_panics_hands_the_customer_back_and_the_runtime_goes_on() {
+    let f = start().await;
+    let bot = agent(&f.handover, "panicky", Arc::new(Panicking)).await;
+    let c = open(&f.handover).await;
+    let mut watch = f.handover.watch(c).await.unwrap();
+    f.handover
+        .hand_off_to_ai(c, id("ana"), bot.clone(), None)
+        .await
+        .unwrap();
+    f.handover
+        .post_customer_message(c, id("cust-1"), text("hello?"))
+        .await
+        .unwrap();
+    let seen = watch_until(&mut watch, |e| {
+        matches!(e, ConversationEvent::EscalatedToHuman { .. })
+    })
+    .await;
+    match &seen.last().unwrap().event {
+        Event::Conversation(ConversationEvent::EscalatedToHuman { reason, cause, .. }) => {
+            assert_eq!(*cause, EscalationCause::AgentRequested);
+            assert_eq!(
+                reason.as_str(),
+                "the AI agent failed: the AI agent's code panicked"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // The agent's actor survived its code's panic: a second conversation is handled the same.
+    let other = open(&f.handover).await;
+    let mut watch = f.handover.watch(other).await.unwrap();
+    f.handover
+        .hand_off_to_ai(other, id("ana"), bot, None)
+        .await
+        .unwrap();
+    f.handover
+        .post_customer_message(other, id("cust-1"), text("anyone?"))
+        .await
+        .unwrap();
+    watch_until(&mut watch, |e| {
+        matches!(e, ConversationEvent::EscalatedToHuman { .. })
+    })
+    .await;
     f.handover.shutdown().await;
 }
 

@@ -1,0 +1,196 @@
+//! The global index: which stream record holds each position, in chunks.
+//!
+//! A chunk covers consecutive positions and is written in the same sled batch as the records it
+//! points to: key `G` + its first position (u64 BE), value
+//! `[format u8 = 1][CRC-32 BE of the entries][entries]`, where each entry is a stream key (which
+//! delimits itself) and the seq (u64 BE). The journal writes one chunk per group (split every
+//! [`CHUNK_POSITIONS_MAX`] positions), so the global order costs one sled insert per group
+//! instead of one per event, and is still one range scan.
+//!
+//! Logs written before chunks held one entry per event (`g` + position -> stream key + seq);
+//! [`migrate_legacy`] rewrites them into chunks when the store opens.
+
+use handover_core::StreamId;
+
+use crate::error::{Damage, LogLocation, StoreError};
+use crate::sled_store::{be_u64, parse_stream_key, push_stream_key};
+
+/// Key prefix of index chunks.
+pub(crate) const CHUNK_PREFIX: u8 = b'G';
+/// Key prefix of the per-event entries of logs written before chunks.
+pub(crate) const LEGACY_PREFIX: u8 = b'g';
+/// Most positions in one chunk: keeps a chunk far below the size at which sled moves a value
+/// out of its log into a separate blob file.
+pub(crate) const CHUNK_POSITIONS_MAX: usize = 512;
+const CHUNK_FORMAT: u8 = 1;
+const CHUNK_HEADER_BYTES: usize = 1 + 4;
+
+/// The key of the chunk whose first position is `first`.
+pub(crate) fn chunk_key(first: u64) -> [u8; 9] {
+    let mut key = [CHUNK_PREFIX; 9];
+    key[1..].copy_from_slice(&first.to_be_bytes());
+    key
+}
+
+/// Builds one chunk's value from consecutive entries.
+#[derive(Default)]
+pub(crate) struct ChunkBuilder {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl ChunkBuilder {
+    pub(crate) fn push(&mut self, stream: &StreamId, seq: u64) {
+        if self.bytes.is_empty() {
+            self.bytes.extend_from_slice(&[CHUNK_FORMAT, 0, 0, 0, 0]);
+        }
+        push_stream_key(&mut self.bytes, stream);
+        self.bytes.extend_from_slice(&seq.to_be_bytes());
+        self.len += 1;
+    }
+
+    /// Pushes an entry whose stream key is already encoded.
+    fn push_raw(&mut self, stream_key: &[u8], seq: u64) {
+        if self.bytes.is_empty() {
+            self.bytes.extend_from_slice(&[CHUNK_FORMAT, 0, 0, 0, 0]);
+        }
+        self.bytes.extend_from_slice(stream_key);
+        self.bytes.extend_from_slice(&seq.to_be_bytes());
+        self.len += 1;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The finished value, checksummed; the builder is empty again.
+    pub(crate) fn finish(&mut self) -> Vec<u8> {
+        let mut bytes = std::mem::take(&mut self.bytes);
+        self.len = 0;
+        let crc = crc32fast::hash(&bytes[CHUNK_HEADER_BYTES..]);
+        bytes[1..CHUNK_HEADER_BYTES].copy_from_slice(&crc.to_be_bytes());
+        bytes
+    }
+}
+
+/// Decodes a chunk stored under `key` into its first position and entries.
+pub(crate) fn decode_chunk(
+    key: &[u8],
+    value: &[u8],
+) -> Result<(u64, Vec<(StreamId, u64)>), StoreError> {
+    let first = key
+        .get(1..)
+        .and_then(be_u64)
+        .ok_or_else(|| damaged(0, format!("malformed index chunk key {key:?}")))?;
+    let (header, mut entries) = value
+        .split_at_checked(CHUNK_HEADER_BYTES)
+        .ok_or_else(|| damaged(first, "truncated index chunk".to_owned()))?;
+    if header[0] != CHUNK_FORMAT {
+        return Err(damaged(
+            first,
+            format!("index chunk of unknown format {}", header[0]),
+        ));
+    }
+    let crc = u32::from_be_bytes(header[1..].try_into().expect("four bytes"));
+    if crc32fast::hash(entries) != crc {
+        return Err(damaged(first, "index chunk fails its checksum".to_owned()));
+    }
+    let mut out = Vec::new();
+    while !entries.is_empty() {
+        let position = first + out.len() as u64;
+        let (stream, rest) = parse_stream_key(entries)
+            .ok_or_else(|| damaged(position, "malformed stream key in index chunk".to_owned()))?;
+        let (seq, rest) = rest
+            .split_at_checked(8)
+            .ok_or_else(|| damaged(position, "truncated index chunk entry".to_owned()))?;
+        out.push((stream, be_u64(seq).expect("eight bytes")));
+        entries = rest;
+    }
+    if out.is_empty() {
+        return Err(damaged(first, "empty index chunk".to_owned()));
+    }
+    Ok((first, out))
+}
+
+fn damaged(position: u64, detail: String) -> StoreError {
+    StoreError::corrupted(LogLocation::at_position(position), Damage::Index, detail)
+}
+
+/// Rewrites the per-event index entries of an older log into chunks, one sled batch per chunk
+/// (each batch inserts the chunk and removes the entries it replaces, so a crash midway leaves
+/// a log the next open finishes migrating). Returns how many entries were migrated.
+pub(crate) fn migrate_legacy(log: &sled::Tree) -> Result<u64, StoreError> {
+    let mut migrated = 0;
+    let mut builder = ChunkBuilder::default();
+    let mut batch = sled::Batch::default();
+    let mut first = 0;
+    let mut expected = None;
+    for entry in log.scan_prefix([LEGACY_PREFIX]) {
+        let (key, pointer) = entry?;
+        let position = key
+            .get(1..)
+            .and_then(be_u64)
+            .ok_or_else(|| damaged(0, "malformed legacy index key".to_owned()))?;
+        if expected.is_some_and(|expected| expected != position) {
+            return Err(StoreError::corrupted(
+                LogLocation::at_position(expected.unwrap_or_default()),
+                Damage::Gap,
+                format!("the legacy global index skips to position {position}"),
+            ));
+        }
+        let (_, rest) = parse_stream_key(&pointer)
+            .ok_or_else(|| damaged(position, "malformed legacy index entry".to_owned()))?;
+        let seq = be_u64(rest)
+            .ok_or_else(|| damaged(position, "malformed legacy index entry".to_owned()))?;
+        if builder.len() == 0 {
+            first = position;
+        }
+        builder.push_raw(&pointer[..pointer.len() - 8], seq);
+        batch.remove(&key);
+        expected = Some(position + 1);
+        migrated += 1;
+        if builder.len() == CHUNK_POSITIONS_MAX {
+            batch.insert(&chunk_key(first)[..], builder.finish());
+            log.apply_batch(std::mem::take(&mut batch))?;
+        }
+    }
+    if builder.len() > 0 {
+        batch.insert(&chunk_key(first)[..], builder.finish());
+        log.apply_batch(batch)?;
+    }
+    Ok(migrated)
+}
+
+#[cfg(test)]
+mod tests {
+    use handover_core::{AiAgentId, ConversationId};
+
+    use super::*;
+
+    #[test]
+    fn a_chunk_round_trips_and_detects_damage() {
+        let conversation =
+            StreamId::Conversation(ConversationId::from_uuid(uuid::Uuid::from_u128(7)));
+        let agent = StreamId::AiAgent(AiAgentId::new("faq").unwrap());
+        let mut builder = ChunkBuilder::default();
+        builder.push(&conversation, 1);
+        builder.push(&agent, 3);
+        builder.push(&conversation, 2);
+        let value = builder.finish();
+        let key = chunk_key(40);
+        let (first, entries) = decode_chunk(&key, &value).unwrap();
+        assert_eq!(first, 40);
+        assert_eq!(
+            entries,
+            [(conversation.clone(), 1), (agent, 3), (conversation, 2)]
+        );
+        for at in 0..value.len() {
+            let mut flipped = value.clone();
+            flipped[at] ^= 0x10;
+            assert!(decode_chunk(&key, &flipped).is_err(), "flip at {at}");
+        }
+        for len in 0..value.len() {
+            assert!(decode_chunk(&key, &value[..len]).is_err(), "cut at {len}");
+        }
+    }
+}

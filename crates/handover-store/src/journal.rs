@@ -1,0 +1,771 @@
+//! The group-commit journal: the only writer of a [`SledStore`](crate::SledStore)'s log.
+//!
+//! Appends from every conversation meet in one bounded queue. Two threads drain it:
+//! - the **writer** takes everything pending, checks each append's expected version, encodes
+//!   its records, and applies the whole group as one sled batch;
+//! - the **syncer** takes every group the writer has applied since its last sync, makes them
+//!   durable with one sync, and only then acknowledges each append in the groups.
+//!
+//! While the syncer waits for the disk, the writer applies the next group, so under load a
+//! group grows to whatever arrived during one sync, and one conversation alone still gets its
+//! reply after about one sync. A failed sync fails every append it covered: their outcome is
+//! unknown, and the callers must rebuild from the log.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::thread::JoinHandle;
+
+use handover_core::{Event, StreamId};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::index::{chunk_key, ChunkBuilder, CHUNK_POSITIONS_MAX};
+use crate::record::{encode, RecordedAt, RecordedEvent};
+use crate::sled_store::{event_key, stream_version};
+use crate::{Appended, Conflict, Durability, ExpectedVersion, StoreError};
+
+/// The result an appender waits for.
+pub(crate) type AppendResult = Result<Result<Appended, Conflict>, StoreError>;
+
+/// Most appends the writer puts in one group. Bounds the memory of one sled batch; under any
+/// realistic load the queue holds fewer.
+const GROUP_APPENDS_MAX: usize = 4096;
+
+/// Most applied groups waiting for the syncer before the writer waits for it in turn.
+const SYNC_BACKLOG_GROUPS: usize = 64;
+
+/// Most stream versions the writer remembers. Beyond this the cache is emptied and refilled
+/// from the log, one lookup per stream, so its memory stays bounded whatever the number of
+/// conversations.
+const VERSION_CACHE_MAX: usize = 1 << 18;
+
+/// A record's key and encoded value, ready for a sled batch.
+type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// One append on its way to the log.
+pub(crate) struct AppendRequest {
+    pub(crate) stream: StreamId,
+    pub(crate) expected: ExpectedVersion,
+    pub(crate) events: Vec<Event>,
+    pub(crate) reply: oneshot::Sender<AppendResult>,
+}
+
+/// What the journal has done since the store was opened.
+///
+/// ```
+/// let stats = handover_store::StoreStats::default();
+/// assert_eq!(stats.syncs_per_event(), 0.0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Appends acknowledged.
+    pub appends: u64,
+    /// Events in those appends.
+    pub events: u64,
+    /// Groups written, each one sled batch.
+    pub groups: u64,
+    /// Sync calls made to make groups durable (none in `Buffered`).
+    pub syncs: u64,
+}
+
+impl StoreStats {
+    /// Syncs per acknowledged event: the cost of durability, 0 when nothing was written.
+    pub fn syncs_per_event(&self) -> f64 {
+        if self.events == 0 {
+            0.0
+        } else {
+            self.syncs as f64 / self.events as f64
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    appends: AtomicU64,
+    events: AtomicU64,
+    groups: AtomicU64,
+    syncs: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> StoreStats {
+        StoreStats {
+            appends: self.appends.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+            groups: self.groups.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    fn acknowledged(&self, events: usize) {
+        self.appends.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(events as u64, Ordering::Relaxed);
+    }
+}
+
+/// Makes applied groups durable. The store's is [`DiskSync`]; tests substitute failures.
+pub(crate) trait SyncStep: Send + 'static {
+    /// Makes everything applied so far as durable as the store promises.
+    fn sync(&mut self) -> Result<(), StoreError>;
+}
+
+/// sled's flush, and in [`Durability::Durable`] an `fdatasync` of every file it wrote.
+///
+/// sled 0.34.7 writes its log with `sync_file_range`, which flushes neither the drive's write
+/// cache nor the file's size, and writes values too large for its log (node pages over about
+/// 128 KiB) to blob files it never syncs. After sled's flush, `Durable` therefore syncs the data
+/// file, every blob file not synced before, and the blob directory.
+pub(crate) struct DiskSync {
+    db: sled::Db,
+    durable: Option<DurableFiles>,
+}
+
+struct DurableFiles {
+    data: File,
+    blob_dir: PathBuf,
+    synced_blobs: HashSet<OsString>,
+}
+
+impl DiskSync {
+    pub(crate) fn new(
+        db: sled::Db,
+        dir: &Path,
+        durability: Durability,
+    ) -> Result<DiskSync, StoreError> {
+        let durable = match durability {
+            Durability::Durable => {
+                // The directory entries of sled's files must survive too.
+                File::open(dir)?.sync_all()?;
+                Some(DurableFiles {
+                    data: File::open(dir.join("db"))?,
+                    blob_dir: dir.join("blobs"),
+                    synced_blobs: HashSet::new(),
+                })
+            }
+            Durability::ProcessCrash | Durability::Buffered => None,
+        };
+        Ok(DiskSync { db, durable })
+    }
+}
+
+impl DurableFiles {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.data.sync_data()?;
+        let entries = match std::fs::read_dir(&self.blob_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut present = HashSet::new();
+        let mut new_blobs = false;
+        for entry in entries {
+            let name = entry?.file_name();
+            if !self.synced_blobs.contains(&name) {
+                File::open(self.blob_dir.join(&name))?.sync_data()?;
+                new_blobs = true;
+            }
+            present.insert(name);
+        }
+        if new_blobs {
+            File::open(&self.blob_dir)?.sync_all()?;
+        }
+        // sled deletes blobs it no longer needs; forget them.
+        self.synced_blobs = present;
+        Ok(())
+    }
+}
+
+impl SyncStep for DiskSync {
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        if let Some(files) = &mut self.durable {
+            files.sync()?;
+        }
+        Ok(())
+    }
+}
+
+/// The sending side of the journal, held by the store.
+pub(crate) struct Journal {
+    queue: Option<mpsc::Sender<AppendRequest>>,
+    threads: Vec<JoinHandle<()>>,
+    pub(crate) head: Arc<AtomicU64>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+/// Where the log stands when the journal starts.
+pub(crate) struct Start {
+    pub(crate) head: u64,
+    pub(crate) last_recorded_at: RecordedAt,
+}
+
+impl Journal {
+    /// Starts the writer (and, unless `Buffered`, the syncer) over `log`.
+    pub(crate) fn start(
+        log: sled::Tree,
+        start: Start,
+        durability: Durability,
+        queue_capacity: usize,
+        sync: Box<dyn SyncStep>,
+        live: broadcast::Sender<Arc<RecordedEvent>>,
+    ) -> Result<Journal, StoreError> {
+        let (queue, requests) = mpsc::channel(queue_capacity.max(1));
+        let head = Arc::new(AtomicU64::new(start.head));
+        let counters = Arc::new(Counters::default());
+        let mut threads = Vec::with_capacity(2);
+        let acks = match durability {
+            Durability::Buffered => Acks::Now(Publisher {
+                live,
+                counters: Arc::clone(&counters),
+            }),
+            Durability::Durable | Durability::ProcessCrash => {
+                let (groups, applied) = std_mpsc::sync_channel(SYNC_BACKLOG_GROUPS);
+                let syncer = Syncer {
+                    applied,
+                    sync,
+                    publisher: Publisher {
+                        live,
+                        counters: Arc::clone(&counters),
+                    },
+                };
+                threads.push(spawn("handover-journal-sync", move || syncer.run())?);
+                Acks::AfterSync(groups)
+            }
+        };
+        let writer = Writer {
+            log,
+            requests,
+            acks,
+            next_position: start.head + 1,
+            last_recorded_at: start.last_recorded_at,
+            versions: HashMap::new(),
+            head: Arc::clone(&head),
+            counters: Arc::clone(&counters),
+        };
+        threads.push(spawn("handover-journal-write", move || writer.run())?);
+        Ok(Journal {
+            queue: Some(queue),
+            threads,
+            head,
+            counters,
+        })
+    }
+
+    /// Queues an append; fails at once with [`StoreError::Overloaded`] when the queue is full.
+    pub(crate) fn submit(&self, request: AppendRequest) -> Result<(), StoreError> {
+        let queue = self.queue.as_ref().ok_or(StoreError::Closed)?;
+        queue.try_send(request).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+        })
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what it holds and stop, which stops the
+        // syncer after its last sync: nothing queued is dropped unanswered.
+        self.queue = None;
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                warn!("a journal thread panicked");
+            }
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StoreError> {
+    Ok(std::thread::Builder::new().name(name.to_owned()).spawn(f)?)
+}
+
+/// Appends applied in one sled batch, waiting for their sync.
+struct Group {
+    appends: Vec<(oneshot::Sender<AppendResult>, Appended)>,
+}
+
+enum Acks {
+    /// `Buffered`: acknowledge as soon as the group is applied.
+    Now(Publisher),
+    /// Hand the group to the syncer.
+    AfterSync(std_mpsc::SyncSender<Group>),
+}
+
+/// Acknowledges appends and hands their events to subscribers, in position order (groups reach
+/// it in the order they were applied).
+struct Publisher {
+    live: broadcast::Sender<Arc<RecordedEvent>>,
+    counters: Arc<Counters>,
+}
+
+impl Publisher {
+    fn finish(&self, group: Group, outcome: &Result<(), StoreError>) {
+        for (reply, records) in group.appends {
+            // The records are in the log whatever the sync did, so later subscribers never see
+            // a gap; only the acknowledgement depends on the sync.
+            for record in &records {
+                // No receiver is not an error: nobody is watching.
+                let _ = self.live.send(Arc::clone(record));
+            }
+            let answer = match outcome {
+                Ok(()) => {
+                    self.counters.acknowledged(records.len());
+                    Ok(Ok(records))
+                }
+                Err(error) => Err(error.clone()),
+            };
+            // The appender may have given up waiting; the outcome is in the log either way.
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+struct Writer {
+    log: sled::Tree,
+    requests: mpsc::Receiver<AppendRequest>,
+    acks: Acks,
+    next_position: u64,
+    last_recorded_at: RecordedAt,
+    /// The version of every stream written recently. The writer is the log's only writer, so
+    /// the cache cannot go stale; a miss reads the version from the log.
+    versions: HashMap<StreamId, u64>,
+    head: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut pending = Vec::new();
+        while let Some(first) = self.requests.blocking_recv() {
+            pending.push(first);
+            while pending.len() < GROUP_APPENDS_MAX {
+                match self.requests.try_recv() {
+                    Ok(request) => pending.push(request),
+                    Err(_) => break,
+                }
+            }
+            let group = self.apply(&mut pending);
+            if group.appends.is_empty() {
+                continue;
+            }
+            match &self.acks {
+                Acks::Now(publisher) => publisher.finish(group, &Ok(())),
+                Acks::AfterSync(syncer) => {
+                    if let Err(std_mpsc::SendError(group)) = syncer.send(group) {
+                        let stopped = Err(StoreError::Closed);
+                        for (reply, _) in group.appends {
+                            let _ = reply.send(stopped.clone());
+                        }
+                    }
+                }
+            }
+            // Moved only once the group is on its way to its sync, so a reader of `head` knows
+            // every group up to it is in the log and queued for durability.
+            self.head.store(self.next_position - 1, Ordering::Release);
+            self.counters.groups.fetch_add(1, Ordering::Relaxed);
+        }
+        debug!("journal writer stopped");
+    }
+
+    /// The version of `stream`, from the cache or the log.
+    fn version(&mut self, stream: &StreamId) -> Result<u64, StoreError> {
+        if let Some(&version) = self.versions.get(stream) {
+            return Ok(version);
+        }
+        stream_version(&self.log, stream)
+    }
+
+    /// Checks and encodes every request in `pending` and applies the accepted ones as one sled
+    /// batch. Rejected requests (a conflict, a record too large) are answered here.
+    fn apply(&mut self, pending: &mut Vec<AppendRequest>) -> Group {
+        let first_position = self.next_position;
+        let recorded_at = RecordedAt::now().max(self.last_recorded_at);
+        let mut batch = sled::Batch::default();
+        let mut appends = Vec::with_capacity(pending.len());
+        let mut touched = Vec::new();
+        let mut index = IndexChunks::default();
+        for request in pending.drain(..) {
+            let AppendRequest {
+                stream,
+                expected,
+                events,
+                reply,
+            } = request;
+            let version = match self.version(&stream) {
+                Ok(version) => version,
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                    continue;
+                }
+            };
+            if !expected.admits(version) {
+                let _ = reply.send(Ok(Err(Conflict {
+                    expected: match expected {
+                        ExpectedVersion::Exact(v) => v,
+                        ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+                    },
+                    actual: version,
+                })));
+                continue;
+            }
+            match self.encode_append(&stream, version, events, recorded_at) {
+                Ok((entries, records)) => {
+                    for ((key, value), record) in entries.into_iter().zip(&records) {
+                        batch.insert(key, value);
+                        index.push(record.position, &record.stream, record.seq, &mut batch);
+                    }
+                    let count = records.len() as u64;
+                    self.next_position += count;
+                    if self.versions.len() >= VERSION_CACHE_MAX {
+                        self.versions.clear();
+                    }
+                    self.versions.insert(stream.clone(), version + count);
+                    touched.push(stream);
+                    appends.push((reply, records));
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
+            }
+        }
+        if appends.is_empty() {
+            return Group { appends };
+        }
+        index.finish(&mut batch);
+        if let Err(error) = self.log.apply_batch(batch) {
+            // Nothing of the batch was applied: hand the positions back and forget the
+            // versions it would have set.
+            let error = StoreError::from(error);
+            warn!(%error, appends = appends.len(), "applying a group failed");
+            self.next_position = first_position;
+            for stream in &touched {
+                self.versions.remove(stream);
+            }
+            for (reply, _) in appends {
+                let _ = reply.send(Err(error.clone()));
+            }
+            return Group {
+                appends: Vec::new(),
+            };
+        }
+        self.last_recorded_at = recorded_at;
+        Group { appends }
+    }
+
+    /// The records of one append, numbered after `version`, and their encoded key/value pairs.
+    fn encode_append(
+        &self,
+        stream: &StreamId,
+        version: u64,
+        events: Vec<Event>,
+        recorded_at: RecordedAt,
+    ) -> Result<(Vec<KeyValue>, Appended), StoreError> {
+        let mut entries = Vec::with_capacity(events.len());
+        let mut records = Vec::with_capacity(events.len());
+        // The events move into their records: a message's text is never copied on the way.
+        for (i, event) in (0u64..).zip(events) {
+            let record = RecordedEvent {
+                position: self.next_position + i,
+                stream: stream.clone(),
+                seq: version + 1 + i,
+                recorded_at,
+                event,
+            };
+            entries.push((event_key(stream, record.seq), encode(&record)?));
+            records.push(Arc::new(record));
+        }
+        Ok((entries, records))
+    }
+}
+
+/// The global index entries of one group, cut into chunks of consecutive positions.
+#[derive(Default)]
+struct IndexChunks {
+    first: u64,
+    chunk: ChunkBuilder,
+}
+
+impl IndexChunks {
+    fn push(&mut self, position: u64, stream: &StreamId, seq: u64, batch: &mut sled::Batch) {
+        if self.chunk.len() == 0 {
+            self.first = position;
+        }
+        self.chunk.push(stream, seq);
+        if self.chunk.len() == CHUNK_POSITIONS_MAX {
+            self.finish(batch);
+        }
+    }
+
+    fn finish(&mut self, batch: &mut sled::Batch) {
+        if self.chunk.len() > 0 {
+            batch.insert(&chunk_key(self.first)[..], self.chunk.finish());
+        }
+    }
+}
+
+struct Syncer {
+    applied: std_mpsc::Receiver<Group>,
+    sync: Box<dyn SyncStep>,
+    publisher: Publisher,
+}
+
+impl Syncer {
+    fn run(mut self) {
+        let mut groups = Vec::new();
+        while let Ok(first) = self.applied.recv() {
+            groups.push(first);
+            while let Ok(group) = self.applied.try_recv() {
+                groups.push(group);
+            }
+            let outcome = self.sync.sync();
+            self.publisher
+                .counters
+                .syncs
+                .fetch_add(1, Ordering::Relaxed);
+            if let Err(error) = &outcome {
+                warn!(%error, groups = groups.len(), "sync failed; its appends are not acknowledged");
+            }
+            for group in groups.drain(..) {
+                self.publisher.finish(group, &outcome);
+            }
+        }
+        debug!("journal syncer stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use handover_core::{AgentName, AiAgentEvent, AiAgentId};
+
+    use super::*;
+
+    /// A sync step the test drives: it reports each sync as it starts and waits for the test
+    /// to say how it ends.
+    struct ScriptedSync {
+        started: std_mpsc::Sender<()>,
+        outcomes: std_mpsc::Receiver<Result<(), StoreError>>,
+    }
+
+    impl SyncStep for ScriptedSync {
+        fn sync(&mut self) -> Result<(), StoreError> {
+            let _ = self.started.send(());
+            self.outcomes.recv().unwrap_or(Err(StoreError::Closed))
+        }
+    }
+
+    struct Harness {
+        journal: Journal,
+        log: sled::Tree,
+        started: std_mpsc::Receiver<()>,
+        outcomes: std_mpsc::Sender<Result<(), StoreError>>,
+        _db: sled::Db,
+    }
+
+    fn harness() -> Harness {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let log = db.open_tree("log").unwrap();
+        let (started_tx, started) = std_mpsc::channel();
+        let (outcomes, outcomes_rx) = std_mpsc::channel();
+        let journal = Journal::start(
+            log.clone(),
+            Start {
+                head: 0,
+                last_recorded_at: RecordedAt(i64::MIN),
+            },
+            Durability::Durable,
+            1024,
+            Box::new(ScriptedSync {
+                started: started_tx,
+                outcomes: outcomes_rx,
+            }),
+            broadcast::channel(16).0,
+        )
+        .unwrap();
+        Harness {
+            journal,
+            log,
+            started,
+            outcomes,
+            _db: db,
+        }
+    }
+
+    fn stream(n: usize) -> StreamId {
+        StreamId::AiAgent(AiAgentId::new(format!("agent-{n}")).unwrap())
+    }
+
+    fn registered(stream: &StreamId) -> Event {
+        let StreamId::AiAgent(agent_id) = stream else {
+            unreachable!("the tests write AI-agent streams")
+        };
+        Event::AiAgent(AiAgentEvent::Registered {
+            agent_id: agent_id.clone(),
+            name: AgentName::new("bot").unwrap(),
+            specialties: vec![],
+        })
+    }
+
+    fn submit(
+        journal: &Journal,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+    ) -> oneshot::Receiver<AppendResult> {
+        let (reply, answer) = oneshot::channel();
+        journal
+            .submit(AppendRequest {
+                stream: stream.clone(),
+                expected,
+                events: vec![registered(stream)],
+                reply,
+            })
+            .unwrap();
+        answer
+    }
+
+    /// Waits (without a time-based assertion) until the writer has handed `head` events to the
+    /// syncer; the deadline only turns a hang into a failure.
+    fn wait_for_head(journal: &Journal, head: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while journal.head.load(Ordering::Acquire) < head {
+            assert!(Instant::now() < deadline, "the writer never reached {head}");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn appends_waiting_during_a_sync_share_the_next_one() {
+        let h = harness();
+        let first = submit(&h.journal, &stream(0), ExpectedVersion::NoStream);
+        h.started.recv().unwrap();
+        // The first sync is under way: everything submitted now is applied and waits.
+        let waiting: Vec<_> = (1..=10)
+            .map(|n| submit(&h.journal, &stream(n), ExpectedVersion::NoStream))
+            .collect();
+        wait_for_head(&h.journal, 11);
+        h.outcomes.send(Ok(())).unwrap();
+        assert!(first.blocking_recv().unwrap().unwrap().is_ok());
+        h.started.recv().unwrap();
+        h.outcomes.send(Ok(())).unwrap();
+        for answer in waiting {
+            let records = answer.blocking_recv().unwrap().unwrap().unwrap();
+            assert_eq!(records[0].seq, 1);
+        }
+        let stats = h.journal.counters.snapshot();
+        assert_eq!((stats.appends, stats.events, stats.syncs), (11, 11, 2));
+    }
+
+    #[test]
+    fn a_failed_sync_fails_every_append_it_covers_and_later_ones_succeed() {
+        let h = harness();
+        let first = submit(&h.journal, &stream(0), ExpectedVersion::NoStream);
+        h.started.recv().unwrap();
+        let covered: Vec<_> = (1..=5)
+            .map(|n| submit(&h.journal, &stream(n), ExpectedVersion::NoStream))
+            .collect();
+        wait_for_head(&h.journal, 6);
+        h.outcomes.send(Ok(())).unwrap();
+        assert!(first.blocking_recv().unwrap().unwrap().is_ok());
+        h.started.recv().unwrap();
+        let failure = StoreError::Io(Arc::new(std::io::Error::other("disk gone")));
+        h.outcomes.send(Err(failure)).unwrap();
+        for answer in covered {
+            let error = answer.blocking_recv().unwrap().unwrap_err();
+            assert!(matches!(error, StoreError::Io(_)), "{error}");
+        }
+        // Their outcome is unknown to the appenders; the log is what a rebuild reads.
+        assert_eq!(stream_version(&h.log, &stream(1)).unwrap(), 1);
+        let after = submit(&h.journal, &stream(1), ExpectedVersion::Exact(1));
+        h.started.recv().unwrap();
+        h.outcomes.send(Ok(())).unwrap();
+        let records = after.blocking_recv().unwrap().unwrap().unwrap();
+        assert_eq!((records[0].seq, records[0].position), (2, 7));
+        let stats = h.journal.counters.snapshot();
+        assert_eq!((stats.appends, stats.syncs), (2, 3));
+    }
+
+    #[test]
+    fn a_conflict_is_answered_without_a_sync_and_records_nothing() {
+        let h = harness();
+        let first = submit(&h.journal, &stream(0), ExpectedVersion::NoStream);
+        h.started.recv().unwrap();
+        h.outcomes.send(Ok(())).unwrap();
+        first.blocking_recv().unwrap().unwrap().unwrap();
+        for expected in [
+            ExpectedVersion::NoStream,
+            ExpectedVersion::Exact(0),
+            ExpectedVersion::Exact(2),
+        ] {
+            let conflict = submit(&h.journal, &stream(0), expected)
+                .blocking_recv()
+                .unwrap()
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(conflict.actual, 1);
+        }
+        assert_eq!(stream_version(&h.log, &stream(0)).unwrap(), 1);
+        assert_eq!(h.journal.counters.snapshot().syncs, 1);
+    }
+
+    #[test]
+    fn a_full_queue_is_overloaded_and_a_closed_journal_answers_every_request() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let log = db.open_tree("log").unwrap();
+        let (started_tx, started) = std_mpsc::channel();
+        let (outcomes, outcomes_rx) = std_mpsc::channel();
+        let journal = Journal::start(
+            log,
+            Start {
+                head: 0,
+                last_recorded_at: RecordedAt(i64::MIN),
+            },
+            Durability::Durable,
+            1,
+            Box::new(ScriptedSync {
+                started: started_tx,
+                outcomes: outcomes_rx,
+            }),
+            broadcast::channel(16).0,
+        )
+        .unwrap();
+        let first = submit(&journal, &stream(0), ExpectedVersion::NoStream);
+        started.recv().unwrap();
+        // The writer is free again; fill its queue while it waits for the syncer.
+        let mut answers = vec![first];
+        let mut overloaded = None;
+        for n in 1..100_000 {
+            let (reply, answer) = oneshot::channel();
+            let request = AppendRequest {
+                stream: stream(n),
+                expected: ExpectedVersion::NoStream,
+                events: vec![registered(&stream(n))],
+                reply,
+            };
+            match journal.submit(request) {
+                Ok(()) => answers.push(answer),
+                Err(error) => {
+                    overloaded = Some(error);
+                    break;
+                }
+            }
+        }
+        assert!(matches!(overloaded, Some(StoreError::Overloaded)));
+        // Let every sync succeed, then close: each request taken gets an answer.
+        outcomes.send(Ok(())).unwrap();
+        std::thread::spawn(move || {
+            while started.recv().is_ok() {
+                if outcomes.send(Ok(())).is_err() {
+                    break;
+                }
+            }
+        });
+        drop(journal);
+        for answer in answers {
+            assert!(answer.blocking_recv().unwrap().unwrap().is_ok());
+        }
+    }
+}
