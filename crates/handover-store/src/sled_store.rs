@@ -333,7 +333,9 @@ impl SledStore {
             .version(stream)?
             .min(range.to)
             .saturating_sub(range.from.max(1) - 1);
-        let capacity = usize::try_from(expected).unwrap_or(usize::MAX).min(range.max);
+        let capacity = usize::try_from(expected)
+            .unwrap_or(usize::MAX)
+            .min(range.max);
         let mut out = Vec::with_capacity(capacity.min(READ_CAPACITY_MAX));
         let from = event_key(stream, range.from.max(1));
         let to = event_key(stream, range.to);
@@ -350,12 +352,15 @@ impl SledStore {
         Ok(out)
     }
 
-    /// Iterates over the whole log in global order from `from`, decoding and checking each
-    /// record. The iterator stops at the first error, after yielding it.
-    pub fn iter_all(
+    /// The global index from `from` on, in position order, without reading the records: the
+    /// position, stream and seq of each event. Each chunk's checksum and the contiguity of
+    /// positions are checked; the iterator stops at the first error, after yielding it. With
+    /// [`SledStore::scan_streams`] it lets a reader take the records in one sequential pass
+    /// and still know the global order.
+    pub fn scan_index(
         &self,
         from: u64,
-    ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
+    ) -> impl Iterator<Item = Result<(u64, StreamId, u64), StoreError>> + '_ {
         let from = from.max(1);
         let log = &self.inner.log;
         // Start at the chunk holding `from`: the last one that begins at or before it.
@@ -390,7 +395,17 @@ impl SledStore {
             };
             items
         });
-        until_first_error(pointers.map(move |pointer| {
+        until_first_error(pointers)
+    }
+
+    /// Iterates over the whole log in global order from `from`, decoding and checking each
+    /// record. The iterator stops at the first error, after yielding it.
+    pub fn iter_all(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
+        let log = &self.inner.log;
+        until_first_error(self.scan_index(from).map(move |pointer| {
             let (position, stream, seq) = pointer?;
             read_pointer(log, position, &stream, seq)
         }))

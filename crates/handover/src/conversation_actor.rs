@@ -86,8 +86,9 @@ pub(crate) struct ConversationActor {
     version: u64,
     watchers: Vec<Watcher>,
     /// Why the state cannot be trusted, if it cannot: every message gets this error and the
-    /// actor stops, so the next command rebuilds it from the log.
-    failure: Option<StoreError>,
+    /// actor stops, so the next command rebuilds it from the log. Boxed: almost always empty,
+    /// and every live conversation carries the field.
+    failure: Option<Box<StoreError>>,
     /// When the actor last handled a message, for passivation.
     last_active: Instant,
 }
@@ -131,7 +132,7 @@ impl ConversationActor {
     /// so it is not kept in memory for nothing.
     fn check_readable(&mut self, ctx: &mut Context<Self>) -> Result<(), Error> {
         if let Some(failure) = &self.failure {
-            let error = Error::Store(failure.clone());
+            let error = Error::Store((**failure).clone());
             ctx.stop();
             return Err(error);
         }
@@ -145,7 +146,7 @@ impl ConversationActor {
     fn fail(&mut self, error: StoreError, ctx: &mut Context<Self>) -> Error {
         error!(conversation_id = %self.id, %error, "conversation actor stops; it will be rebuilt from the log");
         let reply = Error::Store(error.clone());
-        self.failure = Some(error);
+        self.failure = Some(Box::new(error));
         ctx.stop();
         reply
     }
@@ -287,7 +288,7 @@ impl Actor for ConversationActor {
                 }
                 Err(error) => {
                     error!(conversation_id = %act.id, %error, "cannot rebuild conversation");
-                    act.failure = Some(error);
+                    act.failure = Some(Box::new(error));
                 }
             }),
         );
@@ -305,7 +306,7 @@ impl Handler<Execute> for ConversationActor {
         let ready = Reply::Now;
         self.last_active = Instant::now();
         if let Some(failure) = &self.failure {
-            let error = Error::Store(failure.clone());
+            let error = Error::Store((**failure).clone());
             ctx.stop();
             return ready(Err(error));
         }

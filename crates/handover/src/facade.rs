@@ -179,8 +179,8 @@ impl Handover {
             Limits {
                 passivate_after: config.passivate_after,
                 ai_agent_backlog_max: config.ai_agent_backlog_max,
+                max_in_flight: config.max_in_flight,
             },
-            config.max_in_flight,
             ai_runtime.handle().clone(),
         ));
         let roster_shared = Arc::clone(&shared);

@@ -49,6 +49,7 @@ impl AgentHandle {
 pub(crate) struct Limits {
     pub(crate) passivate_after: Option<Duration>,
     pub(crate) ai_agent_backlog_max: usize,
+    pub(crate) max_in_flight: usize,
 }
 
 /// For each AI agent, the conversations it holds: the epoch and the seq of the handoff.
@@ -87,7 +88,6 @@ impl Shared {
         assignments: Assignments,
         workers: Vec<ArbiterHandle>,
         limits: Limits,
-        max_in_flight: usize,
         ai_runtime: tokio::runtime::Handle,
     ) -> Shared {
         Shared {
@@ -101,7 +101,7 @@ impl Shared {
             next_worker: AtomicUsize::new(0),
             roster_actor: OnceLock::new(),
             limits,
-            in_flight: Semaphore::new(max_in_flight.min(Semaphore::MAX_PERMITS)),
+            in_flight: Semaphore::new(limits.max_in_flight.min(Semaphore::MAX_PERMITS)),
             ack_latency: LatencyRecorder::new(),
             ai_runtime,
         }
@@ -148,6 +148,12 @@ impl Shared {
         let mut conversations = lock(&self.conversations);
         if conversations.get(&id) == Some(addr) {
             conversations.remove(&id);
+            // A map never shrinks by itself: after a peak of live conversations has been
+            // passivated, give the slots back (amortized: only when a quarter or less is used).
+            let live = conversations.len();
+            if conversations.capacity() > 1024 && live <= conversations.capacity() / 4 {
+                conversations.shrink_to(live * 2);
+            }
         }
     }
 
