@@ -65,7 +65,7 @@ pub fn open_store(dir: &Path, durability: Durability) -> anyhow::Result<SledStor
 /// ```
 /// # handover_benches::runtime().block_on(async {
 /// let dir = tempfile::tempdir().unwrap();
-/// let handover = handover_benches::start(dir.path(), handover::Durability::Flush).await.unwrap();
+/// let handover = handover_benches::start(dir.path(), handover::Durability::Durable).await.unwrap();
 /// handover.shutdown().await;
 /// # });
 /// ```
@@ -153,4 +153,168 @@ pub fn read_conversation(
     id: ConversationId,
 ) -> anyhow::Result<Vec<RecordedEvent>> {
     Ok(store.read_stream_sync(&StreamId::Conversation(id), SeqRange::ALL)?)
+}
+
+/// The bytes one append of [`customer_message`] stores as its record: the same size as the
+/// record the store writes, so baselines outside the store (a plain file, raw sled, SQLite)
+/// write as many bytes per event as it does.
+///
+/// ```
+/// let bytes = handover_benches::encoded_payload();
+/// assert!(bytes.len() > handover_benches::PAYLOAD_TEXT.len());
+/// ```
+pub fn encoded_payload() -> Vec<u8> {
+    let id: ConversationId = "0190f5a8-6c1e-7000-8000-000000000001"
+        .parse()
+        .expect("a valid id");
+    handover_store::encode_record(&RecordedEvent {
+        position: 1,
+        stream: StreamId::Conversation(id),
+        seq: 1,
+        recorded_at: handover::RecordedAt::now(),
+        event: customer_message(),
+    })
+    .expect("the record encodes")
+}
+
+/// A plain append-only file whose every append is followed by `fdatasync`: the cost of one
+/// durable write on this disk, the unit the durable benchmarks compare with.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut file = handover_benches::SyncedFile::create(dir.path()).unwrap();
+/// file.append(b"record").unwrap();
+/// assert_eq!(std::fs::metadata(dir.path().join("synced.log")).unwrap().len(), 6);
+/// ```
+pub struct SyncedFile {
+    file: std::fs::File,
+}
+
+impl SyncedFile {
+    /// Creates (or truncates) `synced.log` in `dir`.
+    pub fn create(dir: &Path) -> std::io::Result<SyncedFile> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(dir.join("synced.log"))?;
+        Ok(SyncedFile { file })
+    }
+
+    /// Appends `record` and waits for `fdatasync`, which also persists the grown length.
+    pub fn append(&mut self, record: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.file.write_all(record)?;
+        self.file.sync_data()
+    }
+}
+
+/// Opens `count` conversations for [`CUSTOMER`] all at once (each open is its own durable
+/// append, so opening a thousand one after another would wait for a thousand syncs).
+///
+/// ```
+/// # handover_benches::runtime().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let handover = handover_benches::start(dir.path(), handover::Durability::Buffered).await.unwrap();
+/// let ids = handover_benches::open_conversations_at_once(&handover, 5).await.unwrap();
+/// assert_eq!(ids.len(), 5);
+/// handover.shutdown().await;
+/// # });
+/// ```
+pub async fn open_conversations_at_once(
+    handover: &Handover,
+    count: usize,
+) -> anyhow::Result<Vec<ConversationId>> {
+    let mut opens = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let handover = handover.clone();
+        opens.spawn(async move { open_conversations(&handover, 1).await });
+    }
+    let mut ids = Vec::with_capacity(count);
+    while let Some(opened) = opens.join_next().await {
+        ids.extend(opened??);
+    }
+    Ok(ids)
+}
+
+/// Events per append in [`append_conversations`]: what a busy conversation's commands write
+/// between two reads is far less, but the layout on disk is the same either way.
+const RAW_APPEND_EVENTS_MAX: usize = 250;
+
+/// The id of the `n`th conversation written straight to a store by [`append_conversations`].
+/// The runtime gives UUIDv7 ids; the store only needs them distinct.
+///
+/// ```
+/// assert_ne!(
+///     handover_benches::numbered_conversation_id(1),
+///     handover_benches::numbered_conversation_id(2),
+/// );
+/// ```
+pub fn numbered_conversation_id(n: u64) -> ConversationId {
+    format!("00000000-0000-7000-8000-{:012x}", n & 0xffff_ffff_ffff)
+        .parse()
+        .expect("a well-formed UUID")
+}
+
+/// The event that opens every benchmark conversation, as the runtime records it for
+/// `open_conversation(CUSTOMER, "bench", None)`.
+///
+/// ```
+/// assert_eq!(handover_benches::opened().type_name(), "conversation_opened");
+/// ```
+pub fn opened() -> Event {
+    Event::Conversation(ConversationEvent::Opened {
+        customer: CustomerId::new(CUSTOMER).expect("a valid id"),
+        channel: Channel::new("bench").expect("a valid channel"),
+        human: None,
+    })
+}
+
+/// Writes `count` conversations of `events` events each (an open, then [`customer_message`]s)
+/// straight to `store`, without a runtime, and returns their ids: those of
+/// [`numbered_conversation_id`] from `first` on. Much faster than going through the facade,
+/// and the records are the same.
+///
+/// ```
+/// # handover_benches::runtime().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = handover_benches::open_store(dir.path(), handover::Durability::Buffered).unwrap();
+/// let ids = handover_benches::append_conversations(&store, 1, 2, 300).await.unwrap();
+/// assert_eq!(handover_benches::read_conversation(&store, ids[1]).unwrap().len(), 300);
+/// # });
+/// ```
+pub async fn append_conversations(
+    store: &SledStore,
+    first: u64,
+    count: usize,
+    events: usize,
+) -> anyhow::Result<Vec<ConversationId>> {
+    use handover_store::{EventStore, ExpectedVersion};
+
+    let mut ids = Vec::with_capacity(count);
+    for n in (first..).take(count) {
+        let id = numbered_conversation_id(n);
+        let stream = StreamId::Conversation(id);
+        let mut version = 0;
+        while version < events {
+            let batch = RAW_APPEND_EVENTS_MAX.min(events - version);
+            let batch: Vec<Event> = (version..version + batch)
+                .map(|seq| {
+                    if seq == 0 {
+                        opened()
+                    } else {
+                        customer_message()
+                    }
+                })
+                .collect();
+            let expected = match version {
+                0 => ExpectedVersion::NoStream,
+                v => ExpectedVersion::Exact(v as u64),
+            };
+            let appended = store.append(&stream, expected, batch).await??;
+            version += appended.len();
+        }
+        ids.push(id);
+    }
+    Ok(ids)
 }
