@@ -9,10 +9,19 @@
 //! - `store_decode_only`: `handover_store::decode_record` (checksum, decoding, validation) over
 //!   the records' bytes already in memory, without sled;
 //! - `store_scan_streams`: `SledStore::scan_streams`, the checked records stream by stream;
+//! - `store_scan_index`: `SledStore::scan_index`, the global index alone;
 //! - `store_iter_all`: `SledStore::iter_all`, the checked global order (the index chunks, then
 //!   a point lookup of each event's record and its decoding);
 //! - `replay_fold_only`: `Replay::apply` over the records already decoded in memory;
-//! - `audit_replay`: `handover_audit::Replay::from_store`, the replay `stats` and `verify` run.
+//! - `audit_replay_position_order`: `Replay::apply` over `iter_all`, the replay in position
+//!   order that `Replay::from_store` falls back to when it finds a fault;
+//! - `audit_replay`: `handover_audit::Replay::from_store`, the replay `stats` and `verify` run
+//!   (the stream records in one pass on one thread, folded on another, and the index);
+//! - `audit_replay_store_default_cache`: the same on a store opened with the store's default
+//!   cache of 64 MiB instead of the audit's 1 GiB.
+//!
+//! The store is opened with `handover_audit::open_data_dir`, as `handover audit` opens it.
+//! A replay's figure includes dropping it, as every caller does.
 //!
 //! The log is written straight to a `SledStore` with `Durability::Buffered`, every command
 //! decided by `handover_core::conversation::decide` exactly as the runtime would: 256
@@ -58,11 +67,6 @@ const ROUND_APPENDS: usize = 64;
 /// Written in the log directory once the log is complete, so a reused directory is known to
 /// hold the whole log.
 const COMPLETE_MARKER: &str = "audit-replay-log-complete";
-
-/// sled's default page cache, which `SledStore::open_raw` gets: the store is opened with the
-/// same, so every reader here works from the same cache (with the store's default of 64 MiB,
-/// the 200 MiB of records no longer fit and every pass reads them back from the file).
-const SLED_DEFAULT_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// How long sled may wait for the directory's lock between benchmarks.
 const IN_USE_WAIT: Duration = Duration::from_secs(5);
@@ -636,6 +640,22 @@ fn raw_scan(tree: &sled::Tree, prefix: &[u8]) -> (u64, u64) {
     (entries, bytes)
 }
 
+/// Opens the store as `handover audit` does, waiting for sled to release the directory after
+/// the raw reads before it.
+fn open_audited(dir: &Path) -> SledStore {
+    let deadline = Instant::now() + IN_USE_WAIT;
+    loop {
+        match handover_audit::open_data_dir(dir) {
+            Ok(store) => return store,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("audit_replay: retrying the open: {error}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(error) => panic!("the store opens: {error}"),
+        }
+    }
+}
+
 fn audit_replay(c: &mut Criterion) {
     // The temporary directory, if any, lives until the end of the benchmark.
     let (dir, _temporary): (PathBuf, Option<tempfile::TempDir>) =
@@ -693,20 +713,24 @@ fn audit_replay(c: &mut Criterion) {
         });
     }
 
-    let store = SledStore::open(
-        &dir,
-        StoreOptions {
-            in_use_wait: IN_USE_WAIT,
-            cache_bytes: SLED_DEFAULT_CACHE_BYTES,
-            ..StoreOptions::default()
-        },
-    )
-    .expect("the store opens");
+    // As the audit opens it: with sled's default cache of 1 GiB, the one
+    // `SledStore::open_raw` gets too, so every reader here works from the same cache.
+    let store = open_audited(&dir);
     group.bench_function("store_scan_streams", |b| {
         b.iter(|| {
             let mut events = 0u64;
             for record in store.scan_streams() {
                 black_box(record.expect("the record is sound"));
+                events += 1;
+            }
+            assert_eq!(events, LOG_EVENTS);
+        })
+    });
+    group.bench_function("store_scan_index", |b| {
+        b.iter(|| {
+            let mut events = 0u64;
+            for pointer in store.scan_index(1) {
+                black_box(pointer.expect("the index is sound"));
                 events += 1;
             }
             assert_eq!(events, LOG_EVENTS);
@@ -737,6 +761,18 @@ fn audit_replay(c: &mut Criterion) {
             })
         });
     }
+    group.bench_function("audit_replay_position_order", |b| {
+        b.iter(|| {
+            let mut replay = Replay::new();
+            for record in store.iter_all(1) {
+                replay
+                    .apply(&record.expect("the record is sound"))
+                    .expect("the record folds");
+            }
+            assert_eq!(replay.events(), LOG_EVENTS);
+            black_box(replay)
+        })
+    });
     group.bench_function("audit_replay", |b| {
         b.iter(|| {
             let replay = Replay::from_store(&store).expect("the log replays");
@@ -744,6 +780,26 @@ fn audit_replay(c: &mut Criterion) {
             black_box(replay)
         })
     });
+    drop(store);
+    {
+        // The store's own default cache, which the audit does not use: the records no
+        // longer fit, and every pass reads pages back from the file.
+        let store = SledStore::open(
+            &dir,
+            StoreOptions {
+                in_use_wait: IN_USE_WAIT,
+                ..StoreOptions::default()
+            },
+        )
+        .expect("the store opens");
+        group.bench_function("audit_replay_store_default_cache", |b| {
+            b.iter(|| {
+                let replay = Replay::from_store(&store).expect("the log replays");
+                assert_eq!(replay.events(), LOG_EVENTS);
+                black_box(replay)
+            })
+        });
+    }
     group.finish();
 }
 

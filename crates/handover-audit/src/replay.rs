@@ -2,9 +2,9 @@
 //! [`ConversationHistory`] per conversation plus the AI-agent roster. Every other part of the
 //! audit reads these projections, and verification is this fold plus the index checks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use handover_core::conversation::{self, Conversation};
+use handover_core::conversation::{self, Conversation, Handler, OpenConversation};
 use handover_core::{
     AgentName, AiAgentId, Author, Concern, ConversationEvent, ConversationId, EscalationCause,
     Event, HumanId, Roster, SkillOutcome, Status, StreamId,
@@ -13,7 +13,9 @@ use handover_store::{RecordedAt, RecordedEvent, SledStore};
 
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};
-use crate::timefmt::format_recorded_at;
+use crate::timefmt::{format_recorded_at, is_writable};
+
+mod by_streams;
 
 /// How many messages each kind of author wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -117,7 +119,12 @@ impl Period {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConversationHistory {
     id: ConversationId,
+    /// `StreamId::Conversation(id)`, kept so [`Replay::streams`] can lend it.
+    stream: StreamId,
     state: Conversation,
+    /// What a refused event leaves behind: [`conversation::evolve`] takes the state by value
+    /// and drops it when it refuses an event.
+    committed: RestorePoint,
     version: u64,
     opened_at: Option<RecordedAt>,
     closed_at: Option<RecordedAt>,
@@ -140,7 +147,9 @@ impl ConversationHistory {
     pub fn new(id: ConversationId) -> ConversationHistory {
         ConversationHistory {
             id,
+            stream: StreamId::Conversation(id),
             state: Conversation::NotOpened,
+            committed: RestorePoint::default(),
             version: 0,
             opened_at: None,
             closed_at: None,
@@ -241,11 +250,30 @@ impl ConversationHistory {
     /// AI-active is followed at once by its escalation. Rules that need other streams (the
     /// roster at a handoff) are [`Replay::apply`]'s. On a fault nothing is applied.
     pub fn apply(&mut self, record: &RecordedEvent) -> Result<(), Fault> {
-        let at = Location::record(&record.stream, record.seq, record.position);
+        self.fold(record, OnRefusal::KeepState)
+    }
+
+    /// [`ConversationHistory::apply`] for a reader that drops the history on the first fault:
+    /// a refused event leaves it unusable, so nothing is kept to restore it from. Call
+    /// [`ConversationHistory::settle`] after the last event.
+    pub(crate) fn apply_or_discard(&mut self, record: &RecordedEvent) -> Result<(), Fault> {
+        self.fold(record, OnRefusal::Discard)
+    }
+
+    /// Makes a history built with [`ConversationHistory::apply_or_discard`] one that
+    /// [`ConversationHistory::apply`] may go on with: its restore point, stale by now, is
+    /// dropped, and the next `apply` takes a fresh one.
+    pub(crate) fn settle(&mut self) {
+        self.committed = RestorePoint::default();
+    }
+
+    fn fold(&mut self, record: &RecordedEvent, on_refusal: OnRefusal) -> Result<(), Fault> {
+        // The location is built only for a fault: it copies the stream id.
+        let at = || Location::record(&record.stream, record.seq, record.position);
         if record.seq != self.version + 1 {
             return Err(Fault::new(
                 FaultKind::Order,
-                at,
+                at(),
                 format!(
                     "expected seq {} of this stream, found seq {}",
                     self.version + 1,
@@ -258,7 +286,7 @@ impl ConversationHistory {
             other => {
                 return Err(Fault::new(
                     FaultKind::Rule,
-                    at,
+                    at(),
                     format!(
                         "{} is an AI-agent event; it does not belong in a conversation stream",
                         other.type_name()
@@ -266,26 +294,50 @@ impl ConversationHistory {
                 ))
             }
         };
-        self.check_escalation_pairing(event, &at)?;
-        let before = self.state.status();
-        let after = conversation::evolve(self.state.clone(), event).map_err(|rejection| {
-            Fault::new(
-                FaultKind::Rule,
-                at.clone(),
-                format!("{} breaks a rule: {rejection}", describe_event(event)),
-            )
-        })?;
-        self.state = after;
+        self.check_escalation_pairing(event, at)?;
+        let was_ai_active = matches!(
+            self.state,
+            Conversation::Open(OpenConversation {
+                handler: Handler::Ai { .. },
+                ..
+            })
+        );
+        // Evolve the state itself rather than a copy: on a refusal it is rebuilt from the
+        // restore point, and on success the restore point is copied only if the state changed.
+        let committed = match on_refusal {
+            OnRefusal::KeepState => {
+                Some(self.committed.0.get_or_insert_with(|| self.state.clone()))
+            }
+            OnRefusal::Discard => None,
+        };
+        match conversation::evolve(std::mem::take(&mut self.state), event) {
+            Ok(next) => {
+                if let Some(committed) = committed.filter(|committed| **committed != next) {
+                    committed.clone_from(&next);
+                }
+                self.state = next;
+            }
+            Err(rejection) => {
+                if let Some(committed) = committed {
+                    self.state.clone_from(committed);
+                }
+                return Err(Fault::new(
+                    FaultKind::Rule,
+                    at(),
+                    format!("{} breaks a rule: {rejection}", describe_event(event)),
+                ));
+            }
+        }
         self.version = record.seq;
         self.last_event_at = Some(record.recorded_at);
-        self.track(record, event, &before);
+        self.track(record, event, was_ai_active);
         Ok(())
     }
 
     fn check_escalation_pairing(
         &self,
         event: &ConversationEvent,
-        at: &Location,
+        at: impl Fn() -> Location,
     ) -> Result<(), Fault> {
         let is_customer_escalation = matches!(
             event,
@@ -297,7 +349,7 @@ impl ConversationHistory {
         if self.escalation_due && !is_customer_escalation {
             return Err(Fault::new(
                 FaultKind::Rule,
-                at.clone(),
+                at(),
                 format!(
                     "the customer asked for a human while an AI agent was active, but {} follows instead of the escalation recorded with that message",
                     event.type_name()
@@ -307,15 +359,16 @@ impl ConversationHistory {
         if is_customer_escalation && !self.escalation_due {
             return Err(Fault::new(
                 FaultKind::Rule,
-                at.clone(),
+                at(),
                 "escalated_to_human with cause customer_asked_for_human does not follow a customer's request for a human",
             ));
         }
         Ok(())
     }
 
-    /// Updates periods and counts after `event` folded; `before` is the status it found.
-    fn track(&mut self, record: &RecordedEvent, event: &ConversationEvent, before: &Status) {
+    /// Updates periods and counts after `event` folded; `was_ai_active` tells whether it found
+    /// the conversation AI-active.
+    fn track(&mut self, record: &RecordedEvent, event: &ConversationEvent, was_ai_active: bool) {
         let at = record.recorded_at;
         self.escalation_due = false;
         match event {
@@ -335,9 +388,9 @@ impl ConversationHistory {
                 if let Some(period) = self.periods.last_mut() {
                     period.messages.count(author);
                 }
-                self.escalation_due = matches!(author, Author::Customer(_))
-                    && concerns.contains(&Concern::HumanRequested)
-                    && matches!(before, Status::AiActive { .. });
+                self.escalation_due = was_ai_active
+                    && matches!(author, Author::Customer(_))
+                    && concerns.contains(&Concern::HumanRequested);
             }
             ConversationEvent::HandedOffToAi {
                 agent_id,
@@ -384,7 +437,7 @@ impl ConversationHistory {
             }
             ConversationEvent::Closed { .. } => {
                 self.closed_at = Some(at);
-                self.closed_while_ai_active = matches!(before, Status::AiActive { .. });
+                self.closed_while_ai_active = was_ai_active;
                 self.end_current(at);
             }
         }
@@ -431,6 +484,33 @@ pub(crate) fn describe_event(event: &ConversationEvent) -> String {
     }
 }
 
+/// A copy of a conversation's state as of its last applied event, for a refused event to
+/// restore; `None` until an [`ConversationHistory::apply`] needs it. It is refreshed only when
+/// an event changes the state (an open, a handoff, a reclaim, an escalation, a new concern,
+/// the close), not on the messages and skills that make up most of a log.
+#[derive(Clone, Debug, Default)]
+struct RestorePoint(Option<Conversation>);
+
+/// A restore point holds nothing of its own: between applies it is the state itself (or
+/// none), so two histories are equal whatever their restore points.
+impl PartialEq for RestorePoint {
+    fn eq(&self, _: &RestorePoint) -> bool {
+        true
+    }
+}
+
+impl Eq for RestorePoint {}
+
+/// What a refused event leaves of a [`ConversationHistory`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnRefusal {
+    /// The history as it was before the event: the replay may go on.
+    KeepState,
+    /// A history that is dropped: the state is not kept, which spares a copy of it at each
+    /// change.
+    Discard,
+}
+
 /// `customer cust-1`, `human alice`, `AI agent faq-bot`.
 pub(crate) fn describe_author(author: &Author) -> String {
     match author {
@@ -449,8 +529,15 @@ pub(crate) fn describe_author(author: &Author) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct Replay {
     roster: Roster,
-    conversations: BTreeMap<ConversationId, ConversationHistory>,
-    stream_versions: BTreeMap<StreamId, u64>,
+    /// Every conversation's history, in the order of their first events. A log interleaves
+    /// tens of thousands of conversations, and a hash map finds each event's history in one
+    /// or two memory accesses where an ordered map walks a path of nodes; the accessors sort
+    /// by id when asked.
+    conversations: Vec<ConversationHistory>,
+    /// Where each conversation's history is in `conversations`.
+    conversation_index: HashMap<ConversationId, usize>,
+    /// The version of each AI-agent stream; a conversation's is its history's.
+    agent_streams: BTreeMap<StreamId, u64>,
     events: u64,
     head: u64,
     first_recorded_at: Option<RecordedAt>,
@@ -463,12 +550,38 @@ impl Replay {
         Replay::default()
     }
 
-    /// Replays the whole log of `store`.
+    /// Replays the whole log of `store`: the replay that [`Replay::apply`] builds in
+    /// position order from position 1.
+    ///
+    /// A sound log is read in one sequential pass of its stream records and one of its global
+    /// index, on two threads, instead of a point read of each record in position order; the
+    /// first thing found wrong sends the replay back to position order, so an error names the
+    /// earliest fault in the log.
     ///
     /// Fails with [`AuditError::Store`] when the store cannot be read (a damaged record is
     /// reported there, naming its stream and seq) and with [`AuditError::Unsound`] at the first
     /// event that breaks the order or the rules.
     pub fn from_store(store: &SledStore) -> Result<Replay, AuditError> {
+        match Replay::from_store_sound(store) {
+            Some(replay) => Ok(replay),
+            None => Replay::from_store_in_position_order(store),
+        }
+    }
+
+    /// Replays the whole log of `store` in one sequential pass of its stream records and one
+    /// of its global index, on two threads, if the log is sound: `None` on the first thing
+    /// wrong (damage, a broken rule, index and records disagreeing either way, an I/O error),
+    /// for [`Replay::from_store_in_position_order`] to name. The replay it returns is the one
+    /// the position-order replay builds; a `Some` also means that no stream record lies
+    /// beyond the index.
+    pub(crate) fn from_store_sound(store: &SledStore) -> Option<Replay> {
+        by_streams::replay(store)
+    }
+
+    /// Replays the whole log of `store` position by position through the global index, a
+    /// point read of each record: slower than one sequential pass, but it stops at the
+    /// earliest fault in log order.
+    pub(crate) fn from_store_in_position_order(store: &SledStore) -> Result<Replay, AuditError> {
         let mut replay = Replay::new();
         for record in store.iter_all(1) {
             replay.apply(&record?)?;
@@ -485,11 +598,12 @@ impl Replay {
     /// roster has registered and active at that point, under its registered name; conversation
     /// events fold as [`ConversationHistory::apply`] describes. On a fault nothing is applied.
     pub fn apply(&mut self, record: &RecordedEvent) -> Result<(), Fault> {
-        let at = Location::record(&record.stream, record.seq, record.position);
+        // The location is built only for a fault: it copies the stream id.
+        let at = || Location::record(&record.stream, record.seq, record.position);
         if record.position != self.head + 1 {
             return Err(Fault::new(
                 FaultKind::Order,
-                at,
+                at(),
                 format!(
                     "expected position {}, found position {}",
                     self.head + 1,
@@ -497,25 +611,26 @@ impl Replay {
                 ),
             ));
         }
-        let Some(time) = format_recorded_at(record.recorded_at) else {
+        if !is_writable(record.recorded_at) {
             return Err(Fault::new(
                 FaultKind::Damaged,
-                at,
+                at(),
                 format!(
                     "recorded_at {} microseconds is outside the years 0000 to 9999",
                     record.recorded_at.as_micros()
                 ),
             ));
-        };
+        }
         if let Some(last) = self
             .last_recorded_at
             .filter(|last| record.recorded_at < *last)
         {
             return Err(Fault::new(
                 FaultKind::Order,
-                at,
+                at(),
                 format!(
-                    "recorded_at {time} is earlier than the previous event's {}",
+                    "recorded_at {} is earlier than the previous event's {}",
+                    format_recorded_at(record.recorded_at).unwrap_or_default(),
                     format_recorded_at(last).unwrap_or_default()
                 ),
             ));
@@ -526,7 +641,7 @@ impl Replay {
                 if record.seq != version + 1 {
                     return Err(Fault::new(
                         FaultKind::Order,
-                        at,
+                        at(),
                         format!(
                             "expected seq {} of this stream, found seq {}",
                             version + 1,
@@ -537,7 +652,7 @@ impl Replay {
                 if event.agent_id() != stream_agent {
                     return Err(Fault::new(
                         FaultKind::Rule,
-                        at,
+                        at(),
                         format!(
                             "{} names AI agent {}, but this is the stream of AI agent {stream_agent}",
                             event.type_name(),
@@ -548,15 +663,16 @@ impl Replay {
                 self.roster.evolve(event).map_err(|rejection| {
                     Fault::new(
                         FaultKind::Rule,
-                        at.clone(),
+                        at(),
                         format!("{} breaks a rule: {rejection}", event.type_name()),
                     )
                 })?;
+                self.agent_streams.insert(record.stream.clone(), record.seq);
             }
             (StreamId::AiAgent(_), Event::Conversation(event)) => {
                 return Err(Fault::new(
                     FaultKind::Rule,
-                    at,
+                    at(),
                     format!(
                         "{} is a conversation event; it does not belong in an AI agent's stream",
                         event.type_name()
@@ -570,23 +686,24 @@ impl Replay {
                     ..
                 }) = event
                 {
-                    self.check_handoff(agent_id, agent_name, &at)?;
+                    self.check_handoff(agent_id, agent_name, at)?;
                 }
-                let history = self
-                    .conversations
-                    .entry(*id)
-                    .or_insert_with(|| ConversationHistory::new(*id));
+                let index = *self.conversation_index.entry(*id).or_insert_with(|| {
+                    self.conversations.push(ConversationHistory::new(*id));
+                    self.conversations.len() - 1
+                });
+                let history = &mut self.conversations[index];
                 if let Err(fault) = history.apply(record) {
-                    // Leave no trace of a conversation whose first event was refused.
+                    // Leave no trace of a conversation whose first event was refused: it is
+                    // the last one added.
                     if history.version() == 0 {
-                        self.conversations.remove(id);
+                        self.conversations.pop();
+                        self.conversation_index.remove(id);
                     }
                     return Err(fault);
                 }
             }
         }
-        self.stream_versions
-            .insert(record.stream.clone(), record.seq);
         self.events += 1;
         self.head = record.position;
         self.first_recorded_at.get_or_insert(record.recorded_at);
@@ -599,9 +716,9 @@ impl Replay {
         &self,
         agent_id: &AiAgentId,
         agent_name: &AgentName,
-        at: &Location,
+        at: impl Fn() -> Location,
     ) -> Result<(), Fault> {
-        let fault = |description: String| Err(Fault::new(FaultKind::Rule, at.clone(), description));
+        let fault = |description: String| Err(Fault::new(FaultKind::Rule, at(), description));
         match self.roster.get(agent_id) {
             None => fault(format!(
                 "handed_off_to_ai names AI agent {agent_id}, which was not registered at that point"
@@ -624,25 +741,47 @@ impl Replay {
 
     /// One conversation's history, if the log holds it.
     pub fn conversation(&self, id: &ConversationId) -> Option<&ConversationHistory> {
-        self.conversations.get(id)
+        self.conversation_index
+            .get(id)
+            .map(|&index| &self.conversations[index])
     }
 
     /// Every conversation's history, by id (conversation ids are UUID v7, so this is also the
     /// order they were created in).
     pub fn conversations(&self) -> impl Iterator<Item = &ConversationHistory> {
-        self.conversations.values()
+        self.conversations_by_id().into_iter()
+    }
+
+    /// The histories sorted by conversation id. Ids are UUID v7, minted when a conversation
+    /// opens, so the histories are nearly in order already and the sort is cheap.
+    fn conversations_by_id(&self) -> Vec<&ConversationHistory> {
+        let mut sorted: Vec<&ConversationHistory> = self.conversations.iter().collect();
+        sorted.sort_by_key(|history| history.id);
+        sorted
     }
 
     /// A stream's version: the last seq applied, 0 for a stream not seen.
     pub fn stream_version(&self, stream: &StreamId) -> u64 {
-        self.stream_versions.get(stream).copied().unwrap_or(0)
+        match stream {
+            StreamId::Conversation(id) => self
+                .conversation(id)
+                .map_or(0, ConversationHistory::version),
+            StreamId::AiAgent(_) => self.agent_streams.get(stream).copied().unwrap_or(0),
+        }
     }
 
     /// Every stream seen, with its version, by stream.
     pub fn streams(&self) -> impl Iterator<Item = (&StreamId, u64)> {
-        self.stream_versions
+        // `StreamId` orders AI-agent streams before conversations, and conversations by id.
+        let agents = self
+            .agent_streams
             .iter()
-            .map(|(stream, seq)| (stream, *seq))
+            .map(|(stream, seq)| (stream, *seq));
+        let conversations = self
+            .conversations_by_id()
+            .into_iter()
+            .map(|history| (&history.stream, history.version));
+        agents.chain(conversations)
     }
 
     /// How many events were applied.

@@ -25,6 +25,18 @@ pub fn format_recorded_at(at: RecordedAt) -> Option<String> {
     ))
 }
 
+/// The first microsecond of the year 0000, UTC (`0000-01-01T00:00:00.000000Z`).
+const RFC3339_FIRST_MICROS: i64 = -62_167_219_200_000_000;
+
+/// The last microsecond of the year 9999, UTC (`9999-12-31T23:59:59.999999Z`).
+const RFC3339_LAST_MICROS: i64 = 253_402_300_799_999_999;
+
+/// Whether [`format_recorded_at`] can write `at`: it lies within the years 0000 to 9999. The
+/// replay checks every event's time with this, without building the text.
+pub(crate) fn is_writable(at: RecordedAt) -> bool {
+    (RFC3339_FIRST_MICROS..=RFC3339_LAST_MICROS).contains(&at.as_micros())
+}
+
 /// Formats a duration given in microseconds for a person: `0.250s`, `42.5s`, `3m 07s`,
 /// `2h 05m 00s`, `3d 04h 10m`. Negative durations (which a sound log never yields) read as
 /// zero.
@@ -68,6 +80,37 @@ mod tests {
             Some("2026-11-26T00:30:37.123456Z")
         );
         assert_eq!(format_recorded_at(RecordedAt(i64::MIN)), None);
+    }
+
+    #[test]
+    fn writable_times_are_exactly_those_with_a_timestamp() {
+        for micros in [
+            RFC3339_FIRST_MICROS - 1,
+            RFC3339_FIRST_MICROS,
+            RFC3339_FIRST_MICROS + 1,
+            -1,
+            0,
+            RFC3339_LAST_MICROS - 1,
+            RFC3339_LAST_MICROS,
+            RFC3339_LAST_MICROS + 1,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let at = RecordedAt(micros);
+            assert_eq!(
+                is_writable(at),
+                format_recorded_at(at).is_some(),
+                "{micros}"
+            );
+        }
+        assert_eq!(
+            format_recorded_at(RecordedAt(RFC3339_FIRST_MICROS)).as_deref(),
+            Some("0000-01-01T00:00:00.000000Z")
+        );
+        assert_eq!(
+            format_recorded_at(RecordedAt(RFC3339_LAST_MICROS)).as_deref(),
+            Some("9999-12-31T23:59:59.999999Z")
+        );
     }
 
     #[test]

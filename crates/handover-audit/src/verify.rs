@@ -45,12 +45,25 @@ impl VerifyReport {
 ///    ([`SledStore::scan_streams`]): each is sound and in its place, and none lies beyond
 ///    what the index holds of its stream; the totals of both agree.
 ///
-/// The first fault of pass 1 is the earliest in log order. The directory must not be held by
-/// another [`SledStore`] (here or in another process): that is [`AuditError::Store`] with
-/// [`handover_store::StoreError::InUse`]. Errors are reserved for what kept the check from
-/// running (missing directory, I/O); what is wrong in the log is a [`VerifyReport::Faulty`].
+/// The first fault of pass 1 is the earliest in log order. A sound log passes both passes'
+/// checks in one sequential read of the stream records and one of the index (as
+/// [`Replay::from_store`] reads it); the two passes run only when that read finds something
+/// wrong, so the fault reported is the same.
+///
+/// The directory must not be held by another [`SledStore`] (here or in another process):
+/// that is [`AuditError::Store`] with [`handover_store::StoreError::InUse`]. Errors are
+/// reserved for what kept the check from running (missing directory, I/O); what is wrong in
+/// the log is a [`VerifyReport::Faulty`].
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport, AuditError> {
     let store = open_data_dir(dir)?;
+    // A sound log passes in one sequential read; anything else is left to the two passes
+    // below, which name the earliest fault.
+    if let Some(replay) = Replay::from_store_sound(&store) {
+        return Ok(VerifyReport::Sound {
+            events: replay.events(),
+            streams: replay.streams().count() as u64,
+        });
+    }
     let replay = match replay_checked(&store)? {
         Ok(replay) => replay,
         Err(fault) => return Ok(VerifyReport::Faulty(fault)),

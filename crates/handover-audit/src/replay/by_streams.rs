@@ -1,0 +1,712 @@
+//! The replay in one sequential pass: the stream records in key order
+//! ([`SledStore::scan_streams`]) and the global index once ([`SledStore::scan_index`]),
+//! instead of a point read of each event's record in position order.
+//!
+//! A stream's own rules need only its own events in seq order, which is how the stream key
+//! space holds them. What spans streams is checked on the side:
+//!
+//! - the index and the records agree both ways: every position has exactly one record, in
+//!   the stream the index names there, and every stream's records take its index entries in
+//!   order (so each record's stream, seq and position are the index entry's);
+//! - recorded times never go back in position order, from a time kept per position;
+//! - a handoff names an AI agent registered and active at its position, from each agent's
+//!   states by position. The AI-agent streams come first in key order, so every agent's
+//!   states are known before the first conversation record.
+//!
+//! This pass only tells whether the log is sound. On the first thing it finds wrong (damage,
+//! a broken rule, a disagreement, even an I/O error) it gives up, and the caller replays in
+//! position order, which names the earliest fault exactly as a replay in position order does.
+//!
+//! Two threads share the work: one walks the stream records (sled's iteration, the checksums
+//! and the decoding, all inside the store's scan) and hands them over in batches; the
+//! caller's thread folds them, and reads the global index whenever no batch is waiting.
+//!
+//! Besides the replay itself, the pass keeps 16 bytes per event while it runs (each
+//! position's stream in the index, and the stream and time of the record that claimed it):
+//! 16 MB for a log of a million events.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, TryRecvError};
+
+use handover_core::{AiAgent, AiAgentId, ConversationEvent, Event, StreamId};
+use handover_store::{EventStore, RecordedAt, RecordedEvent, SledStore, StoreError};
+
+use super::{ConversationHistory, Replay};
+use crate::timefmt::is_writable;
+
+/// Records handed from the scanning thread to the folding one at a time: enough that the
+/// channel costs nothing per record, few enough that a batch stays in the cache.
+const BATCH_RECORDS: usize = 1024;
+
+/// Batches in flight between the two threads: a little slack for either to run ahead.
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// Index entries the folding thread reads at a time when no batch is waiting: a fraction of
+/// a millisecond, so a batch that arrives meanwhile waits no longer than that.
+const INDEX_STEP: usize = 4096;
+
+/// A batch of records, handed from the scanning thread to the folding one and back.
+type Batch = Vec<RecordedEvent>;
+
+/// Replays the whole log of `store` in one sequential pass, or `None` if anything in it is
+/// not as it should be (or could not be read). A `Some` replay is the one
+/// [`Replay::apply`] in position order would have built, and the log also has no stream
+/// record the global index does not reach.
+pub(super) fn replay(store: &SledStore) -> Option<Replay> {
+    let len = usize::try_from(store.head()).ok()?;
+    std::thread::scope(|scope| {
+        let (send, receive) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+        let (give_back, given_back) = mpsc::sync_channel(BATCHES_IN_FLIGHT + 2);
+        let scanner = scope.spawn(move || scan(store, &send, &given_back));
+        let folded = fold_and_read_index(store, len, &receive, &give_back);
+        // On a fault the fold stops early; without a receiver the scan stops at its next
+        // batch.
+        drop(receive);
+        let scanned = scanner
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let (fold, index) = folded?;
+        if !scanned {
+            return None;
+        }
+        fold.finish(&index)
+    })
+}
+
+/// Sends every stream record to the fold in batches, and drops the records of the batches
+/// the fold gives back; `false` if the scan stopped early (damage, an I/O error, or the fold
+/// gave up).
+fn scan(
+    store: &SledStore,
+    send: &mpsc::SyncSender<Batch>,
+    given_back: &mpsc::Receiver<Batch>,
+) -> bool {
+    let mut spare: Vec<Batch> = Vec::new();
+    let mut batch = Vec::with_capacity(BATCH_RECORDS);
+    for record in store.scan_streams() {
+        let Ok(record) = record else {
+            return false;
+        };
+        batch.push(record);
+        if batch.len() == BATCH_RECORDS {
+            // This thread allocated the records, so it frees them too: the allocator frees
+            // memory faster in the thread that took it (glibc's per-thread arenas lock on a
+            // free from another thread), and the freed memory is at hand for the next ones.
+            while let Ok(mut used) = given_back.try_recv() {
+                used.clear();
+                spare.push(used);
+            }
+            let next = spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(BATCH_RECORDS));
+            if send.send(std::mem::replace(&mut batch, next)).is_err() {
+                return false;
+            }
+        }
+    }
+    batch.is_empty() || send.send(batch).is_ok()
+}
+
+/// Folds the batches as they arrive and reads the global index in between; `None` on the
+/// first fault in either.
+fn fold_and_read_index(
+    store: &SledStore,
+    len: usize,
+    receive: &mpsc::Receiver<Batch>,
+    give_back: &mpsc::SyncSender<Batch>,
+) -> Option<(Fold, GlobalIndex)> {
+    let mut fold = Fold::new(len);
+    let mut index = GlobalIndex::with_capacity(len);
+    let mut entries = store.scan_index(1);
+    let mut index_read = false;
+    loop {
+        let batch = match receive.try_recv() {
+            Ok(batch) => batch,
+            Err(TryRecvError::Empty) if !index_read => {
+                index_read = index.read(&mut entries, INDEX_STEP)?;
+                if index_read {
+                    // Room for every history at once spares copying them as the list grows.
+                    fold.reserve(index.streams());
+                }
+                continue;
+            }
+            Err(TryRecvError::Empty) => match receive.recv() {
+                Ok(batch) => batch,
+                Err(_) => break,
+            },
+            Err(TryRecvError::Disconnected) => break,
+        };
+        for record in &batch {
+            fold.apply(record)?;
+        }
+        // Nothing is lost if the scan has stopped or has enough spare batches: the batch is
+        // then dropped here.
+        let _ = give_back.try_send(batch);
+    }
+    while !index_read {
+        index_read = index.read(&mut entries, INDEX_STEP)?;
+    }
+    Some((fold, index))
+}
+
+/// The global index, compacted: the stream of each position as a number.
+struct GlobalIndex {
+    /// Per position (from 1), the number of its stream.
+    streams_by_position: Vec<u32>,
+    /// Each stream's number.
+    numbers: HashMap<StreamId, u32>,
+    /// Per stream number, how many entries the index holds of it.
+    entries: Vec<u64>,
+    /// The stream of the last entry read, with its number: consecutive positions often
+    /// belong to one stream (an append of several events).
+    last: Option<(StreamId, u32)>,
+}
+
+impl GlobalIndex {
+    fn with_capacity(len: usize) -> GlobalIndex {
+        GlobalIndex {
+            streams_by_position: Vec::with_capacity(len),
+            numbers: HashMap::new(),
+            entries: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// How many streams the entries read so far name.
+    fn streams(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Reads up to `most` more entries of `entries`, checking that positions run from 1
+    /// without a gap and every stream's seqs from 1 without a gap: whether the index is
+    /// read to its end, or `None` if it is not sound.
+    fn read(
+        &mut self,
+        entries: &mut impl Iterator<Item = Result<(u64, StreamId, u64), StoreError>>,
+        most: usize,
+    ) -> Option<bool> {
+        for _ in 0..most {
+            let Some(entry) = entries.next() else {
+                return Some(true);
+            };
+            let (position, stream, seq) = entry.ok()?;
+            self.push(position, stream, seq)?;
+        }
+        Some(false)
+    }
+
+    fn push(&mut self, position: u64, stream: StreamId, seq: u64) -> Option<()> {
+        if position != self.streams_by_position.len() as u64 + 1 {
+            return None;
+        }
+        let number = match &self.last {
+            Some((last, number)) if *last == stream => *number,
+            _ => {
+                let next = u32::try_from(self.entries.len()).ok()?;
+                let number = *self.numbers.entry(stream.clone()).or_insert(next);
+                if number == next {
+                    self.entries.push(0);
+                }
+                self.last = Some((stream, number));
+                number
+            }
+        };
+        let entries = &mut self.entries[number as usize];
+        if seq != *entries + 1 {
+            return None;
+        }
+        *entries = seq;
+        self.streams_by_position.push(number);
+        Some(())
+    }
+}
+
+/// The stream being folded.
+// The fold holds one of these: boxing the history would only add an allocation per
+// conversation.
+#[allow(clippy::large_enum_variant)]
+enum Current {
+    None,
+    Agent {
+        stream: StreamId,
+        version: u64,
+        last_position: u64,
+    },
+    Conversation {
+        history: ConversationHistory,
+        last_position: u64,
+    },
+}
+
+/// The fold of the stream records in key order.
+struct Fold {
+    replay: Replay,
+    /// Per position (from 1), the recorded time of the record that claimed it.
+    recorded_at: Vec<i64>,
+    /// Per position (from 1), the number of the stream whose record claimed it, from 1 in
+    /// scan order; 0 while no record has. Zero-filled, so the allocation costs nothing until
+    /// a page is used.
+    claimed_by: Vec<u32>,
+    /// Each stream scanned, in scan order (number 1 first), with its record count.
+    streams: Vec<(StreamId, u64)>,
+    current: Current,
+    /// Each AI agent's states, by the position of the event that led to each.
+    agents: HashMap<AiAgentId, Vec<(u64, AiAgent)>>,
+    /// Whether a conversation record was seen: after one, the agents' states are final.
+    in_conversations: bool,
+    records: usize,
+}
+
+impl Fold {
+    fn new(len: usize) -> Fold {
+        Fold {
+            replay: Replay::new(),
+            recorded_at: vec![0; len],
+            claimed_by: vec![0; len],
+            streams: Vec::new(),
+            current: Current::None,
+            agents: HashMap::new(),
+            in_conversations: false,
+            records: 0,
+        }
+    }
+
+    /// Makes room for `streams` histories in all.
+    fn reserve(&mut self, streams: usize) {
+        let more = streams.saturating_sub(self.replay.conversations.len());
+        self.replay.conversations.reserve(more);
+        self.replay.conversation_index.reserve(more);
+    }
+
+    /// Folds the next record in key order; `None` if anything is wrong with it.
+    fn apply(&mut self, record: &RecordedEvent) -> Option<()> {
+        let same_stream = match &self.current {
+            Current::None => false,
+            Current::Agent { stream, .. } => *stream == record.stream,
+            Current::Conversation { history, .. } => history.stream == record.stream,
+        };
+        if !same_stream {
+            self.end_stream();
+            self.begin_stream(record)?;
+        }
+        self.claim(record)?;
+        match &mut self.current {
+            Current::None => return None,
+            Current::Agent {
+                stream,
+                version,
+                last_position,
+            } => {
+                let StreamId::AiAgent(stream_agent) = stream else {
+                    return None;
+                };
+                let Event::AiAgent(event) = &record.event else {
+                    return None;
+                };
+                if record.seq != *version + 1
+                    || record.position <= *last_position
+                    || event.agent_id() != stream_agent
+                {
+                    return None;
+                }
+                self.replay.roster.evolve(event).ok()?;
+                let state = self.replay.roster.get(stream_agent)?.clone();
+                self.agents
+                    .entry(stream_agent.clone())
+                    .or_default()
+                    .push((record.position, state));
+                *version = record.seq;
+                *last_position = record.position;
+            }
+            Current::Conversation {
+                history,
+                last_position,
+            } => {
+                if record.position <= *last_position {
+                    return None;
+                }
+                if let Event::Conversation(ConversationEvent::HandedOffToAi {
+                    agent_id,
+                    agent_name,
+                    ..
+                }) = &record.event
+                {
+                    // The agent's state just before the handoff: registered, active, and
+                    // under this name.
+                    let states = self.agents.get(agent_id)?;
+                    let before = states.partition_point(|(at, _)| *at < record.position);
+                    let (_, agent) = states.get(before.checked_sub(1)?)?;
+                    if !agent.active || agent.profile.name != *agent_name {
+                        return None;
+                    }
+                }
+                history.apply_or_discard(record).ok()?;
+                *last_position = record.position;
+            }
+        }
+        Some(())
+    }
+
+    /// Claims the record's position for its stream, with its time.
+    fn claim(&mut self, record: &RecordedEvent) -> Option<()> {
+        let index = usize::try_from(record.position.checked_sub(1)?).ok()?;
+        let claimed_by = self.claimed_by.get_mut(index)?;
+        if *claimed_by != 0 || !is_writable(record.recorded_at) {
+            return None;
+        }
+        *claimed_by = u32::try_from(self.streams.len()).ok()?;
+        self.recorded_at[index] = record.recorded_at.as_micros();
+        self.records += 1;
+        Some(())
+    }
+
+    fn begin_stream(&mut self, record: &RecordedEvent) -> Option<()> {
+        self.current = match &record.stream {
+            // Key order puts every AI-agent stream before the conversations.
+            StreamId::AiAgent(_) if self.in_conversations => return None,
+            StreamId::AiAgent(_) => Current::Agent {
+                stream: record.stream.clone(),
+                version: 0,
+                last_position: 0,
+            },
+            StreamId::Conversation(id) => {
+                self.in_conversations = true;
+                Current::Conversation {
+                    history: ConversationHistory::new(*id),
+                    last_position: 0,
+                }
+            }
+        };
+        self.streams.push((record.stream.clone(), 0));
+        Some(())
+    }
+
+    /// Files the stream just folded into the replay.
+    fn end_stream(&mut self) {
+        let version = match std::mem::replace(&mut self.current, Current::None) {
+            Current::None => return,
+            Current::Agent {
+                stream, version, ..
+            } => {
+                self.replay.agent_streams.insert(stream, version);
+                version
+            }
+            Current::Conversation { mut history, .. } => {
+                history.settle();
+                let version = history.version;
+                let replay = &mut self.replay;
+                replay
+                    .conversation_index
+                    .insert(history.id, replay.conversations.len());
+                replay.conversations.push(history);
+                version
+            }
+        };
+        if let Some((_, records)) = self.streams.last_mut() {
+            *records = version;
+        }
+    }
+
+    /// Checks what spans streams against the index, and completes the replay.
+    fn finish(mut self, index: &GlobalIndex) -> Option<Replay> {
+        self.end_stream();
+        let len = self.claimed_by.len();
+        if index.streams_by_position.len() != len || self.records != len {
+            return None;
+        }
+        // Each scanned stream's number in the index, if the index holds exactly as many
+        // entries of it as the stream holds records.
+        let in_index: Vec<u32> = self
+            .streams
+            .iter()
+            .map(|(stream, records)| {
+                let number = *index.numbers.get(stream)?;
+                (index.entries[number as usize] == *records).then_some(number)
+            })
+            .collect::<Option<_>>()?;
+        let mut last = i64::MIN;
+        let positions = self
+            .claimed_by
+            .iter()
+            .zip(&self.recorded_at)
+            .zip(&index.streams_by_position);
+        for ((&claimed_by, &recorded_at), indexed) in positions {
+            let scanned = (claimed_by as usize)
+                .checked_sub(1)
+                .and_then(|number| in_index.get(number));
+            if scanned != Some(indexed) || recorded_at < last {
+                return None;
+            }
+            last = recorded_at;
+        }
+        let replay = &mut self.replay;
+        replay.events = len as u64;
+        replay.head = len as u64;
+        replay.first_recorded_at = self.recorded_at.first().copied().map(RecordedAt);
+        replay.last_recorded_at = self.recorded_at.last().copied().map(RecordedAt);
+        Some(self.replay)
+    }
+}
+
+/// The logs the integration tests build, for checking this pass against the position-order
+/// replay.
+#[cfg(test)]
+#[path = "../../tests/common/mod.rs"]
+mod test_log;
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use handover_core::{
+        AgentName, AiAgentEvent, Author, ConversationEvent, EscalationCause, Event, HumanId,
+        Participant, StreamId,
+    };
+    use handover_store::{encode_record, RecordedAt, SledStore, StoreOptions};
+
+    use super::test_log::*;
+    use super::*;
+    use crate::fault::FaultKind;
+    use crate::AuditError;
+
+    fn in_position_order(store: &SledStore) -> Result<Replay, AuditError> {
+        Replay::from_store_in_position_order(store)
+    }
+
+    /// Everything a replay shows.
+    fn assert_same(fast: &Replay, slow: &Replay) {
+        assert_eq!(fast.roster(), slow.roster());
+        assert!(fast.conversations().eq(slow.conversations()));
+        assert!(fast.streams().eq(slow.streams()));
+        assert_eq!((fast.events(), fast.head()), (slow.events(), slow.head()));
+        assert_eq!(fast.first_recorded_at(), slow.first_recorded_at());
+        assert_eq!(fast.last_recorded_at(), slow.last_recorded_at());
+    }
+
+    /// The standard log, with three more conversations whose events interleave in the
+    /// global order, one of them handed off after billing-bot's reactivation.
+    fn interleaved_log(log: &mut LogBuilder) {
+        standard_log(log);
+        let x = log.open("cust-x", "web-chat", Some("alice"));
+        let y = log.open("cust-y", "email", None);
+        log.customer_says(x, "cust-x", "Do you ship to Portugal?");
+        log.hand_off(x, "alice", "faq-bot", None);
+        log.customer_says(y, "cust-y", "Hello?");
+        log.activate("billing-bot");
+        let z = log.open("cust-z", "whatsapp", Some("bob"));
+        log.hand_off(y, "carol", "billing-bot", Some("invoice question"));
+        log.ai_says(x, "Yes, in three to five days.");
+        log.ai_says(y, "Your invoice is under Billing.");
+        log.say(z, Participant::Human(human("bob")), "Hi!");
+        log.escalate(y, "needs a human", EscalationCause::AgentRequested);
+        let by = Participant::Ai(log.assignment(x));
+        log.close(x, by, None);
+    }
+
+    #[test]
+    fn a_sound_log_replays_as_in_position_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogBuilder::new(dir.path());
+        interleaved_log(&mut log);
+        let fast = replay(log.store()).expect("the log is sound");
+        assert_same(&fast, &in_position_order(log.store()).unwrap());
+        assert_eq!(fast.conversations().count(), 7);
+        assert_same(&Replay::from_store(log.store()).unwrap(), &fast);
+    }
+
+    #[test]
+    fn an_empty_log_replays_as_in_position_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogBuilder::new(dir.path());
+        let fast = replay(log.store()).expect("the log is sound");
+        assert_same(&fast, &Replay::new());
+    }
+
+    #[test]
+    fn a_replay_from_the_pass_goes_on_as_one_in_position_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogBuilder::new(dir.path());
+        let s = standard_log(&mut log);
+        let (mut fast, mut slow) = (
+            replay(log.store()).unwrap(),
+            in_position_order(log.store()).unwrap(),
+        );
+        // A refused event restores the history as it was, then a sound one folds.
+        let next = |seq, event| RecordedEvent {
+            position: STANDARD_EVENTS + 1,
+            stream: StreamId::Conversation(s.d),
+            seq,
+            recorded_at: slow.last_recorded_at().unwrap(),
+            event: Event::Conversation(event),
+        };
+        let refused = next(
+            4,
+            ConversationEvent::MessagePosted {
+                author: Author::Ai(agent("billing-bot")),
+                text: text("still here"),
+                concerns: vec![],
+            },
+        );
+        let sound = next(
+            4,
+            ConversationEvent::MessagePosted {
+                author: Author::Human(human("erin")),
+                text: text("Erin here."),
+                concerns: vec![],
+            },
+        );
+        for replay in [&mut fast, &mut slow] {
+            assert_eq!(replay.apply(&refused).unwrap_err().kind, FaultKind::Rule);
+            replay.apply(&sound).unwrap();
+        }
+        assert_same(&fast, &slow);
+    }
+
+    /// A handoff to an AI agent whose registration stream says it is active, but not yet
+    /// (or no longer) at the handoff's position.
+    #[test]
+    fn a_handoff_is_checked_against_the_agent_at_its_position() {
+        for activated_first in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = LogBuilder::new(dir.path());
+            log.register("faq-bot", "FAQ bot", &[]);
+            if activated_first {
+                log.activate("faq-bot");
+            }
+            let id = log.open("cust-1", "web-chat", Some("alice"));
+            if activated_first {
+                log.deactivate("faq-bot");
+            }
+            log.forge(
+                StreamId::Conversation(id),
+                vec![Event::Conversation(ConversationEvent::HandedOffToAi {
+                    agent_id: agent("faq-bot"),
+                    agent_name: AgentName::new("FAQ bot").unwrap(),
+                    by_human: HumanId::new("alice").unwrap(),
+                    reason: None,
+                })],
+            );
+            if !activated_first {
+                log.activate("faq-bot");
+            }
+            assert!(replay(log.store()).is_none());
+            let Err(AuditError::Unsound(fault)) = Replay::from_store(log.store()) else {
+                panic!("the handoff is a fault");
+            };
+            assert_eq!(fault.location.seq, Some(2));
+            assert!(fault.description.contains("not active"), "{fault}");
+        }
+    }
+
+    /// Rewrites a stream record of the closed log in `dir` through `change`, with a valid
+    /// checksum.
+    fn rewrite(dir: &Path, stream: &StreamId, seq: u64, change: impl FnOnce(&mut RecordedEvent)) {
+        let db = SledStore::open_raw(dir, std::time::Duration::from_secs(5)).unwrap();
+        let tree = db.open_tree("log").unwrap();
+        let key = tree
+            .scan_prefix(b"s")
+            .map(|entry| entry.unwrap())
+            .find_map(|(key, value)| {
+                let record = handover_store::decode_record(&value).unwrap();
+                (record.stream == *stream && record.seq == seq).then_some((key, record))
+            });
+        let (key, mut record) = key.expect("the record is in the log");
+        change(&mut record);
+        tree.insert(key, encode_record(&record).unwrap()).unwrap();
+        tree.flush().unwrap();
+    }
+
+    fn reopen(dir: &Path) -> SledStore {
+        SledStore::open(
+            dir,
+            StoreOptions {
+                in_use_wait: std::time::Duration::from_secs(5),
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn time_going_back_in_position_order_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogBuilder::new(dir.path());
+        let s = standard_log(&mut log);
+        let path = log.finish();
+        // Conversation b's opening, back before everything else in the log.
+        rewrite(&path, &StreamId::Conversation(s.b), 1, |record| {
+            record.recorded_at = RecordedAt(record.recorded_at.as_micros() - 60_000_000);
+        });
+        let store = reopen(&path);
+        assert!(replay(&store).is_none());
+        let Err(AuditError::Unsound(fault)) = Replay::from_store(&store) else {
+            panic!("time going back is a fault");
+        };
+        assert_eq!(fault.kind, FaultKind::Order);
+        assert_eq!(fault.location.stream, Some(StreamId::Conversation(s.b)));
+        assert_eq!(fault.location.seq, Some(1));
+    }
+
+    #[test]
+    fn a_record_that_names_another_position_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogBuilder::new(dir.path());
+        let s = standard_log(&mut log);
+        let path = log.finish();
+        // Conversation a's opening claims position 1, an AI agent's.
+        rewrite(&path, &StreamId::Conversation(s.a), 1, |record| {
+            record.position = 1;
+        });
+        let store = reopen(&path);
+        assert!(replay(&store).is_none());
+        let Err(AuditError::Store(error)) = Replay::from_store(&store) else {
+            panic!("a misplaced record is damage");
+        };
+        assert!(
+            error.to_string().contains("the index says position"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_index_entry_without_its_record_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogBuilder::new(dir.path());
+        let s = standard_log(&mut log);
+        let path = log.finish();
+        {
+            let db = SledStore::open_raw(&path, std::time::Duration::from_secs(5)).unwrap();
+            let tree = db.open_tree("log").unwrap();
+            let mut key = vec![b's', b'c'];
+            key.extend_from_slice(s.d.as_bytes());
+            key.extend_from_slice(&2u64.to_be_bytes());
+            tree.remove(key).unwrap().expect("the record was there");
+            tree.flush().unwrap();
+        }
+        let store = reopen(&path);
+        assert!(replay(&store).is_none());
+        let Err(AuditError::Store(error)) = Replay::from_store(&store) else {
+            panic!("a missing record is damage");
+        };
+        assert!(error.to_string().contains("record is missing"), "{error}");
+    }
+
+    #[test]
+    fn an_ai_agent_event_the_roster_refuses_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogBuilder::new(dir.path());
+        log.register("faq-bot", "FAQ bot", &[]);
+        log.activate("faq-bot");
+        log.forge(
+            StreamId::AiAgent(agent("faq-bot")),
+            vec![Event::AiAgent(AiAgentEvent::Activated {
+                agent_id: agent("faq-bot"),
+            })],
+        );
+        assert!(replay(log.store()).is_none());
+        assert!(matches!(
+            Replay::from_store(log.store()),
+            Err(AuditError::Unsound(fault)) if fault.location.seq == Some(3)
+        ));
+    }
+}
