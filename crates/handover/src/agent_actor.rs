@@ -161,22 +161,44 @@ impl AiAgentActor {
         }
         .instrument(span);
         // The call runs on the AI runtime; the actor only learns when it is over.
+        // The call runs on the AI runtime and reports back with a message. It is not a future
+        // spawned in this actor's context: actix polls every such future whenever the context
+        // wakes, so with a thousand calls in flight each completion cost a thousand polls on
+        // the arbiter the agent shares with conversation actors.
         let call = self.shared.ai_runtime.spawn(run);
-        let finished = async move {
+        let agent = ctx.address();
+        self.shared.ai_runtime.spawn(async move {
             if let Err(stopped) = call.await {
                 if stopped.is_panic() {
                     escalate_after_failure(&failed, "the AI agent's code panicked").await;
                 }
             }
-        };
-        ctx.spawn(finished.into_actor(self).map(move |(), act, ctx| {
-            if let Some(subscription) = act.subscriptions.get_mut(&conversation_id) {
-                if subscription.epoch == epoch {
-                    subscription.busy = false;
-                    act.pump(conversation_id, ctx);
-                }
+            agent.do_send(CallFinished {
+                conversation_id,
+                epoch,
+            });
+        });
+    }
+}
+
+/// A call into the agent's code for one conversation returned (or panicked).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CallFinished {
+    conversation_id: ConversationId,
+    epoch: Epoch,
+}
+
+impl Handler<CallFinished> for AiAgentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallFinished, ctx: &mut Context<Self>) {
+        if let Some(subscription) = self.subscriptions.get_mut(&msg.conversation_id) {
+            if subscription.epoch == msg.epoch {
+                subscription.busy = false;
+                self.pump(msg.conversation_id, ctx);
             }
-        }));
+        }
     }
 }
 
