@@ -25,7 +25,7 @@ pub use record::{
     decode_record, encode_record, RecordedAt, RecordedEvent, RECORD_BYTES_MAX,
     RECORD_FORMAT_VERSION,
 };
-pub use sled_store::{Durability, SledStore, StoreOptions};
+pub use sled_store::{Durability, SledStore, StoreOptions, StoredRecord};
 use tokio::sync::broadcast;
 
 /// What the appender believes the stream's version (its last `seq`, 0 when empty) to be.

@@ -420,14 +420,25 @@ impl SledStore {
         self.scan_stream_space(&[STREAM_PREFIX])
     }
 
-    /// Checked records of every stream whose key starts with `prefix`.
-    fn scan_stream_space(
+    /// Every stream record in key order, as [`SledStore::scan_streams`] reads them but not yet
+    /// decoded: the key is parsed (a malformed key is an error here), and each record knows the
+    /// seq its stream should have reached. [`StoredRecord::decode`] runs every check
+    /// `scan_streams` runs, in the same order, so a reader can decode on several threads and
+    /// still report the same damage. The iterator stops at the first error, after yielding it.
+    pub fn scan_stream_records(
+        &self,
+    ) -> impl Iterator<Item = Result<StoredRecord, StoreError>> + '_ {
+        self.scan_stored(&[STREAM_PREFIX])
+    }
+
+    /// Undecoded records of every stream whose key starts with `prefix`.
+    fn scan_stored(
         &self,
         prefix: &[u8],
-    ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
+    ) -> impl Iterator<Item = Result<StoredRecord, StoreError>> + '_ {
         let mut previous: Option<(StreamId, u64)> = None;
         until_first_error(self.inner.log.scan_prefix(prefix).map(move |entry| {
-            let (key, value) = entry?;
+            let (key, bytes) = entry?;
             let malformed = || {
                 StoreError::corrupted(
                     LogLocation::default(),
@@ -441,11 +452,54 @@ impl SledStore {
                 Some((last, last_seq)) if *last == stream => last_seq + 1,
                 _ => 1,
             };
-            let record = decode(&value, || location(&stream, seq))?;
-            check_place(&record, &stream, seq, expected_seq)?;
-            previous = Some((stream, seq));
-            Ok(record)
+            previous = Some((stream.clone(), seq));
+            Ok(StoredRecord {
+                stream,
+                seq,
+                expected_seq,
+                bytes,
+            })
         }))
+    }
+
+    /// Checked records of every stream whose key starts with `prefix`.
+    fn scan_stream_space(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
+        until_first_error(self.scan_stored(prefix).map(|stored| stored?.decode()))
+    }
+}
+
+/// A stream record as stored, not yet decoded: from [`SledStore::scan_stream_records`].
+#[derive(Clone, Debug)]
+pub struct StoredRecord {
+    stream: StreamId,
+    seq: u64,
+    /// The seq the stream should have reached here: one more than the record before it in the
+    /// same stream, or 1.
+    expected_seq: u64,
+    bytes: sled::IVec,
+}
+
+impl StoredRecord {
+    /// The stream its key names.
+    pub fn stream(&self) -> &StreamId {
+        &self.stream
+    }
+
+    /// The seq its key names.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Decodes it and checks it as [`SledStore::scan_streams`] does: checksum, format and
+    /// body, that it names the stream and seq of its key, and that its stream has no gap
+    /// before it.
+    pub fn decode(&self) -> Result<RecordedEvent, StoreError> {
+        let record = decode(&self.bytes, || location(&self.stream, self.seq))?;
+        check_place(&record, &self.stream, self.seq, self.expected_seq)?;
+        Ok(record)
     }
 }
 
