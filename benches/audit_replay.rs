@@ -9,6 +9,9 @@
 //! - `store_decode_only`: `handover_store::decode_record` (checksum, decoding, validation) over
 //!   the records' bytes already in memory, without sled;
 //! - `store_scan_streams`: `SledStore::scan_streams`, the checked records stream by stream;
+//! - `store_scan_stream_records`: `SledStore::scan_stream_records`, the records in the same
+//!   order with their keys parsed but not decoded (what the replay's reading thread does before
+//!   any decoding);
 //! - `store_scan_index`: `SledStore::scan_index`, the global index alone;
 //! - `store_iter_all`: `SledStore::iter_all`, the checked global order (the index chunks, then
 //!   a point lookup of each event's record and its decoding);
@@ -16,7 +19,8 @@
 //! - `audit_replay_position_order`: `Replay::apply` over `iter_all`, the replay in position
 //!   order that `Replay::from_store` falls back to when it finds a fault;
 //! - `audit_replay`: `handover_audit::Replay::from_store`, the replay `stats` and `verify` run
-//!   (the stream records in one pass on one thread, folded on another, and the index);
+//!   (the stream records read in one pass on one thread and folded on another, with the
+//!   decoding shared between the two, and the index);
 //! - `audit_replay_store_default_cache`: the same on a store opened with the store's default
 //!   cache of 64 MiB instead of the audit's 1 GiB.
 //!
@@ -721,6 +725,16 @@ fn audit_replay(c: &mut Criterion) {
             let mut events = 0u64;
             for record in store.scan_streams() {
                 black_box(record.expect("the record is sound"));
+                events += 1;
+            }
+            assert_eq!(events, LOG_EVENTS);
+        })
+    });
+    group.bench_function("store_scan_stream_records", |b| {
+        b.iter(|| {
+            let mut events = 0u64;
+            for record in store.scan_stream_records() {
+                black_box(record.expect("the record is read"));
                 events += 1;
             }
             assert_eq!(events, LOG_EVENTS);

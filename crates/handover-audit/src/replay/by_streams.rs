@@ -17,19 +17,25 @@
 //! a broken rule, a disagreement, even an I/O error) it gives up, and the caller replays in
 //! position order, which names the earliest fault exactly as a replay in position order does.
 //!
-//! Two threads share the work: one walks the stream records (sled's iteration, the checksums
-//! and the decoding, all inside the store's scan) and hands them over in batches; the
-//! caller's thread folds them, and reads the global index whenever no batch is waiting.
+//! Two threads share the work: one walks the stream records
+//! ([`SledStore::scan_stream_records`]: sled's iteration and the keys) and hands them over in
+//! batches; the caller's thread folds them, and reads the global index in step with the fold
+//! and whenever no batch is waiting. The decoding (checksums, format, place, contiguity: [`StoredRecord::decode`]) is
+//! shared: the scanning thread decodes a batch itself while the folding one has enough
+//! batches waiting, and otherwise hands it over undecoded for the folding thread to decode.
+//! Either way each record passes every check `scan_streams` makes, and a record that fails
+//! one is a fault like any other.
 //!
 //! Besides the replay itself, the pass keeps 16 bytes per event while it runs (each
 //! position's stream in the index, and the stream and time of the record that claimed it):
 //! 16 MB for a log of a million events.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
 
 use handover_core::{AiAgent, AiAgentId, ConversationEvent, Event, StreamId};
-use handover_store::{EventStore, RecordedAt, RecordedEvent, SledStore, StoreError};
+use handover_store::{EventStore, RecordedAt, RecordedEvent, SledStore, StoreError, StoredRecord};
 
 use super::{ConversationHistory, Replay};
 use crate::timefmt::is_writable;
@@ -45,8 +51,24 @@ const BATCHES_IN_FLIGHT: usize = 8;
 /// a millisecond, so a batch that arrives meanwhile waits no longer than that.
 const INDEX_STEP: usize = 4096;
 
-/// A batch of records, handed from the scanning thread to the folding one and back.
-type Batch = Vec<RecordedEvent>;
+/// Index entries the folding thread may fall behind the records it has folded before it reads
+/// the index up to them: the index is part of the work the two threads share (the scanning
+/// thread then decodes more), and read in long runs it stays out of the fold's way in the
+/// cache.
+const INDEX_PACE: usize = 16 * INDEX_STEP;
+
+/// How many batches must be waiting for the fold for the scanning thread to decode the next
+/// one itself. With fewer the fold is about to run dry, so the batch goes undecoded and the
+/// folding thread decodes it: each thread takes the share of the decoding that keeps both
+/// busy.
+const DECODE_AHEAD: usize = 1;
+
+/// A batch of records, handed from the scanning thread to the folding one and back:
+/// decoded by the scanning thread, or still as stored.
+enum Batch {
+    Decoded(Vec<RecordedEvent>),
+    Stored(Vec<StoredRecord>),
+}
 
 /// Replays the whole log of `store` in one sequential pass, or `None` if anything in it is
 /// not as it should be (or could not be read). A `Some` replay is the one
@@ -54,11 +76,14 @@ type Batch = Vec<RecordedEvent>;
 /// record the global index does not reach.
 pub(super) fn replay(store: &SledStore) -> Option<Replay> {
     let len = usize::try_from(store.head()).ok()?;
+    let waiting = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let (send, receive) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
-        let (give_back, given_back) = mpsc::sync_channel(BATCHES_IN_FLIGHT + 2);
-        let scanner = scope.spawn(move || scan(store, &send, &given_back));
-        let folded = fold_and_read_index(store, len, &receive, &give_back);
+        // Room for the batches of both kinds the fold gives back.
+        let (give_back, given_back) = mpsc::sync_channel(2 * BATCHES_IN_FLIGHT + 2);
+        let waiting = &waiting;
+        let scanner = scope.spawn(move || scan(store, &send, &given_back, waiting));
+        let folded = fold_and_read_index(store, len, &receive, &give_back, waiting);
         // On a fault the fold stops early; without a receiver the scan stops at its next
         // batch.
         drop(receive);
@@ -73,47 +98,80 @@ pub(super) fn replay(store: &SledStore) -> Option<Replay> {
     })
 }
 
-/// Sends every stream record to the fold in batches, and drops the records of the batches
-/// the fold gives back; `false` if the scan stopped early (damage, an I/O error, or the fold
-/// gave up).
+/// Sends every stream record to the fold in batches, decoding a batch itself when the fold
+/// has `DECODE_AHEAD` batches waiting, and drops the records of the batches the fold gives
+/// back; `false` if the scan stopped early (damage, an I/O error, a record that does not
+/// decode, or the fold gave up).
 fn scan(
     store: &SledStore,
     send: &mpsc::SyncSender<Batch>,
     given_back: &mpsc::Receiver<Batch>,
+    waiting: &AtomicUsize,
 ) -> bool {
-    let mut spare: Vec<Batch> = Vec::new();
-    let mut batch = Vec::with_capacity(BATCH_RECORDS);
-    for record in store.scan_streams() {
+    let mut spare_stored: Vec<Vec<StoredRecord>> = Vec::new();
+    let mut spare_decoded: Vec<Vec<RecordedEvent>> = Vec::new();
+    let mut stored = Vec::with_capacity(BATCH_RECORDS);
+    for record in store.scan_stream_records() {
         let Ok(record) = record else {
             return false;
         };
-        batch.push(record);
-        if batch.len() == BATCH_RECORDS {
-            // This thread allocated the records, so it frees them too: the allocator frees
-            // memory faster in the thread that took it (glibc's per-thread arenas lock on a
-            // free from another thread), and the freed memory is at hand for the next ones.
-            while let Ok(mut used) = given_back.try_recv() {
-                used.clear();
-                spare.push(used);
-            }
-            let next = spare
-                .pop()
-                .unwrap_or_else(|| Vec::with_capacity(BATCH_RECORDS));
-            if send.send(std::mem::replace(&mut batch, next)).is_err() {
-                return false;
+        stored.push(record);
+        if stored.len() < BATCH_RECORDS {
+            continue;
+        }
+        // This thread allocated the records, so it frees them too: the allocator frees
+        // memory faster in the thread that took it (glibc's per-thread arenas lock on a
+        // free from another thread), and the freed memory is at hand for the next ones.
+        while let Ok(used) = given_back.try_recv() {
+            match used {
+                Batch::Decoded(mut used) => {
+                    used.clear();
+                    spare_decoded.push(used);
+                }
+                Batch::Stored(mut used) => {
+                    used.clear();
+                    spare_stored.push(used);
+                }
             }
         }
+        let batch = if waiting.load(Ordering::Relaxed) >= DECODE_AHEAD {
+            let mut decoded = spare_decoded
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(BATCH_RECORDS));
+            for record in stored.drain(..) {
+                let Ok(record) = record.decode() else {
+                    return false;
+                };
+                decoded.push(record);
+            }
+            Batch::Decoded(decoded)
+        } else {
+            let next = spare_stored
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(BATCH_RECORDS));
+            Batch::Stored(std::mem::replace(&mut stored, next))
+        };
+        waiting.fetch_add(1, Ordering::Relaxed);
+        if send.send(batch).is_err() {
+            return false;
+        }
     }
-    batch.is_empty() || send.send(batch).is_ok()
+    if stored.is_empty() {
+        return true;
+    }
+    waiting.fetch_add(1, Ordering::Relaxed);
+    send.send(Batch::Stored(stored)).is_ok()
 }
 
-/// Folds the batches as they arrive and reads the global index in between; `None` on the
-/// first fault in either.
+/// Folds the batches as they arrive, decoding those the scanning thread did not, and reads
+/// the global index in between; `None` on the first fault in either (a record that does not
+/// decode is one).
 fn fold_and_read_index(
     store: &SledStore,
     len: usize,
     receive: &mpsc::Receiver<Batch>,
     give_back: &mpsc::SyncSender<Batch>,
+    waiting: &AtomicUsize,
 ) -> Option<(Fold, GlobalIndex)> {
     let mut fold = Fold::new(len);
     let mut index = GlobalIndex::with_capacity(len);
@@ -136,8 +194,29 @@ fn fold_and_read_index(
             },
             Err(TryRecvError::Disconnected) => break,
         };
-        for record in &batch {
-            fold.apply(record)?;
+        waiting.fetch_sub(1, Ordering::Relaxed);
+        match &batch {
+            Batch::Decoded(records) => {
+                for record in records {
+                    fold.apply(record)?;
+                }
+            }
+            Batch::Stored(records) => {
+                for record in records {
+                    fold.apply(&record.decode().ok()?)?;
+                }
+            }
+        }
+        // The index keeps pace with the fold rather than being left for the end, when the
+        // scanning thread has nothing left to do.
+        if !index_read {
+            let behind = fold.records.saturating_sub(index.streams_by_position.len());
+            if behind >= INDEX_PACE {
+                index_read = index.read(&mut entries, behind)?;
+                if index_read {
+                    fold.reserve(index.streams());
+                }
+            }
         }
         // Nothing is lost if the scan has stopped or has enough spare batches: the batch is
         // then dropped here.
@@ -154,7 +233,10 @@ struct GlobalIndex {
     /// Per position (from 1), the number of its stream.
     streams_by_position: Vec<u32>,
     /// Each stream's number.
-    numbers: HashMap<StreamId, u32>,
+    /// Looked up once per index entry: foldhash (hashbrown's own default) costs a fraction of
+    /// the standard library's SipHash here and is seeded per process, so a crafted log cannot
+    /// choose colliding ids.
+    numbers: HashMap<StreamId, u32, foldhash::fast::RandomState>,
     /// Per stream number, how many entries the index holds of it.
     entries: Vec<u64>,
     /// The stream of the last entry read, with its number: consecutive positions often
@@ -166,7 +248,7 @@ impl GlobalIndex {
     fn with_capacity(len: usize) -> GlobalIndex {
         GlobalIndex {
             streams_by_position: Vec::with_capacity(len),
-            numbers: HashMap::new(),
+            numbers: HashMap::default(),
             entries: Vec::new(),
             last: None,
         }
@@ -202,11 +284,17 @@ impl GlobalIndex {
         let number = match &self.last {
             Some((last, number)) if *last == stream => *number,
             _ => {
-                let next = u32::try_from(self.entries.len()).ok()?;
-                let number = *self.numbers.entry(stream.clone()).or_insert(next);
-                if number == next {
-                    self.entries.push(0);
-                }
+                // Looked up before inserting: most entries name a stream seen before, and
+                // inserting would cost a copy of the stream id every time.
+                let number = match self.numbers.get(&stream) {
+                    Some(&number) => number,
+                    None => {
+                        let number = u32::try_from(self.entries.len()).ok()?;
+                        self.numbers.insert(stream.clone(), number);
+                        self.entries.push(0);
+                        number
+                    }
+                };
                 self.last = Some((stream, number));
                 number
             }
@@ -459,8 +547,8 @@ mod tests {
     use std::path::Path;
 
     use handover_core::{
-        AgentName, AiAgentEvent, Author, ConversationEvent, EscalationCause, Event, HumanId,
-        Participant, StreamId,
+        AgentName, AiAgentEvent, Author, ConversationEvent, ConversationId, EscalationCause, Event,
+        HumanId, Participant, StreamId,
     };
     use handover_store::{encode_record, RecordedAt, SledStore, StoreOptions};
 
@@ -689,6 +777,52 @@ mod tests {
             panic!("a missing record is damage");
         };
         assert!(error.to_string().contains("record is missing"), "{error}");
+    }
+
+    /// A log of many batches, with one conversation of `messages` customer messages after the
+    /// standard log: batches decoded by either thread.
+    fn long_log(log: &mut LogBuilder, messages: usize) -> ConversationId {
+        standard_log(log);
+        let id = log.open("cust-long", "web-chat", Some("alice"));
+        let message = Event::Conversation(ConversationEvent::MessagePosted {
+            author: Author::Customer(customer("cust-long")),
+            text: text("Still there?"),
+            concerns: vec![],
+        });
+        log.forge(StreamId::Conversation(id), vec![message; messages]);
+        id
+    }
+
+    #[test]
+    fn a_log_of_many_batches_replays_as_in_position_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogBuilder::new(dir.path());
+        long_log(&mut log, 20 * BATCH_RECORDS);
+        let fast = replay(log.store()).expect("the log is sound");
+        assert_same(&fast, &in_position_order(log.store()).unwrap());
+    }
+
+    /// Damage in any batch, whichever thread decodes it, is a fault.
+    #[test]
+    fn damage_in_a_log_of_many_batches_is_found() {
+        for damaged_seq in [3 * BATCH_RECORDS as u64, 19 * BATCH_RECORDS as u64] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = LogBuilder::new(dir.path());
+            let id = long_log(&mut log, 20 * BATCH_RECORDS);
+            let path = log.finish();
+            rewrite(&path, &StreamId::Conversation(id), damaged_seq, |record| {
+                record.position = 1;
+            });
+            let store = reopen(&path);
+            assert!(replay(&store).is_none());
+            let Err(AuditError::Store(error)) = Replay::from_store(&store) else {
+                panic!("a misplaced record is damage");
+            };
+            assert!(
+                error.to_string().contains("the index says position"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
