@@ -23,7 +23,7 @@ use handover_core::{Event, StreamId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::index::{chunk_key, ChunkBuilder, CHUNK_POSITIONS_MAX};
+use crate::index::IndexChunks;
 use crate::record::{encode, RecordedAt, RecordedEvent};
 use crate::sled_store::{event_key, stream_version};
 use crate::{Appended, Conflict, Durability, ExpectedVersion, StoreError};
@@ -194,6 +194,10 @@ pub(crate) struct Journal {
     queue: Option<mpsc::Sender<AppendRequest>>,
     threads: Vec<JoinHandle<()>>,
     pub(crate) head: Arc<AtomicU64>,
+    /// The last position whose group the writer has handed on (to the syncer, or acknowledged
+    /// in `Buffered`), so tests can hold a sync while groups pile up behind it.
+    #[cfg(test)]
+    handed_over: Arc<AtomicU64>,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -215,6 +219,8 @@ impl Journal {
     ) -> Result<Journal, StoreError> {
         let (queue, requests) = mpsc::channel(queue_capacity.max(1));
         let head = Arc::new(AtomicU64::new(start.head));
+        #[cfg(test)]
+        let handed_over = Arc::new(AtomicU64::new(start.head));
         let counters = Arc::new(Counters::default());
         let mut threads = Vec::with_capacity(2);
         let acks = match durability {
@@ -244,6 +250,8 @@ impl Journal {
             last_recorded_at: start.last_recorded_at,
             versions: HashMap::new(),
             head: Arc::clone(&head),
+            #[cfg(test)]
+            handed_over: Arc::clone(&handed_over),
             counters: Arc::clone(&counters),
         };
         threads.push(spawn("handover-journal-write", move || writer.run())?);
@@ -251,6 +259,8 @@ impl Journal {
             queue: Some(queue),
             threads,
             head,
+            #[cfg(test)]
+            handed_over,
             counters,
         })
     }
@@ -333,6 +343,8 @@ struct Writer {
     /// the cache cannot go stale; a miss reads the version from the log.
     versions: HashMap<StreamId, u64>,
     head: Arc<AtomicU64>,
+    #[cfg(test)]
+    handed_over: Arc<AtomicU64>,
     counters: Arc<Counters>,
 }
 
@@ -351,6 +363,11 @@ impl Writer {
             if group.appends.is_empty() {
                 continue;
             }
+            // Before any acknowledgement of the group, so that `head` never trails a position
+            // an appender has been given.
+            let last = self.next_position - 1;
+            self.head.store(last, Ordering::Release);
+            self.counters.groups.fetch_add(1, Ordering::Relaxed);
             match &self.acks {
                 Acks::Now(publisher) => publisher.finish(group, &Ok(())),
                 Acks::AfterSync(syncer) => {
@@ -362,10 +379,8 @@ impl Writer {
                     }
                 }
             }
-            // Moved only once the group is on its way to its sync, so a reader of `head` knows
-            // every group up to it is in the log and queued for durability.
-            self.head.store(self.next_position - 1, Ordering::Release);
-            self.counters.groups.fetch_add(1, Ordering::Relaxed);
+            #[cfg(test)]
+            self.handed_over.store(last, Ordering::Release);
         }
         debug!("journal writer stopped");
     }
@@ -385,7 +400,6 @@ impl Writer {
         let recorded_at = RecordedAt::now().max(self.last_recorded_at);
         let mut batch = sled::Batch::default();
         let mut appends = Vec::with_capacity(pending.len());
-        let mut touched = Vec::new();
         let mut index = IndexChunks::default();
         for request in pending.drain(..) {
             let AppendRequest {
@@ -414,16 +428,16 @@ impl Writer {
             match self.encode_append(&stream, version, events, recorded_at) {
                 Ok((entries, records)) => {
                     for ((key, value), record) in entries.into_iter().zip(&records) {
+                        // The index entry is the record's key without its prefix.
+                        index.push(record.position, &key[1..], &mut batch);
                         batch.insert(key, value);
-                        index.push(record.position, &record.stream, record.seq, &mut batch);
                     }
                     let count = records.len() as u64;
                     self.next_position += count;
                     if self.versions.len() >= VERSION_CACHE_MAX {
                         self.versions.clear();
                     }
-                    self.versions.insert(stream.clone(), version + count);
-                    touched.push(stream);
+                    self.versions.insert(stream, version + count);
                     appends.push((reply, records));
                 }
                 Err(error) => {
@@ -441,8 +455,8 @@ impl Writer {
             let error = StoreError::from(error);
             warn!(%error, appends = appends.len(), "applying a group failed");
             self.next_position = first_position;
-            for stream in &touched {
-                self.versions.remove(stream);
+            for (_, records) in &appends {
+                self.versions.remove(&records[0].stream);
             }
             for (reply, _) in appends {
                 let _ = reply.send(Err(error.clone()));
@@ -478,31 +492,6 @@ impl Writer {
             records.push(Arc::new(record));
         }
         Ok((entries, records))
-    }
-}
-
-/// The global index entries of one group, cut into chunks of consecutive positions.
-#[derive(Default)]
-struct IndexChunks {
-    first: u64,
-    chunk: ChunkBuilder,
-}
-
-impl IndexChunks {
-    fn push(&mut self, position: u64, stream: &StreamId, seq: u64, batch: &mut sled::Batch) {
-        if self.chunk.len() == 0 {
-            self.first = position;
-        }
-        self.chunk.push(stream, seq);
-        if self.chunk.len() == CHUNK_POSITIONS_MAX {
-            self.finish(batch);
-        }
-    }
-
-    fn finish(&mut self, batch: &mut sled::Batch) {
-        if self.chunk.len() > 0 {
-            batch.insert(&chunk_key(self.first)[..], self.chunk.finish());
-        }
     }
 }
 
@@ -631,7 +620,7 @@ mod tests {
     /// syncer; the deadline only turns a hang into a failure.
     fn wait_for_head(journal: &Journal, head: u64) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while journal.head.load(Ordering::Acquire) < head {
+        while journal.handed_over.load(Ordering::Acquire) < head {
             assert!(Instant::now() < deadline, "the writer never reached {head}");
             std::thread::yield_now();
         }
