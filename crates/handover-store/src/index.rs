@@ -13,7 +13,7 @@
 use handover_core::StreamId;
 
 use crate::error::{Damage, LogLocation, StoreError};
-use crate::sled_store::{be_u64, parse_stream_key, push_stream_key};
+use crate::sled_store::{be_u64, parse_stream_key};
 
 /// Key prefix of index chunks.
 pub(crate) const CHUNK_PREFIX: u8 = b'G';
@@ -32,44 +32,43 @@ pub(crate) fn chunk_key(first: u64) -> [u8; 9] {
     key
 }
 
-/// Builds one chunk's value from consecutive entries.
+/// Cuts the index entries of consecutive positions into chunks and puts each finished chunk
+/// into a sled batch: the journal's one per group, and the migration's.
 #[derive(Default)]
-pub(crate) struct ChunkBuilder {
-    bytes: Vec<u8>,
+pub(crate) struct IndexChunks {
+    first: u64,
     len: usize,
+    bytes: Vec<u8>,
 }
 
-impl ChunkBuilder {
-    pub(crate) fn push(&mut self, stream: &StreamId, seq: u64) {
-        if self.bytes.is_empty() {
+impl IndexChunks {
+    /// Adds the entry of `position`: its record's stream key and seq, which is the record's
+    /// key without its `s` (and what a first-layout index entry holds). When the chunk is full
+    /// it goes into `batch`, and this returns true.
+    pub(crate) fn push(&mut self, position: u64, entry: &[u8], batch: &mut sled::Batch) -> bool {
+        if self.len == 0 {
+            self.first = position;
             self.bytes.extend_from_slice(&[CHUNK_FORMAT, 0, 0, 0, 0]);
         }
-        push_stream_key(&mut self.bytes, stream);
-        self.bytes.extend_from_slice(&seq.to_be_bytes());
+        self.bytes.extend_from_slice(entry);
         self.len += 1;
-    }
-
-    /// Pushes an entry whose stream key is already encoded.
-    fn push_raw(&mut self, stream_key: &[u8], seq: u64) {
-        if self.bytes.is_empty() {
-            self.bytes.extend_from_slice(&[CHUNK_FORMAT, 0, 0, 0, 0]);
+        if self.len == CHUNK_POSITIONS_MAX {
+            self.finish(batch);
+            return true;
         }
-        self.bytes.extend_from_slice(stream_key);
-        self.bytes.extend_from_slice(&seq.to_be_bytes());
-        self.len += 1;
+        false
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// The finished value, checksummed; the builder is empty again.
-    pub(crate) fn finish(&mut self) -> Vec<u8> {
+    /// Puts the chunk in progress, if any, into `batch`, checksummed.
+    pub(crate) fn finish(&mut self, batch: &mut sled::Batch) {
+        if self.len == 0 {
+            return;
+        }
         let mut bytes = std::mem::take(&mut self.bytes);
         self.len = 0;
         let crc = crc32fast::hash(&bytes[CHUNK_HEADER_BYTES..]);
         bytes[1..CHUNK_HEADER_BYTES].copy_from_slice(&crc.to_be_bytes());
-        bytes
+        batch.insert(&chunk_key(self.first)[..], bytes);
     }
 }
 
@@ -121,9 +120,8 @@ fn damaged(position: u64, detail: String) -> StoreError {
 /// a log the next open finishes migrating). Returns how many entries were migrated.
 pub(crate) fn migrate_legacy(log: &sled::Tree) -> Result<u64, StoreError> {
     let mut migrated = 0;
-    let mut builder = ChunkBuilder::default();
+    let mut chunks = IndexChunks::default();
     let mut batch = sled::Batch::default();
-    let mut first = 0;
     let mut expected = None;
     for entry in log.scan_prefix([LEGACY_PREFIX]) {
         let (key, pointer) = entry?;
@@ -138,24 +136,19 @@ pub(crate) fn migrate_legacy(log: &sled::Tree) -> Result<u64, StoreError> {
                 format!("the legacy global index skips to position {position}"),
             ));
         }
-        let (_, rest) = parse_stream_key(&pointer)
-            .ok_or_else(|| damaged(position, "malformed legacy index entry".to_owned()))?;
-        let seq = be_u64(rest)
-            .ok_or_else(|| damaged(position, "malformed legacy index entry".to_owned()))?;
-        if builder.len() == 0 {
-            first = position;
+        let well_formed = parse_stream_key(&pointer).is_some_and(|(_, seq)| seq.len() == 8);
+        if !well_formed {
+            return Err(damaged(position, "malformed legacy index entry".to_owned()));
         }
-        builder.push_raw(&pointer[..pointer.len() - 8], seq);
         batch.remove(&key);
         expected = Some(position + 1);
         migrated += 1;
-        if builder.len() == CHUNK_POSITIONS_MAX {
-            batch.insert(&chunk_key(first)[..], builder.finish());
+        if chunks.push(position, &pointer, &mut batch) {
             log.apply_batch(std::mem::take(&mut batch))?;
         }
     }
-    if builder.len() > 0 {
-        batch.insert(&chunk_key(first)[..], builder.finish());
+    if migrated % CHUNK_POSITIONS_MAX as u64 != 0 {
+        chunks.finish(&mut batch);
         log.apply_batch(batch)?;
     }
     Ok(migrated)
@@ -166,18 +159,29 @@ mod tests {
     use handover_core::{AiAgentId, ConversationId};
 
     use super::*;
+    use crate::sled_store::push_stream_key;
 
     #[test]
     fn a_chunk_round_trips_and_detects_damage() {
         let conversation =
             StreamId::Conversation(ConversationId::from_uuid(uuid::Uuid::from_u128(7)));
         let agent = StreamId::AiAgent(AiAgentId::new("faq").unwrap());
-        let mut builder = ChunkBuilder::default();
-        builder.push(&conversation, 1);
-        builder.push(&agent, 3);
-        builder.push(&conversation, 2);
-        let value = builder.finish();
-        let key = chunk_key(40);
+        let mut chunks = IndexChunks::default();
+        let mut batch = sled::Batch::default();
+        for (position, (stream, seq)) in
+            (40..).zip([(&conversation, 1), (&agent, 3), (&conversation, 2)])
+        {
+            let mut entry = Vec::new();
+            push_stream_key(&mut entry, stream);
+            entry.extend_from_slice(&u64::to_be_bytes(seq));
+            assert!(!chunks.push(position, &entry, &mut batch));
+        }
+        chunks.finish(&mut batch);
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("log").unwrap();
+        tree.apply_batch(batch).unwrap();
+        let (key, value) = tree.first().unwrap().unwrap();
+        let (key, value) = (key.to_vec(), value.to_vec());
         let (first, entries) = decode_chunk(&key, &value).unwrap();
         assert_eq!(first, 40);
         assert_eq!(

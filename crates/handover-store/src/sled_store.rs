@@ -31,8 +31,6 @@ const CONVERSATION_KIND: u8 = b'c';
 const AI_AGENT_KIND: u8 = b'a';
 const SUBSCRIBERS_CAPACITY: usize = 4096;
 const IN_USE_POLL: Duration = Duration::from_millis(10);
-/// Most records a stream read reserves room for up front; a longer read grows as it goes.
-const READ_CAPACITY_MAX: usize = 1 << 16;
 
 /// What an acknowledged append survives. `docs/storage-format.md` gives the details.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -302,7 +300,9 @@ impl SledStore {
         self.inner.options.durability
     }
 
-    /// Flushes everything written so far to disk.
+    /// Runs sled's flush of everything written so far (what `ProcessCrash` promises): for a
+    /// `Buffered` store, or before inspecting the directory. Appends need no call: each is as
+    /// durable as the store's [`Durability`] promises when it is acknowledged.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.inner.db.flush()?;
         Ok(())
@@ -327,16 +327,7 @@ impl SledStore {
         if range.from > range.to || range.max == 0 {
             return Ok(Vec::new());
         }
-        // One seek for the stream's length sizes the result once: growing it record by record
-        // would copy every record read so far about ten times for a 1,000-event stream.
-        let expected = self
-            .version(stream)?
-            .min(range.to)
-            .saturating_sub(range.from.max(1) - 1);
-        let capacity = usize::try_from(expected)
-            .unwrap_or(usize::MAX)
-            .min(range.max);
-        let mut out = Vec::with_capacity(capacity.min(READ_CAPACITY_MAX));
+        let mut out = Vec::new();
         let from = event_key(stream, range.from.max(1));
         let to = event_key(stream, range.to);
         for (expected_seq, entry) in (range.from.max(1)..).zip(self.inner.log.range(from..=to)) {

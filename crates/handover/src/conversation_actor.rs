@@ -131,16 +131,25 @@ impl ConversationActor {
     /// Refuses to show a state that cannot be trusted or does not exist; the actor then stops,
     /// so it is not kept in memory for nothing.
     fn check_readable(&mut self, ctx: &mut Context<Self>) -> Result<(), Error> {
-        if let Some(failure) = &self.failure {
-            let error = Error::Store((**failure).clone());
-            ctx.stop();
-            return Err(error);
-        }
+        self.check_trusted(ctx)?;
         if self.state == Conversation::NotOpened {
             ctx.stop();
             return Err(Error::UnknownConversation(self.id));
         }
         Ok(())
+    }
+
+    /// Refuses every message once a store failure left the state untrusted; the actor stops,
+    /// so the next message rebuilds it from the log.
+    fn check_trusted(&mut self, ctx: &mut Context<Self>) -> Result<(), Error> {
+        match &self.failure {
+            Some(failure) => {
+                let error = Error::Store((**failure).clone());
+                ctx.stop();
+                Err(error)
+            }
+            None => Ok(()),
+        }
     }
 
     fn fail(&mut self, error: StoreError, ctx: &mut Context<Self>) -> Error {
@@ -305,9 +314,7 @@ impl Handler<Execute> for ConversationActor {
     fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) -> Self::Result {
         let ready = Reply::Now;
         self.last_active = Instant::now();
-        if let Some(failure) = &self.failure {
-            let error = Error::Store((**failure).clone());
-            ctx.stop();
+        if let Err(error) = self.check_trusted(ctx) {
             return ready(Err(error));
         }
         let command = &*msg.command;

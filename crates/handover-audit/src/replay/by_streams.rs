@@ -745,15 +745,7 @@ mod tests {
         rewrite(&path, &StreamId::Conversation(s.a), 1, |record| {
             record.position = 1;
         });
-        let store = reopen(&path);
-        assert!(replay(&store).is_none());
-        let Err(AuditError::Store(error)) = Replay::from_store(&store) else {
-            panic!("a misplaced record is damage");
-        };
-        assert!(
-            error.to_string().contains("the index says position"),
-            "{error}"
-        );
+        assert_damage_found(&path, "the index says position");
     }
 
     #[test]
@@ -771,12 +763,19 @@ mod tests {
             tree.remove(key).unwrap().expect("the record was there");
             tree.flush().unwrap();
         }
-        let store = reopen(&path);
+        assert_damage_found(&path, "record is missing");
+    }
+
+    /// The one-pass replay gives up on the log in `path`, and the replay reports store damage
+    /// whose message holds `detail`.
+    #[track_caller]
+    fn assert_damage_found(path: &Path, detail: &str) {
+        let store = reopen(path);
         assert!(replay(&store).is_none());
         let Err(AuditError::Store(error)) = Replay::from_store(&store) else {
-            panic!("a missing record is damage");
+            panic!("the damage must be reported as store damage");
         };
-        assert!(error.to_string().contains("record is missing"), "{error}");
+        assert!(error.to_string().contains(detail), "{error}");
     }
 
     /// A log of many batches, with one conversation of `messages` customer messages after the
@@ -813,15 +812,7 @@ mod tests {
             rewrite(&path, &StreamId::Conversation(id), damaged_seq, |record| {
                 record.position = 1;
             });
-            let store = reopen(&path);
-            assert!(replay(&store).is_none());
-            let Err(AuditError::Store(error)) = Replay::from_store(&store) else {
-                panic!("a misplaced record is damage");
-            };
-            assert!(
-                error.to_string().contains("the index says position"),
-                "{error}"
-            );
+            assert_damage_found(&path, "the index says position");
         }
     }
 
