@@ -167,13 +167,16 @@ pub fn encoded_payload() -> Vec<u8> {
     let id: ConversationId = "0190f5a8-6c1e-7000-8000-000000000001"
         .parse()
         .expect("a valid id");
-    handover_store::encode_record(&RecordedEvent {
-        position: 1,
-        stream: StreamId::Conversation(id),
-        seq: 1,
-        recorded_at: handover::RecordedAt::now(),
-        event: customer_message(),
-    })
+    handover_store::encode_record(
+        &RecordedEvent {
+            position: 1,
+            stream: StreamId::Conversation(id),
+            seq: 1,
+            recorded_at: handover::RecordedAt::now(),
+            event: customer_message(),
+        },
+        &handover_store::RecordHash::ZERO,
+    )
     .expect("the record encodes")
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use handover::{Config, Conversation, Durability, Handover, StreamId};
 use handover_core::conversation::evolve_stored;
-use handover_store::{decode_record, encode_record, SeqRange};
+use handover_store::{decode_record, encode_record, RecordHash, SeqRange};
 
 /// Events in each rebuilt conversation.
 const CONVERSATION_EVENTS: usize = 1_000;
@@ -97,10 +97,16 @@ fn rebuild(c: &mut Criterion) {
                     .expect("the stream reads")
             })
         });
+        // Chained as the store writes them.
+        let mut previous = RecordHash::ZERO;
         let encoded = records
             .iter()
-            .map(encode_record)
-            .collect::<Result<Vec<_>, _>>()
+            .map(|record| {
+                let bytes = encode_record(record, &previous)?;
+                previous = RecordHash::of(&bytes);
+                Ok(bytes)
+            })
+            .collect::<Result<Vec<_>, handover_store::StoreError>>()
             .expect("the records encode");
         group.bench_function("record_decode", |b| {
             b.iter(|| {

@@ -19,16 +19,20 @@ pub enum FaultKind {
     Index,
     /// An event breaks a rule of the domain (it could not have been decided).
     Rule,
+    /// Acknowledged events are missing: a stream ends before its high-water mark, or the log
+    /// before the last position the store acknowledged.
+    Truncated,
 }
 
 impl FaultKind {
-    /// `damaged`, `order`, `index` or `rule`.
+    /// `damaged`, `order`, `index`, `rule` or `truncated`.
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::Damaged => "damaged",
             FaultKind::Order => "order",
             FaultKind::Index => "index",
             FaultKind::Rule => "rule",
+            FaultKind::Truncated => "truncated",
         }
     }
 }
@@ -72,6 +76,7 @@ impl Fault {
                     Damage::Gap => FaultKind::Order,
                     Damage::Index => FaultKind::Index,
                     Damage::Rule => FaultKind::Rule,
+                    Damage::Truncated => FaultKind::Truncated,
                     _ => FaultKind::Damaged,
                 };
                 at.position = at.position.or(position);

@@ -73,14 +73,25 @@ pub fn check_data_dir(dir: &Path) -> Result<(), AuditError> {
 /// Opens the event log in an existing data directory for reading.
 ///
 /// Fails with [`AuditError::DataDirMissing`] or [`AuditError::NotADataDir`] rather than
-/// creating one, and with [`handover_store::StoreError::InUse`] (inside [`AuditError::Store`]) when another
-/// holder keeps the directory (see [`StoreOptions::in_use_wait`]).
+/// creating one, with [`handover_store::StoreError::InUse`] (inside [`AuditError::Store`]) when
+/// another holder keeps the directory (see [`StoreOptions::in_use_wait`]), and with
+/// [`handover_store::StoreError::Corrupted`] when the log is shorter than what the store
+/// acknowledged, so that no report is ever made from a silently shorter log.
 pub fn open_data_dir(dir: &Path) -> Result<SledStore, AuditError> {
+    let store = open_unchecked(dir)?;
+    store.check_acknowledged()?;
+    Ok(store)
+}
+
+/// Opens the log without checking it against its anchor: verification does that last, so
+/// that the earliest fault is the one it reports.
+pub(crate) fn open_unchecked(dir: &Path) -> Result<SledStore, AuditError> {
     check_data_dir(dir)?;
     Ok(SledStore::open(
         dir,
         StoreOptions {
             cache_bytes: AUDIT_CACHE_BYTES,
+            check_acknowledged_on_open: false,
             ..StoreOptions::default()
         },
     )?)

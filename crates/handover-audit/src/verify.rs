@@ -8,7 +8,7 @@ use handover_store::SledStore;
 
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};
-use crate::open_data_dir;
+use crate::open_unchecked;
 use crate::replay::Replay;
 
 /// The outcome of [`verify_dir`].
@@ -55,10 +55,13 @@ impl VerifyReport {
 /// reserved for what kept the check from running (missing directory, I/O); what is wrong in
 /// the log is a [`VerifyReport::Faulty`].
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport, AuditError> {
-    let store = open_data_dir(dir)?;
+    let store = open_unchecked(dir)?;
     // A sound log passes in one sequential read; anything else is left to the two passes
     // below, which name the earliest fault.
     if let Some(replay) = Replay::from_store_sound(&store) {
+        if let Err(error) = store.check_acknowledged() {
+            return Ok(VerifyReport::Faulty(Fault::from_store(error, None)?));
+        }
         return Ok(VerifyReport::Sound {
             events: replay.events(),
             streams: replay.streams().count() as u64,
@@ -99,6 +102,10 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, AuditError> {
                 replay.events()
             ),
         )));
+    }
+    // Everything read is sound; the log must still hold all that was acknowledged.
+    if let Err(error) = store.check_acknowledged() {
+        return Ok(VerifyReport::Faulty(Fault::from_store(error, None)?));
     }
     Ok(VerifyReport::Sound {
         events: replay.events(),

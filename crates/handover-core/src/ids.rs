@@ -39,6 +39,12 @@ pub enum InvalidInput {
         /// The text given.
         value: String,
     },
+    /// The value did not parse as a command id.
+    #[error("{value:?} is not a command id (expected a UUID)")]
+    NotACommandId {
+        /// The text given.
+        value: String,
+    },
     /// A list held more items than its limit.
     #[error("{what} has {len} items; the limit is {max}")]
     TooMany {
@@ -206,6 +212,66 @@ impl fmt::Display for ConversationId {
 impl fmt::Debug for ConversationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Names one command a caller sends, so that a retry of it (after a timeout, a lost reply, or
+/// an answer that said to retry) is recorded once. The caller mints it
+/// (a UUID v7) and sends the same id with every retry of the same command.
+///
+/// ```
+/// use handover_core::CommandId;
+///
+/// let id = CommandId::new();
+/// assert_eq!(id.to_string().parse::<CommandId>().unwrap(), id);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CommandId(Uuid);
+
+impl CommandId {
+    /// A new id, a UUID v7.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// Wraps an existing UUID.
+    pub const fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
+    /// The underlying UUID.
+    pub const fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+
+    /// The 16 bytes of the UUID, big-endian, as stored in keys.
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::str::FromStr for CommandId {
+    type Err = InvalidInput;
+    fn from_str(value: &str) -> Result<Self, InvalidInput> {
+        Uuid::parse_str(value)
+            .map(Self)
+            .map_err(|_| InvalidInput::NotACommandId {
+                value: value.chars().take(64).collect(),
+            })
+    }
+}
+
+impl fmt::Display for CommandId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for CommandId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "command {}", self.0)
     }
 }
 

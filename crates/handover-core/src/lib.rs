@@ -38,8 +38,8 @@ pub use event::{
     AiAgentEvent, Author, ConversationEvent, EscalationCause, Event, Skill, SkillOutcome,
 };
 pub use ids::{
-    AgentName, AiAgentId, Channel, ConversationId, CustomerId, Epoch, HumanId, InvalidInput,
-    SkillName, Specialty, StreamId,
+    AgentName, AiAgentId, Channel, CommandId, ConversationId, CustomerId, Epoch, HumanId,
+    InvalidInput, SkillName, Specialty, StreamId,
 };
 pub use limits::*;
 pub use policy::{Concern, DefaultPolicy, Policy};

@@ -83,10 +83,19 @@ pub enum Damage {
     Misplaced,
     /// A stream skips a seq, or the global order skips a position.
     Gap,
+    /// A sound record that does not carry the hash of the record before it in its stream, or a
+    /// stream's last record that is not the one its high-water mark names: a record was
+    /// replaced, removed, reordered or spliced in.
+    Chain,
     /// The global index disagrees with the records: missing, malformed, or pointing elsewhere.
     Index,
     /// A sound record whose event breaks the domain's rules on replay.
     Rule,
+    /// Acknowledged events are missing: a stream ends before its high-water mark, or the log
+    /// ends before the last position the store acknowledged (its anchor). Storage that loses
+    /// a suffix without reporting it (sled's recovery stops at the first unreadable message of
+    /// its own log) is caught here.
+    Truncated,
     /// The storage engine's own pages are damaged.
     Engine,
 }

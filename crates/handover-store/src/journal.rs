@@ -16,16 +16,20 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use handover_core::{Event, StreamId};
+use handover_core::{CommandId, Event, StreamId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::anchor::{Anchor, AnchorPoint};
 use crate::index::IndexChunks;
-use crate::record::{encode, RecordedAt, RecordedEvent};
-use crate::sled_store::{event_key, stream_version};
+use crate::record::{encode, RecordHash, RecordedAt, RecordedEvent};
+use crate::sled_store::{
+    command_key, encode_command_entry, event_key, mark_key, read_command, stream_tip, Tip,
+};
 use crate::{Appended, Conflict, Durability, ExpectedVersion, StoreError};
 
 /// The result an appender waits for.
@@ -46,10 +50,18 @@ const VERSION_CACHE_MAX: usize = 1 << 18;
 /// A record's key and encoded value, ready for a sled batch.
 type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// The anchor follows acknowledged appends at most this long after them under load...
+const ANCHOR_EVERY: Duration = Duration::from_millis(50);
+/// ...and this long after the last sync when appends stop.
+const ANCHOR_IDLE: Duration = Duration::from_millis(2);
+
 /// One append on its way to the log.
 pub(crate) struct AppendRequest {
     pub(crate) stream: StreamId,
     pub(crate) expected: ExpectedVersion,
+    /// Set for an append that must happen once: a retry is answered with what the first
+    /// attempt recorded. With no events, the request only asks what the command recorded.
+    pub(crate) command: Option<CommandId>,
     pub(crate) events: Vec<Event>,
     pub(crate) reply: oneshot::Sender<AppendResult>,
 }
@@ -194,6 +206,8 @@ pub(crate) struct Journal {
     queue: Option<mpsc::Sender<AppendRequest>>,
     threads: Vec<JoinHandle<()>>,
     pub(crate) head: Arc<AtomicU64>,
+    /// The last record of the last group applied: what `Buffered` anchors after a flush.
+    applied_tip: Arc<Mutex<Option<AnchorPoint>>>,
     /// The last position whose group the writer has handed on (to the syncer, or acknowledged
     /// in `Buffered`), so tests can hold a sync while groups pile up behind it.
     #[cfg(test)]
@@ -208,13 +222,15 @@ pub(crate) struct Start {
 }
 
 impl Journal {
-    /// Starts the writer (and, unless `Buffered`, the syncer) over `log`.
+    /// Starts the writer (and, unless `Buffered`, the syncer) over `log`. The syncer moves
+    /// `anchor`, when given, behind what it has made durable.
     pub(crate) fn start(
         log: sled::Tree,
         start: Start,
         durability: Durability,
         queue_capacity: usize,
         sync: Box<dyn SyncStep>,
+        anchor: Option<Arc<Mutex<Anchor>>>,
         live: broadcast::Sender<Arc<RecordedEvent>>,
     ) -> Result<Journal, StoreError> {
         let (queue, requests) = mpsc::channel(queue_capacity.max(1));
@@ -222,6 +238,7 @@ impl Journal {
         #[cfg(test)]
         let handed_over = Arc::new(AtomicU64::new(start.head));
         let counters = Arc::new(Counters::default());
+        let applied_tip = Arc::new(Mutex::new(None));
         let mut threads = Vec::with_capacity(2);
         let acks = match durability {
             Durability::Buffered => Acks::Now(Publisher {
@@ -233,6 +250,7 @@ impl Journal {
                 let syncer = Syncer {
                     applied,
                     sync,
+                    anchor,
                     publisher: Publisher {
                         live,
                         counters: Arc::clone(&counters),
@@ -248,8 +266,9 @@ impl Journal {
             acks,
             next_position: start.head + 1,
             last_recorded_at: start.last_recorded_at,
-            versions: HashMap::new(),
+            tips: HashMap::new(),
             head: Arc::clone(&head),
+            applied_tip: Arc::clone(&applied_tip),
             #[cfg(test)]
             handed_over: Arc::clone(&handed_over),
             counters: Arc::clone(&counters),
@@ -259,6 +278,7 @@ impl Journal {
             queue: Some(queue),
             threads,
             head,
+            applied_tip,
             #[cfg(test)]
             handed_over,
             counters,
@@ -273,10 +293,14 @@ impl Journal {
             mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
         })
     }
-}
 
-impl Drop for Journal {
-    fn drop(&mut self) {
+    /// The last record of the last group applied.
+    pub(crate) fn applied_tip(&self) -> Option<AnchorPoint> {
+        lock(&self.applied_tip).clone()
+    }
+
+    /// Stops taking appends, lets the threads answer everything they hold, and waits for them.
+    pub(crate) fn close(&mut self) {
         // Closing the queue lets the writer finish what it holds and stop, which stops the
         // syncer after its last sync: nothing queued is dropped unanswered.
         self.queue = None;
@@ -288,13 +312,38 @@ impl Drop for Journal {
     }
 }
 
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Locks `mutex`, also after a panic elsewhere (what it guards stays consistent: it is only
+/// ever replaced whole).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StoreError> {
     Ok(std::thread::Builder::new().name(name.to_owned()).spawn(f)?)
 }
 
+/// An append the writer has answered for, waiting for its group's sync.
+struct Answer {
+    reply: oneshot::Sender<AppendResult>,
+    records: Appended,
+    /// False for a retry answered with what its command recorded before: subscribers saw
+    /// those events already.
+    new: bool,
+}
+
 /// Appends applied in one sled batch, waiting for their sync.
 struct Group {
-    appends: Vec<(oneshot::Sender<AppendResult>, Appended)>,
+    answers: Vec<Answer>,
+    /// The group's last record, which the anchor names once the group is durable.
+    tip: Option<AnchorPoint>,
 }
 
 enum Acks {
@@ -313,12 +362,19 @@ struct Publisher {
 
 impl Publisher {
     fn finish(&self, group: Group, outcome: &Result<(), StoreError>) {
-        for (reply, records) in group.appends {
+        for Answer {
+            reply,
+            records,
+            new,
+        } in group.answers
+        {
             // The records are in the log whatever the sync did, so later subscribers never see
             // a gap; only the acknowledgement depends on the sync.
-            for record in &records {
-                // No receiver is not an error: nobody is watching.
-                let _ = self.live.send(Arc::clone(record));
+            if new {
+                for record in &records {
+                    // No receiver is not an error: nobody is watching.
+                    let _ = self.live.send(Arc::clone(record));
+                }
             }
             let answer = match outcome {
                 Ok(()) => {
@@ -339,10 +395,12 @@ struct Writer {
     acks: Acks,
     next_position: u64,
     last_recorded_at: RecordedAt,
-    /// The version of every stream written recently. The writer is the log's only writer, so
-    /// the cache cannot go stale; a miss reads the version from the log.
-    versions: HashMap<StreamId, u64>,
+    /// Where every stream written recently ends: its version and its last record's hash. The
+    /// writer is the log's only writer, so the cache cannot go stale; a miss reads the
+    /// stream's high-water mark.
+    tips: HashMap<StreamId, Tip>,
     head: Arc<AtomicU64>,
+    applied_tip: Arc<Mutex<Option<AnchorPoint>>>,
     #[cfg(test)]
     handed_over: Arc<AtomicU64>,
     counters: Arc<Counters>,
@@ -360,7 +418,7 @@ impl Writer {
                 }
             }
             let group = self.apply(&mut pending);
-            if group.appends.is_empty() {
+            if group.answers.is_empty() {
                 continue;
             }
             // Before any acknowledgement of the group, so that `head` never trails a position
@@ -369,12 +427,17 @@ impl Writer {
             self.head.store(last, Ordering::Release);
             self.counters.groups.fetch_add(1, Ordering::Relaxed);
             match &self.acks {
-                Acks::Now(publisher) => publisher.finish(group, &Ok(())),
+                Acks::Now(publisher) => {
+                    if group.tip.is_some() {
+                        *lock(&self.applied_tip) = group.tip.clone();
+                    }
+                    publisher.finish(group, &Ok(()));
+                }
                 Acks::AfterSync(syncer) => {
                     if let Err(std_mpsc::SendError(group)) = syncer.send(group) {
                         let stopped = Err(StoreError::Closed);
-                        for (reply, _) in group.appends {
-                            let _ = reply.send(stopped.clone());
+                        for answer in group.answers {
+                            let _ = answer.reply.send(stopped.clone());
                         }
                     }
                 }
@@ -385,12 +448,12 @@ impl Writer {
         debug!("journal writer stopped");
     }
 
-    /// The version of `stream`, from the cache or the log.
-    fn version(&mut self, stream: &StreamId) -> Result<u64, StoreError> {
-        if let Some(&version) = self.versions.get(stream) {
-            return Ok(version);
+    /// Where `stream` ends, from the cache or the log.
+    fn tip(&mut self, stream: &StreamId) -> Result<Tip, StoreError> {
+        if let Some(&tip) = self.tips.get(stream) {
+            return Ok(tip);
         }
-        stream_version(&self.log, stream)
+        stream_tip(&self.log, stream)
     }
 
     /// Checks and encodes every request in `pending` and applies the accepted ones as one sled
@@ -399,112 +462,197 @@ impl Writer {
         let first_position = self.next_position;
         let recorded_at = RecordedAt::now().max(self.last_recorded_at);
         let mut batch = sled::Batch::default();
-        let mut appends = Vec::with_capacity(pending.len());
+        let mut answers = Vec::with_capacity(pending.len());
         let mut index = IndexChunks::default();
+        let mut tip = None;
+        // Commands appended in this group, so a retry queued behind its first attempt gets
+        // the same answer.
+        let mut commands: HashMap<(StreamId, CommandId), Appended> = HashMap::new();
         for request in pending.drain(..) {
             let AppendRequest {
                 stream,
                 expected,
+                command,
                 events,
                 reply,
             } = request;
-            let version = match self.version(&stream) {
-                Ok(version) => version,
+            if let Some(command) = command {
+                let recorded = match commands.get(&(stream.clone(), command)) {
+                    Some(records) => Ok(Some(records.clone())),
+                    None => read_command(&self.log, &stream, &command).map(|found| {
+                        found.map(|records| records.into_iter().map(Arc::new).collect())
+                    }),
+                };
+                match recorded {
+                    // Answered with the group, after its sync: the first attempt's records
+                    // may still be waiting for theirs.
+                    Ok(Some(records)) => {
+                        answers.push(Answer {
+                            reply,
+                            records,
+                            new: false,
+                        });
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                        continue;
+                    }
+                }
+            }
+            let stream_tip = match self.tip(&stream) {
+                Ok(tip) => tip,
                 Err(error) => {
                     let _ = reply.send(Err(error));
                     continue;
                 }
             };
-            if !expected.admits(version) {
+            if !expected.admits(stream_tip.version) {
                 let _ = reply.send(Ok(Err(Conflict {
                     expected: match expected {
                         ExpectedVersion::Exact(v) => v,
                         ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
                     },
-                    actual: version,
+                    actual: stream_tip.version,
                 })));
                 continue;
             }
-            match self.encode_append(&stream, version, events, recorded_at) {
-                Ok((entries, records)) => {
+            if events.is_empty() {
+                let _ = reply.send(Ok(Ok(Vec::new())));
+                continue;
+            }
+            match self.encode_append(&stream, stream_tip, events, recorded_at) {
+                Ok((entries, records, new_tip)) => {
                     for ((key, value), record) in entries.into_iter().zip(&records) {
                         // The index entry is the record's key without its prefix.
                         index.push(record.position, &key[1..], &mut batch);
                         batch.insert(key, value);
                     }
-                    let count = records.len() as u64;
-                    self.next_position += count;
-                    if self.versions.len() >= VERSION_CACHE_MAX {
-                        self.versions.clear();
+                    batch.insert(mark_key(&stream), &new_tip.encode()[..]);
+                    let last = &records[records.len() - 1];
+                    if let Some(command) = command {
+                        let count = u32::try_from(records.len()).unwrap_or(u32::MAX);
+                        batch.insert(
+                            command_key(&stream, &command),
+                            &encode_command_entry(records[0].seq, count)[..],
+                        );
+                        commands.insert((stream.clone(), command), records.clone());
                     }
-                    self.versions.insert(stream, version + count);
-                    appends.push((reply, records));
+                    tip = Some(AnchorPoint {
+                        position: last.position,
+                        stream: stream.clone(),
+                        seq: last.seq,
+                        hash: new_tip.hash,
+                    });
+                    self.next_position += records.len() as u64;
+                    if self.tips.len() >= VERSION_CACHE_MAX {
+                        self.tips.clear();
+                    }
+                    self.tips.insert(stream, new_tip);
+                    answers.push(Answer {
+                        reply,
+                        records,
+                        new: true,
+                    });
                 }
                 Err(error) => {
                     let _ = reply.send(Err(error));
                 }
             }
         }
-        if appends.is_empty() {
-            return Group { appends };
+        if tip.is_none() {
+            // Only retries of recorded commands: nothing to write.
+            return Group { answers, tip };
         }
         index.finish(&mut batch);
         if let Err(error) = self.log.apply_batch(batch) {
             // Nothing of the batch was applied: hand the positions back and forget the
-            // versions it would have set.
+            // tips it would have set.
             let error = StoreError::from(error);
-            warn!(%error, appends = appends.len(), "applying a group failed");
+            warn!(%error, appends = answers.len(), "applying a group failed");
             self.next_position = first_position;
-            for (_, records) in &appends {
-                self.versions.remove(&records[0].stream);
+            for answer in answers.iter().filter(|answer| answer.new) {
+                self.tips.remove(&answer.records[0].stream);
             }
-            for (reply, _) in appends {
-                let _ = reply.send(Err(error.clone()));
+            for answer in answers {
+                let _ = answer.reply.send(Err(error.clone()));
             }
             return Group {
-                appends: Vec::new(),
+                answers: Vec::new(),
+                tip: None,
             };
         }
         self.last_recorded_at = recorded_at;
-        Group { appends }
+        Group { answers, tip }
     }
 
-    /// The records of one append, numbered after `version`, and their encoded key/value pairs.
+    /// The records of one append, numbered after the stream's `tip` and chained to it, their
+    /// encoded key/value pairs, and the stream's new tip.
     fn encode_append(
         &self,
         stream: &StreamId,
-        version: u64,
+        tip: Tip,
         events: Vec<Event>,
         recorded_at: RecordedAt,
-    ) -> Result<(Vec<KeyValue>, Appended), StoreError> {
+    ) -> Result<(Vec<KeyValue>, Appended, Tip), StoreError> {
         let mut entries = Vec::with_capacity(events.len());
         let mut records = Vec::with_capacity(events.len());
+        let mut previous = tip.hash;
         // The events move into their records: a message's text is never copied on the way.
         for (i, event) in (0u64..).zip(events) {
             let record = RecordedEvent {
                 position: self.next_position + i,
                 stream: stream.clone(),
-                seq: version + 1 + i,
+                seq: tip.version + 1 + i,
                 recorded_at,
                 event,
             };
-            entries.push((event_key(stream, record.seq), encode(&record)?));
+            let bytes = encode(&record, &previous)?;
+            previous = RecordHash::of(&bytes);
+            entries.push((event_key(stream, record.seq), bytes));
             records.push(Arc::new(record));
         }
-        Ok((entries, records))
+        let tip = Tip {
+            version: tip.version + records.len() as u64,
+            hash: previous,
+        };
+        Ok((entries, records, tip))
     }
 }
 
 struct Syncer {
     applied: std_mpsc::Receiver<Group>,
     sync: Box<dyn SyncStep>,
+    anchor: Option<Arc<Mutex<Anchor>>>,
     publisher: Publisher,
 }
 
 impl Syncer {
     fn run(mut self) {
         let mut groups = Vec::new();
-        while let Ok(first) = self.applied.recv() {
+        // The last durable record the anchor does not name yet.
+        let mut unanchored: Option<AnchorPoint> = None;
+        let mut anchored_at = Instant::now();
+        loop {
+            // Appends never wait for the anchor: it follows a moment after their sync, when
+            // the syncer has nothing else to do, or every `ANCHOR_EVERY` under load.
+            let first = if unanchored.is_some() {
+                match self.applied.recv_timeout(ANCHOR_IDLE) {
+                    Ok(group) => group,
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                        self.anchor(unanchored.take());
+                        anchored_at = Instant::now();
+                        continue;
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match self.applied.recv() {
+                    Ok(group) => group,
+                    Err(_) => break,
+                }
+            };
             groups.push(first);
             while let Ok(group) = self.applied.try_recv() {
                 groups.push(group);
@@ -514,24 +662,46 @@ impl Syncer {
                 .counters
                 .syncs
                 .fetch_add(1, Ordering::Relaxed);
-            if let Err(error) = &outcome {
-                warn!(%error, groups = groups.len(), "sync failed; its appends are not acknowledged");
+            match &outcome {
+                // A sync makes everything applied before it durable, failed groups included.
+                Ok(()) => {
+                    if let Some(tip) = groups.iter().rev().find_map(|group| group.tip.clone()) {
+                        unanchored = Some(tip);
+                    }
+                }
+                Err(error) => {
+                    warn!(%error, groups = groups.len(), "sync failed; its appends are not acknowledged");
+                }
             }
             for group in groups.drain(..) {
                 self.publisher.finish(group, &outcome);
             }
+            if unanchored.is_some() && anchored_at.elapsed() >= ANCHOR_EVERY {
+                self.anchor(unanchored.take());
+                anchored_at = Instant::now();
+            }
         }
+        self.anchor(unanchored);
         debug!("journal syncer stopped");
+    }
+
+    fn anchor(&self, point: Option<AnchorPoint>) {
+        if let (Some(anchor), Some(point)) = (&self.anchor, point) {
+            // A failed anchor write loses nothing: the anchor lags, and the next write
+            // catches up.
+            if let Err(error) = lock(anchor).write(point) {
+                warn!(%error, "writing the anchor failed");
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
-
     use handover_core::{AgentName, AiAgentEvent, AiAgentId};
 
     use super::*;
+    use crate::sled_store::stream_version;
 
     /// A sync step the test drives: it reports each sync as it starts and waits for the test
     /// to say how it ends.
@@ -572,6 +742,7 @@ mod tests {
                 started: started_tx,
                 outcomes: outcomes_rx,
             }),
+            None,
             broadcast::channel(16).0,
         )
         .unwrap();
@@ -609,6 +780,7 @@ mod tests {
             .submit(AppendRequest {
                 stream: stream.clone(),
                 expected,
+                command: None,
                 events: vec![registered(stream)],
                 reply,
             })
@@ -718,6 +890,7 @@ mod tests {
                 started: started_tx,
                 outcomes: outcomes_rx,
             }),
+            None,
             broadcast::channel(16).0,
         )
         .unwrap();
@@ -731,6 +904,7 @@ mod tests {
             let request = AppendRequest {
                 stream: stream(n),
                 expected: ExpectedVersion::NoStream,
+                command: None,
                 events: vec![registered(&stream(n))],
                 reply,
             };

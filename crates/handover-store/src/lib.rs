@@ -9,6 +9,7 @@
 //! rule of the domain; it enforces only what a log must: expected versions on append,
 //! contiguity, checksums.
 
+mod anchor;
 mod error;
 mod index;
 mod journal;
@@ -19,11 +20,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use error::{Conflict, Damage, LogLocation, StoreError};
-use handover_core::{Event, StreamId};
+use handover_core::{CommandId, Event, StreamId};
 pub use journal::StoreStats;
 pub use record::{
-    decode_record, encode_record, RecordedAt, RecordedEvent, RECORD_BYTES_MAX,
-    RECORD_FORMAT_VERSION,
+    decode_record, encode_record, record_previous_hash, RecordHash, RecordedAt, RecordedEvent,
+    RECORD_BYTES_MAX, RECORD_FORMAT_VERSION,
 };
 pub use sled_store::{Durability, SledStore, StoreOptions, StoredRecord};
 use tokio::sync::broadcast;
@@ -101,6 +102,34 @@ pub trait EventStore: Send + Sync + 'static {
         expected: ExpectedVersion,
         events: Vec<Event>,
     ) -> Result<Result<Appended, Conflict>, StoreError>;
+
+    /// Appends `events` to `stream` once for `command`: if this store already recorded an
+    /// append of `command` on `stream`, returns the events recorded then, once they are
+    /// durable, and writes nothing (whatever `expected` says); otherwise behaves as
+    /// [`EventStore::append`] and remembers `command` with the events, atomically. A caller
+    /// that lost the answer to an append (a timeout, an I/O error whose outcome is unknown)
+    /// retries with the same `command` and cannot record it twice.
+    async fn append_once(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        command: CommandId,
+        events: Vec<Event>,
+    ) -> Result<Result<Appended, Conflict>, StoreError>;
+
+    /// What `command` appended to `stream`, once durable, or `None` if the store has no
+    /// record of it.
+    async fn command_outcome(
+        &self,
+        stream: &StreamId,
+        command: CommandId,
+    ) -> Result<Option<Appended>, StoreError> {
+        let found = self
+            .append_once(stream, ExpectedVersion::Any, command, Vec::new())
+            .await?
+            .unwrap_or_default();
+        Ok((!found.is_empty()).then_some(found))
+    }
 
     /// Reads part of one stream, in seq order. An unknown stream reads as empty.
     async fn read_stream(

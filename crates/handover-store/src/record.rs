@@ -1,6 +1,6 @@
-//! The on-disk record: a format version, a checksum, and a bincode body that repeats the
-//! record's place in the log, so a record moved to another key is detected. See
-//! `docs/storage-format.md`.
+//! The on-disk record: a format version, a checksum, the hash of the record before it in its
+//! stream, and a bincode body that repeats the record's place in the log, so a record moved to
+//! another key, replaced, or taken out of its stream is detected. See `docs/storage-format.md`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,14 +11,70 @@ use crate::{Damage, LogLocation, StoreError};
 
 /// The format version written today. Readers accept every version listed in
 /// `docs/storage-format.md`.
-pub const RECORD_FORMAT_VERSION: u8 = 1;
+pub const RECORD_FORMAT_VERSION: u8 = 2;
 
 /// Largest encoded record, in bytes. Events are bounded by the domain's text limits
 /// (64 KiB messages and skill data), so this leaves ample headroom while keeping a damaged
 /// length prefix from allocating more than this much.
 pub const RECORD_BYTES_MAX: usize = 256 * 1024;
 
-const HEADER_BYTES: usize = 1 + 4;
+/// Version 1: `[1][crc32]`, then the body.
+const HEADER_BYTES_V1: usize = 1 + 4;
+/// Version 2: `[2][crc32][previous record's hash]`, then the body.
+const HEADER_BYTES: usize = 1 + 4 + RecordHash::LEN;
+
+/// The BLAKE3 hash of a record's stored bytes (header included). Each record of format 2
+/// carries the hash of the record before it in its stream ([`RecordHash::ZERO`] for seq 1), so
+/// the records of a stream form a hash chain: changing, removing, swapping or reordering
+/// records breaks it at the first record after the change.
+///
+/// ```
+/// use handover_store::RecordHash;
+///
+/// let hash = RecordHash::of(b"stored bytes");
+/// assert_ne!(hash, RecordHash::ZERO);
+/// assert_eq!(hash.to_string().len(), 64);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecordHash(pub [u8; 32]);
+
+impl RecordHash {
+    /// Its length in bytes.
+    pub const LEN: usize = 32;
+
+    /// What the first record of a stream carries as its predecessor's hash.
+    pub const ZERO: RecordHash = RecordHash([0; 32]);
+
+    /// The hash of a record's stored bytes.
+    pub fn of(stored: &[u8]) -> RecordHash {
+        RecordHash(*blake3::hash(stored).as_bytes())
+    }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub(crate) fn from_slice(bytes: &[u8]) -> Option<RecordHash> {
+        Some(RecordHash(bytes.try_into().ok()?))
+    }
+}
+
+impl std::fmt::Display for RecordHash {
+    /// Lower-case hex.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for RecordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<RECORD_BYTES_MAX>()
@@ -61,9 +117,12 @@ pub struct RecordedEvent {
     pub event: Event,
 }
 
-/// Encodes a record: `[version u8][crc32 u32 BE][bincode body]`, the CRC over version and body.
-pub(crate) fn encode(record: &RecordedEvent) -> Result<Vec<u8>, StoreError> {
-    let mut bytes = vec![RECORD_FORMAT_VERSION, 0, 0, 0, 0];
+/// Encodes a record: `[2][crc32 u32 BE][previous hash][bincode body]`, the CRC over
+/// everything after it.
+pub(crate) fn encode(record: &RecordedEvent, previous: &RecordHash) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = Vec::with_capacity(HEADER_BYTES + 96);
+    bytes.extend_from_slice(&[RECORD_FORMAT_VERSION, 0, 0, 0, 0]);
+    bytes.extend_from_slice(previous.as_bytes());
     bincode::serde::encode_into_std_write(record, &mut bytes, config())
         .map_err(|e| StoreError::Engine(format!("cannot encode record: {e}")))?;
     if bytes.len() - HEADER_BYTES > RECORD_BYTES_MAX {
@@ -72,8 +131,8 @@ pub(crate) fn encode(record: &RecordedEvent) -> Result<Vec<u8>, StoreError> {
             max: RECORD_BYTES_MAX,
         });
     }
-    let crc = checksum(bytes[0], &bytes[HEADER_BYTES..]);
-    bytes[1..HEADER_BYTES].copy_from_slice(&crc.to_be_bytes());
+    let crc = checksum(bytes[0], &bytes[HEADER_BYTES_V1..]);
+    bytes[1..HEADER_BYTES_V1].copy_from_slice(&crc.to_be_bytes());
     Ok(bytes)
 }
 
@@ -84,11 +143,13 @@ fn checksum(version: u8, body: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// Encodes a record exactly as the store writes it: `[version][crc32][bincode body]`.
+/// Encodes a record exactly as the store writes it: `[version][crc32][previous hash][bincode
+/// body]`, `previous` being the [`RecordHash`] of the stream's record before it
+/// ([`RecordHash::ZERO`] for seq 1).
 ///
 /// ```
 /// use handover_core::{AiAgentEvent, AiAgentId, Event, StreamId};
-/// use handover_store::{decode_record, encode_record, RecordedAt, RecordedEvent};
+/// use handover_store::{decode_record, encode_record, RecordHash, RecordedAt, RecordedEvent};
 ///
 /// let agent_id = AiAgentId::new("faq-bot").unwrap();
 /// let record = RecordedEvent {
@@ -98,11 +159,20 @@ fn checksum(version: u8, body: &[u8]) -> u32 {
 ///     recorded_at: RecordedAt(0),
 ///     event: Event::AiAgent(AiAgentEvent::Activated { agent_id }),
 /// };
-/// let bytes = encode_record(&record).unwrap();
+/// let bytes = encode_record(&record, &RecordHash::ZERO).unwrap();
 /// assert_eq!(decode_record(&bytes).unwrap(), record);
 /// ```
-pub fn encode_record(record: &RecordedEvent) -> Result<Vec<u8>, StoreError> {
-    encode(record)
+pub fn encode_record(record: &RecordedEvent, previous: &RecordHash) -> Result<Vec<u8>, StoreError> {
+    encode(record, previous)
+}
+
+/// The hash of the previous record that a stored record carries: `None` for format 1, which
+/// has none. Reads only the header: the record's checksum is checked by [`decode_record`].
+pub fn record_previous_hash(bytes: &[u8]) -> Option<RecordHash> {
+    match bytes.first() {
+        Some(2) => RecordHash::from_slice(bytes.get(HEADER_BYTES_V1..HEADER_BYTES)?),
+        _ => None,
+    }
 }
 
 /// Decodes and checks a record's bytes: format version, checksum, size limit, and a body that
@@ -117,13 +187,17 @@ pub(crate) fn decode(
     location: impl Fn() -> LogLocation,
 ) -> Result<RecordedEvent, StoreError> {
     let corrupted = |detail: String| StoreError::corrupted(location(), Damage::Record, detail);
-    if bytes.len() < HEADER_BYTES {
+    let header = match bytes.first() {
+        Some(1) => HEADER_BYTES_V1,
+        _ => HEADER_BYTES,
+    };
+    if bytes.len() < header {
         return Err(corrupted(format!(
             "record is {} bytes, shorter than its header",
             bytes.len()
         )));
     }
-    if bytes.len() > RECORD_BYTES_MAX + HEADER_BYTES {
+    if bytes.len() > RECORD_BYTES_MAX + header {
         return Err(corrupted(format!(
             "record is {} bytes, over the limit",
             bytes.len()
@@ -131,23 +205,22 @@ pub(crate) fn decode(
     }
     let version = bytes[0];
     let stored = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-    let body = &bytes[HEADER_BYTES..];
-    if checksum(version, body) != stored {
+    if checksum(version, &bytes[HEADER_BYTES_V1..]) != stored {
         return Err(corrupted("checksum mismatch".to_owned()));
     }
-    match version {
-        1 => {
-            let (record, read): (RecordedEvent, usize) =
-                bincode::serde::decode_from_slice(body, config())
-                    .map_err(|e| corrupted(format!("undecodable body: {e}")))?;
-            if read != body.len() {
-                return Err(corrupted(format!(
-                    "{} trailing bytes after the body",
-                    body.len() - read
-                )));
-            }
-            Ok(record)
-        }
-        other => Err(corrupted(format!("unknown record format version {other}"))),
+    if version != 1 && version != 2 {
+        return Err(corrupted(format!(
+            "unknown record format version {version}"
+        )));
     }
+    let body = &bytes[header..];
+    let (record, read): (RecordedEvent, usize) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| corrupted(format!("undecodable body: {e}")))?;
+    if read != body.len() {
+        return Err(corrupted(format!(
+            "{} trailing bytes after the body",
+            body.len() - read
+        )));
+    }
+    Ok(record)
 }

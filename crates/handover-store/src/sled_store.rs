@@ -9,24 +9,33 @@
 //! Stream keys: `c` + the conversation's 16 UUID bytes, or `a` + the AI agent id + `0x00`
 //! (ids hold no control characters, so the terminator keeps the key space prefix-free).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use handover_core::{AiAgentId, ConversationId, Event, StreamId};
+use handover_core::{AiAgentId, CommandId, ConversationId, Event, StreamId};
 use tokio::sync::{broadcast, oneshot};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use crate::anchor::{Anchor, AnchorPoint};
 use crate::index::{self, chunk_key, decode_chunk, CHUNK_PREFIX};
-use crate::journal::{AppendRequest, DiskSync, Journal, Start, StoreStats};
-use crate::record::{decode, RecordedAt, RecordedEvent};
+use crate::journal::{lock, AppendRequest, DiskSync, Journal, Start, StoreStats};
+use crate::record::{decode, record_previous_hash, RecordHash, RecordedAt, RecordedEvent};
 use crate::{
     Appended, Conflict, Damage, EventStore, ExpectedVersion, LogLocation, SeqRange, StoreError,
 };
 
 const STREAM_PREFIX: u8 = b's';
+/// `M` + stream key -> the stream's high-water mark (see [`Tip`]).
+const MARK_PREFIX: u8 = b'M';
+/// `C` + stream key + command id -> the first seq and the count of the events that command
+/// appended, so a retry of it is answered with them instead of appending again.
+const COMMAND_PREFIX: u8 = b'C';
+const MARK_FORMAT: u8 = 1;
+const MARK_BYTES: usize = 1 + 4 + 8 + RecordHash::LEN;
 const CONVERSATION_KIND: u8 = b'c';
 const AI_AGENT_KIND: u8 = b'a';
 const SUBSCRIBERS_CAPACITY: usize = 4096;
@@ -82,6 +91,10 @@ pub struct StoreOptions {
     /// Most appends waiting for the journal; beyond it an append fails at once with
     /// [`StoreError::Overloaded`] instead of queueing without bound.
     pub queue_capacity: usize,
+    /// Whether `open` fails when the log is shorter than what the store acknowledged (see
+    /// [`SledStore::check_acknowledged`]). On by default; an audit turns it off to run every
+    /// check and report the earliest fault, then calls `check_acknowledged` itself.
+    pub check_acknowledged_on_open: bool,
 }
 
 impl Default for StoreOptions {
@@ -92,6 +105,7 @@ impl Default for StoreOptions {
             flush_every_ms: 200,
             in_use_wait: Duration::from_secs(1),
             queue_capacity: 16 * 1024,
+            check_acknowledged_on_open: true,
         }
     }
 }
@@ -130,9 +144,31 @@ struct Inner {
     log: sled::Tree,
     options: StoreOptions,
     live: broadcast::Sender<Arc<RecordedEvent>>,
+    /// The last durable position, outside sled.
+    anchor: Arc<Mutex<Anchor>>,
     /// The log's only writer. Declared last, so it is dropped (and its threads joined) after
     /// nothing else here can queue an append.
     journal: Journal,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.journal.close();
+        if self.options.durability == Durability::Buffered {
+            // What a `Buffered` store acknowledged is durable once closed: flush and anchor it.
+            let applied = self.journal.applied_tip();
+            match self.db.flush() {
+                Ok(_) => {
+                    if let Some(point) = applied {
+                        if let Err(error) = lock(&self.anchor).write(point) {
+                            warn!(%error, "writing the anchor at close failed");
+                        }
+                    }
+                }
+                Err(error) => warn!(%error, "flushing at close failed"),
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for SledStore {
@@ -189,6 +225,125 @@ pub(crate) fn event_key(stream: &StreamId, seq: u64) -> Vec<u8> {
     key
 }
 
+/// The key of a stream's high-water mark.
+pub(crate) fn mark_key(stream: &StreamId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + 18);
+    key.push(MARK_PREFIX);
+    push_stream_key(&mut key, stream);
+    key
+}
+
+/// The key remembering what `command` appended to `stream`.
+pub(crate) fn command_key(stream: &StreamId, command: &CommandId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + 18 + 16);
+    key.push(COMMAND_PREFIX);
+    push_stream_key(&mut key, stream);
+    key.extend_from_slice(command.as_bytes());
+    key
+}
+
+/// A command's entry: the first seq it appended and how many events.
+pub(crate) fn encode_command_entry(first_seq: u64, count: u32) -> [u8; 12] {
+    let mut value = [0u8; 12];
+    value[..8].copy_from_slice(&first_seq.to_be_bytes());
+    value[8..].copy_from_slice(&count.to_be_bytes());
+    value
+}
+
+pub(crate) fn decode_command_entry(value: &[u8]) -> Option<(u64, u32)> {
+    let first = be_u64(value.get(..8)?)?;
+    let count = u32::from_be_bytes(value.get(8..12)?.try_into().ok()?);
+    Some((first, count))
+}
+
+/// Where a stream ends: its version (highest seq, 0 when empty) and the hash of its last
+/// record ([`RecordHash::ZERO`] when empty). Stored as the stream's high-water mark in the same
+/// batch as its records, so a stream that reads shorter than its mark lost acknowledged events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tip {
+    pub(crate) version: u64,
+    pub(crate) hash: RecordHash,
+}
+
+impl Tip {
+    pub(crate) const EMPTY: Tip = Tip {
+        version: 0,
+        hash: RecordHash::ZERO,
+    };
+
+    /// `[format 1][crc32 BE over the rest][seq u64 BE][hash]`.
+    pub(crate) fn encode(&self) -> [u8; MARK_BYTES] {
+        let mut value = [0u8; MARK_BYTES];
+        value[0] = MARK_FORMAT;
+        value[5..13].copy_from_slice(&self.version.to_be_bytes());
+        value[13..].copy_from_slice(self.hash.as_bytes());
+        let crc = crc32fast::hash(&value[5..]);
+        value[1..5].copy_from_slice(&crc.to_be_bytes());
+        value
+    }
+
+    fn decode(value: &[u8], stream: &StreamId) -> Result<Tip, StoreError> {
+        let damaged = |detail: &str| {
+            StoreError::corrupted(
+                LogLocation {
+                    stream: Some(stream.clone()),
+                    ..LogLocation::default()
+                },
+                Damage::Index,
+                format!("the stream's high-water mark is damaged: {detail}"),
+            )
+        };
+        if value.len() != MARK_BYTES || value[0] != MARK_FORMAT {
+            return Err(damaged("wrong length or format"));
+        }
+        if crc32fast::hash(&value[5..]).to_be_bytes() != value[1..5] {
+            return Err(damaged("checksum mismatch"));
+        }
+        Ok(Tip {
+            version: be_u64(&value[5..13]).ok_or_else(|| damaged("no seq"))?,
+            hash: RecordHash::from_slice(&value[13..]).ok_or_else(|| damaged("no hash"))?,
+        })
+    }
+}
+
+/// The stream's high-water mark, if it has one (streams written before marks existed have
+/// none).
+fn read_mark(log: &sled::Tree, stream: &StreamId) -> Result<Option<Tip>, StoreError> {
+    match log.get(mark_key(stream))? {
+        Some(value) => Ok(Some(Tip::decode(&value, stream)?)),
+        None => Ok(None),
+    }
+}
+
+/// Where `stream` ends: its mark, or for a stream without one its last record.
+pub(crate) fn stream_tip(log: &sled::Tree, stream: &StreamId) -> Result<Tip, StoreError> {
+    if let Some(tip) = read_mark(log, stream)? {
+        return Ok(tip);
+    }
+    let mut prefix = vec![STREAM_PREFIX];
+    push_stream_key(&mut prefix, stream);
+    match log.scan_prefix(&prefix).next_back() {
+        None => Ok(Tip::EMPTY),
+        Some(entry) => {
+            let (key, value) = entry?;
+            let version = be_u64(&key[prefix.len()..]).ok_or_else(|| {
+                StoreError::corrupted(
+                    LogLocation {
+                        stream: Some(stream.clone()),
+                        ..LogLocation::default()
+                    },
+                    Damage::Index,
+                    "malformed event key",
+                )
+            })?;
+            Ok(Tip {
+                version,
+                hash: RecordHash::of(&value),
+            })
+        }
+    }
+}
+
 pub(crate) fn be_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
@@ -229,9 +384,19 @@ impl SledStore {
     /// Opens the log in `path`, creating the directory if needed.
     ///
     /// Fails with [`StoreError::InUse`] when another process (or another open store in this
-    /// one) holds the directory for longer than [`StoreOptions::in_use_wait`].
+    /// one) holds the directory for longer than [`StoreOptions::in_use_wait`]. A damaged
+    /// directory is [`StoreError::Corrupted`], never a panic: sled 0.34.7 panics on some
+    /// damage instead of returning an error, and `open` turns such a panic into
+    /// `Corrupted { damage: Damage::Engine, .. }`. A log that sled recovers shorter than what
+    /// the store acknowledged (sled stops at the first unreadable message of its own log) is
+    /// `Corrupted { damage: Damage::Truncated, .. }`, found with the anchor (see
+    /// `docs/storage-format.md`).
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<SledStore, StoreError> {
         let path = path.as_ref().to_path_buf();
+        contained("opening", || SledStore::open_contained(path, options))
+    }
+
+    fn open_contained(path: PathBuf, options: StoreOptions) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(&path)?;
         let config = sled::Config::new()
             .path(&path)
@@ -245,18 +410,47 @@ impl SledStore {
             db.flush()?;
             info!(path = %path.display(), migrated, "rewrote the global index into chunks");
         }
-        let (head, last_recorded_at) = match log.scan_prefix([CHUNK_PREFIX]).next_back() {
-            None => (0, RecordedAt(i64::MIN)),
+        let (head, last_recorded_at, head_point) = match log.scan_prefix([CHUNK_PREFIX]).next_back()
+        {
+            None => (0, RecordedAt(i64::MIN), None),
             Some(entry) => {
                 let (key, value) = entry?;
                 let (first, entries) = decode_chunk(&key, &value)?;
-                let (stream, seq) = entries.last().expect("chunks are never empty");
+                let Some((stream, seq)) = entries.last() else {
+                    return Err(StoreError::corrupted(
+                        LogLocation::at_position(first),
+                        Damage::Index,
+                        "the last chunk of the global index is empty",
+                    ));
+                };
                 let position = first + entries.len() as u64 - 1;
-                let record = read_pointer(&log, position, stream, *seq)?;
-                (position, record.recorded_at)
+                let (record, bytes) = read_pointer_bytes(&log, position, stream, *seq)?;
+                let point = AnchorPoint {
+                    position,
+                    stream: stream.clone(),
+                    seq: *seq,
+                    hash: RecordHash::of(&bytes),
+                };
+                (position, record.recorded_at, Some(point))
             }
         };
+        let mut anchor = Anchor::open(&path, options.durability == Durability::Durable)?;
+        match anchor.last() {
+            Some(point) => {
+                if options.check_acknowledged_on_open {
+                    check_anchor(&log, head, point)?;
+                }
+            }
+            // A new directory, or one written before anchors existed: anchor what is there.
+            None => {
+                if let Some(point) = head_point {
+                    db.flush()?;
+                    anchor.write(point)?;
+                }
+            }
+        }
         debug!(path = %path.display(), head, durability = %options.durability, "opened event store");
+        let anchor = Arc::new(Mutex::new(anchor));
         let (live, _) = broadcast::channel(SUBSCRIBERS_CAPACITY);
         let sync = DiskSync::new(db.clone(), &path, options.durability)?;
         let journal = Journal::start(
@@ -268,6 +462,7 @@ impl SledStore {
             options.durability,
             options.queue_capacity,
             Box::new(sync),
+            Some(Arc::clone(&anchor)),
             live.clone(),
         )?;
         Ok(SledStore {
@@ -277,6 +472,7 @@ impl SledStore {
                 log,
                 options,
                 live,
+                anchor,
                 journal,
             }),
         })
@@ -287,7 +483,26 @@ impl SledStore {
     /// purpose; everything else goes through a `SledStore`. The log lives in its tree `log`
     /// (see `docs/storage-format.md`).
     pub fn open_raw(path: &Path, in_use_wait: Duration) -> Result<sled::Db, StoreError> {
-        open_waiting(&sled::Config::new().path(path), path, in_use_wait)
+        contained("opening", || {
+            open_waiting(&sled::Config::new().path(path), path, in_use_wait)
+        })
+    }
+
+    /// Checks that the log holds everything the store acknowledged: the record the anchor
+    /// names (the last durable position when the store was last closed or synced) is present,
+    /// at its position, with the hash it had. `open` runs this unless
+    /// [`StoreOptions::check_acknowledged_on_open`] is off. A failure is
+    /// `Corrupted { damage: Damage::Truncated | Damage::Chain, .. }`.
+    pub fn check_acknowledged(&self) -> Result<(), StoreError> {
+        let point = lock(&self.inner.anchor).last().cloned();
+        match point {
+            Some(point) => check_anchor(&self.inner.log, self.head_position(), &point),
+            None => Ok(()),
+        }
+    }
+
+    fn head_position(&self) -> u64 {
+        self.inner.journal.head.load(Ordering::Acquire)
     }
 
     /// The data directory.
@@ -304,7 +519,14 @@ impl SledStore {
     /// `Buffered` store, or before inspecting the directory. Appends need no call: each is as
     /// durable as the store's [`Durability`] promises when it is acknowledged.
     pub fn flush(&self) -> Result<(), StoreError> {
+        let applied = self.inner.journal.applied_tip();
         self.inner.db.flush()?;
+        if self.inner.options.durability == Durability::Buffered {
+            // In the other modes the journal moves the anchor after each sync.
+            if let Some(point) = applied {
+                lock(&self.inner.anchor).write(point)?;
+            }
+        }
         Ok(())
     }
 
@@ -327,18 +549,37 @@ impl SledStore {
         if range.from > range.to || range.max == 0 {
             return Ok(Vec::new());
         }
+        let first = range.from.max(1);
         let mut out = Vec::new();
-        let from = event_key(stream, range.from.max(1));
+        // The hash the next record must carry; known from seq 1, or once one record is read.
+        let mut previous = (first == 1).then_some(RecordHash::ZERO);
+        let mut last_seq = first - 1;
+        let from = event_key(stream, first);
         let to = event_key(stream, range.to);
-        for (expected_seq, entry) in (range.from.max(1)..).zip(self.inner.log.range(from..=to)) {
+        for (expected_seq, entry) in (first..).zip(self.inner.log.range(from..=to)) {
             let (key, value) = entry?;
             let seq = be_u64(&key[key.len() - 8..]).unwrap_or(0);
             let record = decode(&value, || location(stream, seq))?;
             check_place(&record, stream, seq, expected_seq)?;
+            check_link(&value, previous.as_ref(), || {
+                LogLocation::record(stream, seq, record.position)
+            })?;
+            previous = Some(RecordHash::of(&value));
+            last_seq = seq;
             out.push(record);
             if out.len() == range.max {
-                break;
+                return Ok(out);
             }
+        }
+        // The read went as far as the range allows: the stream must not end before its mark.
+        if let Some(mark) = read_mark(&self.inner.log, stream)? {
+            check_tail(
+                stream,
+                mark,
+                last_seq,
+                previous.filter(|_| last_seq >= first),
+                range.to,
+            )?;
         }
         Ok(out)
     }
@@ -390,15 +631,19 @@ impl SledStore {
     }
 
     /// Iterates over the whole log in global order from `from`, decoding and checking each
-    /// record. The iterator stops at the first error, after yielding it.
+    /// record, and each record's link to the one before it in its stream when that one was read
+    /// too. The iterator stops at the first error, after yielding it.
     pub fn iter_all(
         &self,
         from: u64,
     ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
         let log = &self.inner.log;
+        let mut links = ChainLinks::default();
         until_first_error(self.scan_index(from).map(move |pointer| {
             let (position, stream, seq) = pointer?;
-            read_pointer(log, position, &stream, seq)
+            let (record, bytes) = read_pointer_bytes(log, position, &stream, seq)?;
+            links.check(&stream, seq, &bytes, position)?;
+            Ok(record)
         }))
     }
 
@@ -422,35 +667,20 @@ impl SledStore {
         self.scan_stored(&[STREAM_PREFIX])
     }
 
-    /// Undecoded records of every stream whose key starts with `prefix`.
+    /// Undecoded records of every stream whose key starts with `prefix`, each stream's end
+    /// checked against its high-water mark.
     fn scan_stored(
         &self,
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<StoredRecord, StoreError>> + '_ {
-        let mut previous: Option<(StreamId, u64)> = None;
-        until_first_error(self.inner.log.scan_prefix(prefix).map(move |entry| {
-            let (key, bytes) = entry?;
-            let malformed = || {
-                StoreError::corrupted(
-                    LogLocation::default(),
-                    Damage::Index,
-                    format!("malformed event key {:?}", &key[..]),
-                )
-            };
-            let (stream, rest) = parse_stream_key(&key[1..]).ok_or_else(malformed)?;
-            let seq = be_u64(rest).ok_or_else(malformed)?;
-            let expected_seq = match &previous {
-                Some((last, last_seq)) if *last == stream => last_seq + 1,
-                _ => 1,
-            };
-            previous = Some((stream.clone(), seq));
-            Ok(StoredRecord {
-                stream,
-                seq,
-                expected_seq,
-                bytes,
-            })
-        }))
+        let mut marks_prefix = prefix.to_vec();
+        marks_prefix[0] = MARK_PREFIX;
+        StreamScan {
+            records: self.inner.log.scan_prefix(prefix),
+            marks: self.inner.log.scan_prefix(marks_prefix).peekable(),
+            current: None,
+            done: false,
+        }
     }
 
     /// Checked records of every stream whose key starts with `prefix`.
@@ -470,6 +700,9 @@ pub struct StoredRecord {
     /// The seq the stream should have reached here: one more than the record before it in the
     /// same stream, or 1.
     expected_seq: u64,
+    /// The stored bytes of the record before it in its stream (`None` at the stream's start),
+    /// whose hash this one must carry. Hashed by `decode`, on the decoding thread.
+    previous: Option<sled::IVec>,
     bytes: sled::IVec,
 }
 
@@ -485,35 +718,327 @@ impl StoredRecord {
     }
 
     /// Decodes it and checks it as [`SledStore::scan_streams`] does: checksum, format and
-    /// body, that it names the stream and seq of its key, and that its stream has no gap
-    /// before it.
+    /// body, that it names the stream and seq of its key, that its stream has no gap before
+    /// it, and that it carries the hash of the record before it.
     pub fn decode(&self) -> Result<RecordedEvent, StoreError> {
         let record = decode(&self.bytes, || location(&self.stream, self.seq))?;
         check_place(&record, &self.stream, self.seq, self.expected_seq)?;
+        let previous = match &self.previous {
+            Some(bytes) => RecordHash::of(bytes),
+            None => RecordHash::ZERO,
+        };
+        check_link(&self.bytes, Some(&previous), || {
+            LogLocation::record(&self.stream, self.seq, record.position)
+        })?;
         Ok(record)
     }
 }
 
-/// The stream's version in `log`: its highest seq, read from the last key of its range.
-pub(crate) fn stream_version(log: &sled::Tree, stream: &StreamId) -> Result<u64, StoreError> {
-    let mut prefix = vec![STREAM_PREFIX];
-    push_stream_key(&mut prefix, stream);
-    match log.scan_prefix(&prefix).next_back() {
-        None => Ok(0),
-        Some(entry) => {
-            let (key, _) = entry?;
-            be_u64(&key[prefix.len()..]).ok_or_else(|| {
-                StoreError::corrupted(
-                    LogLocation {
-                        stream: Some(stream.clone()),
-                        ..LogLocation::default()
-                    },
-                    Damage::Index,
-                    "malformed event key",
-                )
-            })
+/// Reads stream records in key order and checks, at the end of each stream, that it ends where
+/// its high-water mark says. High-water marks are keyed like streams, so they are read in the
+/// same order beside the records.
+struct StreamScan {
+    records: sled::Iter,
+    marks: std::iter::Peekable<sled::Iter>,
+    /// The stream being read: its key, id, last seq and last record's bytes.
+    current: Option<(Vec<u8>, StreamId, u64, sled::IVec)>,
+    done: bool,
+}
+
+impl Iterator for StreamScan {
+    type Item = Result<StoredRecord, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
         }
+        let item = self.step();
+        self.done = !matches!(item, Some(Ok(_)));
+        item
     }
+}
+
+impl StreamScan {
+    fn step(&mut self) -> Option<Result<StoredRecord, StoreError>> {
+        let (key, bytes) = match self.records.next() {
+            None => return self.end_stream(None).err().map(Err),
+            Some(Err(error)) => return Some(Err(error.into())),
+            Some(Ok(entry)) => entry,
+        };
+        let malformed = || {
+            StoreError::corrupted(
+                LogLocation::default(),
+                Damage::Index,
+                format!("malformed event key {:?}", &key[..]),
+            )
+        };
+        let Some((stream, rest)) = parse_stream_key(&key[1..]) else {
+            return Some(Err(malformed()));
+        };
+        let Some(seq) = be_u64(rest) else {
+            return Some(Err(malformed()));
+        };
+        let stream_key = &key[1..key.len() - 8];
+        let (expected_seq, previous) = match &self.current {
+            Some((current, _, last_seq, last_bytes)) if current.as_slice() == stream_key => {
+                (last_seq + 1, Some(last_bytes.clone()))
+            }
+            _ => {
+                if let Err(error) = self.end_stream(Some(stream_key)) {
+                    return Some(Err(error));
+                }
+                (1, None)
+            }
+        };
+        self.current = Some((stream_key.to_vec(), stream.clone(), seq, bytes.clone()));
+        Some(Ok(StoredRecord {
+            stream,
+            seq,
+            expected_seq,
+            previous,
+            bytes,
+        }))
+    }
+
+    /// The current stream ended (the next one has key `next`, or the records ended): checks it
+    /// against its mark, and that every mark before `next` belongs to a stream that has
+    /// records.
+    fn end_stream(&mut self, next: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut current_marked = false;
+        loop {
+            let (mark_key, mark_value) = match self.marks.peek() {
+                None => break,
+                Some(Err(error)) => return Err(error.clone().into()),
+                Some(Ok(entry)) => entry.clone(),
+            };
+            let marked = &mark_key[1..];
+            if next.is_some_and(|next| marked >= next) {
+                break;
+            }
+            self.marks.next();
+            let Some((stream, _)) = parse_stream_key(marked) else {
+                return Err(StoreError::corrupted(
+                    LogLocation::default(),
+                    Damage::Index,
+                    format!("malformed high-water mark key {:?}", &mark_key[..]),
+                ));
+            };
+            let mark = Tip::decode(&mark_value, &stream)?;
+            match &self.current {
+                Some((key, stream, last_seq, last_bytes)) if key.as_slice() == marked => {
+                    current_marked = true;
+                    check_tail(
+                        stream,
+                        mark,
+                        *last_seq,
+                        Some(RecordHash::of(last_bytes)),
+                        u64::MAX,
+                    )?;
+                }
+                // A mark whose stream has no records at all.
+                _ => check_tail(&stream, mark, 0, None, u64::MAX)?,
+            }
+        }
+        if let Some((_, stream, last_seq, last_bytes)) = &self.current {
+            // Streams written before marks existed (format 1 records) have none.
+            if !current_marked && record_previous_hash(last_bytes).is_some() {
+                return Err(StoreError::corrupted(
+                    LogLocation::in_stream(stream, *last_seq),
+                    Damage::Truncated,
+                    "the stream has no high-water mark: the log lost the batch that wrote it",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a stream that reads up to `last_seq` (0: no records; `last_hash` the hash of that
+/// record when it was read) against its high-water mark, for a read that asked for seqs up to
+/// `to`.
+fn check_tail(
+    stream: &StreamId,
+    mark: Tip,
+    last_seq: u64,
+    last_hash: Option<RecordHash>,
+    to: u64,
+) -> Result<(), StoreError> {
+    if last_seq < mark.version && last_seq < to {
+        return Err(StoreError::corrupted(
+            LogLocation::in_stream(stream, last_seq + 1),
+            Damage::Truncated,
+            format!(
+                "the stream's high-water mark is seq {}, but it ends at seq {last_seq}: \
+                 acknowledged events are missing",
+                mark.version
+            ),
+        ));
+    }
+    if last_seq > mark.version {
+        return Err(StoreError::corrupted(
+            LogLocation::in_stream(stream, mark.version + 1),
+            Damage::Index,
+            format!(
+                "the stream goes on to seq {last_seq}, past its high-water mark (seq {})",
+                mark.version
+            ),
+        ));
+    }
+    if last_seq == mark.version && last_hash.is_some_and(|hash| hash != mark.hash) {
+        return Err(StoreError::corrupted(
+            LogLocation::in_stream(stream, last_seq),
+            Damage::Chain,
+            "the stream's last record is not the one its high-water mark names: it was replaced",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a stored record carries `expected`, the hash of the record before it in its
+/// stream, when that is known. Format 1 records carry none.
+fn check_link(
+    bytes: &[u8],
+    expected: Option<&RecordHash>,
+    at: impl Fn() -> LogLocation,
+) -> Result<(), StoreError> {
+    match (expected, record_previous_hash(bytes)) {
+        (Some(expected), Some(carried)) if carried != *expected => Err(StoreError::corrupted(
+            at(),
+            Damage::Chain,
+            "the record does not carry the hash of the record before it in its stream: a \
+             record was replaced, removed, reordered or spliced in",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The hash of the last record read of each stream, for checking links while reading in
+/// global order. Bounded: past `CHAIN_LINKS_MAX` streams it starts over, and links to records
+/// it forgot go unchecked here (stream reads and the audit check every link).
+#[derive(Default)]
+struct ChainLinks {
+    last: HashMap<StreamId, (u64, RecordHash)>,
+}
+
+const CHAIN_LINKS_MAX: usize = 1 << 20;
+
+impl ChainLinks {
+    fn check(
+        &mut self,
+        stream: &StreamId,
+        seq: u64,
+        bytes: &[u8],
+        position: u64,
+    ) -> Result<(), StoreError> {
+        let expected = match self.last.get(stream) {
+            _ if seq == 1 => Some(RecordHash::ZERO),
+            Some((last_seq, hash)) if last_seq + 1 == seq => Some(*hash),
+            _ => None,
+        };
+        check_link(bytes, expected.as_ref(), || {
+            LogLocation::record(stream, seq, position)
+        })?;
+        if self.last.len() >= CHAIN_LINKS_MAX {
+            self.last.clear();
+        }
+        self.last
+            .insert(stream.clone(), (seq, RecordHash::of(bytes)));
+        Ok(())
+    }
+}
+
+/// What `command` appended to `stream`, read back from the log, or `None`.
+pub(crate) fn read_command(
+    log: &sled::Tree,
+    stream: &StreamId,
+    command: &CommandId,
+) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+    let Some(entry) = log.get(command_key(stream, command))? else {
+        return Ok(None);
+    };
+    let (first, count) = decode_command_entry(&entry).ok_or_else(|| {
+        StoreError::corrupted(
+            LogLocation {
+                stream: Some(stream.clone()),
+                ..LogLocation::default()
+            },
+            Damage::Index,
+            format!("the entry of {command:?} is malformed"),
+        )
+    })?;
+    let last = first + u64::from(count) - 1;
+    let mut records = Vec::with_capacity(count as usize);
+    for (expected_seq, entry) in
+        (first..).zip(log.range(event_key(stream, first)..=event_key(stream, last)))
+    {
+        let (key, value) = entry?;
+        let seq = be_u64(&key[key.len() - 8..]).unwrap_or(0);
+        let record = decode(&value, || location(stream, seq))?;
+        check_place(&record, stream, seq, expected_seq)?;
+        records.push(record);
+    }
+    if records.len() != count as usize {
+        return Err(StoreError::corrupted(
+            LogLocation::in_stream(stream, first + records.len() as u64),
+            Damage::Truncated,
+            format!("{command:?} appended {count} events from seq {first}; some are missing"),
+        ));
+    }
+    Ok(Some(records))
+}
+
+/// The stream's version in `log`: its highest seq, from its high-water mark.
+pub(crate) fn stream_version(log: &sled::Tree, stream: &StreamId) -> Result<u64, StoreError> {
+    Ok(stream_tip(log, stream)?.version)
+}
+
+/// Runs `f`, turning a panic inside it into [`StoreError::Corrupted`]: sled 0.34.7 panics on
+/// some damaged directories instead of returning an error.
+fn contained<T>(what: &str, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|message| (*message).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(StoreError::corrupted(
+            LogLocation::default(),
+            Damage::Engine,
+            format!("the storage engine panicked while {what} the directory: {message}"),
+        ))
+    })
+}
+
+/// Checks that the log holds the record the anchor names, as it was acknowledged.
+fn check_anchor(log: &sled::Tree, head: u64, point: &AnchorPoint) -> Result<(), StoreError> {
+    let at = || LogLocation::record(&point.stream, point.seq, point.position);
+    if head < point.position {
+        return Err(StoreError::corrupted(
+            at(),
+            Damage::Truncated,
+            format!(
+                "the store acknowledged events up to position {}, but the log ends at position \
+                 {head}: the storage engine lost acknowledged events",
+                point.position
+            ),
+        ));
+    }
+    let Some(bytes) = log.get(event_key(&point.stream, point.seq))? else {
+        return Err(StoreError::corrupted(
+            at(),
+            Damage::Truncated,
+            "the last acknowledged record is missing: the storage engine lost acknowledged events",
+        ));
+    };
+    let record = decode(&bytes, at)?;
+    if record.position != point.position || RecordHash::of(&bytes) != point.hash {
+        return Err(StoreError::corrupted(
+            at(),
+            Damage::Chain,
+            "the record at the last acknowledged position is not the one acknowledged there",
+        ));
+    }
+    Ok(())
 }
 
 /// Yields the items of `results` up to and including the first error, then stops: after
@@ -559,13 +1084,14 @@ fn check_place(
     Ok(())
 }
 
-/// Follows a global index entry to its record and checks the two agree.
-fn read_pointer(
+/// Follows a global index entry to its record and checks the two agree; returns the record and
+/// its stored bytes.
+fn read_pointer_bytes(
     log: &sled::Tree,
     position: u64,
     stream: &StreamId,
     seq: u64,
-) -> Result<RecordedEvent, StoreError> {
+) -> Result<(RecordedEvent, sled::IVec), StoreError> {
     let at = || LogLocation::record(stream, seq, position);
     let value = log.get(event_key(stream, seq))?.ok_or_else(|| {
         StoreError::corrupted(
@@ -585,7 +1111,7 @@ fn read_pointer(
             ),
         ));
     }
-    Ok(record)
+    Ok((record, value))
 }
 
 #[async_trait]
@@ -600,10 +1126,29 @@ impl EventStore for SledStore {
         self.inner.journal.submit(AppendRequest {
             stream: stream.clone(),
             expected,
+            command: None,
             events,
             reply,
         })?;
         // The journal answers every request it took, unless it stopped.
+        answer.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    async fn append_once(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        command: CommandId,
+        events: Vec<Event>,
+    ) -> Result<Result<Appended, Conflict>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.journal.submit(AppendRequest {
+            stream: stream.clone(),
+            expected,
+            command: Some(command),
+            events,
+            reply,
+        })?;
         answer.await.unwrap_or(Err(StoreError::Closed))
     }
 

@@ -224,7 +224,7 @@ async fn escalate_after_failure(session: &AiSession, error: &str) {
     };
     if let Err(error) = session
         .shared
-        .execute(session.conversation_id, Arc::new(command))
+        .execute(session.conversation_id, Arc::new(command), None)
         .await
     {
         debug!(%error, "escalation after failure not recorded");

@@ -128,7 +128,7 @@ impl AiSession {
 
     async fn execute(&self, command: ConversationCommand) -> Result<Receipt, Error> {
         self.shared
-            .execute(self.conversation_id, Arc::new(command))
+            .execute(self.conversation_id, Arc::new(command), None)
             .await
     }
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use handover_core::{
-    conversation, Assignment, Conversation, ConversationCommand, ConversationEvent, ConversationId,
-    Ctx, Event, Participant, Rejection, Status, StreamId,
+    conversation, Assignment, CommandId, Conversation, ConversationCommand, ConversationEvent,
+    ConversationId, Ctx, Event, Participant, Rejection, Status, StreamId,
 };
 use handover_store::{ExpectedVersion, RecordedEvent, SeqRange, StoreError};
 use tokio::sync::mpsc;
@@ -59,6 +59,9 @@ impl ConversationView {
 #[rtype(result = "Result<Receipt, Error>")]
 pub(crate) struct Execute {
     pub(crate) command: Arc<ConversationCommand>,
+    /// Set when the caller may retry: a retry is answered with what the first attempt
+    /// recorded instead of being decided again.
+    pub(crate) command_id: Option<CommandId>,
 }
 
 #[derive(Message)]
@@ -263,6 +266,7 @@ impl ConversationActor {
             if !still_active {
                 ctx.notify(Execute {
                     command: Arc::new(deactivation_escalation(started)),
+                    command_id: None,
                 });
             }
         }
@@ -368,7 +372,25 @@ impl Handler<Execute> for ConversationActor {
             }
             Err(rejection) => {
                 span.in_scope(|| debug!(%rejection, "command rejected"));
-                return ready(Err(Error::Rejected(rejection)));
+                let Some(command_id) = msg.command_id else {
+                    return ready(Err(Error::Rejected(rejection)));
+                };
+                // A retry of a command already recorded is refused by the state it led to:
+                // answer it with what it recorded, if it was.
+                let store = Arc::clone(&self.shared.store);
+                let stream = self.stream.clone();
+                let lookup = async move { store.command_outcome(&stream, command_id).await };
+                return Reply::Atomic(AtomicResponse::new(Box::pin(lookup.into_actor(self).map(
+                    move |result, act, ctx| match result {
+                        Ok(Some(records)) => Ok(Receipt {
+                            events: records,
+                            status: act.state.status(),
+                        }),
+                        Ok(None) => Err(Error::Rejected(rejection)),
+                        Err(StoreError::Overloaded) => Err(Error::Overloaded),
+                        Err(error) => Err(act.fail(error, ctx)),
+                    },
+                ))));
             }
         };
         let events: Vec<Event> = events.into_iter().map(Event::Conversation).collect();
@@ -378,12 +400,31 @@ impl Handler<Execute> for ConversationActor {
         };
         let store = Arc::clone(&self.shared.store);
         let stream = self.stream.clone();
-        let append =
-            async move { store.append(&stream, expected, events).await }.instrument(span.clone());
+        let command_id = msg.command_id;
+        let append = async move {
+            match command_id {
+                Some(command_id) => {
+                    store
+                        .append_once(&stream, expected, command_id, events)
+                        .await
+                }
+                None => store.append(&stream, expected, events).await,
+            }
+        }
+        .instrument(span.clone());
         Reply::Atomic(AtomicResponse::new(Box::pin(append.into_actor(self).map(
             move |result, act, ctx| {
                 let _entered = span.enter();
                 match result {
+                    Ok(Ok(records)) if records.first().is_some_and(|r| r.seq <= act.version) => {
+                        // A retry answered with what its first attempt recorded: the state
+                        // holds those events already.
+                        debug!(events = records.len(), "command was recorded before");
+                        Ok(Receipt {
+                            events: records,
+                            status: act.state.status(),
+                        })
+                    }
                     Ok(Ok(records)) => {
                         debug!(events = records.len(), "command recorded");
                         Ok(act.commit(records, next, ctx))

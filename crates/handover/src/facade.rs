@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Arbiter, System};
 use handover_core::{
-    conversation, AiAgent, AiAgentCommand, AiAgentId, AiAgentProfile, Channel, Conversation,
-    ConversationCommand, ConversationEvent, ConversationId, CustomerId, Event, HumanId,
-    MessageText, Participant, Reason, Roster, Specialty, StreamId,
+    conversation, AiAgent, AiAgentCommand, AiAgentId, AiAgentProfile, Channel, CommandId,
+    Conversation, ConversationCommand, ConversationEvent, ConversationId, CustomerId, Event,
+    HumanId, MessageText, Participant, Reason, Roster, Specialty, StreamId,
 };
 use handover_store::{EventStore, SeqRange, SledStore, StoreError, StoreOptions, StoreStats};
 use tokio::sync::{mpsc, oneshot};
@@ -326,6 +326,42 @@ impl Handover {
         conversation_id: ConversationId,
         command: ConversationCommand,
     ) -> Result<Receipt, Error> {
+        self.run(conversation_id, command, None).await
+    }
+
+    /// Runs a command that the caller may send again, recording it at most once: a retry with
+    /// the same `command_id` (after a timeout, a lost reply, [`Error::Overloaded`] or a store
+    /// error whose outcome was unknown) gets the receipt of the events the first attempt
+    /// recorded, with the conversation's status now, and records nothing. The id is the
+    /// caller's (an HTTP `Idempotency-Key`, a queue message id); ids are remembered per
+    /// conversation, for as long as the log.
+    ///
+    /// ```no_run
+    /// # async fn demo(handover: handover::Handover, id: handover::ConversationId,
+    /// #               command: handover::ConversationCommand) -> Result<(), handover::Error> {
+    /// use handover::CommandId;
+    ///
+    /// let command_id = CommandId::new();
+    /// let first = handover.execute_once(id, command_id, command.clone()).await;
+    /// // The reply was lost: send it again. It is not recorded twice.
+    /// let again = handover.execute_once(id, command_id, command).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute_once(
+        &self,
+        conversation_id: ConversationId,
+        command_id: CommandId,
+        command: ConversationCommand,
+    ) -> Result<Receipt, Error> {
+        self.run(conversation_id, command, Some(command_id)).await
+    }
+
+    async fn run(
+        &self,
+        conversation_id: ConversationId,
+        command: ConversationCommand,
+        command_id: Option<CommandId>,
+    ) -> Result<Receipt, Error> {
         if let ConversationCommand::HandOffToAi { agent_id, .. } = &command {
             let active = self
                 .shared()
@@ -338,7 +374,7 @@ impl Handover {
             }
         }
         self.shared()
-            .execute(conversation_id, Arc::new(command))
+            .execute(conversation_id, Arc::new(command), command_id)
             .await
     }
 

@@ -80,10 +80,10 @@ pub use error::Error;
 pub use facade::Handover;
 pub use handover_core::{
     AgentName, AiAgent, AiAgentEvent, AiAgentId, AiAgentProfile, Assignment, Author, Channel,
-    Concern, Conversation, ConversationCommand, ConversationEvent, ConversationId, CustomerId,
-    DefaultPolicy, Epoch, EscalationCause, Event, Handler, HumanId, InvalidInput, MessageText,
-    Participant, Policy, Reason, Rejection, Skill, SkillData, SkillName, SkillOutcome, Specialty,
-    Status, StreamId, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
+    CommandId, Concern, Conversation, ConversationCommand, ConversationEvent, ConversationId,
+    CustomerId, DefaultPolicy, Epoch, EscalationCause, Event, Handler, HumanId, InvalidInput,
+    MessageText, Participant, Policy, Reason, Rejection, Skill, SkillData, SkillName, SkillOutcome,
+    Specialty, Status, StreamId, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
 };
 pub use handover_store::{Durability, RecordedAt, RecordedEvent, StoreError, StoreStats};
 pub use metrics::AckLatency;

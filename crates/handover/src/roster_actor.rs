@@ -66,7 +66,7 @@ async fn escalate_all(shared: Arc<Shared>, agent_id: AiAgentId) {
         }));
         pending.push(actix::spawn(async move {
             // A rejection means the assignment already ended: nothing to do.
-            if let Err(error) = shared.execute(conversation_id, command).await {
+            if let Err(error) = shared.execute(conversation_id, command, None).await {
                 debug!(%conversation_id, %error, "no escalation needed");
             }
         }));

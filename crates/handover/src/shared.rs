@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
 use handover_core::{
-    AiAgentId, ConversationCommand, ConversationId, Epoch, Event, Policy, Rejection, Roster,
+    AiAgentId, CommandId, ConversationCommand, ConversationId, Epoch, Event, Policy, Rejection,
+    Roster,
 };
 use handover_store::EventStore;
 use tokio::sync::Semaphore;
@@ -197,6 +198,7 @@ impl Shared {
         self: &Arc<Self>,
         id: ConversationId,
         command: Arc<ConversationCommand>,
+        command_id: Option<CommandId>,
     ) -> Result<Receipt, Error> {
         let called = Instant::now();
         let _permit = self
@@ -206,6 +208,7 @@ impl Shared {
         let receipt = self
             .ask(id, || Execute {
                 command: Arc::clone(&command),
+                command_id,
             })
             .await??;
         self.ack_latency.record(called.elapsed());

@@ -183,6 +183,18 @@ impl EventStore for GatedStore {
         self.inner.append(stream, expected, events).await
     }
 
+    async fn append_once(
+        &self,
+        stream: &handover_core::StreamId,
+        expected: ExpectedVersion,
+        command: handover_core::CommandId,
+        events: Vec<Event>,
+    ) -> Result<Result<Appended, Conflict>, StoreError> {
+        self.inner
+            .append_once(stream, expected, command, events)
+            .await
+    }
+
     async fn read_stream(
         &self,
         stream: &handover_core::StreamId,

@@ -550,7 +550,7 @@ mod tests {
         AgentName, AiAgentEvent, Author, ConversationEvent, ConversationId, EscalationCause, Event,
         HumanId, Participant, StreamId,
     };
-    use handover_store::{encode_record, RecordedAt, SledStore, StoreOptions};
+    use handover_store::{encode_record, RecordHash, RecordedAt, SledStore, StoreOptions};
 
     use super::test_log::*;
     use super::*;
@@ -700,7 +700,8 @@ mod tests {
             });
         let (key, mut record) = key.expect("the record is in the log");
         change(&mut record);
-        tree.insert(key, encode_record(&record).unwrap()).unwrap();
+        tree.insert(key, encode_record(&record, &RecordHash::ZERO).unwrap())
+            .unwrap();
         tree.flush().unwrap();
     }
 
