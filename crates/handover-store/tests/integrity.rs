@@ -1,0 +1,340 @@
+//! The integrity layer on a real directory: the per-stream hash chain, the high-water marks,
+//! the anchor outside sled, and appends recorded once per command id.
+
+use std::path::Path;
+use std::time::Duration;
+
+use handover_core::{
+    Author, Channel, CommandId, ConversationEvent, ConversationId, CustomerId, Event, MessageText,
+    StreamId,
+};
+use handover_store::{
+    decode_record, encode_record, record_previous_hash, Damage, EventStore, ExpectedVersion,
+    SeqRange, SledStore, StoreError, StoreOptions,
+};
+
+fn conversation(n: u128) -> StreamId {
+    let base = 0x0190_f1f0_0000_7000_8000_0000_0000_0000_u128;
+    StreamId::Conversation(ConversationId::from_uuid(uuid::Uuid::from_u128(base + n)))
+}
+
+fn opened() -> Event {
+    Event::Conversation(ConversationEvent::Opened {
+        customer: CustomerId::new("cust-1").unwrap(),
+        channel: Channel::new("web-chat").unwrap(),
+        human: None,
+    })
+}
+
+fn message(text: &str) -> Event {
+    Event::Conversation(ConversationEvent::MessagePosted {
+        author: Author::Customer(CustomerId::new("cust-1").unwrap()),
+        text: MessageText::new(text).unwrap(),
+        concerns: vec![],
+    })
+}
+
+fn open_store(dir: &Path) -> SledStore {
+    SledStore::open(dir, StoreOptions::default()).expect("the store opens")
+}
+
+fn record_key(stream: &StreamId, seq: u64) -> Vec<u8> {
+    let StreamId::Conversation(id) = stream else {
+        panic!("only conversation keys are damaged here");
+    };
+    let mut key = vec![b's', b'c'];
+    key.extend_from_slice(id.as_bytes());
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Opens the closed directory with sled itself and changes the `log` tree.
+fn damage(dir: &Path, change: impl FnOnce(&sled::Tree)) {
+    let db = SledStore::open_raw(dir, Duration::from_secs(5)).expect("sled opens the directory");
+    let log = db.open_tree("log").expect("the log tree");
+    change(&log);
+    db.flush().expect("flushed");
+}
+
+/// Replaces a record with a different one that passes every check of its own: a valid
+/// checksum, the right place, and the hash of its predecessor. Only the chain can tell.
+fn forge(log: &sled::Tree, stream: &StreamId, seq: u64, text: &str) {
+    let key = record_key(stream, seq);
+    let stored = log.get(&key).unwrap().expect("the record exists");
+    let mut record = decode_record(&stored).unwrap();
+    record.event = message(text);
+    let previous = record_previous_hash(&stored).expect("format 2");
+    log.insert(key, encode_record(&record, &previous).unwrap())
+        .unwrap();
+}
+
+#[track_caller]
+fn assert_damage<T: std::fmt::Debug>(
+    result: Result<T, StoreError>,
+    damage: Damage,
+    stream: &StreamId,
+    seq: u64,
+) {
+    match result {
+        Err(StoreError::Corrupted { at, damage: d, .. }) => {
+            assert_eq!(d, damage, "at {at}");
+            assert_eq!(at.stream.as_ref(), Some(stream));
+            assert_eq!(at.seq, Some(seq));
+        }
+        other => panic!("expected {damage:?} at {stream} seq {seq}, got {other:?}"),
+    }
+}
+
+async fn conversation_of_four(dir: &Path, stream: &StreamId) {
+    let store = open_store(dir);
+    let events = vec![opened(), message("one"), message("two"), message("three")];
+    store
+        .append(stream, ExpectedVersion::NoStream, events)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_forged_record_with_a_valid_checksum_breaks_the_chain_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = conversation(1);
+    conversation_of_four(dir.path(), &a).await;
+    damage(dir.path(), |log| forge(log, &a, 2, "a refund was promised"));
+
+    let store = open_store(dir.path());
+    assert_damage(
+        store.read_stream(&a, SeqRange::ALL).await,
+        Damage::Chain,
+        &a,
+        3,
+    );
+    assert_damage(store.read_all(1, usize::MAX).await, Damage::Chain, &a, 3);
+    assert_damage(
+        store.scan_streams().collect::<Result<Vec<_>, _>>(),
+        Damage::Chain,
+        &a,
+        3,
+    );
+    // What came before the forgery reads as it was.
+    let before = store
+        .read_stream(
+            &a,
+            SeqRange {
+                from: 1,
+                to: 2,
+                max: usize::MAX,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 2);
+}
+
+#[tokio::test]
+async fn a_forged_last_record_differs_from_its_high_water_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = conversation(1);
+    conversation_of_four(dir.path(), &a).await;
+    damage(dir.path(), |log| forge(log, &a, 4, "the customer agreed"));
+
+    let store = SledStore::open(
+        dir.path(),
+        StoreOptions {
+            check_acknowledged_on_open: false,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    assert_damage(
+        store.read_stream(&a, SeqRange::ALL).await,
+        Damage::Chain,
+        &a,
+        4,
+    );
+    assert_damage(
+        store.scan_streams().collect::<Result<Vec<_>, _>>(),
+        Damage::Chain,
+        &a,
+        4,
+    );
+    // It is also the record the anchor names: opening with the check on refuses the log.
+    drop(store);
+    assert_damage(
+        SledStore::open(dir.path(), StoreOptions::default()),
+        Damage::Chain,
+        &a,
+        4,
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_lost_its_last_record_is_truncated_not_shorter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (conversation(1), conversation(2));
+    conversation_of_four(dir.path(), &a).await;
+    conversation_of_four(dir.path(), &b).await;
+    damage(dir.path(), |log| {
+        log.remove(record_key(&a, 4)).unwrap().unwrap();
+    });
+
+    let store = open_store(dir.path());
+    assert_damage(
+        store.read_stream(&a, SeqRange::ALL).await,
+        Damage::Truncated,
+        &a,
+        4,
+    );
+    assert_damage(
+        store.scan_streams().collect::<Result<Vec<_>, _>>(),
+        Damage::Truncated,
+        &a,
+        4,
+    );
+    // A read that stops before the missing record is sound.
+    let head = store
+        .read_stream(
+            &a,
+            SeqRange {
+                from: 1,
+                to: 3,
+                max: usize::MAX,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(head.len(), 3);
+}
+
+/// What sled's recovery does after damage in the middle of its own log: everything written
+/// from there on is gone (records, marks and index alike), and sled opens without an error.
+#[tokio::test]
+async fn a_log_the_engine_cut_short_is_refused_at_open_with_the_last_acknowledged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (conversation(1), conversation(2));
+    conversation_of_four(dir.path(), &a).await;
+    conversation_of_four(dir.path(), &b).await;
+    damage(dir.path(), |log| {
+        let mut mark = vec![b'M'];
+        mark.extend_from_slice(&record_key(&b, 1)[1..18]);
+        let mut chunk = vec![b'G'];
+        chunk.extend_from_slice(&5u64.to_be_bytes());
+        for key in (1..=4).map(|seq| record_key(&b, seq)).chain([mark, chunk]) {
+            log.remove(key).unwrap().expect("the key was written");
+        }
+    });
+
+    match SledStore::open(dir.path(), StoreOptions::default()) {
+        Err(StoreError::Corrupted { at, damage, detail }) => {
+            assert_eq!(damage, Damage::Truncated);
+            assert_eq!(
+                (at.stream.as_ref(), at.seq, at.position),
+                (Some(&b), Some(4), Some(8))
+            );
+            assert!(detail.contains("up to position 8"), "{detail}");
+        }
+        other => panic!("expected the log to be refused, got {other:?}"),
+    }
+    // Opened for inspection, the shorter log is readable, and the check says what is missing.
+    let store = SledStore::open(
+        dir.path(),
+        StoreOptions {
+            check_acknowledged_on_open: false,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(store.read_all(1, usize::MAX).await.unwrap().len(), 4);
+    assert_damage(store.check_acknowledged(), Damage::Truncated, &b, 4);
+}
+
+#[tokio::test]
+async fn a_command_is_appended_once_however_often_it_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = conversation(1);
+    let store = open_store(dir.path());
+    let command = CommandId::new();
+    let first = store
+        .append_once(
+            &a,
+            ExpectedVersion::NoStream,
+            command,
+            vec![opened(), message("hi")],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // The retry's expected version is stale now; it is answered with the first outcome.
+    let retry = store
+        .append_once(
+            &a,
+            ExpectedVersion::NoStream,
+            command,
+            vec![opened(), message("hi")],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, retry);
+    assert_eq!(store.stream_version(&a).await.unwrap(), 2);
+    assert_eq!(
+        store.command_outcome(&a, command).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.command_outcome(&a, CommandId::new()).await.unwrap(),
+        None
+    );
+    // Remembered across a restart.
+    drop(store);
+    let store = open_store(dir.path());
+    let after_restart = store
+        .append_once(&a, ExpectedVersion::Exact(2), command, vec![message("hi")])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after_restart, first);
+    assert_eq!(store.stream_version(&a).await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_retries_of_one_command_record_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = conversation(1);
+    let store = open_store(dir.path());
+    store
+        .append(&a, ExpectedVersion::NoStream, vec![opened()])
+        .await
+        .unwrap()
+        .unwrap();
+    let command = CommandId::new();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let a = a.clone();
+            tokio::spawn(async move {
+                store
+                    .append_once(
+                        &a,
+                        ExpectedVersion::Exact(1),
+                        command,
+                        vec![message("once")],
+                    )
+                    .await
+                    .unwrap()
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    assert!(outcomes.windows(2).all(|pair| pair[0] == pair[1]));
+    assert_eq!(outcomes[0][0].seq, 2);
+    assert_eq!(store.stream_version(&a).await.unwrap(), 2);
+    println!(
+        "8 concurrent retries of one command: 1 append, seq {}",
+        outcomes[0][0].seq
+    );
+}
