@@ -22,7 +22,8 @@ use handover_core::{
     Reason, Roster, Skill, SkillData, SkillName, SkillOutcome, Specialty, StreamId,
 };
 use handover_store::{
-    decode_record, EventStore, ExpectedVersion, RecordedEvent, SeqRange, SledStore, StoreOptions,
+    decode_record, record_previous_hash, EventStore, ExpectedVersion, RecordHash, RecordedEvent,
+    SeqRange, SledStore, StoreOptions,
 };
 
 const FIXTURE_HEADER: &[u8; 20] = b"handover records v1\n";
@@ -31,6 +32,12 @@ const REGENERATE_VARIABLE: &str = "HANDOVER_REGENERATE_FIXTURES";
 
 fn fixture_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records-v1.bin")
+}
+
+/// The same history written by format 2: hash-chained records, high-water marks, the chunked
+/// index.
+fn fixture_path_v2() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records-v2.bin")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -441,11 +448,7 @@ fn load(dir: &Path, pairs: &[(Vec<u8>, Vec<u8>)]) {
 
 #[tokio::test]
 async fn format_v1_records_replay_to_the_events_they_recorded() {
-    let path = fixture_path();
-    if std::env::var(REGENERATE_VARIABLE).as_deref() == Ok("1") {
-        regenerate(&path).await;
-    }
-    let pairs = read_fixture(&path);
+    let pairs = read_fixture(&fixture_path());
     let expected = expected_records();
 
     // The raw pairs: one record and one index entry per event, every record of format v1.
@@ -532,6 +535,82 @@ async fn format_v1_records_replay_to_the_events_they_recorded() {
         .unwrap();
     assert_eq!((next[0].position, next[0].seq), (head + 1, 3));
     assert_eq!(store.stream_version(&three).await.unwrap(), 4);
+    // The new record is chained to the last v1 record, and every check still passes.
+    assert_eq!(
+        store
+            .read_stream(&agent_stream("faq"), SeqRange::ALL)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        store
+            .scan_streams()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .len(),
+        expected.len() + 1
+    );
+}
+
+/// The format written today. Regenerated only with `HANDOVER_REGENERATE_FIXTURES=1`, which
+/// writes this fixture and never the released v1 one.
+#[tokio::test]
+async fn format_v2_records_replay_with_their_hash_chains_and_marks() {
+    let path = fixture_path_v2();
+    if std::env::var(REGENERATE_VARIABLE).as_deref() == Ok("1") {
+        regenerate(&path).await;
+    }
+    let pairs = read_fixture(&path);
+    let expected = expected_records();
+    let streams: BTreeSet<StreamId> = expected.iter().map(|(_, s, ..)| s.clone()).collect();
+
+    let records: Vec<&Vec<u8>> = pairs
+        .iter()
+        .filter(|(key, _)| key.first() == Some(&b's'))
+        .map(|(_, value)| value)
+        .collect();
+    let marks = pairs
+        .iter()
+        .filter(|(key, _)| key.first() == Some(&b'M'))
+        .count();
+    assert_eq!(records.len(), expected.len());
+    assert_eq!(marks, streams.len(), "one high-water mark per stream");
+    for value in &records {
+        assert_eq!(value[0], 2);
+    }
+    // Within each stream (records are in key order), each record carries its predecessor's hash.
+    let mut previous: Option<(StreamId, RecordHash)> = None;
+    for value in &records {
+        let record = decode_record(value).expect("a v2 record decodes");
+        let expected_previous = match &previous {
+            Some((stream, hash)) if *stream == record.stream => *hash,
+            _ => RecordHash::ZERO,
+        };
+        assert_eq!(record_previous_hash(value), Some(expected_previous));
+        previous = Some((record.stream.clone(), RecordHash::of(value)));
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    load(dir.path(), &pairs);
+    let store = open_store(dir.path());
+    let all = store.read_all(1, usize::MAX).await.unwrap();
+    assert_eq!(all.iter().map(place).collect::<Vec<_>>(), expected);
+    for stream in &streams {
+        let read = store.read_stream(stream, SeqRange::ALL).await.unwrap();
+        let want = expected.iter().filter(|(_, s, ..)| s == stream).count();
+        assert_eq!(read.len(), want, "{stream}");
+    }
+    assert_eq!(
+        store
+            .scan_streams()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .len(),
+        expected.len()
+    );
+    store.check_acknowledged().unwrap();
 }
 
 #[tokio::test]
