@@ -96,7 +96,7 @@ pub(crate) fn decode_chunk(
     }
     let mut out = Vec::new();
     while !entries.is_empty() {
-        let position = first + out.len() as u64;
+        let position = first.saturating_add(out.len() as u64);
         let (stream, rest) = parse_stream_key(entries)
             .ok_or_else(|| damaged(position, "malformed stream key in index chunk".to_owned()))?;
         let (seq, rest) = rest
@@ -107,6 +107,13 @@ pub(crate) fn decode_chunk(
     }
     if out.is_empty() {
         return Err(damaged(first, "empty index chunk".to_owned()));
+    }
+    // Positions start at 1, and a damaged key must not make the caller's arithmetic overflow.
+    if first == 0 || first.checked_add(out.len() as u64).is_none() {
+        return Err(damaged(
+            first,
+            "index chunk at an impossible position".to_owned(),
+        ));
     }
     Ok((first, out))
 }

@@ -251,9 +251,14 @@ pub(crate) fn encode_command_entry(first_seq: u64, count: u32) -> [u8; 12] {
 }
 
 pub(crate) fn decode_command_entry(value: &[u8]) -> Option<(u64, u32)> {
+    if value.len() != 12 {
+        return None;
+    }
     let first = be_u64(value.get(..8)?)?;
     let count = u32::from_be_bytes(value.get(8..12)?.try_into().ok()?);
-    Some((first, count))
+    // A damaged entry must not name an empty or overflowing range.
+    (first >= 1 && count >= 1 && first.checked_add(u64::from(count)).is_some())
+        .then_some((first, count))
 }
 
 /// Where a stream ends: its version (highest seq, 0 when empty) and the hash of its last
@@ -556,7 +561,7 @@ impl SledStore {
         let mut last_seq = first - 1;
         let from = event_key(stream, first);
         let to = event_key(stream, range.to);
-        for (expected_seq, entry) in (first..).zip(self.inner.log.range(from..=to)) {
+        for (expected_seq, entry) in (first..=u64::MAX).zip(self.inner.log.range(from..=to)) {
             let (key, value) = entry?;
             let seq = be_u64(&key[key.len() - 8..]).unwrap_or(0);
             let record = decode(&value, || location(stream, seq))?;
@@ -573,13 +578,15 @@ impl SledStore {
         }
         // The read went as far as the range allows: the stream must not end before its mark.
         if let Some(mark) = read_mark(&self.inner.log, stream)? {
-            check_tail(
-                stream,
-                mark,
-                last_seq,
-                previous.filter(|_| last_seq >= first),
-                range.to,
-            )?;
+            let log = &self.inner.log;
+            if out.is_empty() {
+                // Nothing at or after `first`: fine past the stream's end, not before it.
+                if first <= mark.version {
+                    check_tail(log, stream, mark, first - 1, None, range.to)?;
+                }
+            } else {
+                check_tail(log, stream, mark, last_seq, previous, range.to)?;
+            }
         }
         Ok(out)
     }
@@ -676,6 +683,7 @@ impl SledStore {
         let mut marks_prefix = prefix.to_vec();
         marks_prefix[0] = MARK_PREFIX;
         StreamScan {
+            log: self.inner.log.clone(),
             records: self.inner.log.scan_prefix(prefix),
             marks: self.inner.log.scan_prefix(marks_prefix).peekable(),
             current: None,
@@ -738,6 +746,7 @@ impl StoredRecord {
 /// its high-water mark says. High-water marks are keyed like streams, so they are read in the
 /// same order beside the records.
 struct StreamScan {
+    log: sled::Tree,
     records: sled::Iter,
     marks: std::iter::Peekable<sled::Iter>,
     /// The stream being read: its key, id, last seq and last record's bytes.
@@ -828,6 +837,7 @@ impl StreamScan {
                 Some((key, stream, last_seq, last_bytes)) if key.as_slice() == marked => {
                     current_marked = true;
                     check_tail(
+                        &self.log,
                         stream,
                         mark,
                         *last_seq,
@@ -836,7 +846,7 @@ impl StreamScan {
                     )?;
                 }
                 // A mark whose stream has no records at all.
-                _ => check_tail(&stream, mark, 0, None, u64::MAX)?,
+                _ => check_tail(&self.log, &stream, mark, 0, None, u64::MAX)?,
             }
         }
         if let Some((_, stream, last_seq, last_bytes)) = &self.current {
@@ -854,16 +864,25 @@ impl StreamScan {
 }
 
 /// Checks a stream that reads up to `last_seq` (0: no records; `last_hash` the hash of that
-/// record when it was read) against its high-water mark, for a read that asked for seqs up to
-/// `to`.
+/// record when it was read) against its high-water mark, read after the records, for a read
+/// that asked for seqs up to `to`.
+///
+/// sled applies a batch under its write lock and every read step under its read lock, so a
+/// mark read after the records is at least as new as they are: records beyond it are damage.
+/// A mark ahead of them is damage only if the next record is still missing now; otherwise an
+/// append landed between the scan and the mark's read.
 fn check_tail(
+    log: &sled::Tree,
     stream: &StreamId,
     mark: Tip,
     last_seq: u64,
     last_hash: Option<RecordHash>,
     to: u64,
 ) -> Result<(), StoreError> {
-    if last_seq < mark.version && last_seq < to {
+    if last_seq < mark.version
+        && last_seq < to
+        && log.get(event_key(stream, last_seq + 1))?.is_none()
+    {
         return Err(StoreError::corrupted(
             LogLocation::in_stream(stream, last_seq + 1),
             Damage::Truncated,
@@ -969,7 +988,7 @@ pub(crate) fn read_command(
     let last = first + u64::from(count) - 1;
     let mut records = Vec::with_capacity(count as usize);
     for (expected_seq, entry) in
-        (first..).zip(log.range(event_key(stream, first)..=event_key(stream, last)))
+        (first..=u64::MAX).zip(log.range(event_key(stream, first)..=event_key(stream, last)))
     {
         let (key, value) = entry?;
         let seq = be_u64(&key[key.len() - 8..]).unwrap_or(0);

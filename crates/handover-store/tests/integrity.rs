@@ -338,3 +338,24 @@ async fn concurrent_retries_of_one_command_record_it_once() {
         outcomes[0][0].seq
     );
 }
+
+#[tokio::test]
+async fn reads_past_the_end_or_short_of_it_are_sound() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = conversation(1);
+    conversation_of_four(dir.path(), &a).await;
+    let store = open_store(dir.path());
+    for (from, to, max, want) in [
+        (5, u64::MAX, usize::MAX, 0),
+        (10, 20, usize::MAX, 0),
+        (2, 3, usize::MAX, 2),
+        (1, u64::MAX, 2, 2),
+        (4, u64::MAX, usize::MAX, 1),
+    ] {
+        let read = store
+            .read_stream(&a, SeqRange { from, to, max })
+            .await
+            .unwrap_or_else(|e| panic!("from {from} to {to} max {max}: {e}"));
+        assert_eq!(read.len(), want, "from {from} to {to} max {max}");
+    }
+}
