@@ -60,7 +60,8 @@ impl Anchor {
             .create(true)
             .truncate(false)
             .open(path)?;
-        let mut current: Option<(u64, AnchorPoint)> = None;
+        // A slot of the empty log names no record.
+        let mut current: Option<(u64, Option<AnchorPoint>)> = None;
         for offset in SLOT_OFFSETS {
             let mut slot = [0u8; SLOT_BYTES];
             match file.read_exact_at(&mut slot, offset) {
@@ -76,10 +77,7 @@ impl Anchor {
                 }
             }
         }
-        let (generation, last) = match current {
-            Some((generation, point)) => (generation, Some(point)),
-            None => (0, None),
-        };
+        let (generation, last) = current.unwrap_or((0, None));
         Ok(Anchor {
             file,
             generation,
@@ -88,9 +86,22 @@ impl Anchor {
         })
     }
 
-    /// The anchor read at open or written last.
+    /// The anchor read at open or written last; `None` for an anchor of the empty log, or for
+    /// a file with no readable slot (see [`Anchor::is_set`]).
     pub(crate) fn last(&self) -> Option<&AnchorPoint> {
         self.last.as_ref()
+    }
+
+    /// Whether the file holds a readable anchor (of the empty log, or of a record). A new
+    /// file has none until [`Anchor::set_empty`]; an existing one only if its slots are
+    /// damaged or it was emptied.
+    pub(crate) fn is_set(&self) -> bool {
+        self.generation > 0
+    }
+
+    /// Anchors the empty log, so that the file is set from the moment the store opens.
+    pub(crate) fn set_empty(&mut self) -> Result<(), StoreError> {
+        self.put(None)
     }
 
     /// Records `point`, which must already be durable, in the slot not holding the current
@@ -99,27 +110,40 @@ impl Anchor {
         if self.last.as_ref() == Some(&point) {
             return Ok(());
         }
+        self.put(Some(point))
+    }
+
+    fn put(&mut self, point: Option<AnchorPoint>) -> Result<(), StoreError> {
         let generation = self.generation + 1;
-        let slot = encode_slot(generation, &point);
+        let slot = encode_slot(generation, point.as_ref());
         let offset = SLOT_OFFSETS[(generation % 2) as usize];
         self.file.write_all_at(&slot, offset)?;
         if self.sync {
             self.file.sync_data()?;
         }
         self.generation = generation;
-        self.last = Some(point);
+        self.last = point;
         Ok(())
     }
 }
 
-fn encode_slot(generation: u64, point: &AnchorPoint) -> [u8; SLOT_BYTES] {
+/// A slot of `point`, or of the empty log (position 0, no stream key).
+fn encode_slot(generation: u64, point: Option<&AnchorPoint>) -> [u8; SLOT_BYTES] {
     let mut body = Vec::with_capacity(SLOT_BYTES);
     body.extend_from_slice(&generation.to_be_bytes());
-    body.extend_from_slice(&point.position.to_be_bytes());
-    body.extend_from_slice(&point.seq.to_be_bytes());
-    body.extend_from_slice(point.hash.as_bytes());
     let mut key = Vec::with_capacity(160);
-    push_stream_key(&mut key, &point.stream);
+    match point {
+        Some(point) => {
+            body.extend_from_slice(&point.position.to_be_bytes());
+            body.extend_from_slice(&point.seq.to_be_bytes());
+            body.extend_from_slice(point.hash.as_bytes());
+            push_stream_key(&mut key, &point.stream);
+        }
+        None => {
+            body.extend_from_slice(&[0; 16]);
+            body.extend_from_slice(RecordHash::ZERO.as_bytes());
+        }
+    }
     // Stream keys are at most 1 + 128 + 1 bytes (ids are bounded), far below the slot.
     body.extend_from_slice(&(key.len() as u16).to_be_bytes());
     body.extend_from_slice(&key);
@@ -131,7 +155,7 @@ fn encode_slot(generation: u64, point: &AnchorPoint) -> [u8; SLOT_BYTES] {
     slot
 }
 
-fn decode_slot(slot: &[u8; SLOT_BYTES]) -> Option<(u64, AnchorPoint)> {
+fn decode_slot(slot: &[u8; SLOT_BYTES]) -> Option<(u64, Option<AnchorPoint>)> {
     if &slot[..8] != MAGIC {
         return None;
     }
@@ -147,18 +171,24 @@ fn decode_slot(slot: &[u8; SLOT_BYTES]) -> Option<(u64, AnchorPoint)> {
     let seq = u64_at(16)?;
     let hash = RecordHash::from_slice(body.get(24..56)?)?;
     let key_len = u16::from_be_bytes(body.get(56..58)?.try_into().ok()?) as usize;
+    if generation == 0 {
+        return None;
+    }
+    if key_len == 0 {
+        return (position == 0).then_some((generation, None));
+    }
     let (stream, rest) = parse_stream_key(body.get(58..58 + key_len)?)?;
     if !rest.is_empty() {
         return None;
     }
     Some((
         generation,
-        AnchorPoint {
+        Some(AnchorPoint {
             position,
             stream,
             seq,
             hash,
-        },
+        }),
     ))
 }
 
@@ -182,6 +212,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut anchor = Anchor::open(dir.path(), true).unwrap();
         assert_eq!(anchor.last(), None);
+        assert!(!anchor.is_set());
+        anchor.set_empty().unwrap();
+        assert!(anchor.is_set());
         anchor.write(point(3)).unwrap();
         anchor.write(point(9)).unwrap();
         drop(anchor);
@@ -189,12 +222,13 @@ mod tests {
             Anchor::open(dir.path(), true).unwrap().last(),
             Some(&point(9))
         );
-        // Tear the slot holding position 9 (generation 2, the first slot).
+        // Tear the slot holding position 9 (generation 3, the second slot).
         let file = OpenOptions::new()
             .write(true)
             .open(dir.path().join(ANCHOR_FILE))
             .unwrap();
-        file.write_all_at(&[0xff; 40], 20).unwrap();
+        file.write_all_at(&[0xff; 40], SLOT_OFFSETS[1] + 20)
+            .unwrap();
         assert_eq!(
             Anchor::open(dir.path(), true).unwrap().last(),
             Some(&point(3))

@@ -20,7 +20,7 @@ use handover_core::{AiAgentId, CommandId, ConversationId, Event, StreamId};
 use tokio::sync::{broadcast, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::anchor::{Anchor, AnchorPoint};
+use crate::anchor::{Anchor, AnchorPoint, ANCHOR_FILE};
 use crate::index::{self, chunk_key, decode_chunk, CHUNK_PREFIX};
 use crate::journal::{lock, AppendRequest, DiskSync, Journal, Start, StoreStats};
 use crate::record::{decode, record_previous_hash, RecordHash, RecordedAt, RecordedEvent};
@@ -146,6 +146,8 @@ struct Inner {
     live: broadcast::Sender<Arc<RecordedEvent>>,
     /// The last durable position, outside sled.
     anchor: Arc<Mutex<Anchor>>,
+    /// Why the log cannot be checked against its anchor, found at open.
+    unanchored: Option<StoreError>,
     /// The log's only writer. Declared last, so it is dropped (and its threads joined) after
     /// nothing else here can queue an append.
     journal: Journal,
@@ -436,22 +438,42 @@ impl SledStore {
                     seq: *seq,
                     hash: RecordHash::of(&bytes),
                 };
-                (position, record.recorded_at, Some(point))
+                // Format 1 was written before anchors existed.
+                let anchored_era = bytes.first() != Some(&1);
+                (position, record.recorded_at, Some((point, anchored_era)))
             }
         };
         let mut anchor = Anchor::open(&path, options.durability == Durability::Durable)?;
-        match anchor.last() {
-            Some(point) => {
+        let mut unanchored = None;
+        match (anchor.last(), head_point) {
+            (Some(point), _) => {
                 if options.check_acknowledged_on_open {
                     check_anchor(&log, head, point)?;
                 }
             }
-            // A new directory, or one written before anchors existed: anchor what is there.
-            None => {
-                if let Some(point) = head_point {
-                    db.flush()?;
-                    anchor.write(point)?;
+            // Anchored while empty: nothing was anchored since (a crash came first).
+            (None, _) if anchor.is_set() => {}
+            (None, None) => anchor.set_empty()?,
+            // Written before anchors existed: anchor what is there.
+            (None, Some((point, false))) => {
+                db.flush()?;
+                anchor.write(point)?;
+            }
+            // Written with anchors, yet none is readable: what was acknowledged is unknown, so
+            // a shorter log could not be told from a sound one.
+            (None, Some((point, true))) => {
+                let error = StoreError::corrupted(
+                    LogLocation::record(&point.stream, point.seq, point.position),
+                    Damage::Truncated,
+                    format!(
+                        "the anchor file {ANCHOR_FILE} is missing or unreadable, so the log (which \
+                         ends here) cannot be checked against what the store acknowledged"
+                    ),
+                );
+                if options.check_acknowledged_on_open {
+                    return Err(error);
                 }
+                unanchored = Some(error);
             }
         }
         debug!(path = %path.display(), head, durability = %options.durability, "opened event store");
@@ -478,6 +500,7 @@ impl SledStore {
                 options,
                 live,
                 anchor,
+                unanchored,
                 journal,
             }),
         })
@@ -499,6 +522,9 @@ impl SledStore {
     /// [`StoreOptions::check_acknowledged_on_open`] is off. A failure is
     /// `Corrupted { damage: Damage::Truncated | Damage::Chain, .. }`.
     pub fn check_acknowledged(&self) -> Result<(), StoreError> {
+        if let Some(error) = &self.inner.unanchored {
+            return Err(error.clone());
+        }
         let point = lock(&self.inner.anchor).last().cloned();
         match point {
             Some(point) => check_anchor(&self.inner.log, self.head_position(), &point),

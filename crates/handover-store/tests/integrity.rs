@@ -359,3 +359,37 @@ async fn reads_past_the_end_or_short_of_it_are_sound() {
         assert_eq!(read.len(), want, "from {from} to {to} max {max}");
     }
 }
+
+#[tokio::test]
+async fn a_missing_or_unreadable_anchor_is_an_error_not_a_silently_unchecked_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = conversation(1);
+    conversation_of_four(dir.path(), &a).await;
+    let anchor = dir.path().join("handover.anchor");
+    for damage_anchor in [
+        |path: &Path| std::fs::write(path, vec![0x5a; 8192]).unwrap(),
+        |path: &Path| std::fs::remove_file(path).unwrap(),
+    ] {
+        let kept = std::fs::read(&anchor).unwrap();
+        damage_anchor(&anchor);
+        assert_damage(
+            SledStore::open(dir.path(), StoreOptions::default()),
+            Damage::Truncated,
+            &a,
+            4,
+        );
+        let store = SledStore::open(
+            dir.path(),
+            StoreOptions {
+                check_acknowledged_on_open: false,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        assert_damage(store.check_acknowledged(), Damage::Truncated, &a, 4);
+        drop(store);
+        std::fs::write(&anchor, kept).unwrap();
+        // Restored, the log opens again.
+        drop(open_store(dir.path()));
+    }
+}

@@ -355,13 +355,21 @@ impl Handler<Execute> for ConversationActor {
             command = command.name(),
             agent_id = agent_id.as_ref().map_or("", |a| a.as_str()),
         );
-        let decided = {
+        let (decided, handoff_in_flight) = {
             let roster = self.shared.roster();
             let decide_ctx = Ctx {
                 roster: &roster,
                 policy: &*self.shared.policy,
             };
-            conversation::decide_with_state(&self.state, command, &decide_ctx)
+            let decided = conversation::decide_with_state(&self.state, command, &decide_ctx);
+            // Counted under the roster's read lock: see `Shared::handoff_started`.
+            let in_flight = match (&decided, command) {
+                (Ok(_), ConversationCommand::HandOffToAi { agent_id, .. }) => {
+                    Some(self.shared.handoff_started(agent_id))
+                }
+                _ => None,
+            };
+            (decided, in_flight)
         };
         let (events, next) = match decided {
             Ok(decided) => decided,
@@ -415,6 +423,8 @@ impl Handler<Execute> for ConversationActor {
         Reply::Atomic(AtomicResponse::new(Box::pin(append.into_actor(self).map(
             move |result, act, ctx| {
                 let _entered = span.enter();
+                // The handoff's append has an outcome: a deactivation may go ahead.
+                let _handoff_settled = handoff_in_flight;
                 match result {
                     Ok(Ok(records)) if records.first().is_some_and(|r| r.seq <= act.version) => {
                         // A retry answered with what its first attempt recorded: the state

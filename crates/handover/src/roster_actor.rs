@@ -10,7 +10,7 @@ use handover_core::{
     agent, AiAgentCommand, AiAgentEvent, AiAgentId, Assignment, ConversationCommand,
     EscalationCause, Event, Reason, StreamId,
 };
-use handover_store::{ExpectedVersion, RecordedEvent};
+use handover_store::{ExpectedVersion, RecordedEvent, StoreError};
 use tracing::{debug, info, Instrument};
 
 use crate::reply::Reply;
@@ -93,6 +93,25 @@ impl Handler<ExecuteAgentCommand> for RosterActor {
             .iter()
             .any(|e| matches!(e, AiAgentEvent::Deactivated { .. }));
         let events: Vec<Event> = events.into_iter().map(Event::AiAgent).collect();
+        if deactivated {
+            // Refuse new handoffs to the agent from now on, then let the ones already decided
+            // reach the log before the deactivation does: the log never shows a handoff to an
+            // agent after its deactivation.
+            for event in &events {
+                if let Err(rejection) = self.shared.evolve_roster(event) {
+                    return Reply::Now(Err(rejection.into()));
+                }
+            }
+        }
+        let settled = {
+            let shared = Arc::clone(&self.shared);
+            let agent_id = msg.agent_id.clone();
+            async move {
+                if deactivated {
+                    shared.handoffs_settled(&agent_id).await;
+                }
+            }
+        };
         let expected = match self.versions.get(&msg.agent_id) {
             None | Some(0) => ExpectedVersion::NoStream,
             Some(&v) => ExpectedVersion::Exact(v),
@@ -100,15 +119,44 @@ impl Handler<ExecuteAgentCommand> for RosterActor {
         let store = Arc::clone(&self.shared.store);
         let stream = StreamId::AiAgent(msg.agent_id.clone());
         let agent_id = msg.agent_id;
-        let append =
-            async move { store.append(&stream, expected, events).await }.instrument(span.clone());
+        let append = async move {
+            settled.await;
+            store.append(&stream, expected, events).await
+        }
+        .instrument(span.clone());
         Reply::Atomic(AtomicResponse::new(Box::pin(
             append
                 .into_actor(self)
                 .map(move |result, act, _| {
-                    let records = result?.map_err(|_| Error::Concurrency)?;
+                    // Nothing was written (a conflict, Overloaded): the agent is active again.
+                    // After an outcome-unknown failure it stays inactive in memory, the safe
+                    // side, until a restart reads the log.
+                    let reactivate = |act: &mut RosterActor| {
+                        if deactivated {
+                            let _ = act.shared.evolve_roster(&Event::AiAgent(
+                                AiAgentEvent::Activated {
+                                    agent_id: agent_id.clone(),
+                                },
+                            ));
+                        }
+                    };
+                    let records = match result {
+                        Ok(Ok(records)) => records,
+                        Ok(Err(_)) => {
+                            reactivate(act);
+                            return Err(Error::Concurrency);
+                        }
+                        Err(StoreError::Overloaded) => {
+                            reactivate(act);
+                            return Err(Error::Overloaded);
+                        }
+                        Err(error) => return Err(error.into()),
+                    };
                     for record in &records {
-                        act.shared.evolve_roster(&record.event)?;
+                        // A deactivation is in the roster already.
+                        if !deactivated {
+                            act.shared.evolve_roster(&record.event)?;
+                        }
                         act.versions.insert(agent_id.clone(), record.seq);
                     }
                     span.in_scope(|| info!(deactivated, "AI agent registration changed"));

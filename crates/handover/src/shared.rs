@@ -79,9 +79,57 @@ pub(crate) struct Shared {
     /// for a while (or reads a long history at a handoff) never holds up the conversation
     /// actors sharing an arbiter with its agent's actor.
     pub(crate) ai_runtime: tokio::runtime::Handle,
+    /// Handoffs decided but not yet appended, per AI agent: a deactivation waits for them, so
+    /// that no handoff to an agent lands in the log after the agent's deactivation.
+    handoffs: Mutex<HashMap<AiAgentId, usize>>,
+    handoffs_settled: tokio::sync::Notify,
+}
+
+/// A handoff decided and on its way to the log; dropped when its append has an outcome.
+pub(crate) struct HandoffInFlight {
+    shared: Arc<Shared>,
+    agent_id: AiAgentId,
+}
+
+impl Drop for HandoffInFlight {
+    fn drop(&mut self) {
+        let mut handoffs = lock(&self.shared.handoffs);
+        if let Some(count) = handoffs.get_mut(&self.agent_id) {
+            *count -= 1;
+            if *count == 0 {
+                handoffs.remove(&self.agent_id);
+                self.shared.handoffs_settled.notify_waiters();
+            }
+        }
+    }
 }
 
 impl Shared {
+    /// Counts a handoff to `agent_id` that `decide` accepted. Called with the roster read
+    /// lock held, so a deactivation (which takes the write lock) either came first, and the
+    /// handoff was decided against it, or waits for this handoff's append.
+    pub(crate) fn handoff_started(self: &Arc<Self>, agent_id: &AiAgentId) -> HandoffInFlight {
+        *lock(&self.handoffs).entry(agent_id.clone()).or_default() += 1;
+        HandoffInFlight {
+            shared: Arc::clone(self),
+            agent_id: agent_id.clone(),
+        }
+    }
+
+    /// Waits until no handoff to `agent_id` is between its decision and its append.
+    pub(crate) async fn handoffs_settled(&self, agent_id: &AiAgentId) {
+        loop {
+            let settled = self.handoffs_settled.notified();
+            tokio::pin!(settled);
+            // Registered before the check, so a drop in between still wakes this waiter.
+            settled.as_mut().enable();
+            if !lock(&self.handoffs).contains_key(agent_id) {
+                return;
+            }
+            settled.await;
+        }
+    }
+
     pub(crate) fn new(
         store: Arc<dyn EventStore>,
         policy: Arc<dyn Policy>,
@@ -105,6 +153,8 @@ impl Shared {
             in_flight: Semaphore::new(limits.max_in_flight.min(Semaphore::MAX_PERMITS)),
             ack_latency: LatencyRecorder::new(),
             ai_runtime,
+            handoffs: Mutex::new(HashMap::new()),
+            handoffs_settled: tokio::sync::Notify::new(),
         }
     }
 
@@ -114,7 +164,8 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Applies a durable AI-agent event to the roster (only the roster actor calls this).
+    /// Applies an AI-agent event to the roster (only the roster actor calls this): a durable
+    /// one, or a deactivation about to be appended (see `RosterActor`).
     pub(crate) fn evolve_roster(&self, event: &Event) -> Result<(), Rejection> {
         self.roster
             .write()
