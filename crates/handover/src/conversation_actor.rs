@@ -264,7 +264,12 @@ impl ConversationActor {
                 .get(&started.agent_id)
                 .is_some_and(|agent| agent.active);
             if !still_active {
-                ctx.notify(Execute {
+                // Through the mailbox, not `ctx.notify`: actix runs a notified message as a
+                // context item, and an item can start while a command that the mailbox just
+                // handed over is still registering its append, so two appends of this
+                // conversation would be in flight at once (found by the race simulation as a
+                // version conflict). The mailbox hands over nothing while a command waits.
+                ctx.address().do_send(Execute {
                     command: Arc::new(deactivation_escalation(started)),
                     command_id: None,
                 });
