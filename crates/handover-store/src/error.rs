@@ -137,6 +137,11 @@ pub enum StoreError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// An earlier storage failure (the cause) stopped the store: after an I/O error the
+    /// engine's state is unknown, so it refuses every append and read until it is reopened,
+    /// which reads what is on disk.
+    #[error("the store stopped after a storage failure and must be reopened: {0}")]
+    Failed(Arc<StoreError>),
     /// More appends are waiting than the store queues; nothing was written. Retry later.
     #[error(
         "the store is overloaded: too many appends are waiting; nothing was recorded, retry later"

@@ -201,6 +201,96 @@ impl SyncStep for DiskSync {
     }
 }
 
+/// Runs another sync step on a thread of its own and gives up on it after `timeout`.
+///
+/// sled 0.34.7's flush can block forever after an I/O error (a full disk, a failed
+/// `sync_file_range`): it waits for a log buffer that the failed write never releases. Without
+/// a bound, every append behind it would wait forever too. After a timeout the step reports an
+/// error, and every later sync reports it at once: the thread stays blocked inside sled, and
+/// the store is stopped (see [`Poison`]).
+pub(crate) struct TimedSync {
+    requests: std_mpsc::SyncSender<()>,
+    results: std_mpsc::Receiver<Result<(), StoreError>>,
+    timeout: Duration,
+    stuck: Option<StoreError>,
+}
+
+impl TimedSync {
+    pub(crate) fn new(
+        mut inner: Box<dyn SyncStep>,
+        timeout: Duration,
+    ) -> Result<TimedSync, StoreError> {
+        let (requests, asked) = std_mpsc::sync_channel::<()>(1);
+        let (answers, results) = std_mpsc::sync_channel(1);
+        // Not joined: if sled never returns, this thread is abandoned with it.
+        spawn("handover-journal-flush", move || {
+            while asked.recv().is_ok() {
+                if answers.send(inner.sync()).is_err() {
+                    break;
+                }
+            }
+        })?;
+        Ok(TimedSync {
+            requests,
+            results,
+            timeout,
+            stuck: None,
+        })
+    }
+}
+
+impl SyncStep for TimedSync {
+    fn sync(&mut self) -> Result<(), StoreError> {
+        if let Some(stuck) = &self.stuck {
+            return Err(stuck.clone());
+        }
+        if self.requests.send(()).is_err() {
+            return Err(StoreError::Closed);
+        }
+        match self.results.recv_timeout(self.timeout) {
+            Ok(result) => result,
+            Err(_) => {
+                let stuck = StoreError::Io(Arc::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the storage engine did not finish a sync within {:?}; the outcome of \
+                         the appends it covered is unknown",
+                        self.timeout
+                    ),
+                )));
+                self.stuck = Some(stuck.clone());
+                Err(stuck)
+            }
+        }
+    }
+}
+
+/// The failure that stopped a store. After an I/O error the storage engine's state is unknown
+/// (sled 0.34.7 may have applied part of a batch in memory, and its errors are sticky), so
+/// like a database that stops after a failed `fsync`, the store refuses every append and read
+/// from then on with [`StoreError::Failed`]; reopening it (a restart) reads what is on disk.
+#[derive(Default)]
+pub(crate) struct Poison(std::sync::OnceLock<StoreError>);
+
+impl Poison {
+    /// Records the first failure; later ones change nothing.
+    pub(crate) fn set(&self, cause: &StoreError) {
+        let _ = self.0.set(StoreError::Failed(Arc::new(cause.clone())));
+    }
+
+    /// The error every operation gets once the store has failed.
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        match self.0.get() {
+            Some(failed) => Err(failed.clone()),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.get().is_some()
+    }
+}
+
 /// The sending side of the journal, held by the store.
 pub(crate) struct Journal {
     queue: Option<mpsc::Sender<AppendRequest>>,
@@ -208,6 +298,8 @@ pub(crate) struct Journal {
     pub(crate) head: Arc<AtomicU64>,
     /// The last record of the last group applied: what `Buffered` anchors after a flush.
     applied_tip: Arc<Mutex<Option<AnchorPoint>>>,
+    /// Set by the first storage failure; the store refuses everything after it.
+    pub(crate) poison: Arc<Poison>,
     /// The last position whose group the writer has handed on (to the syncer, or acknowledged
     /// in `Buffered`), so tests can hold a sync while groups pile up behind it.
     #[cfg(test)]
@@ -239,6 +331,7 @@ impl Journal {
         let handed_over = Arc::new(AtomicU64::new(start.head));
         let counters = Arc::new(Counters::default());
         let applied_tip = Arc::new(Mutex::new(None));
+        let poison = Arc::new(Poison::default());
         let mut threads = Vec::with_capacity(2);
         let acks = match durability {
             Durability::Buffered => Acks::Now(Publisher {
@@ -251,6 +344,7 @@ impl Journal {
                     applied,
                     sync,
                     anchor,
+                    poison: Arc::clone(&poison),
                     publisher: Publisher {
                         live,
                         counters: Arc::clone(&counters),
@@ -269,6 +363,7 @@ impl Journal {
             tips: HashMap::new(),
             head: Arc::clone(&head),
             applied_tip: Arc::clone(&applied_tip),
+            poison: Arc::clone(&poison),
             #[cfg(test)]
             handed_over: Arc::clone(&handed_over),
             counters: Arc::clone(&counters),
@@ -279,6 +374,7 @@ impl Journal {
             threads,
             head,
             applied_tip,
+            poison,
             #[cfg(test)]
             handed_over,
             counters,
@@ -287,6 +383,7 @@ impl Journal {
 
     /// Queues an append; fails at once with [`StoreError::Overloaded`] when the queue is full.
     pub(crate) fn submit(&self, request: AppendRequest) -> Result<(), StoreError> {
+        self.poison.check()?;
         let queue = self.queue.as_ref().ok_or(StoreError::Closed)?;
         queue.try_send(request).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
@@ -368,16 +465,16 @@ impl Publisher {
             new,
         } in group.answers
         {
-            // The records are in the log whatever the sync did, so later subscribers never see
-            // a gap; only the acknowledgement depends on the sync.
-            if new {
-                for record in &records {
-                    // No receiver is not an error: nobody is watching.
-                    let _ = self.live.send(Arc::clone(record));
-                }
-            }
+            // Subscribers get only durable events. After a failed sync the store stops
+            // (`Poison`), so nothing published later can leave a gap behind these.
             let answer = match outcome {
                 Ok(()) => {
+                    if new {
+                        for record in &records {
+                            // No receiver is not an error: nobody is watching.
+                            let _ = self.live.send(Arc::clone(record));
+                        }
+                    }
                     self.counters.acknowledged(records.len());
                     Ok(Ok(records))
                 }
@@ -401,6 +498,7 @@ struct Writer {
     tips: HashMap<StreamId, Tip>,
     head: Arc<AtomicU64>,
     applied_tip: Arc<Mutex<Option<AnchorPoint>>>,
+    poison: Arc<Poison>,
     #[cfg(test)]
     handed_over: Arc<AtomicU64>,
     counters: Arc<Counters>,
@@ -416,6 +514,12 @@ impl Writer {
                     Ok(request) => pending.push(request),
                     Err(_) => break,
                 }
+            }
+            if let Err(failed) = self.poison.check() {
+                for request in pending.drain(..) {
+                    let _ = request.reply.send(Err(failed.clone()));
+                }
+                continue;
             }
             let group = self.apply(&mut pending);
             if group.answers.is_empty() {
@@ -567,10 +671,11 @@ impl Writer {
         }
         index.finish(&mut batch);
         if let Err(error) = self.log.apply_batch(batch) {
-            // Nothing of the batch was applied: hand the positions back and forget the
-            // tips it would have set.
+            // sled may have applied part of the batch in memory: nothing read from it can be
+            // trusted any more, so the store stops (a reopen reads what is on disk).
             let error = StoreError::from(error);
-            warn!(%error, appends = answers.len(), "applying a group failed");
+            warn!(%error, appends = answers.len(), "applying a group failed; the store stops");
+            self.poison.set(&error);
             self.next_position = first_position;
             for answer in answers.iter().filter(|answer| answer.new) {
                 self.tips.remove(&answer.records[0].stream);
@@ -625,6 +730,7 @@ struct Syncer {
     applied: std_mpsc::Receiver<Group>,
     sync: Box<dyn SyncStep>,
     anchor: Option<Arc<Mutex<Anchor>>>,
+    poison: Arc<Poison>,
     publisher: Publisher,
 }
 
@@ -670,7 +776,9 @@ impl Syncer {
                     }
                 }
                 Err(error) => {
-                    warn!(%error, groups = groups.len(), "sync failed; its appends are not acknowledged");
+                    warn!(%error, groups = groups.len(), "sync failed; its appends are not acknowledged, and the store stops");
+                    self.poison.set(error);
+                    unanchored = None;
                 }
             }
             for group in groups.drain(..) {
@@ -686,6 +794,10 @@ impl Syncer {
     }
 
     fn anchor(&self, point: Option<AnchorPoint>) {
+        if self.poison.is_set() {
+            // Only what a sound engine made durable may be anchored.
+            return;
+        }
         if let (Some(anchor), Some(point)) = (&self.anchor, point) {
             // A failed anchor write loses nothing: the anchor lags, and the next write
             // catches up.
@@ -821,7 +933,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_sync_fails_every_append_it_covers_and_later_ones_succeed() {
+    fn a_failed_sync_fails_every_append_it_covers_and_stops_the_store() {
         let h = harness();
         let first = submit(&h.journal, &stream(0), ExpectedVersion::NoStream);
         h.started.recv().unwrap();
@@ -838,15 +950,45 @@ mod tests {
             let error = answer.blocking_recv().unwrap().unwrap_err();
             assert!(matches!(error, StoreError::Io(_)), "{error}");
         }
-        // Their outcome is unknown to the appenders; the log is what a rebuild reads.
+        // After a failed sync the engine's state is unknown: every later append is refused
+        // with the failure that stopped the store, and nothing more is written.
+        let (reply, _answer) = oneshot::channel();
+        let refused = h.journal.submit(AppendRequest {
+            stream: stream(1),
+            expected: ExpectedVersion::Exact(1),
+            command: None,
+            events: vec![registered(&stream(1))],
+            reply,
+        });
+        match refused {
+            Err(StoreError::Failed(cause)) => assert!(matches!(*cause, StoreError::Io(_))),
+            other => panic!("expected the store to have stopped, got {other:?}"),
+        }
         assert_eq!(stream_version(&h.log, &stream(1)).unwrap(), 1);
-        let after = submit(&h.journal, &stream(1), ExpectedVersion::Exact(1));
-        h.started.recv().unwrap();
-        h.outcomes.send(Ok(())).unwrap();
-        let records = after.blocking_recv().unwrap().unwrap().unwrap();
-        assert_eq!((records[0].seq, records[0].position), (2, 7));
         let stats = h.journal.counters.snapshot();
-        assert_eq!((stats.appends, stats.syncs), (2, 3));
+        assert_eq!((stats.appends, stats.syncs), (1, 2));
+    }
+
+    #[test]
+    fn a_sync_that_never_returns_times_out_and_stops_the_store() {
+        struct Stuck;
+        impl SyncStep for Stuck {
+            fn sync(&mut self) -> Result<(), StoreError> {
+                // What sled's flush does after some I/O errors: block for good.
+                loop {
+                    std::thread::park();
+                }
+            }
+        }
+        let mut timed = TimedSync::new(Box::new(Stuck), Duration::from_millis(50)).unwrap();
+        for _ in 0..2 {
+            match timed.sync() {
+                Err(StoreError::Io(error)) => {
+                    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut)
+                }
+                other => panic!("expected a timeout, got {other:?}"),
+            }
+        }
     }
 
     #[test]

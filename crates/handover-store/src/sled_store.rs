@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::anchor::{Anchor, AnchorPoint, ANCHOR_FILE};
 use crate::index::{self, chunk_key, decode_chunk, CHUNK_PREFIX};
-use crate::journal::{lock, AppendRequest, DiskSync, Journal, Start, StoreStats};
+use crate::journal::{lock, AppendRequest, DiskSync, Journal, Start, StoreStats, TimedSync};
 use crate::record::{decode, record_previous_hash, RecordHash, RecordedAt, RecordedEvent};
 use crate::{
     Appended, Conflict, Damage, EventStore, ExpectedVersion, LogLocation, SeqRange, StoreError,
@@ -95,6 +95,10 @@ pub struct StoreOptions {
     /// [`SledStore::check_acknowledged`]). On by default; an audit turns it off to run every
     /// check and report the earliest fault, then calls `check_acknowledged` itself.
     pub check_acknowledged_on_open: bool,
+    /// How long the journal waits for one sync before it gives up on the storage engine: sled
+    /// 0.34.7's flush can block forever after an I/O error (a full disk). The appends it
+    /// covered then fail, and the store stops ([`StoreError::Failed`]).
+    pub sync_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -106,6 +110,7 @@ impl Default for StoreOptions {
             in_use_wait: Duration::from_secs(1),
             queue_capacity: 16 * 1024,
             check_acknowledged_on_open: true,
+            sync_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -140,8 +145,8 @@ pub struct SledStore {
 
 struct Inner {
     path: PathBuf,
-    db: sled::Db,
-    log: sled::Tree,
+    /// sled's handles; `None` only while the store is dropped (see `Engine::close`).
+    engine: Option<Engine>,
     options: StoreOptions,
     live: broadcast::Sender<Arc<RecordedEvent>>,
     /// The last durable position, outside sled.
@@ -153,13 +158,65 @@ struct Inner {
     journal: Journal,
 }
 
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.inner.path)
+            .field("durability", &self.inner.options.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+/// sled's handles of one store.
+struct Engine {
+    db: sled::Db,
+    log: sled::Tree,
+}
+
+impl Engine {
+    /// Drops sled's handles on a thread of their own and waits for it a bounded time. After an
+    /// I/O failure sled 0.34.7 can panic while closing (its log's `Drop` unwraps a final
+    /// `fsync`) or block in it; neither may reach the thread that drops the store.
+    fn close(self) {
+        let (closed, wait) = std_mpsc::channel();
+        let closer = std::thread::Builder::new()
+            .name("handover-close".to_owned())
+            .spawn(move || {
+                drop(self);
+                let _ = closed.send(());
+            });
+        match closer {
+            Ok(_) => {
+                if wait.recv_timeout(CLOSE_WAIT).is_err() {
+                    warn!(
+                        "the storage engine did not close cleanly; its files are left as they are"
+                    );
+                }
+            }
+            Err(error) => warn!(%error, "cannot start a thread to close the storage engine"),
+        }
+    }
+}
+
+/// How long dropping a store waits for sled to close.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+impl Inner {
+    fn engine(&self) -> &Engine {
+        self.engine
+            .as_ref()
+            .expect("the engine is there until the store is dropped")
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         self.journal.close();
-        if self.options.durability == Durability::Buffered {
+        let failed = self.journal.poison.is_set();
+        if self.options.durability == Durability::Buffered && !failed {
             // What a `Buffered` store acknowledged is durable once closed: flush and anchor it.
             let applied = self.journal.applied_tip();
-            match self.db.flush() {
+            match self.engine().db.flush() {
                 Ok(_) => {
                     if let Some(point) = applied {
                         if let Err(error) = lock(&self.anchor).write(point) {
@@ -170,15 +227,9 @@ impl Drop for Inner {
                 Err(error) => warn!(%error, "flushing at close failed"),
             }
         }
-    }
-}
-
-impl std::fmt::Debug for SledStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore")
-            .field("path", &self.inner.path)
-            .field("durability", &self.inner.options.durability)
-            .finish_non_exhaustive()
+        if let Some(engine) = self.engine.take() {
+            engine.close();
+        }
     }
 }
 
@@ -405,6 +456,7 @@ impl SledStore {
 
     fn open_contained(path: PathBuf, options: StoreOptions) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(&path)?;
+        remove_unfinished_snapshots(&path)?;
         let config = sled::Config::new()
             .path(&path)
             .cache_capacity(options.cache_bytes)
@@ -479,7 +531,10 @@ impl SledStore {
         debug!(path = %path.display(), head, durability = %options.durability, "opened event store");
         let anchor = Arc::new(Mutex::new(anchor));
         let (live, _) = broadcast::channel(SUBSCRIBERS_CAPACITY);
-        let sync = DiskSync::new(db.clone(), &path, options.durability)?;
+        let sync = TimedSync::new(
+            Box::new(DiskSync::new(db.clone(), &path, options.durability)?),
+            options.sync_timeout,
+        )?;
         let journal = Journal::start(
             log.clone(),
             Start {
@@ -495,8 +550,7 @@ impl SledStore {
         Ok(SledStore {
             inner: Arc::new(Inner {
                 path,
-                db,
-                log,
+                engine: Some(Engine { db, log }),
                 options,
                 live,
                 anchor,
@@ -527,7 +581,7 @@ impl SledStore {
         }
         let point = lock(&self.inner.anchor).last().cloned();
         match point {
-            Some(point) => check_anchor(&self.inner.log, self.head_position(), &point),
+            Some(point) => check_anchor(&self.inner.engine().log, self.head_position(), &point),
             None => Ok(()),
         }
     }
@@ -551,7 +605,7 @@ impl SledStore {
     /// durable as the store's [`Durability`] promises when it is acknowledged.
     pub fn flush(&self) -> Result<(), StoreError> {
         let applied = self.inner.journal.applied_tip();
-        self.inner.db.flush()?;
+        self.inner.engine().db.flush()?;
         if self.inner.options.durability == Durability::Buffered {
             // In the other modes the journal moves the anchor after each sync.
             if let Some(point) = applied {
@@ -568,7 +622,8 @@ impl SledStore {
 
     /// The stream's version: its highest seq, read from the last key of its range.
     pub fn version(&self, stream: &StreamId) -> Result<u64, StoreError> {
-        stream_version(&self.inner.log, stream)
+        self.inner.journal.poison.check()?;
+        stream_version(&self.inner.engine().log, stream)
     }
 
     /// Reads part of a stream synchronously. See [`EventStore::read_stream`].
@@ -577,6 +632,7 @@ impl SledStore {
         stream: &StreamId,
         range: SeqRange,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.journal.poison.check()?;
         if range.from > range.to || range.max == 0 {
             return Ok(Vec::new());
         }
@@ -587,7 +643,9 @@ impl SledStore {
         let mut last_seq = first - 1;
         let from = event_key(stream, first);
         let to = event_key(stream, range.to);
-        for (expected_seq, entry) in (first..=u64::MAX).zip(self.inner.log.range(from..=to)) {
+        for (expected_seq, entry) in
+            (first..=u64::MAX).zip(self.inner.engine().log.range(from..=to))
+        {
             let (key, value) = entry?;
             let seq = be_u64(&key[key.len() - 8..]).unwrap_or(0);
             let record = decode(&value, || location(stream, seq))?;
@@ -603,8 +661,8 @@ impl SledStore {
             }
         }
         // The read went as far as the range allows: the stream must not end before its mark.
-        if let Some(mark) = read_mark(&self.inner.log, stream)? {
-            let log = &self.inner.log;
+        if let Some(mark) = read_mark(&self.inner.engine().log, stream)? {
+            let log = &self.inner.engine().log;
             if out.is_empty() {
                 // Nothing at or after `first`: fine past the stream's end, not before it.
                 if first <= mark.version {
@@ -626,8 +684,9 @@ impl SledStore {
         &self,
         from: u64,
     ) -> impl Iterator<Item = Result<(u64, StreamId, u64), StoreError>> + '_ {
+        let failed = self.inner.journal.poison.check().err();
         let from = from.max(1);
-        let log = &self.inner.log;
+        let log = &self.inner.engine().log;
         // Start at the chunk holding `from`: the last one that begins at or before it.
         let start = match log.range(..=chunk_key(from)).next_back() {
             Some(Ok((key, _))) if key.first() == Some(&CHUNK_PREFIX) => {
@@ -660,7 +719,7 @@ impl SledStore {
             };
             items
         });
-        until_first_error(pointers)
+        until_first_error(failed.map(Err).into_iter().chain(pointers))
     }
 
     /// Iterates over the whole log in global order from `from`, decoding and checking each
@@ -670,7 +729,7 @@ impl SledStore {
         &self,
         from: u64,
     ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
-        let log = &self.inner.log;
+        let log = &self.inner.engine().log;
         let mut links = ChainLinks::default();
         until_first_error(self.scan_index(from).map(move |pointer| {
             let (position, stream, seq) = pointer?;
@@ -709,9 +768,10 @@ impl SledStore {
         let mut marks_prefix = prefix.to_vec();
         marks_prefix[0] = MARK_PREFIX;
         StreamScan {
-            log: self.inner.log.clone(),
-            records: self.inner.log.scan_prefix(prefix),
-            marks: self.inner.log.scan_prefix(marks_prefix).peekable(),
+            failed: self.inner.journal.poison.check().err(),
+            log: self.inner.engine().log.clone(),
+            records: self.inner.engine().log.scan_prefix(prefix),
+            marks: self.inner.engine().log.scan_prefix(marks_prefix).peekable(),
             current: None,
             done: false,
         }
@@ -772,6 +832,8 @@ impl StoredRecord {
 /// its high-water mark says. High-water marks are keyed like streams, so they are read in the
 /// same order beside the records.
 struct StreamScan {
+    /// The store's failure, if it stopped: the scan yields it and nothing else.
+    failed: Option<StoreError>,
     log: sled::Tree,
     records: sled::Iter,
     marks: std::iter::Peekable<sled::Iter>,
@@ -786,6 +848,10 @@ impl Iterator for StreamScan {
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
+        }
+        if let Some(failed) = self.failed.take() {
+            self.done = true;
+            return Some(Err(failed));
         }
         let item = self.step();
         self.done = !matches!(item, Some(Ok(_)));
@@ -1035,6 +1101,23 @@ pub(crate) fn read_command(
 /// The stream's version in `log`: its highest seq, from its high-water mark.
 pub(crate) fn stream_version(log: &sled::Tree, stream: &StreamId) -> Result<u64, StoreError> {
     Ok(stream_tip(log, stream)?.version)
+}
+
+/// Removes `snap.<lsn>.generating` files: snapshots sled began and never finished (a crash or
+/// an I/O error while writing one). sled 0.34.7 does not skip them when it looks for its
+/// latest snapshot, and then fails every open of an intact log. A snapshot only shortens
+/// recovery; sled writes a new one.
+fn remove_unfinished_snapshots(dir: &Path) -> Result<(), StoreError> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            warn!(file = %name, "removing a snapshot sled did not finish");
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `f`, turning a panic inside it into [`StoreError::Corrupted`]: sled 0.34.7 panics on
