@@ -50,6 +50,9 @@ const VERSION_CACHE_MAX: usize = 1 << 18;
 /// A record's key and encoded value, ready for a sled batch.
 type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// How long closing waits for the journal's threads.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
 /// The anchor follows acknowledged appends at most this long after them under load...
 const ANCHOR_EVERY: Duration = Duration::from_millis(50);
 /// ...and this long after the last sync when appends stop.
@@ -123,6 +126,12 @@ impl Counters {
 pub(crate) trait SyncStep: Send + 'static {
     /// Makes everything applied so far as durable as the store promises.
     fn sync(&mut self) -> Result<(), StoreError>;
+}
+
+impl<F: FnMut() -> Result<(), StoreError> + Send + 'static> SyncStep for F {
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self()
+    }
 }
 
 /// sled's flush, and in [`Durability::Durable`] an `fdatasync` of every file it wrote.
@@ -270,24 +279,45 @@ impl SyncStep for TimedSync {
 /// like a database that stops after a failed `fsync`, the store refuses every append and read
 /// from then on with [`StoreError::Failed`]; reopening it (a restart) reads what is on disk.
 #[derive(Default)]
-pub(crate) struct Poison(std::sync::OnceLock<StoreError>);
+pub(crate) struct Poison {
+    failure: std::sync::OnceLock<StoreError>,
+    failed: tokio::sync::Notify,
+}
 
 impl Poison {
-    /// Records the first failure; later ones change nothing.
+    /// Records the first failure; later ones change nothing. Wakes every appender waiting for
+    /// an answer: an append stuck inside a failed engine gets the failure instead of waiting
+    /// for good.
     pub(crate) fn set(&self, cause: &StoreError) {
-        let _ = self.0.set(StoreError::Failed(Arc::new(cause.clone())));
+        let _ = self
+            .failure
+            .set(StoreError::Failed(Arc::new(cause.clone())));
+        self.failed.notify_waiters();
+    }
+
+    /// Resolves with the failure once the store has failed.
+    pub(crate) async fn failed(&self) -> StoreError {
+        loop {
+            let notified = self.failed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(failure) = self.failure.get() {
+                return failure.clone();
+            }
+            notified.await;
+        }
     }
 
     /// The error every operation gets once the store has failed.
     pub(crate) fn check(&self) -> Result<(), StoreError> {
-        match self.0.get() {
+        match self.failure.get() {
             Some(failed) => Err(failed.clone()),
             None => Ok(()),
         }
     }
 
     pub(crate) fn is_set(&self) -> bool {
-        self.0.get().is_some()
+        self.failure.get().is_some()
     }
 }
 
@@ -401,10 +431,26 @@ impl Journal {
         // Closing the queue lets the writer finish what it holds and stop, which stops the
         // syncer after its last sync: nothing queued is dropped unanswered.
         self.queue = None;
-        for thread in self.threads.drain(..) {
-            if thread.join().is_err() {
-                warn!("a journal thread panicked");
-            }
+        let threads: Vec<_> = self.threads.drain(..).collect();
+        if threads.is_empty() {
+            return;
+        }
+        // A thread blocked inside a failed engine never ends; closing must still return.
+        let (joined, wait) = std_mpsc::channel();
+        let joiner = std::thread::Builder::new()
+            .name("handover-journal-close".to_owned())
+            .spawn(move || {
+                for thread in threads {
+                    if thread.join().is_err() {
+                        warn!("a journal thread panicked");
+                    }
+                }
+                let _ = joined.send(());
+            });
+        if joiner.is_ok() && wait.recv_timeout(CLOSE_WAIT).is_err() {
+            warn!(
+                "the journal's threads did not stop; they are left blocked in the storage engine"
+            );
         }
     }
 }

@@ -22,7 +22,9 @@ use tracing::{debug, info, warn};
 
 use crate::anchor::{Anchor, AnchorPoint, ANCHOR_FILE};
 use crate::index::{self, chunk_key, decode_chunk, CHUNK_PREFIX};
-use crate::journal::{lock, AppendRequest, DiskSync, Journal, Start, StoreStats, TimedSync};
+use crate::journal::{
+    lock, AppendRequest, DiskSync, Journal, Start, StoreStats, SyncStep, TimedSync,
+};
 use crate::record::{decode, record_previous_hash, RecordHash, RecordedAt, RecordedEvent};
 use crate::{
     Appended, Conflict, Damage, EventStore, ExpectedVersion, LogLocation, SeqRange, StoreError,
@@ -590,6 +592,22 @@ impl SledStore {
         self.inner.journal.head.load(Ordering::Acquire)
     }
 
+    /// Waits for the journal's answer to an append, or for the store to fail: an append held
+    /// by a storage engine that stopped responding gets the failure (its outcome unknown)
+    /// instead of waiting for good. The journal answers every request it took, unless it
+    /// stopped.
+    async fn answer(
+        &self,
+        answer: oneshot::Receiver<crate::journal::AppendResult>,
+    ) -> Result<Result<Appended, Conflict>, StoreError> {
+        let poison = &self.inner.journal.poison;
+        tokio::select! {
+            biased;
+            answered = answer => answered.unwrap_or(Err(StoreError::Closed)),
+            failed = poison.failed() => Err(failed),
+        }
+    }
+
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -604,8 +622,18 @@ impl SledStore {
     /// `Buffered` store, or before inspecting the directory. Appends need no call: each is as
     /// durable as the store's [`Durability`] promises when it is acknowledged.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.journal.poison.check()?;
         let applied = self.inner.journal.applied_tip();
-        self.inner.engine().db.flush()?;
+        // Bounded like the journal's syncs: sled's flush can block for good after an I/O error.
+        let db = self.inner.engine().db.clone();
+        let mut flush = TimedSync::new(
+            Box::new(move || db.flush().map(drop).map_err(StoreError::from)),
+            self.inner.options.sync_timeout,
+        )?;
+        if let Err(error) = flush.sync() {
+            self.inner.journal.poison.set(&error);
+            return Err(error);
+        }
         if self.inner.options.durability == Durability::Buffered {
             // In the other modes the journal moves the anchor after each sync.
             if let Some(point) = applied {
@@ -730,13 +758,13 @@ impl SledStore {
         from: u64,
     ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
         let log = &self.inner.engine().log;
-        let mut links = ChainLinks::default();
-        until_first_error(self.scan_index(from).map(move |pointer| {
-            let (position, stream, seq) = pointer?;
-            let (record, bytes) = read_pointer_bytes(log, position, &stream, seq)?;
-            links.check(&stream, seq, &bytes, position)?;
-            Ok(record)
-        }))
+        GlobalScan {
+            pointers: self.scan_index(from),
+            log,
+            links: ChainLinks::default(),
+            tails: None,
+            done: false,
+        }
     }
 
     /// Every stream record in key order (stream by stream, seq by seq), read from the stream
@@ -1023,6 +1051,70 @@ fn check_link(
     }
 }
 
+/// Reads the log in global order through the index, checking each record's link to the one
+/// before it in its stream when that one was read too; at the end, each stream's last record
+/// read is checked against the stream's high-water mark, so a replaced last record is found
+/// too.
+struct GlobalScan<'a, I> {
+    pointers: I,
+    log: &'a sled::Tree,
+    links: ChainLinks,
+    /// Once the index is read: the streams whose last record is still to be checked.
+    tails: Option<std::vec::IntoIter<(StreamId, u64, RecordHash)>>,
+    done: bool,
+}
+
+impl<I> Iterator for GlobalScan<'_, I>
+where
+    I: Iterator<Item = Result<(u64, StreamId, u64), StoreError>>,
+{
+    type Item = Result<RecordedEvent, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.tails.is_none() {
+            match self.pointers.next() {
+                Some(pointer) => {
+                    let read = pointer.and_then(|(position, stream, seq)| {
+                        let (record, bytes) = read_pointer_bytes(self.log, position, &stream, seq)?;
+                        self.links.check(&stream, seq, &bytes, position)?;
+                        Ok(record)
+                    });
+                    self.done = read.is_err();
+                    return Some(read);
+                }
+                None => {
+                    let tails: Vec<_> = self
+                        .links
+                        .last
+                        .drain()
+                        .map(|(stream, (seq, hash))| (stream, seq, hash))
+                        .collect();
+                    self.tails = Some(tails.into_iter());
+                }
+            }
+        }
+        let tails = self.tails.as_mut()?;
+        for (stream, seq, hash) in tails.by_ref() {
+            let checked = read_mark(self.log, &stream).and_then(|mark| match mark {
+                // A mark ahead of what was read: appended since.
+                Some(mark) if mark.version == seq => {
+                    check_tail(self.log, &stream, mark, seq, Some(hash), u64::MAX)
+                }
+                _ => Ok(()),
+            });
+            if let Err(error) = checked {
+                self.done = true;
+                return Some(Err(error));
+            }
+        }
+        self.done = true;
+        None
+    }
+}
+
 /// The hash of the last record read of each stream, for checking links while reading in
 /// global order. Bounded: past `CHAIN_LINKS_MAX` streams it starts over, and links to records
 /// it forgot go unchecked here (stream reads and the audit check every link).
@@ -1258,8 +1350,7 @@ impl EventStore for SledStore {
             events,
             reply,
         })?;
-        // The journal answers every request it took, unless it stopped.
-        answer.await.unwrap_or(Err(StoreError::Closed))
+        self.answer(answer).await
     }
 
     async fn append_once(
@@ -1277,7 +1368,7 @@ impl EventStore for SledStore {
             events,
             reply,
         })?;
-        answer.await.unwrap_or(Err(StoreError::Closed))
+        self.answer(answer).await
     }
 
     async fn read_stream(

@@ -158,6 +158,7 @@ async fn a_forged_last_record_differs_from_its_high_water_mark() {
         &a,
         4,
     );
+    assert_damage(store.read_all(1, usize::MAX).await, Damage::Chain, &a, 4);
     // It is also the record the anchor names: opening with the check on refuses the log.
     drop(store);
     assert_damage(
