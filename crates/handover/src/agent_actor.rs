@@ -27,7 +27,6 @@ use crate::shared::Shared;
 pub(crate) struct Assigned {
     pub(crate) conversation_id: ConversationId,
     pub(crate) assignment: Assignment,
-    pub(crate) handoff_seq: u64,
 }
 
 /// A durable event of a conversation this agent holds.
@@ -48,7 +47,8 @@ pub(crate) struct Unassigned {
 }
 
 enum Work {
-    Handoff { handoff_seq: u64 },
+    /// Read the conversation's history up to now and call `on_handoff`.
+    Handoff,
     Event(Arc<RecordedEvent>),
 }
 
@@ -56,6 +56,9 @@ struct Subscription {
     epoch: Epoch,
     queue: VecDeque<Work>,
     busy: bool,
+    /// The last seq of the history `on_handoff` was given: later deliveries of events up to
+    /// it are skipped, since the agent saw them there.
+    seen: u64,
 }
 
 impl Subscription {
@@ -115,8 +118,15 @@ impl AiAgentActor {
         if subscription.busy {
             return;
         }
-        let Some(work) = subscription.queue.pop_front() else {
-            return;
+        let work = loop {
+            match subscription.queue.pop_front() {
+                None => return,
+                // Already in the history `on_handoff` was given.
+                Some(Work::Event(record)) if record.seq <= subscription.seen => {
+                    self.backlog.fetch_sub(1, Ordering::AcqRel);
+                }
+                Some(work) => break work,
+            }
         };
         subscription.busy = true;
         if matches!(work, Work::Event(_)) {
@@ -140,16 +150,23 @@ impl AiAgentActor {
         );
         let failed = session.clone();
         let run = async move {
+            let mut seen = None;
             let result = match work {
-                Work::Handoff { handoff_seq } => {
-                    let range = SeqRange {
-                        from: 1,
-                        to: handoff_seq,
-                        max: usize::MAX,
-                    };
+                // The history up to now, not only up to the handoff: an agent resuming its
+                // conversations after a restart (or attached after the handoff) then sees what
+                // it answered and what is still waiting for an answer.
+                Work::Handoff => {
                     let stream = StreamId::Conversation(conversation_id);
-                    match session.shared.store.read_stream(&stream, range).await {
-                        Ok(history) => behavior.on_handoff(&session, &history).await,
+                    match session
+                        .shared
+                        .store
+                        .read_stream(&stream, SeqRange::ALL)
+                        .await
+                    {
+                        Ok(history) => {
+                            seen = history.last().map(|record| record.seq);
+                            behavior.on_handoff(&session, &history).await
+                        }
                         Err(error) => Err(error.into()),
                     }
                 }
@@ -158,6 +175,7 @@ impl AiAgentActor {
             if let Err(error) = result {
                 escalate_after_failure(&session, &error.to_string()).await;
             }
+            seen
         }
         .instrument(span);
         // The call runs on the AI runtime; the actor only learns when it is over.
@@ -168,14 +186,19 @@ impl AiAgentActor {
         let call = self.shared.ai_runtime.spawn(run);
         let agent = ctx.address();
         self.shared.ai_runtime.spawn(async move {
-            if let Err(stopped) = call.await {
-                if stopped.is_panic() {
-                    escalate_after_failure(&failed, "the AI agent's code panicked").await;
+            let seen = match call.await {
+                Ok(seen) => seen,
+                Err(stopped) => {
+                    if stopped.is_panic() {
+                        escalate_after_failure(&failed, "the AI agent's code panicked").await;
+                    }
+                    None
                 }
-            }
+            };
             agent.do_send(CallFinished {
                 conversation_id,
                 epoch,
+                seen,
             });
         });
     }
@@ -187,6 +210,8 @@ impl AiAgentActor {
 struct CallFinished {
     conversation_id: ConversationId,
     epoch: Epoch,
+    /// For `on_handoff`: the last seq of the history it was given.
+    seen: Option<u64>,
 }
 
 impl Handler<CallFinished> for AiAgentActor {
@@ -196,6 +221,9 @@ impl Handler<CallFinished> for AiAgentActor {
         if let Some(subscription) = self.subscriptions.get_mut(&msg.conversation_id) {
             if subscription.epoch == msg.epoch {
                 subscription.busy = false;
+                if let Some(seen) = msg.seen {
+                    subscription.seen = subscription.seen.max(seen);
+                }
                 self.pump(msg.conversation_id, ctx);
             }
         }
@@ -251,10 +279,9 @@ impl Handler<Assigned> for AiAgentActor {
             msg.conversation_id,
             Subscription {
                 epoch: msg.assignment.epoch,
-                queue: VecDeque::from([Work::Handoff {
-                    handoff_seq: msg.handoff_seq,
-                }]),
+                queue: VecDeque::from([Work::Handoff]),
                 busy: false,
+                seen: 0,
             },
         );
         self.pump(msg.conversation_id, ctx);

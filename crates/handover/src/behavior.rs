@@ -45,10 +45,14 @@ pub type AgentError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 #[async_trait]
 pub trait AiAgentBehavior: Send + Sync + 'static {
-    /// The conversation was just handed to this agent; `history` is every event so far, the
-    /// handoff last. The default answers the customer's latest message unless an AI agent
-    /// already answered after it (a human's "let me transfer you" is no answer), so a handoff
-    /// "responds immediately" as the manual promises.
+    /// The conversation was handed to this agent; `history` is every event so far, the
+    /// handoff among the last. Called once per assignment, and again when the agent takes the
+    /// assignment up after a restart (or is attached after the handoff): `history` then runs
+    /// to that moment, so what was answered shows, and events in it are not delivered again
+    /// through [`on_event`](AiAgentBehavior::on_event). The default answers the customer's
+    /// latest message unless an AI agent already answered after it (a human's "let me
+    /// transfer you" is no answer), so a handoff "responds immediately" as the manual
+    /// promises, and a resumed conversation answers only what is still waiting.
     async fn on_handoff(
         &self,
         session: &AiSession,

@@ -252,7 +252,6 @@ impl ConversationActor {
                 agent.addr.do_send(Assigned {
                     conversation_id: self.id,
                     assignment: started.clone(),
-                    handoff_seq,
                 });
             }
             // The roster actor deactivates first and then escalates what the assignment map

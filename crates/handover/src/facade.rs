@@ -295,14 +295,13 @@ impl Handover {
             .get(agent_id)
             .map(|held| held.iter().map(|(id, v)| (*id, *v)).collect())
             .unwrap_or_default();
-        for (conversation_id, (epoch, handoff_seq)) in held {
+        for (conversation_id, (epoch, _)) in held {
             addr.do_send(Assigned {
                 conversation_id,
                 assignment: handover_core::Assignment {
                     agent_id: agent_id.clone(),
                     epoch,
                 },
-                handoff_seq,
             });
         }
         info!(agent_id = %agent_id, "AI agent attached");
