@@ -9,8 +9,13 @@
 //! one scenario per conversation, and each conversation is driven step by step, waiting on
 //! its watch for the AI agent to settle before the next step, so no count depends on timing.
 //! The counts are read back from the log after the runtime has shut down.
+//!
+//! With `--acks FILE`, every command goes through [`Driver`], which writes the events of each
+//! acknowledged command to FILE before the conversation's next command is sent, so a run
+//! killed at any moment can be checked against the log it leaves.
 
 use std::collections::HashSet;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,9 +24,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 use handover::faq::FaqAgent;
 use handover::{
-    AgentName, AiAgentId, AiAgentProfile, Author, Channel, Config, ConversationEvent,
-    ConversationId, CustomerId, Durability, EscalationCause, Event, Handover, HumanId, MessageText,
-    Participant, Reason, Rejection, SkillOutcome, Specialty, StreamId, Watch,
+    AgentName, AiAgentId, AiAgentProfile, Author, Channel, Config, ConversationCommand,
+    ConversationEvent, ConversationId, CustomerId, Durability, EscalationCause, Event, Handover,
+    HumanId, MessageText, Participant, Reason, Receipt, Rejection, SkillOutcome, Specialty,
+    StreamId, Watch,
 };
 use handover_store::{EventStore, SledStore, StoreOptions};
 use rand::{Rng, SeedableRng};
@@ -114,16 +120,38 @@ pub(crate) struct SimulateArgs {
     /// What an acknowledged command survives.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Durable)]
     durability: DurabilityArg,
+    /// Write every acknowledged event of the simulation's commands to FILE, one
+    /// `<conversation-id> <seq>` a line.
+    ///
+    /// FILE is appended to (created if missing), so several runs on one data directory can
+    /// share it. It lists each event of each command the simulation itself sends (opens,
+    /// customer and human messages, handoffs, reclaims, closes; a customer's request for a
+    /// human and its escalation are two lines), not what the AI agents record on their own.
+    /// A command's lines are written with one `write` after the runtime acknowledged the
+    /// command and before the simulation sends the next command of that conversation: once a
+    /// line is in the file, its event was acknowledged, and a crash of the process (even
+    /// `kill -9`) keeps every line written. There is no fsync, so a power loss may lose lines.
+    /// With `--durability durable` or `process-crash`, every event listed survives a crash of
+    /// the process; with `buffered`, the last ones may not. Every line ends with a newline;
+    /// lines of different conversations interleave.
+    #[arg(long, value_name = "FILE")]
+    acks: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    // Logs go to stderr so that `--json` output stays one object on stdout.
+    // Logs go to stderr so that `--json` output stays one object on stdout. A RUST_LOG that is
+    // not UTF-8 or does not parse is an error, not a silently different log level.
+    let filter = match std::env::var("RUST_LOG") {
+        Err(std::env::VarError::NotPresent) => tracing_subscriber::EnvFilter::new("warn"),
+        Err(std::env::VarError::NotUnicode(value)) => {
+            anyhow::bail!("RUST_LOG is not valid UTF-8: {value:?}")
+        }
+        Ok(directives) => tracing_subscriber::EnvFilter::try_new(&directives)
+            .with_context(|| format!("RUST_LOG {directives:?} is not a valid log filter"))?,
+    };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(filter)
         .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -529,9 +557,144 @@ impl Agents {
     }
 }
 
+/// The acknowledgement file of `--acks`: one line `<conversation-id> <seq>` per event of every
+/// command the simulation sends, written once the command is acknowledged.
+struct AckLog {
+    file: std::sync::Mutex<std::fs::File>,
+}
+
+impl AckLog {
+    /// Opens `path` for appending, creating it if missing: a later run on the same data
+    /// directory adds its acknowledgements to the earlier ones, all of which the log keeps.
+    fn open(path: &Path) -> anyhow::Result<AckLog> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the acknowledgement file {}", path.display()))?;
+        Ok(AckLog {
+            file: std::sync::Mutex::new(file),
+        })
+    }
+
+    /// Writes the receipt's events, all lines in one `write` on the unbuffered file, and
+    /// returns once the kernel has them: a crash of this process after that keeps them.
+    fn write(&self, id: ConversationId, receipt: &Receipt) -> anyhow::Result<()> {
+        let lines: String = receipt
+            .events
+            .iter()
+            .map(|record| format!("{id} {}\n", record.seq))
+            .collect();
+        // A poisoned lock only means another writer panicked; the file itself is fine.
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(lines.as_bytes())
+            .context("cannot write the acknowledgement file")
+    }
+}
+
+/// The simulation's hands on the runtime: every command goes through here, so that with
+/// `--acks` each acknowledged event is written down before the caller moves on.
+#[derive(Clone)]
+struct Driver {
+    handover: Handover,
+    acks: Option<Arc<AckLog>>,
+}
+
+impl Driver {
+    async fn execute(
+        &self,
+        id: ConversationId,
+        command: ConversationCommand,
+    ) -> anyhow::Result<Receipt> {
+        let receipt = self.handover.execute(id, command).await?;
+        if let Some(acks) = &self.acks {
+            acks.write(id, &receipt)?;
+        }
+        Ok(receipt)
+    }
+
+    /// Opens a conversation under a new id (a UUID v7, as `Handover::open_conversation`
+    /// gives), through `execute` so that its receipt is written down like any other.
+    async fn open_conversation(
+        &self,
+        customer: CustomerId,
+        channel: Channel,
+        human: Option<HumanId>,
+    ) -> anyhow::Result<ConversationId> {
+        let id = ConversationId::from_uuid(uuid::Uuid::now_v7());
+        self.execute(
+            id,
+            ConversationCommand::Open {
+                customer,
+                channel,
+                human,
+            },
+        )
+        .await?;
+        Ok(id)
+    }
+
+    async fn post_customer_message(
+        &self,
+        id: ConversationId,
+        customer: CustomerId,
+        text: MessageText,
+    ) -> anyhow::Result<Receipt> {
+        let by = Participant::Customer(customer);
+        self.execute(id, ConversationCommand::PostMessage { by, text })
+            .await
+    }
+
+    async fn post_human_message(
+        &self,
+        id: ConversationId,
+        human: HumanId,
+        text: MessageText,
+    ) -> anyhow::Result<Receipt> {
+        let by = Participant::Human(human);
+        self.execute(id, ConversationCommand::PostMessage { by, text })
+            .await
+    }
+
+    async fn hand_off_to_ai(
+        &self,
+        id: ConversationId,
+        by: HumanId,
+        agent_id: AiAgentId,
+        reason: Option<Reason>,
+    ) -> anyhow::Result<Receipt> {
+        let command = ConversationCommand::HandOffToAi {
+            by,
+            agent_id,
+            reason,
+        };
+        self.execute(id, command).await
+    }
+
+    async fn reclaim(
+        &self,
+        id: ConversationId,
+        by: HumanId,
+        reason: Option<Reason>,
+    ) -> anyhow::Result<Receipt> {
+        self.execute(id, ConversationCommand::Reclaim { by, reason })
+            .await
+    }
+
+    async fn close(
+        &self,
+        id: ConversationId,
+        by: Participant,
+        reason: Option<Reason>,
+    ) -> anyhow::Result<Receipt> {
+        self.execute(id, ConversationCommand::Close { by, reason })
+            .await
+    }
+}
+
 /// Drives one conversation through its script.
 async fn converse(
-    handover: Handover,
+    driver: Driver,
     agents: Arc<Agents>,
     scenario: Scenario,
 ) -> anyhow::Result<(ConversationId, Tally)> {
@@ -541,8 +704,9 @@ async fn converse(
     let as_customer = Participant::Customer(customer.clone());
     let as_human = Participant::Human(human.clone());
     let mut tally = Tally::default();
+    let handover = &driver.handover;
 
-    let id = handover
+    let id = driver
         .open_conversation(
             customer.clone(),
             Channel::new(scenario.channel)?,
@@ -551,18 +715,17 @@ async fn converse(
         .await?;
     let mut watch = handover.watch(id).await?;
     let say = |words: String| {
-        let handover = handover.clone();
+        let driver = driver.clone();
         let customer = customer.clone();
         async move {
-            handover
+            driver
                 .post_customer_message(id, customer, text(words)?)
                 .await
-                .map_err(anyhow::Error::from)
         }
     };
     // A human greets first, so that the customer's question is the latest message when the
     // conversation is handed off and the agent answers it at once.
-    handover
+    driver
         .post_human_message(
             id,
             human.clone(),
@@ -577,24 +740,28 @@ async fn converse(
         } => {
             say(difficulty.message(lang).to_owned()).await?;
             if tries_handoff {
-                let agent = agents.pick(&handover, difficulty.specialty(), scenario.agent_pick)?;
-                match handover
-                    .hand_off_to_ai(id, human.clone(), agent, None)
-                    .await
-                {
-                    Err(handover::Error::Rejected(Rejection::HandoffAgainstPolicy { .. })) => {
+                let agent = agents.pick(handover, difficulty.specialty(), scenario.agent_pick)?;
+                match driver.hand_off_to_ai(id, human.clone(), agent, None).await {
+                    Err(error)
+                        if matches!(
+                            error.downcast_ref(),
+                            Some(handover::Error::Rejected(
+                                Rejection::HandoffAgainstPolicy { .. }
+                            ))
+                        ) =>
+                    {
                         tally.refused_handoffs += 1;
                     }
-                    Err(error) => return Err(error.into()),
+                    Err(error) => return Err(error),
                     Ok(_) => {
                         bail!("conversation {id}: the policy let a {difficulty:?} be handed off")
                     }
                 }
             }
-            handover
+            driver
                 .post_human_message(id, human.clone(), text(lines::human_empathy(lang))?)
                 .await?;
-            handover
+            driver
                 .close(id, as_human, reason("resolved by the human agent")?)
                 .await?;
         }
@@ -604,10 +771,10 @@ async fn converse(
             ..
         } => {
             say(topic.question(lang)).await?;
-            handover
+            driver
                 .post_human_message(id, human.clone(), text(lines::human_answer(lang))?)
                 .await?;
-            handover
+            driver
                 .close(id, as_human, reason("answered by the human agent")?)
                 .await?;
         }
@@ -617,8 +784,8 @@ async fn converse(
             ending,
         } => {
             say(topic.question(lang)).await?;
-            let agent = agents.pick(&handover, topic.specialty(), scenario.agent_pick)?;
-            handover
+            let agent = agents.pick(handover, topic.specialty(), scenario.agent_pick)?;
+            driver
                 .hand_off_to_ai(id, human.clone(), agent, reason(topic.handoff_reason())?)
                 .await?;
             tally.handoffs += 1;
@@ -631,20 +798,20 @@ async fn converse(
                 Ending::FollowUp(next) => {
                     say(next.question(lang)).await?;
                     await_ai(&mut watch, AiTurn::Reply).await?;
-                    handover.close(id, as_customer, None).await?;
+                    driver.close(id, as_customer, None).await?;
                 }
                 Ending::CustomerCloses => {
-                    handover.close(id, as_customer, None).await?;
+                    driver.close(id, as_customer, None).await?;
                 }
                 Ending::Reclaimed => {
-                    handover
+                    driver
                         .reclaim(id, human.clone(), reason("personal follow-up")?)
                         .await?;
                     tally.reclaims += 1;
-                    handover
+                    driver
                         .post_human_message(id, human.clone(), text(lines::human_takes_over(lang))?)
                         .await?;
-                    handover
+                    driver
                         .close(id, as_human, reason("resolved by the human agent")?)
                         .await?;
                 }
@@ -665,10 +832,10 @@ async fn converse(
                         );
                     }
                     tally.escalations += 1;
-                    handover
+                    driver
                         .post_human_message(id, human.clone(), text(lines::human_takes_over(lang))?)
                         .await?;
-                    handover
+                    driver
                         .close(id, as_human, reason("resolved by the human agent")?)
                         .await?;
                 }
@@ -679,10 +846,10 @@ async fn converse(
                     say(second.to_owned()).await?;
                     await_ai(&mut watch, AiTurn::Escalate).await?;
                     tally.escalations += 1;
-                    handover
+                    driver
                         .post_human_message(id, human.clone(), text(lines::human_takes_over(lang))?)
                         .await?;
-                    handover
+                    driver
                         .close(id, as_human, reason("resolved by the human agent")?)
                         .await?;
                 }
@@ -872,6 +1039,12 @@ fn micros(duration: std::time::Duration) -> u64 {
 async fn simulate(args: &SimulateArgs) -> anyhow::Result<Summary> {
     let scenarios = draw_scenarios(args.seed, args.conversations, args.humans);
     let started = Instant::now();
+    let acks = args
+        .acks
+        .as_deref()
+        .map(AckLog::open)
+        .transpose()?
+        .map(Arc::new);
     let (store, handover) = start_runtime(&args.data, args.durability).await?;
     // The log may hold earlier runs: only what this run appends is counted.
     let head_before = store.head();
@@ -886,7 +1059,11 @@ async fn simulate(args: &SimulateArgs) -> anyhow::Result<Summary> {
             let Some(scenario) = pending.next() else {
                 break;
             };
-            running.spawn(converse(handover.clone(), Arc::clone(&agents), scenario));
+            let driver = Driver {
+                handover: handover.clone(),
+                acks: acks.clone(),
+            };
+            running.spawn(converse(driver, Arc::clone(&agents), scenario));
         }
         let Some(done) = running.join_next().await else {
             break;
