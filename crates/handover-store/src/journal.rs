@@ -51,7 +51,7 @@ const VERSION_CACHE_MAX: usize = 1 << 18;
 type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// How long closing waits for the journal's threads.
-const CLOSE_WAIT: Duration = Duration::from_secs(10);
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The anchor follows acknowledged appends at most this long after them under load...
 const ANCHOR_EVERY: Duration = Duration::from_millis(50);
@@ -259,14 +259,7 @@ impl SyncStep for TimedSync {
         match self.results.recv_timeout(self.timeout) {
             Ok(result) => result,
             Err(_) => {
-                let stuck = StoreError::Io(Arc::new(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "the storage engine did not finish a sync within {:?}; the outcome of \
-                         the appends it covered is unknown",
-                        self.timeout
-                    ),
-                )));
+                let stuck = sync_timed_out(self.timeout);
                 self.stuck = Some(stuck.clone());
                 Err(stuck)
             }
@@ -321,9 +314,58 @@ impl Poison {
     }
 }
 
+/// When the syncer's current sync began, for the watchdog: sled 0.34.7's flush can block
+/// forever after an I/O error (a full disk, a failed `sync_file_range`), and the appends it
+/// covers would wait with it. The sync runs on the syncer's own thread (a hand-off to another
+/// thread for every sync cost a quarter of one conversation's throughput); a watchdog thread
+/// stops the store when a sync runs past the timeout, which wakes every waiting appender with
+/// the failure.
+#[derive(Default)]
+struct SyncWatch {
+    /// Microseconds after `base` at which the running sync began; 0 when none runs.
+    started: AtomicU64,
+    base: std::sync::OnceLock<Instant>,
+}
+
+impl SyncWatch {
+    fn now(&self) -> u64 {
+        let base = self.base.get_or_init(Instant::now);
+        // +1 so that a sync started at `base` is not read as "none runs".
+        u64::try_from(base.elapsed().as_micros()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    fn begin(&self) {
+        self.started.store(self.now(), Ordering::Release);
+    }
+
+    fn end(&self) {
+        self.started.store(0, Ordering::Release);
+    }
+
+    /// How long the running sync has been running, if one is.
+    fn running_for(&self) -> Option<Duration> {
+        match self.started.load(Ordering::Acquire) {
+            0 => None,
+            started => Some(Duration::from_micros(self.now().saturating_sub(started))),
+        }
+    }
+}
+
+fn sync_timed_out(timeout: Duration) -> StoreError {
+    StoreError::Io(Arc::new(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "the storage engine did not finish a sync within {timeout:?}; the outcome of the \
+             appends it covered is unknown"
+        ),
+    )))
+}
+
 /// The sending side of the journal, held by the store.
 pub(crate) struct Journal {
     queue: Option<mpsc::Sender<AppendRequest>>,
+    /// Dropped to stop the sync watchdog.
+    watch_stop: Option<std_mpsc::Sender<()>>,
     threads: Vec<JoinHandle<()>>,
     pub(crate) head: Arc<AtomicU64>,
     /// The last record of the last group applied: what `Buffered` anchors after a flush.
@@ -335,6 +377,14 @@ pub(crate) struct Journal {
     #[cfg(test)]
     handed_over: Arc<AtomicU64>,
     pub(crate) counters: Arc<Counters>,
+}
+
+/// How the syncer makes groups durable: the sync step, the bound on one sync, and the anchor
+/// it moves behind them.
+pub(crate) struct Syncing {
+    pub(crate) step: Box<dyn SyncStep>,
+    pub(crate) timeout: Duration,
+    pub(crate) anchor: Option<Arc<Mutex<Anchor>>>,
 }
 
 /// Where the log stands when the journal starts.
@@ -351,10 +401,14 @@ impl Journal {
         start: Start,
         durability: Durability,
         queue_capacity: usize,
-        sync: Box<dyn SyncStep>,
-        anchor: Option<Arc<Mutex<Anchor>>>,
+        syncing: Syncing,
         live: broadcast::Sender<Arc<RecordedEvent>>,
     ) -> Result<Journal, StoreError> {
+        let Syncing {
+            step: sync,
+            timeout: sync_timeout,
+            anchor,
+        } = syncing;
         let (queue, requests) = mpsc::channel(queue_capacity.max(1));
         let head = Arc::new(AtomicU64::new(start.head));
         #[cfg(test)]
@@ -362,7 +416,8 @@ impl Journal {
         let counters = Arc::new(Counters::default());
         let applied_tip = Arc::new(Mutex::new(None));
         let poison = Arc::new(Poison::default());
-        let mut threads = Vec::with_capacity(2);
+        let mut threads = Vec::with_capacity(3);
+        let mut watch_stop = None;
         let acks = match durability {
             Durability::Buffered => Acks::Now(Publisher {
                 live,
@@ -370,9 +425,33 @@ impl Journal {
             }),
             Durability::Durable | Durability::ProcessCrash => {
                 let (groups, applied) = std_mpsc::sync_channel(SYNC_BACKLOG_GROUPS);
+                let watch = Arc::new(SyncWatch::default());
+                let (stop, stopped) = std_mpsc::channel::<()>();
+                watch_stop = Some(stop);
+                let watched = Arc::clone(&watch);
+                let watch_poison = Arc::clone(&poison);
+                threads.push(spawn("handover-journal-watch", move || {
+                    let every =
+                        (sync_timeout / 4).clamp(Duration::from_millis(1), Duration::from_secs(1));
+                    while let Err(std_mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
+                    {
+                        if watched
+                            .running_for()
+                            .is_some_and(|running| running > sync_timeout)
+                        {
+                            warn!(
+                                ?sync_timeout,
+                                "a sync did not finish in time; the store stops"
+                            );
+                            watch_poison.set(&sync_timed_out(sync_timeout));
+                            break;
+                        }
+                    }
+                })?);
                 let syncer = Syncer {
                     applied,
                     sync,
+                    watch,
                     anchor,
                     poison: Arc::clone(&poison),
                     publisher: Publisher {
@@ -401,6 +480,7 @@ impl Journal {
         threads.push(spawn("handover-journal-write", move || writer.run())?);
         Ok(Journal {
             queue: Some(queue),
+            watch_stop,
             threads,
             head,
             applied_tip,
@@ -431,6 +511,7 @@ impl Journal {
         // Closing the queue lets the writer finish what it holds and stop, which stops the
         // syncer after its last sync: nothing queued is dropped unanswered.
         self.queue = None;
+        self.watch_stop = None;
         let threads: Vec<_> = self.threads.drain(..).collect();
         if threads.is_empty() {
             return;
@@ -775,6 +856,7 @@ impl Writer {
 struct Syncer {
     applied: std_mpsc::Receiver<Group>,
     sync: Box<dyn SyncStep>,
+    watch: Arc<SyncWatch>,
     anchor: Option<Arc<Mutex<Anchor>>>,
     poison: Arc<Poison>,
     publisher: Publisher,
@@ -809,7 +891,9 @@ impl Syncer {
             while let Ok(group) = self.applied.try_recv() {
                 groups.push(group);
             }
+            self.watch.begin();
             let outcome = self.sync.sync();
+            self.watch.end();
             self.publisher
                 .counters
                 .syncs
@@ -896,11 +980,14 @@ mod tests {
             },
             Durability::Durable,
             1024,
-            Box::new(ScriptedSync {
-                started: started_tx,
-                outcomes: outcomes_rx,
-            }),
-            None,
+            Syncing {
+                step: Box::new(ScriptedSync {
+                    started: started_tx,
+                    outcomes: outcomes_rx,
+                }),
+                timeout: Duration::from_secs(3600),
+                anchor: None,
+            },
             broadcast::channel(16).0,
         )
         .unwrap();
@@ -1015,17 +1102,67 @@ mod tests {
         assert_eq!((stats.appends, stats.syncs), (1, 2));
     }
 
-    #[test]
-    fn a_sync_that_never_returns_times_out_and_stops_the_store() {
-        struct Stuck;
-        impl SyncStep for Stuck {
-            fn sync(&mut self) -> Result<(), StoreError> {
-                // What sled's flush does after some I/O errors: block for good.
-                loop {
-                    std::thread::park();
-                }
+    /// What sled's flush does after some I/O errors: block for good.
+    struct Stuck;
+
+    impl SyncStep for Stuck {
+        fn sync(&mut self) -> Result<(), StoreError> {
+            loop {
+                std::thread::park();
             }
         }
+    }
+
+    #[test]
+    fn a_sync_that_never_returns_stops_the_store() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let log = db.open_tree("log").unwrap();
+        let journal = Journal::start(
+            log,
+            Start {
+                head: 0,
+                last_recorded_at: RecordedAt(i64::MIN),
+            },
+            Durability::Durable,
+            16,
+            Syncing {
+                step: Box::new(Stuck),
+                timeout: Duration::from_millis(50),
+                anchor: None,
+            },
+            broadcast::channel(16).0,
+        )
+        .unwrap();
+        let _answer = submit(&journal, &stream(0), ExpectedVersion::NoStream);
+        let failure = loop {
+            if let Err(failure) = journal.poison.check() {
+                break failure;
+            }
+            std::thread::yield_now();
+        };
+        match failure {
+            StoreError::Failed(cause) => {
+                assert!(
+                    matches!(&*cause, StoreError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut)
+                )
+            }
+            other => panic!("expected the store to have stopped, got {other:?}"),
+        }
+        let (reply, _) = oneshot::channel();
+        let refused = journal.submit(AppendRequest {
+            stream: stream(1),
+            expected: ExpectedVersion::NoStream,
+            command: None,
+            events: vec![registered(&stream(1))],
+            reply,
+        });
+        assert!(matches!(refused, Err(StoreError::Failed(_))));
+        // Closing returns although the syncer never will.
+        drop(journal);
+    }
+
+    #[test]
+    fn a_bounded_flush_that_never_returns_times_out() {
         let mut timed = TimedSync::new(Box::new(Stuck), Duration::from_millis(50)).unwrap();
         for _ in 0..2 {
             match timed.sync() {
@@ -1074,11 +1211,14 @@ mod tests {
             },
             Durability::Durable,
             1,
-            Box::new(ScriptedSync {
-                started: started_tx,
-                outcomes: outcomes_rx,
-            }),
-            None,
+            Syncing {
+                step: Box::new(ScriptedSync {
+                    started: started_tx,
+                    outcomes: outcomes_rx,
+                }),
+                timeout: Duration::from_secs(3600),
+                anchor: None,
+            },
             broadcast::channel(16).0,
         )
         .unwrap();

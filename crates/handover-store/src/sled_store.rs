@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use crate::anchor::{Anchor, AnchorPoint, ANCHOR_FILE};
 use crate::index::{self, chunk_key, decode_chunk, CHUNK_PREFIX};
 use crate::journal::{
-    lock, AppendRequest, DiskSync, Journal, Start, StoreStats, SyncStep, TimedSync,
+    lock, AppendRequest, DiskSync, Journal, Start, StoreStats, SyncStep, Syncing, TimedSync,
 };
 use crate::record::{decode, record_previous_hash, RecordHash, RecordedAt, RecordedEvent};
 use crate::{
@@ -201,7 +201,7 @@ impl Engine {
 }
 
 /// How long dropping a store waits for sled to close.
-const CLOSE_WAIT: Duration = Duration::from_secs(10);
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 impl Inner {
     fn engine(&self) -> &Engine {
@@ -533,10 +533,7 @@ impl SledStore {
         debug!(path = %path.display(), head, durability = %options.durability, "opened event store");
         let anchor = Arc::new(Mutex::new(anchor));
         let (live, _) = broadcast::channel(SUBSCRIBERS_CAPACITY);
-        let sync = TimedSync::new(
-            Box::new(DiskSync::new(db.clone(), &path, options.durability)?),
-            options.sync_timeout,
-        )?;
+        let sync = DiskSync::new(db.clone(), &path, options.durability)?;
         let journal = Journal::start(
             log.clone(),
             Start {
@@ -545,8 +542,11 @@ impl SledStore {
             },
             options.durability,
             options.queue_capacity,
-            Box::new(sync),
-            Some(Arc::clone(&anchor)),
+            Syncing {
+                step: Box::new(sync),
+                timeout: options.sync_timeout,
+                anchor: Some(Arc::clone(&anchor)),
+            },
             live.clone(),
         )?;
         Ok(SledStore {
