@@ -528,7 +528,13 @@ impl Journal {
                 }
                 let _ = joined.send(());
             });
-        if joiner.is_ok() && wait.recv_timeout(CLOSE_WAIT).is_err() {
+        // A failed store's threads may be blocked in the engine for good: nobody waits then.
+        let wait_at_most = if self.poison.is_set() {
+            Duration::ZERO
+        } else {
+            CLOSE_WAIT
+        };
+        if joiner.is_ok() && wait.recv_timeout(wait_at_most).is_err() && !wait_at_most.is_zero() {
             warn!(
                 "the journal's threads did not stop; they are left blocked in the storage engine"
             );
@@ -648,7 +654,19 @@ impl Writer {
                 }
                 continue;
             }
-            let group = self.apply(&mut pending);
+            // sled can panic on a damaged tree; its state is then unknown, as after an I/O
+            // error. The requests being applied are dropped: their appenders learn the failure.
+            let applied =
+                crate::sled_store::contained("appending", || Ok(self.apply(&mut pending)));
+            let group = match applied {
+                Ok(group) => group,
+                Err(error) => {
+                    warn!(%error, "the storage engine panicked; the store stops");
+                    pending.clear();
+                    self.poison.set(&error);
+                    continue;
+                }
+            };
             if group.answers.is_empty() {
                 continue;
             }
@@ -677,6 +695,16 @@ impl Writer {
             self.handed_over.store(last, Ordering::Release);
         }
         debug!("journal writer stopped");
+    }
+
+    /// Stops the store after an error of the engine itself (I/O, or sled's own), met while
+    /// reading what an append needs: the engine's state is as unknown as after a failed apply.
+    /// Damage found in the log (`Corrupted`) concerns one stream and stops nothing.
+    fn stop_on_engine_failure(&self, error: &StoreError) {
+        if matches!(error, StoreError::Io(_) | StoreError::Engine(_)) {
+            warn!(%error, "the storage engine failed while reading; the store stops");
+            self.poison.set(error);
+        }
     }
 
     /// Where `stream` ends, from the cache or the log.
@@ -727,7 +755,8 @@ impl Writer {
                     }
                     Ok(None) => {}
                     Err(error) => {
-                        let _ = reply.send(Err(error));
+                        let _ = reply.send(Err(error.clone()));
+                        self.stop_on_engine_failure(&error);
                         continue;
                     }
                 }
@@ -735,7 +764,8 @@ impl Writer {
             let stream_tip = match self.tip(&stream) {
                 Ok(tip) => tip,
                 Err(error) => {
-                    let _ = reply.send(Err(error));
+                    let _ = reply.send(Err(error.clone()));
+                    self.stop_on_engine_failure(&error);
                     continue;
                 }
             };
@@ -802,14 +832,15 @@ impl Writer {
             // trusted any more, so the store stops (a reopen reads what is on disk).
             let error = StoreError::from(error);
             warn!(%error, appends = answers.len(), "applying a group failed; the store stops");
-            self.poison.set(&error);
             self.next_position = first_position;
             for answer in answers.iter().filter(|answer| answer.new) {
                 self.tips.remove(&answer.records[0].stream);
             }
+            // The appends get the error itself; everything after them the stopped store's.
             for answer in answers {
                 let _ = answer.reply.send(Err(error.clone()));
             }
+            self.poison.set(&error);
             return Group {
                 answers: Vec::new(),
                 tip: None,
@@ -892,7 +923,7 @@ impl Syncer {
                 groups.push(group);
             }
             self.watch.begin();
-            let outcome = self.sync.sync();
+            let outcome = crate::sled_store::contained("syncing", || self.sync.sync());
             self.watch.end();
             self.publisher
                 .counters
@@ -907,12 +938,15 @@ impl Syncer {
                 }
                 Err(error) => {
                     warn!(%error, groups = groups.len(), "sync failed; its appends are not acknowledged, and the store stops");
-                    self.poison.set(error);
                     unanchored = None;
                 }
             }
             for group in groups.drain(..) {
                 self.publisher.finish(group, &outcome);
+            }
+            // After the answers, so the appends the sync covered get its error itself.
+            if let Err(error) = &outcome {
+                self.poison.set(error);
             }
             if unanchored.is_some() && anchored_at.elapsed() >= ANCHOR_EVERY {
                 self.anchor(unanchored.take());

@@ -179,7 +179,7 @@ impl Engine {
     /// Drops sled's handles on a thread of their own and waits for it a bounded time. After an
     /// I/O failure sled 0.34.7 can panic while closing (its log's `Drop` unwraps a final
     /// `fsync`) or block in it; neither may reach the thread that drops the store.
-    fn close(self) {
+    fn close(self, wait_at_most: Duration) {
         let (closed, wait) = std_mpsc::channel();
         let closer = std::thread::Builder::new()
             .name("handover-close".to_owned())
@@ -189,7 +189,7 @@ impl Engine {
             });
         match closer {
             Ok(_) => {
-                if wait.recv_timeout(CLOSE_WAIT).is_err() {
+                if wait.recv_timeout(wait_at_most).is_err() && !wait_at_most.is_zero() {
                     warn!(
                         "the storage engine did not close cleanly; its files are left as they are"
                     );
@@ -230,7 +230,8 @@ impl Drop for Inner {
             }
         }
         if let Some(engine) = self.engine.take() {
-            engine.close();
+            // After a failure sled may never close; the caller does not wait for it then.
+            engine.close(if failed { Duration::ZERO } else { CLOSE_WAIT });
         }
     }
 }
@@ -453,7 +454,9 @@ impl SledStore {
     /// `docs/storage-format.md`).
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<SledStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        contained("opening", || SledStore::open_contained(path, options))
+        contained("opening the directory", || {
+            SledStore::open_contained(path, options)
+        })
     }
 
     fn open_contained(path: PathBuf, options: StoreOptions) -> Result<SledStore, StoreError> {
@@ -567,7 +570,7 @@ impl SledStore {
     /// purpose; everything else goes through a `SledStore`. The log lives in its tree `log`
     /// (see `docs/storage-format.md`).
     pub fn open_raw(path: &Path, in_use_wait: Duration) -> Result<sled::Db, StoreError> {
-        contained("opening", || {
+        contained("opening the directory", || {
             open_waiting(&sled::Config::new().path(path), path, in_use_wait)
         })
     }
@@ -583,7 +586,9 @@ impl SledStore {
         }
         let point = lock(&self.inner.anchor).last().cloned();
         match point {
-            Some(point) => check_anchor(&self.inner.engine().log, self.head_position(), &point),
+            Some(point) => contained("reading the log", || {
+                check_anchor(&self.inner.engine().log, self.head_position(), &point)
+            }),
             None => Ok(()),
         }
     }
@@ -651,11 +656,23 @@ impl SledStore {
     /// The stream's version: its highest seq, read from the last key of its range.
     pub fn version(&self, stream: &StreamId) -> Result<u64, StoreError> {
         self.inner.journal.poison.check()?;
-        stream_version(&self.inner.engine().log, stream)
+        contained("reading the log", || {
+            stream_version(&self.inner.engine().log, stream)
+        })
     }
 
     /// Reads part of a stream synchronously. See [`EventStore::read_stream`].
     pub fn read_stream_sync(
+        &self,
+        stream: &StreamId,
+        range: SeqRange,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        contained("reading the log", || {
+            self.read_stream_checked(stream, range)
+        })
+    }
+
+    fn read_stream_checked(
         &self,
         stream: &StreamId,
         range: SeqRange,
@@ -747,7 +764,7 @@ impl SledStore {
             };
             items
         });
-        until_first_error(failed.map(Err).into_iter().chain(pointers))
+        until_first_error(Contained(failed.map(Err).into_iter().chain(pointers)))
     }
 
     /// Iterates over the whole log in global order from `from`, decoding and checking each
@@ -881,7 +898,8 @@ impl Iterator for StreamScan {
             self.done = true;
             return Some(Err(failed));
         }
-        let item = self.step();
+        let item =
+            contained("reading the log", || Ok(self.step())).unwrap_or_else(|e| Some(Err(e)));
         self.done = !matches!(item, Some(Ok(_)));
         item
     }
@@ -1071,6 +1089,20 @@ where
     type Item = Result<RecordedEvent, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let item =
+            contained("reading the log", || Ok(self.step())).unwrap_or_else(|e| Some(Err(e)));
+        if matches!(item, Some(Err(_))) {
+            self.done = true;
+        }
+        item
+    }
+}
+
+impl<I> GlobalScan<'_, I>
+where
+    I: Iterator<Item = Result<(u64, StreamId, u64), StoreError>>,
+{
+    fn step(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
         if self.done {
             return None;
         }
@@ -1212,9 +1244,13 @@ fn remove_unfinished_snapshots(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Runs `f`, turning a panic inside it into [`StoreError::Corrupted`]: sled 0.34.7 panics on
-/// some damaged directories instead of returning an error.
-fn contained<T>(what: &str, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+/// Runs `f`, turning a panic inside it into [`StoreError::Corrupted`] with
+/// [`Damage::Engine`]: sled 0.34.7 panics on some damaged directories instead of returning an
+/// error, while opening them and also while reading them later (a missing blob file, for one).
+pub(crate) fn contained<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<&str>()
@@ -1224,7 +1260,7 @@ fn contained<T>(what: &str, f: impl FnOnce() -> Result<T, StoreError>) -> Result
         Err(StoreError::corrupted(
             LogLocation::default(),
             Damage::Engine,
-            format!("the storage engine panicked while {what} the directory: {message}"),
+            format!("the storage engine panicked while {what}: {message}"),
         ))
     })
 }
@@ -1259,6 +1295,17 @@ fn check_anchor(log: &sled::Tree, head: u64, point: &AnchorPoint) -> Result<(), 
         ));
     }
     Ok(())
+}
+
+/// An iterator over sled whose panics become an error item (see [`contained`]).
+struct Contained<I>(I);
+
+impl<T, I: Iterator<Item = Result<T, StoreError>>> Iterator for Contained<I> {
+    type Item = Result<T, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        contained("reading the log", || Ok(self.0.next())).unwrap_or_else(|e| Some(Err(e)))
+    }
 }
 
 /// Yields the items of `results` up to and including the first error, then stops: after
