@@ -282,9 +282,20 @@ impl Poison {
     /// an answer: an append stuck inside a failed engine gets the failure instead of waiting
     /// for good.
     pub(crate) fn set(&self, cause: &StoreError) {
+        self.mark(cause);
+        self.wake();
+    }
+
+    /// Records the first failure without waking anyone yet: the appends the failure met are
+    /// answered with its own error first, then [`Poison::wake`] wakes the rest.
+    pub(crate) fn mark(&self, cause: &StoreError) {
         let _ = self
             .failure
             .set(StoreError::Failed(Arc::new(cause.clone())));
+    }
+
+    /// Wakes every appender still waiting, with the failure.
+    pub(crate) fn wake(&self) {
         self.failed.notify_waiters();
     }
 
@@ -836,11 +847,13 @@ impl Writer {
             for answer in answers.iter().filter(|answer| answer.new) {
                 self.tips.remove(&answer.records[0].stream);
             }
-            // The appends get the error itself; everything after them the stopped store's.
+            // Stopped before anything else can read the engine; the appends the failure met
+            // get its own error, everything after them the stopped store's.
+            self.poison.mark(&error);
             for answer in answers {
                 let _ = answer.reply.send(Err(error.clone()));
             }
-            self.poison.set(&error);
+            self.poison.wake();
             return Group {
                 answers: Vec::new(),
                 tip: None,
@@ -939,14 +952,15 @@ impl Syncer {
                 Err(error) => {
                     warn!(%error, groups = groups.len(), "sync failed; its appends are not acknowledged, and the store stops");
                     unanchored = None;
+                    self.poison.mark(error);
                 }
             }
             for group in groups.drain(..) {
                 self.publisher.finish(group, &outcome);
             }
             // After the answers, so the appends the sync covered get its error itself.
-            if let Err(error) = &outcome {
-                self.poison.set(error);
+            if outcome.is_err() {
+                self.poison.wake();
             }
             if unanchored.is_some() && anchored_at.elapsed() >= ANCHOR_EVERY {
                 self.anchor(unanchored.take());
