@@ -926,18 +926,22 @@ impl StreamScan {
             return Some(Err(malformed()));
         };
         let stream_key = &key[1..key.len() - 8];
-        let (expected_seq, previous) = match &self.current {
+        let (expected_seq, previous) = match &mut self.current {
+            // The same stream: move its end along, without copying its key again.
             Some((current, _, last_seq, last_bytes)) if current.as_slice() == stream_key => {
-                (last_seq + 1, Some(last_bytes.clone()))
+                let previous = std::mem::replace(last_bytes, bytes.clone());
+                let expected = *last_seq + 1;
+                *last_seq = seq;
+                (expected, Some(previous))
             }
             _ => {
                 if let Err(error) = self.end_stream(Some(stream_key)) {
                     return Some(Err(error));
                 }
+                self.current = Some((stream_key.to_vec(), stream.clone(), seq, bytes.clone()));
                 (1, None)
             }
         };
-        self.current = Some((stream_key.to_vec(), stream.clone(), seq, bytes.clone()));
         Some(Ok(StoredRecord {
             stream,
             seq,
@@ -1173,11 +1177,16 @@ impl ChainLinks {
         check_link(bytes, expected.as_ref(), || {
             LogLocation::record(stream, seq, position)
         })?;
-        if self.last.len() >= CHAIN_LINKS_MAX {
-            self.last.clear();
+        let link = (seq, RecordHash::of(bytes));
+        match self.last.get_mut(stream) {
+            Some(last) => *last = link,
+            None => {
+                if self.last.len() >= CHAIN_LINKS_MAX {
+                    self.last.clear();
+                }
+                self.last.insert(stream.clone(), link);
+            }
         }
-        self.last
-            .insert(stream.clone(), (seq, RecordHash::of(bytes)));
         Ok(())
     }
 }
