@@ -390,12 +390,51 @@ pub(crate) struct Journal {
     pub(crate) counters: Arc<Counters>,
 }
 
-/// How the syncer makes groups durable: the sync step, the bound on one sync, and the anchor
-/// it moves behind them.
+/// How the journal makes groups durable: the sync step, the bound on one sync, the anchor the
+/// syncer moves behind them, and the free space the writer keeps.
 pub(crate) struct Syncing {
     pub(crate) step: Box<dyn SyncStep>,
     pub(crate) timeout: Duration,
     pub(crate) anchor: Option<Arc<Mutex<Anchor>>>,
+    pub(crate) space: Option<FreeSpace>,
+}
+
+/// The free space the writer keeps on the data directory's file system.
+///
+/// sled 0.34.7 does not survive running out of space in the middle of its writes: after
+/// `ENOSPC` its recovery can come back with part of a failed batch (a stream with a gap, a mark
+/// without its record), which the store then reports as damage. So the writer stops the store
+/// before sled can get there: a group that would leave less than `reserve` bytes free is not
+/// applied, and the store fails with an I/O error of kind `StorageFull`.
+pub(crate) struct FreeSpace {
+    pub(crate) dir: PathBuf,
+    pub(crate) reserve: u64,
+}
+
+impl FreeSpace {
+    /// sled writes a record to its log and again as part of its page, and cleans segments:
+    /// count several times the encoded bytes.
+    const WRITE_AMPLIFICATION: u64 = 4;
+
+    fn check(&self, bytes: u64) -> Result<(), StoreError> {
+        let stat = rustix::fs::statvfs(&self.dir).map_err(std::io::Error::from)?;
+        let available = stat.f_bavail.saturating_mul(stat.f_frsize);
+        let needed = self
+            .reserve
+            .saturating_add(bytes.saturating_mul(Self::WRITE_AMPLIFICATION));
+        if available < needed {
+            return Err(StoreError::Io(Arc::new(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "{} has {available} bytes free; appending {bytes} bytes would leave less \
+                     than the {} bytes the store keeps free (StoreOptions::min_free_bytes)",
+                    self.dir.display(),
+                    self.reserve
+                ),
+            ))));
+        }
+        Ok(())
+    }
 }
 
 /// Where the log stands when the journal starts.
@@ -419,6 +458,7 @@ impl Journal {
             step: sync,
             timeout: sync_timeout,
             anchor,
+            space,
         } = syncing;
         let (queue, requests) = mpsc::channel(queue_capacity.max(1));
         let head = Arc::new(AtomicU64::new(start.head));
@@ -483,6 +523,7 @@ impl Journal {
             tips: HashMap::new(),
             head: Arc::clone(&head),
             applied_tip: Arc::clone(&applied_tip),
+            space,
             poison: Arc::clone(&poison),
             #[cfg(test)]
             handed_over: Arc::clone(&handed_over),
@@ -642,6 +683,7 @@ struct Writer {
     tips: HashMap<StreamId, Tip>,
     head: Arc<AtomicU64>,
     applied_tip: Arc<Mutex<Option<AnchorPoint>>>,
+    space: Option<FreeSpace>,
     poison: Arc<Poison>,
     #[cfg(test)]
     handed_over: Arc<AtomicU64>,
@@ -734,6 +776,7 @@ impl Writer {
         let mut batch = sled::Batch::default();
         let mut answers = Vec::with_capacity(pending.len());
         let mut index = IndexChunks::default();
+        let mut batch_bytes = 0u64;
         let mut tip = None;
         // Commands appended in this group, so a retry queued behind its first attempt gets
         // the same answer.
@@ -799,6 +842,7 @@ impl Writer {
                     for ((key, value), record) in entries.into_iter().zip(&records) {
                         // The index entry is the record's key without its prefix.
                         index.push(record.position, &key[1..], &mut batch);
+                        batch_bytes += (key.len() + value.len()) as u64;
                         batch.insert(key, value);
                     }
                     batch.insert(mark_key(&stream), &new_tip.encode()[..]);
@@ -838,10 +882,16 @@ impl Writer {
             return Group { answers, tip };
         }
         index.finish(&mut batch);
-        if let Err(error) = self.log.apply_batch(batch) {
+        let room = match &self.space {
+            Some(space) => space.check(batch_bytes),
+            None => Ok(()),
+        };
+        let applied = room.and_then(|()| self.log.apply_batch(batch).map_err(StoreError::from));
+        if let Err(error) = applied {
             // sled may have applied part of the batch in memory: nothing read from it can be
-            // trusted any more, so the store stops (a reopen reads what is on disk).
-            let error = StoreError::from(error);
+            // trusted any more, so the store stops (a reopen reads what is on disk). Short of
+            // space, nothing was written, and the store stops all the same, before sled runs
+            // out in the middle of a write.
             warn!(%error, appends = answers.len(), "applying a group failed; the store stops");
             self.next_position = first_position;
             for answer in answers.iter().filter(|answer| answer.new) {
@@ -1035,6 +1085,7 @@ mod tests {
                 }),
                 timeout: Duration::from_secs(3600),
                 anchor: None,
+                space: None,
             },
             broadcast::channel(16).0,
         )
@@ -1177,6 +1228,7 @@ mod tests {
                 step: Box::new(Stuck),
                 timeout: Duration::from_millis(50),
                 anchor: None,
+                space: None,
             },
             broadcast::channel(16).0,
         )
@@ -1266,6 +1318,7 @@ mod tests {
                 }),
                 timeout: Duration::from_secs(3600),
                 anchor: None,
+                space: None,
             },
             broadcast::channel(16).0,
         )

@@ -23,7 +23,8 @@ use tracing::{debug, info, warn};
 use crate::anchor::{Anchor, AnchorPoint, ANCHOR_FILE};
 use crate::index::{self, chunk_key, decode_chunk, CHUNK_PREFIX};
 use crate::journal::{
-    lock, AppendRequest, DiskSync, Journal, Start, StoreStats, SyncStep, Syncing, TimedSync,
+    lock, AppendRequest, DiskSync, FreeSpace, Journal, Start, StoreStats, SyncStep, Syncing,
+    TimedSync,
 };
 use crate::record::{decode, record_previous_hash, RecordHash, RecordedAt, RecordedEvent};
 use crate::{
@@ -101,6 +102,11 @@ pub struct StoreOptions {
     /// 0.34.7's flush can block forever after an I/O error (a full disk). The appends it
     /// covered then fail, and the store stops ([`StoreError::Failed`]).
     pub sync_timeout: Duration,
+    /// Free bytes the store keeps on the data directory's file system. sled 0.34.7 does not
+    /// survive running out of space in the middle of its writes (its recovery can come back
+    /// with part of a failed batch), so a group that would leave less free is not written, and
+    /// the store stops with an I/O error of kind `StorageFull`; free space and reopen.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -113,6 +119,7 @@ impl Default for StoreOptions {
             queue_capacity: 16 * 1024,
             check_acknowledged_on_open: true,
             sync_timeout: Duration::from_secs(30),
+            min_free_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -549,6 +556,10 @@ impl SledStore {
                 step: Box::new(sync),
                 timeout: options.sync_timeout,
                 anchor: Some(Arc::clone(&anchor)),
+                space: Some(FreeSpace {
+                    dir: path.clone(),
+                    reserve: options.min_free_bytes,
+                }),
             },
             live.clone(),
         )?;

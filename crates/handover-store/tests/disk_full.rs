@@ -102,7 +102,8 @@ fn full_disk_failures(label: &str, t: &Transcript) -> Vec<String> {
     };
     let cause = root_class(&first.class);
     let mut problems = Vec::new();
-    if cause != "io:28" && cause != "io:TimedOut" {
+    // The store's own reserve (`min_free_bytes`) normally stops it first, with StorageFull.
+    if cause != "io:28" && cause != "io:StorageFull" && cause != "io:TimedOut" {
         problems.push(format!(
             "{label}: attempt {} met the full disk with {}, not ENOSPC or a sync timeout: {}",
             first.attempt, first.class, first.message

@@ -35,6 +35,10 @@ pub struct Config {
     /// message to a conversation it holds fails with [`crate::Error::Overloaded`] (nothing is
     /// recorded) instead of piling up. Default: 10,000.
     pub ai_agent_backlog_max: usize,
+    /// Free bytes the store keeps on the data directory's file system; below it the store
+    /// stops rather than let its storage engine run out of space mid-write (see
+    /// `handover_store::StoreOptions::min_free_bytes`). Default: 64 MiB.
+    pub min_free_bytes: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -46,6 +50,7 @@ impl std::fmt::Debug for Config {
             .field("passivate_after", &self.passivate_after)
             .field("max_in_flight", &self.max_in_flight)
             .field("ai_agent_backlog_max", &self.ai_agent_backlog_max)
+            .field("min_free_bytes", &self.min_free_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -61,7 +66,14 @@ impl Config {
             passivate_after: Some(Duration::from_secs(120)),
             max_in_flight: 100_000,
             ai_agent_backlog_max: 10_000,
+            min_free_bytes: 64 * 1024 * 1024,
         }
+    }
+
+    /// Sets the free space the store keeps.
+    pub fn min_free_bytes(mut self, bytes: u64) -> Config {
+        self.min_free_bytes = bytes;
+        self
     }
 
     /// Sets the durability.

@@ -128,6 +128,7 @@ impl Handover {
     pub async fn start(config: Config) -> Result<Handover, Error> {
         let options = StoreOptions {
             durability: config.durability,
+            min_free_bytes: config.min_free_bytes,
             ..StoreOptions::default()
         };
         let store = SledStore::open(&config.data_dir, options)?;

@@ -304,7 +304,7 @@ fn store_class(error: &StoreError) -> String {
 fn is_full_disk(class: &str) -> bool {
     matches!(
         class.strip_prefix("failed:").unwrap_or(class),
-        "io:28" | "io:TimedOut"
+        "io:28" | "io:StorageFull" | "io:TimedOut"
     )
 }
 
@@ -425,6 +425,8 @@ async fn full_disk(data: &Path, filler: &Path) {
             data,
             StoreOptions {
                 sync_timeout: SYNC_TIMEOUT,
+                // The tmpfs is small: keep 2 MiB free instead of the default 64.
+                min_free_bytes: 2 * 1024 * 1024,
                 ..StoreOptions::default()
             },
         )
@@ -583,7 +585,18 @@ async fn restart_finds_the_acknowledged(data: &Path, child_stdout: &str) {
             Some((seq.parse().ok()?, words.to_owned()))
         })
         .collect();
-    let handover = Handover::start(Config::new(data)).await.unwrap();
+    // The tmpfs is small: keep 2 MiB free instead of the default 64.
+    let store = SledStore::open(
+        data,
+        StoreOptions {
+            min_free_bytes: 2 * 1024 * 1024,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let handover = Handover::start_with_store(Arc::new(store), Config::new(data))
+        .await
+        .unwrap();
     let history: Vec<String> = handover
         .history(id)
         .await

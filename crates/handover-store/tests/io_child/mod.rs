@@ -58,6 +58,10 @@ pub(crate) const STREAMS: u64 = 4;
 /// whose engine is stuck (the store waits about 10 s for its journal and 10 s for sled).
 pub(crate) const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 
+/// The free space the children's stores keep (`StoreOptions::min_free_bytes`), small enough for
+/// the full-disk test's 8 MiB tmpfs.
+pub(crate) const MIN_FREE_BYTES: u64 = 2 * 1024 * 1024;
+
 /// The children's bound on one sync (`StoreOptions::sync_timeout`): a sync that sled never
 /// finishes fails its appends and stops the store well within [`CHILD_DEADLINE`].
 pub(crate) const SYNC_TIMEOUT: Duration = Duration::from_secs(3);
@@ -378,6 +382,8 @@ fn open(plan: &ChildPlan, report: &Reporter) -> Option<SledStore> {
         // A new process: no handle of the directory is left in it.
         in_use_wait: Duration::from_secs(5),
         sync_timeout: SYNC_TIMEOUT,
+        // The full-disk test's tmpfs is 8 MiB: keep 2 MiB free instead of the default 64.
+        min_free_bytes: MIN_FREE_BYTES,
         ..StoreOptions::default()
     };
     let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
