@@ -475,8 +475,11 @@ pub(crate) fn run_child() -> ! {
         ));
         previous(info);
     }));
+    // Timers only, no I/O driver: with one, waking this thread from the journal's threads
+    // writes to an eventfd, and libfiu's injected `write` failures would hit that wake-up (tokio
+    // panics on it) instead of the storage they are meant for.
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_time()
         .build()
         .expect("a runtime");
     runtime.block_on(child_appends(&plan, &report));
