@@ -664,7 +664,8 @@ impl SledStore {
         self.inner.journal.counters.snapshot()
     }
 
-    /// The stream's version: its highest seq, read from the last key of its range.
+    /// The stream's version: its highest seq, from its high-water mark (or, for a stream
+    /// written before marks existed, its last record).
     pub fn version(&self, stream: &StreamId) -> Result<u64, StoreError> {
         self.inner.journal.poison.check()?;
         contained("reading the log", || {
@@ -692,40 +693,21 @@ impl SledStore {
         if range.from > range.to || range.max == 0 {
             return Ok(Vec::new());
         }
+        let log = &self.inner.engine().log;
         let first = range.from.max(1);
-        let mut out = Vec::new();
-        // The hash the next record must carry; known from seq 1, or once one record is read.
-        let mut previous = (first == 1).then_some(RecordHash::ZERO);
-        let mut last_seq = first - 1;
-        let from = event_key(stream, first);
-        let to = event_key(stream, range.to);
-        for (expected_seq, entry) in
-            (first..=u64::MAX).zip(self.inner.engine().log.range(from..=to))
-        {
-            let (key, value) = entry?;
-            let seq = be_u64(&key[key.len() - 8..]).unwrap_or(0);
-            let record = decode(&value, || location(stream, seq))?;
-            check_place(&record, stream, seq, expected_seq)?;
-            check_link(&value, previous.as_ref(), || {
-                LogLocation::record(stream, seq, record.position)
-            })?;
-            previous = Some(RecordHash::of(&value));
-            last_seq = seq;
-            out.push(record);
-            if out.len() == range.max {
-                return Ok(out);
-            }
+        let (out, last_hash) = read_range(log, stream, range)?;
+        if out.len() == range.max {
+            return Ok(out);
         }
         // The read went as far as the range allows: the stream must not end before its mark.
-        if let Some(mark) = read_mark(&self.inner.engine().log, stream)? {
-            let log = &self.inner.engine().log;
-            if out.is_empty() {
+        if let Some(mark) = read_mark(log, stream)? {
+            match out.last() {
+                Some(last) => check_tail(log, stream, mark, last.seq, last_hash, range.to)?,
                 // Nothing at or after `first`: fine past the stream's end, not before it.
-                if first <= mark.version {
-                    check_tail(log, stream, mark, first - 1, None, range.to)?;
+                None if first <= mark.version => {
+                    check_tail(log, stream, mark, first - 1, None, range.to)?
                 }
-            } else {
-                check_tail(log, stream, mark, last_seq, previous, range.to)?;
+                None => {}
             }
         }
         Ok(out)
@@ -737,6 +719,15 @@ impl SledStore {
     /// [`SledStore::scan_streams`] it lets a reader take the records in one sequential pass
     /// and still know the global order.
     pub fn scan_index(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<(u64, StreamId, u64), StoreError>> + '_ {
+        Contained(self.index_pointers(from))
+    }
+
+    /// [`SledStore::scan_index`] without containing sled's panics, for readers that contain
+    /// them around more work than this.
+    fn index_pointers(
         &self,
         from: u64,
     ) -> impl Iterator<Item = Result<(u64, StreamId, u64), StoreError>> + '_ {
@@ -775,7 +766,7 @@ impl SledStore {
             };
             items
         });
-        until_first_error(Contained(failed.map(Err).into_iter().chain(pointers)))
+        until_first_error(failed.map(Err).into_iter().chain(pointers))
     }
 
     /// Iterates over the whole log in global order from `from`, decoding and checking each
@@ -787,7 +778,8 @@ impl SledStore {
     ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
         let log = &self.inner.engine().log;
         GlobalScan {
-            pointers: self.scan_index(from),
+            // `GlobalScan` contains sled's panics around each step, the index's included.
+            pointers: self.index_pointers(from),
             log,
             links: ChainLinks::default(),
             tails: None,
@@ -1202,6 +1194,36 @@ impl ChainLinks {
     }
 }
 
+/// Reads `range` of a stream with every check a record gets in stream order: checksum and
+/// body, its place, no gap, and its link to the record before it (known from seq 1, or once
+/// one record is read). Returns the records and the hash of the last one's stored bytes.
+fn read_range(
+    log: &sled::Tree,
+    stream: &StreamId,
+    range: SeqRange,
+) -> Result<(Vec<RecordedEvent>, Option<RecordHash>), StoreError> {
+    let first = range.from.max(1);
+    let mut out = Vec::new();
+    let mut previous = (first == 1).then_some(RecordHash::ZERO);
+    let keys = event_key(stream, first)..=event_key(stream, range.to);
+    for (expected_seq, entry) in (first..=u64::MAX).zip(log.range(keys)) {
+        let (key, value) = entry?;
+        let seq = be_u64(&key[key.len() - 8..]).unwrap_or(0);
+        let record = decode(&value, || location(stream, seq))?;
+        check_place(&record, stream, seq, expected_seq)?;
+        check_link(&value, previous.as_ref(), || {
+            LogLocation::record(stream, seq, record.position)
+        })?;
+        previous = Some(RecordHash::of(&value));
+        out.push(record);
+        if out.len() == range.max {
+            break;
+        }
+    }
+    let last_hash = previous.filter(|_| !out.is_empty());
+    Ok((out, last_hash))
+}
+
 /// What `command` appended to `stream`, read back from the log, or `None`.
 pub(crate) fn read_command(
     log: &sled::Tree,
@@ -1221,17 +1243,12 @@ pub(crate) fn read_command(
             format!("the entry of {command:?} is malformed"),
         )
     })?;
-    let last = first + u64::from(count) - 1;
-    let mut records = Vec::with_capacity(count as usize);
-    for (expected_seq, entry) in
-        (first..=u64::MAX).zip(log.range(event_key(stream, first)..=event_key(stream, last)))
-    {
-        let (key, value) = entry?;
-        let seq = be_u64(&key[key.len() - 8..]).unwrap_or(0);
-        let record = decode(&value, || location(stream, seq))?;
-        check_place(&record, stream, seq, expected_seq)?;
-        records.push(record);
-    }
+    let range = SeqRange {
+        from: first,
+        to: first + u64::from(count) - 1,
+        max: usize::MAX,
+    };
+    let (records, _) = read_range(log, stream, range)?;
     if records.len() != count as usize {
         return Err(StoreError::corrupted(
             LogLocation::in_stream(stream, first + records.len() as u64),
@@ -1460,7 +1477,7 @@ impl EventStore for SledStore {
     }
 
     fn head(&self) -> u64 {
-        self.inner.journal.head.load(Ordering::Acquire)
+        self.head_position()
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {

@@ -38,6 +38,18 @@ fn open_store(dir: &Path) -> SledStore {
     SledStore::open(dir, StoreOptions::default()).expect("the store opens")
 }
 
+/// Opens without checking the log against its anchor, as an audit does.
+fn open_for_inspection(dir: &Path) -> SledStore {
+    SledStore::open(
+        dir,
+        StoreOptions {
+            check_acknowledged_on_open: false,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
 fn record_key(stream: &StreamId, seq: u64) -> Vec<u8> {
     let StreamId::Conversation(id) = stream else {
         panic!("only conversation keys are damaged here");
@@ -138,14 +150,7 @@ async fn a_forged_last_record_differs_from_its_high_water_mark() {
     conversation_of_four(dir.path(), &a).await;
     damage(dir.path(), |log| forge(log, &a, 4, "the customer agreed"));
 
-    let store = SledStore::open(
-        dir.path(),
-        StoreOptions {
-            check_acknowledged_on_open: false,
-            ..StoreOptions::default()
-        },
-    )
-    .unwrap();
+    let store = open_for_inspection(dir.path());
     assert_damage(
         store.read_stream(&a, SeqRange::ALL).await,
         Damage::Chain,
@@ -237,14 +242,7 @@ async fn a_log_the_engine_cut_short_is_refused_at_open_with_the_last_acknowledge
         other => panic!("expected the log to be refused, got {other:?}"),
     }
     // Opened for inspection, the shorter log is readable, and the check says what is missing.
-    let store = SledStore::open(
-        dir.path(),
-        StoreOptions {
-            check_acknowledged_on_open: false,
-            ..StoreOptions::default()
-        },
-    )
-    .unwrap();
+    let store = open_for_inspection(dir.path());
     assert_eq!(store.read_all(1, usize::MAX).await.unwrap().len(), 4);
     assert_damage(store.check_acknowledged(), Damage::Truncated, &b, 4);
 }
@@ -379,14 +377,7 @@ async fn a_missing_or_unreadable_anchor_is_an_error_not_a_silently_unchecked_log
             &a,
             4,
         );
-        let store = SledStore::open(
-            dir.path(),
-            StoreOptions {
-                check_acknowledged_on_open: false,
-                ..StoreOptions::default()
-            },
-        )
-        .unwrap();
+        let store = open_for_inspection(dir.path());
         assert_damage(store.check_acknowledged(), Damage::Truncated, &a, 4);
         drop(store);
         std::fs::write(&anchor, kept).unwrap();
