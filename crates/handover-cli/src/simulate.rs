@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use handover::faq::FaqAgent;
+use handover::StreamExt as _;
 use handover::{
     AgentName, AiAgentId, AiAgentProfile, Author, Channel, Config, ConversationCommand,
     ConversationEvent, ConversationId, CustomerId, Durability, EscalationCause, Event, Handover,
@@ -494,10 +495,8 @@ async fn await_ai(watch: &mut Watch, turn: AiTurn) -> anyhow::Result<()> {
         let wait = Duration::from_secs(AI_TURN_WAIT_SECONDS_MAX);
         let record = tokio::time::timeout(wait, watch.next())
             .await
-            .map_err(|_| {
-                anyhow!("conversation {id}: the AI agent did not {turn} within {wait:?}")
-            })??
-            .ok_or_else(|| anyhow!("conversation {id}: the runtime stopped"))?;
+            .map_err(|_| anyhow!("conversation {id}: the AI agent did not {turn} within {wait:?}"))?
+            .ok_or_else(|| anyhow!("conversation {id}: the runtime stopped"))??;
         let Event::Conversation(event) = &record.event else {
             continue;
         };
@@ -541,7 +540,7 @@ impl Agents {
         let specialty = Specialty::new(specialty)?;
         let candidates = |filter: Option<&Specialty>| -> Vec<AiAgentId> {
             handover
-                .active_ai_agents(filter)
+                .active_ai_agents(filter.cloned())
                 .into_iter()
                 .map(|agent| agent.profile.id)
                 .filter(|id| self.ours.contains(id))
@@ -885,11 +884,11 @@ async fn start_agents(handover: &Handover, count: usize) -> anyhow::Result<Agent
             }
             Err(error) => return Err(error).context(format!("cannot register AI agent {id}")),
         }
-        match handover.activate_ai_agent(&id).await {
+        match handover.activate_ai_agent(id.clone()).await {
             Ok(()) | Err(handover::Error::Rejected(Rejection::AiAgentAlreadyActive { .. })) => {}
             Err(error) => return Err(error).context(format!("cannot activate AI agent {id}")),
         }
-        handover.attach_ai_agent(&id, Arc::new(FaqAgent::sample()))?;
+        handover.attach_ai_agent(id.clone(), Arc::new(FaqAgent::sample()))?;
         ours.insert(id);
     }
     Ok(Agents { ours })
@@ -946,13 +945,14 @@ impl Summary {
                 match cause {
                     EscalationCause::CustomerAskedForHuman => self.escalations_customer_asked += 1,
                     EscalationCause::AgentRequested => self.escalations_agent_requested += 1,
-                    EscalationCause::AgentDeactivated => {}
+                    _ => {}
                 }
             }
             ConversationEvent::MessagePosted { author, .. } => match author {
                 Author::Ai(_) => self.ai_messages += 1,
                 Author::Customer(_) => self.customer_messages += 1,
                 Author::Human(_) => self.human_messages += 1,
+                _ => {}
             },
             ConversationEvent::AiActionRecorded { skill, .. } => {
                 self.skills += 1;
@@ -966,9 +966,11 @@ impl Summary {
                     Author::Ai(_) => self.closed_by_ai += 1,
                     Author::Customer(_) => self.closed_by_customer += 1,
                     Author::Human(_) => self.closed_by_human += 1,
+                    _ => {}
                 }
             }
             ConversationEvent::Opened { .. } => self.conversations += 1,
+            _ => {}
         }
     }
 
@@ -1028,7 +1030,8 @@ async fn start_runtime(
     let store = Arc::new(SledStore::open(data, options)?);
     let config = Config::new(data).durability(durability.into());
     let handover =
-        Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config).await?;
+        Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config.runtime)
+            .await?;
     Ok((store, handover))
 }
 
