@@ -33,9 +33,10 @@ use std::time::{Duration, Instant};
 
 use handover_audit::{verify_dir, AuditError, VerifyReport};
 use handover_core::*;
+use handover_sled::{SledOptions, SledStore};
 use handover_store::{
     decode_record, encode_record, record_previous_hash, EventStore, ExpectedVersion, RecordedEvent,
-    SeqRange, SledStore, StoreError, StoreOptions,
+    SeqRange, StoreError,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -286,7 +287,7 @@ fn build_store(dir: &Path, conversations: u128) -> Vec<RecordedEvent> {
         .unwrap();
     let mut acknowledged = Vec::new();
     for (agents, scripts) in [(agents, scripts), (Vec::new(), last)] {
-        let store = SledStore::open(dir, StoreOptions::default()).expect("the store opens");
+        let store = SledStore::open(dir, SledOptions::default()).expect("the store opens");
         // The agents first: a handoff names an agent registered and active before it.
         acknowledged.extend(append_concurrently(&runtime, &store, agents));
         acknowledged.extend(append_concurrently(&runtime, &store, scripts));
@@ -447,7 +448,7 @@ fn read_everything(dir: &Path, expected: &[String]) -> String {
         .build()
         .unwrap();
     let mut reads: Vec<(String, Read)> = Vec::new();
-    match SledStore::open(dir, StoreOptions::default()) {
+    match SledStore::open(dir, SledOptions::default()) {
         Err(error) => reads.push(("open".to_owned(), Read::Error(store_error(&error)))),
         Ok(store) => {
             let global = runtime.block_on(store.read_all(1, usize::MAX));
@@ -1136,7 +1137,7 @@ fn assert_reported(closed: &Closed, what: &str, stream_read: Place, global: Plac
             ));
         }
     };
-    match SledStore::open(&closed.path, StoreOptions::default()) {
+    match SledStore::open(&closed.path, SledOptions::default()) {
         Err(error) => {
             check(
                 "open (for the stream read)",
@@ -1368,7 +1369,7 @@ fn a_record_moved_to_the_end_of_another_stream_is_reported() {
         Place::at(&s, &[2]),
         Place::at(&s, &[2]),
     );
-    let store = SledStore::open(&closed.path, StoreOptions::default());
+    let store = SledStore::open(&closed.path, SledOptions::default());
     let read = store.and_then(|store| store.read_stream_sync(&t, SeqRange::ALL));
     println!(
         "  read_stream of the conversation it joined: {:?}",

@@ -55,7 +55,8 @@ impl RecordHash {
         &self.0
     }
 
-    pub(crate) fn from_slice(bytes: &[u8]) -> Option<RecordHash> {
+    /// The hash held in `bytes`, if they are exactly [`RecordHash::LEN`] long.
+    pub fn from_slice(bytes: &[u8]) -> Option<RecordHash> {
         Some(RecordHash(bytes.try_into().ok()?))
     }
 }
@@ -119,7 +120,7 @@ pub struct RecordedEvent {
 
 /// Encodes a record: `[2][crc32 u32 BE][previous hash][bincode body]`, the CRC over
 /// everything after it.
-pub(crate) fn encode(record: &RecordedEvent, previous: &RecordHash) -> Result<Vec<u8>, StoreError> {
+fn encode(record: &RecordedEvent, previous: &RecordHash) -> Result<Vec<u8>, StoreError> {
     let mut bytes = Vec::with_capacity(HEADER_BYTES + 96);
     bytes.extend_from_slice(&[RECORD_FORMAT_VERSION, 0, 0, 0, 0]);
     bytes.extend_from_slice(previous.as_bytes());
@@ -178,11 +179,12 @@ pub fn record_previous_hash(bytes: &[u8]) -> Option<RecordHash> {
 /// Decodes and checks a record's bytes: format version, checksum, size limit, and a body that
 /// decodes completely. Damage is [`StoreError::Corrupted`], never a panic.
 pub fn decode_record(bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
-    decode(bytes, LogLocation::default)
+    decode_record_at(bytes, LogLocation::default)
 }
 
-/// Decodes and checks a record read from `location` (used in error messages).
-pub(crate) fn decode(
+/// Decodes and checks a record read from `location`, which names the place in error messages;
+/// otherwise as [`decode_record`].
+pub fn decode_record_at(
     bytes: &[u8],
     location: impl Fn() -> LogLocation,
 ) -> Result<RecordedEvent, StoreError> {

@@ -37,7 +37,7 @@ pub struct Config {
     pub ai_agent_backlog_max: usize,
     /// Free bytes the store keeps on the data directory's file system; below it the store
     /// stops rather than let its storage engine run out of space mid-write (see
-    /// `handover_store::StoreOptions::min_free_bytes`). Default: 64 MiB.
+    /// `handover_sled::SledOptions::min_free_bytes`). Default: 64 MiB.
     pub min_free_bytes: u64,
 }
 

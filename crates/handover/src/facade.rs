@@ -12,7 +12,8 @@ use handover_core::{
     Conversation, ConversationCommand, ConversationEvent, ConversationId, CustomerId, Event,
     HumanId, MessageText, Participant, Reason, Roster, Specialty, StreamId,
 };
-use handover_store::{EventStore, SeqRange, SledStore, StoreError, StoreOptions, StoreStats};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{EventStore, SeqRange, StoreError, StoreStats};
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 use uuid::Uuid;
@@ -126,10 +127,10 @@ impl Handover {
     ///
     /// Fails with a store error if the directory is in use by another process or damaged.
     pub async fn start(config: Config) -> Result<Handover, Error> {
-        let options = StoreOptions {
+        let options = SledOptions {
             durability: config.durability,
             min_free_bytes: config.min_free_bytes,
-            ..StoreOptions::default()
+            ..SledOptions::default()
         };
         let store = SledStore::open(&config.data_dir, options)?;
         Handover::start_with_store(Arc::new(store), config).await

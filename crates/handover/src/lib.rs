@@ -85,7 +85,11 @@ pub use handover_core::{
     MessageText, Participant, Policy, Reason, Rejection, Skill, SkillData, SkillName, SkillOutcome,
     Specialty, Status, StreamId, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
 };
-pub use handover_store::{Durability, RecordedAt, RecordedEvent, StoreError, StoreStats};
+pub use handover_sled::{SledOptions, SledStore};
+pub use handover_store::{
+    Appended, Conflict, Durability, EventStore, ExpectedVersion, RecordedAt, RecordedEvent,
+    SeqRange, StoreError, StoreStats,
+};
 pub use metrics::AckLatency;
 pub use watch::Watch;
 

@@ -34,9 +34,10 @@ use handover::{
     MessageText, Rejection, Specialty, StreamId, MESSAGE_BYTES_MAX,
 };
 use handover_core::{AiAgentCommand, InvalidInput, IDENTIFIER_BYTES_MAX, SKILL_DATA_BYTES_MAX};
+use handover_sled::{SledOptions, SledStore};
 use handover_store::{
-    Appended, Conflict, EventStore, ExpectedVersion, RecordedEvent, SeqRange, SledStore,
-    StoreError, StoreOptions, StoreStats,
+    Appended, Conflict, EventStore, ExpectedVersion, RecordedEvent, SeqRange, StoreError,
+    StoreStats,
 };
 use matrix_table::{Expect, State, AGENT_ROWS, AGENT_STATES, CALLERS};
 use tokio::sync::{broadcast, mpsc};
@@ -221,7 +222,7 @@ struct Fixture {
 /// the matrix's AI agents registered, and `faq` and `sales` running silently.
 async fn start() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let inner = SledStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let inner = SledStore::open(dir.path(), SledOptions::default()).unwrap();
     let store = Arc::new(CountingStore {
         inner,
         appends: Mutex::default(),

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use handover::*;
-use handover_store::{
-    Appended, Conflict, EventStore, ExpectedVersion, SeqRange, SledStore, StoreOptions,
-};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{Appended, Conflict, EventStore, ExpectedVersion, SeqRange};
 use tokio::sync::{broadcast, mpsc, Mutex, Notify};
 
 fn id<T: std::str::FromStr>(s: &str) -> T
@@ -230,7 +229,7 @@ async fn commands_beyond_the_in_flight_limit_are_refused_and_record_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (entered, mut entered_rx) = mpsc::unbounded_channel();
     let store = Arc::new(GatedStore {
-        inner: SledStore::open(dir.path(), StoreOptions::default()).unwrap(),
+        inner: SledStore::open(dir.path(), SledOptions::default()).unwrap(),
         entered,
         gate: Arc::new(Notify::new()),
         gated: false.into(),
@@ -278,7 +277,7 @@ async fn a_full_journal_queue_is_overloaded_and_the_conversation_keeps_its_state
     let dir = tempfile::tempdir().unwrap();
     let (entered, _entered_rx) = mpsc::unbounded_channel();
     let store = Arc::new(GatedStore {
-        inner: SledStore::open(dir.path(), StoreOptions::default()).unwrap(),
+        inner: SledStore::open(dir.path(), SledOptions::default()).unwrap(),
         entered,
         gate: Arc::new(Notify::new()),
         gated: false.into(),

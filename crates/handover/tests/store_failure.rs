@@ -17,9 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use handover::*;
-use handover_store::{
-    Appended, Conflict, EventStore, ExpectedVersion, SeqRange, SledStore, StoreOptions,
-};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{Appended, Conflict, EventStore, ExpectedVersion, SeqRange};
 use tokio::sync::broadcast;
 
 /// Most a test waits for the runtime: a guard against a hang, not a speed assertion.
@@ -148,7 +147,7 @@ async fn agent(handover: &Handover, id: &str) -> AiAgentId {
 async fn an_actor_whose_append_failed_is_rebuilt_from_the_log_on_the_next_command() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FailAfterWrite {
-        inner: SledStore::open(dir.path(), StoreOptions::default()).unwrap(),
+        inner: SledStore::open(dir.path(), SledOptions::default()).unwrap(),
         armed: AtomicBool::new(false),
     });
     let handover = Handover::start_with_store(store.clone(), Config::new(dir.path()))
@@ -270,7 +269,7 @@ const CHILD_ENV: &str = "HANDOVER_FULL_DISK_CHILD";
 /// store whose engine is stuck (bounded by the store at about 20 s).
 const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The child's bound on one sync (`StoreOptions::sync_timeout`): a sync that sled never
+/// The child's bound on one sync (`SledOptions::sync_timeout`): a sync that sled never
 /// finishes after the disk filled fails its command well within [`CHILD_DEADLINE`].
 const SYNC_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -423,11 +422,11 @@ async fn full_disk(data: &Path, filler: &Path) {
     let store = Arc::new(
         SledStore::open(
             data,
-            StoreOptions {
+            SledOptions {
                 sync_timeout: SYNC_TIMEOUT,
                 // The tmpfs is small: keep 2 MiB free instead of the default 64.
                 min_free_bytes: 2 * 1024 * 1024,
-                ..StoreOptions::default()
+                ..SledOptions::default()
             },
         )
         .unwrap(),
@@ -588,9 +587,9 @@ async fn restart_finds_the_acknowledged(data: &Path, child_stdout: &str) {
     // The tmpfs is small: keep 2 MiB free instead of the default 64.
     let store = SledStore::open(
         data,
-        StoreOptions {
+        SledOptions {
             min_free_bytes: 2 * 1024 * 1024,
-            ..StoreOptions::default()
+            ..SledOptions::default()
         },
     )
     .unwrap();

@@ -12,8 +12,10 @@
 
 use handover_core::StreamId;
 
-use crate::error::{Damage, LogLocation, StoreError};
-use crate::sled_store::{be_u64, parse_stream_key};
+use handover_store::{Damage, LogLocation, StoreError};
+
+use crate::engine::OrStore;
+use crate::keys::{be_u64, parse_stream_key};
 
 /// Key prefix of index chunks.
 pub(crate) const CHUNK_PREFIX: u8 = b'G';
@@ -131,7 +133,7 @@ pub(crate) fn migrate_legacy(log: &sled::Tree) -> Result<u64, StoreError> {
     let mut batch = sled::Batch::default();
     let mut expected = None;
     for entry in log.scan_prefix([LEGACY_PREFIX]) {
-        let (key, pointer) = entry?;
+        let (key, pointer) = entry.or_store()?;
         let position = key
             .get(1..)
             .and_then(be_u64)
@@ -151,12 +153,12 @@ pub(crate) fn migrate_legacy(log: &sled::Tree) -> Result<u64, StoreError> {
         expected = Some(position + 1);
         migrated += 1;
         if chunks.push(position, &pointer, &mut batch) {
-            log.apply_batch(std::mem::take(&mut batch))?;
+            log.apply_batch(std::mem::take(&mut batch)).or_store()?;
         }
     }
     if migrated % CHUNK_POSITIONS_MAX as u64 != 0 {
         chunks.finish(&mut batch);
-        log.apply_batch(batch)?;
+        log.apply_batch(batch).or_store()?;
     }
     Ok(migrated)
 }
@@ -166,7 +168,7 @@ mod tests {
     use handover_core::{AiAgentId, ConversationId};
 
     use super::*;
-    use crate::sled_store::push_stream_key;
+    use crate::keys::push_stream_key;
 
     #[test]
     fn a_chunk_round_trips_and_detects_damage() {

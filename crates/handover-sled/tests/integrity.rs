@@ -8,9 +8,10 @@ use handover_core::{
     Author, Channel, CommandId, ConversationEvent, ConversationId, CustomerId, Event, MessageText,
     StreamId,
 };
+use handover_sled::{SledOptions, SledStore};
 use handover_store::{
     decode_record, encode_record, record_previous_hash, Damage, EventStore, ExpectedVersion,
-    SeqRange, SledStore, StoreError, StoreOptions,
+    SeqRange, StoreError,
 };
 
 fn conversation(n: u128) -> StreamId {
@@ -35,16 +36,16 @@ fn message(text: &str) -> Event {
 }
 
 fn open_store(dir: &Path) -> SledStore {
-    SledStore::open(dir, StoreOptions::default()).expect("the store opens")
+    SledStore::open(dir, SledOptions::default()).expect("the store opens")
 }
 
 /// Opens without checking the log against its anchor, as an audit does.
 fn open_for_inspection(dir: &Path) -> SledStore {
     SledStore::open(
         dir,
-        StoreOptions {
+        SledOptions {
             check_acknowledged_on_open: false,
-            ..StoreOptions::default()
+            ..SledOptions::default()
         },
     )
     .unwrap()
@@ -167,7 +168,7 @@ async fn a_forged_last_record_differs_from_its_high_water_mark() {
     // It is also the record the anchor names: opening with the check on refuses the log.
     drop(store);
     assert_damage(
-        SledStore::open(dir.path(), StoreOptions::default()),
+        SledStore::open(dir.path(), SledOptions::default()),
         Damage::Chain,
         &a,
         4,
@@ -230,7 +231,7 @@ async fn a_log_the_engine_cut_short_is_refused_at_open_with_the_last_acknowledge
         }
     });
 
-    match SledStore::open(dir.path(), StoreOptions::default()) {
+    match SledStore::open(dir.path(), SledOptions::default()) {
         Err(StoreError::Corrupted { at, damage, detail }) => {
             assert_eq!(damage, Damage::Truncated);
             assert_eq!(
@@ -372,7 +373,7 @@ async fn a_missing_or_unreadable_anchor_is_an_error_not_a_silently_unchecked_log
         let kept = std::fs::read(&anchor).unwrap();
         damage_anchor(&anchor);
         assert_damage(
-            SledStore::open(dir.path(), StoreOptions::default()),
+            SledStore::open(dir.path(), SledOptions::default()),
             Damage::Truncated,
             &a,
             4,

@@ -21,9 +21,10 @@ use handover_core::{
     ConversationEvent, ConversationId, CustomerId, EscalationCause, Event, HumanId, MessageText,
     Reason, Roster, Skill, SkillData, SkillName, SkillOutcome, Specialty, StreamId,
 };
+use handover_sled::{SledOptions, SledStore};
 use handover_store::{
     decode_record, record_previous_hash, EventStore, ExpectedVersion, RecordHash, RecordedEvent,
-    SeqRange, SledStore, StoreOptions,
+    SeqRange,
 };
 
 const FIXTURE_HEADER: &[u8; 20] = b"handover records v1\n";
@@ -403,7 +404,7 @@ fn open_raw(dir: &Path) -> sled::Db {
 }
 
 fn open_store(dir: &Path) -> SledStore {
-    SledStore::open(dir, StoreOptions::default()).expect("the store opens the fixture")
+    SledStore::open(dir, SledOptions::default()).expect("the store opens the fixture")
 }
 
 /// Records [`history`] through the store and dumps its `log` tree into the fixture.
@@ -596,12 +597,12 @@ async fn format_v2_records_replay_with_their_hash_chains_and_marks() {
     // format-2 log without its anchor opens only for inspection.
     let dir = tempfile::tempdir().unwrap();
     load(dir.path(), &pairs);
-    assert!(SledStore::open(dir.path(), StoreOptions::default()).is_err());
+    assert!(SledStore::open(dir.path(), SledOptions::default()).is_err());
     let store = SledStore::open(
         dir.path(),
-        StoreOptions {
+        SledOptions {
             check_acknowledged_on_open: false,
-            ..StoreOptions::default()
+            ..SledOptions::default()
         },
     )
     .unwrap();
