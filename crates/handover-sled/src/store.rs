@@ -10,8 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use handover_core::{CommandId, Event, StreamId};
 use handover_store::{
-    Appended, Conflict, Damage, Durability, EventStore, ExpectedVersion, LogLocation, RecordHash,
-    RecordedAt, RecordedEvent, SeqRange, StoreError, StoreStats,
+    encode_event, Appended, Conflict, Damage, Durability, EncodedEvent, EventStore,
+    ExpectedVersion, LogLocation, RecordHash, RecordedAt, RecordedEvent, SeqRange, StoreError,
+    StoreStats,
 };
 use tokio::sync::{broadcast, oneshot};
 use tracing::{debug, info, warn};
@@ -507,6 +508,12 @@ impl SledStore {
     }
 }
 
+/// Encodes each event on the appender's thread, so the journal's single writer only adds the
+/// record's header fields, checksum and hash. An event too large fails here, before queueing.
+fn encode_events(events: Vec<Event>) -> Result<Vec<EncodedEvent>, StoreError> {
+    events.into_iter().map(encode_event).collect()
+}
+
 #[async_trait]
 impl EventStore for SledStore {
     async fn append(
@@ -520,7 +527,7 @@ impl EventStore for SledStore {
             stream: stream.clone(),
             expected,
             command: None,
-            events,
+            events: encode_events(events)?,
             reply,
         })?;
         self.answer(answer).await
@@ -538,7 +545,7 @@ impl EventStore for SledStore {
             stream: stream.clone(),
             expected,
             command: Some(command),
-            events,
+            events: encode_events(events)?,
             reply,
         })?;
         self.answer(answer).await

@@ -3,8 +3,10 @@
 
 use std::sync::{mpsc as std_mpsc, Arc};
 
-use handover_core::{CommandId, Event, StreamId};
-use handover_store::{Appended, Conflict, ExpectedVersion, RecordedEvent, StoreError};
+use handover_core::{CommandId, StreamId};
+use handover_store::{
+    Appended, Conflict, EncodedEvent, ExpectedVersion, RecordedEvent, StoreError,
+};
 use tokio::sync::{broadcast, oneshot};
 
 use super::stats::Counters;
@@ -20,7 +22,8 @@ pub(crate) struct AppendRequest {
     /// Set for an append that must happen once: a retry is answered with what the first
     /// attempt recorded. With no events, the request only asks what the command recorded.
     pub(crate) command: Option<CommandId>,
-    pub(crate) events: Vec<Event>,
+    /// Encoded on the appender's thread (see `SledStore::append`).
+    pub(crate) events: Vec<EncodedEvent>,
     pub(crate) reply: oneshot::Sender<AppendResult>,
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use handover_core::{AgentName, AiAgentEvent, AiAgentId, Event, StreamId};
-use handover_store::{Durability, ExpectedVersion, RecordedAt, StoreError};
+use handover_store::{encode_event, Durability, ExpectedVersion, RecordedAt, StoreError};
 use tokio::sync::{broadcast, oneshot};
 
 use super::{AppendRequest, AppendResult, Journal, Start, SyncStep, Syncing, TimedSync};
@@ -94,7 +94,7 @@ fn submit(
             stream: stream.clone(),
             expected,
             command: None,
-            events: vec![registered(stream)],
+            events: vec![encode_event(registered(stream)).unwrap()],
             reply,
         })
         .unwrap();
@@ -158,7 +158,7 @@ fn a_failed_sync_fails_every_append_it_covers_and_stops_the_store() {
         stream: stream(1),
         expected: ExpectedVersion::Exact(1),
         command: None,
-        events: vec![registered(&stream(1))],
+        events: vec![encode_event(registered(&stream(1))).unwrap()],
         reply,
     });
     match refused {
@@ -222,7 +222,7 @@ fn a_sync_that_never_returns_stops_the_store() {
         stream: stream(1),
         expected: ExpectedVersion::NoStream,
         command: None,
-        events: vec![registered(&stream(1))],
+        events: vec![encode_event(registered(&stream(1))).unwrap()],
         reply,
     });
     assert!(matches!(refused, Err(StoreError::Failed(_))));
@@ -303,7 +303,7 @@ fn a_full_queue_is_overloaded_and_a_closed_journal_answers_every_request() {
             stream: stream(n),
             expected: ExpectedVersion::NoStream,
             command: None,
-            events: vec![registered(&stream(n))],
+            events: vec![encode_event(registered(&stream(n))).unwrap()],
             reply,
         };
         match journal.submit(request) {

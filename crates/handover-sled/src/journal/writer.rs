@@ -5,8 +5,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 
-use handover_core::{CommandId, Event, StreamId};
-use handover_store::{encode_record, Appended, RecordHash, RecordedAt, RecordedEvent, StoreError};
+use handover_core::{CommandId, StreamId};
+use handover_store::{
+    encode_record_with_event, Appended, EncodedEvent, RecordHash, RecordedAt, RecordedEvent,
+    StoreError,
+};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -274,22 +277,27 @@ impl Writer {
         &self,
         stream: &StreamId,
         tip: Tip,
-        events: Vec<Event>,
+        events: Vec<EncodedEvent>,
         recorded_at: RecordedAt,
     ) -> Result<(Vec<KeyValue>, Appended, Tip), StoreError> {
         let mut entries = Vec::with_capacity(events.len());
         let mut records = Vec::with_capacity(events.len());
         let mut previous = tip.hash;
-        // The events move into their records: a message's text is never copied on the way.
+        // Each event was encoded on its appender's thread; only the record's header fields,
+        // its checksum and its hash are computed here, on the log's single writer. The events
+        // move into their records: a message's text is never copied on the way.
         for (i, event) in (0u64..).zip(events) {
+            let position = self.next_position + i;
+            let seq = tip.version + 1 + i;
+            let bytes =
+                encode_record_with_event(position, stream, seq, recorded_at, &event, &previous)?;
             let record = RecordedEvent {
-                position: self.next_position + i,
+                position,
                 stream: stream.clone(),
-                seq: tip.version + 1 + i,
+                seq,
                 recorded_at,
-                event,
+                event: event.into_event(),
             };
-            let bytes = encode_record(&record, &previous)?;
             previous = RecordHash::of(&bytes);
             entries.push((event_key(stream, record.seq), bytes));
             records.push(Arc::new(record));
