@@ -31,7 +31,7 @@ use crate::journal::{
     AppendRequest, AppendResult, DiskSync, FreeSpace, Journal, Start, SyncStep, Syncing, TimedSync,
 };
 use crate::keys::{be_u64, AI_AGENT_KIND, MARK_PREFIX, STREAM_PREFIX};
-use crate::tip::read_mark;
+use crate::tip::stream_tip;
 use crate::SledOptions;
 
 pub(crate) const SUBSCRIBERS_CAPACITY: usize = 4096;
@@ -374,15 +374,17 @@ impl SledStore {
             return Ok(out);
         }
         // The read went as far as the range allows: the stream must not end before its mark.
-        if let Some(mark) = read_mark(log, stream)? {
-            match out.last() {
-                Some(last) => check_tail(log, stream, mark, last.seq, last_hash, range.to)?,
-                // Nothing at or after `first`: fine past the stream's end, not before it.
-                None if first <= mark.version => {
-                    check_tail(log, stream, mark, first - 1, None, range.to)?
-                }
-                None => {}
+        // Read after the records, so it is at least as new as they are. A stream of format 2
+        // records without a mark is damage (`stream_tip` says so); one written before marks
+        // existed is checked against its last record.
+        let mark = stream_tip(log, stream)?;
+        match out.last() {
+            Some(last) => check_tail(log, stream, mark, last.seq, last_hash, range.to)?,
+            // Nothing at or after `first`: fine past the stream's end, not before it.
+            None if first <= mark.version => {
+                check_tail(log, stream, mark, first - 1, None, range.to)?
             }
+            None => {}
         }
         Ok(out)
     }

@@ -2,7 +2,7 @@
 //! under `M` + stream key.
 
 use handover_core::StreamId;
-use handover_store::{Damage, LogLocation, RecordHash, StoreError};
+use handover_store::{record_previous_hash, Damage, LogLocation, RecordHash, StoreError};
 
 use crate::engine::OrStore;
 use crate::keys::{be_u64, mark_key, push_stream_key, STREAM_PREFIX};
@@ -70,7 +70,9 @@ pub(crate) fn read_mark(log: &sled::Tree, stream: &StreamId) -> Result<Option<Ti
     }
 }
 
-/// Where `stream` ends: its mark, or for a stream without one its last record.
+/// Where `stream` ends: its mark, or for a stream written before marks existed (format 1
+/// records) its last record. A stream whose last record is of format 2 has a mark: without one,
+/// the log lost the batch that wrote it, and this is [`Damage::Truncated`].
 pub(crate) fn stream_tip(log: &sled::Tree, stream: &StreamId) -> Result<Tip, StoreError> {
     if let Some(tip) = read_mark(log, stream)? {
         return Ok(tip);
@@ -91,6 +93,13 @@ pub(crate) fn stream_tip(log: &sled::Tree, stream: &StreamId) -> Result<Tip, Sto
                     "malformed event key",
                 )
             })?;
+            if record_previous_hash(&value).is_some() {
+                return Err(StoreError::corrupted(
+                    LogLocation::in_stream(stream, version),
+                    Damage::Truncated,
+                    "the stream has no high-water mark: the log lost the batch that wrote it",
+                ));
+            }
             Ok(Tip {
                 version,
                 hash: RecordHash::of(&value),

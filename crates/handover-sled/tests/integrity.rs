@@ -213,6 +213,75 @@ async fn a_stream_that_lost_its_last_record_is_truncated_not_shorter() {
     assert_eq!(head.len(), 3);
 }
 
+fn mark_key(stream: &StreamId) -> Vec<u8> {
+    let mut key = record_key(stream, 0);
+    key[0] = b'M';
+    key.truncate(key.len() - 8);
+    key
+}
+
+/// Appends `appends` single events to a new conversation `stream`, each its own group.
+async fn many_groups(dir: &Path, stream: &StreamId, appends: u64) {
+    let store = open_store(dir);
+    let mut version = 0;
+    for n in 0..appends {
+        let events = vec![if n == 0 { opened() } else { message("more") }];
+        let expected = match version {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v),
+        };
+        version += store
+            .append(stream, expected, events)
+            .await
+            .unwrap()
+            .unwrap()
+            .len() as u64;
+    }
+}
+
+/// A stream of format 2 records always has a high-water mark; one without (its mark lost with
+/// a damaged page) is truncated as far as anyone can tell, not a stream that ends where its
+/// records do: every read says so.
+#[tokio::test]
+async fn a_stream_whose_mark_is_missing_is_truncated_not_shorter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (conversation(1), conversation(2));
+    conversation_of_four(dir.path(), &a).await;
+    // Enough groups after it that its mark is no longer only in the latest index chunks.
+    many_groups(dir.path(), &b, 70).await;
+    damage(dir.path(), |log| {
+        log.remove(mark_key(&a)).unwrap().expect("a has a mark");
+    });
+
+    let store = open_store(dir.path());
+    assert_damage(
+        store.read_stream(&a, SeqRange::ALL).await,
+        Damage::Truncated,
+        &a,
+        4,
+    );
+    assert_damage(store.stream_version(&a).await, Damage::Truncated, &a, 4);
+    assert_damage(
+        store.scan_streams().collect::<Result<Vec<_>, _>>(),
+        Damage::Truncated,
+        &a,
+        4,
+    );
+    // An append cannot build on a stream whose end is unknown.
+    assert_damage(
+        store
+            .append(&a, ExpectedVersion::Exact(4), vec![message("five")])
+            .await,
+        Damage::Truncated,
+        &a,
+        4,
+    );
+    assert_eq!(
+        store.read_stream(&b, SeqRange::ALL).await.unwrap().len(),
+        70
+    );
+}
+
 /// What sled's recovery does after damage in the middle of its own log: everything written
 /// from there on is gone (records, marks and index alike), and sled opens without an error.
 #[tokio::test]
