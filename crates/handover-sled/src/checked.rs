@@ -3,6 +3,7 @@
 //! scan ([`GlobalScan`]) used by verification, and what a command appended.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use handover_core::{CommandId, StreamId};
 use handover_store::{
@@ -14,7 +15,7 @@ use crate::engine::{contained, store_error, OrStore};
 use crate::keys::{
     be_u64, command_key, decode_command_entry, event_key, location, parse_stream_key,
 };
-use crate::tip::{read_mark, stream_tip, Tip};
+use crate::tip::{stream_tip, Marks, Tip};
 
 /// A stream record as stored, not yet decoded: from [`SledStore::scan_stream_records`](crate::SledStore::scan_stream_records).
 #[derive(Clone, Debug)]
@@ -60,11 +61,14 @@ impl StoredRecord {
 
 /// Reads stream records in key order and checks, at the end of each stream, that it ends where
 /// its high-water mark says. High-water marks are keyed like streams, so they are read in the
-/// same order beside the records.
+/// same order beside the records; a tail written since the last checkpoint overrides its `M`
+/// key.
 pub(crate) struct StreamScan {
     /// The store's failure, if it stopped: the scan yields it and nothing else.
     pub(crate) failed: Option<StoreError>,
     pub(crate) log: sled::Tree,
+    /// The tails written since the last checkpoint.
+    pub(crate) pending: Arc<Marks>,
     pub(crate) records: sled::Iter,
     pub(crate) marks: std::iter::Peekable<sled::Iter>,
     /// The stream being read: its key, id, last seq and last record's bytes.
@@ -160,11 +164,48 @@ impl StreamScan {
                 ));
             };
             let mark = Tip::decode(&mark_value, &stream)?;
+            let mark = self.pending.pending(&stream).unwrap_or(mark);
             match &self.current {
                 Some((key, stream, last_seq, last_bytes)) if key.as_slice() == marked => {
                     current_marked = true;
+                    let last_hash = Some(RecordHash::of(last_bytes));
+                    let checked = check_tail(
+                        &self.log,
+                        &self.pending,
+                        stream,
+                        mark,
+                        *last_seq,
+                        last_hash,
+                        u64::MAX,
+                    );
+                    if checked.is_err() {
+                        // The mark this scan read may predate a checkpoint that rewrote it since
+                        // the records were read: only a settled mark can tell damage.
+                        let settled = self.pending.settled_tail(&self.log, stream)?;
+                        let mark = settled.unwrap_or(mark);
+                        check_tail(
+                            &self.log,
+                            &self.pending,
+                            stream,
+                            mark,
+                            *last_seq,
+                            last_hash,
+                            u64::MAX,
+                        )?;
+                    }
+                }
+                // A mark whose stream has no records at all.
+                _ => check_tail(&self.log, &self.pending, &stream, mark, 0, None, u64::MAX)?,
+            }
+        }
+        if let Some((_, stream, last_seq, last_bytes)) = &self.current {
+            if !current_marked {
+                // A stream first written since the last checkpoint has no `M` key yet.
+                if let Some(mark) = self.pending.settled_tail(&self.log, stream)? {
+                    current_marked = true;
                     check_tail(
                         &self.log,
+                        &self.pending,
                         stream,
                         mark,
                         *last_seq,
@@ -172,11 +213,7 @@ impl StreamScan {
                         u64::MAX,
                     )?;
                 }
-                // A mark whose stream has no records at all.
-                _ => check_tail(&self.log, &stream, mark, 0, None, u64::MAX)?,
             }
-        }
-        if let Some((_, stream, last_seq, last_bytes)) = &self.current {
             // Streams written before marks existed (format 1 records) have none.
             if !current_marked && record_previous_hash(last_bytes).is_some() {
                 return Err(StoreError::corrupted(
@@ -194,25 +231,31 @@ impl StreamScan {
 /// record when it was read) against its high-water mark, read after the records, for a read
 /// that asked for seqs up to `to`.
 ///
-/// sled applies a batch under its write lock and every read step under its read lock, so a
-/// mark read after the records is at least as new as they are: records beyond it are damage.
-/// A mark ahead of them is damage only if the next record is still missing now; otherwise an
-/// append landed between the scan and the mark's read.
+/// The writer publishes a group's tails (in [`Marks`]) before it applies the group, and sled
+/// applies a batch under its write lock and every read step under its read lock, so a mark
+/// read after the records is at least as new as they are: records beyond it are damage. A
+/// mark ahead of them is damage only if the next record is still missing once no group is
+/// being applied; otherwise an append landed between the scan and the mark's read.
 pub(crate) fn check_tail(
     log: &sled::Tree,
+    marks: &Marks,
     stream: &StreamId,
     mark: Tip,
     last_seq: u64,
     last_hash: Option<RecordHash>,
     to: u64,
 ) -> Result<(), StoreError> {
-    if last_seq < mark.version
-        && last_seq < to
-        && log
+    let next_missing = || -> Result<bool, StoreError> {
+        Ok(log
             .get(event_key(stream, last_seq + 1))
             .or_store()?
-            .is_none()
-    {
+            .is_none())
+    };
+    if last_seq < mark.version && last_seq < to && next_missing()? && {
+        // The mark may belong to a group being applied: wait for it, then look again.
+        let _settled = marks.settled();
+        next_missing()?
+    } {
         return Err(StoreError::corrupted(
             LogLocation::in_stream(stream, last_seq + 1),
             Damage::Truncated,
@@ -268,6 +311,7 @@ pub(crate) fn check_link(
 pub(crate) struct GlobalScan<'a, I> {
     pub(crate) pointers: I,
     pub(crate) log: &'a sled::Tree,
+    pub(crate) marks: &'a Marks,
     pub(crate) links: ChainLinks,
     /// Once the index is read: the streams whose last record is still to be checked.
     pub(crate) tails: Option<std::vec::IntoIter<(StreamId, u64, RecordHash)>>,
@@ -322,13 +366,22 @@ where
         }
         let tails = self.tails.as_mut()?;
         for (stream, seq, hash) in tails.by_ref() {
-            let checked = read_mark(self.log, &stream).and_then(|mark| match mark {
-                // A mark ahead of what was read: appended since.
-                Some(mark) if mark.version == seq => {
-                    check_tail(self.log, &stream, mark, seq, Some(hash), u64::MAX)
-                }
-                _ => Ok(()),
-            });
+            let checked = self
+                .marks
+                .tail(self.log, &stream)
+                .and_then(|mark| match mark {
+                    // A mark ahead of what was read: appended since.
+                    Some(mark) if mark.version == seq => check_tail(
+                        self.log,
+                        self.marks,
+                        &stream,
+                        mark,
+                        seq,
+                        Some(hash),
+                        u64::MAX,
+                    ),
+                    _ => Ok(()),
+                });
             if let Err(error) = checked {
                 self.done = true;
                 return Some(Err(error));
@@ -445,8 +498,12 @@ pub(crate) fn read_command(
 }
 
 /// The stream's version in `log`: its highest seq, from its high-water mark.
-pub(crate) fn stream_version(log: &sled::Tree, stream: &StreamId) -> Result<u64, StoreError> {
-    Ok(stream_tip(log, stream)?.version)
+pub(crate) fn stream_version(
+    log: &sled::Tree,
+    marks: &Marks,
+    stream: &StreamId,
+) -> Result<u64, StoreError> {
+    Ok(stream_tip(log, marks, stream)?.version)
 }
 
 /// Checks that a record decoded from a stream key belongs there and follows its predecessor.

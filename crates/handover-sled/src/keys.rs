@@ -10,8 +10,11 @@ use handover_store::LogLocation;
 
 pub(crate) const STREAM_PREFIX: u8 = b's';
 
-/// `M` + stream key -> the stream's high-water mark (see [`Tip`]).
+/// `M` + stream key -> the stream's high-water mark (see `tip.rs`).
 pub(crate) const MARK_PREFIX: u8 = b'M';
+
+/// The one key `K` -> the position up to which the `M` keys are current (see `tip.rs`).
+pub(crate) const CHECKPOINT_KEY: [u8; 1] = [b'K'];
 
 /// `C` + stream key + command id -> the first seq and the count of the events that command
 /// appended, so a retry of it is answered with them instead of appending again.

@@ -31,7 +31,7 @@ use crate::journal::{
     AppendRequest, AppendResult, DiskSync, FreeSpace, Journal, Start, SyncStep, Syncing, TimedSync,
 };
 use crate::keys::{be_u64, AI_AGENT_KIND, MARK_PREFIX, STREAM_PREFIX};
-use crate::tip::stream_tip;
+use crate::tip::{replay_marks, stream_tip, Marks};
 use crate::SledOptions;
 
 pub(crate) const SUBSCRIBERS_CAPACITY: usize = 4096;
@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     anchor: Arc<Mutex<Anchor>>,
     /// Why the log cannot be checked against its anchor, found at open.
     unanchored: Option<StoreError>,
+    /// The streams' tails written since the last checkpoint, shared with the journal's writer.
+    marks: Arc<Marks>,
     /// The log's only writer. Declared last, so it is dropped (and its threads joined) after
     /// nothing else here can queue an append.
     journal: Journal,
@@ -155,12 +157,16 @@ impl SledStore {
             db.flush().or_store()?;
             info!(path = %path.display(), migrated, "rewrote the global index into chunks");
         }
+        // Before anything reads a mark: the tails of the chunks after the last checkpoint.
+        let replayed = replay_marks(&log)?;
+        debug!(path = %path.display(), replayed, "high-water marks replayed from the index");
         let (head, last_recorded_at, head_point) = match log.scan_prefix([CHUNK_PREFIX]).next_back()
         {
             None => (0, RecordedAt(i64::MIN), None),
             Some(entry) => {
                 let (key, value) = entry.or_store()?;
-                let (first, entries) = decode_chunk(&key, &value)?;
+                let chunk = decode_chunk(&key, &value)?;
+                let (first, entries) = (chunk.first, chunk.entries);
                 let Some((stream, seq)) = entries.last() else {
                     return Err(StoreError::corrupted(
                         LogLocation::at_position(first),
@@ -218,6 +224,7 @@ impl SledStore {
         let anchor = Arc::new(Mutex::new(anchor));
         let (live, _) = broadcast::channel(SUBSCRIBERS_CAPACITY);
         let sync = DiskSync::new(db.clone(), &path, options.durability)?;
+        let marks = Arc::new(Marks::default());
         let journal = Journal::start(
             log.clone(),
             Start {
@@ -236,6 +243,7 @@ impl SledStore {
                 }),
             },
             live.clone(),
+            Arc::clone(&marks),
         )?;
         Ok(SledStore {
             inner: Arc::new(Inner {
@@ -245,6 +253,7 @@ impl SledStore {
                 live,
                 anchor,
                 unanchored,
+                marks,
                 journal,
             }),
         })
@@ -343,7 +352,7 @@ impl SledStore {
     pub fn version(&self, stream: &StreamId) -> Result<u64, StoreError> {
         self.inner.journal.poison.check()?;
         contained("reading the log", || {
-            stream_version(&self.inner.engine().log, stream)
+            stream_version(&self.inner.engine().log, &self.inner.marks, stream)
         })
     }
 
@@ -377,12 +386,13 @@ impl SledStore {
         // Read after the records, so it is at least as new as they are. A stream of format 2
         // records without a mark is damage (`stream_tip` says so); one written before marks
         // existed is checked against its last record.
-        let mark = stream_tip(log, stream)?;
+        let marks = &self.inner.marks;
+        let mark = stream_tip(log, marks, stream)?;
         match out.last() {
-            Some(last) => check_tail(log, stream, mark, last.seq, last_hash, range.to)?,
+            Some(last) => check_tail(log, marks, stream, mark, last.seq, last_hash, range.to)?,
             // Nothing at or after `first`: fine past the stream's end, not before it.
             None if first <= mark.version => {
-                check_tail(log, stream, mark, first - 1, None, range.to)?
+                check_tail(log, marks, stream, mark, first - 1, None, range.to)?
             }
             None => {}
         }
@@ -421,7 +431,8 @@ impl SledStore {
         let chunks = log.range(chunk_key(start)..=chunk_key(u64::MAX));
         let pointers = chunks.flat_map(move |chunk| {
             let decoded = chunk.or_store().and_then(|(key, value)| {
-                let (first, entries) = decode_chunk(&key, &value)?;
+                let chunk = decode_chunk(&key, &value)?;
+                let (first, entries) = (chunk.first, chunk.entries);
                 if first != expected_position {
                     return Err(StoreError::corrupted(
                         LogLocation::at_position(expected_position),
@@ -457,6 +468,7 @@ impl SledStore {
             // `GlobalScan` contains sled's panics around each step, the index's included.
             pointers: self.index_pointers(from),
             log,
+            marks: &self.inner.marks,
             links: ChainLinks::default(),
             tails: None,
             done: false,
@@ -494,6 +506,7 @@ impl SledStore {
         StreamScan {
             failed: self.inner.journal.poison.check().err(),
             log: self.inner.engine().log.clone(),
+            pending: Arc::clone(&self.inner.marks),
             records: self.inner.engine().log.scan_prefix(prefix),
             marks: self.inner.engine().log.scan_prefix(marks_prefix).peekable(),
             current: None,

@@ -1,19 +1,204 @@
-//! High-water marks: where each stream ends (its version and its last record's hash), stored
-//! under `M` + stream key.
+//! High-water marks: where each stream ends (its version and its last record's hash).
+//!
+//! The durable record of a stream's new end is the tail its group's index chunk carries
+//! (`index.rs`), written in the same batch as the records. The `M` + stream key marks are a
+//! checkpointed materialisation of those tails: the writer keeps the tails written since the
+//! last checkpoint in [`Marks`] (which readers consult first), and every
+//! [`CHECKPOINT_GROUPS`] groups, or once it holds [`CHECKPOINT_STREAMS`] streams, writes all of
+//! them as `M` keys with the checkpoint key `K` (the position up to which `M` keys are current)
+//! in the same batch as that group. At open, [`replay_marks`] writes the tails of the chunks
+//! after the checkpoint into `M` keys before anything reads, checking that those chunks follow
+//! each other without a gap. So marks cost one write per group, not one per append.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use handover_core::StreamId;
 use handover_store::{record_previous_hash, Damage, LogLocation, RecordHash, StoreError};
 
-use crate::engine::OrStore;
-use crate::keys::{be_u64, mark_key, push_stream_key, STREAM_PREFIX};
+use crate::engine::{lock, OrStore};
+use crate::index::{chunk_key, decode_chunk, CHUNK_PREFIX};
+use crate::keys::{be_u64, mark_key, push_stream_key, CHECKPOINT_KEY, STREAM_PREFIX};
+
+/// Most groups between two checkpoints: bounds the chunks an open replays.
+pub(crate) const CHECKPOINT_GROUPS: u32 = 64;
+
+/// Most streams whose tails wait for a checkpoint: bounds [`Marks`]' memory.
+pub(crate) const CHECKPOINT_STREAMS: usize = 4096;
+
+const CHECKPOINT_FORMAT: u8 = 1;
+const CHECKPOINT_BYTES: usize = 1 + 4 + 8;
+
+/// The tails written since the last checkpoint, shared by the writer and the readers.
+#[derive(Default)]
+pub(crate) struct Marks {
+    /// Each stream's end, for the streams appended to since the last checkpoint: newer than
+    /// their `M` keys, so readers look here first.
+    pending: Mutex<HashMap<StreamId, Tip>>,
+    /// Held for writing by the writer from the moment it publishes a group's tails here until
+    /// the group is applied, so a reader that finds a tail ahead of the records can wait for
+    /// the records instead of taking the gap for damage.
+    applying: RwLock<()>,
+}
+
+impl Marks {
+    /// Where `stream` ends by its mark: the tail written since the last checkpoint, or its `M`
+    /// key; `None` if it has neither.
+    pub(crate) fn tail(
+        &self,
+        log: &sled::Tree,
+        stream: &StreamId,
+    ) -> Result<Option<Tip>, StoreError> {
+        if let Some(tip) = lock(&self.pending).get(stream) {
+            return Ok(Some(*tip));
+        }
+        read_mark(log, stream)
+    }
+
+    /// As [`Marks::tail`], but when the stream has no mark, looks again once no group is being
+    /// applied: a group publishes its tails before it is applied and a checkpoint forgets them
+    /// after, so a reader that found records first and no mark after may have looked between
+    /// the two. Once settled, the tails here and the `M` keys are exact.
+    pub(crate) fn settled_tail(
+        &self,
+        log: &sled::Tree,
+        stream: &StreamId,
+    ) -> Result<Option<Tip>, StoreError> {
+        match self.tail(log, stream)? {
+            Some(tip) => Ok(Some(tip)),
+            None => {
+                let _settled = self.settled();
+                self.tail(log, stream)
+            }
+        }
+    }
+
+    /// The tail written since the last checkpoint, if any.
+    pub(crate) fn pending(&self, stream: &StreamId) -> Option<Tip> {
+        lock(&self.pending).get(stream).copied()
+    }
+
+    /// How many streams wait for a checkpoint.
+    pub(crate) fn pending_len(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
+    /// Every tail waiting for a checkpoint.
+    pub(crate) fn pending_tails(&self) -> Vec<(StreamId, Tip)> {
+        lock(&self.pending)
+            .iter()
+            .map(|(stream, tip)| (stream.clone(), *tip))
+            .collect()
+    }
+
+    /// Publishes a group's tails; the caller holds [`Marks::applying`] until the group is
+    /// applied.
+    pub(crate) fn publish(&self, tails: impl IntoIterator<Item = (StreamId, Tip)>) {
+        lock(&self.pending).extend(tails);
+    }
+
+    /// Forgets every tail: a checkpoint wrote them all as `M` keys.
+    pub(crate) fn clear(&self) {
+        lock(&self.pending).clear();
+    }
+
+    /// Taken by the writer while it publishes tails and applies their group.
+    pub(crate) fn applying(&self) -> RwLockWriteGuard<'_, ()> {
+        self.applying
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until no group is being applied.
+    pub(crate) fn settled(&self) -> RwLockReadGuard<'_, ()> {
+        self.applying
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The checkpoint key's value: `[format 1][crc32 BE of the position][position u64 BE]`.
+pub(crate) fn encode_checkpoint(position: u64) -> [u8; CHECKPOINT_BYTES] {
+    let mut value = [0u8; CHECKPOINT_BYTES];
+    value[0] = CHECKPOINT_FORMAT;
+    value[5..].copy_from_slice(&position.to_be_bytes());
+    let crc = crc32fast::hash(&value[5..]);
+    value[1..5].copy_from_slice(&crc.to_be_bytes());
+    value
+}
+
+/// The position up to which `M` keys are current, if a checkpoint was written.
+fn read_checkpoint(log: &sled::Tree) -> Result<Option<u64>, StoreError> {
+    let Some(value) = log.get(CHECKPOINT_KEY).or_store()? else {
+        return Ok(None);
+    };
+    let sound = value.len() == CHECKPOINT_BYTES
+        && value[0] == CHECKPOINT_FORMAT
+        && crc32fast::hash(&value[5..]).to_be_bytes() == value[1..5];
+    match be_u64(&value[5..]) {
+        Some(position) if sound => Ok(Some(position)),
+        _ => Err(StoreError::corrupted(
+            LogLocation::default(),
+            Damage::Index,
+            "the high-water mark checkpoint is damaged",
+        )),
+    }
+}
+
+/// Makes the `M` keys current at open: writes the tails of every index chunk after the
+/// checkpoint (all chunks when there is none: a log written before checkpoints, whose marks
+/// were written with each append, or one whose checkpoint key was lost) as `M` keys, and moves
+/// the checkpoint to the last position, in one batch. The chunks read must follow the
+/// checkpoint and each other without a gap: a chunk lost in the middle of the log (a damaged
+/// page of the engine's) would otherwise take the only record of its streams' ends with it.
+/// Returns how many marks it wrote.
+pub(crate) fn replay_marks(log: &sled::Tree) -> Result<usize, StoreError> {
+    let checkpoint = read_checkpoint(log)?;
+    let from = checkpoint.map_or(1, |position| position + 1);
+    let mut expected = from;
+    let mut tails: HashMap<StreamId, Tip> = HashMap::new();
+    for entry in log.range(chunk_key(from)..=chunk_key(u64::MAX)) {
+        let (key, value) = entry.or_store()?;
+        if key.first() != Some(&CHUNK_PREFIX) {
+            break;
+        }
+        let chunk = decode_chunk(&key, &value)?;
+        if chunk.first != expected {
+            return Err(StoreError::corrupted(
+                LogLocation::at_position(expected),
+                Damage::Gap,
+                format!(
+                    "the global index skips from position {expected} to {}: a chunk after the                      high-water mark checkpoint is missing",
+                    chunk.first
+                ),
+            ));
+        }
+        expected = chunk.end();
+        for (stream, seq, hash) in chunk.tails {
+            tails.insert(stream, Tip { version: seq, hash });
+        }
+    }
+    if checkpoint.is_some() && expected == from {
+        return Ok(0);
+    }
+    let mut batch = sled::Batch::default();
+    let written = tails.len();
+    for (stream, tip) in tails {
+        batch.insert(mark_key(&stream), &tip.encode()[..]);
+    }
+    batch.insert(&CHECKPOINT_KEY[..], &encode_checkpoint(expected - 1)[..]);
+    log.apply_batch(batch).or_store()?;
+    Ok(written)
+}
 
 pub(crate) const MARK_FORMAT: u8 = 1;
 
 pub(crate) const MARK_BYTES: usize = 1 + 4 + 8 + RecordHash::LEN;
 
 /// Where a stream ends: its version (highest seq, 0 when empty) and the hash of its last
-/// record ([`RecordHash::ZERO`] when empty). Stored as the stream's high-water mark in the same
-/// batch as its records, so a stream that reads shorter than its mark lost acknowledged events.
+/// record ([`RecordHash::ZERO`] when empty). Carried by the index chunk written in the same
+/// batch as its records, and from there kept as the stream's high-water mark, so a stream that
+/// reads shorter than its mark lost acknowledged events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Tip {
     pub(crate) version: u64,
@@ -73,13 +258,24 @@ pub(crate) fn read_mark(log: &sled::Tree, stream: &StreamId) -> Result<Option<Ti
 /// Where `stream` ends: its mark, or for a stream written before marks existed (format 1
 /// records) its last record. A stream whose last record is of format 2 has a mark: without one,
 /// the log lost the batch that wrote it, and this is [`Damage::Truncated`].
-pub(crate) fn stream_tip(log: &sled::Tree, stream: &StreamId) -> Result<Tip, StoreError> {
-    if let Some(tip) = read_mark(log, stream)? {
+pub(crate) fn stream_tip(
+    log: &sled::Tree,
+    marks: &Marks,
+    stream: &StreamId,
+) -> Result<Tip, StoreError> {
+    if let Some(tip) = marks.tail(log, stream)? {
         return Ok(tip);
     }
     let mut prefix = vec![STREAM_PREFIX];
     push_stream_key(&mut prefix, stream);
-    match log.scan_prefix(&prefix).next_back() {
+    let last = log.scan_prefix(&prefix).next_back();
+    // Records found after no mark was: look for the mark again, settled.
+    if last.is_some() {
+        if let Some(tip) = marks.settled_tail(log, stream)? {
+            return Ok(tip);
+        }
+    }
+    match last {
         None => Ok(Tip::EMPTY),
         Some(entry) => {
             let (key, value) = entry.or_store()?;

@@ -222,7 +222,10 @@ fn mark_key(stream: &StreamId) -> Vec<u8> {
 
 /// Appends `appends` single events to a new conversation `stream`, each its own group.
 async fn many_groups(dir: &Path, stream: &StreamId, appends: u64) {
-    let store = open_store(dir);
+    append_groups(&open_store(dir), stream, appends).await;
+}
+
+async fn append_groups(store: &SledStore, stream: &StreamId, appends: u64) {
     let mut version = 0;
     for n in 0..appends {
         let events = vec![if n == 0 { opened() } else { message("more") }];
@@ -282,6 +285,84 @@ async fn a_stream_whose_mark_is_missing_is_truncated_not_shorter() {
     );
 }
 
+/// Writes conversation `a` as two appends (seqs 1-4 at positions 1-4, then 5-6 at positions
+/// 5-6), then `later` single appends to conversation `b`, and takes out what a damaged page of
+/// the engine's log can take out alone: one batch in the middle, `a`'s second append (its
+/// records and its index chunk), while every batch after it survives.
+async fn lose_a_middle_batch(dir: &Path, a: &StreamId, b: &StreamId, later: u64) {
+    {
+        // One session: the checkpoints are the writer's, none from a reopen in between.
+        let store = open_store(dir);
+        let first = vec![opened(), message("one"), message("two"), message("three")];
+        store
+            .append(a, ExpectedVersion::NoStream, first)
+            .await
+            .unwrap()
+            .unwrap();
+        let second = vec![message("four"), message("five")];
+        store
+            .append(a, ExpectedVersion::Exact(4), second)
+            .await
+            .unwrap()
+            .unwrap();
+        append_groups(&store, b, later).await;
+    }
+    damage(dir, |log| {
+        let mut chunk = vec![b'G'];
+        chunk.extend_from_slice(&5u64.to_be_bytes());
+        for key in [record_key(a, 5), record_key(a, 6), chunk] {
+            log.remove(key).unwrap().expect("the key was written");
+        }
+    });
+}
+
+/// A batch lost in the middle of the log, before a checkpoint of the high-water marks: the
+/// checkpoint, written later, holds the stream's end, so the stream reads as truncated, not as
+/// a shorter stream (once, a zeroed page of sled's log took a stream's last records and the
+/// mark written in the same batch, and the stream read back shorter without an error).
+#[tokio::test]
+async fn a_batch_lost_before_a_checkpoint_leaves_its_stream_truncated_not_shorter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (conversation(1), conversation(2));
+    lose_a_middle_batch(dir.path(), &a, &b, 70).await;
+
+    let store = open_store(dir.path());
+    assert_damage(
+        store.read_stream(&a, SeqRange::ALL).await,
+        Damage::Truncated,
+        &a,
+        5,
+    );
+    assert_damage(
+        store.scan_streams().collect::<Result<Vec<_>, _>>(),
+        Damage::Truncated,
+        &a,
+        5,
+    );
+    match store.read_all(1, usize::MAX).await {
+        Err(StoreError::Corrupted { at, damage, .. }) => {
+            assert_eq!((damage, at.position), (Damage::Gap, Some(5)));
+        }
+        other => panic!("expected a gap at position 5, got {other:?}"),
+    }
+}
+
+/// A batch lost in the middle of the log after the last checkpoint: its index chunk held the
+/// only record of its streams' ends, and the open that replays the chunks finds the gap.
+#[tokio::test]
+async fn a_batch_lost_after_the_last_checkpoint_is_found_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (conversation(1), conversation(2));
+    lose_a_middle_batch(dir.path(), &a, &b, 3).await;
+
+    match SledStore::open(dir.path(), SledOptions::default()) {
+        Err(StoreError::Corrupted { at, damage, .. }) => {
+            assert_eq!((damage, at.position), (Damage::Gap, Some(5)));
+        }
+        other => panic!("expected the gap to be found at open, got {other:?}"),
+    }
+}
+
 /// What sled's recovery does after damage in the middle of its own log: everything written
 /// from there on is gone (records, marks and index alike), and sled opens without an error.
 #[tokio::test]
@@ -295,9 +376,11 @@ async fn a_log_the_engine_cut_short_is_refused_at_open_with_the_last_acknowledge
         mark.extend_from_slice(&record_key(&b, 1)[1..18]);
         let mut chunk = vec![b'G'];
         chunk.extend_from_slice(&5u64.to_be_bytes());
-        for key in (1..=4).map(|seq| record_key(&b, seq)).chain([mark, chunk]) {
+        for key in (1..=4).map(|seq| record_key(&b, seq)).chain([chunk]) {
             log.remove(key).unwrap().expect("the key was written");
         }
+        // b's tail is in its chunk; its mark, if a checkpoint wrote one since, goes too.
+        log.remove(mark).unwrap();
     });
 
     match SledStore::open(dir.path(), SledOptions::default()) {

@@ -45,6 +45,7 @@ use writer::Writer;
 
 use crate::anchor::{Anchor, AnchorPoint};
 use crate::engine::{lock, spawn};
+use crate::tip::Marks;
 
 /// Most applied groups waiting for the syncer before the writer waits for it in turn.
 pub(crate) const SYNC_BACKLOG_GROUPS: usize = 64;
@@ -95,6 +96,7 @@ impl Journal {
         queue_capacity: usize,
         syncing: Syncing,
         live: broadcast::Sender<Arc<RecordedEvent>>,
+        marks: Arc<Marks>,
     ) -> Result<Journal, StoreError> {
         let Syncing {
             step: sync,
@@ -171,6 +173,8 @@ impl Journal {
             #[cfg(test)]
             handed_over: Arc::clone(&handed_over),
             counters: Arc::clone(&counters),
+            marks,
+            groups_since_checkpoint: 0,
         };
         threads.push(spawn("handover-journal-write", move || writer.run())?);
         Ok(Journal {

@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::{AppendRequest, AppendResult, Journal, Start, SyncStep, Syncing, TimedSync};
 use crate::checked::stream_version;
+use crate::tip::Marks;
 
 /// A sync step the test drives: it reports each sync as it starts and waits for the test
 /// to say how it ends.
@@ -29,6 +30,7 @@ impl SyncStep for ScriptedSync {
 struct Harness {
     journal: Journal,
     log: sled::Tree,
+    marks: Arc<Marks>,
     started: std_mpsc::Receiver<()>,
     outcomes: std_mpsc::Sender<Result<(), StoreError>>,
     _db: sled::Db,
@@ -39,6 +41,7 @@ fn harness() -> Harness {
     let log = db.open_tree("log").unwrap();
     let (started_tx, started) = std_mpsc::channel();
     let (outcomes, outcomes_rx) = std_mpsc::channel();
+    let marks = Arc::new(Marks::default());
     let journal = Journal::start(
         log.clone(),
         Start {
@@ -57,11 +60,13 @@ fn harness() -> Harness {
             space: None,
         },
         broadcast::channel(16).0,
+        Arc::clone(&marks),
     )
     .unwrap();
     Harness {
         journal,
         log,
+        marks,
         started,
         outcomes,
         _db: db,
@@ -165,7 +170,7 @@ fn a_failed_sync_fails_every_append_it_covers_and_stops_the_store() {
         Err(StoreError::Failed(cause)) => assert!(matches!(*cause, StoreError::Io(_))),
         other => panic!("expected the store to have stopped, got {other:?}"),
     }
-    assert_eq!(stream_version(&h.log, &stream(1)).unwrap(), 1);
+    assert_eq!(stream_version(&h.log, &h.marks, &stream(1)).unwrap(), 1);
     let stats = h.journal.counters.snapshot();
     assert_eq!((stats.appends, stats.syncs), (1, 2));
 }
@@ -200,6 +205,7 @@ fn a_sync_that_never_returns_stops_the_store() {
             space: None,
         },
         broadcast::channel(16).0,
+        Arc::new(Marks::default()),
     )
     .unwrap();
     let _answer = submit(&journal, &stream(0), ExpectedVersion::NoStream);
@@ -262,7 +268,7 @@ fn a_conflict_is_answered_without_a_sync_and_records_nothing() {
             .unwrap_err();
         assert_eq!(conflict.actual, 1);
     }
-    assert_eq!(stream_version(&h.log, &stream(0)).unwrap(), 1);
+    assert_eq!(stream_version(&h.log, &h.marks, &stream(0)).unwrap(), 1);
     assert_eq!(h.journal.counters.snapshot().syncs, 1);
 }
 
@@ -290,6 +296,7 @@ fn a_full_queue_is_overloaded_and_a_closed_journal_answers_every_request() {
             space: None,
         },
         broadcast::channel(16).0,
+        Arc::new(Marks::default()),
     )
     .unwrap();
     let first = submit(&journal, &stream(0), ExpectedVersion::NoStream);

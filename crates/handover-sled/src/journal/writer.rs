@@ -21,8 +21,10 @@ use crate::anchor::AnchorPoint;
 use crate::checked::read_command;
 use crate::engine::{contained, lock, OrStore};
 use crate::index::IndexChunks;
-use crate::keys::{command_key, encode_command_entry, event_key, mark_key};
-use crate::tip::{stream_tip, Tip};
+use crate::keys::{command_key, encode_command_entry, event_key, mark_key, CHECKPOINT_KEY};
+use crate::tip::{
+    encode_checkpoint, stream_tip, Marks, Tip, CHECKPOINT_GROUPS, CHECKPOINT_STREAMS,
+};
 
 /// Most appends the writer puts in one group. Bounds the memory of one sled batch; under any
 /// realistic load the queue holds fewer.
@@ -53,6 +55,10 @@ pub(crate) struct Writer {
     #[cfg(test)]
     pub(crate) handed_over: Arc<AtomicU64>,
     pub(crate) counters: Arc<Counters>,
+    /// The tails written since the last checkpoint, which readers consult before `M` keys.
+    pub(crate) marks: Arc<Marks>,
+    /// Groups applied since the last checkpoint.
+    pub(crate) groups_since_checkpoint: u32,
 }
 
 impl Writer {
@@ -129,7 +135,7 @@ impl Writer {
         if let Some(&tip) = self.tips.get(stream) {
             return Ok(tip);
         }
-        stream_tip(&self.log, stream)
+        stream_tip(&self.log, &self.marks, stream)
     }
 
     /// Checks and encodes every request in `pending` and applies the accepted ones as one sled
@@ -142,6 +148,8 @@ impl Writer {
         let mut index = IndexChunks::default();
         let mut batch_bytes = 0u64;
         let mut tip = None;
+        // Each append's new tail, carried by the index chunk and published to readers.
+        let mut tails: Vec<(StreamId, Tip)> = Vec::new();
         // Commands appended in this group, so a retry queued behind its first attempt gets
         // the same answer.
         let mut commands: HashMap<(StreamId, CommandId), Appended> = HashMap::new();
@@ -197,13 +205,17 @@ impl Writer {
             }
             match self.encode_append(&stream, stream_tip, events, recorded_at) {
                 Ok((entries, records, new_tip)) => {
-                    for ((key, value), record) in entries.into_iter().zip(&records) {
-                        // The index entry is the record's key without its prefix.
-                        index.push(record.position, &key[1..], &mut batch);
+                    let count = records.len();
+                    for (i, ((key, value), record)) in entries.into_iter().zip(&records).enumerate()
+                    {
+                        // The index entry is the record's key without its prefix; the append's
+                        // last one carries the stream's new tail.
+                        let tail = (i + 1 == count).then_some(&new_tip.hash);
+                        index.push(record.position, &key[1..], tail, &mut batch);
                         batch_bytes += (key.len() + value.len()) as u64;
                         batch.insert(key, value);
                     }
-                    batch.insert(mark_key(&stream), &new_tip.encode()[..]);
+                    tails.push((stream.clone(), new_tip));
                     let last = &records[records.len() - 1];
                     if let Some(command) = command {
                         let count = u32::try_from(records.len()).unwrap_or(u32::MAX);
@@ -240,11 +252,37 @@ impl Writer {
             return Group { answers, tip };
         }
         index.finish(&mut batch);
+        // A checkpoint every `CHECKPOINT_GROUPS` groups, or once enough streams wait for one:
+        // every tail written since the last becomes an `M` key, in this group's batch.
+        let checkpoint = self.groups_since_checkpoint + 1 >= CHECKPOINT_GROUPS
+            || self.marks.pending_len() + tails.len() >= CHECKPOINT_STREAMS;
+        if checkpoint {
+            let mut marks: HashMap<StreamId, Tip> =
+                self.marks.pending_tails().into_iter().collect();
+            marks.extend(tails.iter().cloned());
+            for (stream, tip) in &marks {
+                batch.insert(mark_key(stream), &tip.encode()[..]);
+            }
+            batch.insert(
+                &CHECKPOINT_KEY[..],
+                &encode_checkpoint(self.next_position - 1)[..],
+            );
+        }
         let room = match &self.space {
             Some(space) => space.check(batch_bytes),
             None => Ok(()),
         };
-        let applied = room.and_then(|()| self.log.apply_batch(batch).or_store());
+        let applied = room.and_then(|()| {
+            // Readers find the group's tails from the moment they are published, and wait
+            // (see `check_tail`) while a tail is ahead of the records being applied.
+            let _applying = self.marks.applying();
+            self.marks.publish(tails);
+            self.log.apply_batch(batch).or_store()?;
+            if checkpoint {
+                self.marks.clear();
+            }
+            Ok(())
+        });
         if let Err(error) = applied {
             // sled may have applied part of the batch in memory: nothing read from it can be
             // trusted any more, so the store stops (a reopen reads what is on disk). Short of
@@ -268,6 +306,11 @@ impl Writer {
             };
         }
         self.last_recorded_at = recorded_at;
+        self.groups_since_checkpoint = if checkpoint {
+            0
+        } else {
+            self.groups_since_checkpoint + 1
+        };
         Group { answers, tip }
     }
 
