@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use handover_store::Durability;
+use handover_store::{Durability, RecordedAt};
 
 /// How to open a [`SledStore`](crate::SledStore).
 #[derive(Clone, Debug)]
@@ -12,7 +12,11 @@ pub struct SledOptions {
     pub durability: Durability,
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
-    /// How often sled flushes on its own, in milliseconds (the bound on loss in `Buffered`).
+    /// How often sled flushes on its own, in milliseconds (the bound on loss in `Buffered`);
+    /// 0 for never (only the store's syncs, an explicit [`SledStore::flush`] and closing
+    /// write, so the files depend on nothing but what was appended).
+    ///
+    /// [`SledStore::flush`]: crate::SledStore::flush
     pub flush_every_ms: u64,
     /// How long `open` keeps trying a directory whose lock is held before it reports
     /// [`StoreError::InUse`](handover_store::StoreError::InUse). sled releases the lock from a background thread a moment after
@@ -35,6 +39,10 @@ pub struct SledOptions {
     /// with part of a failed batch), so a group that would leave less free is not written, and
     /// the store stops with an I/O error of kind `StorageFull`; free space and reopen.
     pub min_free_bytes: u64,
+    /// Records every event at this time instead of the wall clock's, for a store that must
+    /// come out byte for byte the same from the same appends (reproducible test stores and
+    /// simulations). `None`, the default, uses the wall clock; a real log never sets it.
+    pub fixed_time: Option<RecordedAt>,
 }
 
 impl Default for SledOptions {
@@ -43,6 +51,7 @@ impl Default for SledOptions {
             durability: Durability::Durable,
             cache_bytes: 64 * 1024 * 1024,
             flush_every_ms: 200,
+            fixed_time: None,
             in_use_wait: Duration::from_secs(1),
             queue_capacity: 16 * 1024,
             check_acknowledged_on_open: true,

@@ -3,7 +3,7 @@
 //! to the journal.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -148,7 +148,7 @@ impl SledStore {
         let config = sled::Config::new()
             .path(&path)
             .cache_capacity(options.cache_bytes)
-            .flush_every_ms(Some(options.flush_every_ms))
+            .flush_every_ms((options.flush_every_ms > 0).then_some(options.flush_every_ms))
             .mode(sled::Mode::HighThroughput);
         let db = open_waiting(&config, &path, options.in_use_wait)?;
         let log = db.open_tree("log").or_store()?;
@@ -158,7 +158,7 @@ impl SledStore {
             info!(path = %path.display(), migrated, "rewrote the global index into chunks");
         }
         // Before anything reads a mark: the tails of the chunks after the last checkpoint.
-        let replayed = replay_marks(&log)?;
+        let (replayed, checkpoint) = replay_marks(&log)?;
         debug!(path = %path.display(), replayed, "high-water marks replayed from the index");
         let (head, last_recorded_at, head_point) = match log.scan_prefix([CHUNK_PREFIX]).next_back()
         {
@@ -230,6 +230,8 @@ impl SledStore {
             Start {
                 head,
                 last_recorded_at,
+                fixed_time: options.fixed_time,
+                checkpoint,
             },
             options.durability,
             options.queue_capacity,
@@ -419,6 +421,8 @@ impl SledStore {
     ) -> impl Iterator<Item = Result<(u64, StreamId, u64), StoreError>> + '_ {
         let failed = self.inner.journal.poison.check().err();
         let from = from.max(1);
+        // Read before the index: the index must reach at least this far.
+        let head = self.head_position();
         let log = &self.inner.engine().log;
         // Start at the chunk holding `from`: the last one that begins at or before it.
         let start = match log.range(..=chunk_key(from)).next_back() {
@@ -427,8 +431,10 @@ impl SledStore {
             }
             _ => from,
         };
+        let reached = Arc::new(AtomicU64::new(start));
         let mut expected_position = start;
         let chunks = log.range(chunk_key(start)..=chunk_key(u64::MAX));
+        let reached_by_chunks = Arc::clone(&reached);
         let pointers = chunks.flat_map(move |chunk| {
             let decoded = chunk.or_store().and_then(|(key, value)| {
                 let chunk = decode_chunk(&key, &value)?;
@@ -441,6 +447,7 @@ impl SledStore {
                     ));
                 }
                 expected_position = first + entries.len() as u64;
+                reached_by_chunks.store(expected_position, Ordering::Relaxed);
                 Ok((first, entries))
             });
             let items: Vec<Result<(u64, StreamId, u64), StoreError>> = match decoded {
@@ -453,7 +460,24 @@ impl SledStore {
             };
             items
         });
-        until_first_error(failed.map(Err).into_iter().chain(pointers))
+        // sled 0.34.7 can end an iteration early, without an error, over a damaged page of
+        // its own: an index that stops before the head the store knows is damage, not the end
+        // of the log.
+        let ended = std::iter::once_with(move || {
+            let reached = reached.load(Ordering::Relaxed);
+            (reached <= head && from <= head).then(|| {
+                Err(StoreError::corrupted(
+                    LogLocation::at_position(reached),
+                    Damage::Index,
+                    format!(
+                        "the global index ends before position {reached}, but the log goes on \
+                         to position {head}"
+                    ),
+                ))
+            })
+        })
+        .flatten();
+        until_first_error(failed.map(Err).into_iter().chain(pointers).chain(ended))
     }
 
     /// Iterates over the whole log in global order from `from`, decoding and checking each

@@ -5,10 +5,10 @@
 //! checkpointed materialisation of those tails: the writer keeps the tails written since the
 //! last checkpoint in [`Marks`] (which readers consult first), and every
 //! [`CHECKPOINT_GROUPS`] groups, or once it holds [`CHECKPOINT_STREAMS`] streams, writes all of
-//! them as `M` keys with the checkpoint key `K` (the position up to which `M` keys are current)
-//! in the same batch as that group. At open, [`replay_marks`] writes the tails of the chunks
-//! after the checkpoint into `M` keys before anything reads, checking that those chunks follow
-//! each other without a gap. So marks cost one write per group, not one per append.
+//! them as `M` keys with the checkpoint key `K` (the position up to which `M` keys are current,
+//! and the previous checkpoint's) in the same batch as that group. At open, [`replay_marks`]
+//! writes the tails of the chunks after the previous checkpoint into `M` keys before anything
+//! reads, checking that those chunks follow each other without a gap. So marks cost one write per group, not one per append.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -26,8 +26,12 @@ pub(crate) const CHECKPOINT_GROUPS: u32 = 64;
 /// Most streams whose tails wait for a checkpoint: bounds [`Marks`]' memory.
 pub(crate) const CHECKPOINT_STREAMS: usize = 4096;
 
-const CHECKPOINT_FORMAT: u8 = 1;
-const CHECKPOINT_BYTES: usize = 1 + 4 + 8;
+/// Format 1 named the position alone; read as a checkpoint whose previous one is unknown.
+const CHECKPOINT_FORMAT_V1: u8 = 1;
+const CHECKPOINT_BYTES_V1: usize = 1 + 4 + 8;
+/// Format 2: the position and the previous checkpoint's.
+const CHECKPOINT_FORMAT: u8 = 2;
+const CHECKPOINT_BYTES: usize = 1 + 4 + 8 + 8;
 
 /// The tails written since the last checkpoint, shared by the writer and the readers.
 #[derive(Default)]
@@ -117,26 +121,54 @@ impl Marks {
     }
 }
 
-/// The checkpoint key's value: `[format 1][crc32 BE of the position][position u64 BE]`.
-pub(crate) fn encode_checkpoint(position: u64) -> [u8; CHECKPOINT_BYTES] {
+/// The checkpoint key's value: `[format 2][crc32 BE of the rest][position u64 BE][previous
+/// u64 BE]`, the position up to which `M` keys are current and the one of the checkpoint
+/// before it (0 if none).
+pub(crate) fn encode_checkpoint(checkpoint: Checkpoint) -> [u8; CHECKPOINT_BYTES] {
     let mut value = [0u8; CHECKPOINT_BYTES];
     value[0] = CHECKPOINT_FORMAT;
-    value[5..].copy_from_slice(&position.to_be_bytes());
+    value[5..13].copy_from_slice(&checkpoint.position.to_be_bytes());
+    value[13..].copy_from_slice(&checkpoint.previous.to_be_bytes());
     let crc = crc32fast::hash(&value[5..]);
     value[1..5].copy_from_slice(&crc.to_be_bytes());
     value
 }
 
-/// The position up to which `M` keys are current, if a checkpoint was written.
-fn read_checkpoint(log: &sled::Tree) -> Result<Option<u64>, StoreError> {
+/// A checkpoint of the high-water marks: `M` keys are current up to `position`, and were up
+/// to `previous` at the checkpoint before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    pub(crate) position: u64,
+    pub(crate) previous: u64,
+}
+
+impl Checkpoint {
+    /// The checkpoint after this one, at `position`.
+    pub(crate) fn next(self, position: u64) -> Checkpoint {
+        Checkpoint {
+            position,
+            previous: self.position,
+        }
+    }
+}
+
+/// The checkpoint, if one was written.
+fn read_checkpoint(log: &sled::Tree) -> Result<Option<Checkpoint>, StoreError> {
     let Some(value) = log.get(CHECKPOINT_KEY).or_store()? else {
         return Ok(None);
     };
-    let sound = value.len() == CHECKPOINT_BYTES
-        && value[0] == CHECKPOINT_FORMAT
-        && crc32fast::hash(&value[5..]).to_be_bytes() == value[1..5];
-    match be_u64(&value[5..]) {
-        Some(position) if sound => Ok(Some(position)),
+    let sound = matches!(
+        (value.first(), value.len()),
+        (Some(&CHECKPOINT_FORMAT), CHECKPOINT_BYTES)
+            | (Some(&CHECKPOINT_FORMAT_V1), CHECKPOINT_BYTES_V1)
+    ) && crc32fast::hash(&value[5..]).to_be_bytes() == value[1..5];
+    let position = value.get(5..13).and_then(be_u64);
+    // Format 1 does not name the checkpoint before: replay from the start.
+    let previous = value.get(13..).map_or(Some(0), be_u64);
+    match (position, previous) {
+        (Some(position), Some(previous)) if sound && previous <= position => {
+            Ok(Some(Checkpoint { position, previous }))
+        }
         _ => Err(StoreError::corrupted(
             LogLocation::default(),
             Damage::Index,
@@ -146,15 +178,19 @@ fn read_checkpoint(log: &sled::Tree) -> Result<Option<u64>, StoreError> {
 }
 
 /// Makes the `M` keys current at open: writes the tails of every index chunk after the
-/// checkpoint (all chunks when there is none: a log written before checkpoints, whose marks
-/// were written with each append, or one whose checkpoint key was lost) as `M` keys, and moves
-/// the checkpoint to the last position, in one batch. The chunks read must follow the
-/// checkpoint and each other without a gap: a chunk lost in the middle of the log (a damaged
-/// page of the engine's) would otherwise take the only record of its streams' ends with it.
-/// Returns how many marks it wrote.
-pub(crate) fn replay_marks(log: &sled::Tree) -> Result<usize, StoreError> {
+/// checkpoint before the last (all chunks when there is none: a log written before
+/// checkpoints, whose marks were written with each append, or one whose checkpoint key was
+/// lost) as `M` keys, and moves the checkpoint to the last position, in one batch.
+///
+/// From the checkpoint before the last, not the last: a damaged page of the engine's log can
+/// take out part of the last checkpoint's batch (a stream's records and its `M` key, written
+/// together) while its checkpoint key survives; the chunks since the checkpoint before still
+/// name those streams' ends. The chunks read must follow each other without a gap: a chunk
+/// lost in the middle of the log would otherwise take the only record of its streams' ends
+/// with it. Returns how many marks it wrote and the checkpoint the log is at now.
+pub(crate) fn replay_marks(log: &sled::Tree) -> Result<(usize, Checkpoint), StoreError> {
     let checkpoint = read_checkpoint(log)?;
-    let from = checkpoint.map_or(1, |position| position + 1);
+    let from = checkpoint.map_or(1, |checkpoint| checkpoint.previous + 1);
     let mut expected = from;
     let mut tails: HashMap<StreamId, Tip> = HashMap::new();
     for entry in log.range(chunk_key(from)..=chunk_key(u64::MAX)) {
@@ -168,7 +204,8 @@ pub(crate) fn replay_marks(log: &sled::Tree) -> Result<usize, StoreError> {
                 LogLocation::at_position(expected),
                 Damage::Gap,
                 format!(
-                    "the global index skips from position {expected} to {}: a chunk after the                      high-water mark checkpoint is missing",
+                    "the global index skips from position {expected} to {}: a chunk the \
+                     high-water marks are replayed from is missing",
                     chunk.first
                 ),
             ));
@@ -178,17 +215,23 @@ pub(crate) fn replay_marks(log: &sled::Tree) -> Result<usize, StoreError> {
             tails.insert(stream, Tip { version: seq, hash });
         }
     }
-    if checkpoint.is_some() && expected == from {
-        return Ok(0);
+    let head = expected - 1;
+    let now = match checkpoint {
+        Some(checkpoint) if checkpoint.position >= head => checkpoint,
+        Some(checkpoint) => checkpoint.next(head),
+        None => Checkpoint::default().next(head),
+    };
+    if tails.is_empty() && checkpoint == Some(now) {
+        return Ok((0, now));
     }
     let mut batch = sled::Batch::default();
     let written = tails.len();
     for (stream, tip) in tails {
         batch.insert(mark_key(&stream), &tip.encode()[..]);
     }
-    batch.insert(&CHECKPOINT_KEY[..], &encode_checkpoint(expected - 1)[..]);
+    batch.insert(&CHECKPOINT_KEY[..], &encode_checkpoint(now)[..]);
     log.apply_batch(batch).or_store()?;
-    Ok(written)
+    Ok((written, now))
 }
 
 pub(crate) const MARK_FORMAT: u8 = 1;

@@ -11,7 +11,7 @@ use handover_core::{
 use handover_sled::{SledOptions, SledStore};
 use handover_store::{
     decode_record, encode_record, record_previous_hash, Damage, EventStore, ExpectedVersion,
-    SeqRange, StoreError,
+    RecordHash, SeqRange, StoreError,
 };
 
 fn conversation(n: u128) -> StreamId {
@@ -316,15 +316,16 @@ async fn lose_a_middle_batch(dir: &Path, a: &StreamId, b: &StreamId, later: u64)
     });
 }
 
-/// A batch lost in the middle of the log, before a checkpoint of the high-water marks: the
-/// checkpoint, written later, holds the stream's end, so the stream reads as truncated, not as
+/// A batch lost in the middle of the log, before two checkpoints of the high-water marks: the
+/// checkpoints, written later, hold the stream's end, so the stream reads as truncated, not as
 /// a shorter stream (once, a zeroed page of sled's log took a stream's last records and the
 /// mark written in the same batch, and the stream read back shorter without an error).
 #[tokio::test]
 async fn a_batch_lost_before_a_checkpoint_leaves_its_stream_truncated_not_shorter() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (conversation(1), conversation(2));
-    lose_a_middle_batch(dir.path(), &a, &b, 70).await;
+    // Two checkpoints after it: an open replays the chunks since the one before the last.
+    lose_a_middle_batch(dir.path(), &a, &b, 140).await;
 
     let store = open_store(dir.path());
     assert_damage(
@@ -347,8 +348,9 @@ async fn a_batch_lost_before_a_checkpoint_leaves_its_stream_truncated_not_shorte
     }
 }
 
-/// A batch lost in the middle of the log after the last checkpoint: its index chunk held the
-/// only record of its streams' ends, and the open that replays the chunks finds the gap.
+/// A batch lost in the middle of the log after the checkpoint before the last: the open that
+/// replays the chunks since then finds the gap (its index chunk held the only record of its
+/// streams' ends, or the last checkpoint's batch may have lost their marks).
 #[tokio::test]
 async fn a_batch_lost_after_the_last_checkpoint_is_found_at_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -361,6 +363,70 @@ async fn a_batch_lost_after_the_last_checkpoint_is_found_at_open() {
         }
         other => panic!("expected the gap to be found at open, got {other:?}"),
     }
+}
+
+/// A damaged page can take out part of a checkpoint's own batch: a stream's last records and
+/// the `M` key the checkpoint wrote for them (its older value comes back), while the
+/// checkpoint key, elsewhere, survives. The open replays the chunks since the checkpoint
+/// before the last, which still name the stream's end.
+#[tokio::test]
+async fn a_checkpoint_that_lost_a_stream_s_records_and_mark_leaves_it_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (conversation(1), conversation(2));
+    {
+        let store = open_store(dir.path());
+        let first = vec![opened(), message("one"), message("two"), message("three")];
+        store
+            .append(&a, ExpectedVersion::NoStream, first)
+            .await
+            .unwrap()
+            .unwrap();
+        // Groups 2 to 127: the checkpoint at group 64 writes a's mark (seq 4).
+        append_groups(&store, &b, 126).await;
+        // Group 128, a checkpoint: a's last records and its new mark (seq 6) in one batch.
+        let second = vec![message("four"), message("five")];
+        store
+            .append(&a, ExpectedVersion::Exact(4), second)
+            .await
+            .unwrap()
+            .unwrap();
+        let more = vec![message("more")];
+        store
+            .append(&b, ExpectedVersion::Exact(126), more)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    damage(dir.path(), |log| {
+        let fourth = log
+            .get(record_key(&a, 4))
+            .unwrap()
+            .expect("a's fourth record");
+        let mut mark = vec![1, 0, 0, 0, 0];
+        mark.extend_from_slice(&4u64.to_be_bytes());
+        mark.extend_from_slice(RecordHash::of(&fourth).as_bytes());
+        let crc = crc32fast::hash(&mark[5..]);
+        mark[1..5].copy_from_slice(&crc.to_be_bytes());
+        let older = log.insert(mark_key(&a), mark).unwrap().expect("a's mark");
+        assert_eq!(
+            &older[5..13],
+            &6u64.to_be_bytes(),
+            "the checkpoint wrote a's mark"
+        );
+        for seq in [5, 6] {
+            log.remove(record_key(&a, seq))
+                .unwrap()
+                .expect("the record");
+        }
+    });
+
+    let store = open_store(dir.path());
+    assert_damage(
+        store.read_stream(&a, SeqRange::ALL).await,
+        Damage::Truncated,
+        &a,
+        5,
+    );
 }
 
 /// What sled's recovery does after damage in the middle of its own log: everything written

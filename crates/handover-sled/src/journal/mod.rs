@@ -45,7 +45,7 @@ use writer::Writer;
 
 use crate::anchor::{Anchor, AnchorPoint};
 use crate::engine::{lock, spawn};
-use crate::tip::Marks;
+use crate::tip::{Checkpoint, Marks};
 
 /// Most applied groups waiting for the syncer before the writer waits for it in turn.
 pub(crate) const SYNC_BACKLOG_GROUPS: usize = 64;
@@ -84,6 +84,10 @@ pub(crate) struct Syncing {
 pub(crate) struct Start {
     pub(crate) head: u64,
     pub(crate) last_recorded_at: RecordedAt,
+    /// The time to record every event at, instead of the wall clock's.
+    pub(crate) fixed_time: Option<RecordedAt>,
+    /// The last checkpoint of the marks.
+    pub(crate) checkpoint: Checkpoint,
 }
 
 impl Journal {
@@ -165,6 +169,7 @@ impl Journal {
             acks,
             next_position: start.head + 1,
             last_recorded_at: start.last_recorded_at,
+            fixed_time: start.fixed_time,
             tips: HashMap::new(),
             head: Arc::clone(&head),
             applied_tip: Arc::clone(&applied_tip),
@@ -175,6 +180,7 @@ impl Journal {
             counters: Arc::clone(&counters),
             marks,
             groups_since_checkpoint: 0,
+            checkpoint: start.checkpoint,
         };
         threads.push(spawn("handover-journal-write", move || writer.run())?);
         Ok(Journal {

@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::{AppendRequest, AppendResult, Journal, Start, SyncStep, Syncing, TimedSync};
 use crate::checked::stream_version;
-use crate::tip::Marks;
+use crate::tip::{Checkpoint, Marks};
 
 /// A sync step the test drives: it reports each sync as it starts and waits for the test
 /// to say how it ends.
@@ -47,6 +47,8 @@ fn harness() -> Harness {
         Start {
             head: 0,
             last_recorded_at: RecordedAt(i64::MIN),
+            fixed_time: None,
+            checkpoint: Checkpoint::default(),
         },
         Durability::Durable,
         1024,
@@ -195,6 +197,8 @@ fn a_sync_that_never_returns_stops_the_store() {
         Start {
             head: 0,
             last_recorded_at: RecordedAt(i64::MIN),
+            fixed_time: None,
+            checkpoint: Checkpoint::default(),
         },
         Durability::Durable,
         16,
@@ -283,6 +287,8 @@ fn a_full_queue_is_overloaded_and_a_closed_journal_answers_every_request() {
         Start {
             head: 0,
             last_recorded_at: RecordedAt(i64::MIN),
+            fixed_time: None,
+            checkpoint: Checkpoint::default(),
         },
         Durability::Durable,
         1,

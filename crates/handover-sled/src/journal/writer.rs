@@ -23,7 +23,7 @@ use crate::engine::{contained, lock, OrStore};
 use crate::index::IndexChunks;
 use crate::keys::{command_key, encode_command_entry, event_key, mark_key, CHECKPOINT_KEY};
 use crate::tip::{
-    encode_checkpoint, stream_tip, Marks, Tip, CHECKPOINT_GROUPS, CHECKPOINT_STREAMS,
+    encode_checkpoint, stream_tip, Checkpoint, Marks, Tip, CHECKPOINT_GROUPS, CHECKPOINT_STREAMS,
 };
 
 /// Most appends the writer puts in one group. Bounds the memory of one sled batch; under any
@@ -44,6 +44,8 @@ pub(crate) struct Writer {
     pub(crate) acks: Acks,
     pub(crate) next_position: u64,
     pub(crate) last_recorded_at: RecordedAt,
+    /// `SledOptions::fixed_time`.
+    pub(crate) fixed_time: Option<RecordedAt>,
     /// Where every stream written recently ends: its version and its last record's hash. The
     /// writer is the log's only writer, so the cache cannot go stale; a miss reads the
     /// stream's high-water mark.
@@ -59,6 +61,8 @@ pub(crate) struct Writer {
     pub(crate) marks: Arc<Marks>,
     /// Groups applied since the last checkpoint.
     pub(crate) groups_since_checkpoint: u32,
+    /// The last checkpoint of the marks.
+    pub(crate) checkpoint: Checkpoint,
 }
 
 impl Writer {
@@ -142,7 +146,8 @@ impl Writer {
     /// batch. Rejected requests (a conflict, a record too large) are answered here.
     pub(crate) fn apply(&mut self, pending: &mut Vec<AppendRequest>) -> Group {
         let first_position = self.next_position;
-        let recorded_at = RecordedAt::now().max(self.last_recorded_at);
+        let now = self.fixed_time.unwrap_or_else(RecordedAt::now);
+        let recorded_at = now.max(self.last_recorded_at);
         let mut batch = sled::Batch::default();
         let mut answers = Vec::with_capacity(pending.len());
         let mut index = IndexChunks::default();
@@ -263,10 +268,8 @@ impl Writer {
             for (stream, tip) in &marks {
                 batch.insert(mark_key(stream), &tip.encode()[..]);
             }
-            batch.insert(
-                &CHECKPOINT_KEY[..],
-                &encode_checkpoint(self.next_position - 1)[..],
-            );
+            let next = self.checkpoint.next(self.next_position - 1);
+            batch.insert(&CHECKPOINT_KEY[..], &encode_checkpoint(next)[..]);
         }
         let room = match &self.space {
             Some(space) => space.check(batch_bytes),
@@ -307,6 +310,7 @@ impl Writer {
         }
         self.last_recorded_at = recorded_at;
         self.groups_since_checkpoint = if checkpoint {
+            self.checkpoint = self.checkpoint.next(self.next_position - 1);
             0
         } else {
             self.groups_since_checkpoint + 1
