@@ -1,4 +1,4 @@
-//! [`SledOptions`]: how to open a [`SledStore`](crate::SledStore)(crate::SledStore), the sled backend's own
+//! [`SledOptions`]: how to open a [`SledStore`](crate::SledStore), the sled backend's own
 //! settings.
 
 use std::time::Duration;

@@ -164,7 +164,10 @@ fn read_checkpoint(log: &sled::Tree) -> Result<Option<Checkpoint>, StoreError> {
     ) && crc32fast::hash(&value[5..]).to_be_bytes() == value[1..5];
     let position = value.get(5..13).and_then(be_u64);
     // Format 1 does not name the checkpoint before: replay from the start.
-    let previous = value.get(13..).map_or(Some(0), be_u64);
+    let previous = match value.get(13..) {
+        Some(previous) if !previous.is_empty() => be_u64(previous),
+        _ => Some(0),
+    };
     match (position, previous) {
         (Some(position), Some(previous)) if sound && previous <= position => {
             Ok(Some(Checkpoint { position, previous }))
