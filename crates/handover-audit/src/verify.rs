@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use handover_store::SledStore;
+use handover_sled::SledStore;
 
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};

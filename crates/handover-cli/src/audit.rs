@@ -106,7 +106,7 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn open(dir: &Path) -> anyhow::Result<handover_store::SledStore> {
+fn open(dir: &Path) -> anyhow::Result<handover_sled::SledStore> {
     // The audit's errors already name the directory and say what to do.
     Ok(handover_audit::open_data_dir(dir)?)
 }

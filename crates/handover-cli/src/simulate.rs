@@ -30,7 +30,8 @@ use handover::{
     HumanId, MessageText, Participant, Reason, Receipt, Rejection, SkillOutcome, Specialty,
     StreamId, Watch,
 };
-use handover_store::{EventStore, SledStore, StoreOptions};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::EventStore;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -1023,9 +1024,9 @@ async fn start_runtime(
     data: &Path,
     durability: DurabilityArg,
 ) -> anyhow::Result<(Arc<SledStore>, Handover)> {
-    let options = StoreOptions {
+    let options = SledOptions {
         durability: durability.into(),
-        ..StoreOptions::default()
+        ..SledOptions::default()
     };
     let store = Arc::new(SledStore::open(data, options)?);
     let config = Config::new(data).durability(durability.into());
