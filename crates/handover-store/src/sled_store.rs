@@ -467,7 +467,7 @@ impl SledStore {
     }
 
     fn open_contained(path: PathBuf, options: StoreOptions) -> Result<SledStore, StoreError> {
-        std::fs::create_dir_all(&path)?;
+        create_data_dir(&path, options.durability == Durability::Durable)?;
         remove_unfinished_snapshots(&path)?;
         let config = sled::Config::new()
             .path(&path)
@@ -1262,6 +1262,39 @@ pub(crate) fn read_command(
 /// The stream's version in `log`: its highest seq, from its high-water mark.
 pub(crate) fn stream_version(log: &sled::Tree, stream: &StreamId) -> Result<u64, StoreError> {
     Ok(stream_tip(log, stream)?.version)
+}
+
+/// Creates the data directory and any missing parents. With `durable`, it then `fsync`s the
+/// directory above each one it created, and the data directory's own parent in any case (an
+/// earlier open may have created it and crashed before its sync): a new directory's entry is
+/// in its parent, and without that sync a power cut can take the whole store away, however
+/// well its files were synced.
+fn create_data_dir(path: &Path, durable: bool) -> Result<(), StoreError> {
+    let mut missing = Vec::new();
+    let mut probe = Some(path);
+    while let Some(dir) = probe.filter(|dir| !dir.as_os_str().is_empty() && !dir.exists()) {
+        missing.push(dir.to_path_buf());
+        probe = dir.parent();
+    }
+    std::fs::create_dir_all(path)?;
+    if durable {
+        let mut parents: Vec<PathBuf> = missing.iter().filter_map(|dir| parent_dir(dir)).collect();
+        parents.extend(parent_dir(path));
+        parents.dedup();
+        for parent in parents {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
+/// The directory holding `dir`'s entry: `.` for a relative path of one component.
+fn parent_dir(dir: &Path) -> Option<PathBuf> {
+    match dir.parent() {
+        Some(parent) if parent.as_os_str().is_empty() => Some(PathBuf::from(".")),
+        Some(parent) => Some(parent.to_path_buf()),
+        None => None,
+    }
 }
 
 /// Removes `snap.<lsn>.generating` files: snapshots sled began and never finished (a crash or
