@@ -174,8 +174,17 @@ impl DiskSync {
 }
 
 impl DurableFiles {
+    /// Syncs the blobs and their directory first, then `db`: sled's log messages point at
+    /// blob files, and a log made durable before the blob it points at can come back after a
+    /// power cut naming a blob that is not there. sled then skips that update alone, keeping
+    /// the rest of its batch (a global index entry without its record), and every later open
+    /// fails as corrupted.
     fn sync(&mut self) -> std::io::Result<()> {
-        self.data.sync_data()?;
+        self.sync_blobs()?;
+        self.data.sync_data()
+    }
+
+    fn sync_blobs(&mut self) -> std::io::Result<()> {
         let entries = match std::fs::read_dir(&self.blob_dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
