@@ -11,7 +11,7 @@
 //! reply after about one sync. A failed sync fails every append it covered: their outcome is
 //! unknown, and the callers must rebuild from the log.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -148,7 +148,8 @@ pub(crate) struct DiskSync {
 struct DurableFiles {
     data: File,
     blob_dir: PathBuf,
-    synced_blobs: HashSet<OsString>,
+    /// Blob files synced, with the length they had then.
+    synced_blobs: HashMap<OsString, u64>,
 }
 
 impl DiskSync {
@@ -164,7 +165,7 @@ impl DiskSync {
                 Some(DurableFiles {
                     data: File::open(dir.join("db"))?,
                     blob_dir: dir.join("blobs"),
-                    synced_blobs: HashSet::new(),
+                    synced_blobs: HashMap::new(),
                 })
             }
             Durability::ProcessCrash | Durability::Buffered => None,
@@ -190,15 +191,19 @@ impl DurableFiles {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        let mut present = HashSet::new();
+        let mut present = HashMap::new();
         let mut new_blobs = false;
         for entry in entries {
-            let name = entry?.file_name();
-            if !self.synced_blobs.contains(&name) {
+            let entry = entry?;
+            let name = entry.file_name();
+            let len = entry.metadata()?.len();
+            // sled writes a blob on the writer thread, which may be writing one while this
+            // lists them: a blob synced part-written has grown since, and is synced again.
+            if self.synced_blobs.get(&name) != Some(&len) {
                 File::open(self.blob_dir.join(&name))?.sync_data()?;
                 new_blobs = true;
             }
-            present.insert(name);
+            present.insert(name, len);
         }
         if new_blobs {
             File::open(&self.blob_dir)?.sync_all()?;
