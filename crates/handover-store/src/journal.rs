@@ -160,6 +160,10 @@ impl DiskSync {
     ) -> Result<DiskSync, StoreError> {
         let durable = match durability {
             Durability::Durable => {
+                // sled writes `conf` at the first open without a sync. Where a power cut can
+                // keep a file's new size without its data (XFS, ext4 with data=writeback),
+                // sled would read zeros there and refuse every later open.
+                File::open(dir.join("conf"))?.sync_all()?;
                 // The directory entries of sled's files must survive too.
                 File::open(dir)?.sync_all()?;
                 Some(DurableFiles {
