@@ -405,7 +405,8 @@ impl Disk {
         self.counts.syncs += 1;
         let k = self.counts.syncs;
         if self.cut == Some(CutPoint::BeforeSync(k)) {
-            self.freeze(&format!("power cut before sync {k}"));
+            let what = self.path_of(ino);
+            self.freeze(&format!("power cut before sync {k} (of {what})"));
             return Err(Errno::EIO);
         }
         match self.nodes.get_mut(&ino) {
@@ -419,9 +420,36 @@ impl Disk {
             None => {}
         }
         if self.cut == Some(CutPoint::AfterSync(k)) {
-            self.freeze(&format!("power cut after sync {k}"));
+            let what = self.path_of(ino);
+            self.freeze(&format!("power cut after sync {k} (of {what})"));
         }
         Ok(())
+    }
+
+    /// A path naming `ino` in the writer's view, for reports: `/` for the root, `?` when no
+    /// entry names it (an unlinked file still open).
+    pub fn path_of(&self, ino: u64) -> String {
+        let mut parts = Vec::new();
+        let mut current = ino;
+        while current != ROOT {
+            let parent = self.nodes.iter().find_map(|(&dir_ino, node)| match node {
+                Node::Dir(dir) => dir
+                    .entries
+                    .iter()
+                    .find(|(_, &child)| child == current)
+                    .map(|(name, _)| (dir_ino, name.to_string_lossy().into_owned())),
+                Node::File(_) => None,
+            });
+            match parent {
+                Some((dir_ino, name)) if parts.len() < 64 => {
+                    parts.push(name);
+                    current = dir_ino;
+                }
+                _ => return "?".to_owned(),
+            }
+        }
+        parts.reverse();
+        format!("/{}", parts.join("/"))
     }
 
     /// The ext4-like rule: the entries naming `ino` become durable with it.

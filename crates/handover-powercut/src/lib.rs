@@ -17,7 +17,7 @@ mod mount;
 
 pub use disk::{Counts, CutPoint, CutReport, Disk, FsResult, Kind, Profile, PAGE_BYTES, ROOT};
 pub use fs::PowerFs;
-pub use mount::{can_mount, Mounted};
+pub use mount::{can_mount, detach_stale_mounts, Mounted};
 
 /// What mounting and unmounting can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -25,7 +25,7 @@ impl Mounted {
     pub fn mount(disk: Arc<Mutex<Disk>>, path: &Path) -> Result<Mounted, PowercutError> {
         let mut config = Config::default();
         config.mount_options = vec![
-            MountOption::FSName("handover-powercut".to_owned()),
+            MountOption::FSName(FS_NAME.to_owned()),
             MountOption::RW,
             MountOption::NoAtime,
         ];
@@ -78,6 +78,39 @@ impl Drop for Mounted {
             }
         }
     }
+}
+
+/// The name every mount of this crate carries in `/proc/mounts`.
+const FS_NAME: &str = "handover-powercut";
+
+/// Detaches mounts of this crate whose daemon is gone, and returns how many.
+///
+/// A test process killed from outside (a timeout, SIGKILL) cannot run its guards; its mounts
+/// stay listed and answer every access with `ENOTCONN`. A mount whose daemon still answers
+/// belongs to a live run and is left alone.
+pub fn detach_stale_mounts() -> usize {
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
+        return 0;
+    };
+    let mut detached = 0;
+    for line in mounts.lines() {
+        let mut fields = line.split(' ');
+        let (Some(source), Some(path)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if source != FS_NAME {
+            continue;
+        }
+        let path = Path::new(path);
+        let dead = matches!(
+            std::fs::metadata(path),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTCONN.raw_os_error())
+        );
+        if dead && rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH).is_ok() {
+            detached += 1;
+        }
+    }
+    detached
 }
 
 /// Whether this process can mount a FUSE file system: root, and `/dev/fuse` present. `Err`
