@@ -3,6 +3,7 @@
 
 mod audit;
 mod simulate;
+mod terminal;
 
 use std::process::ExitCode;
 

@@ -322,6 +322,7 @@ fn a_path_that_is_not_utf8_is_used_byte_for_byte() {
             OsStr::new("simulate"),
             OsStr::new("--data"),
             data.as_os_str(),
+            OsStr::new("--append"),
             OsStr::new("--conversations"),
             OsStr::new("2"),
             OsStr::new("--durability"),
@@ -660,6 +661,7 @@ fn simulate_into(data: &Path, conversations: &str) {
         OsStr::new("simulate"),
         OsStr::new("--data"),
         data.as_os_str(),
+        OsStr::new("--append"),
         OsStr::new("--conversations"),
         OsStr::new(conversations),
         OsStr::new("--json"),
@@ -875,6 +877,7 @@ fn a_stream_key_naming_an_agent_with_bytes_that_are_not_utf8_is_a_typed_fault() 
         OsStr::new("simulate"),
         OsStr::new("--data"),
         data,
+        OsStr::new("--append"),
         OsStr::new("--conversations"),
         OsStr::new("1"),
     ]));

@@ -65,6 +65,8 @@ fn run_and_kill(
     let mut child = Command::new(env!("CARGO_BIN_EXE_handover"))
         .args([
             "simulate",
+            // Rounds reuse the data directory: each after the first adds to the log.
+            "--append",
             "--conversations",
             "100000",
             "--concurrency",
