@@ -557,3 +557,161 @@ fn an_invalid_conversation_id_is_a_clear_error() {
         );
     }
 }
+
+#[test]
+fn conversations_lists_each_with_status_events_and_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = build_log(dir.path());
+    let lines = json_lines(&audit("conversations", dir.path(), &["--json"]));
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        for field in [
+            "id",
+            "customer_id",
+            "channel",
+            "status",
+            "ai_agent_id",
+            "human_id",
+            "events",
+            "opened_at",
+            "last_activity_at",
+        ] {
+            assert!(line.get(field).is_some(), "missing {field} in {line}");
+        }
+        let (opened, last) = (
+            line["opened_at"].as_str().unwrap(),
+            line["last_activity_at"].as_str().unwrap(),
+        );
+        assert!(opened.ends_with('Z') && opened <= last, "{line}");
+    }
+    let by_id = |id: ConversationId| {
+        lines
+            .iter()
+            .find(|line| line["id"] == id.to_string())
+            .unwrap_or_else(|| panic!("{id} is not listed"))
+    };
+    let reclaimed = by_id(ids.reclaimed);
+    assert_eq!(reclaimed["customer_id"], "cust-1");
+    assert_eq!(reclaimed["status"], "closed");
+    assert_eq!(reclaimed["human_id"], "bob");
+    assert_eq!(reclaimed["events"], 7);
+    let escalated = by_id(ids.escalated);
+    assert_eq!(escalated["status"], "human-handled");
+    assert_eq!(escalated["events"], 4);
+    assert_eq!(escalated["ai_agent_id"], Value::Null);
+
+    let open = json_lines(&audit(
+        "conversations",
+        dir.path(),
+        &["--json", "--status", "open"],
+    ));
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["id"], ids.escalated.to_string());
+    let closed = json_lines(&audit(
+        "conversations",
+        dir.path(),
+        &["--json", "--status", "closed"],
+    ));
+    assert_eq!(closed.len(), 2);
+
+    // The table: a header, then one line per conversation.
+    let table = audit("conversations", dir.path(), &[]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let text = stdout(&table);
+    let mut rows = text.lines();
+    let header = rows.next().unwrap();
+    for column in [
+        "ID",
+        "CUSTOMER",
+        "CHANNEL",
+        "STATUS",
+        "EVENTS",
+        "OPENED",
+        "LAST ACTIVITY",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    assert_eq!(rows.count(), 3, "{text}");
+    assert!(text.contains(&ids.escalated.to_string()));
+
+    let bad = audit("conversations", dir.path(), &["--status", "sleeping"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("human-handled"), "{}", stderr(&bad));
+}
+
+#[test]
+fn a_data_path_that_is_a_file_is_named_as_such_by_every_audit_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(&file, "{}\n").unwrap();
+    for (sub, code) in [
+        ("stats", 1),
+        ("export", 1),
+        ("conversations", 1),
+        ("verify", 2),
+    ] {
+        let output = audit(sub, &file, &[]);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{sub}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(&format!("{} is a file, not a directory", file.display())),
+            "{sub}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "{}\n");
+}
+
+#[test]
+fn a_damaged_settings_file_is_a_fault_of_the_log_with_a_useful_message() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path());
+    // sled checks its settings file with a CRC; a garbled one stops it from opening the log.
+    let conf = dir.path().join("conf");
+    let mut bytes = std::fs::read(&conf).unwrap();
+    for byte in bytes.iter_mut().take(8) {
+        *byte ^= 0x5a;
+    }
+    std::fs::write(&conf, bytes).unwrap();
+
+    let verify = audit("verify", dir.path(), &[]);
+    assert_eq!(verify.status.code(), Some(1), "{}", stderr(&verify));
+    let line = stdout(&verify);
+    assert!(line.starts_with("unsound: damaged"), "{line}");
+    assert!(line.contains("conf"), "{line}");
+    assert!(!line.contains("None"), "{line}");
+    for sub in ["stats", "export", "conversations"] {
+        let output = audit(sub, dir.path(), &[]);
+        assert_eq!(output.status.code(), Some(1), "{sub}");
+        let message = stderr(&output);
+        assert!(message.contains("damaged"), "{sub}: {message}");
+        assert!(!message.contains("None"), "{sub}: {message}");
+    }
+}
+
+#[test]
+fn stats_prints_every_duration_in_one_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path());
+    let output = audit("stats", dir.path(), &[]);
+    assert!(output.status.success());
+    let text = stdout(&output);
+    let durations: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("time "))
+        .map(|line| line.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(durations.len(), 3, "{text}");
+    for duration in durations {
+        // h:mm:ss.mmm
+        let (hours, rest) = duration.split_once(':').unwrap();
+        assert!(hours.parse::<u64>().is_ok(), "{duration}");
+        let bytes = rest.as_bytes();
+        assert_eq!(bytes.len(), 9, "{duration}");
+        assert_eq!((bytes[2], bytes[5]), (b':', b'.'), "{duration}");
+    }
+}
