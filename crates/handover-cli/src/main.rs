@@ -2,6 +2,7 @@
 //! through the real runtime.
 
 mod audit;
+mod bench;
 mod simulate;
 mod terminal;
 
@@ -24,6 +25,9 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Run a simulated contact center through the real runtime.
     Simulate(simulate::SimulateArgs),
+    /// Measure what durability costs on this disk: a closed loop of conversations posting
+    /// messages, then events/s, syncs per event, acknowledgement latency and fdatasync time.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Audit(command) => audit::run(command),
         Command::Simulate(args) => simulate::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

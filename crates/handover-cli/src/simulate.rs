@@ -110,7 +110,7 @@ pub(crate) struct SimulateArgs {
 /// Runs `handover simulate`: 0 when every conversation ran, 130 when Ctrl-C stopped it (the
 /// summary then covers the conversations that finished).
 pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let appended = terminal::check_data_dir(&args.data, args.append)?;
+    let appended = terminal::check_data_dir(&args.data, terminal::Existing::AppendIf(args.append))?;
     terminal::init_logging()?;
     let options = Options {
         conversations: args.conversations,

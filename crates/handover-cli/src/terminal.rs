@@ -8,10 +8,19 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Whether a command may add to a log a data directory already holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Existing {
+    /// The command always wants a fresh directory (`bench`).
+    Refuse,
+    /// The command appends only when asked (`simulate --append`).
+    AppendIf(bool),
+}
+
 /// Checks that `dir` may hold a new log: it is missing (it will be created) or an empty
-/// directory; with `append`, a directory that holds a log is accepted too. Returns whether the
-/// directory already held something, that is whether the run appends.
-pub(crate) fn check_data_dir(dir: &Path, append: bool) -> anyhow::Result<bool> {
+/// directory; with `Existing::AppendIf(true)`, a directory that holds a log is accepted too.
+/// Returns whether the directory already held something, that is whether the run appends.
+pub(crate) fn check_data_dir(dir: &Path, existing: Existing) -> anyhow::Result<bool> {
     let metadata = match std::fs::metadata(dir) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -23,12 +32,18 @@ pub(crate) fn check_data_dir(dir: &Path, append: bool) -> anyhow::Result<bool> {
     let mut entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list the data directory {}", dir.display()))?;
     let empty = entries.next().is_none();
-    if !empty && !append {
-        bail!(
+    match existing {
+        _ if empty => {}
+        Existing::AppendIf(true) => {}
+        Existing::AppendIf(false) => bail!(
             "data directory {} is not empty; pass --append to add to the log it holds, or give \
              an empty or new directory",
             dir.display()
-        );
+        ),
+        Existing::Refuse => bail!(
+            "data directory {} is not empty; give an empty or new directory",
+            dir.display()
+        ),
     }
     Ok(!empty)
 }
