@@ -46,7 +46,7 @@ use std::path::Path;
 use handover_store::{SledStore, StoreOptions};
 
 pub use error::AuditError;
-pub use export::{export, ExportFormat, ExportOptions, CLOUDEVENTS_TYPE_PREFIX};
+pub use export::{event_json, export, ExportFormat, ExportOptions, CLOUDEVENTS_TYPE_PREFIX};
 pub use fault::{Fault, FaultKind, Location};
 pub use listing::{conversations, ConversationListing, ConversationTable};
 pub use replay::{ConversationHistory, Holder, MessageCounts, Period, Replay};
