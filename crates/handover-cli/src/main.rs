@@ -30,7 +30,25 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Keeps sled's own panics off the terminal. The store contains them (sled 0.34 panics on some
+/// damaged files instead of returning an error) and turns each into a typed error that the
+/// command reports with a message and its exit code; the default hook would first print a
+/// panic message and, with RUST_BACKTRACE set, a backtrace, as if the command itself had
+/// crashed. Any other panic is a bug and is reported as usual.
+fn quiet_storage_engine_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_sled = info
+            .location()
+            .is_some_and(|location| location.file().contains("/sled-0."));
+        if !in_sled {
+            default(info);
+        }
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_storage_engine_panics();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Audit(command) => audit::run(command),
