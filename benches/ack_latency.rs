@@ -206,8 +206,8 @@ async fn run(dir: &Path) -> anyhow::Result<Vec<Row>> {
             specialties: vec![Specialty::new("faq")?],
         })
         .await?;
-    handover.activate_ai_agent(&agent).await?;
-    handover.attach_ai_agent(&agent, Arc::new(Silent))?;
+    handover.activate_ai_agent(agent.clone()).await?;
+    handover.attach_ai_agent(agent.clone(), Arc::new(Silent))?;
     let posting = handover_benches::open_conversations_at_once(&handover, CONVERSATIONS).await?;
     let handing_off =
         handover_benches::open_conversations_at_once(&handover, CONVERSATIONS).await?;

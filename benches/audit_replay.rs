@@ -436,6 +436,8 @@ impl Writer {
                     reason: Some(reason("resolved")),
                 }),
             },
+            // A state this generator does not know: leave the conversation alone.
+            _ => None,
         }
     }
 

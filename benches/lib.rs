@@ -94,7 +94,8 @@ pub async fn open_conversations(
         ids.push(
             handover
                 .open_conversation(customer, Channel::new("bench")?, None)
-                .await?,
+                .await?
+                .conversation_id,
         );
     }
     Ok(ids)

@@ -443,7 +443,7 @@ fn print(rows: &[Row], count: usize) {
     );
     println!(
         "sizes: Conversation {} B, ConversationId {} B, StreamId {} B, Option<StoreError> {} B",
-        std::mem::size_of::<handover::Conversation>(),
+        std::mem::size_of::<handover_core::Conversation>(),
         std::mem::size_of::<handover::ConversationId>(),
         std::mem::size_of::<StreamId>(),
         std::mem::size_of::<Option<handover::StoreError>>(),

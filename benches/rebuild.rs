@@ -20,8 +20,9 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use handover::{Config, Conversation, Durability, Handover, StreamId};
+use handover::{Config, Durability, Handover, StreamId};
 use handover_core::conversation::evolve_stored;
+use handover_core::Conversation;
 use handover_store::{decode_record, encode_record, RecordHash, SeqRange};
 
 /// Events in each rebuilt conversation.
@@ -160,7 +161,7 @@ fn rebuild(c: &mut Criterion) {
                         .await
                         .expect("the conversation exists");
                     total += started.elapsed();
-                    assert_eq!(view.version, CONVERSATION_EVENTS as u64);
+                    assert_eq!(view.events, CONVERSATION_EVENTS as u64);
                 }
                 total
             }

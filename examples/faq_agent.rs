@@ -74,7 +74,8 @@ async fn converse(
             Channel::new("whatsapp")?,
             Some(human.clone()),
         )
-        .await?;
+        .await?
+        .conversation_id;
     let mut printer = EventPrinter::new(handover.watch(id).await?);
     for (i, question) in questions.iter().enumerate() {
         handover

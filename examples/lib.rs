@@ -12,9 +12,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use futures::FutureExt as _;
+
 use handover::{
     AgentName, AiAgentBehavior, AiAgentId, AiAgentProfile, Author, ConversationEvent, Event,
-    Handover, RecordedEvent, SkillOutcome, Specialty, Watch,
+    Handover, RecordedEvent, SkillOutcome, Specialty, StreamExt as _, Watch,
 };
 
 /// A data directory: the one given, or a fresh temporary one that is deleted when the returned
@@ -74,9 +76,9 @@ pub async fn start_ai_agent(
             .await?;
     }
     if !known.is_some_and(|agent| agent.active) {
-        handover.activate_ai_agent(&agent_id).await?;
+        handover.activate_ai_agent(agent_id.clone()).await?;
     }
-    handover.attach_ai_agent(&agent_id, behavior)?;
+    handover.attach_ai_agent(agent_id.clone(), behavior)?;
     Ok(agent_id)
 }
 
@@ -151,7 +153,7 @@ pub fn describe_event(event: &Event) -> String {
             let who = match author {
                 Author::Customer(id) => format!("customer {id}"),
                 Author::Human(id) => format!("human {id}"),
-                Author::Ai(id) => format!("ai {id}"),
+                other => format!("{} {}", other.kind(), other.id()),
             };
             let concerns: Vec<&str> = concerns.iter().map(|c| c.as_str()).collect();
             if concerns.is_empty() {
@@ -197,10 +199,11 @@ pub fn describe_event(event: &Event) -> String {
             let who = match by {
                 Author::Customer(id) => format!("customer {id}"),
                 Author::Human(id) => format!("human {id}"),
-                Author::Ai(id) => format!("ai {id}"),
+                other => format!("{} {}", other.kind(), other.id()),
             };
             format!("closed by {who}{}", because(reason))
         }
+        other => other.type_name().replace('_', " "),
     }
 }
 
@@ -262,7 +265,9 @@ impl EventPrinter {
     /// # }
     /// ```
     pub fn print_ready(&mut self) -> anyhow::Result<()> {
-        while let Some(record) = self.watch.try_next()? {
+        // Only what is ready now: a watch's next event is ready at once if it is there.
+        while let Some(Some(record)) = self.watch.next().now_or_never() {
+            let record = record?;
             print_event(&record);
             self.unclaimed.push_back(record);
         }
@@ -295,8 +300,8 @@ impl EventPrinter {
             let record = self
                 .watch
                 .next()
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("the runtime stopped"))?;
+                .await
+                .ok_or_else(|| anyhow::anyhow!("the runtime stopped"))??;
             print_event(&record);
             if done(&record.event) {
                 return Ok(record);

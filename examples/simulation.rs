@@ -11,7 +11,7 @@
 
 use handover::{
     Channel, Config, ConversationEvent, ConversationId, CustomerId, Event, Handover, HumanId,
-    MessageText, Participant, Reason,
+    MessageText, Reason,
 };
 use handover_examples::{data_dir, is_ai_reply, start_sample_agents, EventPrinter};
 
@@ -40,7 +40,8 @@ impl Scene {
                 Channel::new("web-chat")?,
                 Some(human.clone()),
             )
-            .await?;
+            .await?
+            .conversation_id;
         let mut printer = EventPrinter::new(handover.watch(id).await?);
         printer.print_ready()?;
         Ok(Scene {
@@ -76,7 +77,7 @@ impl Scene {
         let specialty = handover::Specialty::new(specialty)?;
         let agent = self
             .handover
-            .active_ai_agents(Some(&specialty))
+            .active_ai_agents(Some(specialty.clone()))
             .into_iter()
             .next()
             .ok_or_else(|| anyhow::anyhow!("no active agent for {specialty}"))?;
@@ -100,11 +101,7 @@ impl Scene {
 
     async fn human_closes(&mut self) -> anyhow::Result<()> {
         self.handover
-            .close(
-                self.id,
-                Participant::Human(self.human.clone()),
-                Some(Reason::new("resolved")?),
-            )
+            .close(self.id, self.human.clone(), Some(Reason::new("resolved")?))
             .await?;
         self.printer.print_ready()
     }
@@ -160,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     println!(
         "  status: {}",
-        handover.conversation(scene.id).await?.status().label()
+        handover.conversation(scene.id).await?.status.label()
     );
     scene
         .human_says("Hola Lucía, soy Ana. ¿En qué puedo ayudarte?")

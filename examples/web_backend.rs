@@ -45,9 +45,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::FutureExt as _;
+use handover::StreamExt as _;
 use handover::{
-    AiAgentId, Channel, Config, ConversationId, CustomerId, Handover, HumanId, MessageText,
-    Participant, Reason, Receipt, RecordedEvent, Specialty, Status,
+    AiAgentId, Channel, Config, ConversationCommand, ConversationId, CustomerId, Handover, HumanId,
+    MessageText, Participant, Reason, Receipt, RecordedEvent, Specialty, Status,
 };
 use handover_examples::{data_dir, start_sample_agents};
 use serde::de::DeserializeOwned;
@@ -234,7 +236,8 @@ async fn open(
             Channel::new(body.channel)?,
             human,
         )
-        .await?;
+        .await?
+        .conversation_id;
     Ok((StatusCode::CREATED, Json(json!({ "id": id.to_string() }))))
 }
 
@@ -291,7 +294,7 @@ async fn active_agents(
 ) -> ApiResult {
     let specialty = query.specialty.map(Specialty::new).transpose()?;
     let agents: Vec<Value> = handover
-        .active_ai_agents(specialty.as_ref())
+        .active_ai_agents(specialty)
         .into_iter()
         .map(|agent| {
             json!({
@@ -361,17 +364,20 @@ async fn close(
     Path(id): Path<String>,
     Body(body): Body<CloseBody>,
 ) -> Result<Response, ApiError> {
-    let by = match (body.customer, body.human) {
-        (Some(customer), None) => Participant::Customer(CustomerId::new(customer)?),
-        (None, Some(human)) => Participant::Human(HumanId::new(human)?),
+    let id = conversation_id(&id)?;
+    let reason = optional_reason(body.reason)?;
+    let receipt = match (body.customer, body.human) {
+        (Some(customer), None) => {
+            let by = Participant::Customer(CustomerId::new(customer)?);
+            let close = ConversationCommand::Close { by, reason };
+            handover.execute(id, close).await?
+        }
+        (None, Some(human)) => handover.close(id, HumanId::new(human)?, reason).await?,
         _ => {
             let error = json!({ "error": "give exactly one of \"customer\" and \"human\"" });
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(error)).into_response());
         }
     };
-    let receipt = handover
-        .close(conversation_id(&id)?, by, optional_reason(body.reason)?)
-        .await?;
     Ok(receipt_json(&receipt).into_response())
 }
 
@@ -379,14 +385,16 @@ async fn conversation(State(handover): State<Handover>, Path(id): Path<String>) 
     let view = handover.conversation(conversation_id(&id)?).await?;
     Ok(Json(json!({
         "id": view.id.to_string(),
-        "status": status_json(&view.status()),
-        "version": view.version,
+        "status": status_json(&view.status),
+        "version": view.events,
     })))
 }
 
 async fn history(State(handover): State<Handover>, Path(id): Path<String>) -> ApiResult {
     let records = handover.history(conversation_id(&id)?).await?;
-    Ok(Json(Value::Array(records.iter().map(event_json).collect())))
+    Ok(Json(Value::Array(
+        records.iter().map(|record| event_json(record)).collect(),
+    )))
 }
 
 #[derive(Deserialize)]
@@ -402,20 +410,19 @@ async fn events(
     Query(query): Query<EventsQuery>,
 ) -> ApiResult {
     let after = query.after.unwrap_or(0);
-    let mut watch = handover.watch(conversation_id(&id)?).await?;
+    let mut watch = handover.watch_from(conversation_id(&id)?, after).await?;
     let mut newer = Vec::new();
-    while let Some(record) = watch.try_next()? {
-        if record.seq > after {
-            newer.push(event_json(&record));
-        }
+    // What is there already, without waiting.
+    while let Some(Some(record)) = watch.next().now_or_never() {
+        let record = record.map_err(ApiError::from)?;
+        newer.push(event_json(&record));
     }
     if newer.is_empty() {
         let wait = Duration::from_secs(EVENTS_WAIT_SECONDS_MAX);
         // Nothing new within the wait is an empty answer, not an error.
-        if let Ok(next) = tokio::time::timeout(wait, watch.next()).await {
-            if let Some(record) = next? {
-                newer.push(event_json(&record));
-            }
+        if let Ok(Some(next)) = tokio::time::timeout(wait, watch.next()).await {
+            let record = next.map_err(ApiError::from)?;
+            newer.push(event_json(&record));
         }
     }
     Ok(Json(Value::Array(newer)))

@@ -249,19 +249,9 @@ struct AuthorData<'a> {
 
 impl<'a> AuthorData<'a> {
     fn of(author: &'a Author) -> AuthorData<'a> {
-        match author {
-            Author::Customer(id) => AuthorData {
-                kind: "customer",
-                id: id.as_str(),
-            },
-            Author::Human(id) => AuthorData {
-                kind: "human",
-                id: id.as_str(),
-            },
-            Author::Ai(id) => AuthorData {
-                kind: "ai",
-                id: id.as_str(),
-            },
+        AuthorData {
+            kind: author.kind(),
+            id: author.id(),
         }
     }
 }
@@ -284,6 +274,8 @@ struct OutcomeData<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Data<'a> {
+    /// An event newer than this version of the export: `{}`.
+    Other {},
     AiAgentRegistered {
         agent_id: &'a str,
         name: &'a str,
@@ -346,6 +338,8 @@ impl<'a> Data<'a> {
                 agent_id: agent_id.as_str(),
             },
             Event::Conversation(event) => Data::of_conversation(event),
+            // A kind of event this version does not know: its type, no data fields.
+            _ => Data::Other {},
         }
     }
 
@@ -419,6 +413,7 @@ impl<'a> Data<'a> {
                 by: AuthorData::of(by),
                 reason: reason.as_ref().map(|r| r.as_str()),
             },
+            _ => Data::Other {},
         }
     }
 }

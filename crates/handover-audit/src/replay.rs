@@ -39,6 +39,8 @@ impl MessageCounts {
             Author::Customer(_) => self.customer += 1,
             Author::Human(_) => self.human += 1,
             Author::Ai(_) => self.ai += 1,
+            // A kind of author this version does not know is counted by none.
+            _ => {}
         }
     }
 
@@ -440,6 +442,8 @@ impl ConversationHistory {
                 self.closed_while_ai_active = was_ai_active;
                 self.end_current(at);
             }
+            // Events this version does not know change no period.
+            _ => {}
         }
     }
 
@@ -480,7 +484,7 @@ pub(crate) fn describe_event(event: &ConversationEvent) -> String {
         ConversationEvent::Reclaimed { agent_id, .. } => {
             format!("{name} from AI agent {agent_id}")
         }
-        ConversationEvent::Opened { .. } => name.to_owned(),
+        _ => name.to_owned(),
     }
 }
 
@@ -514,9 +518,8 @@ enum OnRefusal {
 /// `customer cust-1`, `human alice`, `AI agent faq-bot`.
 pub(crate) fn describe_author(author: &Author) -> String {
     match author {
-        Author::Customer(id) => format!("customer {id}"),
-        Author::Human(id) => format!("human {id}"),
         Author::Ai(id) => format!("AI agent {id}"),
+        other => format!("{} {}", other.kind(), other.id()),
     }
 }
 
@@ -669,12 +672,12 @@ impl Replay {
                 })?;
                 self.agent_streams.insert(record.stream.clone(), record.seq);
             }
-            (StreamId::AiAgent(_), Event::Conversation(event)) => {
+            (StreamId::AiAgent(_), event) => {
                 return Err(Fault::new(
                     FaultKind::Rule,
                     at(),
                     format!(
-                        "{} is a conversation event; it does not belong in an AI agent's stream",
+                        "{} is not an AI-agent event; it does not belong in an AI agent's stream",
                         event.type_name()
                     ),
                 ))

@@ -31,6 +31,8 @@ impl EscalationCounts {
             EscalationCause::AgentRequested => self.agent_requested += 1,
             EscalationCause::CustomerAskedForHuman => self.customer_asked_for_human += 1,
             EscalationCause::AgentDeactivated => self.agent_deactivated += 1,
+            // Counted in the total only, until a field for it is added.
+            _ => {}
         }
     }
 }

@@ -205,6 +205,7 @@ fn describe_entry(event: &ConversationEvent) -> String {
         ConversationEvent::MessagePosted { author, .. } => {
             format!("message by {}", describe_author(author))
         }
+        other => other.type_name().replace('_', " "),
     }
 }
 
@@ -213,6 +214,7 @@ fn describe_cause(cause: EscalationCause) -> &'static str {
         EscalationCause::AgentRequested => "the AI agent asked for a human",
         EscalationCause::CustomerAskedForHuman => "the customer asked for a human",
         EscalationCause::AgentDeactivated => "the AI agent was deactivated",
+        _ => "another cause",
     }
 }
 

@@ -170,7 +170,8 @@ async fn drive(
         let customer = CustomerId::new(format!("bench-customer-{i}"))?;
         let id = handover
             .open_conversation(customer.clone(), channel.clone(), None)
-            .await?;
+            .await?
+            .conversation_id;
         conversations.push((id, customer));
     }
     let done = Arc::new(AtomicBool::new(false));

@@ -17,6 +17,7 @@ pub struct Assignment {
 
 /// Who is acting on a conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Participant {
     /// The conversation's customer.
     Customer(CustomerId),
@@ -28,6 +29,7 @@ pub enum Participant {
 
 /// What can be asked of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConversationCommand {
     /// Open the conversation for a customer on a channel, optionally assigned to a human.
     Open {
@@ -103,6 +105,7 @@ impl ConversationCommand {
 
 /// What can be asked of an AI agent's registration.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AiAgentCommand {
     /// Register a new AI agent under the id of the stream it is sent to; it starts inactive.
     Register {

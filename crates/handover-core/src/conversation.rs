@@ -16,6 +16,9 @@ use crate::text::Reason;
 use crate::{Ctx, Event};
 
 /// A conversation, as the fold of its events.
+///
+/// Closed by nature: a conversation is not opened yet, open, or closed (who handles an open
+/// one is its [`Handler`], which grows).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Conversation {
     /// No event yet: only `Open` is accepted.
@@ -29,6 +32,7 @@ pub enum Conversation {
 
 /// Who is handling an open conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Handler {
     /// Human-handled: just opened, or escalated back by an AI agent.
     Human,
@@ -68,6 +72,7 @@ pub struct OpenConversation {
 
 /// The three states the manual names, plus the terminal one.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Status {
     /// Not opened yet.
     NotOpened,

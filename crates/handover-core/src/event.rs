@@ -4,12 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AgentName, AiAgentId, Channel, CustomerId, HumanId, SkillName, Specialty};
+use crate::ids::{
+    AgentName, AiAgentId, Channel, CustomerId, HumanId, InvalidInput, SkillName, Specialty,
+};
 use crate::policy::Concern;
 use crate::text::{MessageText, Reason, SkillData};
 
 /// Any event of the log: it belongs either to an AI agent's stream or to a conversation's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Event {
     /// An event of an AI agent's registration stream.
     AiAgent(AiAgentEvent),
@@ -29,6 +32,7 @@ impl Event {
 
 /// What happened to an AI agent's registration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum AiAgentEvent {
     /// The agent was registered (inactive until activated).
     Registered {
@@ -73,6 +77,7 @@ impl AiAgentEvent {
 
 /// Who wrote a message.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Author {
     /// The conversation's customer.
     Customer(CustomerId),
@@ -82,7 +87,27 @@ pub enum Author {
     Ai(AiAgentId),
 }
 
-/// How a skill run ended.
+impl Author {
+    /// `customer`, `human` or `ai`: the kind the audit export names.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Author::Customer(_) => "customer",
+            Author::Human(_) => "human",
+            Author::Ai(_) => "ai",
+        }
+    }
+
+    /// The customer's, human's or AI agent's id.
+    pub fn id(&self) -> &str {
+        match self {
+            Author::Customer(id) => id.as_str(),
+            Author::Human(id) => id.as_str(),
+            Author::Ai(id) => id.as_str(),
+        }
+    }
+}
+
+/// How a skill run ended: closed by nature, a skill run either succeeded or failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SkillOutcome {
     /// The skill succeeded with this result.
@@ -92,6 +117,14 @@ pub enum SkillOutcome {
 }
 
 /// A skill an AI agent executed: its name, its input and its outcome.
+///
+/// ```
+/// use handover_core::{Skill, SkillOutcome};
+///
+/// let skill = Skill::new("lookup_price", r#"{"plan":"pro"}"#, Ok("49 USD/month".into())).unwrap();
+/// assert!(matches!(skill.outcome, SkillOutcome::Succeeded(_)));
+/// assert!(Skill::new("", "", Ok(String::new())).is_err());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skill {
     /// The skill's name, e.g. `lookup_price`.
@@ -102,8 +135,28 @@ pub struct Skill {
     pub outcome: SkillOutcome,
 }
 
+impl Skill {
+    /// Validates and builds a skill run: `outcome` is `Ok` with the result or `Err` with the
+    /// error.
+    pub fn new(
+        name: impl Into<String>,
+        input: impl Into<String>,
+        outcome: Result<String, String>,
+    ) -> Result<Skill, InvalidInput> {
+        Ok(Skill {
+            name: SkillName::new(name)?,
+            input: SkillData::new(input)?,
+            outcome: match outcome {
+                Ok(result) => SkillOutcome::Succeeded(SkillData::new(result)?),
+                Err(error) => SkillOutcome::Failed(SkillData::new(error)?),
+            },
+        })
+    }
+}
+
 /// Why a conversation went back from an AI agent to humans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum EscalationCause {
     /// The AI agent itself asked for a human (it could not help, the customer was upset, ...).
     AgentRequested,
@@ -126,6 +179,7 @@ impl EscalationCause {
 
 /// What happened in a conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ConversationEvent {
     /// The conversation was opened for a customer on a channel: state human-handled.
     Opened {

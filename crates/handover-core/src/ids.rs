@@ -10,6 +10,7 @@ use crate::limits::{AGENT_NAME_BYTES_MAX, IDENTIFIER_BYTES_MAX};
 
 /// Why a piece of caller input was refused before it reached any rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvalidInput {
     /// The value was empty or only whitespace.
     #[error("{what} must not be empty")]
@@ -297,6 +298,9 @@ impl fmt::Debug for Epoch {
 
 /// One stream of the log: each conversation is one, and each AI agent's registration is one.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+///
+/// Deliberately exhaustive: every store backend keys each kind of stream in its own way, so a
+/// new kind is a change every backend must make, and the compiler should say where.
 pub enum StreamId {
     /// The registration and activation history of one AI agent.
     AiAgent(AiAgentId),

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// Something in a customer's message that calls for a human, per the handoff guidance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Concern {
     /// The customer asked for a human ("talk to a human", "falar com um atendente", ...).
     HumanRequested,

@@ -7,6 +7,7 @@ use crate::policy::Concern;
 
 /// A command refused by the rules. Nothing was recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Rejection {
     /// The conversation does not exist yet.
     #[error("conversation has not been opened")]

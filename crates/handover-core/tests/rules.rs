@@ -108,6 +108,7 @@ fn fold_history(history: &[Event]) -> (Conversation, Roster) {
                 conversation = conversation::evolve(conversation, event)
                     .unwrap_or_else(|r| panic!("the history does not fold at {event:?}: {r}"));
             }
+            other => panic!("a given history holds only known events: {other:?}"),
         }
     }
     (conversation, roster)

@@ -442,6 +442,7 @@ fn audit(history: &[ConversationEvent]) -> Result<(), TestCaseError> {
                     matches!(&holder, Holder::Ai(current) if current == a),
                     "AI message {i} from {a}, which does not hold the conversation"
                 ),
+                other => prop_assert!(false, "message {i} by an unknown author {other:?}"),
             },
             ConversationEvent::HandedOffToAi { agent_id, .. } => {
                 prop_assert!(
@@ -469,6 +470,7 @@ fn audit(history: &[ConversationEvent]) -> Result<(), TestCaseError> {
                 }
                 holder = Holder::Closed;
             }
+            other => prop_assert!(false, "event {i} is unknown to this model: {other:?}"),
         }
     }
     let folded = conversation::fold(history)

@@ -409,6 +409,7 @@ fn audit_history(history: &[ConversationEvent]) {
                     holder == Holder::Ai(a.clone()),
                     "AI message {i} from {a}, which does not hold the conversation"
                 ),
+                other => panic!("message {i} by an author the model does not know: {other:?}"),
             },
             ConversationEvent::HandedOffToAi { agent_id, .. } => {
                 assert!(
@@ -436,6 +437,7 @@ fn audit_history(history: &[ConversationEvent]) {
                 }
                 holder = Holder::Closed;
             }
+            other => panic!("event {i} is one the model does not know: {other:?}"),
         }
     }
     if let Ok(state) = conversation::fold(history) {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use handover::StreamExt as _;
 use handover::{
     AgentName, AiAgentId, AiAgentProfile, Author, Channel, Config, ConversationEvent,
     ConversationId, CustomerId, Durability, EscalationCause, Event, Handover, HumanId, MessageText,
@@ -290,10 +291,10 @@ async fn await_ai(watch: &mut Watch, id: ConversationId, turn: AiTurn) -> Result
                 SimError::Unexpected(format!(
                     "conversation {id}: the AI agent did not {turn} within {wait:?}"
                 ))
-            })??
+            })?
             .ok_or_else(|| {
                 SimError::Unexpected(format!("conversation {id}: the runtime stopped"))
-            })?;
+            })??;
         let Event::Conversation(event) = &record.event else {
             continue;
         };
@@ -344,7 +345,7 @@ impl Agents {
         let specialty = Specialty::new(specialty)?;
         let candidates = |filter: Option<&Specialty>| -> Vec<AiAgentId> {
             handover
-                .active_ai_agents(filter)
+                .active_ai_agents(filter.cloned())
                 .into_iter()
                 .map(|agent| agent.profile.id)
                 .filter(|id| self.ours.contains(id))
@@ -390,12 +391,12 @@ async fn start_agents(
             Err(handover::Error::Rejected(Rejection::AiAgentAlreadyRegistered { .. })) => {}
             Err(error) => return Err(error.into()),
         }
-        match handover.activate_ai_agent(&id).await {
+        match handover.activate_ai_agent(id.clone()).await {
             Ok(()) => summary.events += 1,
             Err(handover::Error::Rejected(Rejection::AiAgentAlreadyActive { .. })) => {}
             Err(error) => return Err(error.into()),
         }
-        handover.attach_ai_agent(&id, Arc::new(FaqAgent::sample()))?;
+        handover.attach_ai_agent(id.clone(), Arc::new(FaqAgent::sample()))?;
         ours.insert(id);
     }
     Ok(Agents { ours })
@@ -467,18 +468,11 @@ impl Driver {
         channel: Channel,
         human: Option<HumanId>,
     ) -> Result<ConversationId, SimError> {
-        let id = ConversationId::from_uuid(uuid::Uuid::now_v7());
         let receipt = self
             .handover
-            .execute(
-                id,
-                handover::ConversationCommand::Open {
-                    customer,
-                    channel,
-                    human,
-                },
-            )
+            .open_conversation(customer, channel, human)
             .await?;
+        let id = receipt.conversation_id;
         self.acknowledged(id, receipt)?;
         Ok(id)
     }
@@ -536,10 +530,7 @@ impl Driver {
         by: HumanId,
         reason: Option<Reason>,
     ) -> Result<Receipt, SimError> {
-        let receipt = self
-            .handover
-            .close(id, handover::Participant::Human(by), reason)
-            .await?;
+        let receipt = self.handover.close(id, by, reason).await?;
         self.acknowledged(id, receipt)
     }
 

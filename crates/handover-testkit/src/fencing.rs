@@ -48,7 +48,7 @@ async fn start(store: &Arc<dyn EventStore>, passivate_after: Option<Duration>) -
     let config = Config::new(data_dir.path())
         .workers(2)
         .passivate_after(passivate_after);
-    let handover = Handover::start_with_store(Arc::clone(store), config)
+    let handover = Handover::start_with_store(Arc::clone(store), config.runtime)
         .await
         .unwrap_or_else(|e| panic!("the runtime did not start over the store: {e}"));
     Runtime {
@@ -90,7 +90,7 @@ async fn agent(handover: &Handover, name: &str) -> AiAgentId {
         .await
         .expect("the agent registers");
     handover
-        .activate_ai_agent(&agent_id)
+        .activate_ai_agent(agent_id.clone())
         .await
         .expect("the agent activates");
     attach(handover, &agent_id);
@@ -99,7 +99,7 @@ async fn agent(handover: &Handover, name: &str) -> AiAgentId {
 
 fn attach(handover: &Handover, agent_id: &AiAgentId) {
     handover
-        .attach_ai_agent(agent_id, Arc::new(Silent))
+        .attach_ai_agent(agent_id.clone(), Arc::new(Silent))
         .expect("the agent attaches");
 }
 
@@ -108,6 +108,7 @@ async fn open(handover: &Handover) -> ConversationId {
         .open_conversation(valid("cust-1"), valid("web-chat"), Some(valid("ana")))
         .await
         .expect("the conversation opens")
+        .conversation_id
 }
 
 async fn hand_off(handover: &Handover, c: ConversationId, agent_id: &AiAgentId) -> Epoch {

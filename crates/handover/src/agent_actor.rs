@@ -3,100 +3,89 @@
 //!
 //! Each conversation it holds is a subscription with a queue: the behaviour handles one item
 //! at a time per conversation, in order, while different conversations proceed concurrently.
-//! An `Unassigned` (reclaim, escalation, close) drops the subscription at once; a call still in
-//! flight can only produce commands that the conversation's epoch fence rejects.
+//! A subscription starts by reading the conversation's history; events delivered meanwhile
+//! that the history already holds are dropped before `on_handoff` runs, so the agent's backlog
+//! never counts what it is already answering. An `Unassigned` (reclaim, escalation, close)
+//! drops the subscription at once; a call still in flight can only produce commands that the
+//! conversation's epoch fence rejects.
 
 use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
+use futures::FutureExt as _;
 use handover_core::{
     AiAgentId, Assignment, ConversationCommand, ConversationId, Epoch, EscalationCause, Reason,
     StreamId, REASON_BYTES_MAX,
 };
-use handover_store::{RecordedEvent, SeqRange};
+use handover_store::{RecordedEvent, SeqRange, StoreError};
 use tracing::{debug, warn, Instrument};
 
-use crate::behavior::{AiAgentBehavior, AiSession};
-use crate::shared::Shared;
-
-/// A conversation was handed to this agent (sent after the handoff is durable).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Assigned {
-    pub(crate) conversation_id: ConversationId,
-    pub(crate) assignment: Assignment,
-}
-
-/// A durable event of a conversation this agent holds.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Delivered {
-    pub(crate) conversation_id: ConversationId,
-    pub(crate) epoch: Epoch,
-    pub(crate) record: Arc<RecordedEvent>,
-}
-
-/// The assignment ended: stop answering this conversation.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Unassigned {
-    pub(crate) conversation_id: ConversationId,
-    pub(crate) epoch: Epoch,
-}
-
-enum Work {
-    /// Read the conversation's history up to now and call `on_handoff`.
-    Handoff,
-    Event(Arc<RecordedEvent>),
-}
+use crate::behavior::{AgentError, AiAgentBehavior, AiSession};
+use crate::messages::{Assigned, Delivered, Unassigned};
+use crate::runtime::Runtime;
 
 struct Subscription {
     epoch: Epoch,
-    queue: VecDeque<Work>,
+    queue: VecDeque<Arc<RecordedEvent>>,
+    /// A call into the agent's code (or the read of the history) is under way.
     busy: bool,
-    /// The last seq of the history `on_handoff` was given: later deliveries of events up to
-    /// it are skipped, since the agent saw them there.
-    seen: u64,
-}
-
-impl Subscription {
-    /// Events in the queue, which the agent's backlog counts.
-    fn queued_events(&self) -> usize {
-        self.queue
-            .iter()
-            .filter(|work| matches!(work, Work::Event(_)))
-            .count()
-    }
+    /// The last seq of the history `on_handoff` is given, once read: deliveries up to it are
+    /// dropped, since the agent sees them there.
+    seen: Option<u64>,
 }
 
 pub(crate) struct AiAgentActor {
     agent_id: AiAgentId,
     behavior: Arc<dyn AiAgentBehavior>,
-    shared: Arc<Shared>,
+    runtime: Arc<Runtime>,
     subscriptions: HashMap<ConversationId, Subscription>,
     /// Events sent to this agent that it has not started on (see `AgentHandle`).
     backlog: Arc<AtomicUsize>,
+}
+
+/// The history of a newly assigned conversation was read.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct HistoryRead {
+    conversation_id: ConversationId,
+    epoch: Epoch,
+    history: Result<Vec<RecordedEvent>, StoreError>,
+}
+
+/// A call into the agent's code for one conversation returned (or failed, or panicked).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CallFinished {
+    conversation_id: ConversationId,
+    epoch: Epoch,
+}
+
+/// What one call into the agent's code does.
+enum Call {
+    Handoff(Result<Vec<Arc<RecordedEvent>>, StoreError>),
+    Event(Arc<RecordedEvent>),
 }
 
 impl AiAgentActor {
     pub(crate) fn new(
         agent_id: AiAgentId,
         behavior: Arc<dyn AiAgentBehavior>,
-        shared: Arc<Shared>,
+        runtime: Arc<Runtime>,
         backlog: Arc<AtomicUsize>,
     ) -> AiAgentActor {
         AiAgentActor {
             agent_id,
             behavior,
-            shared,
+            runtime,
             subscriptions: HashMap::new(),
             backlog,
         }
     }
 
-    /// Takes `events` off the backlog: started, or dropped with their subscription.
+    /// Takes `events` off the backlog: started, skipped, or dropped with their subscription.
     fn taken(&self, events: usize) {
         if events > 0 {
             self.backlog.fetch_sub(events, Ordering::AcqRel);
@@ -106,11 +95,11 @@ impl AiAgentActor {
     /// Drops a conversation's subscription and whatever it still had queued.
     fn unsubscribe(&mut self, conversation_id: ConversationId) {
         if let Some(subscription) = self.subscriptions.remove(&conversation_id) {
-            self.taken(subscription.queued_events());
+            self.taken(subscription.queue.len());
         }
     }
 
-    /// Starts the next item of a conversation's queue unless one is running.
+    /// Starts the next queued event of a conversation unless a call is under way.
     fn pump(&mut self, conversation_id: ConversationId, ctx: &mut Context<Self>) {
         let Some(subscription) = self.subscriptions.get_mut(&conversation_id) else {
             return;
@@ -118,23 +107,29 @@ impl AiAgentActor {
         if subscription.busy {
             return;
         }
-        let work = loop {
-            match subscription.queue.pop_front() {
-                None => return,
-                // Already in the history `on_handoff` was given.
-                Some(Work::Event(record)) if record.seq <= subscription.seen => {
-                    self.backlog.fetch_sub(1, Ordering::AcqRel);
-                }
-                Some(work) => break work,
-            }
+        let Some(record) = subscription.queue.pop_front() else {
+            return;
         };
         subscription.busy = true;
-        if matches!(work, Work::Event(_)) {
-            self.backlog.fetch_sub(1, Ordering::AcqRel);
-        }
         let epoch = subscription.epoch;
+        self.taken(1);
+        self.call(conversation_id, epoch, Call::Event(record), ctx);
+    }
+
+    /// Runs one call into the agent's code on the AI runtime, as one task that reports back
+    /// with a message. It is not a future spawned in this actor's context: actix polls every
+    /// such future whenever the context wakes, so with a thousand calls in flight each
+    /// completion cost a thousand polls on the arbiter the agent shares with conversation
+    /// actors.
+    fn call(
+        &self,
+        conversation_id: ConversationId,
+        epoch: Epoch,
+        call: Call,
+        ctx: &mut Context<Self>,
+    ) {
         let session = AiSession {
-            shared: Arc::clone(&self.shared),
+            runtime: Arc::clone(&self.runtime),
             conversation_id,
             assignment: Assignment {
                 agent_id: self.agent_id.clone(),
@@ -148,85 +143,29 @@ impl AiAgentActor {
             conversation_id = %conversation_id,
             epoch = epoch.0,
         );
-        let failed = session.clone();
-        let run = async move {
-            let mut seen = None;
-            let result = match work {
-                // The history up to now, not only up to the handoff: an agent resuming its
-                // conversations after a restart (or attached after the handoff) then sees what
-                // it answered and what is still waiting for an answer.
-                Work::Handoff => {
-                    let stream = StreamId::Conversation(conversation_id);
-                    match session
-                        .shared
-                        .store
-                        .read_stream(&stream, SeqRange::ALL)
-                        .await
-                    {
-                        Ok(history) => {
-                            seen = history.last().map(|record| record.seq);
-                            behavior.on_handoff(&session, &history).await
-                        }
-                        Err(error) => Err(error.into()),
-                    }
-                }
-                Work::Event(record) => behavior.on_event(&session, &record).await,
-            };
-            if let Err(error) = result {
-                escalate_after_failure(&session, &error.to_string()).await;
-            }
-            seen
-        }
-        .instrument(span);
-        // The call runs on the AI runtime; the actor only learns when it is over.
-        // The call runs on the AI runtime and reports back with a message. It is not a future
-        // spawned in this actor's context: actix polls every such future whenever the context
-        // wakes, so with a thousand calls in flight each completion cost a thousand polls on
-        // the arbiter the agent shares with conversation actors.
-        let call = self.shared.ai_runtime.spawn(run);
         let agent = ctx.address();
-        self.shared.ai_runtime.spawn(async move {
-            let seen = match call.await {
-                Ok(seen) => seen,
-                Err(stopped) => {
-                    if stopped.is_panic() {
-                        escalate_after_failure(&failed, "the AI agent's code panicked").await;
-                    }
-                    None
+        let task = async move {
+            let run = async {
+                match call {
+                    Call::Handoff(Ok(history)) => behavior.on_handoff(&session, &history).await,
+                    Call::Handoff(Err(error)) => Err(AgentError::from(error)),
+                    Call::Event(record) => behavior.on_event(&session, &record).await,
                 }
             };
+            match AssertUnwindSafe(run).catch_unwind().await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => escalate_after_failure(&session, &error.to_string()).await,
+                Err(_panic) => {
+                    escalate_after_failure(&session, "the AI agent's code panicked").await
+                }
+            }
             agent.do_send(CallFinished {
                 conversation_id,
                 epoch,
-                seen,
             });
-        });
-    }
-}
-
-/// A call into the agent's code for one conversation returned (or panicked).
-#[derive(Message)]
-#[rtype(result = "()")]
-struct CallFinished {
-    conversation_id: ConversationId,
-    epoch: Epoch,
-    /// For `on_handoff`: the last seq of the history it was given.
-    seen: Option<u64>,
-}
-
-impl Handler<CallFinished> for AiAgentActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: CallFinished, ctx: &mut Context<Self>) {
-        if let Some(subscription) = self.subscriptions.get_mut(&msg.conversation_id) {
-            if subscription.epoch == msg.epoch {
-                subscription.busy = false;
-                if let Some(seen) = msg.seen {
-                    subscription.seen = subscription.seen.max(seen);
-                }
-                self.pump(msg.conversation_id, ctx);
-            }
         }
+        .instrument(span);
+        self.runtime.ai_runtime.spawn(task);
     }
 }
 
@@ -251,7 +190,7 @@ async fn escalate_after_failure(session: &AiSession, error: &str) {
         cause: EscalationCause::AgentRequested,
     };
     if let Err(error) = session
-        .shared
+        .runtime
         .execute(session.conversation_id, Arc::new(command), None)
         .await
     {
@@ -267,24 +206,78 @@ impl Handler<Assigned> for AiAgentActor {
     type Result = ();
 
     fn handle(&mut self, msg: Assigned, ctx: &mut Context<Self>) {
+        let conversation_id = msg.conversation_id;
+        let epoch = msg.assignment.epoch;
         // Attaching the agent and a handoff can both announce the same assignment.
-        if let Some(existing) = self.subscriptions.get(&msg.conversation_id) {
-            if existing.epoch >= msg.assignment.epoch {
+        if let Some(existing) = self.subscriptions.get(&conversation_id) {
+            if existing.epoch >= epoch {
                 return;
             }
         }
-        debug!(agent_id = %self.agent_id, conversation_id = %msg.conversation_id, "subscribed");
-        self.unsubscribe(msg.conversation_id);
+        debug!(agent_id = %self.agent_id, %conversation_id, "subscribed");
+        self.unsubscribe(conversation_id);
         self.subscriptions.insert(
-            msg.conversation_id,
+            conversation_id,
             Subscription {
-                epoch: msg.assignment.epoch,
-                queue: VecDeque::from([Work::Handoff]),
-                busy: false,
-                seen: 0,
+                epoch,
+                queue: VecDeque::new(),
+                busy: true,
+                seen: None,
             },
         );
-        self.pump(msg.conversation_id, ctx);
+        // The history up to now, not only up to the handoff: an agent resuming its
+        // conversations after a restart (or attached after the handoff) then sees what it
+        // answered and what is still waiting for an answer.
+        let store = Arc::clone(&self.runtime.conversations.store);
+        let agent = ctx.address();
+        self.runtime.ai_runtime.spawn(async move {
+            let stream = StreamId::Conversation(conversation_id);
+            let history = store.read_stream(&stream, SeqRange::ALL).await;
+            agent.do_send(HistoryRead {
+                conversation_id,
+                epoch,
+                history,
+            });
+        });
+    }
+}
+
+impl Handler<HistoryRead> for AiAgentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: HistoryRead, ctx: &mut Context<Self>) {
+        let Some(subscription) = self.subscriptions.get_mut(&msg.conversation_id) else {
+            return;
+        };
+        if subscription.epoch != msg.epoch {
+            return;
+        }
+        let history = msg
+            .history
+            .map(|history| history.into_iter().map(Arc::new).collect::<Vec<_>>());
+        if let Ok(history) = &history {
+            let seen = history.last().map_or(0, |record| record.seq);
+            subscription.seen = Some(seen);
+            // Delivered while the history was read, and in it.
+            let before = subscription.queue.len();
+            subscription.queue.retain(|record| record.seq > seen);
+            let skipped = before - subscription.queue.len();
+            self.taken(skipped);
+        }
+        self.call(msg.conversation_id, msg.epoch, Call::Handoff(history), ctx);
+    }
+}
+
+impl Handler<CallFinished> for AiAgentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallFinished, ctx: &mut Context<Self>) {
+        if let Some(subscription) = self.subscriptions.get_mut(&msg.conversation_id) {
+            if subscription.epoch == msg.epoch {
+                subscription.busy = false;
+                self.pump(msg.conversation_id, ctx);
+            }
+        }
     }
 }
 
@@ -294,7 +287,12 @@ impl Handler<Delivered> for AiAgentActor {
     fn handle(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
         match self.subscriptions.get_mut(&msg.conversation_id) {
             Some(subscription) if subscription.epoch == msg.epoch => {
-                subscription.queue.push_back(Work::Event(msg.record));
+                if subscription.seen.is_some_and(|seen| msg.record.seq <= seen) {
+                    // Already in the history `on_handoff` was given.
+                    self.taken(1);
+                    return;
+                }
+                subscription.queue.push_back(msg.record);
                 self.pump(msg.conversation_id, ctx);
             }
             // An event of an ended assignment: nobody will start on it.

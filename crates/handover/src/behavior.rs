@@ -6,12 +6,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use handover_core::{
     Assignment, Author, ConversationCommand, ConversationEvent, ConversationId, EscalationCause,
-    Event, MessageText, Participant, Reason, Skill, SkillData, SkillName, SkillOutcome,
+    Event, MessageText, Participant, Reason, Skill,
 };
 use handover_store::RecordedEvent;
 
-use crate::conversation_actor::Receipt;
-use crate::shared::Shared;
+use crate::runtime::Runtime;
+use crate::view::Receipt;
 use crate::Error;
 
 /// An error from an AI agent's own code. The runtime logs it and escalates the conversation
@@ -22,23 +22,24 @@ pub type AgentError = Box<dyn std::error::Error + Send + Sync>;
 ///
 /// The runtime runs each attached agent as an actor. From the handoff on, it calls
 /// [`on_handoff`](AiAgentBehavior::on_handoff) once and then [`on_event`](AiAgentBehavior::on_event)
-/// for every later event of the conversation, one at a time per conversation and in order,
-/// until a reclaim, escalation or close ends the assignment. After that, whatever the code
-/// still sends through its [`AiSession`] is rejected and never recorded.
+/// for every later event of the conversation that someone else wrote, one at a time per
+/// conversation and in order, until a reclaim, escalation or close ends the assignment. After
+/// that, whatever the code still sends through its [`AiSession`] is rejected and never
+/// recorded.
 ///
 /// ```
-/// use handover::{AgentError, AiAgentBehavior, AiSession, MessageText};
+/// use handover::{async_trait, AgentError, AiAgentBehavior, AiSession, MessageText};
 ///
 /// struct Echo;
 ///
-/// #[async_trait::async_trait]
+/// #[async_trait]
 /// impl AiAgentBehavior for Echo {
 ///     async fn on_customer_message(
 ///         &self,
 ///         session: &AiSession,
 ///         text: &MessageText,
 ///     ) -> Result<(), AgentError> {
-///         session.reply(format!("You said: {text}")).await?;
+///         session.reply(MessageText::new(format!("You said: {text}"))?).await?;
 ///         Ok(())
 ///     }
 /// }
@@ -56,14 +57,14 @@ pub trait AiAgentBehavior: Send + Sync + 'static {
     async fn on_handoff(
         &self,
         session: &AiSession,
-        history: &[RecordedEvent],
+        history: &[Arc<RecordedEvent>],
     ) -> Result<(), AgentError> {
         let pending = history.iter().rev().find_map(|record| match &record.event {
             Event::Conversation(ConversationEvent::MessagePosted { author, text, .. }) => {
                 match author {
                     Author::Customer(_) => Some(Some(text)),
                     Author::Ai(_) => Some(None),
-                    Author::Human(_) => None,
+                    _ => None,
                 }
             }
             _ => None,
@@ -81,9 +82,10 @@ pub trait AiAgentBehavior: Send + Sync + 'static {
         text: &MessageText,
     ) -> Result<(), AgentError>;
 
-    /// Every event of the conversation after the handoff, including the agent's own. The
-    /// default passes customer messages to
-    /// [`on_customer_message`](AiAgentBehavior::on_customer_message) and ignores the rest.
+    /// Every event of the conversation after the handoff that this agent did not write itself
+    /// (its own replies and skills are not sent back to it). The default passes customer
+    /// messages to [`on_customer_message`](AiAgentBehavior::on_customer_message) and ignores
+    /// the rest.
     async fn on_event(
         &self,
         session: &AiSession,
@@ -103,9 +105,12 @@ pub trait AiAgentBehavior: Send + Sync + 'static {
 /// An AI agent's hold on one conversation, for one assignment. Every call is fenced by the
 /// assignment's epoch: once a human reclaims the conversation (or it is escalated, closed, or
 /// handed off again), calls return [`Error::Rejected`] and record nothing.
+///
+/// Like the rest of the API, it takes validated values ([`MessageText`], [`Skill`],
+/// [`Reason`]), so a malformed one is refused before anything is sent.
 #[derive(Clone)]
 pub struct AiSession {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) runtime: Arc<Runtime>,
     pub(crate) conversation_id: ConversationId,
     pub(crate) assignment: Assignment,
 }
@@ -131,58 +136,58 @@ impl AiSession {
     }
 
     async fn execute(&self, command: ConversationCommand) -> Result<Receipt, Error> {
-        self.shared
+        self.runtime
             .execute(self.conversation_id, Arc::new(command), None)
             .await
     }
 
     /// Posts a message to the customer as this agent.
-    pub async fn reply(&self, text: impl Into<String>) -> Result<Receipt, Error> {
+    pub async fn reply(&self, text: MessageText) -> Result<Receipt, Error> {
         self.execute(ConversationCommand::PostMessage {
             by: Participant::Ai(self.assignment.clone()),
-            text: MessageText::new(text)?,
+            text,
         })
         .await
     }
 
-    /// Records a skill this agent executed: its name, input, and outcome (`Ok` with the result
-    /// or `Err` with the error).
-    pub async fn record_skill(
-        &self,
-        name: &str,
-        input: impl Into<String>,
-        outcome: Result<String, String>,
-    ) -> Result<Receipt, Error> {
-        let outcome = match outcome {
-            Ok(result) => SkillOutcome::Succeeded(SkillData::new(result)?),
-            Err(error) => SkillOutcome::Failed(SkillData::new(error)?),
-        };
+    /// Records a skill this agent executed: its name, its input and its outcome.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: &handover::AiSession) -> Result<(), Box<dyn std::error::Error>> {
+    /// use handover::{Skill, SkillData, SkillName, SkillOutcome};
+    ///
+    /// session
+    ///     .record_skill(Skill {
+    ///         name: SkillName::new("lookup_price")?,
+    ///         input: SkillData::new(r#"{"plan":"pro"}"#)?,
+    ///         outcome: SkillOutcome::Succeeded(SkillData::new("49 USD/month")?),
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn record_skill(&self, skill: Skill) -> Result<Receipt, Error> {
         self.execute(ConversationCommand::RecordAiAction {
             by: self.assignment.clone(),
-            skill: Skill {
-                name: SkillName::new(name)?,
-                input: SkillData::new(input)?,
-                outcome,
-            },
+            skill,
         })
         .await
     }
 
     /// Hands the conversation back to humans, with a reason.
-    pub async fn escalate(&self, reason: impl Into<String>) -> Result<Receipt, Error> {
+    pub async fn escalate(&self, reason: Reason) -> Result<Receipt, Error> {
         self.execute(ConversationCommand::Escalate {
             by: self.assignment.clone(),
-            reason: Reason::new(reason)?,
+            reason,
             cause: EscalationCause::AgentRequested,
         })
         .await
     }
 
     /// Closes the conversation (the customer's request is resolved).
-    pub async fn close(&self, reason: Option<&str>) -> Result<Receipt, Error> {
+    pub async fn close(&self, reason: Option<Reason>) -> Result<Receipt, Error> {
         self.execute(ConversationCommand::Close {
             by: Participant::Ai(self.assignment.clone()),
-            reason: reason.map(Reason::new).transpose()?,
+            reason,
         })
         .await
     }

@@ -1,4 +1,7 @@
-//! How to start a [`crate::Handover`] runtime.
+//! How to start a [`crate::Handover`]: the runtime's own settings, and, for the embedded sled
+//! store, where it lives and how it is opened. The two are separate things:
+//! [`crate::Handover::start_with_store`] takes only the runtime's settings, since the store it
+//! is given is already open.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,22 +10,107 @@ use std::time::Duration;
 use handover_core::{DefaultPolicy, Policy};
 use handover_store::Durability;
 
-/// Settings for [`crate::Handover::start`].
+use crate::SledOptions;
+
+/// What [`crate::Handover::start`] needs: the data directory of the embedded sled store, the
+/// store's options, and the runtime's settings.
 ///
 /// ```
 /// use handover::{Config, Durability};
-/// let config = Config::new("/var/lib/handover").durability(Durability::Durable);
+/// let config = Config::new("/var/lib/handover").durability(Durability::Durable).workers(4);
 /// assert_eq!(config.data_dir.to_str(), Some("/var/lib/handover"));
+/// assert_eq!(config.runtime.workers, 4);
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// The data directory; created if missing.
     pub data_dir: PathBuf,
-    /// What an acknowledged command survives. Default: [`Durability::Durable`] (power loss).
-    pub durability: Durability,
+    /// How the sled store is opened (durability, cache, free-space reserve, ...).
+    pub store: SledOptions,
+    /// The runtime's own settings.
+    pub runtime: RuntimeSettings,
+}
+
+impl Config {
+    /// The defaults, with the data directory at `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            store: SledOptions::default(),
+            runtime: RuntimeSettings::default(),
+        }
+    }
+
+    /// Sets what an acknowledged command survives. Default: [`Durability::Durable`] (power
+    /// loss).
+    pub fn durability(mut self, durability: Durability) -> Config {
+        self.store.durability = durability;
+        self
+    }
+
+    /// Sets the free space the store keeps on the data directory's file system; below it the
+    /// store stops rather than let its storage engine run out of space mid-write. Default:
+    /// 64 MiB.
+    pub fn min_free_bytes(mut self, bytes: u64) -> Config {
+        self.store.min_free_bytes = bytes;
+        self
+    }
+
+    /// Sets the store's options as a whole.
+    pub fn store(mut self, options: SledOptions) -> Config {
+        self.store = options;
+        self
+    }
+
+    /// Sets the handoff policy (see [`RuntimeSettings::policy`]).
+    pub fn policy(mut self, policy: Arc<dyn Policy>) -> Config {
+        self.runtime = self.runtime.policy(policy);
+        self
+    }
+
+    /// Sets the number of actor threads (see [`RuntimeSettings::workers`]).
+    pub fn workers(mut self, workers: usize) -> Config {
+        self.runtime = self.runtime.workers(workers);
+        self
+    }
+
+    /// Sets how long an idle conversation actor lives (see
+    /// [`RuntimeSettings::passivate_after`]).
+    pub fn passivate_after(mut self, idle: Option<Duration>) -> Config {
+        self.runtime = self.runtime.passivate_after(idle);
+        self
+    }
+
+    /// Sets the most commands in flight (see [`RuntimeSettings::max_in_flight`]).
+    pub fn max_in_flight(mut self, commands: usize) -> Config {
+        self.runtime = self.runtime.max_in_flight(commands);
+        self
+    }
+
+    /// Sets the most events queued for one AI agent (see
+    /// [`RuntimeSettings::ai_agent_backlog_max`]).
+    pub fn ai_agent_backlog_max(mut self, events: usize) -> Config {
+        self.runtime = self.runtime.ai_agent_backlog_max(events);
+        self
+    }
+}
+
+/// The runtime's own settings, whatever store it runs on.
+///
+/// ```
+/// use std::time::Duration;
+/// use handover::RuntimeSettings;
+/// let settings = RuntimeSettings::default().passivate_after(Some(Duration::from_secs(30)));
+/// assert_eq!(settings.passivate_after, Some(Duration::from_secs(30)));
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RuntimeSettings {
     /// Classifies customer messages for the handoff policy. Default: [`DefaultPolicy`].
     pub policy: Arc<dyn Policy>,
-    /// Threads that run conversation and AI-agent actors. Default: one per core.
+    /// Threads that run conversation and AI-agent actors, and threads that run the AI agents'
+    /// code. Default: one per core.
     pub workers: usize,
     /// How long a conversation actor may stay idle (no command, no watcher) before it stops;
     /// the next command or watcher rebuilds it from its stream. `None` keeps every actor.
@@ -35,79 +123,58 @@ pub struct Config {
     /// message to a conversation it holds fails with [`crate::Error::Overloaded`] (nothing is
     /// recorded) instead of piling up. Default: 10,000.
     pub ai_agent_backlog_max: usize,
-    /// Free bytes the store keeps on the data directory's file system; below it the store
-    /// stops rather than let its storage engine run out of space mid-write (see
-    /// `handover_store::StoreOptions::min_free_bytes`). Default: 64 MiB.
-    pub min_free_bytes: u64,
 }
 
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("data_dir", &self.data_dir)
-            .field("durability", &self.durability)
-            .field("workers", &self.workers)
-            .field("passivate_after", &self.passivate_after)
-            .field("max_in_flight", &self.max_in_flight)
-            .field("ai_agent_backlog_max", &self.ai_agent_backlog_max)
-            .field("min_free_bytes", &self.min_free_bytes)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Config {
-    /// The defaults, with the data directory at `data_dir`.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
-        Config {
-            data_dir: data_dir.into(),
-            durability: Durability::default(),
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
             policy: Arc::new(DefaultPolicy::default()),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             passivate_after: Some(Duration::from_secs(120)),
             max_in_flight: 100_000,
             ai_agent_backlog_max: 10_000,
-            min_free_bytes: 64 * 1024 * 1024,
         }
     }
+}
 
-    /// Sets the free space the store keeps.
-    pub fn min_free_bytes(mut self, bytes: u64) -> Config {
-        self.min_free_bytes = bytes;
-        self
+impl std::fmt::Debug for RuntimeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeSettings")
+            .field("workers", &self.workers)
+            .field("passivate_after", &self.passivate_after)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("ai_agent_backlog_max", &self.ai_agent_backlog_max)
+            .finish_non_exhaustive()
     }
+}
 
-    /// Sets the durability.
-    pub fn durability(mut self, durability: Durability) -> Config {
-        self.durability = durability;
-        self
-    }
-
+impl RuntimeSettings {
     /// Sets the handoff policy.
-    pub fn policy(mut self, policy: Arc<dyn Policy>) -> Config {
+    pub fn policy(mut self, policy: Arc<dyn Policy>) -> RuntimeSettings {
         self.policy = policy;
         self
     }
 
     /// Sets the number of actor threads (at least one).
-    pub fn workers(mut self, workers: usize) -> Config {
+    pub fn workers(mut self, workers: usize) -> RuntimeSettings {
         self.workers = workers.max(1);
         self
     }
 
     /// Sets how long an idle conversation actor lives (`None`: forever).
-    pub fn passivate_after(mut self, idle: Option<Duration>) -> Config {
+    pub fn passivate_after(mut self, idle: Option<Duration>) -> RuntimeSettings {
         self.passivate_after = idle;
         self
     }
 
     /// Sets the most commands in flight at once (at least one).
-    pub fn max_in_flight(mut self, commands: usize) -> Config {
+    pub fn max_in_flight(mut self, commands: usize) -> RuntimeSettings {
         self.max_in_flight = commands.max(1);
         self
     }
 
     /// Sets the most events queued for one AI agent (at least one).
-    pub fn ai_agent_backlog_max(mut self, events: usize) -> Config {
+    pub fn ai_agent_backlog_max(mut self, events: usize) -> RuntimeSettings {
         self.ai_agent_backlog_max = events.max(1);
         self
     }

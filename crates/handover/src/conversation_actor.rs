@@ -6,87 +6,60 @@
 //! once and records nothing. A store failure leaves the outcome unknown, so the actor stops;
 //! the next command rebuilds it from the log.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use handover_core::{
-    conversation, Assignment, CommandId, Conversation, ConversationCommand, ConversationEvent,
-    ConversationId, Ctx, Event, Participant, Rejection, Status, StreamId,
+    conversation, Assignment, Author, CommandId, Conversation, ConversationCommand,
+    ConversationEvent, ConversationId, Ctx, Event, Participant, Policy, Rejection, StreamId,
 };
-use handover_store::{ExpectedVersion, RecordedEvent, SeqRange, StoreError};
+use handover_store::{EventStore, ExpectedVersion, RecordedEvent, SeqRange, StoreError};
 use tokio::sync::mpsc;
 use tracing::{debug, error, warn, Instrument};
 
-use crate::agent_actor::{Assigned, Delivered, Unassigned};
+use crate::actor_map::ActorMap;
+use crate::agents::Agents;
+use crate::assignments::Assignments;
+use crate::gate::{AgentGates, HandoffPass};
+use crate::messages::{AddWatcher, Assigned, Delivered, Execute, GetView, Unassigned};
 use crate::reply::Reply;
-use crate::roster_actor::deactivation_escalation;
-use crate::shared::{lock, Shared};
+use crate::roster::SharedRoster;
+use crate::view::{Activity, ConversationView, Receipt};
 use crate::Error;
 
-/// Most live events a watcher may have unread before it is dropped as lagging.
+/// Most live events a watcher may have unread before it is dropped as lagging (it then
+/// resumes from the log by itself).
 pub(crate) const WATCHER_BACKLOG_EVENTS_MAX: usize = 4096;
 
-/// The durable outcome of an accepted command.
-#[derive(Debug, Clone)]
-pub struct Receipt {
-    /// The events the command recorded, as stored (with position, seq and time).
-    pub events: Vec<Arc<RecordedEvent>>,
-    /// The conversation's status after them.
-    pub status: Status,
-}
+/// Mailbox of one conversation actor; senders wait beyond it, within the in-flight bound.
+const MAILBOX_CAPACITY: usize = 256;
 
-/// A conversation's current state, as its actor holds it.
-#[derive(Debug, Clone)]
-pub struct ConversationView {
-    /// The conversation.
-    pub id: ConversationId,
-    /// The fold of its events.
-    pub state: Conversation,
-    /// How many events its stream holds.
-    pub version: u64,
-}
-
-impl ConversationView {
-    /// What the conversation header shows: human-handled, AI-active (with the agent), ...
-    pub fn status(&self) -> Status {
-        self.state.status()
-    }
-}
-
-#[derive(Message)]
-#[rtype(result = "Result<Receipt, Error>")]
-pub(crate) struct Execute {
-    pub(crate) command: Arc<ConversationCommand>,
-    /// Set when the caller may retry: a retry is answered with what the first attempt
-    /// recorded instead of being decided again.
-    pub(crate) command_id: Option<CommandId>,
-}
-
-#[derive(Message)]
-#[rtype(result = "Result<ConversationView, Error>")]
-pub(crate) struct GetView;
-
-/// Registers a watcher; the reply is the version up to which it must read the log itself.
-#[derive(Message)]
-#[rtype(result = "Result<u64, Error>")]
-pub(crate) struct AddWatcher {
-    pub(crate) sender: mpsc::Sender<Arc<RecordedEvent>>,
-    pub(crate) lagged: Arc<AtomicBool>,
+/// What every conversation actor of one runtime shares.
+pub(crate) struct Conversations {
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) policy: Arc<dyn Policy>,
+    pub(crate) roster: SharedRoster,
+    pub(crate) agents: Agents,
+    pub(crate) assignments: Assignments,
+    pub(crate) gates: AgentGates,
+    pub(crate) live: ActorMap<ConversationId, ConversationActor>,
+    pub(crate) passivate_after: Option<Duration>,
+    pub(crate) ai_agent_backlog_max: usize,
 }
 
 struct Watcher {
     sender: mpsc::Sender<Arc<RecordedEvent>>,
-    lagged: Arc<AtomicBool>,
+    lagged: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub(crate) struct ConversationActor {
     id: ConversationId,
     stream: StreamId,
-    shared: Arc<Shared>,
+    shared: Arc<Conversations>,
     state: Conversation,
-    version: u64,
+    activity: Activity,
     watchers: Vec<Watcher>,
     /// Why the state cannot be trusted, if it cannot: every message gets this error and the
     /// actor stops, so the next command rebuilds it from the log. Boxed: almost always empty,
@@ -97,33 +70,59 @@ pub(crate) struct ConversationActor {
 }
 
 /// Folds a stream read from the store; an event that breaks the rules is damage.
-fn fold_stream(records: &[RecordedEvent]) -> Result<Conversation, StoreError> {
-    records
+fn fold_stream(records: &[RecordedEvent]) -> Result<(Conversation, Activity), StoreError> {
+    let mut activity = Activity::default();
+    let state = records
         .iter()
         .try_fold(Conversation::NotOpened, |state, record| {
+            activity.record(record);
             conversation::evolve_stored(state, &record.event)
                 .map_err(|rejection| StoreError::breaks_rules(record, rejection))
-        })
+        })?;
+    Ok((state, activity))
+}
+
+/// Whether `record` was written by the AI agent `agent` itself: an agent is not sent back what
+/// it wrote.
+fn written_by(record: &RecordedEvent, agent: &handover_core::AiAgentId) -> bool {
+    match &record.event {
+        Event::Conversation(ConversationEvent::MessagePosted {
+            author: Author::Ai(author),
+            ..
+        }) => author == agent,
+        Event::Conversation(ConversationEvent::AiActionRecorded { agent_id, .. }) => {
+            agent_id == agent
+        }
+        _ => false,
+    }
+}
+
+/// A command's outcome: known now, or once its append is durable.
+enum Outcome {
+    Now(Result<Receipt, Error>),
+    Later(ResponseActFuture<ConversationActor, Result<Receipt, Error>>),
 }
 
 impl ConversationActor {
-    pub(crate) fn new(id: ConversationId, shared: Arc<Shared>) -> ConversationActor {
+    pub(crate) fn new(id: ConversationId, shared: Arc<Conversations>) -> ConversationActor {
         ConversationActor {
             id,
             stream: StreamId::Conversation(id),
             shared,
             state: Conversation::NotOpened,
-            version: 0,
+            activity: Activity::default(),
             watchers: Vec::new(),
             failure: None,
             last_active: Instant::now(),
         }
     }
 
-    /// Stops the actor if it has been idle for `idle` and nobody watches it: its state is in
-    /// the log, and the next command or watcher rebuilds it. A command in progress holds the
-    /// actor (it waits for the append), so this never runs in the middle of one.
+    fn version(&self) -> u64 {
+        self.activity.events
+    }
+
     fn passivate_if_idle(&mut self, idle: Duration, ctx: &mut Context<Self>) {
+        // A watcher that was dropped without a word keeps nothing alive.
         self.watchers.retain(|watcher| !watcher.sender.is_closed());
         if self.watchers.is_empty() && self.last_active.elapsed() >= idle {
             debug!(conversation_id = %self.id, "idle conversation passivated");
@@ -163,26 +162,25 @@ impl ConversationActor {
         reply
     }
 
-    /// Applies durable records to the state and tells whoever needs to know.
-    /// Takes on the state `decide` folded the command's events to, now that they are durable,
-    /// and tells whoever needs to know.
-    fn commit(
-        &mut self,
-        records: Vec<Arc<RecordedEvent>>,
-        next: Conversation,
-        ctx: &mut Context<Self>,
-    ) -> Receipt {
-        let before = self.state.assignment();
-        self.state = next;
-        if let Some(last) = records.last() {
-            self.version = last.seq;
-        }
-        self.notify_watchers(&records);
-        self.notify_agents(before, &records, ctx);
+    fn receipt(&self, events: Vec<Arc<RecordedEvent>>) -> Receipt {
         Receipt {
-            events: records,
+            conversation_id: self.id,
+            events,
             status: self.state.status(),
         }
+    }
+
+    /// Takes on the state `decide` folded the command's events to, now that they are durable,
+    /// and tells whoever needs to know.
+    fn commit(&mut self, records: Vec<Arc<RecordedEvent>>, next: Conversation) -> Receipt {
+        let before = self.state.assignment();
+        self.state = next;
+        for record in &records {
+            self.activity.record(record);
+        }
+        self.notify_watchers(&records);
+        self.notify_agents(before, &records);
+        self.receipt(records)
     }
 
     fn notify_watchers(&mut self, records: &[Arc<RecordedEvent>]) {
@@ -200,145 +198,58 @@ impl ConversationActor {
     }
 
     /// Keeps the AI agent's subscription in step with the assignment: subscribe at a handoff,
-    /// unsubscribe at a reclaim, escalation or close, and deliver events in between.
-    fn notify_agents(
-        &mut self,
-        before: Option<Assignment>,
-        records: &[Arc<RecordedEvent>],
-        ctx: &mut Context<Self>,
-    ) {
+    /// unsubscribe at a reclaim, escalation or close, and deliver what others write in
+    /// between.
+    fn notify_agents(&mut self, before: Option<Assignment>, records: &[Arc<RecordedEvent>]) {
         let after = self.state.assignment();
+        let shared = &self.shared;
         if before == after {
             if let Some(current) = &after {
-                if let Some(agent) = self.shared.agent(&current.agent_id) {
+                if let Some(agent) = shared.agents.get(&current.agent_id) {
                     for record in records {
-                        agent.deliver(Delivered {
-                            conversation_id: self.id,
-                            epoch: current.epoch,
-                            record: Arc::clone(record),
-                        });
+                        if !written_by(record, &current.agent_id) {
+                            agent.deliver(Delivered {
+                                conversation_id: self.id,
+                                epoch: current.epoch,
+                                record: Arc::clone(record),
+                            });
+                        }
                     }
                 }
             }
             return;
         }
         if let Some(ended) = before {
-            if let Some(held) = lock(&self.shared.assignments).get_mut(&ended.agent_id) {
-                held.remove(&self.id);
-            }
-            if let Some(agent) = self.shared.agent(&ended.agent_id) {
-                agent.addr.do_send(Unassigned {
+            shared.assignments.ended(&ended.agent_id, self.id);
+            if let Some(agent) = shared.agents.get(&ended.agent_id) {
+                agent.unassigned.do_send(Unassigned {
                     conversation_id: self.id,
                     epoch: ended.epoch,
                 });
             }
         }
         if let Some(started) = after {
-            let handoff_seq = records
-                .iter()
-                .rev()
-                .find(|r| {
-                    matches!(
-                        r.event,
-                        Event::Conversation(ConversationEvent::HandedOffToAi { .. })
-                    )
-                })
-                .map_or(self.version, |r| r.seq);
-            lock(&self.shared.assignments)
-                .entry(started.agent_id.clone())
-                .or_default()
-                .insert(self.id, (started.epoch, handoff_seq));
-            if let Some(agent) = self.shared.agent(&started.agent_id) {
-                agent.addr.do_send(Assigned {
+            shared
+                .assignments
+                .started(&started.agent_id, self.id, started.epoch);
+            if let Some(agent) = shared.agents.get(&started.agent_id) {
+                agent.assigned.do_send(Assigned {
                     conversation_id: self.id,
-                    assignment: started.clone(),
-                });
-            }
-            // The roster actor deactivates first and then escalates what the assignment map
-            // holds; we record the assignment first and then read the roster. Whichever runs
-            // second sees the other's write, so a handoff racing a deactivation is escalated.
-            let still_active = self
-                .shared
-                .roster()
-                .get(&started.agent_id)
-                .is_some_and(|agent| agent.active);
-            if !still_active {
-                // Through the mailbox, not `ctx.notify`: actix runs a notified message as a
-                // context item, and an item can start while a command that the mailbox just
-                // handed over is still registering its append, so two appends of this
-                // conversation would be in flight at once (found by the race simulation as a
-                // version conflict). The mailbox hands over nothing while a command waits.
-                ctx.address().do_send(Execute {
-                    command: Arc::new(deactivation_escalation(started)),
-                    command_id: None,
+                    assignment: started,
                 });
             }
         }
     }
-}
 
-impl Actor for ConversationActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(256);
-        if let Some(idle) = self.shared.limits.passivate_after {
-            // Checked at a fraction of the idle time, so an actor lives at most 1.25 times it.
-            let every = (idle / 4).max(Duration::from_millis(1));
-            ctx.run_interval(every, move |act, ctx| act.passivate_if_idle(idle, ctx));
-        }
-        let store = Arc::clone(&self.shared.store);
-        let stream = self.stream.clone();
-        // `wait` holds every message until the state is rebuilt.
-        ctx.wait(
-            async move {
-                let records = store.read_stream(&stream, SeqRange::ALL).await?;
-                let state = fold_stream(&records)?;
-                Ok::<_, StoreError>((state, records.last().map_or(0, |r| r.seq)))
-            }
-            .into_actor(self)
-            .map(|result, act, _ctx| match result {
-                Ok((state, version)) => {
-                    debug!(conversation_id = %act.id, version, "conversation rebuilt from its stream");
-                    act.state = state;
-                    act.version = version;
-                }
-                Err(error) => {
-                    error!(conversation_id = %act.id, %error, "cannot rebuild conversation");
-                    act.failure = Some(Box::new(error));
-                }
-            }),
-        );
-    }
-
-    fn stopped(&mut self, ctx: &mut Context<Self>) {
-        self.shared.forget_conversation(self.id, &ctx.address());
-    }
-}
-
-impl Handler<Execute> for ConversationActor {
-    type Result = Reply<Self, Result<Receipt, Error>>;
-
-    fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) -> Self::Result {
-        let ready = Reply::Now;
-        self.last_active = Instant::now();
-        if let Err(error) = self.check_trusted(ctx) {
-            return ready(Err(error));
-        }
+    /// Decides `msg` on the current state and, if accepted, appends its events. `pass` holds
+    /// the chosen agent's gate for a handoff until the handoff is durable and indexed.
+    fn decide_and_append(
+        &mut self,
+        msg: Execute,
+        pass: Option<HandoffPass>,
+        ctx: &mut Context<Self>,
+    ) -> Outcome {
         let command = &*msg.command;
-        if let (
-            ConversationCommand::PostMessage {
-                by: Participant::Customer(_),
-                ..
-            },
-            Some(assignment),
-        ) = (command, self.state.assignment())
-        {
-            // The agent would get this message after everything it has not started on.
-            if self.shared.agent_overloaded(&assignment.agent_id) {
-                return ready(Err(Error::Overloaded));
-            }
-        }
         let agent_id = match command {
             ConversationCommand::HandOffToAi { agent_id, .. } => Some(agent_id.clone()),
             ConversationCommand::RecordAiAction { by, .. }
@@ -359,54 +270,31 @@ impl Handler<Execute> for ConversationActor {
             command = command.name(),
             agent_id = agent_id.as_ref().map_or("", |a| a.as_str()),
         );
-        let (decided, handoff_in_flight) = {
-            let roster = self.shared.roster();
+        let decided = {
+            let roster = self.shared.roster.read();
             let decide_ctx = Ctx {
                 roster: &roster,
                 policy: &*self.shared.policy,
             };
-            let decided = conversation::decide_with_state(&self.state, command, &decide_ctx);
-            // Counted under the roster's read lock: see `Shared::handoff_started`.
-            let in_flight = match (&decided, command) {
-                (Ok(_), ConversationCommand::HandOffToAi { agent_id, .. }) => {
-                    Some(self.shared.handoff_started(agent_id))
-                }
-                _ => None,
-            };
-            (decided, in_flight)
+            conversation::decide_with_state(&self.state, command, &decide_ctx)
         };
         let (events, next) = match decided {
             Ok(decided) => decided,
             Err(Rejection::NotOpened) => {
                 // Nothing to keep in memory for a conversation that does not exist.
                 ctx.stop();
-                return ready(Err(Error::UnknownConversation(self.id)));
+                return Outcome::Now(Err(Error::UnknownConversation(self.id)));
             }
             Err(rejection) => {
                 span.in_scope(|| debug!(%rejection, "command rejected"));
-                let Some(command_id) = msg.command_id else {
-                    return ready(Err(Error::Rejected(rejection)));
+                return match msg.command_id {
+                    None => Outcome::Now(Err(Error::Rejected(rejection))),
+                    Some(command_id) => Outcome::Later(self.recorded_before(command_id, rejection)),
                 };
-                // A retry of a command already recorded is refused by the state it led to:
-                // answer it with what it recorded, if it was.
-                let store = Arc::clone(&self.shared.store);
-                let stream = self.stream.clone();
-                let lookup = async move { store.command_outcome(&stream, command_id).await };
-                return Reply::Atomic(AtomicResponse::new(Box::pin(lookup.into_actor(self).map(
-                    move |result, act, ctx| match result {
-                        Ok(Some(records)) => Ok(Receipt {
-                            events: records,
-                            status: act.state.status(),
-                        }),
-                        Ok(None) => Err(Error::Rejected(rejection)),
-                        Err(StoreError::Overloaded) => Err(Error::Overloaded),
-                        Err(error) => Err(act.fail(error, ctx)),
-                    },
-                ))));
             }
         };
         let events: Vec<Event> = events.into_iter().map(Event::Conversation).collect();
-        let expected = match self.version {
+        let expected = match self.version() {
             0 => ExpectedVersion::NoStream,
             v => ExpectedVersion::Exact(v),
         };
@@ -424,24 +312,19 @@ impl Handler<Execute> for ConversationActor {
             }
         }
         .instrument(span.clone());
-        Reply::Atomic(AtomicResponse::new(Box::pin(append.into_actor(self).map(
+        Outcome::Later(Box::pin(append.into_actor(self).map(
             move |result, act, ctx| {
                 let _entered = span.enter();
-                // The handoff's append has an outcome: a deactivation may go ahead.
-                let _handoff_settled = handoff_in_flight;
-                match result {
-                    Ok(Ok(records)) if records.first().is_some_and(|r| r.seq <= act.version) => {
+                let outcome = match result {
+                    Ok(Ok(records)) if records.first().is_some_and(|r| r.seq <= act.version()) => {
                         // A retry answered with what its first attempt recorded: the state
                         // holds those events already.
                         debug!(events = records.len(), "command was recorded before");
-                        Ok(Receipt {
-                            events: records,
-                            status: act.state.status(),
-                        })
+                        Ok(act.receipt(records))
                     }
                     Ok(Ok(records)) => {
                         debug!(events = records.len(), "command recorded");
-                        Ok(act.commit(records, next, ctx))
+                        Ok(act.commit(records, next))
                     }
                     Ok(Err(conflict)) => {
                         warn!(%conflict, "another writer appended to this conversation");
@@ -454,9 +337,132 @@ impl Handler<Execute> for ConversationActor {
                     // Refused before it was queued: nothing was written, the state holds.
                     Err(StoreError::Overloaded) => Err(Error::Overloaded),
                     Err(error) => Err(act.fail(error, ctx)),
-                }
+                };
+                // The handoff is durable and indexed (or refused): a deactivation may go on.
+                drop(pass);
+                outcome
             },
-        ))))
+        )))
+    }
+
+    /// A retry of a command already recorded is refused by the state it led to: answers it
+    /// with what it recorded, if it was.
+    fn recorded_before(
+        &mut self,
+        command_id: CommandId,
+        rejection: Rejection,
+    ) -> ResponseActFuture<Self, Result<Receipt, Error>> {
+        let store = Arc::clone(&self.shared.store);
+        let stream = self.stream.clone();
+        let lookup = async move { store.command_outcome(&stream, command_id).await };
+        Box::pin(
+            lookup
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(Some(records)) => Ok(act.receipt(records)),
+                    Ok(None) => Err(Error::Rejected(rejection)),
+                    Err(StoreError::Overloaded) => Err(Error::Overloaded),
+                    Err(error) => Err(act.fail(error, ctx)),
+                }),
+        )
+    }
+}
+
+impl Actor for ConversationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        if let Some(idle) = self.shared.passivate_after {
+            // Checked at a fraction of the idle time, so an actor lives at most 1.25 times it.
+            let every = (idle / 4).max(Duration::from_millis(1));
+            ctx.run_interval(every, move |act, ctx| act.passivate_if_idle(idle, ctx));
+        }
+        let store = Arc::clone(&self.shared.store);
+        let stream = self.stream.clone();
+        // `wait` holds every message until the state is rebuilt.
+        ctx.wait(
+            async move {
+                let records = store.read_stream(&stream, SeqRange::ALL).await?;
+                fold_stream(&records)
+            }
+            .into_actor(self)
+            .map(|result, act, _ctx| match result {
+                Ok((state, activity)) => {
+                    debug!(conversation_id = %act.id, version = activity.events, "conversation rebuilt from its stream");
+                    act.state = state;
+                    act.activity = activity;
+                }
+                Err(error) => {
+                    error!(conversation_id = %act.id, %error, "cannot rebuild conversation");
+                    act.failure = Some(Box::new(error));
+                }
+            }),
+        );
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.shared.live.forget(&self.id, &ctx.address());
+    }
+}
+
+impl Handler<Execute> for ConversationActor {
+    type Result = Reply<Self, Result<Receipt, Error>>;
+
+    fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) -> Self::Result {
+        self.last_active = Instant::now();
+        if let Err(error) = self.check_trusted(ctx) {
+            return Reply::Now(Err(error));
+        }
+        let command = &*msg.command;
+        if let (
+            ConversationCommand::PostMessage {
+                by: Participant::Customer(_),
+                ..
+            },
+            Some(assignment),
+        ) = (command, self.state.assignment())
+        {
+            // The agent would get this message after everything it has not started on.
+            if self
+                .shared
+                .agents
+                .overloaded(&assignment.agent_id, self.shared.ai_agent_backlog_max)
+            {
+                return Reply::Now(Err(Error::Overloaded));
+            }
+        }
+        let gated = match command {
+            // Only a registered agent has a gate; the rules refuse the others.
+            ConversationCommand::HandOffToAi { agent_id, .. }
+                if self.state != Conversation::NotOpened
+                    && self.shared.roster.read().get(agent_id).is_some() =>
+            {
+                Some(agent_id.clone())
+            }
+            _ => None,
+        };
+        let outcome = match gated {
+            None => self.decide_and_append(msg, None, ctx),
+            Some(agent_id) => {
+                // Wait out a deactivation of the agent under way, then decide on the roster
+                // it left (see `gate`).
+                let shared = Arc::clone(&self.shared);
+                let enter = async move { shared.gates.enter_handoff(&agent_id).await };
+                Outcome::Later(Box::pin(enter.into_actor(self).then(
+                    move |pass, act, ctx| match act.decide_and_append(msg, Some(pass), ctx) {
+                        Outcome::Now(result) => {
+                            Box::pin(fut::ready(result)) as ResponseActFuture<Self, _>
+                        }
+                        Outcome::Later(later) => later,
+                    },
+                )))
+            }
+        };
+        match outcome {
+            Outcome::Now(result) => Reply::Now(result),
+            Outcome::Later(later) => Reply::Atomic(AtomicResponse::new(later)),
+        }
     }
 }
 
@@ -466,11 +472,9 @@ impl Handler<GetView> for ConversationActor {
     fn handle(&mut self, _: GetView, ctx: &mut Context<Self>) -> Self::Result {
         self.last_active = Instant::now();
         self.check_readable(ctx)?;
-        Ok(ConversationView {
-            id: self.id,
-            state: self.state.clone(),
-            version: self.version,
-        })
+        self.activity
+            .view(self.id, &self.state)
+            .ok_or(Error::UnknownConversation(self.id))
     }
 }
 
@@ -487,6 +491,6 @@ impl Handler<AddWatcher> for ConversationActor {
             sender: msg.sender,
             lagged: msg.lagged,
         });
-        Ok(self.version)
+        Ok(self.version())
     }
 }

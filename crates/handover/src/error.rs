@@ -80,9 +80,3 @@ impl From<StoreError> for Error {
         }
     }
 }
-
-impl From<actix::MailboxError> for Error {
-    fn from(_: actix::MailboxError) -> Self {
-        Error::Stopped
-    }
-}

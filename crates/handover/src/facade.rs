@@ -1,36 +1,42 @@
-//! [`Handover`]: the handle a backend holds. It owns the actor system (on threads of its own,
-//! so it works from any tokio runtime) and turns each call into a message to the actor that
-//! owns the conversation or the roster.
+//! [`Handover`]: the handle a backend holds, and the API boundary. Each call becomes a message
+//! to the actor that owns the conversation or the roster; the actors run on threads of their
+//! own, so the calls work from any tokio runtime.
+//!
+//! One convention runs through the whole API: identifiers and values are validated newtypes
+//! ([`AiAgentId`], [`HumanId`], [`MessageText`], [`Reason`], ...), taken by value; events come
+//! back shared, as `Arc<RecordedEvent>`; every command returns its [`Receipt`].
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
-use actix::{Actor, Arbiter, System};
+use actix::Actor;
 use handover_core::{
-    conversation, AiAgent, AiAgentCommand, AiAgentId, AiAgentProfile, Channel, CommandId,
-    Conversation, ConversationCommand, ConversationEvent, ConversationId, CustomerId, Event,
-    HumanId, MessageText, Participant, Reason, Roster, Specialty, StreamId,
+    AiAgent, AiAgentCommand, AiAgentId, AiAgentProfile, Assignment, Channel, CommandId,
+    ConversationCommand, ConversationId, CustomerId, HumanId, MessageText, Participant, Reason,
+    Rejection, Specialty, StreamId,
 };
-use handover_store::{EventStore, SeqRange, SledStore, StoreError, StoreOptions, StoreStats};
-use tokio::sync::{mpsc, oneshot};
+use handover_store::{EventStore, RecordedEvent, SeqRange, StoreStats};
+use tokio::sync::oneshot;
 use tracing::info;
 use uuid::Uuid;
 
-use crate::agent_actor::{AiAgentActor, Assigned};
+use crate::actor_map::ActorMap;
+use crate::agent_actor::AiAgentActor;
+use crate::agents::{AgentHandle, Agents};
+use crate::assignments::Assignments;
 use crate::behavior::AiAgentBehavior;
-use crate::config::Config;
-use crate::conversation_actor::{
-    AddWatcher, ConversationView, GetView, Receipt, WATCHER_BACKLOG_EVENTS_MAX,
-};
+use crate::config::{Config, RuntimeSettings};
+use crate::conversation_actor::Conversations;
+use crate::gate::AgentGates;
+use crate::messages::{Assigned, ExecuteAgentCommand, GetView};
 use crate::metrics::AckLatency;
-use crate::roster_actor::{ExecuteAgentCommand, RosterActor};
-use crate::shared::{lock, AgentHandle, Assignments, Limits, Shared};
+use crate::roster::SharedRoster;
+use crate::roster_actor::RosterActor;
+use crate::runtime::Runtime;
+use crate::startup::{ai_runtime, Actors, Projection};
+use crate::view::{ConversationView, Receipt};
 use crate::watch::Watch;
-use crate::Error;
-
-/// Events read per step when scanning the log at start.
-const STARTUP_SCAN_EVENTS_MAX: usize = 10_000;
+use crate::{lock, Error, SledStore};
 
 /// A running Handover: clone it freely (it is `Send + Sync`) and call it from any async code,
 /// e.g. an axum or actix-web handler. Dropping the last clone stops the runtime;
@@ -41,10 +47,10 @@ pub struct Handover {
 }
 
 struct Owner {
-    shared: Arc<Shared>,
-    system: System,
+    runtime: Arc<Runtime>,
+    system: actix::System,
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
-    /// Runs the AI agents' code (see `Shared::ai_runtime`).
+    /// Runs the AI agents' code (see `Runtime::ai_runtime`).
     ai_runtime: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
@@ -71,137 +77,66 @@ impl std::fmt::Debug for Handover {
     }
 }
 
-/// Folds every AI-agent stream into the roster, noting each stream's version.
-async fn load_roster(store: &dyn EventStore) -> Result<(Roster, HashMap<AiAgentId, u64>), Error> {
-    let mut roster = Roster::default();
-    let mut versions = HashMap::new();
-    for record in store.read_ai_agents().await? {
-        roster
-            .evolve_stored(&record.event)
-            .map_err(|r| StoreError::breaks_rules(&record, r))?;
-        if let Event::AiAgent(event) = &record.event {
-            versions.insert(event.agent_id().clone(), record.seq);
-        }
-    }
-    Ok((roster, versions))
-}
-
-/// Finds every AI-active conversation by folding the log, so attached agents resume them.
-async fn load_assignments(store: &dyn EventStore) -> Result<Assignments, Error> {
-    let mut states: HashMap<ConversationId, (Conversation, u64)> = HashMap::new();
-    let mut from = 1;
-    loop {
-        let batch = store.read_all(from, STARTUP_SCAN_EVENTS_MAX).await?;
-        let Some(last) = batch.last() else { break };
-        from = last.position + 1;
-        for record in &batch {
-            let StreamId::Conversation(id) = record.stream else {
-                continue;
-            };
-            let (state, handoff_seq) = states.entry(id).or_default();
-            *state = conversation::evolve_stored(std::mem::take(state), &record.event)
-                .map_err(|r| StoreError::breaks_rules(record, r))?;
-            if matches!(
-                record.event,
-                Event::Conversation(ConversationEvent::HandedOffToAi { .. })
-            ) {
-                *handoff_seq = record.seq;
-            }
-        }
-    }
-    let mut assignments = Assignments::new();
-    for (id, (state, handoff_seq)) in states {
-        if let Some(assignment) = state.assignment() {
-            assignments
-                .entry(assignment.agent_id)
-                .or_default()
-                .insert(id, (assignment.epoch, handoff_seq));
-        }
-    }
-    Ok(assignments)
-}
-
 impl Handover {
-    /// Opens (or creates) the data directory and starts the runtime.
+    /// Opens (or creates) the data directory with the embedded sled store and starts the
+    /// runtime.
     ///
     /// Fails with a store error if the directory is in use by another process or damaged.
     pub async fn start(config: Config) -> Result<Handover, Error> {
-        let options = StoreOptions {
-            durability: config.durability,
-            min_free_bytes: config.min_free_bytes,
-            ..StoreOptions::default()
-        };
-        let store = SledStore::open(&config.data_dir, options)?;
-        Handover::start_with_store(Arc::new(store), config).await
+        let store = SledStore::open(&config.data_dir, config.store)?;
+        info!(data_dir = %config.data_dir.display(), "event store opened");
+        Handover::start_with_store(Arc::new(store), config.runtime).await
     }
 
-    /// Starts the runtime over an already open store (`config.data_dir` and
-    /// `config.durability` are then the store's business).
+    /// Starts the runtime over a store that is already open (sled, or any other
+    /// [`EventStore`]).
     pub async fn start_with_store(
         store: Arc<dyn EventStore>,
-        config: Config,
+        settings: RuntimeSettings,
     ) -> Result<Handover, Error> {
-        let (roster, versions) = load_roster(&*store).await?;
-        let assignments = load_assignments(&*store).await?;
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let (done_tx, done_rx) = oneshot::channel();
-        let workers = config.workers.max(1);
-        std::thread::Builder::new()
-            .name("handover-actors".to_owned())
-            .spawn(move || {
-                let runner = System::new();
-                let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
-                let handles = arbiters.iter().map(Arbiter::handle).collect::<Vec<_>>();
-                let _ = ready_tx.send((System::current(), handles));
-                let _ = runner.run();
-                for arbiter in arbiters {
-                    arbiter.stop();
-                    let _ = arbiter.join();
-                }
-                let _ = done_tx.send(());
-            })
-            .map_err(StoreError::from)?;
-        let (system, handles) = ready_rx.await.map_err(|_| Error::Stopped)?;
-        let roster_worker = handles[0].clone();
-        // The AI agents' code runs on threads of its own, never on the actors' threads: a
-        // behaviour that computes for a while must not hold up conversations.
-        let ai_runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .thread_name("handover-ai")
-            .enable_all()
-            .build()
-            .map_err(StoreError::from)?;
-        let shared = Arc::new(Shared::new(
-            store,
-            Arc::clone(&config.policy),
+        let Projection {
             roster,
+            versions,
             assignments,
-            handles,
-            Limits {
-                passivate_after: config.passivate_after,
-                ai_agent_backlog_max: config.ai_agent_backlog_max,
-                max_in_flight: config.max_in_flight,
-            },
+        } = Projection::read(&*store).await?;
+        let workers = settings.workers.max(1);
+        let actors = Actors::start(workers).await?;
+        let ai_runtime = ai_runtime(workers)?;
+        let conversations = Arc::new(Conversations {
+            store,
+            policy: Arc::clone(&settings.policy),
+            roster: SharedRoster::new(roster),
+            agents: Agents::default(),
+            assignments: Assignments::new(assignments),
+            gates: AgentGates::default(),
+            live: ActorMap::new(),
+            passivate_after: settings.passivate_after,
+            ai_agent_backlog_max: settings.ai_agent_backlog_max,
+        });
+        let runtime = Arc::new(Runtime::new(
+            conversations,
+            actors.workers,
+            settings.max_in_flight,
             ai_runtime.handle().clone(),
         ));
-        let roster_shared = Arc::clone(&shared);
-        let roster_actor = RosterActor::start_in_arbiter(&roster_worker, move |_| {
-            RosterActor::new(roster_shared, versions)
+        let roster_runtime = Arc::clone(&runtime);
+        let roster_actor = RosterActor::start_in_arbiter(runtime.next_worker(), move |_| {
+            RosterActor::new(roster_runtime, versions)
         });
-        let _ = shared.roster_actor.set(roster_actor);
-        info!(data_dir = %config.data_dir.display(), workers, "Handover started");
+        let _ = runtime.roster_actor.set(roster_actor.recipient());
+        info!(workers, "Handover started");
         Ok(Handover {
             owner: Arc::new(Owner {
-                shared,
-                system,
-                stopped: Mutex::new(Some(done_rx)),
+                runtime,
+                system: actors.system,
+                stopped: Mutex::new(Some(actors.stopped)),
                 ai_runtime: Mutex::new(Some(ai_runtime)),
             }),
         })
     }
 
-    fn shared(&self) -> &Arc<Shared> {
-        &self.owner.shared
+    fn runtime(&self) -> &Arc<Runtime> {
+        &self.owner.runtime
     }
 
     /// Stops the runtime and waits until every actor has stopped. Calls on other clones then
@@ -217,30 +152,20 @@ impl Handover {
 
     async fn agent_command(
         &self,
-        agent_id: &AiAgentId,
+        agent_id: AiAgentId,
         command: AiAgentCommand,
     ) -> Result<(), Error> {
-        let roster = self
-            .shared()
-            .roster_actor
-            .get()
-            .ok_or(Error::Stopped)?
-            .clone();
-        roster
-            .send(ExecuteAgentCommand {
-                agent_id: agent_id.clone(),
-                command,
-            })
-            .await??;
+        self.runtime()
+            .agent_command(ExecuteAgentCommand { agent_id, command })
+            .await?;
         Ok(())
     }
 
     /// Registers an AI agent. It starts inactive: [`activate_ai_agent`](Self::activate_ai_agent)
     /// makes it selectable.
     pub async fn register_ai_agent(&self, profile: AiAgentProfile) -> Result<(), Error> {
-        let agent_id = profile.id.clone();
         self.agent_command(
-            &agent_id,
+            profile.id,
             AiAgentCommand::Register {
                 name: profile.name,
                 specialties: profile.specialties,
@@ -250,13 +175,13 @@ impl Handover {
     }
 
     /// Makes a registered AI agent selectable for handoffs.
-    pub async fn activate_ai_agent(&self, agent_id: &AiAgentId) -> Result<(), Error> {
+    pub async fn activate_ai_agent(&self, agent_id: AiAgentId) -> Result<(), Error> {
         self.agent_command(agent_id, AiAgentCommand::Activate).await
     }
 
     /// Makes an AI agent unselectable, and escalates every conversation it holds to humans
-    /// before returning.
-    pub async fn deactivate_ai_agent(&self, agent_id: &AiAgentId) -> Result<(), Error> {
+    /// before returning. No handoff to it reaches the log after its deactivation.
+    pub async fn deactivate_ai_agent(&self, agent_id: AiAgentId) -> Result<(), Error> {
         self.agent_command(agent_id, AiAgentCommand::Deactivate)
             .await
     }
@@ -266,40 +191,36 @@ impl Handover {
     /// Attaching again replaces the previous behaviour.
     pub fn attach_ai_agent(
         &self,
-        agent_id: &AiAgentId,
+        agent_id: AiAgentId,
         behavior: Arc<dyn AiAgentBehavior>,
     ) -> Result<(), Error> {
-        let shared = self.shared();
-        if shared.roster().get(agent_id).is_none() {
-            return Err(handover_core::Rejection::AiAgentNotRegistered {
-                agent_id: agent_id.clone(),
-            }
-            .into());
+        let runtime = self.runtime();
+        let conversations = &runtime.conversations;
+        if conversations.roster.read().get(&agent_id).is_none() {
+            return Err(Rejection::AiAgentNotRegistered { agent_id }.into());
         }
-        let actor_shared = Arc::clone(shared);
+        let actor_runtime = Arc::clone(runtime);
         let id = agent_id.clone();
         let backlog = Arc::new(AtomicUsize::new(0));
         let actor_backlog = Arc::clone(&backlog);
-        let addr = AiAgentActor::start_in_arbiter(shared.next_worker(), move |_| {
-            AiAgentActor::new(id, behavior, actor_shared, actor_backlog)
+        let addr = AiAgentActor::start_in_arbiter(runtime.next_worker(), move |_| {
+            AiAgentActor::new(id, behavior, actor_runtime, actor_backlog)
         });
         // Publish the actor first, then announce what it already holds: a handoff racing this
-        // either sees the actor or is in the map read below (the actor ignores duplicates).
-        lock(&shared.agents).insert(
+        // either sees the actor or is in the index read below (the actor ignores duplicates).
+        conversations.agents.attach(
             agent_id.clone(),
-            AgentHandle {
-                addr: addr.clone(),
+            AgentHandle::new(
+                addr.clone().recipient(),
+                addr.clone().recipient(),
+                addr.clone().recipient(),
                 backlog,
-            },
+            ),
         );
-        let held: Vec<_> = lock(&shared.assignments)
-            .get(agent_id)
-            .map(|held| held.iter().map(|(id, v)| (*id, *v)).collect())
-            .unwrap_or_default();
-        for (conversation_id, (epoch, _)) in held {
+        for (conversation_id, epoch) in conversations.assignments.held_by(&agent_id) {
             addr.do_send(Assigned {
                 conversation_id,
-                assignment: handover_core::Assignment {
+                assignment: Assignment {
                     agent_id: agent_id.clone(),
                     epoch,
                 },
@@ -311,13 +232,25 @@ impl Handover {
 
     /// Every registered AI agent, active or not, sorted by id.
     pub fn ai_agents(&self) -> Vec<AiAgent> {
-        self.shared().roster().all().cloned().collect()
+        self.runtime()
+            .conversations
+            .roster
+            .read()
+            .all()
+            .cloned()
+            .collect()
     }
 
     /// The active AI agents, optionally only those with `specialty`: the "select the AI agent"
     /// list of the handoff dialog.
-    pub fn active_ai_agents(&self, specialty: Option<&Specialty>) -> Vec<AiAgent> {
-        self.shared().roster().active(specialty).cloned().collect()
+    pub fn active_ai_agents(&self, specialty: Option<Specialty>) -> Vec<AiAgent> {
+        self.runtime()
+            .conversations
+            .roster
+            .read()
+            .active(specialty.as_ref())
+            .cloned()
+            .collect()
     }
 
     /// Runs any command on a conversation and returns its durable outcome.
@@ -362,30 +295,32 @@ impl Handover {
         command: ConversationCommand,
         command_id: Option<CommandId>,
     ) -> Result<Receipt, Error> {
+        let runtime = self.runtime();
         if let ConversationCommand::HandOffToAi { agent_id, .. } = &command {
-            let active = self
-                .shared()
-                .roster()
+            let active = runtime
+                .conversations
+                .roster
+                .read()
                 .get(agent_id)
                 .is_some_and(|agent| agent.active);
             // Only for an agent the rules would accept: otherwise the rules say why not.
-            if active && self.shared().agent(agent_id).is_none() {
+            if active && runtime.conversations.agents.get(agent_id).is_none() {
                 return Err(Error::AiAgentNotRunning(agent_id.clone()));
             }
         }
-        self.shared()
+        runtime
             .execute(conversation_id, Arc::new(command), command_id)
             .await
     }
 
     /// Opens a conversation for `customer` on `channel`, optionally assigned to a human agent.
-    /// It starts human-handled. Returns its new id (a UUID v7).
+    /// It starts human-handled; the receipt carries its new id (a UUID v7).
     pub async fn open_conversation(
         &self,
         customer: CustomerId,
         channel: Channel,
         human: Option<HumanId>,
-    ) -> Result<ConversationId, Error> {
+    ) -> Result<Receipt, Error> {
         let id = ConversationId::from_uuid(Uuid::now_v7());
         self.execute(
             id,
@@ -395,8 +330,7 @@ impl Handover {
                 human,
             },
         )
-        .await?;
-        Ok(id)
+        .await
     }
 
     /// Posts the customer's message. If an AI agent is active and the policy hears a request
@@ -466,84 +400,83 @@ impl Handover {
             .await
     }
 
-    /// Closes the conversation; every later command on it is rejected.
+    /// Closes the conversation as a human agent; every later command on it is rejected. (A
+    /// customer or the AI agent closes through [`execute`](Self::execute) or
+    /// [`crate::AiSession::close`].)
     pub async fn close(
         &self,
         conversation_id: ConversationId,
-        by: Participant,
+        by: HumanId,
         reason: Option<Reason>,
     ) -> Result<Receipt, Error> {
-        self.execute(conversation_id, ConversationCommand::Close { by, reason })
-            .await
+        self.execute(
+            conversation_id,
+            ConversationCommand::Close {
+                by: Participant::Human(by),
+                reason,
+            },
+        )
+        .await
     }
 
-    /// The conversation's current state.
+    /// The conversation as a caller sees it: status, handler, counts, last activity.
     pub async fn conversation(
         &self,
         conversation_id: ConversationId,
     ) -> Result<ConversationView, Error> {
-        self.shared().ask(conversation_id, || GetView).await?
+        self.runtime().ask(conversation_id, || GetView).await?
     }
 
     /// The conversation's events so far, read from the log.
     pub async fn history(
         &self,
         conversation_id: ConversationId,
-    ) -> Result<Vec<handover_store::RecordedEvent>, Error> {
+    ) -> Result<Vec<Arc<RecordedEvent>>, Error> {
         let stream = StreamId::Conversation(conversation_id);
         let records = self
-            .shared()
+            .runtime()
+            .conversations
             .store
             .read_stream(&stream, SeqRange::ALL)
             .await?;
         if records.is_empty() {
             return Err(Error::UnknownConversation(conversation_id));
         }
-        Ok(records)
+        Ok(records.into_iter().map(Arc::new).collect())
     }
 
-    /// Watches a conversation live: its history first, then every new event as soon as it is
-    /// durable, each exactly once and in order.
+    /// Watches a conversation live from its first event: its history, then every new event as
+    /// soon as it is durable, each exactly once and in order (see [`Watch`]).
     pub async fn watch(&self, conversation_id: ConversationId) -> Result<Watch, Error> {
-        let (sender, live) = mpsc::channel(WATCHER_BACKLOG_EVENTS_MAX);
-        let lagged = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let version = self
-            .shared()
-            .ask(conversation_id, || AddWatcher {
-                sender: sender.clone(),
-                lagged: Arc::clone(&lagged),
-            })
-            .await??;
-        let stream = StreamId::Conversation(conversation_id);
-        let range = SeqRange {
-            from: 1,
-            to: version,
-            max: usize::MAX,
-        };
-        let history = self.shared().store.read_stream(&stream, range).await?;
-        Ok(Watch {
-            conversation_id,
-            history: history.into_iter().map(Arc::new).collect(),
-            live,
-            lagged,
-        })
+        self.watch_from(conversation_id, 0).await
+    }
+
+    /// Watches a conversation live from the event after `after_seq`: a watcher that was
+    /// interrupted carries on where it left off ([`Watch::last_seq`]) instead of starting again
+    /// from the first event.
+    pub async fn watch_from(
+        &self,
+        conversation_id: ConversationId,
+        after_seq: u64,
+    ) -> Result<Watch, Error> {
+        Watch::start(Arc::clone(self.runtime()), conversation_id, after_seq).await
     }
 
     /// How many conversation actors are in memory now (idle ones stop after
-    /// [`Config::passivate_after`]).
+    /// [`RuntimeSettings::passivate_after`]).
     pub fn live_conversations(&self) -> usize {
-        self.shared().live_conversations()
+        self.runtime().conversations.live.len()
     }
 
     /// How long commands took from the call to their durable acknowledgement: percentiles over
     /// every command acknowledged since the runtime started, AI agents' commands included.
     pub fn ack_latency(&self) -> AckLatency {
-        self.shared().ack_latency.summary()
+        self.runtime().ack_latency.summary()
     }
 
     /// What the store has done since it was opened: appends, events, group writes and syncs,
     /// the figures behind the cost of durability.
     pub fn store_stats(&self) -> StoreStats {
-        self.shared().store.stats()
+        self.runtime().conversations.store.stats()
     }
 }

@@ -23,7 +23,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use handover_core::policy::normalize_words;
-use handover_core::{ConversationId, Epoch, MessageText, MESSAGE_BYTES_MAX};
+use handover_core::{
+    ConversationId, Epoch, MessageText, Reason, Skill, SkillData, SkillName, SkillOutcome,
+    MESSAGE_BYTES_MAX,
+};
 
 use crate::behavior::{AgentError, AiAgentBehavior, AiSession};
 use crate::Error;
@@ -639,18 +642,18 @@ enum Then {
 ///         specialties: vec![Specialty::new("faq")?, Specialty::new("pricing")?],
 ///     })
 ///     .await?;
-/// handover.activate_ai_agent(&bot).await?;
-/// handover.attach_ai_agent(&bot, Arc::new(FaqAgent::sample()))?;
+/// handover.activate_ai_agent(bot.clone()).await?;
+/// handover.attach_ai_agent(bot.clone(), Arc::new(FaqAgent::sample()))?;
 ///
 /// let customer = CustomerId::new("cust-1")?;
 /// let ana = HumanId::new("ana")?;
-/// let id = handover.open_conversation(customer.clone(), Channel::new("web-chat")?, Some(ana.clone())).await?;
+/// let id = handover.open_conversation(customer.clone(), Channel::new("web-chat")?, Some(ana.clone())).await?.conversation_id;
 /// handover.post_customer_message(id, customer, MessageText::new("How much is the Pro plan?")?).await?;
 /// handover.hand_off_to_ai(id, ana, bot, None).await?;
 ///
 /// // The agent records `lookup_price` and then replies.
 /// let mut watch = handover.watch(id).await?;
-/// while let Some(record) = watch.next().await? {
+/// while let Some(record) = watch.next().await.transpose()? {
 ///     if let Event::Conversation(ConversationEvent::MessagePosted { author: Author::Ai(_), text, .. }) = &record.event {
 ///         assert_eq!(text.as_str(), "The Pro plan costs USD 49 per month.");
 ///         break;
@@ -798,8 +801,16 @@ impl AiAgentBehavior for FaqAgent {
                 }
             }
         };
-        let done = !proceed(session.record_skill(skill, input, outcome).await)?
-            || !proceed(session.reply(reply).await)?;
+        let skill = Skill {
+            name: SkillName::new(skill)?,
+            input: SkillData::new(input)?,
+            outcome: match outcome {
+                Ok(result) => SkillOutcome::Succeeded(SkillData::new(result)?),
+                Err(error) => SkillOutcome::Failed(SkillData::new(error)?),
+            },
+        };
+        let done = !proceed(session.record_skill(skill).await)?
+            || !proceed(session.reply(MessageText::new(reply)?).await)?;
         if done {
             self.forget(session);
             return Ok(());
@@ -807,13 +818,13 @@ impl AiAgentBehavior for FaqAgent {
         match then {
             Then::Continue => {}
             Then::Close => {
-                proceed(session.close(Some(RESOLVED_REASON)).await)?;
+                proceed(session.close(Some(Reason::new(RESOLVED_REASON)?)).await)?;
             }
             Then::Escalate => {
                 let reason = format!(
                     "the FAQ agent could not answer {MISSES_IN_A_ROW_MAX} questions in a row"
                 );
-                proceed(session.escalate(reason).await)?;
+                proceed(session.escalate(Reason::new(reason)?).await)?;
             }
         }
         Ok(())
@@ -825,6 +836,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::StreamExt as _;
     use crate::{
         AgentName, AiAgentId, AiAgentProfile, Author, Channel, Config, ConversationEvent,
         CustomerId, Durability, EscalationCause, Event, Handover, HumanId, SkillOutcome, Specialty,
@@ -957,9 +969,9 @@ mod tests {
             })
             .await
             .unwrap();
-        handover.activate_ai_agent(&bot).await.unwrap();
+        handover.activate_ai_agent(bot.clone()).await.unwrap();
         handover
-            .attach_ai_agent(&bot, Arc::new(FaqAgent::sample()))
+            .attach_ai_agent(bot.clone(), Arc::new(FaqAgent::sample()))
             .unwrap();
         let customer = CustomerId::new("c").unwrap();
         let human = HumanId::new("h").unwrap();
@@ -970,7 +982,8 @@ mod tests {
                 Some(human.clone()),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .conversation_id;
         let mut watch = handover.watch(id).await.unwrap();
         let mut events = Vec::new();
         for (i, text) in texts.iter().enumerate() {

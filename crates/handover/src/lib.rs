@@ -1,9 +1,12 @@
 //! Handover: hand a customer conversation from a human agent to an AI agent, and take it back.
 //!
 //! Each conversation is an actix actor whose state (human-handled, AI-active, reclaimed) is
-//! rebuilt from an append-only sled event log; AI agents are actors too, subscribed to the
-//! conversations handed to them. [`Handover`] is the whole API a backend needs: start it on a
-//! data directory, register and attach AI agents, and drive conversations from any async code.
+//! rebuilt from an append-only event log (sled, embedded, by default); AI agents are actors
+//! too, subscribed to the conversations handed to them. [`Handover`] is the whole API a
+//! backend needs: start it on a data directory (or on any open [`EventStore`]), register and
+//! attach AI agents, and drive conversations from any async code. Everything needed to use it,
+//! to implement an AI agent ([`macro@async_trait`], [`AiAgentBehavior`]) and to bring a store
+//! ([`EventStore`] and its types) is re-exported here: one dependency is enough.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -11,10 +14,10 @@
 //!
 //! struct Greeter;
 //!
-//! #[async_trait::async_trait]
+//! #[async_trait]
 //! impl AiAgentBehavior for Greeter {
 //!     async fn on_customer_message(&self, session: &AiSession, _: &MessageText) -> Result<(), AgentError> {
-//!         session.reply("Hello! Our hours are 9 to 5.").await?;
+//!         session.reply(MessageText::new("Hello! Our hours are 9 to 5.")?).await?;
 //!         Ok(())
 //!     }
 //! }
@@ -31,14 +34,15 @@
 //!         specialties: vec![Specialty::new("hours")?],
 //!     })
 //!     .await?;
-//! handover.activate_ai_agent(&bot).await?;
-//! handover.attach_ai_agent(&bot, Arc::new(Greeter))?;
+//! handover.activate_ai_agent(bot.clone()).await?;
+//! handover.attach_ai_agent(bot.clone(), Arc::new(Greeter))?;
 //!
 //! let customer = CustomerId::new("cust-42")?;
 //! let ana = HumanId::new("ana")?;
 //! let id = handover
 //!     .open_conversation(customer.clone(), Channel::new("web-chat")?, Some(ana.clone()))
-//!     .await?;
+//!     .await?
+//!     .conversation_id;
 //! handover
 //!     .post_customer_message(id, customer, MessageText::new("When are you open?")?)
 //!     .await?;
@@ -49,8 +53,8 @@
 //!
 //! // The AI answers on its own; watch the conversation until it does.
 //! let mut watch = handover.watch(id).await?;
-//! while let Some(record) = watch.next().await? {
-//!     if let Event::Conversation(ConversationEvent::MessagePosted { author: Author::Ai(_), .. }) = record.event {
+//! while let Some(record) = watch.next().await {
+//!     if let Event::Conversation(ConversationEvent::MessagePosted { author: Author::Ai(_), .. }) = record?.event {
 //!         break;
 //!     }
 //! }
@@ -60,36 +64,64 @@
 //! # }
 //! ```
 
+mod actor_map;
 mod agent_actor;
+mod agents;
+mod assignments;
 mod behavior;
 mod config;
 mod conversation_actor;
 mod error;
 mod facade;
 pub mod faq;
+mod gate;
+mod messages;
 mod metrics;
 mod reply;
+mod roster;
 mod roster_actor;
-mod shared;
+mod runtime;
+mod startup;
+mod view;
 mod watch;
 
+use std::sync::{Mutex, MutexGuard};
+
+/// The attribute that implements [`AiAgentBehavior`] (and any [`EventStore`]): re-exported, so
+/// that `handover` is the only dependency a backend needs.
+pub use async_trait::async_trait;
+/// The trait of [`Watch`], and the extension trait whose `next()` reads one.
+pub use futures::{Stream, StreamExt};
+
 pub use behavior::{AgentError, AiAgentBehavior, AiSession};
-pub use config::Config;
-pub use conversation_actor::{ConversationView, Receipt};
+pub use config::{Config, RuntimeSettings};
 pub use error::Error;
 pub use facade::Handover;
 pub use handover_core::{
     AgentName, AiAgent, AiAgentEvent, AiAgentId, AiAgentProfile, Assignment, Author, Channel,
-    CommandId, Concern, Conversation, ConversationCommand, ConversationEvent, ConversationId,
-    CustomerId, DefaultPolicy, Epoch, EscalationCause, Event, Handler, HumanId, InvalidInput,
-    MessageText, Participant, Policy, Reason, Rejection, Skill, SkillData, SkillName, SkillOutcome,
-    Specialty, Status, StreamId, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
+    CommandId, Concern, ConversationCommand, ConversationEvent, ConversationId, CustomerId,
+    DefaultPolicy, Epoch, EscalationCause, Event, HumanId, InvalidInput, MessageText, Participant,
+    Policy, Reason, Rejection, Skill, SkillData, SkillName, SkillOutcome, Specialty, Status,
+    StreamId, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
 };
-pub use handover_store::{Durability, RecordedAt, RecordedEvent, StoreError, StoreStats};
+pub use handover_store::{
+    Appended, Conflict, Durability, EventStore, ExpectedVersion, RecordedAt, RecordedEvent,
+    SeqRange, StoreError, StoreStats,
+};
+pub use handover_store::{SledStore, StoreOptions as SledOptions};
 pub use metrics::AckLatency;
+pub use view::{ConversationView, Receipt};
 pub use watch::Watch;
 
+/// Locks a mutex, recovering it if a panicking thread poisoned it: every map behind these
+/// locks is updated in single statements, so it is never left half-changed.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The README's example, compiled and run as a doctest so the README stays true.
-#[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;

@@ -24,14 +24,16 @@
 #[path = "../../handover-core/tests/support/matrix_table.rs"]
 mod matrix_table;
 
+use futures::FutureExt as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use handover::StreamExt as _;
 use handover::{
     AgentError, AgentName, AiAgentBehavior, AiAgentId, AiAgentProfile, AiSession, CommandId,
     Config, ConversationCommand, ConversationEvent, ConversationId, Error, Event, Handover,
-    MessageText, Rejection, Specialty, StreamId, MESSAGE_BYTES_MAX,
+    MessageText, Rejection, Skill, Specialty, StreamId, MESSAGE_BYTES_MAX,
 };
 use handover_core::{AiAgentCommand, InvalidInput, IDENTIFIER_BYTES_MAX, SKILL_DATA_BYTES_MAX};
 use handover_store::{
@@ -193,16 +195,21 @@ impl AiAgentBehavior for OverLimit {
         session: &AiSession,
         _: &MessageText,
     ) -> Result<(), AgentError> {
-        let reply = session.reply("é".repeat(MESSAGE_BYTES_MAX / 2) + "a").await;
-        let _ = self.results.send(reply.map(drop));
-        let skill = session
-            .record_skill(
-                &"€".repeat(IDENTIFIER_BYTES_MAX / 3 + 1),
-                "",
-                Ok(String::new()),
-            )
-            .await;
-        let _ = self.results.send(skill.map(drop));
+        // The session takes validated values: an over-limit one is refused before it is sent.
+        let reply = match MessageText::new("é".repeat(MESSAGE_BYTES_MAX / 2) + "a") {
+            Ok(text) => session.reply(text).await.map(drop),
+            Err(invalid) => Err(Error::InvalidInput(invalid)),
+        };
+        let _ = self.results.send(reply);
+        let skill = match Skill::new(
+            "€".repeat(IDENTIFIER_BYTES_MAX / 3 + 1),
+            "",
+            Ok(String::new()),
+        ) {
+            Ok(skill) => session.record_skill(skill).await.map(drop),
+            Err(invalid) => Err(Error::InvalidInput(invalid)),
+        };
+        let _ = self.results.send(skill);
         Ok(())
     }
 }
@@ -229,9 +236,10 @@ async fn start() -> Fixture {
         whole_reads: Mutex::default(),
     });
     let config = Config::new(dir.path()).passivate_after(None).workers(2);
-    let handover = Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config)
-        .await
-        .unwrap();
+    let handover =
+        Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config.runtime)
+            .await
+            .unwrap();
     for (id, agent_name, specialty, active) in matrix_table::roster_agents() {
         let id = matrix_table::ai(id);
         handover
@@ -243,8 +251,10 @@ async fn start() -> Fixture {
             .await
             .unwrap();
         if active {
-            handover.activate_ai_agent(&id).await.unwrap();
-            handover.attach_ai_agent(&id, Arc::new(Silent)).unwrap();
+            handover.activate_ai_agent(id.clone()).await.unwrap();
+            handover
+                .attach_ai_agent(id.clone(), Arc::new(Silent))
+                .unwrap();
         }
     }
     Fixture {
@@ -341,13 +351,25 @@ async fn conversation_matrix(through: Through) {
                 State::Unknown => None,
                 _ => {
                     let view = handover.conversation(id).await.unwrap();
-                    assert_eq!(view.status(), line.state.status(), "{cell}: setup");
+                    assert_eq!(view.status, line.state.status(), "{cell}: setup");
                     let mut watch = handover.watch(id).await.unwrap();
                     // Its history; nothing live yet.
                     for _ in 0..line.state.setup().len() {
-                        assert!(watch.try_next().unwrap().is_some());
+                        assert!(watch
+                            .next()
+                            .now_or_never()
+                            .flatten()
+                            .transpose()
+                            .unwrap()
+                            .is_some());
                     }
-                    assert!(watch.try_next().unwrap().is_none());
+                    assert!(watch
+                        .next()
+                        .now_or_never()
+                        .flatten()
+                        .transpose()
+                        .unwrap()
+                        .is_none());
                     Some(watch)
                 }
             };
@@ -419,11 +441,11 @@ async fn conversation_matrix(through: Through) {
                         receipt.events.iter().map(|r| (**r).clone()).collect();
                     assert_eq!(stored, receipt_records, "{cell}");
                     let view = handover.conversation(id).await.unwrap();
-                    assert_eq!(view.status(), receipt.status, "{cell}");
-                    assert_eq!(view.version, version + n, "{cell}");
+                    assert_eq!(view.status, receipt.status, "{cell}");
+                    assert_eq!(view.events, version + n, "{cell}");
                     if let Some(watch) = &mut watch {
                         for record in &receipt.events {
-                            let live = watch.try_next().unwrap();
+                            let live = watch.next().now_or_never().flatten().transpose().unwrap();
                             assert_eq!(live.as_deref(), Some(&**record), "{cell}: watcher");
                         }
                     }
@@ -448,7 +470,13 @@ async fn conversation_matrix(through: Through) {
                         );
                         if let Some(watch) = &mut watch {
                             assert!(
-                                watch.try_next().unwrap().is_none(),
+                                watch
+                                    .next()
+                                    .now_or_never()
+                                    .flatten()
+                                    .transpose()
+                                    .unwrap()
+                                    .is_none(),
                                 "{cell}: retry published"
                             );
                         }
@@ -478,7 +506,7 @@ async fn conversation_matrix(through: Through) {
                         assert_eq!(receipt.events[0].seq, version + 1, "{cell}");
                         // The watcher registered before the rejection gets it: same actor.
                         let watch = watch.as_mut().unwrap();
-                        let delivered = watch.try_next().unwrap();
+                        let delivered = watch.next().now_or_never().flatten().transpose().unwrap();
                         assert_eq!(
                             delivered.as_deref(),
                             Some(&*receipt.events[0]),
@@ -490,8 +518,8 @@ async fn conversation_matrix(through: Through) {
                     (_, None) => {
                         // Closed: nothing is valid, but the actor still answers, unchanged.
                         let view = handover.conversation(id).await.unwrap();
-                        assert_eq!(view.status(), line.state.status(), "{cell}");
-                        assert_eq!(view.version, version, "{cell}");
+                        assert_eq!(view.status, line.state.status(), "{cell}");
+                        assert_eq!(view.events, version, "{cell}");
                     }
                 }
                 follow_ups += 1;
@@ -539,8 +567,9 @@ async fn agent_command(
                 })
                 .await
         }
-        AiAgentCommand::Activate => handover.activate_ai_agent(id).await,
-        AiAgentCommand::Deactivate => handover.deactivate_ai_agent(id).await,
+        AiAgentCommand::Activate => handover.activate_ai_agent(id.clone()).await,
+        AiAgentCommand::Deactivate => handover.deactivate_ai_agent(id.clone()).await,
+        other => panic!("the matrix does not drive {other:?}"),
     }
 }
 
@@ -646,9 +675,9 @@ async fn values_at_their_byte_limits_are_recorded_and_read_back_unchanged() {
         })
         .await
         .unwrap();
-    handover.activate_ai_agent(&agent_id).await.unwrap();
+    handover.activate_ai_agent(agent_id.clone()).await.unwrap();
     handover
-        .attach_ai_agent(&agent_id, Arc::new(Silent))
+        .attach_ai_agent(agent_id.clone(), Arc::new(Silent))
         .unwrap();
     assert_eq!(
         handover
@@ -677,7 +706,8 @@ async fn values_at_their_byte_limits_are_recorded_and_read_back_unchanged() {
             Some(human.clone()),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .conversation_id;
     let mut sent = Vec::new();
     for command in [
         ConversationCommand::PostMessage {
@@ -746,9 +776,9 @@ async fn an_ai_agents_over_limit_reply_is_typed_and_records_nothing() {
         })
         .await
         .unwrap();
-    handover.activate_ai_agent(&probe).await.unwrap();
+    handover.activate_ai_agent(probe.clone()).await.unwrap();
     handover
-        .attach_ai_agent(&probe, Arc::new(OverLimit { results }))
+        .attach_ai_agent(probe.clone(), Arc::new(OverLimit { results }))
         .unwrap();
     let customer = matrix_table::customer(matrix_table::CUSTOMER);
     let id = handover
@@ -758,7 +788,8 @@ async fn an_ai_agents_over_limit_reply_is_typed_and_records_nothing() {
             Some(matrix_table::human()),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .conversation_id;
     handover
         .hand_off_to_ai(id, matrix_table::human(), probe, None)
         .await
@@ -802,7 +833,7 @@ async fn an_ai_agents_over_limit_reply_is_typed_and_records_nothing() {
     // Only the customer's message was recorded, and the conversation goes on.
     assert_eq!(store.head(), head + receipt.events.len() as u64);
     let view = handover.conversation(id).await.unwrap();
-    assert_eq!(view.status().label(), "ai-active");
+    assert_eq!(view.status.label(), "ai-active");
     handover
         .reclaim(id, matrix_table::human(), None)
         .await
@@ -831,7 +862,7 @@ async fn a_handoff_to_an_active_agent_not_running_here_is_typed_and_records_noth
         })
         .await
         .unwrap();
-    handover.activate_ai_agent(&absent).await.unwrap();
+    handover.activate_ai_agent(absent.clone()).await.unwrap();
     let id = handover
         .open_conversation(
             matrix_table::customer(matrix_table::CUSTOMER),
@@ -839,7 +870,8 @@ async fn a_handoff_to_an_active_agent_not_running_here_is_typed_and_records_noth
             None,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .conversation_id;
     let stream = StreamId::Conversation(id);
     let (head, appends) = (store.head(), store.appends(&stream));
     let refused = handover
@@ -852,7 +884,9 @@ async fn a_handoff_to_an_active_agent_not_running_here_is_typed_and_records_noth
     assert!(refused.unwrap_err().is_caller_error());
     assert_eq!((store.head(), store.appends(&stream)), (head, appends));
     // Once it runs here, the same handoff is accepted.
-    handover.attach_ai_agent(&absent, Arc::new(Silent)).unwrap();
+    handover
+        .attach_ai_agent(absent.clone(), Arc::new(Silent))
+        .unwrap();
     let receipt = handover
         .hand_off_to_ai(id, matrix_table::human(), absent, None)
         .await

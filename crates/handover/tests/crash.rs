@@ -173,11 +173,11 @@ impl AiAgentBehavior for TokenBot {
         if token.ends_with(['0', '2', '4', '6', '8']) {
             out(&format!("ATTEMPT {token} {id} 1 - ai"));
             if let Ok(receipt) = session
-                .record_skill(
+                .record_skill(Skill::new(
                     "lookup_hours",
                     tagged("store=main", &token),
                     Ok("9-17".into()),
-                )
+                )?)
                 .await
             {
                 ack(id, &receipt, &token);
@@ -186,10 +186,10 @@ impl AiAgentBehavior for TokenBot {
         let token = self.token();
         out(&format!("ATTEMPT {token} {id} 1 - ai"));
         if let Ok(receipt) = session
-            .reply(tagged(
+            .reply(MessageText::new(tagged(
                 &format!("We are open from 9:00 to 17:00 (re {answers})."),
                 &token,
-            ))
+            ))?)
             .await
         {
             ack(id, &receipt, &token);
@@ -456,14 +456,11 @@ async fn retry(handover: &Handover, line: &str) -> Result<Tracked, String> {
                 .conversation(id)
                 .await
                 .map_err(|e| format!("retry on {id}: {e}"))?;
-            let (Conversation::Open(open) | Conversation::Closed(open)) = &view.state else {
-                return Err(format!("retry on {id}: not opened"));
-            };
             Tracked {
                 id,
-                customer: open.customer.clone(),
-                status: Some(view.status()),
-                concerned: !open.concerns.is_empty(),
+                customer: view.customer.clone(),
+                status: Some(view.status.clone()),
+                concerned: !view.concerns.is_empty(),
             }
         }
     };
@@ -493,13 +490,13 @@ async fn start_agents(handover: &Handover, round: u64) -> Result<(), String> {
             Err(error) => return Err(format!("register {name}: {error}")),
         }
         out(&format!("AGENT {name} registered"));
-        match handover.activate_ai_agent(&id).await {
+        match handover.activate_ai_agent(id.clone()).await {
             Ok(()) | Err(Error::Rejected(Rejection::AiAgentAlreadyActive { .. })) => {}
             Err(error) => return Err(format!("activate {name}: {error}")),
         }
         out(&format!("AGENT {name} activated"));
         handover
-            .attach_ai_agent(&id, Arc::clone(&bot) as Arc<dyn AiAgentBehavior>)
+            .attach_ai_agent(id.clone(), Arc::clone(&bot) as Arc<dyn AiAgentBehavior>)
             .map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -545,17 +542,17 @@ async fn child_main(dir: PathBuf) -> Result<(), String> {
             .conversation(id)
             .await
             .map_err(|e| format!("continue {id}: {e}"))?;
-        let Conversation::Open(open) = &view.state else {
+        if view.closed {
             return Err(format!(
                 "continue {id}: not open but {}",
-                view.status().label()
+                view.status.label()
             ));
-        };
+        }
         owned[i % WRITERS as usize].push(Tracked {
             id,
-            customer: open.customer.clone(),
-            status: Some(view.status()),
-            concerned: !open.concerns.is_empty(),
+            customer: view.customer.clone(),
+            status: Some(view.status.clone()),
+            concerned: !view.concerns.is_empty(),
         });
     }
     let mut writers = tokio::task::JoinSet::new();
@@ -869,7 +866,7 @@ fn event_token(event: &ConversationEvent) -> Option<&str> {
         | ConversationEvent::Closed { reason, .. } => {
             reason.as_ref().and_then(|r| token_in(r.as_str()))
         }
-        ConversationEvent::EscalatedToHuman { .. } => None,
+        _ => None,
     }
 }
 

@@ -44,12 +44,15 @@ async fn a_retried_command_is_recorded_once_and_answered_with_its_first_outcome(
         })
         .await
         .unwrap();
-    handover.activate_ai_agent(&bot).await.unwrap();
-    handover.attach_ai_agent(&bot, Arc::new(Silent)).unwrap();
+    handover.activate_ai_agent(bot.clone()).await.unwrap();
+    handover
+        .attach_ai_agent(bot.clone(), Arc::new(Silent))
+        .unwrap();
     let c = handover
         .open_conversation(id("cust-1"), id("web-chat"), Some(id("ana")))
         .await
-        .unwrap();
+        .unwrap()
+        .conversation_id;
 
     // A message the rules would accept again: the store recognises the retry.
     let message = CommandId::new();
@@ -86,7 +89,7 @@ async fn a_retried_command_is_recorded_once_and_answered_with_its_first_outcome(
         handover.execute(c, command.clone()).await,
         Err(Error::Rejected(_))
     ));
-    let version = handover.conversation(c).await.unwrap().version;
+    let version = handover.conversation(c).await.unwrap().events;
     assert_eq!(version, 3, "opened, one message, one handoff");
 
     // After a restart (the actor and the journal rebuilt from the log), still once.
@@ -94,7 +97,9 @@ async fn a_retried_command_is_recorded_once_and_answered_with_its_first_outcome(
     let handover = Handover::start(Config::new(dir.path()).workers(2))
         .await
         .unwrap();
-    handover.attach_ai_agent(&bot, Arc::new(Silent)).unwrap();
+    handover
+        .attach_ai_agent(bot.clone(), Arc::new(Silent))
+        .unwrap();
     let after = handover.execute_once(c, handoff, command).await.unwrap();
     assert_eq!(after.events, handed.events);
     let retried = handover
@@ -102,6 +107,6 @@ async fn a_retried_command_is_recorded_once_and_answered_with_its_first_outcome(
         .await
         .unwrap();
     assert_eq!(retried.events, first.events);
-    assert_eq!(handover.conversation(c).await.unwrap().version, 3);
+    assert_eq!(handover.conversation(c).await.unwrap().events, 3);
     handover.shutdown().await;
 }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use handover::*;
-use handover_core::{agent, conversation, AiAgentCommand, Ctx, Roster};
+use handover_core::{agent, conversation, AiAgentCommand, Conversation, Ctx, Roster};
 use handover_store::{EventStore, SeqRange, SledStore, StoreOptions};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -347,12 +347,13 @@ async fn start(
     );
     let passivate_after = setup.passivate.then(|| Duration::from_millis(2));
     let config = Config::new(dir).workers(2).passivate_after(passivate_after);
-    let handover = Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config)
-        .await
-        .map_err(|e| format!("start: {e}"))?;
+    let handover =
+        Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config.runtime)
+            .await
+            .map_err(|e| format!("start: {e}"))?;
     for agent_id in &model.attached {
         handover
-            .attach_ai_agent(agent_id, Arc::new(Silent))
+            .attach_ai_agent(agent_id.clone(), Arc::new(Silent))
             .map_err(|e| format!("attach {agent_id}: {e}"))?;
     }
     Ok((handover, store))
@@ -730,8 +731,9 @@ async fn agent_step(
                 })
                 .await
         }
-        AiAgentCommand::Activate => live.handover.activate_ai_agent(&agent_id).await,
-        AiAgentCommand::Deactivate => live.handover.deactivate_ai_agent(&agent_id).await,
+        AiAgentCommand::Activate => live.handover.activate_ai_agent(agent_id.clone()).await,
+        AiAgentCommand::Deactivate => live.handover.deactivate_ai_agent(agent_id.clone()).await,
+        other => return Err(format!("the model does not drive {other:?}")),
     };
     match (expected, actual) {
         (Ok(events), Ok(())) => {
@@ -751,7 +753,7 @@ async fn agent_step(
             recorded.extend(events.iter().cloned());
             if matches!(command, AiAgentCommand::Register { .. }) && agent < ATTACHED_AGENTS {
                 live.handover
-                    .attach_ai_agent(&agent_id, Arc::new(Silent))
+                    .attach_ai_agent(agent_id.clone(), Arc::new(Silent))
                     .map_err(|e| format!("attach: {e}"))?;
                 model.attached.insert(agent_id.clone());
             }
@@ -959,6 +961,22 @@ async fn run_step(
     Ok(live)
 }
 
+/// Whether the runtime's view shows what the model's state holds.
+fn shows(view: &ConversationView, state: &Conversation) -> bool {
+    let (open, closed) = match state {
+        Conversation::Open(open) => (open, false),
+        Conversation::Closed(open) => (open, true),
+        Conversation::NotOpened => return false,
+    };
+    view.status == state.status()
+        && view.closed == closed
+        && view.customer == open.customer
+        && view.channel == open.channel
+        && view.human == open.human
+        && view.concerns == open.concerns
+        && view.handoffs == open.epoch.0
+}
+
 /// The actors' states (rebuilt from the log when they are not live) equal the model's: of
 /// the conversation in `only`, or of all of them and the roster.
 async fn check_views(live: &Live, model: &Model, only: Option<usize>) -> Result<(), String> {
@@ -971,7 +989,7 @@ async fn check_views(live: &Live, model: &Model, only: Option<usize>) -> Result<
         let view = live.handover.conversation(c.id).await;
         match (&c.state, view) {
             (Conversation::NotOpened, Err(Error::UnknownConversation(_))) => {}
-            (state, Ok(view)) if view.state == *state && view.version == c.events.len() as u64 => {}
+            (state, Ok(view)) if shows(&view, state) && view.events == c.events.len() as u64 => {}
             (state, view) => {
                 return Err(format!(
                     "conversation {} reads {view:?}, the model holds {state:?} at version {}",

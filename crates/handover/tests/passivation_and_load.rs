@@ -35,7 +35,9 @@ impl AiAgentBehavior for Echo {
         session: &AiSession,
         text: &MessageText,
     ) -> Result<(), AgentError> {
-        session.reply(format!("echo: {text}")).await?;
+        session
+            .reply(MessageText::new(format!("echo: {text}"))?)
+            .await?;
         Ok(())
     }
 }
@@ -50,8 +52,10 @@ async fn agent(handover: &Handover, name: &str, behavior: Arc<dyn AiAgentBehavio
         })
         .await
         .unwrap();
-    handover.activate_ai_agent(&agent_id).await.unwrap();
-    handover.attach_ai_agent(&agent_id, behavior).unwrap();
+    handover.activate_ai_agent(agent_id.clone()).await.unwrap();
+    handover
+        .attach_ai_agent(agent_id.clone(), behavior)
+        .unwrap();
     agent_id
 }
 
@@ -60,6 +64,7 @@ async fn open(handover: &Handover) -> ConversationId {
         .open_conversation(id("cust-1"), id("web-chat"), Some(id("ana")))
         .await
         .unwrap()
+        .conversation_id
 }
 
 /// Polls until `live` actors run (a guard against a hang, not a timing assertion).
@@ -76,7 +81,7 @@ async fn wait_for_live(handover: &Handover, live: usize) {
 }
 
 async fn next_ai_message(watch: &mut Watch) -> String {
-    while let Some(record) = watch.next().await.unwrap() {
+    while let Some(record) = watch.next().await.transpose().unwrap() {
         if let Event::Conversation(ConversationEvent::MessagePosted {
             author: Author::Ai(_),
             text,
@@ -122,7 +127,7 @@ async fn an_idle_conversation_is_passivated_and_rebuilt_with_its_ai_subscription
     wait_for_live(&handover, 0).await;
     handover.reclaim(c, id("ana"), None).await.unwrap();
     let view = handover.conversation(c).await.unwrap();
-    assert_eq!(view.status(), Status::Reclaimed { by: id("ana") });
+    assert_eq!(view.status, Status::Reclaimed { by: id("ana") });
     let history = handover.history(c).await.unwrap();
     let seqs: Vec<u64> = history.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=history.len() as u64).collect::<Vec<_>>());
@@ -137,7 +142,14 @@ async fn a_watched_conversation_stays_live_while_an_unwatched_one_is_passivated(
     let mut watch = handover.watch(watched).await.unwrap();
     // Read the history the watch replays, so that only live events remain.
     assert_eq!(
-        watch.next().await.unwrap().unwrap().event.type_name(),
+        watch
+            .next()
+            .await
+            .transpose()
+            .unwrap()
+            .unwrap()
+            .event
+            .type_name(),
         "conversation_opened"
     );
     let unwatched = open(&handover).await;
@@ -148,10 +160,10 @@ async fn a_watched_conversation_stays_live_while_an_unwatched_one_is_passivated(
         .post_human_message(watched, id("ana"), text("Still here"))
         .await
         .unwrap();
-    let record = watch.next().await.unwrap().unwrap();
+    let record = watch.next().await.transpose().unwrap().unwrap();
     assert_eq!(record.seq, 2);
     // The passivated one answers as before.
-    assert_eq!(handover.conversation(unwatched).await.unwrap().version, 1);
+    assert_eq!(handover.conversation(unwatched).await.unwrap().events, 1);
     handover.shutdown().await;
 }
 
@@ -237,9 +249,10 @@ async fn commands_beyond_the_in_flight_limit_are_refused_and_record_nothing() {
         overloaded: false.into(),
     });
     let config = Config::new(dir.path()).workers(2).max_in_flight(1);
-    let handover = Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config)
-        .await
-        .unwrap();
+    let handover =
+        Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config.runtime)
+            .await
+            .unwrap();
     let c = open(&handover).await;
     let other = open(&handover).await;
 
@@ -285,9 +298,10 @@ async fn a_full_journal_queue_is_overloaded_and_the_conversation_keeps_its_state
         overloaded: false.into(),
     });
     let config = Config::new(dir.path()).workers(2);
-    let handover = Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config)
-        .await
-        .unwrap();
+    let handover =
+        Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config.runtime)
+            .await
+            .unwrap();
     let c = open(&handover).await;
     store.overloaded.store(true, Ordering::SeqCst);
     let refused = handover
@@ -321,7 +335,9 @@ impl AiAgentBehavior for Slow {
     ) -> Result<(), AgentError> {
         let _ = self.started.send(text.as_str().to_owned());
         self.release.lock().await.recv().await;
-        session.reply(format!("echo: {text}")).await?;
+        session
+            .reply(MessageText::new(format!("echo: {text}"))?)
+            .await?;
         Ok(())
     }
 }

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use handover::*;
-use handover_core::conversation;
+use handover_core::{conversation, Conversation};
 use handover_store::{EventStore, SeqRange, SledStore, StoreOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -123,15 +123,12 @@ impl Ledger {
         &self,
         sender: Sender,
         conversation_id: ConversationId,
-        result: Result<Receipt, Error>,
+        result: Result<impl Into<Recorded>, Error>,
     ) -> bool {
         self.commands.fetch_add(1, Ordering::Relaxed);
-        let label = match result {
-            Ok(receipt) => {
-                lock(&self.acks).push(Ack {
-                    sender,
-                    events: receipt.events,
-                });
+        let label = match result.map(Into::into) {
+            Ok(Recorded(events)) => {
+                lock(&self.acks).push(Ack { sender, events });
                 "ack".to_owned()
             }
             Err(Error::Rejected(rejection)) => {
@@ -286,11 +283,11 @@ impl AiAgentBehavior for Flaky {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..20))).await;
         if rng.gen_bool(0.3) {
             let recorded = session
-                .record_skill(
+                .record_skill(Skill::new(
                     "lookup",
                     format!("{token} epoch {epoch}"),
                     Ok("found".to_owned()),
-                )
+                )?)
                 .await;
             self.ledger
                 .outcome(Sender::AiSkill, conversation_id, recorded);
@@ -452,9 +449,7 @@ async fn human_task(
                 ledger.outcome(Sender::Human, conversation_id, result);
             }
             80 => {
-                let result = handover
-                    .close(conversation_id, Participant::Human(me.clone()), None)
-                    .await;
+                let result = handover.close(conversation_id, me.clone(), None).await;
                 ledger.outcome(Sender::Human, conversation_id, result);
             }
             _ => {
@@ -473,7 +468,10 @@ async fn human_task(
                         let epoch = kept.session.assignment().epoch.0;
                         let result = kept
                             .session
-                            .reply(format!("late {human}.{n} epoch {epoch}"))
+                            .reply(
+                                MessageText::new(format!("late {human}.{n} epoch {epoch}"))
+                                    .unwrap(),
+                            )
                             .await;
                         ledger.outcome(Sender::AiLate, conversation_id, result);
                     } else {
@@ -494,23 +492,32 @@ async fn human_task(
     }
 }
 
+/// What an acknowledged command recorded: a receipt's events, or none for a registration
+/// change.
+struct Recorded(Vec<Arc<RecordedEvent>>);
+
+impl From<Receipt> for Recorded {
+    fn from(receipt: Receipt) -> Recorded {
+        Recorded(receipt.events)
+    }
+}
+
+impl From<()> for Recorded {
+    fn from((): ()) -> Recorded {
+        Recorded(Vec::new())
+    }
+}
+
 /// Deactivates and reactivates `bot-b` at seeded moments while the others run.
 async fn operator_task(handover: Handover, ledger: Arc<Ledger>, seed: u64, rounds: usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ 0x0e));
     let agent: AiAgentId = id(AGENTS[1]);
     for _ in 0..rounds {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(10..40))).await;
-        let deactivated = handover.deactivate_ai_agent(&agent).await;
-        let deactivated = deactivated.map(|()| Receipt {
-            events: Vec::new(),
-            status: Status::NotOpened,
-        });
+        let deactivated = handover.deactivate_ai_agent(agent.clone()).await;
         ledger.outcome(Sender::Operator, ghost(), deactivated);
         tokio::time::sleep(Duration::from_millis(rng.gen_range(5..30))).await;
-        let activated = handover.activate_ai_agent(&agent).await.map(|()| Receipt {
-            events: Vec::new(),
-            status: Status::NotOpened,
-        });
+        let activated = handover.activate_ai_agent(agent.clone()).await;
         ledger.outcome(Sender::Operator, ghost(), activated);
     }
 }
@@ -544,12 +551,12 @@ async fn run_seed(seed: u64, steps: usize, deactivations: bool) -> Result<RunRep
             .await
             .map_err(|e| e.to_string())?;
         handover
-            .activate_ai_agent(&agent_id)
+            .activate_ai_agent(agent_id.clone())
             .await
             .map_err(|e| e.to_string())?;
         handover
             .attach_ai_agent(
-                &agent_id,
+                agent_id.clone(),
                 Arc::new(Flaky {
                     seed,
                     ledger: Arc::clone(&ledger),
@@ -637,7 +644,7 @@ async fn run_seed(seed: u64, steps: usize, deactivations: bool) -> Result<RunRep
         let epoch = kept.session.assignment().epoch.0;
         let result = kept
             .session
-            .reply(format!("late final epoch {epoch}"))
+            .reply(MessageText::new(format!("late final epoch {epoch}")).unwrap())
             .await;
         ledger.outcome(Sender::AiLate, conversation_id, result);
         let result = handover

@@ -24,7 +24,9 @@ impl AiAgentBehavior for Counting {
         text: &MessageText,
     ) -> Result<(), AgentError> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        session.reply(format!("about {text}: here you go")).await?;
+        session
+            .reply(MessageText::new(format!("about {text}: here you go"))?)
+            .await?;
         Ok(())
     }
 }
@@ -73,14 +75,15 @@ async fn a_resumed_agent_answers_what_waits_and_nothing_twice() {
         })
         .await
         .unwrap();
-    handover.activate_ai_agent(&bot).await.unwrap();
+    handover.activate_ai_agent(bot.clone()).await.unwrap();
     handover
-        .attach_ai_agent(&bot, Arc::new(Counting(Arc::clone(&answers))))
+        .attach_ai_agent(bot.clone(), Arc::new(Counting(Arc::clone(&answers))))
         .unwrap();
     let c = handover
         .open_conversation(id("cust-1"), id("web-chat"), Some(id("ana")))
         .await
-        .unwrap();
+        .unwrap()
+        .conversation_id;
     let say = |text: &str| MessageText::new(text).unwrap();
     handover
         .post_customer_message(c, id("cust-1"), say("opening hours?"))
@@ -102,7 +105,7 @@ async fn a_resumed_agent_answers_what_waits_and_nothing_twice() {
     // Attached now: it takes the conversation up, answers the waiting question once, and
     // does not answer the first one again.
     handover
-        .attach_ai_agent(&bot, Arc::new(Counting(Arc::clone(&answers))))
+        .attach_ai_agent(bot.clone(), Arc::new(Counting(Arc::clone(&answers))))
         .unwrap();
     assert_eq!(ai_replies(&handover, c, 2).await, 2);
     handover.shutdown().await;
@@ -110,7 +113,7 @@ async fn a_resumed_agent_answers_what_waits_and_nothing_twice() {
     // Another restart with the agent attached at once: everything is answered, nothing more.
     let handover = start(dir.path()).await;
     handover
-        .attach_ai_agent(&bot, Arc::new(Counting(Arc::clone(&answers))))
+        .attach_ai_agent(bot.clone(), Arc::new(Counting(Arc::clone(&answers))))
         .unwrap();
     handover
         .post_customer_message(c, id("cust-1"), say("thanks!"))

@@ -1,6 +1,7 @@
 //! The runtime against a real sled directory: handoff and answers, fencing of late AI replies,
 //! restart and rebuild, live watchers, escalations, and the facade's errors.
 
+use futures::FutureExt as _;
 use std::sync::Arc;
 
 use handover::*;
@@ -28,9 +29,11 @@ impl AiAgentBehavior for Echo {
         text: &MessageText,
     ) -> Result<(), AgentError> {
         session
-            .record_skill("lookup", text.as_str(), Ok("found".to_owned()))
+            .record_skill(Skill::new("lookup", text.as_str(), Ok("found".to_owned()))?)
             .await?;
-        session.reply(format!("echo: {text}")).await?;
+        session
+            .reply(MessageText::new(format!("echo: {text}"))?)
+            .await?;
         Ok(())
     }
 }
@@ -57,7 +60,7 @@ impl AiAgentBehavior for Gated {
             .recv()
             .await
             .expect("test ends first");
-        let outcome = session.reply("a late answer").await;
+        let outcome = session.reply(MessageText::new("a late answer")?).await;
         let _ = report.send(outcome.map(drop).map_err(|e| e.to_string()));
         Ok(())
     }
@@ -112,8 +115,10 @@ async fn agent(handover: &Handover, name: &str, behavior: Arc<dyn AiAgentBehavio
         })
         .await
         .unwrap();
-    handover.activate_ai_agent(&agent_id).await.unwrap();
-    handover.attach_ai_agent(&agent_id, behavior).unwrap();
+    handover.activate_ai_agent(agent_id.clone()).await.unwrap();
+    handover
+        .attach_ai_agent(agent_id.clone(), behavior)
+        .unwrap();
     agent_id
 }
 
@@ -122,6 +127,7 @@ async fn open(handover: &Handover) -> ConversationId {
         .open_conversation(id("cust-1"), id("web-chat"), Some(id("ana")))
         .await
         .unwrap()
+        .conversation_id
 }
 
 /// Reads the watch until an event matching `pred` arrives, returning every event seen.
@@ -130,7 +136,7 @@ async fn watch_until(
     pred: impl Fn(&ConversationEvent) -> bool,
 ) -> Vec<Arc<RecordedEvent>> {
     let mut seen = Vec::new();
-    while let Some(record) = watch.next().await.unwrap() {
+    while let Some(record) = watch.next().await.transpose().unwrap() {
         let done = matches!(&record.event, Event::Conversation(e) if pred(e));
         seen.push(record);
         if done {
@@ -150,8 +156,11 @@ fn is_ai_message(e: &ConversationEvent) -> bool {
     )
 }
 
-fn types(records: &[RecordedEvent]) -> Vec<&'static str> {
-    records.iter().map(|r| r.event.type_name()).collect()
+fn types<R: std::borrow::Borrow<RecordedEvent>>(records: &[R]) -> Vec<&'static str> {
+    records
+        .iter()
+        .map(|r| r.borrow().event.type_name())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +222,7 @@ async fn humans_cannot_post_while_ai_is_active_until_they_reclaim() {
         .hand_off_to_ai(c, id("ana"), bot.clone(), None)
         .await
         .unwrap();
-    let version = f.handover.conversation(c).await.unwrap().version;
+    let version = f.handover.conversation(c).await.unwrap().events;
     let error = f
         .handover
         .post_human_message(c, id("ana"), text("hi"))
@@ -224,7 +233,7 @@ async fn humans_cannot_post_while_ai_is_active_until_they_reclaim() {
         "conversation is AI-active (agent faq bot, id faq); reclaim it before posting"
     );
     assert!(error.is_caller_error());
-    assert_eq!(f.handover.conversation(c).await.unwrap().version, version);
+    assert_eq!(f.handover.conversation(c).await.unwrap().events, version);
 
     let receipt = f
         .handover
@@ -330,30 +339,22 @@ async fn restart_rebuilds_exactly_the_state_before() {
             let _ = f.handover.reclaim(c, id("bruno"), None).await;
         }
         if i == 5 {
-            f.handover
-                .close(c, Participant::Human(id("ana")), None)
-                .await
-                .unwrap();
+            f.handover.close(c, id("ana"), None).await.unwrap();
         }
         ids.push(c);
     }
     let mut before = Vec::new();
     for c in &ids {
         let view = f.handover.conversation(*c).await.unwrap();
-        before.push((
-            view.state,
-            view.version,
-            f.handover.history(*c).await.unwrap(),
-        ));
+        before.push((view, f.handover.history(*c).await.unwrap()));
     }
     let agents_before = f.handover.ai_agents();
     f.handover.shutdown().await;
 
     let handover = Handover::start(Config::new(&f.path)).await.unwrap();
-    for (c, (state, version, history)) in ids.iter().zip(before) {
+    for (c, (view_before, history)) in ids.iter().zip(before) {
         let view = handover.conversation(*c).await.unwrap();
-        assert_eq!(view.state, state);
-        assert_eq!(view.version, version);
+        assert_eq!(view, view_before);
         assert_eq!(handover.history(*c).await.unwrap(), history);
     }
     assert_eq!(handover.ai_agents(), agents_before);
@@ -386,11 +387,17 @@ async fn a_watcher_sees_every_event_once_in_order_across_the_seam() {
     for mut watch in watchers {
         let mut seqs = Vec::new();
         while seqs.last() != Some(&(MESSAGES + 1)) {
-            let record = watch.next().await.unwrap().unwrap();
+            let record = watch.next().await.transpose().unwrap().unwrap();
             seqs.push(record.seq);
         }
         assert_eq!(seqs, (1..=MESSAGES + 1).collect::<Vec<_>>());
-        assert!(watch.try_next().unwrap().is_none());
+        assert!(watch
+            .next()
+            .now_or_never()
+            .flatten()
+            .transpose()
+            .unwrap()
+            .is_none());
     }
     f.handover.shutdown().await;
 }
@@ -448,7 +455,7 @@ async fn deactivating_an_agent_escalates_every_conversation_it_holds() {
         held.push(c);
     }
     let untouched = open(&f.handover).await;
-    f.handover.deactivate_ai_agent(&bot).await.unwrap();
+    f.handover.deactivate_ai_agent(bot.clone()).await.unwrap();
     for c in held {
         let history = f.handover.history(c).await.unwrap();
         assert!(matches!(
@@ -459,7 +466,7 @@ async fn deactivating_an_agent_escalates_every_conversation_it_holds() {
             })
         ));
         assert_eq!(
-            f.handover.conversation(c).await.unwrap().status(),
+            f.handover.conversation(c).await.unwrap().status,
             Status::HumanHandled
         );
     }
@@ -507,14 +514,14 @@ async fn handoffs_to_unknown_inactive_or_absent_agents_record_nothing() {
         Some(Rejection::AiAgentInactive { .. })
     ));
 
-    f.handover.activate_ai_agent(&idle).await.unwrap();
+    f.handover.activate_ai_agent(idle.clone()).await.unwrap();
     let absent = f
         .handover
         .hand_off_to_ai(c, id("ana"), idle.clone(), None)
         .await
         .unwrap_err();
     assert!(matches!(absent, Error::AiAgentNotRunning(ref a) if *a == idle));
-    assert_eq!(f.handover.conversation(c).await.unwrap().version, 1);
+    assert_eq!(f.handover.conversation(c).await.unwrap().events, 1);
     f.handover.shutdown().await;
 }
 
@@ -658,7 +665,9 @@ async fn after_a_restart_an_attached_agent_resumes_its_conversations() {
     f.handover.shutdown().await;
 
     let handover = Handover::start(Config::new(&f.path)).await.unwrap();
-    handover.attach_ai_agent(&bot, Arc::new(Echo)).unwrap();
+    handover
+        .attach_ai_agent(bot.clone(), Arc::new(Echo))
+        .unwrap();
     let mut watch = handover.watch(c).await.unwrap();
     handover
         .post_customer_message(c, id("cust-1"), text("still there?"))
@@ -683,10 +692,12 @@ async fn a_closed_conversation_refuses_everything_and_unknown_ones_are_named() {
         .unwrap();
     let receipt = f
         .handover
-        .close(
+        .execute(
             c,
-            Participant::Customer(id("cust-1")),
-            Some(Reason::new("resolved").unwrap()),
+            ConversationCommand::Close {
+                by: Participant::Customer(id("cust-1")),
+                reason: Some(Reason::new("resolved").unwrap()),
+            },
         )
         .await
         .unwrap();
@@ -701,10 +712,7 @@ async fn a_closed_conversation_refuses_everything_and_unknown_ones_are_named() {
             .hand_off_to_ai(c, id("ana"), bot.clone(), None)
             .await
             .unwrap_err(),
-        f.handover
-            .close(c, Participant::Human(id("ana")), None)
-            .await
-            .unwrap_err(),
+        f.handover.close(c, id("ana"), None).await.unwrap_err(),
     ] {
         assert_eq!(error.rejection(), Some(&Rejection::Closed));
     }
@@ -749,13 +757,13 @@ async fn the_select_list_shows_active_agents_by_specialty() {
     let listed = |s: Option<&str>| {
         let specialty = s.map(|s| Specialty::new(s).unwrap());
         f.handover
-            .active_ai_agents(specialty.as_ref())
+            .active_ai_agents(specialty)
             .into_iter()
             .map(|a| a.profile.id.to_string())
             .collect::<Vec<_>>()
     };
     assert_eq!(listed(None), ["faq"]);
-    f.handover.activate_ai_agent(&id("shipping")).await.unwrap();
+    f.handover.activate_ai_agent(id("shipping")).await.unwrap();
     assert_eq!(listed(None), ["faq", "shipping"]);
     assert_eq!(listed(Some("pricing")), [faq.to_string()]);
     assert_eq!(listed(Some("shipping")), ["shipping"]);

@@ -45,7 +45,7 @@ struct Polite;
 #[async_trait::async_trait]
 impl AiAgentBehavior for Polite {
     async fn on_customer_message(&self, ai: &AiSession, _: &MessageText) -> Result<(), AgentError> {
-        ai.reply("Happy to help.").await?;
+        ai.reply(MessageText::new("Happy to help.")?).await?;
         Ok(())
     }
 }
@@ -68,13 +68,16 @@ async fn spans_carry_the_conversation_and_agent_ids() {
         })
         .await
         .unwrap();
-    handover.activate_ai_agent(&bot).await.unwrap();
-    handover.attach_ai_agent(&bot, Arc::new(Polite)).unwrap();
+    handover.activate_ai_agent(bot.clone()).await.unwrap();
+    handover
+        .attach_ai_agent(bot.clone(), Arc::new(Polite))
+        .unwrap();
     let customer = CustomerId::new("c").unwrap();
     let id = handover
         .open_conversation(customer.clone(), Channel::new("sms").unwrap(), None)
         .await
-        .unwrap();
+        .unwrap()
+        .conversation_id;
     let mut watch = handover.watch(id).await.unwrap();
     handover
         .hand_off_to_ai(id, HumanId::new("ana").unwrap(), bot.clone(), None)
@@ -84,7 +87,7 @@ async fn spans_carry_the_conversation_and_agent_ids() {
         .post_customer_message(id, customer, MessageText::new("hi").unwrap())
         .await
         .unwrap();
-    while let Some(record) = watch.next().await.unwrap() {
+    while let Some(record) = watch.next().await.transpose().unwrap() {
         if matches!(
             record.event,
             Event::Conversation(ConversationEvent::MessagePosted {

@@ -1,0 +1,130 @@
+//! The runtime's router: it finds (or starts) the actor that owns a conversation, sends it a
+//! message, and keeps the limits every command passes (commands in flight, acknowledgement
+//! latency).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
+use handover_core::{CommandId, ConversationCommand, ConversationId};
+use tokio::sync::Semaphore;
+
+use crate::conversation_actor::{ConversationActor, Conversations};
+use crate::messages::{Execute, ExecuteAgentCommand};
+use crate::metrics::LatencyRecorder;
+use crate::view::Receipt;
+use crate::Error;
+
+/// The runtime one [`crate::Handover`] runs: every actor reaches every other through it.
+pub(crate) struct Runtime {
+    pub(crate) conversations: Arc<Conversations>,
+    workers: Vec<ArbiterHandle>,
+    next_worker: AtomicUsize,
+    /// One permit per command in flight: a flood beyond it is refused, not queued.
+    in_flight: Semaphore,
+    /// How long acknowledged commands took.
+    pub(crate) ack_latency: LatencyRecorder,
+    /// Where the AI agents' code runs: threads of its own, so that a behaviour that computes
+    /// for a while (or reads a long history at a handoff) never holds up the conversation
+    /// actors sharing an arbiter with its agent's actor.
+    pub(crate) ai_runtime: tokio::runtime::Handle,
+    /// The single writer of the AI-agent streams; set once, right after start.
+    pub(crate) roster_actor: OnceLock<actix::Recipient<ExecuteAgentCommand>>,
+}
+
+impl Runtime {
+    pub(crate) fn new(
+        conversations: Arc<Conversations>,
+        workers: Vec<ArbiterHandle>,
+        max_in_flight: usize,
+        ai_runtime: tokio::runtime::Handle,
+    ) -> Runtime {
+        Runtime {
+            conversations,
+            workers,
+            next_worker: AtomicUsize::new(0),
+            in_flight: Semaphore::new(max_in_flight.min(Semaphore::MAX_PERMITS)),
+            ack_latency: LatencyRecorder::new(),
+            ai_runtime,
+            roster_actor: OnceLock::new(),
+        }
+    }
+
+    /// The worker thread for the next actor, round robin.
+    pub(crate) fn next_worker(&self) -> &ArbiterHandle {
+        let i = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        &self.workers[i]
+    }
+
+    /// The actor owning `id`, started (and rebuilt from its stream) if none runs.
+    fn conversation(&self, id: ConversationId) -> Addr<ConversationActor> {
+        self.conversations.live.get_or_start(&id, || {
+            let shared = Arc::clone(&self.conversations);
+            ConversationActor::start_in_arbiter(self.next_worker(), move |_| {
+                ConversationActor::new(id, shared)
+            })
+        })
+    }
+
+    /// Sends a message to the conversation's actor and waits for its reply.
+    ///
+    /// An actor may stop between the lookup and the send (it found its stream missing, or a
+    /// store failure made it drop its state). Its address is then forgotten and the message
+    /// goes to a successor rebuilt from the log.
+    pub(crate) async fn ask<M>(
+        &self,
+        id: ConversationId,
+        message: impl Fn() -> M,
+    ) -> Result<M::Result, Error>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        ConversationActor: Handler<M>,
+    {
+        const ATTEMPTS_MAX: usize = 3;
+        let mut attempt = 1;
+        loop {
+            let addr = self.conversation(id);
+            match addr.send(message()).await {
+                Ok(reply) => return Ok(reply),
+                Err(MailboxError::Closed) if attempt < ATTEMPTS_MAX => {
+                    self.conversations.live.forget(&id, &addr);
+                    attempt += 1;
+                }
+                Err(_) => return Err(Error::Stopped),
+            }
+        }
+    }
+
+    /// Sends a command to the conversation's actor and waits for its durable outcome.
+    pub(crate) async fn execute(
+        &self,
+        id: ConversationId,
+        command: Arc<ConversationCommand>,
+        command_id: Option<CommandId>,
+    ) -> Result<Receipt, Error> {
+        let called = Instant::now();
+        let _permit = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| Error::Overloaded)?;
+        let receipt = self
+            .ask(id, || Execute {
+                command: Arc::clone(&command),
+                command_id,
+            })
+            .await??;
+        self.ack_latency.record(called.elapsed());
+        Ok(receipt)
+    }
+
+    /// Runs a command on an AI agent's registration through the roster actor.
+    pub(crate) async fn agent_command(
+        &self,
+        command: ExecuteAgentCommand,
+    ) -> Result<Vec<Arc<handover_store::RecordedEvent>>, Error> {
+        let roster = self.roster_actor.get().ok_or(Error::Stopped)?;
+        roster.send(command).await.map_err(|_| Error::Stopped)?
+    }
+}
