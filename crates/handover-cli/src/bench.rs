@@ -28,6 +28,8 @@ const BENCH_SECONDS_MAX: usize = 3_600;
 const FSYNC_SAMPLES: usize = 200;
 /// The size of each of those writes, in bytes: about one small group of events.
 const FSYNC_WRITE_BYTES: usize = 4096;
+/// How often the progress bar is redrawn.
+const PROGRESS_TICK: Duration = Duration::from_millis(200);
 /// How long a conversation waits before it retries a command the runtime refused as
 /// overloaded.
 const OVERLOADED_BACKOFF: Duration = Duration::from_millis(1);
@@ -51,6 +53,9 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Print no progress bar (there is none anyway when stderr is not a terminal).
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// What the bench measured. Serialises to the JSON `handover bench --json` prints.
@@ -209,10 +214,24 @@ async fn drive(
         });
     }
     let seconds = u64::try_from(args.seconds)?;
+    let bar = terminal::progress_bar(args.quiet, args.seconds, "s");
+    let ticker = {
+        let (bar, events) = (bar.clone(), Arc::clone(&events));
+        async move {
+            let mut tick = tokio::time::interval(PROGRESS_TICK);
+            loop {
+                tick.tick().await;
+                bar.set_position(started.elapsed().as_secs());
+                bar.set_message(format!("{} events", events.load(Ordering::Relaxed)));
+            }
+        }
+    };
     let interrupted = tokio::select! {
         () = tokio::time::sleep(Duration::from_secs(seconds)) => false,
         () = stop => true,
+        () = ticker => false,
     };
+    bar.finish_and_clear();
     done.store(true, Ordering::Relaxed);
     // Messages still in flight when the time is up finish; they count, and so does their time.
     while let Some(task) = tasks.join_next().await {
