@@ -1,9 +1,12 @@
 //! The pure domain of Handover: identifiers, commands, events, conversation and AI-agent state,
 //! and the two functions that hold every rule, `decide` and `evolve`.
 //!
-//! Architecture invariant: this crate does no I/O. No async, no clock, no actix, no sled, no
-//! random ids. Everything it needs from the outside world (the AI-agent roster, the handoff
-//! policy) is passed in through [`Ctx`], so replaying a log is deterministic.
+//! Architecture invariant: the rules do no I/O. No async, no clock, no actix, no sled, and
+//! `decide` and `evolve` mint no id: every id they record comes from their arguments.
+//! Everything they need from the outside world (the AI-agent roster, the handoff policy) is
+//! passed in through [`Ctx`], so replaying a log is deterministic. The one thing here that is
+//! not pure is a convenience for callers, never called by the rules: [`CommandId::new`] mints a
+//! random (UUID v7) id for a caller to send with a command it may retry.
 //!
 //! ```
 //! use handover_core::*;

@@ -425,7 +425,19 @@ fn timeout() -> Duration {
 
 /// The child command for `mode` on `dir`, its output going to files in `out`.
 fn child_command(mode: &str, dir: &Path, expected: &Path, out: &Path) -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("the test executable"));
+    let executable = std::env::current_exe().expect("the test executable");
+    child_command_of(&executable, mode, dir, expected, out)
+}
+
+/// [`child_command`] running `executable`, a copy of the test executable.
+fn child_command_of(
+    executable: &Path,
+    mode: &str,
+    dir: &Path,
+    expected: &Path,
+    out: &Path,
+) -> Command {
+    let mut command = Command::new(executable);
     command
         .args([
             "child_process",
@@ -807,6 +819,23 @@ fn a_directory_another_process_holds_is_in_use() {
     );
 }
 
+/// Fails, saying what to do, unless every directory from the root down to `dir` lets other
+/// users through: the children that run as user 65534 need to reach `dir`.
+fn reachable_by_others(dir: &Path) {
+    for ancestor in dir.ancestors() {
+        let mode = fs::metadata(ancestor).unwrap().permissions().mode();
+        assert!(
+            mode & 0o001 != 0,
+            "{} (mode {:o}) does not let other users through, so a child running as user \
+             {NOBODY} cannot reach the scratch directory {}: point TMPDIR at a directory every \
+             user can reach (e.g. TMPDIR=/tmp)",
+            ancestor.display(),
+            mode & 0o7777,
+            dir.display()
+        );
+    }
+}
+
 /// A path that is a file, a directory the process may not read or enter, a directory it may
 /// not write, and a `db` it may not open: each is a typed error. As root, whom permissions do
 /// not stop, the child runs as the unprivileged user 65534 instead.
@@ -824,13 +853,29 @@ fn unusable_paths_are_typed_errors() {
     fs::copy(&base.expected, &expected).unwrap();
     fs::set_permissions(&expected, fs::Permissions::from_mode(0o644)).unwrap();
     let root = is_root();
+    // The test executable sits in the checkout's target directory, which the other user may
+    // not reach (a clone under root's home, or under any 0700 directory): the child runs from
+    // a copy in the scratch directory, which must itself be reachable.
+    let executable = scratch.path().join("child-executable");
+    if root {
+        reachable_by_others(scratch.path());
+        fs::copy(
+            std::env::current_exe().expect("the test executable"),
+            &executable,
+        )
+        .unwrap();
+        fs::set_permissions(&executable, fs::Permissions::from_mode(0o755)).unwrap();
+    }
 
     let mut verdicts = Vec::new();
     let mut run = |case: &str, data: &Path, out: &Path, as_nobody: bool| {
-        let mut command = child_command("read", data, &expected, out);
-        if as_nobody && root {
+        let mut command = if as_nobody && root {
+            let mut command = child_command_of(&executable, "read", data, &expected, out);
             command.uid(NOBODY).gid(NOBODY);
-        }
+            command
+        } else {
+            child_command("read", data, &expected, out)
+        };
         let child = command.spawn().expect("the child starts");
         let (ending, panics_seen) = finish(child, out);
         verdicts.push(Verdict {

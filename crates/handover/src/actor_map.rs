@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use actix::{Actor, Addr};
 
-use crate::lock;
+use crate::sync::lock;
 
 /// Addresses of running actors by key.
 pub(crate) struct ActorMap<K, A: Actor> {

@@ -3,8 +3,8 @@
 //!
 //! Each conversation it holds is a subscription with a queue: the behaviour handles one item
 //! at a time per conversation, in order, while different conversations proceed concurrently.
-//! A subscription starts by reading the conversation's history; events delivered meanwhile
-//! that the history already holds are dropped before `on_handoff` runs, so the agent's backlog
+//! A subscription starts by reading the conversation's history (to the handoff, for a new
+//! one); every later event is delivered, and the two never overlap, so the agent's backlog
 //! never counts what it is already answering. An `Unassigned` (reclaim, escalation, close)
 //! drops the subscription at once; a call still in flight can only produce commands that the
 //! conversation's epoch fence rejects.
@@ -24,7 +24,7 @@ use handover_store::{RecordedEvent, SeqRange, StoreError};
 use tracing::{debug, warn, Instrument};
 
 use crate::behavior::{AgentError, AiAgentBehavior, AiSession};
-use crate::messages::{Assigned, Delivered, Unassigned};
+use crate::messages::{Assigned, CallFinished, Delivered, HistoryRead, Unassigned};
 use crate::runtime::Runtime;
 
 struct Subscription {
@@ -44,23 +44,6 @@ pub(crate) struct AiAgentActor {
     subscriptions: HashMap<ConversationId, Subscription>,
     /// Events sent to this agent that it has not started on (see `AgentHandle`).
     backlog: Arc<AtomicUsize>,
-}
-
-/// The history of a newly assigned conversation was read.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct HistoryRead {
-    conversation_id: ConversationId,
-    epoch: Epoch,
-    history: Result<Vec<RecordedEvent>, StoreError>,
-}
-
-/// A call into the agent's code for one conversation returned (or failed, or panicked).
-#[derive(Message)]
-#[rtype(result = "()")]
-struct CallFinished {
-    conversation_id: ConversationId,
-    epoch: Epoch,
 }
 
 /// What one call into the agent's code does.
@@ -225,14 +208,22 @@ impl Handler<Assigned> for AiAgentActor {
                 seen: None,
             },
         );
-        // The history up to now, not only up to the handoff: an agent resuming its
-        // conversations after a restart (or attached after the handoff) then sees what it
-        // answered and what is still waiting for an answer.
+        // A new handoff's history runs to the handoff, and every later event is delivered:
+        // the two never overlap, so the backlog never counts an event the agent is already
+        // answering from its history. An assignment taken up again (after a restart, or
+        // attached after the handoff) reads to now instead, so the agent sees what it
+        // answered and what is still waiting; deliveries that race that read are dropped by
+        // seq when it is in.
         let store = Arc::clone(&self.runtime.conversations.store);
         let agent = ctx.address();
+        let range = SeqRange {
+            from: 1,
+            to: msg.through.unwrap_or(u64::MAX),
+            max: usize::MAX,
+        };
         self.runtime.ai_runtime.spawn(async move {
             let stream = StreamId::Conversation(conversation_id);
-            let history = store.read_stream(&stream, SeqRange::ALL).await;
+            let history = store.read_stream(&stream, range).await;
             agent.do_send(HistoryRead {
                 conversation_id,
                 epoch,

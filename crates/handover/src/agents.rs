@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use actix::Recipient;
 use handover_core::AiAgentId;
 
-use crate::lock;
 use crate::messages::{Assigned, Delivered, Unassigned};
+use crate::sync::lock;
 
 /// How a conversation actor reaches an AI agent running in this process.
 #[derive(Clone)]

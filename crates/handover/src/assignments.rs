@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use handover_core::{AiAgentId, ConversationId, Epoch};
 
-use crate::lock;
+use crate::sync::lock;
 
 /// For each AI agent, the conversations it holds and the epoch of each assignment.
 #[derive(Default)]

@@ -10,9 +10,9 @@ use handover_core::{
 };
 use handover_store::RecordedEvent;
 
+use crate::error::Error;
 use crate::runtime::Runtime;
 use crate::view::Receipt;
-use crate::Error;
 
 /// An error from an AI agent's own code. The runtime logs it and escalates the conversation
 /// to humans, so the customer is never left waiting on a failed agent.

@@ -22,12 +22,12 @@ use tracing::{debug, error, warn, Instrument};
 use crate::actor_map::ActorMap;
 use crate::agents::Agents;
 use crate::assignments::Assignments;
+use crate::error::Error;
 use crate::gate::{AgentGates, HandoffPass};
 use crate::messages::{AddWatcher, Assigned, Delivered, Execute, GetView, Unassigned};
 use crate::reply::Reply;
 use crate::roster::SharedRoster;
 use crate::view::{Activity, ConversationView, Receipt};
-use crate::Error;
 
 /// Most live events a watcher may have unread before it is dropped as lagging (it then
 /// resumes from the log by itself).
@@ -236,6 +236,7 @@ impl ConversationActor {
                 agent.assigned.do_send(Assigned {
                     conversation_id: self.id,
                     assignment: started,
+                    through: records.last().map(|record| record.seq),
                 });
             }
         }

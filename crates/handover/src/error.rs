@@ -8,7 +8,7 @@ use handover_store::StoreError;
 /// The caller's fault (reject the request, show the message): [`Error::Rejected`],
 /// [`Error::InvalidInput`], [`Error::UnknownConversation`], [`Error::AiAgentNotRunning`].
 /// The system's (retry, or alert an operator): [`Error::Store`], [`Error::Concurrency`],
-/// [`Error::Overloaded`], [`Error::Stopped`], [`Error::WatchLagged`].
+/// [`Error::Overloaded`], [`Error::Stopped`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -40,9 +40,6 @@ pub enum Error {
     /// The runtime has shut down.
     #[error("the Handover runtime has stopped")]
     Stopped,
-    /// A watcher fell too far behind the live events and was dropped; watch again.
-    #[error("the watcher fell behind and was dropped; watch again to resume from the log")]
-    WatchLagged,
 }
 
 impl Error {

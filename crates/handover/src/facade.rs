@@ -27,6 +27,7 @@ use crate::assignments::Assignments;
 use crate::behavior::AiAgentBehavior;
 use crate::config::{Config, RuntimeSettings};
 use crate::conversation_actor::Conversations;
+use crate::error::Error;
 use crate::gate::AgentGates;
 use crate::messages::{Assigned, ExecuteAgentCommand, GetView};
 use crate::metrics::AckLatency;
@@ -34,9 +35,10 @@ use crate::roster::SharedRoster;
 use crate::roster_actor::RosterActor;
 use crate::runtime::Runtime;
 use crate::startup::{ai_runtime, Actors, Projection};
+use crate::sync::lock;
 use crate::view::{ConversationView, Receipt};
 use crate::watch::Watch;
-use crate::{lock, Error, SledStore};
+use crate::SledStore;
 
 /// A running Handover: clone it freely (it is `Send + Sync`) and call it from any async code,
 /// e.g. an axum or actix-web handler. Dropping the last clone stops the runtime;
@@ -224,6 +226,7 @@ impl Handover {
                     agent_id: agent_id.clone(),
                     epoch,
                 },
+                through: None,
             });
         }
         info!(agent_id = %agent_id, "AI agent attached");

@@ -29,7 +29,7 @@ use handover_core::{
 };
 
 use crate::behavior::{AgentError, AiAgentBehavior, AiSession};
-use crate::Error;
+use crate::error::Error;
 
 /// The skill recorded when a message names a plan and asks for its price: the plan's name is
 /// its input and the price its outcome.

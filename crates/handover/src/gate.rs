@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use handover_core::AiAgentId;
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
-use crate::lock;
+use crate::sync::lock;
 
 /// A handoff's hold on its agent's gate, released once the handoff has an outcome.
 pub(crate) type HandoffPass = OwnedRwLockReadGuard<()>;

@@ -82,10 +82,9 @@ mod roster;
 mod roster_actor;
 mod runtime;
 mod startup;
+mod sync;
 mod view;
 mod watch;
-
-use std::sync::{Mutex, MutexGuard};
 
 /// The attribute that implements [`AiAgentBehavior`] (and any [`EventStore`]): re-exported, so
 /// that `handover` is the only dependency a backend needs.
@@ -112,14 +111,6 @@ pub use handover_store::{SledStore, StoreOptions as SledOptions};
 pub use metrics::AckLatency;
 pub use view::{ConversationView, Receipt};
 pub use watch::Watch;
-
-/// Locks a mutex, recovering it if a panicking thread poisoned it: every map behind these
-/// locks is updated in single statements, so it is never left half-changed.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The README's example, compiled and run as a doctest so the README stays true.
 #[cfg(doctest)]

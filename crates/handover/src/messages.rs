@@ -8,11 +8,11 @@ use actix::Message;
 use handover_core::{
     AiAgentCommand, AiAgentId, Assignment, CommandId, ConversationCommand, ConversationId, Epoch,
 };
-use handover_store::RecordedEvent;
+use handover_store::{RecordedEvent, StoreError};
 use tokio::sync::mpsc;
 
+use crate::error::Error;
 use crate::view::{ConversationView, Receipt};
-use crate::Error;
 
 /// Decide and record a command on the conversation.
 #[derive(Message)]
@@ -52,6 +52,11 @@ pub(crate) struct ExecuteAgentCommand {
 pub(crate) struct Assigned {
     pub(crate) conversation_id: ConversationId,
     pub(crate) assignment: Assignment,
+    /// The seq of the handoff, when a handoff just happened: the history the agent reads
+    /// runs to it, and every later event reaches the agent as a `Delivered`. `None` when the
+    /// agent takes up an assignment it already held (attached after the handoff, or after a
+    /// restart): the history then runs to now.
+    pub(crate) through: Option<u64>,
 }
 
 /// A durable event of a conversation this agent holds, written by someone else.
@@ -67,6 +72,24 @@ pub(crate) struct Delivered {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Unassigned {
+    pub(crate) conversation_id: ConversationId,
+    pub(crate) epoch: Epoch,
+}
+
+/// The history of a newly assigned conversation was read (an AI-agent actor to itself).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct HistoryRead {
+    pub(crate) conversation_id: ConversationId,
+    pub(crate) epoch: Epoch,
+    pub(crate) history: Result<Vec<RecordedEvent>, StoreError>,
+}
+
+/// A call into the agent's code for one conversation returned, failed or panicked (an
+/// AI-agent actor to itself).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct CallFinished {
     pub(crate) conversation_id: ConversationId,
     pub(crate) epoch: Epoch,
 }

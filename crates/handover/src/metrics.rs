@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::lock;
+use crate::sync::lock;
 
 /// Latencies above this (one minute) are counted as this.
 const LATENCY_MICROS_MAX: u64 = 60_000_000;

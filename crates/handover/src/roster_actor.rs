@@ -13,10 +13,10 @@ use handover_core::{
 use handover_store::{ExpectedVersion, RecordedEvent, StoreError};
 use tracing::{debug, info, Instrument};
 
+use crate::error::Error;
 use crate::messages::ExecuteAgentCommand;
 use crate::reply::Reply;
 use crate::runtime::Runtime;
-use crate::Error;
 
 /// The roster itself lives with the conversations, where `decide` reads it; this actor is its
 /// only writer, so what it decides on is what it evolves.

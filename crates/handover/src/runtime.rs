@@ -11,10 +11,10 @@ use handover_core::{CommandId, ConversationCommand, ConversationId};
 use tokio::sync::Semaphore;
 
 use crate::conversation_actor::{ConversationActor, Conversations};
+use crate::error::Error;
 use crate::messages::{Execute, ExecuteAgentCommand};
 use crate::metrics::LatencyRecorder;
 use crate::view::Receipt;
-use crate::Error;
 
 /// The runtime one [`crate::Handover`] runs: every actor reaches every other through it.
 pub(crate) struct Runtime {

@@ -11,7 +11,7 @@ use handover_core::{
 use handover_store::{EventStore, StoreError};
 use tokio::sync::oneshot;
 
-use crate::Error;
+use crate::error::Error;
 
 /// Events read per step when scanning the log at start.
 const STARTUP_SCAN_EVENTS_MAX: usize = 10_000;

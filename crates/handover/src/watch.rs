@@ -14,9 +14,9 @@ use handover_store::{RecordedEvent, SeqRange};
 use tokio::sync::mpsc;
 
 use crate::conversation_actor::WATCHER_BACKLOG_EVENTS_MAX;
+use crate::error::Error;
 use crate::messages::AddWatcher;
 use crate::runtime::Runtime;
-use crate::Error;
 
 /// A live view of one conversation's events, as a [`Stream`] of
 /// `Result<Arc<RecordedEvent>, Error>`.
