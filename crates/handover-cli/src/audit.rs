@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use handover::ConversationId;
 use handover_audit::{AuditError, ExportFormat, ExportOptions, VerifyReport};
-use handover_core::ConversationId;
 
 /// The audit subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -166,7 +166,8 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn open(dir: &Path) -> anyhow::Result<handover_store::SledStore> {
+/// The one place this command names the sled store: the audit reads through it.
+fn open(dir: &Path) -> anyhow::Result<handover::SledStore> {
     // The audit's errors already name the directory and say what to do.
     Ok(handover_audit::open_data_dir(dir)?)
 }

@@ -6,8 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use handover::{SledOptions, SledStore};
 use handover_core::*;
-use handover_store::{EventStore, ExpectedVersion, SledStore, StoreOptions};
+use handover_store::{EventStore, ExpectedVersion};
 use serde_json::Value;
 
 /// Writes a log through `decide`, as the runtime would.
@@ -22,7 +23,7 @@ struct Log {
 impl Log {
     fn new(dir: &Path) -> Log {
         Log {
-            store: SledStore::open(dir, StoreOptions::default()).unwrap(),
+            store: SledStore::open(dir, SledOptions::default()).unwrap(),
             runtime: tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap(),
@@ -198,8 +199,7 @@ const EVENTS: usize = 16;
 
 fn open_raw(dir: &Path) -> sled::Db {
     // A store dropped a moment ago may still hold the lock; wait as `SledStore::open` does.
-    handover_store::SledStore::open_raw(dir, std::time::Duration::from_secs(5))
-        .expect("sled opens the directory")
+    SledStore::open_raw(dir, std::time::Duration::from_secs(5)).expect("sled opens the directory")
 }
 
 fn handover(args: &[&str]) -> Output {
@@ -521,7 +521,7 @@ fn a_directory_held_by_another_store_is_reported_in_use() {
     // Retried like `open_raw`: the store `build_log` dropped may still hold the lock a moment.
     let held = (0..100)
         .find_map(
-            |_| match SledStore::open(dir.path(), StoreOptions::default()) {
+            |_| match SledStore::open(dir.path(), SledOptions::default()) {
                 Err(handover_store::StoreError::InUse { .. }) => {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                     None

@@ -15,10 +15,11 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use handover::{SledOptions, SledStore};
 use handover_core::{
     Author, Channel, ConversationEvent, ConversationId, CustomerId, Event, MessageText, StreamId,
 };
-use handover_store::{decode_record, Damage, EventStore, ExpectedVersion, SledStore, StoreError};
+use handover_store::{decode_record, Damage, EventStore, ExpectedVersion, StoreError};
 
 /// Not UTF-8: a lone continuation byte, a byte UTF-8 never uses, and a truncated sequence.
 const NOT_UTF8: &[u8] = b"\x80\xff\xe2\x82";
@@ -414,7 +415,7 @@ fn conversation(n: u128) -> ConversationId {
 /// A data directory with two conversations: the first ends with a customer message holding
 /// [`MARKER`], the second (the log's last record) only opens.
 fn write_log(dir: &Path) {
-    let store = SledStore::open(dir, handover_store::StoreOptions::default()).unwrap();
+    let store = SledStore::open(dir, SledOptions::default()).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use handover::{SledOptions, SledStore};
 use handover_core::{ConversationId, StreamId};
-use handover_store::{SledStore, StoreOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -131,7 +131,7 @@ fn check(data: &Path, acked: &[(ConversationId, u64)]) -> Result<u64, String> {
             acked.len() - unique.len()
         ));
     }
-    let store = SledStore::open(data, StoreOptions::default())
+    let store = SledStore::open(data, SledOptions::default())
         .map_err(|e| format!("the store does not open after the crash: {e}"))?;
     // Streams are contiguous from seq 1 (the audit below checks it), so an event is present
     // when its seq is at most its stream's length.
