@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use handover::faq::{FaqAgent, FaqEntry, KnowledgeTable, PricePlan};
 use handover::{
     Channel, Config, ConversationEvent, CustomerId, Event, Handover, HumanId, MessageText,
     SkillOutcome,
 };
 use handover_examples::{data_dir, is_ai_reply, start_ai_agent, EventPrinter};
+use handover_sim::faq::{FaqAgent, FaqEntry, KnowledgeTable, PricePlan};
 
 /// The gym's knowledge: a few entries, a farewell, and three priced memberships.
 fn gym_table() -> anyhow::Result<KnowledgeTable> {

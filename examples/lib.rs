@@ -42,7 +42,7 @@ pub fn data_dir(given: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempf
 /// ```no_run
 /// # async fn example(handover: &handover::Handover) -> anyhow::Result<()> {
 /// use std::sync::Arc;
-/// use handover::faq::FaqAgent;
+/// use handover_sim::faq::FaqAgent;
 ///
 /// let bot = handover_examples::start_ai_agent(
 ///     handover, "faq-bot", "FAQ assistant", &["faq"], Arc::new(FaqAgent::sample()),
@@ -83,7 +83,7 @@ pub async fn start_ai_agent(
 }
 
 /// Starts the two sample agents the examples share: a pricing assistant and an FAQ assistant
-/// (shipping included), both running the sample [`handover::faq::FaqAgent`].
+/// (shipping included), both running the sample [`handover_sim::faq::FaqAgent`].
 ///
 /// ```no_run
 /// # async fn example(handover: &handover::Handover) -> anyhow::Result<()> {
@@ -93,7 +93,7 @@ pub async fn start_ai_agent(
 /// # }
 /// ```
 pub async fn start_sample_agents(handover: &Handover) -> anyhow::Result<()> {
-    let sample = || Arc::new(handover::faq::FaqAgent::sample());
+    let sample = || Arc::new(handover_sim::faq::FaqAgent::sample());
     start_ai_agent(
         handover,
         "pricing-bot",

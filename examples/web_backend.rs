@@ -15,21 +15,33 @@
 //! GET  /conversations/{id}/events?after=SEQ  (waits up to 10 s for a newer one) -> events
 //! ```
 //!
-//! Errors map through [`handover::Error::is_caller_error`]: the caller's (a rejected command,
-//! invalid input, an unknown conversation) are 4xx with the message, the system's are 5xx
-//! (`Overloaded` is 503 with `Retry-After`: nothing was recorded).
+//! Events are JSON in the audit export's shape (`handover_audit::event_json`, specified in
+//! `docs/audit-format.md`): `{"position", "stream", "conversation_id", "seq", "recorded_at",
+//! "type", "data"}` with snake_case types and `{"kind", "id"}` authors, so a UI reads the live
+//! feed and an audit export alike.
+//!
+//! Every failure is a JSON body `{"error": "..."}`. Errors map through
+//! [`handover::Error::is_caller_error`]: the caller's (a rejected command, invalid input, an
+//! unknown conversation) are 4xx with the message, the system's are 5xx (`Overloaded` is 503
+//! with `Retry-After`: nothing was recorded). A malformed request (a body that is not JSON or
+//! lacks a field, a bad query, an unknown route, a wrong method) gets the same JSON shape.
 //!
 //! `cargo run -p handover-examples --example web_backend -- [--port 3000] [--data DIR]`
-//! listens on 127.0.0.1 only. `--self-test` serves on an ephemeral loopback port, drives one
-//! handoff and reclaim over HTTP, prints each exchange, and exits 0 if all went as expected.
+//! listens on 127.0.0.1 only. Ctrl-C or SIGTERM stops it gracefully: requests under way finish,
+//! the runtime shuts down, and a temporary data directory (without `--data`) is removed.
+//! `--self-test` serves on an ephemeral loopback port, drives one handoff and reclaim over
+//! HTTP, prints each exchange, and exits 0 if all went as expected.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -40,6 +52,7 @@ use handover::{
     MessageText, Participant, Reason, Receipt, RecordedEvent, Specialty, Status,
 };
 use handover_examples::{data_dir, start_sample_agents};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,24 +64,56 @@ const EVENTS_WAIT_SECONDS_MAX: u64 = 10;
 /// Most characters of a response body the self-test prints.
 const SHOWN_BODY_CHARS_MAX: usize = 240;
 
-/// A failed request: the facade's error, or a malformed path or body.
-struct ApiError(handover::Error);
+/// A failed request: the facade's error, or a request axum could not read (a body that is not
+/// JSON or lacks a field, a malformed query). Both answer with a JSON body `{"error": ...}`.
+enum ApiError {
+    /// The facade refused or failed.
+    Handover(handover::Error),
+    /// The request itself is malformed; axum's rejection says how, with its status.
+    Request { status: StatusCode, message: String },
+}
 
 impl From<handover::Error> for ApiError {
     fn from(error: handover::Error) -> Self {
-        ApiError(error)
+        ApiError::Handover(error)
     }
 }
 
 impl From<handover::InvalidInput> for ApiError {
     fn from(error: handover::InvalidInput) -> Self {
-        ApiError(error.into())
+        ApiError::Handover(error.into())
     }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError::Request {
+            status: rejection.status(),
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::Request {
+            status: rejection.status(),
+            message: rejection.body_text(),
+        }
+    }
+}
+
+fn error_body(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
+        let error = match self {
+            ApiError::Request { status, message } => return error_body(status, message),
+            ApiError::Handover(error) => error,
+        };
+        let status = match &error {
             handover::Error::UnknownConversation(_) => StatusCode::NOT_FOUND,
             handover::Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
             // A rejected command conflicts with the conversation's state (AI-active, closed,
@@ -77,19 +122,59 @@ impl IntoResponse for ApiError {
             handover::Error::Stopped => StatusCode::SERVICE_UNAVAILABLE,
             // Nothing was recorded; the client may send the same request again shortly.
             handover::Error::Overloaded => {
-                let body = Json(json!({ "error": self.0.to_string() }));
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [(axum::http::header::RETRY_AFTER, "1")],
-                    body,
-                )
-                    .into_response();
+                let mut response = error_body(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                return response;
             }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let body = Json(json!({ "error": self.0.to_string() }));
-        (status, body).into_response()
+        error_body(status, error.to_string())
     }
+}
+
+/// A JSON body whose rejection (not JSON, a missing field, the wrong content type) is an
+/// [`ApiError`], so it answers in JSON like every other failure.
+struct Body<T>(T);
+
+#[axum::async_trait]
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        Ok(Body(value))
+    }
+}
+
+/// A query string whose rejection is an [`ApiError`], like [`Body`].
+struct Query<T>(T);
+
+#[axum::async_trait]
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(value))
+    }
+}
+
+/// Gives the errors axum answers by itself (no such route, a method the route does not take)
+/// the JSON body every other failure has.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let reason = status.canonical_reason().unwrap_or("request failed");
+        return error_body(status, reason.to_lowercase());
+    }
+    response
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -119,15 +204,11 @@ fn status_json(status: &Status) -> Value {
     }
 }
 
+/// An event in the audit export's JSON shape.
 fn event_json(record: &RecordedEvent) -> Value {
-    let detail = serde_json::to_value(&record.event);
-    json!({
-        "seq": record.seq,
-        "position": record.position,
-        "recorded_at_micros": record.recorded_at.as_micros(),
-        "type": record.event.type_name(),
-        "event": detail.unwrap_or(Value::Null),
-    })
+    // The store never records a time the export cannot write; if it did, the event still
+    // shows, with the error in place of its fields.
+    handover_audit::event_json(record).unwrap_or_else(|error| json!({ "error": error.to_string() }))
 }
 
 fn receipt_json(receipt: &Receipt) -> Json<Value> {
@@ -146,7 +227,7 @@ struct OpenBody {
 
 async fn open(
     State(handover): State<Handover>,
-    Json(body): Json<OpenBody>,
+    Body(body): Body<OpenBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let human = body.human.map(HumanId::new).transpose()?;
     let id = handover
@@ -169,7 +250,7 @@ struct CustomerMessage {
 async fn customer_message(
     State(handover): State<Handover>,
     Path(id): Path<String>,
-    Json(body): Json<CustomerMessage>,
+    Body(body): Body<CustomerMessage>,
 ) -> ApiResult {
     let receipt = handover
         .post_customer_message(
@@ -190,7 +271,7 @@ struct HumanMessage {
 async fn human_message(
     State(handover): State<Handover>,
     Path(id): Path<String>,
-    Json(body): Json<HumanMessage>,
+    Body(body): Body<HumanMessage>,
 ) -> ApiResult {
     let receipt = handover
         .post_human_message(
@@ -236,7 +317,7 @@ struct HandoffBody {
 async fn hand_off(
     State(handover): State<Handover>,
     Path(id): Path<String>,
-    Json(body): Json<HandoffBody>,
+    Body(body): Body<HandoffBody>,
 ) -> ApiResult {
     let receipt = handover
         .hand_off_to_ai(
@@ -258,7 +339,7 @@ struct ReclaimBody {
 async fn reclaim(
     State(handover): State<Handover>,
     Path(id): Path<String>,
-    Json(body): Json<ReclaimBody>,
+    Body(body): Body<ReclaimBody>,
 ) -> ApiResult {
     let receipt = handover
         .reclaim(
@@ -281,7 +362,7 @@ struct CloseBody {
 async fn close(
     State(handover): State<Handover>,
     Path(id): Path<String>,
-    Json(body): Json<CloseBody>,
+    Body(body): Body<CloseBody>,
 ) -> Result<Response, ApiError> {
     let id = conversation_id(&id)?;
     let reason = optional_reason(body.reason)?;
@@ -362,6 +443,8 @@ fn router(handover: Handover) -> Router {
         .route("/conversations/:id/reclaim", post(reclaim))
         .route("/conversations/:id/close", post(close))
         .route("/ai-agents", get(active_agents))
+        .fallback(|| async { error_body(StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(handover)
 }
 
@@ -392,42 +475,107 @@ fn options() -> anyhow::Result<Options> {
                 options.data = Some(args.next().context("--data needs a value")?.into())
             }
             Some("--self-test") => options.self_test = true,
-            _ => bail!("unknown argument {arg:?}; expected --port N, --data DIR or --self-test"),
+            _ => bail!(
+                "unknown argument {}; expected --port N, --data DIR or --self-test",
+                arg.to_string_lossy()
+            ),
         }
     }
     Ok(options)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Exit code for a bad command line, as argument parsers use.
+const USAGE_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    // A bad command line is one line on stderr, never a backtrace.
+    let options = match options() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM, the signals a terminal and a service manager send.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            // Without a SIGTERM handler, Ctrl-C still stops the server gracefully.
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+async fn serve(options: Options) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let options = options()?;
-    let (dir, _temp) = data_dir(options.data)?;
+    let (dir, temp) = data_dir(options.data)?;
     let handover = Handover::start(Config::new(&dir)).await?;
     start_sample_agents(&handover).await?;
 
     // Loopback only: this example has no authentication.
     let port = if options.self_test { 0 } else { options.port };
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let address = listener.local_addr()?;
     let server = axum::serve(listener, router(handover.clone()));
-    if options.self_test {
+    let outcome = if options.self_test {
         let served = tokio::spawn(async move { server.await });
         let outcome = self_test(address).await;
         served.abort();
-        handover.shutdown().await;
-        outcome?;
-        println!("self-test passed");
+        outcome.map(|()| println!("self-test passed"))
     } else {
-        println!("listening on http://{address} (data in {})", dir.display());
-        server.await?;
+        println!(
+            "listening on http://{address} (data in {}); Ctrl-C stops",
+            dir.display()
+        );
+        let served = server.with_graceful_shutdown(shutdown_signal()).await;
+        println!("stopping: requests under way have finished");
+        served.map_err(anyhow::Error::from)
+    };
+    // The log is closed before its temporary directory goes.
+    handover.shutdown().await;
+    if let Some(temp) = temp {
+        let path = temp.path().to_path_buf();
+        temp.close().with_context(|| {
+            format!(
+                "cannot remove the temporary data directory {}",
+                path.display()
+            )
+        })?;
+        if !options.self_test {
+            println!("removed the temporary data directory {}", path.display());
+        }
     }
-    Ok(())
+    outcome
 }
 
 /// One HTTP/1.1 exchange over a fresh connection: the status and the JSON body.
@@ -438,6 +586,17 @@ async fn request(
     body: Option<Value>,
 ) -> anyhow::Result<(u16, Value)> {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
+    request_raw(address, method, path, &body).await
+}
+
+/// One HTTP/1.1 exchange with a body sent as it is (JSON or not): the status and the JSON body
+/// of the response, which must be JSON whatever the status.
+async fn request_raw(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(u16, Value)> {
     let mut stream = TcpStream::connect(address).await?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
@@ -534,10 +693,11 @@ async fn self_test(address: SocketAddr) -> anyhow::Result<()> {
         if events.is_empty() {
             bail!("the AI agent did not answer within {EVENTS_WAIT_SECONDS_MAX} s");
         }
-        if let Some(reply) = events.iter().find(|e| {
-            e["type"] == "message_posted" && e["event"]["MessagePosted"]["author"]["Ai"].is_string()
-        }) {
-            break reply["event"]["MessagePosted"]["text"].clone();
+        if let Some(reply) = events
+            .iter()
+            .find(|e| e["type"] == "message_posted" && e["data"]["author"]["kind"] == "ai")
+        {
+            break reply["data"]["text"].clone();
         }
         seen = events
             .last()
@@ -603,6 +763,50 @@ async fn self_test(address: SocketAddr) -> anyhow::Result<()> {
     ];
     if types != expected {
         bail!("unexpected history {types:?}");
+    }
+    // Every event is in the audit export's shape.
+    for (seq, event) in (1u64..).zip(history.as_array().context("history is a list")?) {
+        let keys: std::collections::BTreeSet<&str> = event
+            .as_object()
+            .context("an event is an object")?
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let shape = [
+            "conversation_id",
+            "data",
+            "position",
+            "recorded_at",
+            "seq",
+            "stream",
+            "type",
+        ];
+        if keys.into_iter().ne(shape) || event["seq"] != seq || event["conversation_id"] != id {
+            bail!("event {seq} is not in the export's shape: {event}");
+        }
+    }
+    let opened = &history[0]["data"];
+    if opened["customer_id"] != "cust-7" || opened["human_id"] != "ana" {
+        bail!("the opening event's data is {opened}");
+    }
+    if history[7]["data"]["by"] != json!({ "kind": "human", "id": "ana" }) {
+        bail!("the close's author is {}", history[7]["data"]["by"]);
+    }
+
+    // Malformed requests are answered in JSON too.
+    for (method, path, body, status) in [
+        ("POST", "/conversations", "{\"customer\": ", 400),
+        ("POST", "/conversations", "{\"channel\": \"web-chat\"}", 422),
+        ("GET", "/ai-agents?specialty=a&specialty=b", "", 400),
+        ("GET", "/no-such-route", "", 404),
+        ("DELETE", "/conversations", "", 405),
+    ] {
+        let (got, answer) = request_raw(address, method, path, body).await?;
+        if got != status || !answer["error"].is_string() {
+            bail!(
+                "{method} {path} {body:?}: expected {status} with a JSON error, got {got} {answer}"
+            );
+        }
     }
 
     let unknown = "/conversations/0190f5a8-6c1e-7000-8000-000000000000";

@@ -18,6 +18,12 @@ pub enum AuditError {
         /// The path given.
         path: PathBuf,
     },
+    /// The path names a file (or anything else that is not a directory).
+    #[error("{} is a file, not a directory: --data names a Handover data directory", .path.display())]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
     /// The directory exists but holds no event log.
     #[error("{} is not a Handover data directory: it holds no sled database (no `db` file)", .path.display())]
     NotADataDir {

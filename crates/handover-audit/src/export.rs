@@ -82,13 +82,59 @@ pub fn export(
     Ok(lines)
 }
 
-/// Writes one record as one line.
-fn write_line(
-    out: &mut impl Write,
-    record: &RecordedEvent,
-    format: ExportFormat,
-) -> Result<(), AuditError> {
-    let recorded_at = format_recorded_at(record.recorded_at).ok_or_else(|| {
+/// One event as the JSON Lines export writes it: `{"position", "stream", "conversation_id",
+/// "seq", "recorded_at", "type", "data"}` (the contract is `docs/audit-format.md`), for a
+/// service that shows events in the same dialect the audit exports them, a live feed for
+/// instance. The value's fields are those of an export line (a `serde_json` map keeps them in
+/// key order, which readers must not depend on anyway).
+///
+/// Fails only on a `recorded_at` outside the years 0000 to 9999, which the store never
+/// records ([`AuditError::Store`], naming the record).
+///
+/// ```
+/// use handover_store::{RecordedAt, RecordedEvent};
+/// use handover_core::{AiAgentEvent, AiAgentId, Event, StreamId};
+///
+/// let agent = AiAgentId::new("faq-bot").unwrap();
+/// let record = RecordedEvent {
+///     stream: StreamId::AiAgent(agent.clone()),
+///     seq: 2,
+///     position: 7,
+///     recorded_at: RecordedAt(1_795_653_037_123_456),
+///     event: Event::AiAgent(AiAgentEvent::Activated { agent_id: agent }),
+/// };
+/// let json = handover_audit::event_json(&record).unwrap();
+/// assert_eq!(
+///     json,
+///     serde_json::json!({
+///         "position": 7,
+///         "stream": "ai-agent-faq-bot",
+///         "conversation_id": null,
+///         "seq": 2,
+///         "recorded_at": "2026-11-26T00:30:37.123456Z",
+///         "type": "ai_agent_activated",
+///         "data": { "agent_id": "faq-bot" },
+///     })
+/// );
+/// ```
+pub fn event_json(record: &RecordedEvent) -> Result<serde_json::Value, AuditError> {
+    let recorded_at = recorded_at(record)?;
+    let stream = record.stream.to_string();
+    let conversation_id = record.stream.conversation_id().map(|id| id.to_string());
+    Ok(serde_json::to_value(JsonLine {
+        position: record.position,
+        stream: &stream,
+        conversation_id: conversation_id.as_deref(),
+        seq: record.seq,
+        recorded_at: &recorded_at,
+        event_type: record.event.type_name(),
+        data: Data::of(&record.event),
+    })?)
+}
+
+/// The record's `recorded_at` as the export writes it; a time RFC 3339 cannot write is damage.
+fn recorded_at(record: &RecordedEvent) -> Result<String, AuditError> {
+    Ok(format_recorded_at(record.recorded_at).ok_or_else(|| {
         StoreError::corrupted(
             LogLocation::record(&record.stream, record.seq, record.position),
             Damage::Record,
@@ -97,7 +143,16 @@ fn write_line(
                 record.recorded_at.as_micros()
             ),
         )
-    })?;
+    })?)
+}
+
+/// Writes one record as one line.
+fn write_line(
+    out: &mut impl Write,
+    record: &RecordedEvent,
+    format: ExportFormat,
+) -> Result<(), AuditError> {
+    let recorded_at = recorded_at(record)?;
     let stream = record.stream.to_string();
     let conversation_id = record.stream.conversation_id().map(|id| id.to_string());
     let data = Data::of(&record.event);

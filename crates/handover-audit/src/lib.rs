@@ -13,7 +13,8 @@
 //! - [`timeline`] tells one conversation's story for a person;
 //! - [`verify_dir`] checks checksums, order, the global index and every rule, and names the
 //!   first fault;
-//! - [`stats`] sums the log up: handoffs, reclaims, escalations, AI containment, time per state.
+//! - [`stats`] sums the log up: handoffs, reclaims, escalations, AI containment, time per state;
+//! - [`conversations`] lists every conversation with its status, events and last activity.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), handover_audit::AuditError> {
@@ -33,6 +34,7 @@
 mod error;
 mod export;
 mod fault;
+mod listing;
 mod replay;
 mod stats;
 mod timefmt;
@@ -44,17 +46,23 @@ use std::path::Path;
 use handover_sled::{SledOptions, SledStore};
 
 pub use error::AuditError;
-pub use export::{export, ExportFormat, ExportOptions, CLOUDEVENTS_TYPE_PREFIX};
+pub use export::{event_json, export, ExportFormat, ExportOptions, CLOUDEVENTS_TYPE_PREFIX};
 pub use fault::{Fault, FaultKind, Location};
+pub use listing::{conversations, ConversationListing, ConversationTable};
 pub use replay::{ConversationHistory, Holder, MessageCounts, Period, Replay};
 pub use stats::{stats, EscalationCounts, SkillCounts, StateTimes, Stats};
-pub use timefmt::{format_duration, format_recorded_at};
+pub use timefmt::{format_duration, format_duration_hms, format_recorded_at};
 pub use timeline::{timeline, Timeline, TimelineEntry};
 pub use verify::{verify_dir, VerifyReport};
 
 /// Checks that `dir` is an existing data directory: it exists and holds a sled database.
 /// Never creates anything.
 pub fn check_data_dir(dir: &Path) -> Result<(), AuditError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(AuditError::NotADirectory {
+            path: dir.to_path_buf(),
+        });
+    }
     if !dir.is_dir() {
         return Err(AuditError::DataDirMissing {
             path: dir.to_path_buf(),

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::AuditError;
 use crate::replay::{Holder, MessageCounts, Replay};
-use crate::timefmt::format_duration;
+use crate::timefmt::format_duration_hms;
 
 /// Escalations back to humans, by what set them off.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -176,18 +176,18 @@ impl fmt::Display for Stats {
         }
         writeln!(
             f,
-            "time human-handled          {}",
-            format_duration(times.human_handled)
+            "time human-handled          {} (h:mm:ss.mmm)",
+            format_duration_hms(times.human_handled)
         )?;
         writeln!(
             f,
             "time AI-active              {}",
-            format_duration(times.ai_active)
+            format_duration_hms(times.ai_active)
         )?;
         writeln!(
             f,
             "time reclaimed              {}",
-            format_duration(times.reclaimed)
+            format_duration_hms(times.reclaimed)
         )?;
         writeln!(
             f,

@@ -64,9 +64,35 @@ pub fn format_duration(micros: i64) -> String {
     }
 }
 
+/// Formats a duration given in microseconds in one fixed shape, hours, minutes and seconds
+/// to the millisecond: `0:00:09.370`, `0:00:10.200`, `2:05:00.000`, `76:10:00.000`. Figures
+/// printed one under the other (`handover audit stats`) then compare at a glance, where
+/// [`format_duration`] changes its shape with the size. Negative durations (which a sound log
+/// never yields) read as zero.
+pub fn format_duration_hms(micros: i64) -> String {
+    let millis = micros.max(0) / 1_000;
+    let (hours, minutes, seconds, millis) = (
+        millis / 3_600_000,
+        millis / 60_000 % 60,
+        millis / 1_000 % 60,
+        millis % 1_000,
+    );
+    format!("{hours}:{minutes:02}:{seconds:02}.{millis:03}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_durations_keep_one_shape() {
+        assert_eq!(format_duration_hms(9_370_000), "0:00:09.370");
+        assert_eq!(format_duration_hms(10_200_000), "0:00:10.200");
+        assert_eq!(format_duration_hms(7_500_000_000), "2:05:00.000");
+        assert_eq!(format_duration_hms(274_200_000_000), "76:10:00.000");
+        assert_eq!(format_duration_hms(-5), "0:00:00.000");
+        assert_eq!(format_duration_hms(999), "0:00:00.000");
+    }
 
     #[test]
     fn timestamps_have_six_fractional_digits_in_utc() {

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use handover_sled::SledStore;
+use handover_store::StoreError;
 
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};
@@ -55,7 +56,15 @@ impl VerifyReport {
 /// reserved for what kept the check from running (missing directory, I/O); what is wrong in
 /// the log is a [`VerifyReport::Faulty`].
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport, AuditError> {
-    let store = open_unchecked(dir)?;
+    let store = match open_unchecked(dir) {
+        Ok(store) => store,
+        // Files the storage engine finds damaged are a fault of the log, not a failure to
+        // check it.
+        Err(AuditError::Store(error @ StoreError::Corrupted { .. })) => {
+            return Ok(VerifyReport::Faulty(Fault::from_store(error, None)?));
+        }
+        Err(error) => return Err(error),
+    };
     // A sound log passes in one sequential read; anything else is left to the two passes
     // below, which name the earliest fault.
     if let Some(replay) = Replay::from_store_sound(&store) {

@@ -279,3 +279,20 @@ fn cloudevents_follow_the_spec() {
         .any(|e| e["subject"] == s.a.to_string().as_str()
             && e["type"] == "dev.handover.handed_off_to_ai"));
 }
+
+#[test]
+fn event_json_is_the_export_line_of_each_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogBuilder::new(dir.path());
+    standard_log(&mut log);
+    let exported = lines(&log, ExportOptions::default());
+    let records: Vec<_> = log
+        .store()
+        .iter_all(1)
+        .map(|record| record.unwrap())
+        .collect();
+    assert_eq!(records.len(), exported.len());
+    for (record, line) in records.iter().zip(&exported) {
+        assert_eq!(&handover_audit::event_json(record).unwrap(), line);
+    }
+}

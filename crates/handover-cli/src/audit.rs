@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use handover::ConversationId;
 use handover_audit::{AuditError, ExportFormat, ExportOptions, VerifyReport};
-use handover_core::ConversationId;
 
 /// The audit subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -26,6 +26,8 @@ pub(crate) enum AuditCommand {
     Verify(DataArgs),
     /// Sum the log up: handoffs, reclaims, escalations, AI containment, time per state.
     Stats(StatsArgs),
+    /// List the conversations: id, customer, channel, status, events, opened, last activity.
+    Conversations(ConversationsArgs),
 }
 
 /// The data directory to read.
@@ -78,6 +80,46 @@ pub(crate) struct StatsArgs {
     json: bool,
 }
 
+/// A conversation status to list, as `--status` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StatusArg {
+    /// A human handles it (just opened, or escalated back by an AI agent).
+    HumanHandled,
+    /// An AI agent handles it.
+    AiActive,
+    /// A human took it back from an AI agent.
+    Reclaimed,
+    /// Closed.
+    Closed,
+    /// Any status but closed.
+    Open,
+}
+
+impl StatusArg {
+    fn matches(self, label: &str) -> bool {
+        match self {
+            StatusArg::HumanHandled => label == "human-handled",
+            StatusArg::AiActive => label == "ai-active",
+            StatusArg::Reclaimed => label == "reclaimed",
+            StatusArg::Closed => label == "closed",
+            StatusArg::Open => label != "closed",
+        }
+    }
+}
+
+/// Options of `handover audit conversations`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConversationsArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Only the conversations with this status.
+    #[arg(long, value_enum, value_name = "S")]
+    status: Option<StatusArg>,
+    /// Print one JSON object per conversation and line (JSON Lines) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 fn parse_conversation_id(value: &str) -> Result<ConversationId, String> {
     value.parse().map_err(|error| format!("{error}"))
 }
@@ -103,10 +145,29 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             };
             print_or_ignore_closed_pipe(&text)
         }
+        AuditCommand::Conversations(args) => {
+            let store = open(&args.data.data)?;
+            let mut listing = handover_audit::conversations(&store)?;
+            if let Some(status) = args.status {
+                listing.retain(|conversation| status.matches(conversation.status));
+            }
+            let text = if args.json {
+                let mut lines = String::new();
+                for conversation in &listing {
+                    lines.push_str(&serde_json::to_string(conversation)?);
+                    lines.push('\n');
+                }
+                lines
+            } else {
+                handover_audit::ConversationTable(&listing).to_string()
+            };
+            print_or_ignore_closed_pipe(&text)
+        }
     }
 }
 
-fn open(dir: &Path) -> anyhow::Result<handover_sled::SledStore> {
+/// The one place this command names the sled store: the audit reads through it.
+fn open(dir: &Path) -> anyhow::Result<handover::SledStore> {
     // The audit's errors already name the directory and say what to do.
     Ok(handover_audit::open_data_dir(dir)?)
 }

@@ -15,10 +15,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use handover::{SledOptions, SledStore};
 use handover_core::{
     Author, Channel, ConversationEvent, ConversationId, CustomerId, Event, MessageText, StreamId,
 };
-use handover_sled::SledStore;
 use handover_store::{decode_record, Damage, EventStore, ExpectedVersion, StoreError};
 
 /// Not UTF-8: a lone continuation byte, a byte UTF-8 never uses, and a truncated sequence.
@@ -323,6 +323,7 @@ fn a_path_that_is_not_utf8_is_used_byte_for_byte() {
             OsStr::new("simulate"),
             OsStr::new("--data"),
             data.as_os_str(),
+            OsStr::new("--append"),
             OsStr::new("--conversations"),
             OsStr::new("2"),
             OsStr::new("--durability"),
@@ -414,7 +415,7 @@ fn conversation(n: u128) -> ConversationId {
 /// A data directory with two conversations: the first ends with a customer message holding
 /// [`MARKER`], the second (the log's last record) only opens.
 fn write_log(dir: &Path) {
-    let store = SledStore::open(dir, handover_sled::SledOptions::default()).unwrap();
+    let store = SledStore::open(dir, SledOptions::default()).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -661,6 +662,7 @@ fn simulate_into(data: &Path, conversations: &str) {
         OsStr::new("simulate"),
         OsStr::new("--data"),
         data.as_os_str(),
+        OsStr::new("--append"),
         OsStr::new("--conversations"),
         OsStr::new(conversations),
         OsStr::new("--json"),
@@ -876,6 +878,7 @@ fn a_stream_key_naming_an_agent_with_bytes_that_are_not_utf8_is_a_typed_fault() 
         OsStr::new("simulate"),
         OsStr::new("--data"),
         data,
+        OsStr::new("--append"),
         OsStr::new("--conversations"),
         OsStr::new("1"),
     ]));

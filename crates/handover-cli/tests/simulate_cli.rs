@@ -256,3 +256,96 @@ fn bad_arguments_are_refused_with_a_clear_error() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--data"));
 }
+
+#[test]
+fn a_data_directory_that_holds_a_log_is_refused_unless_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = [
+        "--conversations",
+        "5",
+        "--seed",
+        "3",
+        "--durability",
+        "buffered",
+    ];
+    let first = simulate(dir.path(), &args);
+    assert_eq!(first["appended"], false);
+
+    let mut again = vec!["simulate", "--data", data, "--json"];
+    again.extend_from_slice(&args);
+    let refused = handover(&again);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert!(stderr.contains("--append"), "{stderr}");
+    assert!(refused.stdout.is_empty());
+
+    let mut appending = args.to_vec();
+    appending.push("--append");
+    let second = simulate(dir.path(), &appending);
+    assert_eq!(second["appended"], true);
+    // The counts are this run's: the agents were registered by the first run.
+    assert_eq!(count(&second, "conversations"), 5);
+    assert!(count(&second, "events") < count(&first, "events") + 1);
+
+    let mut text_args = vec!["simulate", "--data", data, "--append"];
+    text_args.extend_from_slice(&args);
+    let output = handover(&text_args);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("appended to the log"), "{stdout}");
+
+    // A directory with anything in it is not a fresh one either.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("notes.txt"), "mine").unwrap();
+    let output = handover(&[
+        "simulate",
+        "--data",
+        other.path().to_str().unwrap(),
+        "--conversations",
+        "1",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not empty"));
+    assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn a_data_path_that_is_a_file_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("log.txt");
+    std::fs::write(&file, "not a log").unwrap();
+    let path = file.to_str().unwrap();
+    let output = handover(&["simulate", "--data", path, "--conversations", "1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{path} is a file, not a directory")),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a log");
+}
+
+#[test]
+fn help_states_the_bounds_and_no_progress_bar_is_drawn_into_a_pipe() {
+    let help = handover(&["simulate", "--help"]);
+    let stdout = String::from_utf8_lossy(&help.stdout);
+    assert!(stdout.contains("1 to 1,000,000"), "{stdout}");
+    assert!(stdout.contains("--append"), "{stdout}");
+    assert!(stdout.contains("--quiet"), "{stdout}");
+
+    // stderr is a pipe here: nothing but what went wrong may appear on it.
+    let dir = tempfile::tempdir().unwrap();
+    let output = handover(&[
+        "simulate",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--conversations",
+        "20",
+        "--durability",
+        "buffered",
+    ]);
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}

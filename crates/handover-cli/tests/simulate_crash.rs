@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use handover::{SledOptions, SledStore};
 use handover_core::{ConversationId, StreamId};
-use handover_sled::{SledOptions, SledStore};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -65,6 +65,8 @@ fn run_and_kill(
     let mut child = Command::new(env!("CARGO_BIN_EXE_handover"))
         .args([
             "simulate",
+            // Rounds reuse the data directory: each after the first adds to the log.
+            "--append",
             "--conversations",
             "100000",
             "--concurrency",

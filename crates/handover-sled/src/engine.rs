@@ -225,7 +225,14 @@ pub(crate) fn store_error(error: sled::Error) -> StoreError {
         sled::Error::Corruption { at, .. } => StoreError::corrupted(
             LogLocation::default(),
             Damage::Engine,
-            format!("sled found a damaged page at log offset {at:?}"),
+            match at {
+                Some(at) => format!("sled found a damaged page in its log file `db` ({at:?})"),
+                // sled gives no place when its settings file fails its checksum or a snapshot
+                // does not parse: say which files, not "offset None".
+                None => "sled found its files damaged (the settings file `conf`, a snapshot or \
+                         the log file `db` failed a checksum) and cannot open them"
+                    .to_owned(),
+            },
         ),
         other => StoreError::Engine(other.to_string()),
     }

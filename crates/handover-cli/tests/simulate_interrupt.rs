@@ -1,0 +1,111 @@
+//! `handover simulate` stopped with Ctrl-C (SIGINT sent to the real binary): it finishes the
+//! conversations under way, shuts the runtime down, prints the summary of what it did, exits
+//! 130, and leaves a log that verifies, in which every conversation it opened is closed.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Longest the test waits for the simulation to make progress before it calls the run stalled.
+const STALL: Duration = Duration::from_secs(60);
+
+fn handover(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_handover"))
+        .args(args)
+        .output()
+        .expect("the handover binary runs")
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read(path).map_or(0, |bytes| bytes.iter().filter(|&&b| b == b'\n').count())
+}
+
+#[test]
+fn ctrl_c_stops_the_simulation_cleanly_and_prints_what_was_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let acks = dir.path().join("acks.txt");
+    let child = Command::new(env!("CARGO_BIN_EXE_handover"))
+        .args(["simulate", "--conversations", "100000", "--json"])
+        .args(["--concurrency", "16", "--durability", "process-crash"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--acks")
+        .arg(&acks)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Wait until conversations are being acknowledged, so the run is well under way.
+    let started = Instant::now();
+    while lines(&acks) < 200 {
+        assert!(started.elapsed() < STALL, "the simulation made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
+
+    let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON summary");
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    let conversations = summary["conversations"].as_u64().unwrap();
+    assert!(conversations > 0 && conversations < 100_000, "{summary}");
+    // Conversations under way were finished, not abandoned.
+    assert_eq!(summary["closed"].as_u64(), Some(conversations), "{summary}");
+
+    let data = data.to_str().unwrap();
+    let verify = handover(&["audit", "verify", "--data", data]);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).starts_with("sound: "));
+    let stats = handover(&["audit", "stats", "--data", data, "--json"]);
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["conversations_opened"].as_u64(), Some(conversations));
+    assert_eq!(stats["conversations_closed"].as_u64(), Some(conversations));
+}
+
+#[test]
+fn ctrl_c_prints_the_text_summary_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let acks = dir.path().join("acks.txt");
+    let child = Command::new(env!("CARGO_BIN_EXE_handover"))
+        .args(["simulate", "--conversations", "100000", "--quiet"])
+        .args(["--durability", "buffered"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--acks")
+        .arg(&acks)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while lines(&acks) < 50 {
+        assert!(started.elapsed() < STALL, "the simulation made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{stdout}");
+    assert!(stdout.starts_with("interrupted after "), "{stdout}");
+    assert!(stdout.contains("closed"), "{stdout}");
+}

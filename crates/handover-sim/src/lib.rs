@@ -1,0 +1,65 @@
+//! Samples built on the Handover facade, kept apart from the library: the FAQ/pricing AI agent
+//! ([`faq`]) and a simulated contact center ([`simulate`]) that drives it through the real
+//! runtime.
+//!
+//! A simulation draws one scenario per conversation from its seed (FAQ and pricing questions,
+//! complaints, negotiations, "I want a human", questions nobody can answer; in English,
+//! Portuguese or Spanish), plays them through [`handover::Handover`] with FAQ agents attached,
+//! and sums up what the log recorded. The same seed on a fresh data directory gives the same
+//! counts.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), handover_sim::SimError> {
+//! use handover_sim::{simulate, Options};
+//!
+//! let options = Options { conversations: 50, seed: 7, ..Options::default() };
+//! let summary = simulate("/tmp/handover-sim".as_ref(), &options, |_| {}, std::future::pending()).await?;
+//! println!("{summary}");
+//! # Ok(()) }
+//! ```
+
+mod driver;
+pub mod faq;
+mod report;
+mod scenario;
+
+use std::path::PathBuf;
+
+pub use driver::{simulate, Options, Progress};
+pub use report::Summary;
+
+/// Most conversations one simulation may run.
+pub const CONVERSATIONS_MAX: usize = 1_000_000;
+/// Most AI agents one simulation may register.
+pub const AI_AGENTS_MAX: usize = 64;
+/// Most human agents one simulation may staff.
+pub const HUMANS_MAX: usize = 10_000;
+/// Most conversations one simulation may drive at the same time.
+pub const CONCURRENT_CONVERSATIONS_MAX: usize = 4096;
+
+/// Why a simulation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// An option is out of its bounds (the caller's fault).
+    #[error("{0}")]
+    Options(String),
+    /// The runtime failed or refused a command the script expected it to accept.
+    #[error(transparent)]
+    Handover(#[from] handover::Error),
+    /// A scripted value did not pass validation (a bug in the scripts).
+    #[error(transparent)]
+    Invalid(#[from] handover::InvalidInput),
+    /// The acknowledgement file could not be opened or written.
+    #[error("cannot write the acknowledgement file {}: {source}", path.display())]
+    Acks {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The runtime or an AI agent did something the script rules out, or the log disagrees
+    /// with what the driver did.
+    #[error("{0}")]
+    Unexpected(String),
+}

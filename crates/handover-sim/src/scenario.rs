@@ -1,0 +1,397 @@
+//! The scenario scripts: languages, topics, what customers and humans say, and the seeded draw
+//! of one scenario per conversation.
+//!
+//! Every random choice is drawn here, up front, from the seed alone: the driver then plays each
+//! scenario step by step, so the same seed gives the same conversations and the same counts.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The specialties the AI agents take in turn, with the display name of each.
+pub(crate) const SPECIALTIES: [(&str, &str); 3] = [
+    ("pricing", "Pricing assistant"),
+    ("faq", "FAQ assistant"),
+    ("shipping", "Shipping assistant"),
+];
+
+pub(crate) const CHANNELS: [&str; 3] = ["web-chat", "whatsapp", "email"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lang {
+    En,
+    Pt,
+    Es,
+}
+
+/// What a simple question is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Topic {
+    Hours,
+    Shipping,
+    Returns,
+    Password,
+    Payment,
+    /// The price of one of the sample plans (0 Basic, 1 Pro, 2 Enterprise).
+    Price(usize),
+}
+
+pub(crate) const FAQ_TOPICS: [Topic; 5] = [
+    Topic::Hours,
+    Topic::Shipping,
+    Topic::Returns,
+    Topic::Password,
+    Topic::Payment,
+];
+
+impl Topic {
+    /// The specialty a human looks for when handing this off.
+    pub(crate) fn specialty(self) -> &'static str {
+        match self {
+            Topic::Price(_) => "pricing",
+            Topic::Shipping | Topic::Returns => "shipping",
+            Topic::Hours | Topic::Password | Topic::Payment => "faq",
+        }
+    }
+
+    pub(crate) fn question(self, lang: Lang) -> String {
+        let plan = |names: [&str; 3], i: usize| names[i % 3].to_owned();
+        match (self, lang) {
+            (Topic::Hours, Lang::En) => "What are your business hours?".into(),
+            (Topic::Hours, Lang::Pt) => "Qual é o horário de atendimento de vocês?".into(),
+            (Topic::Hours, Lang::Es) => "¿Cuál es su horario de atención?".into(),
+            (Topic::Shipping, Lang::En) => "How long does delivery take?".into(),
+            (Topic::Shipping, Lang::Pt) => "Quanto tempo demora a entrega?".into(),
+            (Topic::Shipping, Lang::Es) => "¿Cuánto tarda el envío?".into(),
+            (Topic::Returns, Lang::En) => "How do I return an item and get a refund?".into(),
+            (Topic::Returns, Lang::Pt) => "Como faço para devolver um produto?".into(),
+            (Topic::Returns, Lang::Es) => "¿Cómo hago una devolución?".into(),
+            (Topic::Password, Lang::En) => "I forgot my password. How do I reset it?".into(),
+            (Topic::Password, Lang::Pt) => "Esqueci minha senha, o que eu faço?".into(),
+            (Topic::Password, Lang::Es) => "Olvidé mi contraseña, ¿qué hago?".into(),
+            (Topic::Payment, Lang::En) => "Which payment methods do you accept?".into(),
+            (Topic::Payment, Lang::Pt) => "Quais formas de pagamento vocês aceitam?".into(),
+            (Topic::Payment, Lang::Es) => "¿Qué métodos de pago aceptan?".into(),
+            (Topic::Price(i), Lang::En) => {
+                format!(
+                    "How much is the {} plan?",
+                    plan(["Basic", "Pro", "Enterprise"], i)
+                )
+            }
+            (Topic::Price(i), Lang::Pt) => {
+                format!(
+                    "Quanto custa o plano {}?",
+                    plan(["Básico", "Pro", "Empresarial"], i)
+                )
+            }
+            (Topic::Price(i), Lang::Es) => format!(
+                "¿Cuánto cuesta el plan {}?",
+                plan(["Básico", "Profesional", "Empresarial"], i)
+            ),
+        }
+    }
+
+    pub(crate) fn handoff_reason(self) -> &'static str {
+        match self {
+            Topic::Price(_) => "Customer wants information about pricing and plans",
+            _ => "Frequently asked question the AI agent answers reliably",
+        }
+    }
+}
+
+/// How a conversation handed to an AI agent ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The customer says thanks; the AI agent closes it as resolved.
+    AiCloses,
+    /// The customer asks another question, then closes it.
+    FollowUp(Topic),
+    /// After the AI answered, the human reclaims it, writes, and closes it.
+    Reclaimed,
+    /// The customer closes it after the AI's answer.
+    CustomerCloses,
+    /// The customer asks for a human: the policy escalates it in the same step.
+    AsksForHuman,
+    /// Two questions the AI agent cannot answer: the agent escalates it.
+    AiGivesUp,
+}
+
+/// Something the handoff guidance keeps with humans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Difficulty {
+    Complaint,
+    Negotiation,
+}
+
+impl Difficulty {
+    pub(crate) fn message(self, lang: Lang) -> &'static str {
+        match (self, lang) {
+            (Difficulty::Complaint, Lang::En) => {
+                "This is unacceptable, I want to file a complaint about my order."
+            }
+            (Difficulty::Complaint, Lang::Pt) => "Péssimo serviço, quero fazer uma reclamação.",
+            (Difficulty::Complaint, Lang::Es) => "Quiero poner una queja, el servicio es horrible.",
+            (Difficulty::Negotiation, Lang::En) => "Can we negotiate a discount for 50 seats?",
+            (Difficulty::Negotiation, Lang::Pt) => "Podemos negociar um desconto no contrato?",
+            (Difficulty::Negotiation, Lang::Es) => "¿Podemos negociar un descuento por volumen?",
+        }
+    }
+
+    pub(crate) fn specialty(self) -> &'static str {
+        match self {
+            Difficulty::Complaint => "faq",
+            Difficulty::Negotiation => "pricing",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Script {
+    /// A simple question: handed to an AI agent (or, now and then, answered by the human).
+    Simple {
+        topic: Topic,
+        handoff: bool,
+        ending: Ending,
+    },
+    /// A complaint or negotiation: the human keeps it, though some try a handoff anyway and
+    /// the policy refuses it.
+    Difficult {
+        difficulty: Difficulty,
+        tries_handoff: bool,
+    },
+}
+
+/// Every random choice of one conversation, drawn up front.
+#[derive(Clone, Debug)]
+pub(crate) struct Scenario {
+    pub(crate) index: usize,
+    pub(crate) lang: Lang,
+    pub(crate) channel: &'static str,
+    pub(crate) human: usize,
+    /// Picks among the agents with the wanted specialty (modulo their number).
+    pub(crate) agent_pick: usize,
+    pub(crate) script: Script,
+}
+
+pub(crate) fn draw_scenarios(seed: u64, conversations: usize, humans: usize) -> Vec<Scenario> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..conversations)
+        .map(|index| {
+            let lang = [Lang::En, Lang::Pt, Lang::Es][rng.gen_range(0..3)];
+            let channel = CHANNELS[rng.gen_range(0..CHANNELS.len())];
+            let human = rng.gen_range(0..humans);
+            let agent_pick = rng.gen_range(0..1024);
+            let faq_topic = FAQ_TOPICS[rng.gen_range(0..FAQ_TOPICS.len())];
+            let price_topic = Topic::Price(rng.gen_range(0..3));
+            let roll = rng.gen_range(0..100);
+            let script = match roll {
+                0..=54 => {
+                    let topic = if roll < 30 { faq_topic } else { price_topic };
+                    let ending = match rng.gen_range(0..100) {
+                        0..=29 => Ending::AiCloses,
+                        30..=59 => Ending::Reclaimed,
+                        60..=79 => {
+                            let other = FAQ_TOPICS[rng.gen_range(0..FAQ_TOPICS.len())];
+                            Ending::FollowUp(if other == topic { price_topic } else { other })
+                        }
+                        _ => Ending::CustomerCloses,
+                    };
+                    Script::Simple {
+                        topic,
+                        handoff: rng.gen_range(0..100) < 90,
+                        ending,
+                    }
+                }
+                55..=74 => Script::Difficult {
+                    difficulty: if roll < 65 {
+                        Difficulty::Complaint
+                    } else {
+                        Difficulty::Negotiation
+                    },
+                    tries_handoff: rng.gen_range(0..100) < 35,
+                },
+                75..=89 => Script::Simple {
+                    topic: if rng.gen_bool(0.5) {
+                        faq_topic
+                    } else {
+                        price_topic
+                    },
+                    handoff: true,
+                    ending: Ending::AsksForHuman,
+                },
+                _ => Script::Simple {
+                    topic: faq_topic,
+                    handoff: true,
+                    ending: Ending::AiGivesUp,
+                },
+            };
+            Scenario {
+                index,
+                lang,
+                channel,
+                human,
+                agent_pick,
+                script,
+            }
+        })
+        .collect()
+}
+
+/// The customer's and humans' lines, by language.
+pub(crate) mod lines {
+    use super::Lang;
+
+    pub(crate) fn greeting(lang: Lang, human: &str) -> String {
+        match lang {
+            Lang::En => format!("Hi, this is {human}. How can I help you today?"),
+            Lang::Pt => format!("Olá, aqui é {human}. Como posso ajudar?"),
+            Lang::Es => format!("Hola, soy {human}. ¿En qué puedo ayudarte?"),
+        }
+    }
+
+    pub(crate) fn thanks(lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "Thanks, that's all!",
+            Lang::Pt => "Obrigado, era só isso!",
+            Lang::Es => "¡Gracias, eso es todo!",
+        }
+    }
+
+    pub(crate) fn wants_human(lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "I want a human, please.",
+            Lang::Pt => "Quero falar com um atendente.",
+            Lang::Es => "Quiero hablar con un agente, por favor.",
+        }
+    }
+
+    /// Two questions the FAQ agent's sample table cannot answer.
+    pub(crate) fn unanswerable(lang: Lang) -> [&'static str; 2] {
+        match lang {
+            Lang::En => ["Can you paint my fence?", "Do you tune pianos?"],
+            Lang::Pt => ["Vocês consertam bicicletas?", "Vocês afinam pianos?"],
+            Lang::Es => ["¿Reparan bicicletas?", "¿Afinan pianos?"],
+        }
+    }
+
+    pub(crate) fn human_answer(lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "Let me answer that myself: I have sent the details to your email.",
+            Lang::Pt => "Eu mesmo respondo: enviei os detalhes para o seu email.",
+            Lang::Es => "Te respondo yo: te envié los detalles por correo.",
+        }
+    }
+
+    pub(crate) fn human_takes_over(lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "Hi, I am taking over from our assistant. Is there anything else?",
+            Lang::Pt => "Olá, eu assumo a partir daqui. Posso ajudar em algo mais?",
+            Lang::Es => "Hola, sigo yo desde aquí. ¿Algo más en lo que pueda ayudar?",
+        }
+    }
+
+    pub(crate) fn human_empathy(lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "I am sorry about this. I will sort it out for you personally.",
+            Lang::Pt => "Sinto muito por isso. Vou resolver pessoalmente.",
+            Lang::Es => "Lo siento mucho. Lo resolveré personalmente.",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::faq::{KnowledgeTable, Lookup};
+    use handover::{Concern, DefaultPolicy, Policy};
+
+    use super::*;
+
+    const LANGS: [Lang; 3] = [Lang::En, Lang::Pt, Lang::Es];
+
+    #[test]
+    fn every_simple_question_is_answered_and_raises_no_concern() {
+        let table = KnowledgeTable::sample();
+        let policy = DefaultPolicy::default();
+        let topics = FAQ_TOPICS.into_iter().chain((0..3).map(Topic::Price));
+        for topic in topics {
+            for lang in LANGS {
+                let question = topic.question(lang);
+                assert_eq!(policy.assess(&question), vec![], "{question:?}");
+                let found = table.lookup(&question);
+                match (topic, &found) {
+                    (Topic::Price(_), Lookup::Price { .. }) => {}
+                    (Topic::Price(_), _) => panic!("{question:?} gave {found:?}"),
+                    (
+                        _,
+                        Lookup::Entry {
+                            id, closes: false, ..
+                        },
+                    ) => {
+                        let expected = format!("{topic:?}").to_lowercase();
+                        assert_eq!(id, &expected, "{question:?}");
+                    }
+                    _ => panic!("{question:?} gave {found:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scripted_lines_mean_what_the_scripts_expect() {
+        let table = KnowledgeTable::sample();
+        let policy = DefaultPolicy::default();
+        for lang in LANGS {
+            assert!(matches!(
+                table.lookup(lines::thanks(lang)),
+                Lookup::Entry { closes: true, .. }
+            ));
+            assert_eq!(policy.assess(lines::thanks(lang)), vec![]);
+            for question in lines::unanswerable(lang) {
+                assert_eq!(table.lookup(question), Lookup::Miss, "{question:?}");
+                assert_eq!(policy.assess(question), vec![], "{question:?}");
+            }
+            assert_eq!(
+                policy.assess(lines::wants_human(lang)),
+                vec![Concern::HumanRequested]
+            );
+            assert_eq!(
+                policy.assess(Difficulty::Complaint.message(lang)),
+                vec![Concern::Complaint]
+            );
+            assert_eq!(
+                policy.assess(Difficulty::Negotiation.message(lang)),
+                vec![Concern::Negotiation]
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_scenarios() {
+        let a = draw_scenarios(7, 500, 5);
+        let b = draw_scenarios(7, 500, 5);
+        let c = draw_scenarios(8, 500, 5);
+        let key = |s: &[Scenario]| format!("{s:?}");
+        assert_eq!(key(&a), key(&b));
+        assert_ne!(key(&a), key(&c));
+        // Every script appears in a run of this size.
+        let has = |f: &dyn Fn(&Script) -> bool| a.iter().any(|s| f(&s.script));
+        assert!(has(&|s| matches!(
+            s,
+            Script::Difficult {
+                tries_handoff: true,
+                ..
+            }
+        )));
+        assert!(has(&|s| matches!(s, Script::Simple { handoff: false, .. })));
+        for ending in [
+            Ending::AiCloses,
+            Ending::Reclaimed,
+            Ending::CustomerCloses,
+            Ending::AsksForHuman,
+            Ending::AiGivesUp,
+        ] {
+            assert!(has(
+                &|s| matches!(s, Script::Simple { ending: e, .. } if *e == ending)
+            ));
+        }
+    }
+}
