@@ -19,8 +19,8 @@ use tracing::{debug, info, warn};
 
 use crate::anchor::{check_anchor, Anchor, AnchorPoint, ANCHOR_FILE};
 use crate::checked::{
-    check_tail, read_pointer_bytes, read_range, stream_version, ChainLinks, GlobalScan,
-    StoredRecord, StreamScan,
+    check_tail, read_on_by_key, read_pointer_bytes, read_range, stream_version, ChainLinks,
+    GlobalScan, StoredRecord, StreamScan,
 };
 use crate::engine::{
     contained, create_data_dir, lock, open_waiting, remove_unfinished_snapshots,
@@ -384,7 +384,7 @@ impl SledStore {
         }
         let log = &self.inner.engine().log;
         let first = range.from.max(1);
-        let (out, last_hash) = read_range(log, stream, range)?;
+        let (mut out, mut last_hash) = read_range(log, stream, range)?;
         if out.len() == range.max {
             return Ok(out);
         }
@@ -394,6 +394,29 @@ impl SledStore {
         // existed is checked against its last record.
         let marks = &self.inner.marks;
         let mark = stream_tip(log, marks, stream)?;
+        let last_seq = out.last().map_or(first - 1, |last| last.seq);
+        if last_seq < mark.version && last_seq < range.to {
+            // Records the scan did not reach but a lookup finds: read them on, checked.
+            let previous = match out.is_empty() {
+                true => (first == 1).then_some(RecordHash::ZERO),
+                false => last_hash,
+            };
+            let (more, hash) = read_on_by_key(
+                log,
+                stream,
+                last_seq,
+                mark.version.min(range.to),
+                previous,
+                range.max - out.len(),
+            )?;
+            if !more.is_empty() {
+                out.extend(more);
+                last_hash = hash;
+                if out.len() == range.max {
+                    return Ok(out);
+                }
+            }
+        }
         match out.last() {
             Some(last) => check_tail(log, marks, stream, mark, last.seq, last_hash, range.to)?,
             // Nothing at or after `first`: fine past the stream's end, not before it.

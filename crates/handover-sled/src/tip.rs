@@ -207,8 +207,8 @@ pub(crate) fn replay_marks(log: &sled::Tree) -> Result<(usize, Checkpoint), Stor
                 LogLocation::at_position(expected),
                 Damage::Gap,
                 format!(
-                    "the global index skips from position {expected} to {}: a chunk the \
-                     high-water marks are replayed from is missing",
+                    "the global index skips to position {} (position {expected} is missing): a \
+                     chunk the high-water marks are replayed from is missing",
                     chunk.first
                 ),
             ));
