@@ -190,11 +190,19 @@ fn read_checkpoint(log: &sled::Tree) -> Result<Option<Checkpoint>, StoreError> {
 /// together) while its checkpoint key survives; the chunks since the checkpoint before still
 /// name those streams' ends. The chunks read must follow each other without a gap: a chunk
 /// lost in the middle of the log would otherwise take the only record of its streams' ends
-/// with it. Returns how many marks it wrote and the checkpoint the log is at now.
-pub(crate) fn replay_marks(log: &sled::Tree) -> Result<(usize, Checkpoint), StoreError> {
+/// with it. With `past_gaps` (an audit's open, which reports gaps itself when it reads the
+/// index), a gap does not stop the replay, but then nothing is written: the tails go into
+/// `marks` for this session alone, so the damage stays as visible to the next open as it was.
+/// Returns how many marks it replayed and the checkpoint the log is at now.
+pub(crate) fn replay_marks(
+    log: &sled::Tree,
+    marks: &Marks,
+    past_gaps: bool,
+) -> Result<(usize, Checkpoint), StoreError> {
     let checkpoint = read_checkpoint(log)?;
     let from = checkpoint.map_or(1, |checkpoint| checkpoint.previous + 1);
     let mut expected = from;
+    let mut gap = false;
     let mut tails: HashMap<StreamId, Tip> = HashMap::new();
     for entry in log.range(chunk_key(from)..=chunk_key(u64::MAX)) {
         let (key, value) = entry.or_store()?;
@@ -202,7 +210,8 @@ pub(crate) fn replay_marks(log: &sled::Tree) -> Result<(usize, Checkpoint), Stor
             break;
         }
         let chunk = decode_chunk(&key, &value)?;
-        if chunk.first != expected {
+        gap |= chunk.first != expected;
+        if chunk.first != expected && !past_gaps {
             return Err(StoreError::corrupted(
                 LogLocation::at_position(expected),
                 Damage::Gap,
@@ -226,6 +235,11 @@ pub(crate) fn replay_marks(log: &sled::Tree) -> Result<(usize, Checkpoint), Stor
     };
     if tails.is_empty() && checkpoint == Some(now) {
         return Ok((0, now));
+    }
+    if gap {
+        let replayed = tails.len();
+        marks.publish(tails);
+        return Ok((replayed, checkpoint.unwrap_or_default()));
     }
     let mut batch = sled::Batch::default();
     let written = tails.len();
