@@ -162,7 +162,9 @@ impl SledStore {
             info!(path = %path.display(), migrated, "rewrote the global index into chunks");
         }
         // Before anything reads a mark: the tails of the chunks after the last checkpoint.
-        let (replayed, checkpoint) = replay_marks(&log)?;
+        let marks = Arc::new(Marks::default());
+        let (replayed, checkpoint) =
+            replay_marks(&log, &marks, !options.check_acknowledged_on_open)?;
         debug!(path = %path.display(), replayed, "high-water marks replayed from the index");
         let (head, last_recorded_at, head_point) = match log.scan_prefix([CHUNK_PREFIX]).next_back()
         {
@@ -228,7 +230,6 @@ impl SledStore {
         let anchor = Arc::new(Mutex::new(anchor));
         let (live, _) = broadcast::channel(SUBSCRIBERS_CAPACITY);
         let sync = DiskSync::new(db.clone(), &path, options.durability)?;
-        let marks = Arc::new(Marks::default());
         let journal = Journal::start(
             log.clone(),
             Start {
