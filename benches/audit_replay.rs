@@ -54,9 +54,8 @@ use handover_core::{
     HumanId, MessageText, Participant, Reason, Roster, Skill, SkillData, SkillName, SkillOutcome,
     Specialty, Status, StreamId,
 };
-use handover_store::{
-    decode_record, Durability, EventStore, ExpectedVersion, RecordedEvent, SledStore, StoreOptions,
-};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{decode_record, Durability, EventStore, ExpectedVersion, RecordedEvent};
 
 /// Events in the log.
 const LOG_EVENTS: u64 = 1_000_000;
@@ -597,9 +596,9 @@ fn ensure_log(dir: &Path) {
     let started = Instant::now();
     let store = SledStore::open(
         dir,
-        StoreOptions {
+        SledOptions {
             durability: Durability::Buffered,
-            ..StoreOptions::default()
+            ..SledOptions::default()
         },
     )
     .expect("the store opens");
@@ -802,9 +801,9 @@ fn audit_replay(c: &mut Criterion) {
         // longer fit, and every pass reads pages back from the file.
         let store = SledStore::open(
             &dir,
-            StoreOptions {
+            SledOptions {
                 in_use_wait: IN_USE_WAIT,
-                ..StoreOptions::default()
+                ..SledOptions::default()
             },
         )
         .expect("the store opens");

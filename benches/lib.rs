@@ -10,7 +10,8 @@ use handover::{
     Handover, MessageText, RecordedEvent,
 };
 use handover_core::StreamId;
-use handover_store::{SeqRange, SledStore, StoreOptions};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::SeqRange;
 
 /// The text of every message the append benchmarks write, through the facade or raw.
 pub const PAYLOAD_TEXT: &str = "How much is the Pro plan?";
@@ -53,9 +54,9 @@ pub fn customer_message() -> Event {
 /// assert_eq!(handover_store::EventStore::head(&store), 0);
 /// ```
 pub fn open_store(dir: &Path, durability: Durability) -> anyhow::Result<SledStore> {
-    let options = StoreOptions {
+    let options = SledOptions {
         durability,
-        ..StoreOptions::default()
+        ..SledOptions::default()
     };
     Ok(SledStore::open(dir, options)?)
 }
@@ -144,7 +145,7 @@ pub async fn write_conversation(dir: &Path, events: usize) -> anyhow::Result<Con
 /// Reads conversation `id`'s records straight from the store.
 ///
 /// ```no_run
-/// # fn example(store: &handover_store::SledStore, id: handover::ConversationId) -> anyhow::Result<()> {
+/// # fn example(store: &handover_sled::SledStore, id: handover::ConversationId) -> anyhow::Result<()> {
 /// let records = handover_benches::read_conversation(store, id)?;
 /// # Ok(())
 /// # }

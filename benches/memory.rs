@@ -26,7 +26,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use handover::{Channel, Config, CustomerId, Durability, Error, Handover, StreamId};
-use handover_store::{EventStore, ExpectedVersion, SledStore};
+use handover_sled::SledStore;
+use handover_store::{EventStore, ExpectedVersion};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]

@@ -10,7 +10,8 @@ use std::io::{self, Write};
 use handover_core::{
     AiAgentEvent, Author, ConversationEvent, ConversationId, Event, SkillOutcome, StreamId,
 };
-use handover_store::{Damage, LogLocation, RecordedEvent, SeqRange, SledStore, StoreError};
+use handover_sled::SledStore;
+use handover_store::{Damage, LogLocation, RecordedEvent, SeqRange, StoreError};
 use serde::Serialize;
 
 use crate::error::AuditError;

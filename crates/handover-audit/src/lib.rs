@@ -1,7 +1,7 @@
 //! Replay, projections, verification and export of a Handover event log, without starting
 //! actors.
 //!
-//! Everything here reads the log through [`handover_store::SledStore`] and folds it with the
+//! Everything here reads the log through [`handover_sled::SledStore`] and folds it with the
 //! same rules the runtime uses ([`handover_core::conversation::evolve`] and
 //! [`handover_core::Roster::evolve`]), so what the audit reports is what the runtime would
 //! rebuild:
@@ -43,7 +43,7 @@ mod verify;
 
 use std::path::Path;
 
-use handover_store::{SledStore, StoreOptions};
+use handover_sled::{SledOptions, SledStore};
 
 pub use error::AuditError;
 pub use export::{event_json, export, ExportFormat, ExportOptions, CLOUDEVENTS_TYPE_PREFIX};
@@ -82,7 +82,7 @@ pub fn check_data_dir(dir: &Path) -> Result<(), AuditError> {
 ///
 /// Fails with [`AuditError::DataDirMissing`] or [`AuditError::NotADataDir`] rather than
 /// creating one, with [`handover_store::StoreError::InUse`] (inside [`AuditError::Store`]) when
-/// another holder keeps the directory (see [`StoreOptions::in_use_wait`]), and with
+/// another holder keeps the directory (see [`SledOptions::in_use_wait`]), and with
 /// [`handover_store::StoreError::Corrupted`] when the log is shorter than what the store
 /// acknowledged, so that no report is ever made from a silently shorter log.
 pub fn open_data_dir(dir: &Path) -> Result<SledStore, AuditError> {
@@ -97,10 +97,10 @@ pub(crate) fn open_unchecked(dir: &Path) -> Result<SledStore, AuditError> {
     check_data_dir(dir)?;
     Ok(SledStore::open(
         dir,
-        StoreOptions {
+        SledOptions {
             cache_bytes: AUDIT_CACHE_BYTES,
             check_acknowledged_on_open: false,
-            ..StoreOptions::default()
+            ..SledOptions::default()
         },
     )?)
 }

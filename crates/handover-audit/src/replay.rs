@@ -9,7 +9,8 @@ use handover_core::{
     AgentName, AiAgentId, Author, Concern, ConversationEvent, ConversationId, EscalationCause,
     Event, HumanId, Roster, SkillOutcome, Status, StreamId,
 };
-use handover_store::{RecordedAt, RecordedEvent, SledStore};
+use handover_sled::SledStore;
+use handover_store::{RecordedAt, RecordedEvent};
 
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};

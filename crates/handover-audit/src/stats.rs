@@ -4,7 +4,8 @@
 use std::fmt;
 
 use handover_core::EscalationCause;
-use handover_store::{RecordedAt, SledStore};
+use handover_sled::SledStore;
+use handover_store::RecordedAt;
 use serde::Serialize;
 
 use crate::error::AuditError;

@@ -5,7 +5,8 @@
 use std::fmt;
 
 use handover_core::{ConversationEvent, ConversationId, EscalationCause, SkillOutcome, StreamId};
-use handover_store::{EventStore, RecordedAt, RecordedEvent, SeqRange, SledStore};
+use handover_sled::SledStore;
+use handover_store::{EventStore, RecordedAt, RecordedEvent, SeqRange};
 
 use crate::error::AuditError;
 use crate::fault::Fault;

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use handover_store::{SledStore, StoreError};
+use handover_sled::SledStore;
+use handover_store::StoreError;
 
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};

@@ -12,10 +12,17 @@
 //!
 //! The sweep runs `HANDOVER_SWEEP_CASES` cases (1,000 by default) from `HANDOVER_SWEEP_SEED`,
 //! two children at a time, each killed after `HANDOVER_SWEEP_TIMEOUT_SECS` (60 by default).
-//! sled's background threads lay the store's files out differently on every build, so every
-//! run meets a different layout; `HANDOVER_SWEEP_KEEP=1` keeps the store and the directories of
-//! the cases that were not contained, and `HANDOVER_SWEEP_BASE=<that directory>` runs the same
-//! seed on the same store again.
+//! The store it damages is the same, byte for byte, on every run: a checked-in fixture,
+//! `tests/fixtures/sweep` (its digest is pinned in [`FIXTURE_DIGEST`] and printed), so a seed
+//! names the same cases on the same bytes everywhere. Its logical content is reproducible
+//! (appends one at a time, recorded at a fixed time, see [`reproducible`]), but sled's file
+//! layout is not: when sled reuses a segment of its log and where it puts a page depend on
+//! when its background writes finish, so two builds of the same appends differ in `db`, in the
+//! snapshot and in the blob files' names. `HANDOVER_SWEEP_BUILD=1` sweeps a freshly built
+//! store instead (a layout of its own on every run); with `HANDOVER_SWEEP_KEEP=1` the sweep
+//! keeps that store and the directories of the cases that were not contained, and
+//! `HANDOVER_SWEEP_BASE=<that directory>` runs the same seed on it again (or, copied to
+//! `tests/fixtures/sweep` with the new digest pinned, makes it the fixture).
 //!
 //! ```sh
 //! cargo test -p handover-audit --test corruption_sweep -- --nocapture
@@ -33,9 +40,10 @@ use std::time::{Duration, Instant};
 
 use handover_audit::{verify_dir, AuditError, VerifyReport};
 use handover_core::*;
+use handover_sled::{SledOptions, SledStore};
 use handover_store::{
-    decode_record, encode_record, record_previous_hash, EventStore, ExpectedVersion, RecordedEvent,
-    SeqRange, SledStore, StoreError, StoreOptions,
+    decode_record, encode_record, record_previous_hash, Damage, Durability, EventStore,
+    ExpectedVersion, RecordHash, RecordedAt, RecordedEvent, SeqRange, StoreError,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -52,6 +60,10 @@ const TIMEOUT_ENV: &str = "HANDOVER_SWEEP_TIMEOUT_SECS";
 const KEEP_ENV: &str = "HANDOVER_SWEEP_KEEP";
 /// A directory kept by an earlier run, whose `base` store and `expected` events to reuse.
 const BASE_ENV: &str = "HANDOVER_SWEEP_BASE";
+/// `1`: sweep a freshly built store instead of the fixture.
+const BUILD_ENV: &str = "HANDOVER_SWEEP_BUILD";
+/// The digest (see [`digest`]) of the fixture's `base` store.
+const FIXTURE_DIGEST: &str = "9a5b360a36baaf54823cee309df86631861cc604449e70be19031a5c93bb8e82";
 
 const DEFAULT_CASES: usize = 1000;
 const DEFAULT_SEED: u64 = 20_260_401;
@@ -266,11 +278,28 @@ fn conversation_script(n: u128, roster: &Roster, rng: &mut ChaCha8Rng, big_every
     (StreamId::Conversation(id), appends)
 }
 
+/// When every event of the sweep's stores is recorded: 2026-04-01T00:00:00Z, in microseconds.
+const RECORDED_AT: RecordedAt = RecordedAt(1_775_001_600_000_000);
+
+/// How the sweep's stores are written: so that the same appends give the same bytes. Appends
+/// are acknowledged once applied (`Buffered`), sled never flushes on its own (it writes its
+/// buffers when they fill, and everything when the store closes), and every event is recorded
+/// at [`RECORDED_AT`].
+fn reproducible() -> SledOptions {
+    SledOptions {
+        durability: Durability::Buffered,
+        flush_every_ms: 0,
+        fixed_time: Some(RECORDED_AT),
+        ..SledOptions::default()
+    }
+}
+
 /// Writes a store of `conversations` conversations into `dir` in two sessions: the AI agents
 /// and the first half of every conversation's appends, then the rest. sled writes a snapshot
 /// when it opens a log that grew, so the directory holds what a reopened store holds: a
-/// snapshot covering the first session, and a log that goes on past it. Returns every
-/// acknowledged record in position order.
+/// snapshot covering the first session, and a log that goes on past it. The same
+/// `conversations` give the same bytes (see [`reproducible`]). Returns every acknowledged
+/// record in position order.
 fn build_store(dir: &Path, conversations: u128) -> Vec<RecordedEvent> {
     let mut rng = ChaCha8Rng::seed_from_u64(0x0b5e_55ed);
     let (agents, roster) = agent_scripts();
@@ -286,49 +315,64 @@ fn build_store(dir: &Path, conversations: u128) -> Vec<RecordedEvent> {
         .unwrap();
     let mut acknowledged = Vec::new();
     for (agents, scripts) in [(agents, scripts), (Vec::new(), last)] {
-        let store = SledStore::open(dir, StoreOptions::default()).expect("the store opens");
+        let store = SledStore::open(dir, reproducible()).expect("the store opens");
         // The agents first: a handoff names an agent registered and active before it.
-        acknowledged.extend(append_concurrently(&runtime, &store, agents));
-        acknowledged.extend(append_concurrently(&runtime, &store, scripts));
+        acknowledged.extend(append_in_turn(&runtime, &store, agents));
+        acknowledged.extend(append_in_turn(&runtime, &store, scripts));
         drop(store);
     }
     acknowledged.sort_by_key(|r| r.position);
     acknowledged
 }
 
-/// Appends every script concurrently with the others (so the journal groups appends), each
-/// append awaited before its stream's next. sled's background threads make the files' layout
-/// differ from one build to the next, so the sweep meets a different layout on every run.
-fn append_concurrently(
+/// Appends every script's appends in turns (the first append of every script, then the second
+/// of every script that has one, and so on), one at a time, so the streams interleave in the
+/// log and every append is a group of its own: the same scripts give the same log.
+fn append_in_turn(
     runtime: &tokio::runtime::Runtime,
     store: &SledStore,
     scripts: Vec<Script>,
 ) -> Vec<RecordedEvent> {
     runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (stream, appends) in scripts {
-            let store = store.clone();
-            tasks.spawn(async move {
-                let mut recorded = Vec::new();
-                let mut version = store.version(&stream).expect("the version");
-                for events in appends {
-                    let appended = store
-                        .append(&stream, ExpectedVersion::Exact(version), events)
-                        .await
-                        .expect("no store error")
-                        .expect("no conflict");
-                    version += appended.len() as u64;
-                    recorded.extend(appended.iter().map(|r| RecordedEvent::clone(r)));
-                }
-                recorded
-            });
+        let mut recorded = Vec::new();
+        let mut versions: Vec<u64> = scripts
+            .iter()
+            .map(|(stream, _)| store.version(stream).expect("the version"))
+            .collect();
+        let turns = scripts
+            .iter()
+            .map(|(_, appends)| appends.len())
+            .max()
+            .unwrap_or(0);
+        for turn in 0..turns {
+            for ((stream, appends), version) in scripts.iter().zip(&mut versions) {
+                let Some(events) = appends.get(turn) else {
+                    continue;
+                };
+                let appended = store
+                    .append(stream, ExpectedVersion::Exact(*version), events.clone())
+                    .await
+                    .expect("no store error")
+                    .expect("no conflict");
+                *version += appended.len() as u64;
+                recorded.extend(appended.iter().map(|r| RecordedEvent::clone(r)));
+            }
         }
-        let mut all = Vec::new();
-        while let Some(recorded) = tasks.join_next().await {
-            all.extend(recorded.expect("the appender finished"));
-        }
-        all
+        recorded
     })
+}
+
+/// A digest of every file under `dir` (its path, length and bytes, in name order): the same
+/// store built twice has the same digest.
+fn digest(dir: &Path) -> String {
+    let mut all = Vec::new();
+    for (path, len) in files(dir) {
+        all.extend_from_slice(path.to_string_lossy().as_bytes());
+        all.push(0);
+        all.extend_from_slice(&len.to_be_bytes());
+        all.extend_from_slice(&fs::read(dir.join(&path)).unwrap());
+    }
+    RecordHash::of(&all).to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -447,7 +491,7 @@ fn read_everything(dir: &Path, expected: &[String]) -> String {
         .build()
         .unwrap();
     let mut reads: Vec<(String, Read)> = Vec::new();
-    match SledStore::open(dir, StoreOptions::default()) {
+    match SledStore::open(dir, SledOptions::default()) {
         Err(error) => reads.push(("open".to_owned(), Read::Error(store_error(&error)))),
         Ok(store) => {
             let global = runtime.block_on(store.read_all(1, usize::MAX));
@@ -712,6 +756,20 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Damage to the fixture that was once read back shorter without an error, each a typed error
+/// now.
+fn regressions() -> [(&'static str, &'static str, Mutation); 1] {
+    [(
+        // Seed 20260401, case 829: read_all returned 2,382 of 2,816 events. The zeroed page
+        // held the newest version of a node of sled's tree, and sled's forward iteration over
+        // the global index then ended early without an error; the index now has to reach the
+        // head the store knows.
+        "index_ends_early",
+        "db",
+        Mutation::ZeroPage(3_133_440),
+    )]
+}
+
 /// Every regular file under `dir` with its size, relative to it, in name order.
 fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
     let mut found = Vec::new();
@@ -859,11 +917,24 @@ fn file_level_damage_is_a_typed_error_or_the_whole_log() {
     let keep = std::env::var(KEEP_ENV).is_ok_and(|v| v == "1");
     let started = Instant::now();
     let scratch = tempfile::tempdir().unwrap();
-    // A store kept by an earlier run (`HANDOVER_SWEEP_KEEP=1`), or a new one.
-    let from = std::env::var(BASE_ENV).map_or_else(|_| scratch.path().to_path_buf(), PathBuf::from);
+    // A store kept by an earlier run (`HANDOVER_SWEEP_KEEP=1`), a new one, or the fixture.
+    let build = std::env::var(BUILD_ENV).is_ok_and(|v| v == "1");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sweep");
+    let from = match std::env::var(BASE_ENV) {
+        Ok(kept) => PathBuf::from(kept),
+        Err(_) if build => scratch.path().to_path_buf(),
+        Err(_) => fixture.clone(),
+    };
     let base = from.join("base");
     let expected = from.join("expected");
-    if std::env::var(BASE_ENV).is_err() {
+    if from == fixture {
+        assert_eq!(
+            digest(&base),
+            FIXTURE_DIGEST,
+            "the fixture store changed; pin its new digest"
+        );
+    }
+    if std::env::var(BASE_ENV).is_err() && build {
         // A child builds the store, so every sled thread that wrote it is gone before it is
         // copied.
         let (class, detail, _) = run_child("build", &base, &expected, scratch.path());
@@ -880,7 +951,8 @@ fn file_level_damage_is_a_typed_error_or_the_whole_log() {
     let acknowledged = fs::read_to_string(&expected).unwrap().lines().count();
     let targets = files(&base);
     println!(
-        "sweep: seed {seed} ({SEED_ENV}), {cases} cases ({CASES_ENV}), {WORKERS} children at a time; store: {SWEEP_CONVERSATIONS} conversations, {acknowledged} acknowledged events, files {:?}; built in {:.1} s",
+        "sweep: seed {seed} ({SEED_ENV}), {cases} cases ({CASES_ENV}), {WORKERS} children at a time; store: {SWEEP_CONVERSATIONS} conversations, {acknowledged} acknowledged events, digest {}, files {:?}; built in {:.1} s",
+        digest(&base),
         targets
             .iter()
             .map(|(p, len)| format!("{} {len} B", p.display()))
@@ -893,6 +965,22 @@ fn file_level_damage_is_a_typed_error_or_the_whole_log() {
     copy_dir(&base, &control.join("data"));
     let (class, detail, _) = run_child("read", &control.join("data"), &expected, &control);
     assert_eq!(class, Class::Intact, "the undamaged copy: {detail}");
+
+    // Named cases that once were not contained, on the store they were found on.
+    if from == fixture {
+        for (name, file, mutation) in regressions() {
+            let case_dir = scratch.path().join(name);
+            let data = case_dir.join("data");
+            copy_dir(&base, &data);
+            mutation.apply(&data.join(file));
+            let (class, detail, _) = run_child("read", &data, &expected, &case_dir);
+            println!(
+                "  {name} ({file}, {mutation:?}): {} | {detail}",
+                class.name()
+            );
+            assert_eq!(class, Class::Typed, "{name}: {detail}");
+        }
+    }
 
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(cases));
@@ -993,9 +1081,10 @@ fn file_level_damage_is_a_typed_error_or_the_whole_log() {
     }
     if keep {
         println!(
-            "  the store and the directories of cases not contained are kept under {0}; \
-             {BASE_ENV}={0} {SEED_ENV}={seed} runs the same cases on the same store",
-            kept.display()
+            "  the directories of cases not contained are kept under {}; \
+             {BASE_ENV}={} {SEED_ENV}={seed} runs the same cases on the same store",
+            kept.display(),
+            from.display()
         );
         std::mem::forget(scratch);
     }
@@ -1136,7 +1225,7 @@ fn assert_reported(closed: &Closed, what: &str, stream_read: Place, global: Plac
             ));
         }
     };
-    match SledStore::open(&closed.path, StoreOptions::default()) {
+    match SledStore::open(&closed.path, SledOptions::default()) {
         Err(error) => {
             check(
                 "open (for the stream read)",
@@ -1368,7 +1457,7 @@ fn a_record_moved_to_the_end_of_another_stream_is_reported() {
         Place::at(&s, &[2]),
         Place::at(&s, &[2]),
     );
-    let store = SledStore::open(&closed.path, StoreOptions::default());
+    let store = SledStore::open(&closed.path, SledOptions::default());
     let read = store.and_then(|store| store.read_stream_sync(&t, SeqRange::ALL));
     println!(
         "  read_stream of the conversation it joined: {:?}",
@@ -1381,5 +1470,122 @@ fn a_record_moved_to_the_end_of_another_stream_is_reported() {
             "{at}"
         ),
         other => panic!("expected Corrupted at {t} seq {t_next}, got {other:?}"),
+    }
+}
+
+/// The regression case of the hole the sweep once found (`db zero the page at 2080768`: a
+/// stream read back with 9 of its 13 events and no error). One page of sled's log held a
+/// whole batch, the stream's last records and, in the same batch, its high-water mark; sled
+/// lost that batch and kept the ones after it, so the stream ended where its (older) mark
+/// said. Now a stream's end is written in the batch's index chunk, and the marks are
+/// checkpointed from there by later batches or replayed at open: losing one batch in the
+/// middle of the log, records and index chunk alike, is an error, never a shorter stream,
+/// whether the batch came before the last checkpoint (the first session's) or after it (the
+/// last).
+#[test]
+fn a_batch_lost_in_the_middle_of_the_log_is_an_error_not_a_shorter_stream() {
+    if std::env::var(MODE_ENV).is_ok() {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for which in ["a stream's middle append", "a stream's last append"] {
+        let closed = Closed::build();
+        // Every append of the build is a group, a batch and an index chunk of its own.
+        let mut lost = None;
+        closed.damage(|log| {
+            let chunks: Vec<u64> = log
+                .scan_prefix([b'G'])
+                .keys()
+                .map(|key| u64::from_be_bytes(key.unwrap()[1..9].try_into().unwrap()))
+                .collect();
+            let last_seq = |stream: &StreamId| closed.stream(stream).last().map(|r| r.seq);
+            // The batch (never the log's last, which the anchor names) of a middle or a last
+            // append of a conversation.
+            let at = (chunks.len() / 4..chunks.len() - 1)
+                .find(|&at| {
+                    let record = closed.records.iter().find(|r| r.position == chunks[at]);
+                    let end = closed
+                        .records
+                        .iter()
+                        .find(|r| r.position == chunks[at + 1] - 1);
+                    match (record, end) {
+                        (Some(record), Some(end)) if record.stream == end.stream => {
+                            let is_last = last_seq(&end.stream) == Some(end.seq);
+                            matches!(record.stream, StreamId::Conversation(_))
+                                && is_last == (which == "a stream's last append")
+                        }
+                        _ => false,
+                    }
+                })
+                .expect("a batch of one conversation's append");
+            let (first, end) = (chunks[at], chunks[at + 1]);
+            let records: Vec<&RecordedEvent> = closed
+                .records
+                .iter()
+                .filter(|r| (first..end).contains(&r.position))
+                .collect();
+            let mut chunk = vec![b'G'];
+            chunk.extend_from_slice(&first.to_be_bytes());
+            log.remove(chunk).unwrap().expect("the chunk");
+            for record in &records {
+                let mut key = vec![b's'];
+                key.extend_from_slice(&record_stream_key(&record.stream));
+                key.extend_from_slice(&record.seq.to_be_bytes());
+                log.remove(key).unwrap().expect("the record");
+            }
+            let (stream, seq) = (records[0].stream.clone(), records[0].seq);
+            let last = records
+                .iter()
+                .filter(|r| r.stream == stream)
+                .map(|r| r.seq)
+                .max();
+            lost = Some((first, stream, seq, last.unwrap_or(seq)));
+        });
+        let (first, stream, seq, last) = lost.unwrap();
+        let what = format!("the batch of {which} lost (position {first}, {stream} from seq {seq})");
+        match SledStore::open(&closed.path, SledOptions::default()) {
+            Err(StoreError::Corrupted { at, damage, .. }) => {
+                assert_eq!((damage, at.position), (Damage::Gap, Some(first)), "{what}");
+                println!("{what}: open: Corrupted{{{damage:?}}} at {at}");
+            }
+            Err(other) => panic!("{what}: open: {other}"),
+            Ok(store) => {
+                match runtime.block_on(store.read_stream(&stream, SeqRange::ALL)) {
+                    Err(StoreError::Corrupted { at, damage, .. }) => {
+                        // At the first lost seq, or at the record after the lost ones (a gap).
+                        assert_eq!(at.stream.as_ref(), Some(&stream), "{what}");
+                        assert!(
+                            at.seq.is_some_and(|at| (seq..=last + 1).contains(&at)),
+                            "{what}: at {at}"
+                        );
+                        println!("{what}: read_stream: Corrupted{{{damage:?}}} at {at}");
+                    }
+                    other => panic!("{what}: read_stream: expected Corrupted, got {other:?}"),
+                }
+                match runtime.block_on(store.read_all(1, usize::MAX)) {
+                    Err(StoreError::Corrupted { at, damage, .. }) => {
+                        assert_eq!((damage, at.position), (Damage::Gap, Some(first)), "{what}");
+                    }
+                    other => panic!("{what}: read_all: expected a gap, got {other:?}"),
+                }
+            }
+        }
+        assert!(
+            matches!(
+                verify_dir(&closed.path),
+                Ok(VerifyReport::Faulty(_)) | Err(_)
+            ),
+            "{what}: verify_dir"
+        );
+    }
+}
+
+/// The stream key of a record's key: `c` + 16 UUID bytes, or `a` + the agent id + 0x00.
+fn record_stream_key(stream: &StreamId) -> Vec<u8> {
+    match stream {
+        StreamId::Conversation(id) => [&[b'c'][..], id.as_bytes()].concat(),
+        StreamId::AiAgent(id) => [&[b'a'][..], id.as_str().as_bytes(), &[0][..]].concat(),
     }
 }

@@ -27,7 +27,7 @@ fn with_raw_log(dir: &Path, change: impl FnOnce(&sled::Tree)) {
 
 fn open_raw(dir: &Path) -> sled::Db {
     // A store dropped a moment ago may still hold the lock; wait as `SledStore::open` does.
-    handover_store::SledStore::open_raw(dir, std::time::Duration::from_secs(5))
+    handover_sled::SledStore::open_raw(dir, std::time::Duration::from_secs(5))
         .expect("sled opens the directory")
 }
 

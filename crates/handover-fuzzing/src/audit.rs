@@ -33,9 +33,9 @@ use std::time::Duration;
 
 use handover_audit::{ExportFormat, ExportOptions, Replay, VerifyReport};
 use handover_core::StreamId;
+use handover_sled::{SledOptions, SledStore};
 use handover_store::{
     decode_record, encode_record, record_previous_hash, EventStore, ExpectedVersion, RecordHash,
-    SledStore, StoreOptions,
 };
 
 use crate::commands::{recorded_history, Script};
@@ -121,7 +121,7 @@ fn base_log() -> &'static BaseLog {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
-        let store = SledStore::open(dir.path(), StoreOptions::default()).expect("a new store");
+        let store = SledStore::open(dir.path(), SledOptions::default()).expect("a new store");
         let mut versions = std::collections::HashMap::<StreamId, u64>::new();
         let mut events = 0;
         for (stream, batch) in recorded_history(&base_script().0) {

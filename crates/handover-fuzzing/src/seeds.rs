@@ -10,7 +10,7 @@ use handover_store::{encode_record, RecordHash, RecordedAt, RecordedEvent};
 use crate::commands::{recorded_history, Script};
 
 /// The released format-1 fixture of the store: real records of every event type.
-const FIXTURE_V1: &[u8] = include_bytes!("../../handover-store/tests/fixtures/records-v1.bin");
+const FIXTURE_V1: &[u8] = include_bytes!("../../handover-sled/tests/fixtures/records-v1.bin");
 const FIXTURE_HEADER_BYTES: usize = 20;
 
 /// Every seed, as (target, name, input).

@@ -113,7 +113,7 @@ pub enum StoreError {
     /// The operating system failed; the outcome of a write in progress is unknown.
     #[error("storage I/O failed: {0}")]
     Io(Arc<std::io::Error>),
-    /// sled reported an error of its own.
+    /// The storage engine reported an error of its own.
     #[error("storage engine failed: {0}")]
     Engine(String),
     /// The log holds damage: a record that fails its checks, or is out of its place.
@@ -172,26 +172,5 @@ impl StoreError {
 impl From<std::io::Error> for StoreError {
     fn from(error: std::io::Error) -> Self {
         StoreError::Io(Arc::new(error))
-    }
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(error: sled::Error) -> Self {
-        match error {
-            sled::Error::Io(io) => io.into(),
-            sled::Error::Corruption { at, .. } => StoreError::corrupted(
-                LogLocation::default(),
-                Damage::Engine,
-                match at {
-                    Some(at) => format!("sled found a damaged page in its log file `db` ({at:?})"),
-                    // sled gives no place when its settings file fails its checksum or a
-                    // snapshot does not parse: say which files, not "offset None".
-                    None => "sled found its files damaged (the settings file `conf`, a snapshot \
-                             or the log file `db` failed a checksum) and cannot open them"
-                        .to_owned(),
-                },
-            ),
-            other => StoreError::Engine(other.to_string()),
-        }
     }
 }

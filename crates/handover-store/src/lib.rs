@@ -1,5 +1,6 @@
-//! The append-only event log of Handover: the [`EventStore`] trait every backend implements,
-//! and [`SledStore`], its implementation over sled.
+//! The append-only event log of Handover, independent of any storage engine: the
+//! [`EventStore`] trait every backend implements, the record format they store, and the types
+//! of their answers and errors. The sled backend is the crate `handover-sled`.
 //!
 //! A store holds streams (one per conversation, one per AI agent). Each stream is a sequence of
 //! events numbered from 1 (`seq`); every event also has a global `position`, strictly
@@ -9,28 +10,28 @@
 //! rule of the domain; it enforces only what a log must: expected versions on append,
 //! contiguity, checksums.
 
-mod anchor;
+mod durability;
 mod error;
-mod index;
-mod journal;
 mod record;
-mod sled_store;
+mod stats;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use durability::Durability;
 pub use error::{Conflict, Damage, LogLocation, StoreError};
 use handover_core::{CommandId, Event, StreamId};
-pub use journal::StoreStats;
 pub use record::{
-    decode_record, encode_record, record_previous_hash, RecordHash, RecordedAt, RecordedEvent,
-    RECORD_BYTES_MAX, RECORD_FORMAT_VERSION,
+    decode_record, decode_record_at, encode_event, encode_record, encode_record_with_event,
+    record_previous_hash, EncodedEvent, RecordHash, RecordedAt, RecordedEvent, RECORD_BYTES_MAX,
+    RECORD_FORMAT_VERSION,
 };
-pub use sled_store::{Durability, SledStore, StoreOptions, StoredRecord};
+pub use stats::StoreStats;
 use tokio::sync::broadcast;
 
 /// What the appender believes the stream's version (its last `seq`, 0 when empty) to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExpectedVersion {
     /// The stream must not exist yet.
     NoStream,
@@ -48,6 +49,25 @@ impl ExpectedVersion {
             ExpectedVersion::NoStream => actual == 0,
             ExpectedVersion::Exact(v) => v == actual,
             ExpectedVersion::Any => true,
+        }
+    }
+
+    /// The conflict to report when a stream at `actual` does not satisfy this expectation:
+    /// its expected version is the one named, 0 for "no stream yet".
+    ///
+    /// ```
+    /// use handover_store::ExpectedVersion;
+    ///
+    /// assert_eq!(ExpectedVersion::Exact(3).conflict(4).expected, 3);
+    /// assert_eq!(ExpectedVersion::NoStream.conflict(4).expected, 0);
+    /// ```
+    pub fn conflict(self, actual: u64) -> Conflict {
+        Conflict {
+            expected: match self {
+                ExpectedVersion::Exact(v) => v,
+                ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+            },
+            actual,
         }
     }
 }

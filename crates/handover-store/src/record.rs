@@ -55,7 +55,8 @@ impl RecordHash {
         &self.0
     }
 
-    pub(crate) fn from_slice(bytes: &[u8]) -> Option<RecordHash> {
+    /// The hash held in `bytes`, if they are exactly [`RecordHash::LEN`] long.
+    pub fn from_slice(bytes: &[u8]) -> Option<RecordHash> {
         Some(RecordHash(bytes.try_into().ok()?))
     }
 }
@@ -119,12 +120,17 @@ pub struct RecordedEvent {
 
 /// Encodes a record: `[2][crc32 u32 BE][previous hash][bincode body]`, the CRC over
 /// everything after it.
-pub(crate) fn encode(record: &RecordedEvent, previous: &RecordHash) -> Result<Vec<u8>, StoreError> {
+fn encode(record: &RecordedEvent, previous: &RecordHash) -> Result<Vec<u8>, StoreError> {
     let mut bytes = Vec::with_capacity(HEADER_BYTES + 96);
     bytes.extend_from_slice(&[RECORD_FORMAT_VERSION, 0, 0, 0, 0]);
     bytes.extend_from_slice(previous.as_bytes());
     bincode::serde::encode_into_std_write(record, &mut bytes, config())
         .map_err(|e| StoreError::Engine(format!("cannot encode record: {e}")))?;
+    seal(bytes)
+}
+
+/// Checks the size of an encoded record and writes its checksum into the header.
+fn seal(mut bytes: Vec<u8>) -> Result<Vec<u8>, StoreError> {
     if bytes.len() - HEADER_BYTES > RECORD_BYTES_MAX {
         return Err(StoreError::RecordTooLarge {
             len: bytes.len(),
@@ -134,6 +140,87 @@ pub(crate) fn encode(record: &RecordedEvent, previous: &RecordHash) -> Result<Ve
     let crc = checksum(bytes[0], &bytes[HEADER_BYTES_V1..]);
     bytes[1..HEADER_BYTES_V1].copy_from_slice(&crc.to_be_bytes());
     Ok(bytes)
+}
+
+/// An event encoded on its own, ready to be spliced into a record by
+/// [`encode_record_with_event`]: a backend encodes events on the appender's thread and leaves
+/// only the record's small header fields, checksum and hash to its single writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedEvent {
+    event: Event,
+    bytes: Vec<u8>,
+}
+
+impl EncodedEvent {
+    /// The event.
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// Its bincode encoding, as it appears at the end of a record's body.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The event, for the record that holds it.
+    pub fn into_event(self) -> Event {
+        self.event
+    }
+}
+
+/// Encodes `event` as the last field of a record's body, checking the size limit.
+pub fn encode_event(event: Event) -> Result<EncodedEvent, StoreError> {
+    let bytes = bincode::serde::encode_to_vec(&event, config())
+        .map_err(|e| StoreError::Engine(format!("cannot encode event: {e}")))?;
+    if bytes.len() > RECORD_BYTES_MAX {
+        return Err(StoreError::RecordTooLarge {
+            len: bytes.len(),
+            max: RECORD_BYTES_MAX,
+        });
+    }
+    Ok(EncodedEvent { event, bytes })
+}
+
+/// Encodes the record of `event` at `position`, `stream` and `seq`, exactly as
+/// [`encode_record`] encodes the same [`RecordedEvent`], without encoding the event again:
+/// bincode's serde encoding of a struct is the concatenation of its fields' encodings in
+/// order (position, stream, seq, recorded_at, event), so the event's bytes are spliced after
+/// the header fields.
+///
+/// ```
+/// use handover_core::{AiAgentEvent, AiAgentId, Event, StreamId};
+/// use handover_store::{encode_event, encode_record, encode_record_with_event, RecordHash};
+/// use handover_store::{RecordedAt, RecordedEvent};
+///
+/// let agent_id = AiAgentId::new("faq-bot").unwrap();
+/// let stream = StreamId::AiAgent(agent_id.clone());
+/// let event = Event::AiAgent(AiAgentEvent::Activated { agent_id });
+/// let encoded = encode_event(event.clone()).unwrap();
+/// let spliced =
+///     encode_record_with_event(7, &stream, 2, RecordedAt(5), &encoded, &RecordHash::ZERO)
+///         .unwrap();
+/// let record = RecordedEvent { position: 7, stream, seq: 2, recorded_at: RecordedAt(5), event };
+/// assert_eq!(spliced, encode_record(&record, &RecordHash::ZERO).unwrap());
+/// ```
+pub fn encode_record_with_event(
+    position: u64,
+    stream: &StreamId,
+    seq: u64,
+    recorded_at: RecordedAt,
+    event: &EncodedEvent,
+    previous: &RecordHash,
+) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = Vec::with_capacity(HEADER_BYTES + 48 + event.bytes.len());
+    bytes.extend_from_slice(&[RECORD_FORMAT_VERSION, 0, 0, 0, 0]);
+    bytes.extend_from_slice(previous.as_bytes());
+    bincode::serde::encode_into_std_write(
+        (position, stream, seq, recorded_at),
+        &mut bytes,
+        config(),
+    )
+    .map_err(|e| StoreError::Engine(format!("cannot encode record: {e}")))?;
+    bytes.extend_from_slice(&event.bytes);
+    seal(bytes)
 }
 
 fn checksum(version: u8, body: &[u8]) -> u32 {
@@ -178,11 +265,12 @@ pub fn record_previous_hash(bytes: &[u8]) -> Option<RecordHash> {
 /// Decodes and checks a record's bytes: format version, checksum, size limit, and a body that
 /// decodes completely. Damage is [`StoreError::Corrupted`], never a panic.
 pub fn decode_record(bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
-    decode(bytes, LogLocation::default)
+    decode_record_at(bytes, LogLocation::default)
 }
 
-/// Decodes and checks a record read from `location` (used in error messages).
-pub(crate) fn decode(
+/// Decodes and checks a record read from `location`, which names the place in error messages;
+/// otherwise as [`decode_record`].
+pub fn decode_record_at(
     bytes: &[u8],
     location: impl Fn() -> LogLocation,
 ) -> Result<RecordedEvent, StoreError> {

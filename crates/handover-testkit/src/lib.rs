@@ -40,12 +40,14 @@ use handover_store::EventStore;
 
 pub mod concurrency;
 pub mod fencing;
+mod forwarding;
 pub mod idempotence;
 pub mod replay;
 mod sled;
 pub mod subscribe;
 mod values;
 
+pub use forwarding::{AppendOutcome, ForwardingStore, StoreHooks};
 pub use sled::SledFactory;
 
 /// The backend under test: where a log lives, and how to open a store on it.

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use handover_store::{Durability, EventStore, SledStore, StoreOptions};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{Durability, EventStore};
 
 use crate::StoreFactory;
 
@@ -32,12 +33,12 @@ impl StoreFactory for SledFactory {
     }
 
     async fn open(&self, place: &tempfile::TempDir) -> Arc<dyn EventStore> {
-        let options = StoreOptions {
+        let options = SledOptions {
             durability: self.durability,
             // sled releases a directory's lock from a background thread a moment after the
             // previous store is dropped; a restart waits for it rather than failing.
             in_use_wait: Duration::from_secs(30),
-            ..StoreOptions::default()
+            ..SledOptions::default()
         };
         match SledStore::open(place.path(), options) {
             Ok(store) => Arc::new(store),

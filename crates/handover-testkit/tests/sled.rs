@@ -1,4 +1,4 @@
-//! The journal test kit against [`handover_store::SledStore`], once per durability that
+//! The journal test kit against [`handover_sled::SledStore`], once per durability that
 //! acknowledges differently: `Durable` (a sync per group) and `Buffered` (no sync).
 //!
 //! `cargo test -p handover-testkit -- --nocapture` prints each property's figures;

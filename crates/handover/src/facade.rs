@@ -15,6 +15,7 @@ use handover_core::{
     ConversationCommand, ConversationId, CustomerId, HumanId, MessageText, Participant, Reason,
     Rejection, Specialty, StreamId,
 };
+use handover_sled::SledStore;
 use handover_store::{EventStore, RecordedEvent, SeqRange, StoreStats};
 use tokio::sync::oneshot;
 use tracing::info;
@@ -38,7 +39,6 @@ use crate::startup::{ai_runtime, Actors, Projection};
 use crate::sync::lock;
 use crate::view::{ConversationView, Receipt};
 use crate::watch::Watch;
-use crate::SledStore;
 
 /// A running Handover: clone it freely (it is `Send + Sync`) and call it from any async code,
 /// e.g. an axum or actix-web handler. Dropping the last clone stops the runtime;

@@ -103,11 +103,11 @@ pub use handover_core::{
     Policy, Reason, Rejection, Skill, SkillData, SkillName, SkillOutcome, Specialty, Status,
     StreamId, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
 };
+pub use handover_sled::{SledOptions, SledStore};
 pub use handover_store::{
     Appended, Conflict, Durability, EventStore, ExpectedVersion, RecordedAt, RecordedEvent,
     SeqRange, StoreError, StoreStats,
 };
-pub use handover_store::{SledStore, StoreOptions as SledOptions};
 pub use metrics::AckLatency;
 pub use view::{ConversationView, Receipt};
 pub use watch::Watch;

@@ -36,28 +36,30 @@ use handover::{
     MessageText, Rejection, Skill, Specialty, StreamId, MESSAGE_BYTES_MAX,
 };
 use handover_core::{AiAgentCommand, InvalidInput, IDENTIFIER_BYTES_MAX, SKILL_DATA_BYTES_MAX};
-use handover_store::{
-    Appended, Conflict, EventStore, ExpectedVersion, RecordedEvent, SeqRange, SledStore,
-    StoreError, StoreOptions, StoreStats,
-};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{Appended, EventStore, ExpectedVersion, RecordedEvent, SeqRange, StoreError};
+use handover_testkit::{AppendOutcome, ForwardingStore, StoreHooks};
 use matrix_table::{Expect, State, AGENT_ROWS, AGENT_STATES, CALLERS};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 // ---------------------------------------------------------------------------------------------
 // A store that counts what the runtime asks of it.
 // ---------------------------------------------------------------------------------------------
 
-/// The sled store, counting per stream the appends asked for (with events), the lookups of a
+/// The sled store, behind hooks counting per stream the appends asked for (with events), the lookups of a
 /// command's outcome, and the whole-stream reads (a conversation actor reads its stream whole
 /// exactly when it is built or rebuilt).
-struct CountingStore {
-    inner: SledStore,
+/// The sled store behind [`Counting`] hooks.
+type CountingStore = ForwardingStore<Counting>;
+
+#[derive(Default)]
+struct Counting {
     appends: Mutex<HashMap<StreamId, usize>>,
     lookups: Mutex<HashMap<StreamId, usize>>,
     whole_reads: Mutex<HashMap<StreamId, usize>>,
 }
 
-impl CountingStore {
+impl Counting {
     fn appends(&self, stream: &StreamId) -> usize {
         self.appends
             .lock()
@@ -91,44 +93,46 @@ impl CountingStore {
 }
 
 #[async_trait]
-impl EventStore for CountingStore {
+impl StoreHooks for Counting {
     async fn append(
         &self,
+        inner: &dyn EventStore,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: Vec<Event>,
-    ) -> Result<Result<Appended, Conflict>, StoreError> {
+    ) -> AppendOutcome {
         Self::count(&self.appends, stream);
-        self.inner.append(stream, expected, events).await
+        inner.append(stream, expected, events).await
     }
 
     async fn append_once(
         &self,
+        inner: &dyn EventStore,
         stream: &StreamId,
         expected: ExpectedVersion,
         command: CommandId,
         events: Vec<Event>,
-    ) -> Result<Result<Appended, Conflict>, StoreError> {
+    ) -> AppendOutcome {
         // An append with no events only asks what `command` recorded: not counted.
         if !events.is_empty() {
             Self::count(&self.appends, stream);
         }
-        self.inner
-            .append_once(stream, expected, command, events)
-            .await
+        inner.append_once(stream, expected, command, events).await
     }
 
     async fn command_outcome(
         &self,
+        inner: &dyn EventStore,
         stream: &StreamId,
         command: CommandId,
     ) -> Result<Option<Appended>, StoreError> {
         Self::count(&self.lookups, stream);
-        self.inner.command_outcome(stream, command).await
+        inner.command_outcome(stream, command).await
     }
 
     async fn read_stream(
         &self,
+        inner: &dyn EventStore,
         stream: &StreamId,
         range: SeqRange,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -140,31 +144,7 @@ impl EventStore for CountingStore {
         if range == SeqRange::ALL && !by_ai_agent {
             Self::count(&self.whole_reads, stream);
         }
-        self.inner.read_stream(stream, range).await
-    }
-
-    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, max).await
-    }
-
-    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
-        self.inner.stream_version(stream).await
-    }
-
-    async fn read_ai_agents(&self) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_ai_agents().await
-    }
-
-    fn head(&self) -> u64 {
-        self.inner.head()
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
-        self.inner.subscribe()
-    }
-
-    fn stats(&self) -> StoreStats {
-        self.inner.stats()
+        inner.read_stream(stream, range).await
     }
 }
 
@@ -228,13 +208,8 @@ struct Fixture {
 /// the matrix's AI agents registered, and `faq` and `sales` running silently.
 async fn start() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let inner = SledStore::open(dir.path(), StoreOptions::default()).unwrap();
-    let store = Arc::new(CountingStore {
-        inner,
-        appends: Mutex::default(),
-        lookups: Mutex::default(),
-        whole_reads: Mutex::default(),
-    });
+    let inner = SledStore::open(dir.path(), SledOptions::default()).unwrap();
+    let store = Arc::new(ForwardingStore::new(Arc::new(inner), Counting::default()));
     let config = Config::new(dir.path()).passivate_after(None).workers(2);
     let handover =
         Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config.runtime)
@@ -376,17 +351,17 @@ async fn conversation_matrix(through: Through) {
             let version = store.stream_version(&stream).await.unwrap();
             let head = store.head();
             assert_eq!(head, expected_head, "{cell}: the log holds other events");
-            let appends = store.appends(&stream);
-            let whole_reads = store.whole_reads(&stream);
+            let appends = store.hooks().appends(&stream);
+            let whole_reads = store.hooks().whole_reads(&stream);
             if line.state != State::Unknown {
                 // The actor was built once, reading its stream whole; the counter sees builds.
                 assert_eq!(whole_reads, 1, "{cell}: setup");
             }
 
-            let lookups_before = store.lookups(&stream);
+            let lookups_before = store.hooks().lookups(&stream);
             let command_id = CommandId::new();
             let result = send(&handover, through, id, command_id, command.clone()).await;
-            lookups += store.lookups(&stream) - lookups_before;
+            lookups += store.hooks().lookups(&stream) - lookups_before;
 
             match expect {
                 Expect::Rejected(rejection) => {
@@ -403,7 +378,7 @@ async fn conversation_matrix(through: Through) {
                     assert!(error.is_caller_error() && !error.is_retryable(), "{cell}");
                     // Nothing recorded, nothing even asked of the store.
                     assert_eq!(
-                        store.appends(&stream),
+                        store.hooks().appends(&stream),
                         appends,
                         "{cell}: an append was asked"
                     );
@@ -429,7 +404,7 @@ async fn conversation_matrix(through: Through) {
                         assert_eq!(record.position, head + 1 + i as u64, "{cell}");
                     }
                     let n = events.len() as u64;
-                    assert_eq!(store.appends(&stream), appends + 1, "{cell}");
+                    assert_eq!(store.hooks().appends(&stream), appends + 1, "{cell}");
                     assert_eq!(store.stream_version(&stream).await.unwrap(), version + n);
                     assert_eq!(store.head(), head + n, "{cell}");
                     // What the log holds is what the receipt says.
@@ -526,7 +501,7 @@ async fn conversation_matrix(through: Through) {
             }
             if line.state != State::Unknown {
                 assert_eq!(
-                    store.whole_reads(&stream),
+                    store.hooks().whole_reads(&stream),
                     whole_reads,
                     "{cell}: the conversation was rebuilt from its stream"
                 );
@@ -598,7 +573,7 @@ async fn the_ai_agent_matrix_through_the_runtime() {
             }
             let version = store.stream_version(&stream).await.unwrap();
             let head = store.head();
-            let appends = store.appends(&stream);
+            let appends = store.hooks().appends(&stream);
             let roster = handover.ai_agents();
 
             let result = agent_command(&handover, &id, row.command()).await;
@@ -618,7 +593,7 @@ async fn the_ai_agent_matrix_through_the_runtime() {
                 (Err(rejection), Err(Error::Rejected(got))) => {
                     assert_eq!(&got, rejection, "{cell}");
                     assert_eq!(
-                        store.appends(&stream),
+                        store.hooks().appends(&stream),
                         appends,
                         "{cell}: an append was asked"
                     );
@@ -873,7 +848,7 @@ async fn a_handoff_to_an_active_agent_not_running_here_is_typed_and_records_noth
         .unwrap()
         .conversation_id;
     let stream = StreamId::Conversation(id);
-    let (head, appends) = (store.head(), store.appends(&stream));
+    let (head, appends) = (store.head(), store.hooks().appends(&stream));
     let refused = handover
         .hand_off_to_ai(id, matrix_table::human(), absent.clone(), None)
         .await;
@@ -882,7 +857,10 @@ async fn a_handoff_to_an_active_agent_not_running_here_is_typed_and_records_noth
         "{refused:?}"
     );
     assert!(refused.unwrap_err().is_caller_error());
-    assert_eq!((store.head(), store.appends(&stream)), (head, appends));
+    assert_eq!(
+        (store.head(), store.hooks().appends(&stream)),
+        (head, appends)
+    );
     // Once it runs here, the same handoff is accepted.
     handover
         .attach_ai_agent(absent.clone(), Arc::new(Silent))

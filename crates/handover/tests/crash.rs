@@ -60,7 +60,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use handover::*;
-use handover_store::{EventStore, SeqRange, SledStore, StoreOptions};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{EventStore, SeqRange};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -876,7 +877,7 @@ fn check_dir(data: &Path, history: &History) -> Result<Check, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let store = SledStore::open(data, StoreOptions::default())
+    let store = SledStore::open(data, SledOptions::default())
         .map_err(|e| format!("the store does not open after the crash: {e}"))?;
     let mut check = Check::default();
     let mut streams: HashMap<StreamId, Vec<RecordedEvent>> = HashMap::new();

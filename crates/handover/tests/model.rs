@@ -36,7 +36,8 @@ use std::time::Duration;
 
 use handover::*;
 use handover_core::{agent, conversation, AiAgentCommand, Conversation, Ctx, Roster};
-use handover_store::{EventStore, SeqRange, SledStore, StoreOptions};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{EventStore, SeqRange};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{
@@ -327,12 +328,12 @@ struct Live {
     dirs: Vec<tempfile::TempDir>,
 }
 
-fn store_options(setup: Setup) -> StoreOptions {
-    StoreOptions {
+fn store_options(setup: Setup) -> SledOptions {
+    SledOptions {
         durability: setup.durability,
         // A directory just closed in this process can read as in use for a moment.
         in_use_wait: Duration::from_secs(10),
-        ..StoreOptions::default()
+        ..SledOptions::default()
     }
 }
 

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use handover::*;
-use handover_store::{
-    Appended, Conflict, EventStore, ExpectedVersion, SeqRange, SledStore, StoreOptions,
-};
-use tokio::sync::{broadcast, mpsc, Mutex, Notify};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{EventStore, ExpectedVersion};
+use handover_testkit::{AppendOutcome, ForwardingStore, StoreHooks};
+use tokio::sync::{mpsc, Mutex, Notify};
 
 fn id<T: std::str::FromStr>(s: &str) -> T
 where
@@ -171,8 +171,10 @@ async fn a_watched_conversation_stays_live_while_an_unwatched_one_is_passivated(
 }
 
 /// A store whose appends wait until the test opens the gate, or fail as overloaded.
-struct GatedStore {
-    inner: SledStore,
+type GatedStore = ForwardingStore<Gate>;
+
+/// The hooks of a [`GatedStore`].
+struct Gate {
     entered: mpsc::UnboundedSender<()>,
     gate: Arc<Notify>,
     gated: std::sync::atomic::AtomicBool,
@@ -180,13 +182,14 @@ struct GatedStore {
 }
 
 #[async_trait]
-impl EventStore for GatedStore {
+impl StoreHooks for Gate {
     async fn append(
         &self,
+        inner: &dyn EventStore,
         stream: &handover_core::StreamId,
         expected: ExpectedVersion,
         events: Vec<Event>,
-    ) -> Result<Result<Appended, Conflict>, StoreError> {
+    ) -> AppendOutcome {
         use std::sync::atomic::Ordering;
         if self.overloaded.load(Ordering::SeqCst) {
             return Err(StoreError::Overloaded);
@@ -195,47 +198,7 @@ impl EventStore for GatedStore {
             let _ = self.entered.send(());
             self.gate.notified().await;
         }
-        self.inner.append(stream, expected, events).await
-    }
-
-    async fn append_once(
-        &self,
-        stream: &handover_core::StreamId,
-        expected: ExpectedVersion,
-        command: handover_core::CommandId,
-        events: Vec<Event>,
-    ) -> Result<Result<Appended, Conflict>, StoreError> {
-        self.inner
-            .append_once(stream, expected, command, events)
-            .await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &handover_core::StreamId,
-        range: SeqRange,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, range).await
-    }
-
-    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, max).await
-    }
-
-    async fn stream_version(&self, stream: &handover_core::StreamId) -> Result<u64, StoreError> {
-        self.inner.stream_version(stream).await
-    }
-
-    async fn read_ai_agents(&self) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_ai_agents().await
-    }
-
-    fn head(&self) -> u64 {
-        self.inner.head()
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
-        self.inner.subscribe()
+        inner.append(stream, expected, events).await
     }
 }
 
@@ -244,13 +207,15 @@ async fn commands_beyond_the_in_flight_limit_are_refused_and_record_nothing() {
     use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     let (entered, mut entered_rx) = mpsc::unbounded_channel();
-    let store = Arc::new(GatedStore {
-        inner: SledStore::open(dir.path(), StoreOptions::default()).unwrap(),
-        entered,
-        gate: Arc::new(Notify::new()),
-        gated: false.into(),
-        overloaded: false.into(),
-    });
+    let store: Arc<GatedStore> = Arc::new(ForwardingStore::new(
+        Arc::new(SledStore::open(dir.path(), SledOptions::default()).unwrap()),
+        Gate {
+            entered,
+            gate: Arc::new(Notify::new()),
+            gated: false.into(),
+            overloaded: false.into(),
+        },
+    ));
     let config = Config::new(dir.path()).workers(2).max_in_flight(1);
     let handover =
         Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config.runtime)
@@ -259,7 +224,7 @@ async fn commands_beyond_the_in_flight_limit_are_refused_and_record_nothing() {
     let c = open(&handover).await;
     let other = open(&handover).await;
 
-    store.gated.store(true, Ordering::SeqCst);
+    store.hooks().gated.store(true, Ordering::SeqCst);
     let first = tokio::spawn({
         let handover = handover.clone();
         async move {
@@ -276,8 +241,8 @@ async fn commands_beyond_the_in_flight_limit_are_refused_and_record_nothing() {
         .unwrap_err();
     assert!(matches!(refused, Error::Overloaded), "{refused}");
     assert!(refused.is_retryable() && !refused.is_caller_error());
-    store.gated.store(false, Ordering::SeqCst);
-    store.gate.notify_one();
+    store.hooks().gated.store(false, Ordering::SeqCst);
+    store.hooks().gate.notify_one();
     assert_eq!(first.await.unwrap().unwrap().events[0].seq, 2);
     // Retried once the flood is over, it goes through; nothing of the refusal was recorded.
     let retried = handover
@@ -293,26 +258,28 @@ async fn a_full_journal_queue_is_overloaded_and_the_conversation_keeps_its_state
     use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     let (entered, _entered_rx) = mpsc::unbounded_channel();
-    let store = Arc::new(GatedStore {
-        inner: SledStore::open(dir.path(), StoreOptions::default()).unwrap(),
-        entered,
-        gate: Arc::new(Notify::new()),
-        gated: false.into(),
-        overloaded: false.into(),
-    });
+    let store: Arc<GatedStore> = Arc::new(ForwardingStore::new(
+        Arc::new(SledStore::open(dir.path(), SledOptions::default()).unwrap()),
+        Gate {
+            entered,
+            gate: Arc::new(Notify::new()),
+            gated: false.into(),
+            overloaded: false.into(),
+        },
+    ));
     let config = Config::new(dir.path()).workers(2);
     let handover =
         Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config.runtime)
             .await
             .unwrap();
     let c = open(&handover).await;
-    store.overloaded.store(true, Ordering::SeqCst);
+    store.hooks().overloaded.store(true, Ordering::SeqCst);
     let refused = handover
         .post_customer_message(c, id("cust-1"), text("hello"))
         .await
         .unwrap_err();
     assert!(matches!(refused, Error::Overloaded), "{refused}");
-    store.overloaded.store(false, Ordering::SeqCst);
+    store.hooks().overloaded.store(false, Ordering::SeqCst);
     // Nothing was written and the actor did not have to rebuild: the next seq is 2.
     assert_eq!(handover.live_conversations(), 1);
     let receipt = handover

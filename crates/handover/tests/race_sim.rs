@@ -40,7 +40,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use handover::*;
 use handover_core::{conversation, Conversation};
-use handover_store::{EventStore, SeqRange, SledStore, StoreOptions};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{EventStore, SeqRange};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -764,9 +765,9 @@ async fn check_log(dir: &std::path::Path, ledger: &Ledger) -> Result<RunReport, 
     let verified = handover_audit::verify_dir(dir).map_err(|e| format!("verify: {e}"))?;
     let store = SledStore::open(
         dir,
-        StoreOptions {
+        SledOptions {
             in_use_wait: Duration::from_secs(10),
-            ..StoreOptions::default()
+            ..SledOptions::default()
         },
     )
     .map_err(|e| format!("reopen: {e}"))?;

@@ -17,10 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use handover::*;
-use handover_store::{
-    Appended, Conflict, EventStore, ExpectedVersion, SeqRange, SledStore, StoreOptions,
-};
-use tokio::sync::broadcast;
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{Appended, Conflict, EventStore, ExpectedVersion};
+use handover_testkit::{AppendOutcome, ForwardingStore, StoreHooks};
 
 /// Most a test waits for the runtime: a guard against a hang, not a speed assertion.
 const HANG_GUARD: Duration = Duration::from_secs(120);
@@ -41,67 +40,40 @@ impl AiAgentBehavior for Quiet {
 
 /// A `SledStore` whose next append, once armed, is written (and made durable) but answered
 /// with an I/O error: what a failed sync looks like to the caller, whose outcome is unknown.
-struct FailAfterWrite {
-    inner: SledStore,
+type FailAfterWrite = ForwardingStore<FailNext>;
+
+/// The hooks of a [`FailAfterWrite`]: armed, the next append's answer is replaced.
+struct FailNext {
     armed: AtomicBool,
 }
 
 #[async_trait::async_trait]
-impl EventStore for FailAfterWrite {
+impl StoreHooks for FailNext {
     async fn append(
         &self,
+        inner: &dyn EventStore,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: Vec<Event>,
-    ) -> Result<Result<Appended, Conflict>, StoreError> {
-        let outcome = self.inner.append(stream, expected, events).await;
+    ) -> AppendOutcome {
+        let outcome = inner.append(stream, expected, events).await;
         self.answer(outcome)
     }
 
     async fn append_once(
         &self,
+        inner: &dyn EventStore,
         stream: &StreamId,
         expected: ExpectedVersion,
         command: CommandId,
         events: Vec<Event>,
-    ) -> Result<Result<Appended, Conflict>, StoreError> {
-        let outcome = self
-            .inner
-            .append_once(stream, expected, command, events)
-            .await;
+    ) -> AppendOutcome {
+        let outcome = inner.append_once(stream, expected, command, events).await;
         self.answer(outcome)
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        range: SeqRange,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, range).await
-    }
-
-    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, max).await
-    }
-
-    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
-        self.inner.stream_version(stream).await
-    }
-
-    async fn read_ai_agents(&self) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_ai_agents().await
-    }
-
-    fn head(&self) -> u64 {
-        self.inner.head()
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
-        self.inner.subscribe()
     }
 }
 
-impl FailAfterWrite {
+impl FailNext {
     /// The inner store's answer, or an I/O error in its place when armed.
     fn answer(
         &self,
@@ -149,10 +121,12 @@ async fn agent(handover: &Handover, id: &str) -> AiAgentId {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_actor_whose_append_failed_is_rebuilt_from_the_log_on_the_next_command() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FailAfterWrite {
-        inner: SledStore::open(dir.path(), StoreOptions::default()).unwrap(),
-        armed: AtomicBool::new(false),
-    });
+    let store: Arc<FailAfterWrite> = Arc::new(ForwardingStore::new(
+        Arc::new(SledStore::open(dir.path(), SledOptions::default()).unwrap()),
+        FailNext {
+            armed: AtomicBool::new(false),
+        },
+    ));
     let handover = Handover::start_with_store(store.clone(), Config::new(dir.path()).runtime)
         .await
         .unwrap();
@@ -176,7 +150,7 @@ async fn an_actor_whose_append_failed_is_rebuilt_from_the_log_on_the_next_comman
         .unwrap();
 
     // The handoff is recorded, but its caller gets an I/O error: the outcome is unknown.
-    store.armed.store(true, Ordering::SeqCst);
+    store.hooks().armed.store(true, Ordering::SeqCst);
     let failed = handover.hand_off_to_ai(id, ana.clone(), bot, None).await;
     let error = failed.expect_err("the append was answered with an error");
     assert!(
@@ -270,7 +244,7 @@ const CHILD_ENV: &str = "HANDOVER_FULL_DISK_CHILD";
 /// store whose engine is stuck (bounded by the store at about 20 s).
 const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The child's bound on one sync (`StoreOptions::sync_timeout`): a sync that sled never
+/// The child's bound on one sync (`SledOptions::sync_timeout`): a sync that sled never
 /// finishes after the disk filled fails its command well within [`CHILD_DEADLINE`].
 const SYNC_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -423,11 +397,11 @@ async fn full_disk(data: &Path, filler: &Path) {
     let store = Arc::new(
         SledStore::open(
             data,
-            StoreOptions {
+            SledOptions {
                 sync_timeout: SYNC_TIMEOUT,
                 // The tmpfs is small: keep 2 MiB free instead of the default 64.
                 min_free_bytes: 2 * 1024 * 1024,
-                ..StoreOptions::default()
+                ..SledOptions::default()
             },
         )
         .unwrap(),
@@ -589,9 +563,9 @@ async fn restart_finds_the_acknowledged(data: &Path, child_stdout: &str) {
     // The tmpfs is small: keep 2 MiB free instead of the default 64.
     let store = SledStore::open(
         data,
-        StoreOptions {
+        SledOptions {
             min_free_bytes: 2 * 1024 * 1024,
-            ..StoreOptions::default()
+            ..SledOptions::default()
         },
     )
     .unwrap();

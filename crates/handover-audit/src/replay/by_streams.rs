@@ -35,7 +35,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
 
 use handover_core::{AiAgent, AiAgentId, ConversationEvent, Event, StreamId};
-use handover_store::{EventStore, RecordedAt, RecordedEvent, SledStore, StoreError, StoredRecord};
+use handover_sled::{SledStore, StoredRecord};
+use handover_store::{EventStore, RecordedAt, RecordedEvent, StoreError};
 
 use super::{ConversationHistory, Replay};
 use crate::timefmt::is_writable;
@@ -550,7 +551,8 @@ mod tests {
         AgentName, AiAgentEvent, Author, ConversationEvent, ConversationId, EscalationCause, Event,
         HumanId, Participant, StreamId,
     };
-    use handover_store::{encode_record, RecordHash, RecordedAt, SledStore, StoreOptions};
+    use handover_sled::{SledOptions, SledStore};
+    use handover_store::{encode_record, RecordHash, RecordedAt};
 
     use super::test_log::*;
     use super::*;
@@ -708,9 +710,9 @@ mod tests {
     fn reopen(dir: &Path) -> SledStore {
         SledStore::open(
             dir,
-            StoreOptions {
+            SledOptions {
                 in_use_wait: std::time::Duration::from_secs(5),
-                ..StoreOptions::default()
+                ..SledOptions::default()
             },
         )
         .unwrap()

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use handover_core::*;
-use handover_store::{EventStore, ExpectedVersion, SledStore, StoreOptions};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{EventStore, ExpectedVersion};
 
 /// A log being written: the store, the roster and each conversation's state, so commands go
 /// through `decide` exactly as the runtime would send them.
@@ -48,7 +49,7 @@ impl LogBuilder {
             .unwrap();
         LogBuilder {
             dir: dir.to_path_buf(),
-            store: SledStore::open(dir, StoreOptions::default()).unwrap(),
+            store: SledStore::open(dir, SledOptions::default()).unwrap(),
             runtime,
             roster: Roster::default(),
             conversations: HashMap::new(),

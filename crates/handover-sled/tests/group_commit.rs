@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use handover_core::{Channel, ConversationEvent, ConversationId, CustomerId, Event, StreamId};
-use handover_store::{
-    Durability, EventStore, ExpectedVersion, SeqRange, SledStore, StoreOptions, StoreStats,
-};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{Durability, EventStore, ExpectedVersion, SeqRange, StoreStats};
 
 const APPENDERS: u64 = 64;
 const APPENDS_EACH: u64 = 10;
@@ -39,9 +38,9 @@ fn run_guarded(durability: Durability) -> StoreStats {
 
 async fn append_concurrently(durability: Durability) -> StoreStats {
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
+    let options = SledOptions {
         durability,
-        ..StoreOptions::default()
+        ..SledOptions::default()
     };
     let store = Arc::new(SledStore::open(dir.path(), options.clone()).unwrap());
     let mut tasks = tokio::task::JoinSet::new();

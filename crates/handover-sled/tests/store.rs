@@ -10,10 +10,8 @@ use handover_core::{
     AgentName, AiAgentEvent, AiAgentId, Author, Channel, ConversationEvent, ConversationId,
     CustomerId, Event, MessageText, StreamId,
 };
-use handover_store::{
-    Conflict, EventStore, ExpectedVersion, RecordedEvent, SeqRange, SledStore, StoreError,
-    StoreOptions,
-};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{Conflict, EventStore, ExpectedVersion, RecordedEvent, SeqRange, StoreError};
 use tokio::sync::broadcast::error::TryRecvError;
 
 // ---------------------------------------------------------------------------------------------
@@ -66,7 +64,7 @@ fn activated(id: &str) -> Event {
 }
 
 fn open_store(dir: &Path) -> SledStore {
-    SledStore::open(dir, StoreOptions::default()).expect("the store opens")
+    SledStore::open(dir, SledOptions::default()).expect("the store opens")
 }
 
 fn open_raw(dir: &Path) -> sled::Db {
@@ -646,7 +644,7 @@ async fn a_second_open_of_a_directory_in_use_is_refused() {
     )
     .await;
 
-    match SledStore::open(dir.path(), StoreOptions::default()) {
+    match SledStore::open(dir.path(), SledOptions::default()) {
         Err(StoreError::InUse { path }) => assert_eq!(path, dir.path()),
         other => panic!("expected InUse, got {other:?}"),
     }
@@ -777,7 +775,7 @@ async fn damage_to_the_last_record_is_reported_when_opening() {
         log.insert(key, value).unwrap();
     });
 
-    assert_corrupted_at(SledStore::open(dir.path(), StoreOptions::default()), &b, 3);
+    assert_corrupted_at(SledStore::open(dir.path(), SledOptions::default()), &b, 3);
 }
 
 // ---------------------------------------------------------------------------------------------

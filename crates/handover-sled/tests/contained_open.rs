@@ -28,9 +28,8 @@ use handover_core::{
     AgentName, AiAgentEvent, AiAgentId, Author, Channel, ConversationEvent, ConversationId,
     CustomerId, Event, MessageText, StreamId,
 };
-use handover_store::{
-    EventStore, ExpectedVersion, RecordedEvent, SeqRange, SledStore, StoreError, StoreOptions,
-};
+use handover_sled::{SledOptions, SledStore};
+use handover_store::{EventStore, ExpectedVersion, RecordedEvent, SeqRange, StoreError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -167,7 +166,7 @@ fn build(dir: &Path, expected: &Path) {
     let mut versions: BTreeMap<String, u64> = BTreeMap::new();
     let mut acknowledged = Vec::new();
     for session in [scripts, last] {
-        let store = SledStore::open(dir, StoreOptions::default()).expect("the store opens");
+        let store = SledStore::open(dir, SledOptions::default()).expect("the store opens");
         acknowledged.extend(runtime.block_on(async {
             let mut tasks = tokio::task::JoinSet::new();
             for (stream, appends) in session {
@@ -203,7 +202,7 @@ fn build(dir: &Path, expected: &Path) {
 
 /// Opens the directory and holds it until its standard input closes.
 fn hold(dir: &Path) {
-    let store = SledStore::open(dir, StoreOptions::default()).expect("the holder opens");
+    let store = SledStore::open(dir, SledOptions::default()).expect("the holder opens");
     println!("HOLDING");
     std::io::stdout().flush().unwrap();
     let mut rest = Vec::new();
@@ -293,7 +292,7 @@ fn error_name(error: &StoreError) -> String {
 /// Opens `dir`, reads everything, and says how it went: `typed <error> …`, `intact …`,
 /// `shorter …` or `different …`.
 fn read_everything(dir: &Path, expected: &Expected) -> String {
-    let store = match SledStore::open(dir, StoreOptions::default()) {
+    let store = match SledStore::open(dir, SledOptions::default()) {
         Ok(store) => store,
         Err(error) => return format!("typed {} at open: {error}", error_name(&error)),
     };

@@ -5,7 +5,7 @@
 //! before without an error, so damage in the middle of sled's log comes back as a shorter log.
 //! Everything inside sled (records, index, high-water marks) is cut at the same point, so
 //! nothing inside sled can tell. The anchor can: on open, the record it names must be in the
-//! log with the same hash, or the store reports [`Damage::Truncated`](crate::Damage::Truncated).
+//! log with the same hash, or the store reports [`Damage::Truncated`].
 //!
 //! The file holds two slots, written alternately, each `[magic][crc32][body]`; a write torn by
 //! a crash damages one slot, and the other still holds the anchor before it. A slot only ever
@@ -19,9 +19,10 @@ use std::path::Path;
 
 use handover_core::StreamId;
 
-use crate::record::RecordHash;
-use crate::sled_store::{parse_stream_key, push_stream_key};
-use crate::StoreError;
+use handover_store::{decode_record_at, Damage, LogLocation, RecordHash, StoreError};
+
+use crate::engine::OrStore;
+use crate::keys::{event_key, parse_stream_key, push_stream_key};
 
 /// The anchor file's name in the data directory.
 pub(crate) const ANCHOR_FILE: &str = "handover.anchor";
@@ -190,6 +191,42 @@ fn decode_slot(slot: &[u8; SLOT_BYTES]) -> Option<(u64, Option<AnchorPoint>)> {
             hash,
         }),
     ))
+}
+
+/// Checks that the log holds the record the anchor names, as it was acknowledged.
+pub(crate) fn check_anchor(
+    log: &sled::Tree,
+    head: u64,
+    point: &AnchorPoint,
+) -> Result<(), StoreError> {
+    let at = || LogLocation::record(&point.stream, point.seq, point.position);
+    if head < point.position {
+        return Err(StoreError::corrupted(
+            at(),
+            Damage::Truncated,
+            format!(
+                "the store acknowledged events up to position {}, but the log ends at position \
+                 {head}: the storage engine lost acknowledged events",
+                point.position
+            ),
+        ));
+    }
+    let Some(bytes) = log.get(event_key(&point.stream, point.seq)).or_store()? else {
+        return Err(StoreError::corrupted(
+            at(),
+            Damage::Truncated,
+            "the last acknowledged record is missing: the storage engine lost acknowledged events",
+        ));
+    };
+    let record = decode_record_at(&bytes, at)?;
+    if record.position != point.position || RecordHash::of(&bytes) != point.hash {
+        return Err(StoreError::corrupted(
+            at(),
+            Damage::Chain,
+            "the record at the last acknowledged position is not the one acknowledged there",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ use handover_core::{
     ConversationEvent, ConversationId, CustomerId, EscalationCause, Event, HumanId, MessageText,
     Reason, Roster, Skill, SkillData, SkillName, SkillOutcome, Specialty, StreamId,
 };
+use handover_sled::{SledOptions, SledStore};
 use handover_store::{
-    decode_record, record_previous_hash, EventStore, ExpectedVersion, RecordHash, RecordedEvent,
-    SeqRange, SledStore, StoreOptions,
+    decode_record, encode_event, encode_record, encode_record_with_event, record_previous_hash,
+    EventStore, ExpectedVersion, RecordHash, RecordedAt, RecordedEvent, SeqRange,
 };
 
 const FIXTURE_HEADER: &[u8; 20] = b"handover records v1\n";
@@ -403,7 +404,7 @@ fn open_raw(dir: &Path) -> sled::Db {
 }
 
 fn open_store(dir: &Path) -> SledStore {
-    SledStore::open(dir, StoreOptions::default()).expect("the store opens the fixture")
+    SledStore::open(dir, SledOptions::default()).expect("the store opens the fixture")
 }
 
 /// Records [`history`] through the store and dumps its `log` tree into the fixture.
@@ -596,12 +597,12 @@ async fn format_v2_records_replay_with_their_hash_chains_and_marks() {
     // format-2 log without its anchor opens only for inspection.
     let dir = tempfile::tempdir().unwrap();
     load(dir.path(), &pairs);
-    assert!(SledStore::open(dir.path(), StoreOptions::default()).is_err());
+    assert!(SledStore::open(dir.path(), SledOptions::default()).is_err());
     let store = SledStore::open(
         dir.path(),
-        StoreOptions {
+        SledOptions {
             check_acknowledged_on_open: false,
-            ..StoreOptions::default()
+            ..SledOptions::default()
         },
     )
     .unwrap();
@@ -668,6 +669,71 @@ async fn a_per_event_index_is_rewritten_into_chunks_once_and_reads_the_same() {
             .collect::<Vec<_>>(),
         expected[4..7]
     );
+}
+
+/// The journal encodes each event on its appender's thread and splices the bytes into the
+/// record on its writer thread: for every event of the history (every event kind), at
+/// positions, seqs and times of every size, the spliced record is byte for byte what
+/// `encode_record` writes, and so is every record of the v2 fixture, written before splicing.
+#[test]
+fn spliced_records_are_the_bytes_encode_record_writes_for_every_event_kind() {
+    let previous = RecordHash::of(b"the record before");
+    let places = [
+        (1, 1, RecordedAt(0)),
+        (250, 251, RecordedAt(-1)),
+        (1 << 20, 70_000, RecordedAt(1_733_000_000_000_000)),
+        (u64::MAX, u64::MAX, RecordedAt(i64::MIN)),
+    ];
+    let mut kinds = BTreeSet::new();
+    for (_, stream, _, event) in expected_records() {
+        kinds.insert(
+            format!("{event:?}")
+                .split(['(', ' ', '{'])
+                .nth(1)
+                .map(str::to_owned),
+        );
+        let encoded = encode_event(event.clone()).unwrap();
+        for (position, seq, recorded_at) in places {
+            let record = RecordedEvent {
+                position,
+                stream: stream.clone(),
+                seq,
+                recorded_at,
+                event: event.clone(),
+            };
+            let spliced =
+                encode_record_with_event(position, &stream, seq, recorded_at, &encoded, &previous)
+                    .unwrap();
+            assert_eq!(
+                spliced,
+                encode_record(&record, &previous).unwrap(),
+                "{record:?}"
+            );
+            assert_eq!(decode_record(&spliced).unwrap(), record);
+        }
+    }
+    assert!(
+        kinds.len() >= 10,
+        "the history covers the event kinds: {kinds:?}"
+    );
+    for (key, value) in read_fixture(&fixture_path_v2()) {
+        if key.first() != Some(&b's') {
+            continue;
+        }
+        let record = decode_record(&value).unwrap();
+        let previous = record_previous_hash(&value).unwrap();
+        let encoded = encode_event(record.event.clone()).unwrap();
+        let spliced = encode_record_with_event(
+            record.position,
+            &record.stream,
+            record.seq,
+            record.recorded_at,
+            &encoded,
+            &previous,
+        )
+        .unwrap();
+        assert_eq!(spliced, value, "{record:?}");
+    }
 }
 
 #[test]

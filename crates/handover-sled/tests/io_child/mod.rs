@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 
 use handover_core::StreamId;
 use handover_core::{Author, ConversationEvent, ConversationId, CustomerId, Event, MessageText};
+use handover_sled::{SledOptions, SledStore};
 use handover_store::{
-    Durability, EventStore, ExpectedVersion, RecordedEvent, SeqRange, SledStore, StoreError,
-    StoreOptions,
+    Durability, EventStore, ExpectedVersion, RecordedEvent, SeqRange, StoreError,
 };
 
 /// Set in a child process: what it runs (`append` or `verify`).
@@ -58,11 +58,11 @@ pub(crate) const STREAMS: u64 = 4;
 /// whose engine is stuck (the store waits about 10 s for its journal and 10 s for sled).
 pub(crate) const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The free space the children's stores keep (`StoreOptions::min_free_bytes`), small enough for
+/// The free space the children's stores keep (`SledOptions::min_free_bytes`), small enough for
 /// the full-disk test's 8 MiB tmpfs.
 pub(crate) const MIN_FREE_BYTES: u64 = 2 * 1024 * 1024;
 
-/// The children's bound on one sync (`StoreOptions::sync_timeout`): a sync that sled never
+/// The children's bound on one sync (`SledOptions::sync_timeout`): a sync that sled never
 /// finishes fails its appends and stops the store well within [`CHILD_DEADLINE`].
 pub(crate) const SYNC_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -377,14 +377,14 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 /// Opens the store, reporting a failure with its class. `open` never panics by contract; a
 /// panic is caught here only to report it (it is a failure of the test).
 fn open(plan: &ChildPlan, report: &Reporter) -> Option<SledStore> {
-    let options = StoreOptions {
+    let options = SledOptions {
         durability: Durability::Durable,
         // A new process: no handle of the directory is left in it.
         in_use_wait: Duration::from_secs(5),
         sync_timeout: SYNC_TIMEOUT,
         // The full-disk test's tmpfs is 8 MiB: keep 2 MiB free instead of the default 64.
         min_free_bytes: MIN_FREE_BYTES,
-        ..StoreOptions::default()
+        ..SledOptions::default()
     };
     let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
         SledStore::open(&plan.dir, options.clone())

@@ -2,18 +2,23 @@
 //!
 //! A chunk covers consecutive positions and is written in the same sled batch as the records it
 //! points to: key `G` + its first position (u64 BE), value
-//! `[format u8 = 1][CRC-32 BE of the entries][entries]`, where each entry is a stream key (which
-//! delimits itself) and the seq (u64 BE). The journal writes one chunk per group (split every
-//! [`CHUNK_POSITIONS_MAX`] positions), so the global order costs one sled insert per group
-//! instead of one per event, and is still one range scan.
+//! `[format u8 = 2][CRC-32 BE of the entries][entries]`, where each entry is a stream key (which
+//! delimits itself), the seq (u64 BE), and a tail flag: 0, or 1 followed by the record's hash
+//! (32 bytes) when the entry is its stream's last in the group. The journal writes one chunk
+//! per group (split every [`CHUNK_POSITIONS_MAX`] positions), so the global order costs one
+//! sled insert per group instead of one per event, and is still one range scan; the tails make
+//! the chunk the durable record of each stream's new high-water mark (see `tip.rs`). Format 1
+//! chunks, written before tails, have no flag and are still read.
 //!
 //! Logs written before chunks held one entry per event (`g` + position -> stream key + seq);
 //! [`migrate_legacy`] rewrites them into chunks when the store opens.
 
 use handover_core::StreamId;
 
-use crate::error::{Damage, LogLocation, StoreError};
-use crate::sled_store::{be_u64, parse_stream_key};
+use handover_store::{Damage, LogLocation, RecordHash, StoreError};
+
+use crate::engine::OrStore;
+use crate::keys::{be_u64, parse_stream_key};
 
 /// Key prefix of index chunks.
 pub(crate) const CHUNK_PREFIX: u8 = b'G';
@@ -22,8 +27,29 @@ pub(crate) const LEGACY_PREFIX: u8 = b'g';
 /// Most positions in one chunk: keeps a chunk far below the size at which sled moves a value
 /// out of its log into a separate blob file.
 pub(crate) const CHUNK_POSITIONS_MAX: usize = 512;
-const CHUNK_FORMAT: u8 = 1;
+/// Format 1: entries without a tail flag. Read, no longer written.
+const CHUNK_FORMAT_V1: u8 = 1;
+/// Format 2: every entry has a tail flag.
+const CHUNK_FORMAT: u8 = 2;
 const CHUNK_HEADER_BYTES: usize = 1 + 4;
+const NOT_TAIL: u8 = 0;
+const TAIL: u8 = 1;
+
+/// A decoded chunk: its first position, the stream and seq of each position from there, and
+/// the tails it carries (each stream's last entry in its group, with that record's hash).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Chunk {
+    pub(crate) first: u64,
+    pub(crate) entries: Vec<(StreamId, u64)>,
+    pub(crate) tails: Vec<(StreamId, u64, RecordHash)>,
+}
+
+impl Chunk {
+    /// The position after its last.
+    pub(crate) fn end(&self) -> u64 {
+        self.first + self.entries.len() as u64
+    }
+}
 
 /// The key of the chunk whose first position is `first`.
 pub(crate) fn chunk_key(first: u64) -> [u8; 9] {
@@ -43,14 +69,28 @@ pub(crate) struct IndexChunks {
 
 impl IndexChunks {
     /// Adds the entry of `position`: its record's stream key and seq, which is the record's
-    /// key without its `s` (and what a first-layout index entry holds). When the chunk is full
-    /// it goes into `batch`, and this returns true.
-    pub(crate) fn push(&mut self, position: u64, entry: &[u8], batch: &mut sled::Batch) -> bool {
+    /// key without its `s` (and what a first-layout index entry holds), and `tail`, the
+    /// record's hash when it is its stream's last in the group. When the chunk is full it goes
+    /// into `batch`, and this returns true.
+    pub(crate) fn push(
+        &mut self,
+        position: u64,
+        entry: &[u8],
+        tail: Option<&RecordHash>,
+        batch: &mut sled::Batch,
+    ) -> bool {
         if self.len == 0 {
             self.first = position;
             self.bytes.extend_from_slice(&[CHUNK_FORMAT, 0, 0, 0, 0]);
         }
         self.bytes.extend_from_slice(entry);
+        match tail {
+            Some(hash) => {
+                self.bytes.push(TAIL);
+                self.bytes.extend_from_slice(hash.as_bytes());
+            }
+            None => self.bytes.push(NOT_TAIL),
+        }
         self.len += 1;
         if self.len == CHUNK_POSITIONS_MAX {
             self.finish(batch);
@@ -72,11 +112,8 @@ impl IndexChunks {
     }
 }
 
-/// Decodes a chunk stored under `key` into its first position and entries.
-pub(crate) fn decode_chunk(
-    key: &[u8],
-    value: &[u8],
-) -> Result<(u64, Vec<(StreamId, u64)>), StoreError> {
+/// Decodes a chunk stored under `key`, of format 1 or 2.
+pub(crate) fn decode_chunk(key: &[u8], value: &[u8]) -> Result<Chunk, StoreError> {
     let first = key
         .get(1..)
         .and_then(be_u64)
@@ -84,7 +121,8 @@ pub(crate) fn decode_chunk(
     let (header, mut entries) = value
         .split_at_checked(CHUNK_HEADER_BYTES)
         .ok_or_else(|| damaged(first, "truncated index chunk".to_owned()))?;
-    if header[0] != CHUNK_FORMAT {
+    let format = header[0];
+    if format != CHUNK_FORMAT && format != CHUNK_FORMAT_V1 {
         return Err(damaged(
             first,
             format!("index chunk of unknown format {}", header[0]),
@@ -95,14 +133,36 @@ pub(crate) fn decode_chunk(
         return Err(damaged(first, "index chunk fails its checksum".to_owned()));
     }
     let mut out = Vec::new();
+    let mut tails = Vec::new();
     while !entries.is_empty() {
         let position = first.saturating_add(out.len() as u64);
+        let truncated = || damaged(position, "truncated index chunk entry".to_owned());
         let (stream, rest) = parse_stream_key(entries)
             .ok_or_else(|| damaged(position, "malformed stream key in index chunk".to_owned()))?;
-        let (seq, rest) = rest
-            .split_at_checked(8)
-            .ok_or_else(|| damaged(position, "truncated index chunk entry".to_owned()))?;
-        out.push((stream, be_u64(seq).expect("eight bytes")));
+        let (seq, mut rest) = rest.split_at_checked(8).ok_or_else(truncated)?;
+        let seq = be_u64(seq).ok_or_else(truncated)?;
+        if format == CHUNK_FORMAT {
+            let (flag, after) = rest.split_first().ok_or_else(truncated)?;
+            rest = after;
+            match *flag {
+                NOT_TAIL => {}
+                TAIL => {
+                    let (hash, after) = rest
+                        .split_at_checked(RecordHash::LEN)
+                        .ok_or_else(truncated)?;
+                    rest = after;
+                    let hash = RecordHash::from_slice(hash).ok_or_else(truncated)?;
+                    tails.push((stream.clone(), seq, hash));
+                }
+                other => {
+                    return Err(damaged(
+                        position,
+                        format!("index chunk entry with tail flag {other}"),
+                    ))
+                }
+            }
+        }
+        out.push((stream, seq));
         entries = rest;
     }
     if out.is_empty() {
@@ -115,7 +175,11 @@ pub(crate) fn decode_chunk(
             "index chunk at an impossible position".to_owned(),
         ));
     }
-    Ok((first, out))
+    Ok(Chunk {
+        first,
+        entries: out,
+        tails,
+    })
 }
 
 fn damaged(position: u64, detail: String) -> StoreError {
@@ -131,7 +195,7 @@ pub(crate) fn migrate_legacy(log: &sled::Tree) -> Result<u64, StoreError> {
     let mut batch = sled::Batch::default();
     let mut expected = None;
     for entry in log.scan_prefix([LEGACY_PREFIX]) {
-        let (key, pointer) = entry?;
+        let (key, pointer) = entry.or_store()?;
         let position = key
             .get(1..)
             .and_then(be_u64)
@@ -150,13 +214,14 @@ pub(crate) fn migrate_legacy(log: &sled::Tree) -> Result<u64, StoreError> {
         batch.remove(&key);
         expected = Some(position + 1);
         migrated += 1;
-        if chunks.push(position, &pointer, &mut batch) {
-            log.apply_batch(std::mem::take(&mut batch))?;
+        // The records of a log indexed per event are of format 1: no tails to carry.
+        if chunks.push(position, &pointer, None, &mut batch) {
+            log.apply_batch(std::mem::take(&mut batch)).or_store()?;
         }
     }
     if migrated % CHUNK_POSITIONS_MAX as u64 != 0 {
         chunks.finish(&mut batch);
-        log.apply_batch(batch)?;
+        log.apply_batch(batch).or_store()?;
     }
     Ok(migrated)
 }
@@ -166,7 +231,7 @@ mod tests {
     use handover_core::{AiAgentId, ConversationId};
 
     use super::*;
-    use crate::sled_store::push_stream_key;
+    use crate::keys::push_stream_key;
 
     #[test]
     fn a_chunk_round_trips_and_detects_damage() {
@@ -175,13 +240,18 @@ mod tests {
         let agent = StreamId::AiAgent(AiAgentId::new("faq").unwrap());
         let mut chunks = IndexChunks::default();
         let mut batch = sled::Batch::default();
-        for (position, (stream, seq)) in
-            (40..).zip([(&conversation, 1), (&agent, 3), (&conversation, 2)])
-        {
+        let (agent_tail, conversation_tail) = (RecordHash::of(b"3"), RecordHash::of(b"2"));
+        let mut legacy = vec![1, 0, 0, 0, 0];
+        for (position, (stream, seq, tail)) in (40..).zip([
+            (&conversation, 1, None),
+            (&agent, 3, Some(&agent_tail)),
+            (&conversation, 2, Some(&conversation_tail)),
+        ]) {
             let mut entry = Vec::new();
             push_stream_key(&mut entry, stream);
             entry.extend_from_slice(&u64::to_be_bytes(seq));
-            assert!(!chunks.push(position, &entry, &mut batch));
+            legacy.extend_from_slice(&entry);
+            assert!(!chunks.push(position, &entry, tail, &mut batch));
         }
         chunks.finish(&mut batch);
         let db = sled::Config::new().temporary(true).open().unwrap();
@@ -189,12 +259,28 @@ mod tests {
         tree.apply_batch(batch).unwrap();
         let (key, value) = tree.first().unwrap().unwrap();
         let (key, value) = (key.to_vec(), value.to_vec());
-        let (first, entries) = decode_chunk(&key, &value).unwrap();
-        assert_eq!(first, 40);
+        let chunk = decode_chunk(&key, &value).unwrap();
+        assert_eq!(chunk.first, 40);
+        assert_eq!(chunk.end(), 43);
+        let entries = [
+            (conversation.clone(), 1),
+            (agent.clone(), 3),
+            (conversation.clone(), 2),
+        ];
+        assert_eq!(chunk.entries, entries);
         assert_eq!(
-            entries,
-            [(conversation.clone(), 1), (agent, 3), (conversation, 2)]
+            chunk.tails,
+            [
+                (agent, 3, agent_tail),
+                (conversation.clone(), 2, conversation_tail)
+            ]
         );
+        // A format 1 chunk, written before tails: the same entries, no tails.
+        let crc = crc32fast::hash(&legacy[5..]);
+        legacy[1..5].copy_from_slice(&crc.to_be_bytes());
+        let chunk = decode_chunk(&key, &legacy).unwrap();
+        assert_eq!((chunk.first, &chunk.entries[..]), (40, &entries[..]));
+        assert!(chunk.tails.is_empty());
         for at in 0..value.len() {
             let mut flipped = value.clone();
             flipped[at] ^= 0x10;

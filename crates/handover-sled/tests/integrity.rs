@@ -8,9 +8,10 @@ use handover_core::{
     Author, Channel, CommandId, ConversationEvent, ConversationId, CustomerId, Event, MessageText,
     StreamId,
 };
+use handover_sled::{SledOptions, SledStore};
 use handover_store::{
     decode_record, encode_record, record_previous_hash, Damage, EventStore, ExpectedVersion,
-    SeqRange, SledStore, StoreError, StoreOptions,
+    RecordHash, SeqRange, StoreError,
 };
 
 fn conversation(n: u128) -> StreamId {
@@ -35,16 +36,16 @@ fn message(text: &str) -> Event {
 }
 
 fn open_store(dir: &Path) -> SledStore {
-    SledStore::open(dir, StoreOptions::default()).expect("the store opens")
+    SledStore::open(dir, SledOptions::default()).expect("the store opens")
 }
 
 /// Opens without checking the log against its anchor, as an audit does.
 fn open_for_inspection(dir: &Path) -> SledStore {
     SledStore::open(
         dir,
-        StoreOptions {
+        SledOptions {
             check_acknowledged_on_open: false,
-            ..StoreOptions::default()
+            ..SledOptions::default()
         },
     )
     .unwrap()
@@ -167,7 +168,7 @@ async fn a_forged_last_record_differs_from_its_high_water_mark() {
     // It is also the record the anchor names: opening with the check on refuses the log.
     drop(store);
     assert_damage(
-        SledStore::open(dir.path(), StoreOptions::default()),
+        SledStore::open(dir.path(), SledOptions::default()),
         Damage::Chain,
         &a,
         4,
@@ -212,6 +213,222 @@ async fn a_stream_that_lost_its_last_record_is_truncated_not_shorter() {
     assert_eq!(head.len(), 3);
 }
 
+fn mark_key(stream: &StreamId) -> Vec<u8> {
+    let mut key = record_key(stream, 0);
+    key[0] = b'M';
+    key.truncate(key.len() - 8);
+    key
+}
+
+/// Appends `appends` single events to a new conversation `stream`, each its own group.
+async fn many_groups(dir: &Path, stream: &StreamId, appends: u64) {
+    append_groups(&open_store(dir), stream, appends).await;
+}
+
+async fn append_groups(store: &SledStore, stream: &StreamId, appends: u64) {
+    let mut version = 0;
+    for n in 0..appends {
+        let events = vec![if n == 0 { opened() } else { message("more") }];
+        let expected = match version {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v),
+        };
+        version += store
+            .append(stream, expected, events)
+            .await
+            .unwrap()
+            .unwrap()
+            .len() as u64;
+    }
+}
+
+/// A stream of format 2 records always has a high-water mark; one without (its mark lost with
+/// a damaged page) is truncated as far as anyone can tell, not a stream that ends where its
+/// records do: every read says so.
+#[tokio::test]
+async fn a_stream_whose_mark_is_missing_is_truncated_not_shorter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (conversation(1), conversation(2));
+    conversation_of_four(dir.path(), &a).await;
+    // Enough groups after it that its mark is no longer only in the latest index chunks.
+    many_groups(dir.path(), &b, 70).await;
+    damage(dir.path(), |log| {
+        log.remove(mark_key(&a)).unwrap().expect("a has a mark");
+    });
+
+    let store = open_store(dir.path());
+    assert_damage(
+        store.read_stream(&a, SeqRange::ALL).await,
+        Damage::Truncated,
+        &a,
+        4,
+    );
+    assert_damage(store.stream_version(&a).await, Damage::Truncated, &a, 4);
+    assert_damage(
+        store.scan_streams().collect::<Result<Vec<_>, _>>(),
+        Damage::Truncated,
+        &a,
+        4,
+    );
+    // An append cannot build on a stream whose end is unknown.
+    assert_damage(
+        store
+            .append(&a, ExpectedVersion::Exact(4), vec![message("five")])
+            .await,
+        Damage::Truncated,
+        &a,
+        4,
+    );
+    assert_eq!(
+        store.read_stream(&b, SeqRange::ALL).await.unwrap().len(),
+        70
+    );
+}
+
+/// Writes conversation `a` as two appends (seqs 1-4 at positions 1-4, then 5-6 at positions
+/// 5-6), then `later` single appends to conversation `b`, and takes out what a damaged page of
+/// the engine's log can take out alone: one batch in the middle, `a`'s second append (its
+/// records and its index chunk), while every batch after it survives.
+async fn lose_a_middle_batch(dir: &Path, a: &StreamId, b: &StreamId, later: u64) {
+    {
+        // One session: the checkpoints are the writer's, none from a reopen in between.
+        let store = open_store(dir);
+        let first = vec![opened(), message("one"), message("two"), message("three")];
+        store
+            .append(a, ExpectedVersion::NoStream, first)
+            .await
+            .unwrap()
+            .unwrap();
+        let second = vec![message("four"), message("five")];
+        store
+            .append(a, ExpectedVersion::Exact(4), second)
+            .await
+            .unwrap()
+            .unwrap();
+        append_groups(&store, b, later).await;
+    }
+    damage(dir, |log| {
+        let mut chunk = vec![b'G'];
+        chunk.extend_from_slice(&5u64.to_be_bytes());
+        for key in [record_key(a, 5), record_key(a, 6), chunk] {
+            log.remove(key).unwrap().expect("the key was written");
+        }
+    });
+}
+
+/// A batch lost in the middle of the log, before two checkpoints of the high-water marks: the
+/// checkpoints, written later, hold the stream's end, so the stream reads as truncated, not as
+/// a shorter stream (once, a zeroed page of sled's log took a stream's last records and the
+/// mark written in the same batch, and the stream read back shorter without an error).
+#[tokio::test]
+async fn a_batch_lost_before_a_checkpoint_leaves_its_stream_truncated_not_shorter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (conversation(1), conversation(2));
+    // Two checkpoints after it: an open replays the chunks since the one before the last.
+    lose_a_middle_batch(dir.path(), &a, &b, 140).await;
+
+    let store = open_store(dir.path());
+    assert_damage(
+        store.read_stream(&a, SeqRange::ALL).await,
+        Damage::Truncated,
+        &a,
+        5,
+    );
+    assert_damage(
+        store.scan_streams().collect::<Result<Vec<_>, _>>(),
+        Damage::Truncated,
+        &a,
+        5,
+    );
+    match store.read_all(1, usize::MAX).await {
+        Err(StoreError::Corrupted { at, damage, .. }) => {
+            assert_eq!((damage, at.position), (Damage::Gap, Some(5)));
+        }
+        other => panic!("expected a gap at position 5, got {other:?}"),
+    }
+}
+
+/// A batch lost in the middle of the log after the checkpoint before the last: the open that
+/// replays the chunks since then finds the gap (its index chunk held the only record of its
+/// streams' ends, or the last checkpoint's batch may have lost their marks).
+#[tokio::test]
+async fn a_batch_lost_after_the_last_checkpoint_is_found_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (conversation(1), conversation(2));
+    lose_a_middle_batch(dir.path(), &a, &b, 3).await;
+
+    match SledStore::open(dir.path(), SledOptions::default()) {
+        Err(StoreError::Corrupted { at, damage, .. }) => {
+            assert_eq!((damage, at.position), (Damage::Gap, Some(5)));
+        }
+        other => panic!("expected the gap to be found at open, got {other:?}"),
+    }
+}
+
+/// A damaged page can take out part of a checkpoint's own batch: a stream's last records and
+/// the `M` key the checkpoint wrote for them (its older value comes back), while the
+/// checkpoint key, elsewhere, survives. The open replays the chunks since the checkpoint
+/// before the last, which still name the stream's end.
+#[tokio::test]
+async fn a_checkpoint_that_lost_a_stream_s_records_and_mark_leaves_it_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (conversation(1), conversation(2));
+    {
+        let store = open_store(dir.path());
+        let first = vec![opened(), message("one"), message("two"), message("three")];
+        store
+            .append(&a, ExpectedVersion::NoStream, first)
+            .await
+            .unwrap()
+            .unwrap();
+        // Groups 2 to 127: the checkpoint at group 64 writes a's mark (seq 4).
+        append_groups(&store, &b, 126).await;
+        // Group 128, a checkpoint: a's last records and its new mark (seq 6) in one batch.
+        let second = vec![message("four"), message("five")];
+        store
+            .append(&a, ExpectedVersion::Exact(4), second)
+            .await
+            .unwrap()
+            .unwrap();
+        let more = vec![message("more")];
+        store
+            .append(&b, ExpectedVersion::Exact(126), more)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    damage(dir.path(), |log| {
+        let fourth = log
+            .get(record_key(&a, 4))
+            .unwrap()
+            .expect("a's fourth record");
+        let mut mark = vec![1, 0, 0, 0, 0];
+        mark.extend_from_slice(&4u64.to_be_bytes());
+        mark.extend_from_slice(RecordHash::of(&fourth).as_bytes());
+        let crc = crc32fast::hash(&mark[5..]);
+        mark[1..5].copy_from_slice(&crc.to_be_bytes());
+        let older = log.insert(mark_key(&a), mark).unwrap().expect("a's mark");
+        assert_eq!(
+            &older[5..13],
+            &6u64.to_be_bytes(),
+            "the checkpoint wrote a's mark"
+        );
+        for seq in [5, 6] {
+            log.remove(record_key(&a, seq))
+                .unwrap()
+                .expect("the record");
+        }
+    });
+
+    let store = open_store(dir.path());
+    assert_damage(
+        store.read_stream(&a, SeqRange::ALL).await,
+        Damage::Truncated,
+        &a,
+        5,
+    );
+}
+
 /// What sled's recovery does after damage in the middle of its own log: everything written
 /// from there on is gone (records, marks and index alike), and sled opens without an error.
 #[tokio::test]
@@ -225,12 +442,14 @@ async fn a_log_the_engine_cut_short_is_refused_at_open_with_the_last_acknowledge
         mark.extend_from_slice(&record_key(&b, 1)[1..18]);
         let mut chunk = vec![b'G'];
         chunk.extend_from_slice(&5u64.to_be_bytes());
-        for key in (1..=4).map(|seq| record_key(&b, seq)).chain([mark, chunk]) {
+        for key in (1..=4).map(|seq| record_key(&b, seq)).chain([chunk]) {
             log.remove(key).unwrap().expect("the key was written");
         }
+        // b's tail is in its chunk; its mark, if a checkpoint wrote one since, goes too.
+        log.remove(mark).unwrap();
     });
 
-    match SledStore::open(dir.path(), StoreOptions::default()) {
+    match SledStore::open(dir.path(), SledOptions::default()) {
         Err(StoreError::Corrupted { at, damage, detail }) => {
             assert_eq!(damage, Damage::Truncated);
             assert_eq!(
@@ -372,7 +591,7 @@ async fn a_missing_or_unreadable_anchor_is_an_error_not_a_silently_unchecked_log
         let kept = std::fs::read(&anchor).unwrap();
         damage_anchor(&anchor);
         assert_damage(
-            SledStore::open(dir.path(), StoreOptions::default()),
+            SledStore::open(dir.path(), SledOptions::default()),
             Damage::Truncated,
             &a,
             4,
