@@ -23,8 +23,8 @@ use crate::checked::{
     StoredRecord, StreamScan,
 };
 use crate::engine::{
-    contained, lock, open_waiting, remove_unfinished_snapshots, until_first_error, Contained,
-    Engine, OrStore, CLOSE_WAIT,
+    contained, create_data_dir, lock, open_waiting, remove_unfinished_snapshots,
+    sync_before_recovery, until_first_error, Contained, Engine, OrStore, CLOSE_WAIT,
 };
 use crate::index::{self, chunk_key, decode_chunk, CHUNK_PREFIX};
 use crate::journal::{
@@ -143,8 +143,12 @@ impl SledStore {
     }
 
     fn open_contained(path: PathBuf, options: SledOptions) -> Result<SledStore, StoreError> {
-        std::fs::create_dir_all(&path)?;
+        let durable = options.durability == Durability::Durable;
+        create_data_dir(&path, durable)?;
         remove_unfinished_snapshots(&path)?;
+        if durable {
+            sync_before_recovery(&path)?;
+        }
         let config = sled::Config::new()
             .path(&path)
             .cache_capacity(options.cache_bytes)

@@ -73,7 +73,6 @@ mod config;
 mod conversation_actor;
 mod error;
 mod facade;
-pub mod faq;
 mod gate;
 mod messages;
 mod metrics;

@@ -1,7 +1,7 @@
 //! What makes applied groups durable: the [`SyncStep`] the syncer calls, and [`DiskSync`],
 //! sled's flush plus the `fdatasync`s `Durable` needs.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -26,8 +26,8 @@ impl<F: FnMut() -> Result<(), StoreError> + Send + 'static> SyncStep for F {
 ///
 /// sled 0.34.7 writes its log with `sync_file_range`, which flushes neither the drive's write
 /// cache nor the file's size, and writes values too large for its log (node pages over about
-/// 128 KiB) to blob files it never syncs. After sled's flush, `Durable` therefore syncs the data
-/// file, every blob file not synced before, and the blob directory.
+/// 128 KiB) to blob files it never syncs. After sled's flush, `Durable` therefore syncs every
+/// blob file not synced at its present length and the blob directory, then the data file.
 pub(crate) struct DiskSync {
     pub(crate) db: sled::Db,
     pub(crate) durable: Option<DurableFiles>,
@@ -36,7 +36,8 @@ pub(crate) struct DiskSync {
 pub(crate) struct DurableFiles {
     pub(crate) data: File,
     pub(crate) blob_dir: PathBuf,
-    pub(crate) synced_blobs: HashSet<OsString>,
+    /// Blob files synced, with the length they had then.
+    pub(crate) synced_blobs: HashMap<OsString, u64>,
 }
 
 impl DiskSync {
@@ -46,14 +47,19 @@ impl DiskSync {
         durability: Durability,
     ) -> Result<DiskSync, StoreError> {
         let durable = match durability {
-            // A mode this backend does not know yet gets the strongest it has.
-            Durability::Durable | _ => {
+            Durability::ProcessCrash | Durability::Buffered => None,
+            // `Durable`, and a mode this backend does not know yet: the strongest it has.
+            _ => {
+                // sled writes `conf` at the first open without a sync. Where a power cut can
+                // keep a file's new size without its data (XFS, ext4 with data=writeback),
+                // sled would read zeros there and refuse every later open.
+                File::open(dir.join("conf"))?.sync_all()?;
                 // The directory entries of sled's files must survive too.
                 File::open(dir)?.sync_all()?;
                 Some(DurableFiles {
                     data: File::open(dir.join("db"))?,
                     blob_dir: dir.join("blobs"),
-                    synced_blobs: HashSet::new(),
+                    synced_blobs: HashMap::new(),
                 })
             }
         };
@@ -62,22 +68,35 @@ impl DiskSync {
 }
 
 impl DurableFiles {
+    /// Syncs the blobs and their directory first, then `db`: sled's log messages point at
+    /// blob files, and a log made durable before the blob it points at can come back after a
+    /// power cut naming a blob that is not there. sled then skips that update alone, keeping
+    /// the rest of its batch (a global index entry without its record), and every later open
+    /// fails as corrupted.
     pub(crate) fn sync(&mut self) -> std::io::Result<()> {
-        self.data.sync_data()?;
+        self.sync_blobs()?;
+        self.data.sync_data()
+    }
+
+    fn sync_blobs(&mut self) -> std::io::Result<()> {
         let entries = match std::fs::read_dir(&self.blob_dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        let mut present = HashSet::new();
+        let mut present = HashMap::new();
         let mut new_blobs = false;
         for entry in entries {
-            let name = entry?.file_name();
-            if !self.synced_blobs.contains(&name) {
+            let entry = entry?;
+            let name = entry.file_name();
+            let len = entry.metadata()?.len();
+            // sled writes a blob on the writer thread, which may be writing one while this
+            // lists them: a blob synced part-written has grown since, and is synced again.
+            if self.synced_blobs.get(&name) != Some(&len) {
                 File::open(self.blob_dir.join(&name))?.sync_data()?;
                 new_blobs = true;
             }
-            present.insert(name);
+            present.insert(name, len);
         }
         if new_blobs {
             File::open(&self.blob_dir)?.sync_all()?;
