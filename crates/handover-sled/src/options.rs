@@ -27,8 +27,10 @@ pub struct SledOptions {
     /// [`StoreError::Overloaded`](handover_store::StoreError::Overloaded) instead of queueing without bound.
     pub queue_capacity: usize,
     /// Whether `open` fails when the log is shorter than what the store acknowledged (see
-    /// [`SledStore::check_acknowledged`](crate::SledStore::check_acknowledged)). On by default; an audit turns it off to run every
-    /// check and report the earliest fault, then calls `check_acknowledged` itself.
+    /// [`SledStore::check_acknowledged`](crate::SledStore::check_acknowledged)), or when the
+    /// index chunks it replays the high-water marks from have a gap. On by default; an audit
+    /// turns it off to run every check and report the earliest fault, then calls
+    /// `check_acknowledged` itself.
     pub check_acknowledged_on_open: bool,
     /// How long the journal waits for one sync before it gives up on the storage engine: sled
     /// 0.34.7's flush can block forever after an I/O error (a full disk). The appends it

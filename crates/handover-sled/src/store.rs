@@ -19,8 +19,8 @@ use tracing::{debug, info, warn};
 
 use crate::anchor::{check_anchor, Anchor, AnchorPoint, ANCHOR_FILE};
 use crate::checked::{
-    check_tail, read_pointer_bytes, read_range, stream_version, ChainLinks, GlobalScan,
-    StoredRecord, StreamScan,
+    check_tail, read_on_by_key, read_pointer_bytes, read_range, stream_version, ChainLinks,
+    GlobalScan, StoredRecord, StreamScan,
 };
 use crate::engine::{
     contained, create_data_dir, lock, open_waiting, remove_unfinished_snapshots,
@@ -162,7 +162,9 @@ impl SledStore {
             info!(path = %path.display(), migrated, "rewrote the global index into chunks");
         }
         // Before anything reads a mark: the tails of the chunks after the last checkpoint.
-        let (replayed, checkpoint) = replay_marks(&log)?;
+        let marks = Arc::new(Marks::default());
+        let (replayed, checkpoint) =
+            replay_marks(&log, &marks, !options.check_acknowledged_on_open)?;
         debug!(path = %path.display(), replayed, "high-water marks replayed from the index");
         let (head, last_recorded_at, head_point) = match log.scan_prefix([CHUNK_PREFIX]).next_back()
         {
@@ -228,7 +230,6 @@ impl SledStore {
         let anchor = Arc::new(Mutex::new(anchor));
         let (live, _) = broadcast::channel(SUBSCRIBERS_CAPACITY);
         let sync = DiskSync::new(db.clone(), &path, options.durability)?;
-        let marks = Arc::new(Marks::default());
         let journal = Journal::start(
             log.clone(),
             Start {
@@ -384,7 +385,7 @@ impl SledStore {
         }
         let log = &self.inner.engine().log;
         let first = range.from.max(1);
-        let (out, last_hash) = read_range(log, stream, range)?;
+        let (mut out, mut last_hash) = read_range(log, stream, range)?;
         if out.len() == range.max {
             return Ok(out);
         }
@@ -394,6 +395,29 @@ impl SledStore {
         // existed is checked against its last record.
         let marks = &self.inner.marks;
         let mark = stream_tip(log, marks, stream)?;
+        let last_seq = out.last().map_or(first - 1, |last| last.seq);
+        if last_seq < mark.version && last_seq < range.to {
+            // Records the scan did not reach but a lookup finds: read them on, checked.
+            let previous = match out.is_empty() {
+                true => (first == 1).then_some(RecordHash::ZERO),
+                false => last_hash,
+            };
+            let (more, hash) = read_on_by_key(
+                log,
+                stream,
+                last_seq,
+                mark.version.min(range.to),
+                previous,
+                range.max - out.len(),
+            )?;
+            if !more.is_empty() {
+                out.extend(more);
+                last_hash = hash;
+                if out.len() == range.max {
+                    return Ok(out);
+                }
+            }
+        }
         match out.last() {
             Some(last) => check_tail(log, marks, stream, mark, last.seq, last_hash, range.to)?,
             // Nothing at or after `first`: fine past the stream's end, not before it.

@@ -7,8 +7,9 @@
 //! [`CHECKPOINT_GROUPS`] groups, or once it holds [`CHECKPOINT_STREAMS`] streams, writes all of
 //! them as `M` keys with the checkpoint key `K` (the position up to which `M` keys are current,
 //! and the previous checkpoint's) in the same batch as that group. At open, [`replay_marks`]
-//! writes the tails of the chunks after the previous checkpoint into `M` keys before anything
-//! reads, checking that those chunks follow each other without a gap. So marks cost one write per group, not one per append.
+//! moves every `M` key that is behind the tails of the whole index forward before anything
+//! reads, checking that the chunks follow each other without a gap. So marks cost one write
+//! per group, not one per append.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -180,21 +181,33 @@ fn read_checkpoint(log: &sled::Tree) -> Result<Option<Checkpoint>, StoreError> {
     }
 }
 
-/// Makes the `M` keys current at open: writes the tails of every index chunk after the
-/// checkpoint before the last (all chunks when there is none: a log written before
-/// checkpoints, whose marks were written with each append, or one whose checkpoint key was
-/// lost) as `M` keys, and moves the checkpoint to the last position, in one batch.
+/// Makes the `M` keys current at open: reads the whole index and moves every `M` key that is
+/// behind the last tail the chunks carry for its stream forward, and the checkpoint to the
+/// last position, in one batch. A mark never moves back: one ahead of the index is damage for
+/// the reads to report.
 ///
-/// From the checkpoint before the last, not the last: a damaged page of the engine's log can
-/// take out part of the last checkpoint's batch (a stream's records and its `M` key, written
-/// together) while its checkpoint key survives; the chunks since the checkpoint before still
-/// name those streams' ends. The chunks read must follow each other without a gap: a chunk
-/// lost in the middle of the log would otherwise take the only record of its streams' ends
-/// with it. Returns how many marks it wrote and the checkpoint the log is at now.
-pub(crate) fn replay_marks(log: &sled::Tree) -> Result<(usize, Checkpoint), StoreError> {
+/// The whole index, not only the chunks after the checkpoint: a node of the engine's tree can
+/// fall back to an older version (a damaged page of its log, a missing blob file), and when one
+/// node holds a stream's records and its `M` key, both fall back together, whenever they were
+/// written; the chunks, elsewhere in the tree, still name the stream's end. The chunks read
+/// must follow each other without a gap: a chunk lost in the middle of the log would otherwise
+/// take the only record of its streams' ends with it. With `past_gaps` (an audit's open, which
+/// reports gaps itself when it reads the index), a gap does not stop the replay, but then
+/// nothing is written: the tails go into `marks` for this session alone, so the damage stays as
+/// visible to the next open as it was. Returns how many marks it moved and the checkpoint the
+/// log is at now.
+pub(crate) fn replay_marks(
+    log: &sled::Tree,
+    marks: &Marks,
+    past_gaps: bool,
+) -> Result<(usize, Checkpoint), StoreError> {
     let checkpoint = read_checkpoint(log)?;
-    let from = checkpoint.map_or(1, |checkpoint| checkpoint.previous + 1);
+    // The whole index: a tree node of sled's that falls back to an older version can take a
+    // stream's records and its `M` key back together, whenever they were written; only the
+    // index chunks, elsewhere in the tree, still name the stream's end.
+    let from = 1;
     let mut expected = from;
+    let mut gap = false;
     let mut tails: HashMap<StreamId, Tip> = HashMap::new();
     for entry in log.range(chunk_key(from)..=chunk_key(u64::MAX)) {
         let (key, value) = entry.or_store()?;
@@ -202,13 +215,14 @@ pub(crate) fn replay_marks(log: &sled::Tree) -> Result<(usize, Checkpoint), Stor
             break;
         }
         let chunk = decode_chunk(&key, &value)?;
-        if chunk.first != expected {
+        gap |= chunk.first != expected;
+        if chunk.first != expected && !past_gaps {
             return Err(StoreError::corrupted(
                 LogLocation::at_position(expected),
                 Damage::Gap,
                 format!(
-                    "the global index skips to position {} (position {expected} is missing): \
-                     a chunk the high-water marks are replayed from is missing",
+                    "the global index skips to position {} (position {expected} is missing): a \
+                     chunk the high-water marks are replayed from is missing",
                     chunk.first
                 ),
             ));
@@ -224,8 +238,26 @@ pub(crate) fn replay_marks(log: &sled::Tree) -> Result<(usize, Checkpoint), Stor
         Some(checkpoint) => checkpoint.next(head),
         None => Checkpoint::default().next(head),
     };
+    // A mark is only ever moved forward: one ahead of the index is damage for the reads to
+    // report (the index lost its end), not something to write back over.
+    let mut behind = Vec::with_capacity(tails.len());
+    for (stream, tip) in tails {
+        let current = match log.get(mark_key(&stream)).or_store()? {
+            Some(value) => Some(Tip::decode(&value, &stream)?),
+            None => None,
+        };
+        if current.is_none_or(|current| current.version < tip.version) {
+            behind.push((stream, tip));
+        }
+    }
+    let tails = behind;
     if tails.is_empty() && checkpoint == Some(now) {
         return Ok((0, now));
+    }
+    if gap {
+        let replayed = tails.len();
+        marks.publish(tails);
+        return Ok((replayed, checkpoint.unwrap_or_default()));
     }
     let mut batch = sled::Batch::default();
     let written = tails.len();

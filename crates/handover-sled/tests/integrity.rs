@@ -252,11 +252,23 @@ async fn a_stream_whose_mark_is_missing_is_truncated_not_shorter() {
     conversation_of_four(dir.path(), &a).await;
     // Enough groups after it that its mark is no longer only in the latest index chunks.
     many_groups(dir.path(), &b, 70).await;
+    // The open re-derives a lost mark from the index chunk that carries the stream's tail: to
+    // leave the stream without one, that chunk goes too, which a normal open finds.
     damage(dir.path(), |log| {
         log.remove(mark_key(&a)).unwrap().expect("a has a mark");
+        let mut chunk = vec![b'G'];
+        chunk.extend_from_slice(&1u64.to_be_bytes());
+        log.remove(chunk).unwrap().expect("a's index chunk");
     });
+    match SledStore::open(dir.path(), SledOptions::default()) {
+        Err(StoreError::Corrupted { at, damage, .. }) => {
+            assert_eq!((damage, at.position), (Damage::Gap, Some(1)));
+        }
+        other => panic!("expected the gap to be found at open, got {other:?}"),
+    }
 
-    let store = open_store(dir.path());
+    // Opened for inspection, every read of the stream says it is truncated.
+    let store = open_for_inspection(dir.path());
     assert_damage(
         store.read_stream(&a, SeqRange::ALL).await,
         Damage::Truncated,
@@ -324,10 +336,18 @@ async fn lose_a_middle_batch(dir: &Path, a: &StreamId, b: &StreamId, later: u64)
 async fn a_batch_lost_before_a_checkpoint_leaves_its_stream_truncated_not_shorter() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (conversation(1), conversation(2));
-    // Two checkpoints after it: an open replays the chunks since the one before the last.
+    // Two checkpoints after it.
     lose_a_middle_batch(dir.path(), &a, &b, 140).await;
 
-    let store = open_store(dir.path());
+    // The open replays the whole index and finds the gap.
+    match SledStore::open(dir.path(), SledOptions::default()) {
+        Err(StoreError::Corrupted { at, damage, .. }) => {
+            assert_eq!((damage, at.position), (Damage::Gap, Some(5)));
+        }
+        other => panic!("expected the gap to be found at open, got {other:?}"),
+    }
+    // Opened for inspection, the stream reads as truncated.
+    let store = open_for_inspection(dir.path());
     assert_damage(
         store.read_stream(&a, SeqRange::ALL).await,
         Damage::Truncated,
