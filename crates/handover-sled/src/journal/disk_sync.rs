@@ -89,11 +89,19 @@ impl DurableFiles {
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name();
-            let len = entry.metadata()?.len();
+            // sled deletes a blob it no longer needs on its own threads, also between the
+            // listing and here: one that is gone needs no sync.
+            let len = match gone_is_none(entry.metadata())? {
+                Some(metadata) => metadata.len(),
+                None => continue,
+            };
             // sled writes a blob on the writer thread, which may be writing one while this
             // lists them: a blob synced part-written has grown since, and is synced again.
             if self.synced_blobs.get(&name) != Some(&len) {
-                File::open(self.blob_dir.join(&name))?.sync_data()?;
+                let Some(file) = gone_is_none(File::open(self.blob_dir.join(&name)))? else {
+                    continue;
+                };
+                file.sync_data()?;
                 new_blobs = true;
             }
             present.insert(name, len);
@@ -104,6 +112,15 @@ impl DurableFiles {
         // sled deletes blobs it no longer needs; forget them.
         self.synced_blobs = present;
         Ok(())
+    }
+}
+
+/// `Ok(None)` for a file that is not there (any more), the other outcomes as they are.
+fn gone_is_none<T>(result: std::io::Result<T>) -> std::io::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
