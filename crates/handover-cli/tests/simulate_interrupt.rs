@@ -22,14 +22,19 @@ fn lines(path: &Path) -> usize {
     std::fs::read(path).map_or(0, |bytes| bytes.iter().filter(|&&b| b == b'\n').count())
 }
 
-#[test]
-fn ctrl_c_stops_the_simulation_cleanly_and_prints_what_was_done() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let acks = dir.path().join("acks.txt");
+/// Runs `handover simulate` with `args` on a new directory (and an acknowledgement file),
+/// waits until `acknowledged` lines are in that file, sends SIGINT, and returns what it printed
+/// and the data directory.
+fn interrupted_simulation(
+    dir: &Path,
+    args: &[&str],
+    acknowledged: usize,
+) -> (std::process::Output, std::path::PathBuf) {
+    let data = dir.join("data");
+    let acks = dir.join("acks.txt");
     let child = Command::new(env!("CARGO_BIN_EXE_handover"))
-        .args(["simulate", "--conversations", "100000", "--json"])
-        .args(["--concurrency", "16", "--durability", "process-crash"])
+        .args(["simulate", "--conversations", "100000"])
+        .args(args)
         .arg("--data")
         .arg(&data)
         .arg("--acks")
@@ -38,10 +43,9 @@ fn ctrl_c_stops_the_simulation_cleanly_and_prints_what_was_done() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-
     // Wait until conversations are being acknowledged, so the run is well under way.
     let started = Instant::now();
-    while lines(&acks) < 200 {
+    while lines(&acks) < acknowledged {
         assert!(started.elapsed() < STALL, "the simulation made no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -50,7 +54,23 @@ fn ctrl_c_stops_the_simulation_cleanly_and_prints_what_was_done() {
         .status()
         .unwrap();
     assert!(sent.success());
-    let output = child.wait_with_output().unwrap();
+    (child.wait_with_output().unwrap(), data)
+}
+
+#[test]
+fn ctrl_c_stops_the_simulation_cleanly_and_prints_what_was_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, data) = interrupted_simulation(
+        dir.path(),
+        &[
+            "--json",
+            "--concurrency",
+            "16",
+            "--durability",
+            "process-crash",
+        ],
+        200,
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
@@ -80,30 +100,8 @@ fn ctrl_c_stops_the_simulation_cleanly_and_prints_what_was_done() {
 #[test]
 fn ctrl_c_prints_the_text_summary_too() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let acks = dir.path().join("acks.txt");
-    let child = Command::new(env!("CARGO_BIN_EXE_handover"))
-        .args(["simulate", "--conversations", "100000", "--quiet"])
-        .args(["--durability", "buffered"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--acks")
-        .arg(&acks)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while lines(&acks) < 50 {
-        assert!(started.elapsed() < STALL, "the simulation made no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let output = child.wait_with_output().unwrap();
+    let (output, _) =
+        interrupted_simulation(dir.path(), &["--quiet", "--durability", "buffered"], 50);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(130), "{stdout}");
     assert!(stdout.starts_with("interrupted after "), "{stdout}");
