@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::command::AiAgentCommand;
 use crate::event::AiAgentEvent;
-use crate::ids::{AgentName, AiAgentId, Specialty};
+use crate::ids::{AgentName, AiAgentId, Specialty, TenantId};
 use crate::limits::SPECIALTIES_COUNT_MAX;
 use crate::rejection::Rejection;
 use crate::Event;
@@ -19,6 +19,8 @@ pub struct AiAgentProfile {
     pub name: AgentName,
     /// What it specialises in.
     pub specialties: Vec<Specialty>,
+    /// The tenant whose conversations it may take.
+    pub tenant: TenantId,
 }
 
 /// A registered AI agent and whether it can be chosen for a handoff.
@@ -44,14 +46,30 @@ pub fn decide(
             })
         }
         (AiAgentCommand::Register { name, specialties }, None) => {
-            if specialties.len() > SPECIALTIES_COUNT_MAX {
-                return Err(Rejection::TooManySpecialties {
-                    len: specialties.len(),
-                    max: SPECIALTIES_COUNT_MAX,
-                });
-            }
+            check_specialties(specialties)?;
             AiAgentEvent::Registered {
                 agent_id: agent_id.clone(),
+                name: name.clone(),
+                specialties: specialties.clone(),
+            }
+        }
+        (AiAgentCommand::RegisterIn { .. }, Some(_)) => {
+            return Err(Rejection::AiAgentAlreadyRegistered {
+                agent_id: agent_id.clone(),
+            })
+        }
+        (
+            AiAgentCommand::RegisterIn {
+                tenant,
+                name,
+                specialties,
+            },
+            None,
+        ) => {
+            check_specialties(specialties)?;
+            AiAgentEvent::RegisteredIn {
+                agent_id: agent_id.clone(),
+                tenant: tenant.clone(),
                 name: name.clone(),
                 specialties: specialties.clone(),
             }
@@ -72,6 +90,16 @@ pub fn decide(
     Ok(vec![event])
 }
 
+fn check_specialties(specialties: &[Specialty]) -> Result<(), Rejection> {
+    if specialties.len() > SPECIALTIES_COUNT_MAX {
+        return Err(Rejection::TooManySpecialties {
+            len: specialties.len(),
+            max: SPECIALTIES_COUNT_MAX,
+        });
+    }
+    Ok(())
+}
+
 /// Applies one event to an AI agent's registration.
 pub fn evolve(state: Option<AiAgent>, event: &AiAgentEvent) -> Result<Option<AiAgent>, Rejection> {
     match (state, event) {
@@ -87,10 +115,28 @@ pub fn evolve(state: Option<AiAgent>, event: &AiAgentEvent) -> Result<Option<AiA
                 id: agent_id.clone(),
                 name: name.clone(),
                 specialties: specialties.clone(),
+                tenant: TenantId::default_tenant(),
             },
             active: false,
         })),
-        (Some(agent), AiAgentEvent::Registered { .. }) => {
+        (
+            None,
+            AiAgentEvent::RegisteredIn {
+                agent_id,
+                tenant,
+                name,
+                specialties,
+            },
+        ) => Ok(Some(AiAgent {
+            profile: AiAgentProfile {
+                id: agent_id.clone(),
+                name: name.clone(),
+                specialties: specialties.clone(),
+                tenant: tenant.clone(),
+            },
+            active: false,
+        })),
+        (Some(agent), AiAgentEvent::Registered { .. } | AiAgentEvent::RegisteredIn { .. }) => {
             Err(Rejection::AiAgentAlreadyRegistered {
                 agent_id: agent.profile.id,
             })
@@ -145,7 +191,7 @@ impl Roster {
     pub fn evolve_stored(&mut self, event: &Event) -> Result<(), Rejection> {
         match event {
             Event::AiAgent(event) => self.evolve(event),
-            Event::Conversation(_) => Ok(()),
+            _ => Ok(()),
         }
     }
 

@@ -1,8 +1,12 @@
 //! Commands: what someone asks for, in the imperative. `decide` turns each into events or a
 //! rejection.
 
-use crate::event::{EscalationCause, Skill};
-use crate::ids::{AgentName, AiAgentId, Channel, CustomerId, Epoch, HumanId, Specialty};
+use crate::event::{EscalationCause, NoteAudience, Skill, SystemActor, TransferTarget};
+use crate::human::{Presence, Role};
+use crate::ids::{
+    AgentName, AiAgentId, Channel, CustomerId, Epoch, HumanId, Language, Specialty, TeamId,
+    TenantId,
+};
 use crate::text::{MessageText, Reason};
 
 /// An AI agent's credentials for one conversation: which agent, and which handoff (epoch) it
@@ -25,6 +29,8 @@ pub enum Participant {
     Human(HumanId),
     /// An AI agent, under one assignment.
     Ai(Assignment),
+    /// The runtime itself (the router, a timer, the backend).
+    System(SystemActor),
 }
 
 /// What can be asked of a conversation.
@@ -86,6 +92,74 @@ pub enum ConversationCommand {
         /// Why, optionally.
         reason: Option<Reason>,
     },
+    /// Open the conversation in a tenant: given to `human` if named (registered in the tenant,
+    /// not offline), otherwise waiting in `team`'s queue.
+    Start {
+        /// The tenant.
+        tenant: TenantId,
+        /// The customer.
+        customer: CustomerId,
+        /// The channel.
+        channel: Channel,
+        /// The team whose queue it waits in (`None`: the tenant's general queue).
+        team: Option<TeamId>,
+        /// The customer's language, if known.
+        language: Option<Language>,
+        /// The human to give it to, if any.
+        human: Option<HumanId>,
+    },
+    /// Give the conversation to a named human: a supervisor's decision, or the router's
+    /// (which may only pick someone available and below capacity).
+    Assign {
+        /// A supervisor (`Participant::Human`) or the router (`Participant::System`).
+        by: Participant,
+        /// The human to give it to.
+        to: HumanId,
+    },
+    /// A human takes a conversation waiting in one of their teams' queues.
+    Accept {
+        /// The human.
+        by: HumanId,
+    },
+    /// The assigned human or a supervisor passes the conversation to another human or to a
+    /// team's queue.
+    Transfer {
+        /// Who transfers it.
+        by: HumanId,
+        /// Where to.
+        to: TransferTarget,
+        /// Why.
+        reason: Reason,
+    },
+    /// Put the conversation back in its queue because `human`, who handles it, went offline or
+    /// was removed. Refused while `human` is still signed in.
+    Requeue {
+        /// The human who handled it.
+        human: HumanId,
+    },
+    /// Write an internal note for staff, or guidance for the AI agent handling it.
+    Whisper {
+        /// The assigned human or a supervisor.
+        by: HumanId,
+        /// Staff, or the AI agent.
+        to: NoteAudience,
+        /// The note.
+        text: MessageText,
+    },
+    /// Raise "needs help": the assigned human, a supervisor or the AI agent.
+    RaiseFlag {
+        /// Who raises it.
+        by: Participant,
+    },
+    /// Lower the flag: a supervisor.
+    LowerFlag {
+        /// The supervisor.
+        by: HumanId,
+    },
+    /// The clock's command: record every deadline that has passed by the context's `now`
+    /// (SLA warning and breach, AI reply deadline, idle closing) and not been recorded yet.
+    /// Accepted with no events when nothing is due, so ticking twice records once.
+    Tick,
 }
 
 impl ConversationCommand {
@@ -99,6 +173,15 @@ impl ConversationCommand {
             ConversationCommand::Reclaim { .. } => "reclaim",
             ConversationCommand::Escalate { .. } => "escalate",
             ConversationCommand::Close { .. } => "close",
+            ConversationCommand::Start { .. } => "start",
+            ConversationCommand::Assign { .. } => "assign",
+            ConversationCommand::Accept { .. } => "accept",
+            ConversationCommand::Transfer { .. } => "transfer",
+            ConversationCommand::Requeue { .. } => "requeue",
+            ConversationCommand::Whisper { .. } => "whisper",
+            ConversationCommand::RaiseFlag { .. } => "raise_flag",
+            ConversationCommand::LowerFlag { .. } => "lower_flag",
+            ConversationCommand::Tick => "tick",
         }
     }
 }
@@ -118,4 +201,42 @@ pub enum AiAgentCommand {
     Activate,
     /// Make it unselectable; the runtime escalates the conversations it holds.
     Deactivate,
+    /// Register a new AI agent in a tenant; it starts inactive. [`Register`] registers it in
+    /// [`TenantId::default_tenant`].
+    ///
+    /// [`Register`]: AiAgentCommand::Register
+    RegisterIn {
+        /// The tenant whose conversations it may take.
+        tenant: TenantId,
+        /// Its display name.
+        name: AgentName,
+        /// What it specialises in.
+        specialties: Vec<Specialty>,
+    },
+}
+
+/// What can be asked of a human's registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HumanCommand {
+    /// Register a new human under the id of the stream it is sent to; they start offline.
+    Register {
+        /// Their tenant.
+        tenant: TenantId,
+        /// Their display name.
+        name: AgentName,
+        /// Agent or supervisor.
+        role: Role,
+        /// The teams whose queues they take from.
+        teams: Vec<TeamId>,
+        /// The most conversations they handle at once (1 to [`crate::HUMAN_CAPACITY_MAX`]).
+        capacity: u32,
+    },
+    /// Change their presence.
+    SetPresence {
+        /// Available, away or offline.
+        presence: Presence,
+    },
+    /// Remove them: they may no longer act; their conversations are requeued.
+    Remove,
 }

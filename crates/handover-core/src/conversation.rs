@@ -8,11 +8,19 @@
 //! [`evolve`], so each state rule is written once.
 
 use crate::command::{Assignment, ConversationCommand, Participant};
-use crate::event::{Author, ConversationEvent, EscalationCause};
-use crate::ids::{AgentName, AiAgentId, Channel, CustomerId, Epoch, HumanId};
+use crate::event::{
+    Author, ConversationEvent, EscalationCause, NoteAudience, NoticeKind, SystemActor,
+    TransferTarget, WaitCause,
+};
+use crate::human::{Human, Presence};
+use crate::ids::{
+    AgentName, AiAgentId, Channel, CustomerId, Epoch, HumanId, Language, TeamId, TenantId,
+};
 use crate::policy::Concern;
 use crate::rejection::Rejection;
+use crate::settings::Settings;
 use crate::text::Reason;
+use crate::time::Timestamp;
 use crate::{Ctx, Event};
 
 /// A conversation, as the fold of its events.
@@ -21,20 +29,22 @@ use crate::{Ctx, Event};
 /// one is its [`Handler`], which grows).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Conversation {
-    /// No event yet: only `Open` is accepted.
+    /// No event yet: only `Open` and `Start` are accepted.
     #[default]
     NotOpened,
-    /// Open: human-handled, AI-active or reclaimed.
+    /// Open: it has a controller, its [`Handler`].
     Open(OpenConversation),
     /// Closed: terminal, every command is rejected. Keeps who handled it at the close.
     Closed(OpenConversation),
 }
 
-/// Who is handling an open conversation.
+/// Who controls an open conversation: an AI agent, a named human, or a queue it waits in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Handler {
-    /// Human-handled: just opened, or escalated back by an AI agent.
+    /// Human-handled with no human named: only logs written before human assignment hold it
+    /// (and, for the length of one append, a conversation between an escalation and the wait
+    /// or assignment it leads to).
     Human,
     /// AI-active: an AI agent answers on its own; humans cannot post.
     Ai {
@@ -43,10 +53,27 @@ pub enum Handler {
         /// Its display name, as recorded by the handoff.
         agent_name: AgentName,
     },
-    /// Reclaimed: a human took it back from an AI agent.
+    /// Reclaimed: a human took it back from an AI agent and handles it.
     Reclaimed {
         /// The human who reclaimed it.
         by: HumanId,
+    },
+    /// Awaiting a human in a team's queue.
+    AwaitingHuman {
+        /// The queue (`None`: the tenant's general queue).
+        team: Option<TeamId>,
+        /// Since when.
+        since: Timestamp,
+        /// Why.
+        cause: WaitCause,
+    },
+    /// A named human handles it (given at open, by the router or a supervisor, accepted from a
+    /// queue, or transferred).
+    Assigned {
+        /// The human.
+        human: HumanId,
+        /// Their display name, as recorded by the assignment.
+        name: AgentName,
     },
 }
 
@@ -57,7 +84,7 @@ pub struct OpenConversation {
     pub customer: CustomerId,
     /// The channel.
     pub channel: Channel,
-    /// The human agent most recently in charge: assigned at open, or who reclaimed it.
+    /// The human most recently in charge: assigned, or who reclaimed it.
     pub human: Option<HumanId>,
     /// Who handles it now.
     pub handler: Handler,
@@ -68,15 +95,59 @@ pub struct OpenConversation {
     pub ai_agents: Vec<AiAgentId>,
     /// Every concern the customer has raised, without duplicates.
     pub concerns: Vec<Concern>,
+    /// The tenant it belongs to.
+    pub tenant: TenantId,
+    /// The team whose queue it waits in when it needs a human (`None`: the general queue).
+    pub team: Option<TeamId>,
+    /// The customer's language, if known.
+    pub language: Option<Language>,
+    /// The human who made the latest handoff to an AI agent: while the AI holds it, they are
+    /// the human responsible for it (they may reclaim it), and the router's first choice
+    /// when it comes back.
+    pub handed_off_by: Option<HumanId>,
+    /// Whether "needs help" is raised.
+    pub flagged: bool,
+    /// Whether the current wait has passed its warning threshold (recorded).
+    pub sla_warned: bool,
+    /// Whether the current wait has passed its breach threshold (recorded).
+    pub sla_breached: bool,
+    /// When it was opened, when known.
+    pub opened_at: Option<Timestamp>,
+    /// When the customer last wrote, when known.
+    pub last_customer_at: Option<Timestamp>,
+    /// Since when a customer's message to the AI agent waits for its reply, when known.
+    pub reply_pending_since: Option<Timestamp>,
 }
 
-/// The three states the manual names, plus the terminal one.
+impl OpenConversation {
+    /// The human who handles it now (assigned, or who reclaimed it); `None` while an AI agent
+    /// holds it or it waits.
+    pub fn assigned_human(&self) -> Option<&HumanId> {
+        match &self.handler {
+            Handler::Assigned { human, .. } => Some(human),
+            Handler::Reclaimed { by } => Some(by),
+            Handler::Human => self.human.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The human answerable for it: the assigned one, or while an AI agent holds it, the
+    /// human who handed it off.
+    pub fn responsible_human(&self) -> Option<&HumanId> {
+        match &self.handler {
+            Handler::Ai { .. } => self.handed_off_by.as_ref().or(self.human.as_ref()),
+            _ => self.assigned_human(),
+        }
+    }
+}
+
+/// The states a caller sees, plus the terminal one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Status {
     /// Not opened yet.
     NotOpened,
-    /// A human handles it.
+    /// A human handles it, none named (logs written before human assignment).
     HumanHandled,
     /// An AI agent handles it; the header shows the robot icon and this agent.
     AiActive {
@@ -87,24 +158,42 @@ pub enum Status {
         /// The assignment's epoch.
         epoch: Epoch,
     },
-    /// A human reclaimed it from an AI agent.
+    /// A human reclaimed it from an AI agent and handles it.
     Reclaimed {
         /// The human who reclaimed it.
         by: HumanId,
     },
     /// Closed.
     Closed,
+    /// It waits for a human in a queue.
+    AwaitingHuman {
+        /// The queue (`None`: the tenant's general queue).
+        team: Option<TeamId>,
+        /// Since when.
+        since: Timestamp,
+        /// Why.
+        cause: WaitCause,
+    },
+    /// A named human handles it.
+    Assigned {
+        /// The human.
+        human: HumanId,
+        /// Their display name.
+        name: AgentName,
+    },
 }
 
 impl Status {
-    /// `human-handled`, `ai-active`, `reclaimed`, `closed` or `not-opened`.
+    /// `human-handled`, `ai-active`, `reclaimed`, `awaiting-human`, `closed` or `not-opened`.
+    /// A human assigned reads `human-handled`; one who reclaimed it `reclaimed`.
     pub fn label(&self) -> &'static str {
         match self {
             Status::NotOpened => "not-opened",
-            Status::HumanHandled => "human-handled",
+            Status::HumanHandled | Status::Assigned { .. } => "human-handled",
             Status::AiActive { .. } => "ai-active",
             Status::Reclaimed { .. } => "reclaimed",
             Status::Closed => "closed",
+            Status::AwaitingHuman { .. } => "awaiting-human",
         }
     }
 }
@@ -126,6 +215,15 @@ impl Conversation {
                     agent_name: agent_name.clone(),
                     epoch: open.epoch,
                 },
+                Handler::AwaitingHuman { team, since, cause } => Status::AwaitingHuman {
+                    team: team.clone(),
+                    since: *since,
+                    cause: *cause,
+                },
+                Handler::Assigned { human, name } => Status::Assigned {
+                    human: human.clone(),
+                    name: name.clone(),
+                },
             },
         }
     }
@@ -143,6 +241,19 @@ impl Conversation {
             }),
             _ => None,
         }
+    }
+
+    /// The open or closed conversation's state; `None` before it is opened.
+    pub fn state(&self) -> Option<&OpenConversation> {
+        match self {
+            Conversation::NotOpened => None,
+            Conversation::Open(open) | Conversation::Closed(open) => Some(open),
+        }
+    }
+
+    /// The tenant it belongs to, once opened.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.state().map(|open| &open.tenant)
     }
 
     fn open(&self) -> Result<&OpenConversation, Rejection> {
@@ -187,7 +298,221 @@ fn author(by: &Participant) -> Author {
         Participant::Customer(id) => Author::Customer(id.clone()),
         Participant::Human(id) => Author::Human(id.clone()),
         Participant::Ai(assignment) => Author::Ai(assignment.agent_id.clone()),
+        Participant::System(actor) => Author::System(*actor),
     }
+}
+
+fn participant_kind(by: &Participant) -> &'static str {
+    match by {
+        Participant::Customer(_) => "customer",
+        Participant::Human(_) => "human",
+        Participant::Ai(_) => "AI agent",
+        Participant::System(_) => "system",
+    }
+}
+
+fn not_allowed(by: &Participant, command: &ConversationCommand) -> Rejection {
+    Rejection::ParticipantNotAllowed {
+        participant: participant_kind(by),
+        action: command.name(),
+    }
+}
+
+/// The human `by`, checked against the conversation: registered and not removed, of the
+/// conversation's tenant (otherwise the conversation "does not exist" for them, open or closed),
+/// not offline, and the conversation open. Identity is checked before existence, so the answer
+/// to a stranger never depends on what the log holds.
+fn human_on<'s, 'c>(
+    state: &'s Conversation,
+    by: &HumanId,
+    ctx: &Ctx<'c>,
+) -> Result<(&'s OpenConversation, &'c Human), Rejection> {
+    let human = ctx
+        .directory
+        .get(by)
+        .ok_or_else(|| Rejection::UnknownHuman {
+            human_id: by.clone(),
+        })?;
+    if human.removed {
+        return Err(Rejection::HumanRemoved {
+            human_id: by.clone(),
+        });
+    }
+    let conversation = state.state().ok_or(Rejection::NotOpened)?;
+    if conversation.tenant != human.profile.tenant {
+        return Err(Rejection::NotOpened);
+    }
+    if human.presence == Presence::Offline {
+        return Err(Rejection::HumanOffline {
+            human_id: by.clone(),
+        });
+    }
+    Ok((state.open()?, human))
+}
+
+/// An agent may act only on a conversation they answer for; a supervisor on any of their tenant.
+fn may_handle(open: &OpenConversation, human: &Human) -> Result<(), Rejection> {
+    let id = &human.profile.id;
+    let legacy_unassigned = matches!(open.handler, Handler::Human) && open.human.is_none();
+    if human.is_supervisor() || legacy_unassigned || open.responsible_human() == Some(id) {
+        Ok(())
+    } else {
+        Err(Rejection::NotAssignedToYou {
+            human_id: id.clone(),
+        })
+    }
+}
+
+fn require_supervisor(human: &Human) -> Result<(), Rejection> {
+    if human.is_supervisor() {
+        Ok(())
+    } else {
+        Err(Rejection::NotASupervisor {
+            human_id: human.profile.id.clone(),
+        })
+    }
+}
+
+/// The human named to take a conversation of `tenant`: registered there, not removed, not
+/// offline. A human of another tenant is as unknown as one never registered.
+fn target<'c>(to: &HumanId, tenant: &TenantId, ctx: &Ctx<'c>) -> Result<&'c Human, Rejection> {
+    let human = ctx
+        .directory
+        .get(to)
+        .filter(|h| h.profile.tenant == *tenant)
+        .ok_or_else(|| Rejection::UnknownHuman {
+            human_id: to.clone(),
+        })?;
+    if human.removed {
+        return Err(Rejection::HumanRemoved {
+            human_id: to.clone(),
+        });
+    }
+    if human.presence == Presence::Offline {
+        return Err(Rejection::HumanOffline {
+            human_id: to.clone(),
+        });
+    }
+    Ok(human)
+}
+
+fn check_capacity(human: &Human, ctx: &Ctx<'_>) -> Result<(), Rejection> {
+    let load = ctx.loads.of(&human.profile.id);
+    if load >= human.profile.capacity {
+        return Err(Rejection::HumanAtCapacity {
+            human_id: human.profile.id.clone(),
+            load,
+            capacity: human.profile.capacity,
+        });
+    }
+    Ok(())
+}
+
+/// The notice of `kind`, in the customer's language; none when the settings have no text.
+fn notice(
+    open_language: Option<&Language>,
+    settings: &Settings,
+    kind: NoticeKind,
+    agent: Option<&str>,
+    human: Option<&str>,
+) -> Option<ConversationEvent> {
+    let (text, language) = settings.notices.render(kind, open_language, agent, human)?;
+    Some(ConversationEvent::CustomerNotice {
+        kind,
+        text,
+        language,
+    })
+}
+
+/// The events that give a conversation to `human`.
+fn assigned(
+    human: &Human,
+    team: Option<TeamId>,
+    by: Author,
+    language: Option<&Language>,
+    ctx: &Ctx<'_>,
+) -> Vec<ConversationEvent> {
+    let name = &human.profile.name;
+    let mut events = vec![ConversationEvent::HumanAssigned {
+        human_id: human.profile.id.clone(),
+        name: name.clone(),
+        team,
+        by,
+        at: ctx.now,
+    }];
+    events.extend(notice(
+        language,
+        ctx.settings,
+        NoticeKind::PersonJoined,
+        None,
+        Some(name.as_str()),
+    ));
+    events
+}
+
+/// The events that put a conversation in `team`'s queue.
+fn awaiting(
+    team: Option<TeamId>,
+    cause: WaitCause,
+    language: Option<&Language>,
+    ctx: &Ctx<'_>,
+) -> Vec<ConversationEvent> {
+    let mut events = vec![ConversationEvent::AwaitingHuman {
+        team,
+        cause,
+        since: ctx.now,
+    }];
+    events.extend(notice(
+        language,
+        ctx.settings,
+        NoticeKind::WaitingForPerson,
+        None,
+        None,
+    ));
+    events
+}
+
+/// The events of an AI agent letting go: the escalation, the notice that it left, and the
+/// wait it leads to.
+fn escalation(
+    open: &OpenConversation,
+    agent_id: &AiAgentId,
+    agent_name: &AgentName,
+    reason: Reason,
+    cause: EscalationCause,
+    ctx: &Ctx<'_>,
+) -> Vec<ConversationEvent> {
+    let language = open.language.as_ref();
+    let mut events = vec![ConversationEvent::EscalatedToHuman {
+        agent_id: agent_id.clone(),
+        reason,
+        cause,
+    }];
+    events.extend(notice(
+        language,
+        ctx.settings,
+        NoticeKind::AiLeft,
+        Some(agent_name.as_str()),
+        None,
+    ));
+    events.extend(awaiting(
+        open.team.clone(),
+        WaitCause::Escalated(cause),
+        language,
+        ctx,
+    ));
+    events
+}
+
+fn ai_name(open: &OpenConversation) -> Option<&AgentName> {
+    match &open.handler {
+        Handler::Ai { agent_name, .. } => Some(agent_name),
+        _ => None,
+    }
+}
+
+fn constant_reason(text: String) -> Reason {
+    Reason::new(text).unwrap_or_else(|_| Reason::new("deadline").expect("a constant reason"))
 }
 
 /// Turns a command into the events it causes, or the reason it is refused.
@@ -214,16 +539,48 @@ pub fn decide_with_state(
             customer,
             channel,
             human,
-        } => vec![ConversationEvent::Opened {
-            customer: customer.clone(),
-            channel: channel.clone(),
-            human: human.clone(),
-        }],
+        } => start(
+            state,
+            ctx,
+            TenantId::default_tenant(),
+            customer,
+            channel,
+            None,
+            None,
+            human.as_ref(),
+        )?,
+        ConversationCommand::Start {
+            tenant,
+            customer,
+            channel,
+            team,
+            language,
+            human,
+        } => start(
+            state,
+            ctx,
+            tenant.clone(),
+            customer,
+            channel,
+            team.clone(),
+            language.clone(),
+            human.as_ref(),
+        )?,
         ConversationCommand::PostMessage { by, text } => {
-            let open = state.open()?;
-            if let Participant::Ai(assignment) = by {
-                check_assignment(open, assignment)?;
-            }
+            let open = match by {
+                Participant::Human(id) => {
+                    let (open, human) = human_on(state, id, ctx)?;
+                    may_handle(open, human)?;
+                    open
+                }
+                Participant::Ai(assignment) => {
+                    let open = state.open()?;
+                    check_assignment(open, assignment)?;
+                    open
+                }
+                Participant::Customer(_) => state.open()?,
+                _ => return Err(not_allowed(by, command)),
+            };
             let concerns = match by {
                 Participant::Customer(_) => ctx.policy.assess(text.as_str()),
                 _ => Vec::new(),
@@ -236,13 +593,23 @@ pub fn decide_with_state(
             }];
             // The customer's wish wins over the AI: the message and the escalation are one
             // atomic append, so no AI reply can slip in between them.
-            if let (true, Handler::Ai { agent_id, .. }) = (asks_for_human, &open.handler) {
-                events.push(ConversationEvent::EscalatedToHuman {
-                    agent_id: agent_id.clone(),
-                    reason: Reason::new("the customer asked for a human")
+            if let (
+                true,
+                Handler::Ai {
+                    agent_id,
+                    agent_name,
+                },
+            ) = (asks_for_human, &open.handler)
+            {
+                events.extend(escalation(
+                    open,
+                    agent_id,
+                    agent_name,
+                    Reason::new("the customer asked for a human")
                         .expect("a constant reason is valid"),
-                    cause: EscalationCause::CustomerAskedForHuman,
-                });
+                    EscalationCause::CustomerAskedForHuman,
+                    ctx,
+                ));
             }
             events
         }
@@ -251,10 +618,12 @@ pub fn decide_with_state(
             agent_id,
             reason,
         } => {
-            state.open()?;
+            let (open, human) = human_on(state, by, ctx)?;
+            may_handle(open, human)?;
             let agent = ctx
                 .roster
                 .get(agent_id)
+                .filter(|agent| agent.profile.tenant == open.tenant)
                 .ok_or_else(|| Rejection::UnknownAiAgent {
                     agent_id: agent_id.clone(),
                 })?;
@@ -263,12 +632,20 @@ pub fn decide_with_state(
                     agent_id: agent_id.clone(),
                 });
             }
-            vec![ConversationEvent::HandedOffToAi {
+            let mut events = vec![ConversationEvent::HandedOffToAi {
                 agent_id: agent_id.clone(),
                 agent_name: agent.profile.name.clone(),
                 by_human: by.clone(),
                 reason: reason.clone(),
-            }]
+            }];
+            events.extend(notice(
+                open.language.as_ref(),
+                ctx.settings,
+                NoticeKind::AiJoined,
+                Some(agent.profile.name.as_str()),
+                None,
+            ));
+            events
         }
         ConversationCommand::RecordAiAction { by, skill } => {
             check_assignment(state.open()?, by)?;
@@ -278,47 +655,425 @@ pub fn decide_with_state(
             }]
         }
         ConversationCommand::Reclaim { by, reason } => {
-            let open = state.open()?;
-            let Handler::Ai { agent_id, .. } = &open.handler else {
+            let (open, human) = human_on(state, by, ctx)?;
+            let Handler::Ai {
+                agent_id,
+                agent_name,
+            } = &open.handler
+            else {
                 return Err(Rejection::NotAiActive);
             };
-            vec![ConversationEvent::Reclaimed {
+            may_handle(open, human)?;
+            let mut events = vec![ConversationEvent::Reclaimed {
                 agent_id: agent_id.clone(),
                 by_human: by.clone(),
                 reason: reason.clone(),
-            }]
+            }];
+            let language = open.language.as_ref();
+            events.extend(notice(
+                language,
+                ctx.settings,
+                NoticeKind::AiLeft,
+                Some(agent_name.as_str()),
+                None,
+            ));
+            events.extend(notice(
+                language,
+                ctx.settings,
+                NoticeKind::PersonJoined,
+                None,
+                Some(human.profile.name.as_str()),
+            ));
+            events
         }
         ConversationCommand::Escalate { by, reason, cause } => {
             let open = state.open()?;
-            if *cause == EscalationCause::CustomerAskedForHuman {
-                // Only the policy, on a customer's message, may claim this cause.
+            if matches!(
+                cause,
+                EscalationCause::CustomerAskedForHuman | EscalationCause::AiTimeout
+            ) {
+                // Only the policy, on a customer's message, and the clock may claim these.
                 return Err(Rejection::EscalationCauseNotAllowed { cause: *cause });
             }
             check_assignment(open, by)?;
-            vec![ConversationEvent::EscalatedToHuman {
-                agent_id: by.agent_id.clone(),
-                reason: reason.clone(),
-                cause: *cause,
-            }]
+            let name = ai_name(open).cloned().unwrap_or_else(|| {
+                AgentName::new(by.agent_id.as_str()).expect("an id is a valid name")
+            });
+            escalation(open, &by.agent_id, &name, reason.clone(), *cause, ctx)
         }
         ConversationCommand::Close { by, reason } => {
-            let open = state.open()?;
-            if let Participant::Ai(assignment) = by {
-                check_assignment(open, assignment)?;
+            match by {
+                Participant::Human(id) => {
+                    let (open, human) = human_on(state, id, ctx)?;
+                    may_handle(open, human)?;
+                }
+                Participant::Ai(assignment) => check_assignment(state.open()?, assignment)?,
+                Participant::Customer(_) => {
+                    state.open()?;
+                }
+                _ => return Err(not_allowed(by, command)),
             }
             vec![ConversationEvent::Closed {
                 by: author(by),
                 reason: reason.clone(),
             }]
         }
+        ConversationCommand::Assign { by, to } => {
+            let (open, by_router) = match by {
+                Participant::Human(id) => {
+                    let (open, human) = human_on(state, id, ctx)?;
+                    require_supervisor(human)?;
+                    (open, false)
+                }
+                Participant::System(SystemActor::Router) => (state.open()?, true),
+                _ => return Err(not_allowed(by, command)),
+            };
+            let queue = match &open.handler {
+                Handler::Ai {
+                    agent_id,
+                    agent_name,
+                } => {
+                    return Err(Rejection::AiActive {
+                        agent_id: agent_id.clone(),
+                        agent_name: agent_name.clone(),
+                    })
+                }
+                Handler::AwaitingHuman { team, .. } => team.clone(),
+                _ if by_router => return Err(Rejection::NotAwaitingHuman),
+                _ => open.team.clone(),
+            };
+            let human = target(to, &open.tenant, ctx)?;
+            if open.assigned_human() == Some(to) {
+                return Err(Rejection::AlreadyAssignedTo {
+                    human_id: to.clone(),
+                });
+            }
+            if by_router {
+                // The router never gives a conversation to someone away or at capacity.
+                if human.presence != Presence::Available {
+                    return Err(Rejection::HumanUnavailable {
+                        human_id: to.clone(),
+                    });
+                }
+                check_capacity(human, ctx)?;
+            }
+            assigned(human, queue, author(by), open.language.as_ref(), ctx)
+        }
+        ConversationCommand::Accept { by } => {
+            let (open, human) = human_on(state, by, ctx)?;
+            let Handler::AwaitingHuman { team, .. } = &open.handler else {
+                return Err(Rejection::NotAwaitingHuman);
+            };
+            if let (Some(team), false) = (team, human.is_supervisor()) {
+                if !human.in_team(team) {
+                    return Err(Rejection::NotInTeam {
+                        human_id: by.clone(),
+                        team: team.clone(),
+                    });
+                }
+            }
+            check_capacity(human, ctx)?;
+            assigned(
+                human,
+                team.clone(),
+                Author::Human(by.clone()),
+                open.language.as_ref(),
+                ctx,
+            )
+        }
+        ConversationCommand::Transfer { by, to, reason } => {
+            let (open, human) = human_on(state, by, ctx)?;
+            if let Handler::Ai {
+                agent_id,
+                agent_name,
+            } = &open.handler
+            {
+                return Err(Rejection::AiActive {
+                    agent_id: agent_id.clone(),
+                    agent_name: agent_name.clone(),
+                });
+            }
+            may_handle(open, human)?;
+            let by_author = Author::Human(by.clone());
+            let mut events = vec![ConversationEvent::Transferred {
+                to: to.clone(),
+                reason: reason.clone(),
+                by: by_author.clone(),
+                at: ctx.now,
+            }];
+            let language = open.language.as_ref();
+            match to {
+                TransferTarget::Human(to) => {
+                    let target = target(to, &open.tenant, ctx)?;
+                    if open.assigned_human() == Some(to) {
+                        return Err(Rejection::AlreadyAssignedTo {
+                            human_id: to.clone(),
+                        });
+                    }
+                    events.extend(assigned(
+                        target,
+                        open.team.clone(),
+                        by_author,
+                        language,
+                        ctx,
+                    ));
+                }
+                TransferTarget::Team(team) => {
+                    events.extend(awaiting(
+                        Some(team.clone()),
+                        WaitCause::Transferred,
+                        language,
+                        ctx,
+                    ));
+                }
+            }
+            events
+        }
+        ConversationCommand::Requeue { human } => {
+            let open = state.open()?;
+            if open.assigned_human() != Some(human) || matches!(open.handler, Handler::Human) {
+                return Err(Rejection::NotHandledBy {
+                    human_id: human.clone(),
+                });
+            }
+            let cause = match ctx.directory.get(human) {
+                None => WaitCause::HumanRemoved,
+                Some(h) if h.removed => WaitCause::HumanRemoved,
+                Some(h) if h.presence == Presence::Offline => WaitCause::HumanOffline,
+                Some(_) => {
+                    return Err(Rejection::HumanStillSignedIn {
+                        human_id: human.clone(),
+                    })
+                }
+            };
+            awaiting(open.team.clone(), cause, open.language.as_ref(), ctx)
+        }
+        ConversationCommand::Whisper { by, to, text } => {
+            let (open, human) = human_on(state, by, ctx)?;
+            may_handle(open, human)?;
+            if *to == NoteAudience::Ai && !matches!(open.handler, Handler::Ai { .. }) {
+                return Err(Rejection::NotAiActive);
+            }
+            vec![ConversationEvent::InternalNote {
+                to: *to,
+                text: text.clone(),
+                by: Author::Human(by.clone()),
+                at: ctx.now,
+            }]
+        }
+        ConversationCommand::RaiseFlag { by } => {
+            match by {
+                Participant::Human(id) => {
+                    let (open, human) = human_on(state, id, ctx)?;
+                    may_handle(open, human)?;
+                }
+                Participant::Ai(assignment) => check_assignment(state.open()?, assignment)?,
+                _ => return Err(not_allowed(by, command)),
+            }
+            vec![ConversationEvent::FlagRaised {
+                by: author(by),
+                at: ctx.now,
+            }]
+        }
+        ConversationCommand::LowerFlag { by } => {
+            let (_, human) = human_on(state, by, ctx)?;
+            require_supervisor(human)?;
+            vec![ConversationEvent::FlagLowered {
+                by: Author::Human(by.clone()),
+                at: ctx.now,
+            }]
+        }
+        ConversationCommand::Tick => due(state.open()?, ctx),
     };
-    let next = events.iter().try_fold(state.clone(), evolve)?;
+    let now = Some(ctx.now);
+    let next = events
+        .iter()
+        .try_fold(state.clone(), |state, event| evolve_at(state, event, now))?;
     Ok((events, next))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start(
+    state: &Conversation,
+    ctx: &Ctx<'_>,
+    tenant: TenantId,
+    customer: &CustomerId,
+    channel: &Channel,
+    team: Option<TeamId>,
+    language: Option<Language>,
+    human: Option<&HumanId>,
+) -> Result<Vec<ConversationEvent>, Rejection> {
+    if !matches!(state, Conversation::NotOpened) {
+        return Err(Rejection::AlreadyOpened);
+    }
+    let human = human.map(|h| target(h, &tenant, ctx)).transpose()?;
+    let mut events = vec![ConversationEvent::Started {
+        tenant,
+        customer: customer.clone(),
+        channel: channel.clone(),
+        team: team.clone(),
+        language: language.clone(),
+        at: ctx.now,
+    }];
+    match human {
+        Some(human) => events.push(ConversationEvent::HumanAssigned {
+            human_id: human.profile.id.clone(),
+            name: human.profile.name.clone(),
+            team: None,
+            by: Author::System(SystemActor::Backend),
+            at: ctx.now,
+        }),
+        None => events.extend(awaiting(team, WaitCause::Opened, language.as_ref(), ctx)),
+    }
+    Ok(events)
+}
+
+/// Every deadline of `open` that has passed by `ctx.now` and is not recorded yet.
+fn due(open: &OpenConversation, ctx: &Ctx<'_>) -> Vec<ConversationEvent> {
+    let now = ctx.now;
+    let mut events = Vec::new();
+    match &open.handler {
+        Handler::AwaitingHuman { team, since, .. } => {
+            let sla = ctx.settings.sla(team.as_ref());
+            let waited_ms = now.millis_since(*since);
+            if !open.sla_warned && waited_ms >= sla.warning_ms {
+                events.push(ConversationEvent::SlaWarning {
+                    team: team.clone(),
+                    waited_ms,
+                    threshold_ms: sla.warning_ms,
+                    at: now,
+                });
+            }
+            if !open.sla_breached && waited_ms >= sla.breach_ms {
+                events.push(ConversationEvent::SlaBreached {
+                    team: team.clone(),
+                    waited_ms,
+                    threshold_ms: sla.breach_ms,
+                    at: now,
+                });
+            }
+        }
+        Handler::Ai {
+            agent_id,
+            agent_name,
+        } => {
+            if let Some(since) = open.reply_pending_since {
+                let deadline_ms = ctx.settings.reply_deadline_ms(agent_id);
+                let waited_ms = now.millis_since(since);
+                if waited_ms >= deadline_ms {
+                    events.push(ConversationEvent::AiReplyOverdue {
+                        agent_id: agent_id.clone(),
+                        waited_ms,
+                        deadline_ms,
+                        at: now,
+                    });
+                    events.extend(escalation(
+                        open,
+                        agent_id,
+                        agent_name,
+                        constant_reason(format!(
+                            "the AI agent did not reply within {deadline_ms} ms"
+                        )),
+                        EscalationCause::AiTimeout,
+                        ctx,
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    if let (Some(idle_ms), Some(last)) = (
+        ctx.settings.idle_close_ms,
+        open.last_customer_at.or(open.opened_at),
+    ) {
+        if now.millis_since(last) >= idle_ms {
+            events.push(ConversationEvent::Closed {
+                by: Author::System(SystemActor::Clock),
+                reason: Some(constant_reason(format!(
+                    "the customer wrote nothing for {idle_ms} ms"
+                ))),
+            });
+        }
+    }
+    events
+}
+
+/// When the next deadline of this conversation falls (SLA warning or breach while it waits,
+/// the AI reply deadline, idle closing), under `settings`; `None` when nothing is pending.
+/// The runtime arms a timer for it and sends [`ConversationCommand::Tick`] when it passes.
+pub fn next_deadline(state: &Conversation, settings: &Settings) -> Option<Timestamp> {
+    let Conversation::Open(open) = state else {
+        return None;
+    };
+    let mut next: Option<Timestamp> = None;
+    let mut consider = |t: Timestamp| next = Some(next.map_or(t, |n| n.min(t)));
+    match &open.handler {
+        Handler::AwaitingHuman { team, since, .. } => {
+            let sla = settings.sla(team.as_ref());
+            if !open.sla_warned {
+                consider(since.plus_millis(sla.warning_ms));
+            }
+            if !open.sla_breached {
+                consider(since.plus_millis(sla.breach_ms));
+            }
+        }
+        Handler::Ai { agent_id, .. } => {
+            if let Some(since) = open.reply_pending_since {
+                consider(since.plus_millis(settings.reply_deadline_ms(agent_id)));
+            }
+        }
+        _ => {}
+    }
+    if let (Some(idle_ms), Some(last)) = (
+        settings.idle_close_ms,
+        open.last_customer_at.or(open.opened_at),
+    ) {
+        consider(last.plus_millis(idle_ms));
+    }
+    next
 }
 
 /// Applies one event to the state. Rejects an event that cannot follow the state, which only a
 /// damaged or forged log can contain, since [`decide`] checks every event it makes.
 pub fn evolve(state: Conversation, event: &ConversationEvent) -> Result<Conversation, Rejection> {
+    evolve_at(state, event, None)
+}
+
+/// [`evolve`], also noting when the event happened (`at`, the record's time, when known): the
+/// time of customer messages starts the AI reply deadline and the idle clock. The rules never
+/// reject an event for its time, so a log folds the same with or without times.
+pub fn evolve_at(
+    state: Conversation,
+    event: &ConversationEvent,
+    at: Option<Timestamp>,
+) -> Result<Conversation, Rejection> {
+    let opened = |tenant: TenantId,
+                  customer: &CustomerId,
+                  channel: &Channel,
+                  human: Option<HumanId>,
+                  team: Option<TeamId>,
+                  language: Option<Language>,
+                  opened_at: Option<Timestamp>| {
+        Conversation::Open(OpenConversation {
+            customer: customer.clone(),
+            channel: channel.clone(),
+            human,
+            handler: Handler::Human,
+            epoch: Epoch(0),
+            ai_agents: Vec::new(),
+            concerns: Vec::new(),
+            tenant,
+            team,
+            language,
+            handed_off_by: None,
+            flagged: false,
+            sla_warned: false,
+            sla_breached: false,
+            opened_at,
+            last_customer_at: None,
+            reply_pending_since: None,
+        })
+    };
     let mut open = match (state, event) {
         (
             Conversation::NotOpened,
@@ -328,27 +1083,50 @@ pub fn evolve(state: Conversation, event: &ConversationEvent) -> Result<Conversa
                 human,
             },
         ) => {
-            return Ok(Conversation::Open(OpenConversation {
-                customer: customer.clone(),
-                channel: channel.clone(),
-                human: human.clone(),
-                handler: Handler::Human,
-                epoch: Epoch(0),
-                ai_agents: Vec::new(),
-                concerns: Vec::new(),
-            }))
+            return Ok(opened(
+                TenantId::default_tenant(),
+                customer,
+                channel,
+                human.clone(),
+                None,
+                None,
+                at,
+            ))
+        }
+        (
+            Conversation::NotOpened,
+            ConversationEvent::Started {
+                tenant,
+                customer,
+                channel,
+                team,
+                language,
+                at,
+            },
+        ) => {
+            return Ok(opened(
+                tenant.clone(),
+                customer,
+                channel,
+                None,
+                team.clone(),
+                language.clone(),
+                Some(*at),
+            ))
         }
         (Conversation::NotOpened, _) => return Err(Rejection::NotOpened),
         (Conversation::Closed(_), _) => return Err(Rejection::Closed),
         (Conversation::Open(open), _) => open,
     };
     match event {
-        ConversationEvent::Opened { .. } => return Err(Rejection::AlreadyOpened),
+        ConversationEvent::Opened { .. } | ConversationEvent::Started { .. } => {
+            return Err(Rejection::AlreadyOpened)
+        }
         ConversationEvent::MessagePosted {
             author, concerns, ..
         } => match author {
             // Only customers' messages are assessed by the policy.
-            Author::Human(_) | Author::Ai(_) if !concerns.is_empty() => {
+            Author::Human(_) | Author::Ai(_) | Author::System(_) if !concerns.is_empty() => {
                 return Err(Rejection::ConcernsNotFromCustomer)
             }
             Author::Customer(customer) => {
@@ -360,6 +1138,12 @@ pub fn evolve(state: Conversation, event: &ConversationEvent) -> Result<Conversa
                 for concern in concerns {
                     if !open.concerns.contains(concern) {
                         open.concerns.push(*concern);
+                    }
+                }
+                if let Some(at) = at {
+                    open.last_customer_at = Some(at);
+                    if matches!(open.handler, Handler::Ai { .. }) {
+                        open.reply_pending_since.get_or_insert(at);
                     }
                 }
             }
@@ -375,11 +1159,20 @@ pub fn evolve(state: Conversation, event: &ConversationEvent) -> Result<Conversa
                     });
                 }
             }
-            Author::Ai(agent) => require_ai(&open, agent)?,
+            Author::Ai(agent) => {
+                require_ai(&open, agent)?;
+                open.reply_pending_since = None;
+            }
+            Author::System(_) => {
+                return Err(Rejection::ForeignEvent {
+                    event_type: "message_posted by the system",
+                })
+            }
         },
         ConversationEvent::HandedOffToAi {
             agent_id,
             agent_name,
+            by_human,
             ..
         } => {
             if let Handler::Ai {
@@ -399,6 +1192,8 @@ pub fn evolve(state: Conversation, event: &ConversationEvent) -> Result<Conversa
             }
             open.epoch = Epoch(open.epoch.0 + 1);
             open.ai_agents.push(agent_id.clone());
+            open.handed_off_by = Some(by_human.clone());
+            open.reply_pending_since = None;
             open.handler = Handler::Ai {
                 agent_id: agent_id.clone(),
                 agent_name: agent_name.clone(),
@@ -410,12 +1205,14 @@ pub fn evolve(state: Conversation, event: &ConversationEvent) -> Result<Conversa
         } => {
             require_active_ai(&open, agent_id)?;
             open.human = Some(by_human.clone());
+            open.reply_pending_since = None;
             open.handler = Handler::Reclaimed {
                 by: by_human.clone(),
             };
         }
         ConversationEvent::EscalatedToHuman { agent_id, .. } => {
             require_active_ai(&open, agent_id)?;
+            open.reply_pending_since = None;
             open.handler = Handler::Human;
         }
         ConversationEvent::Closed { by, .. } => {
@@ -430,8 +1227,92 @@ pub fn evolve(state: Conversation, event: &ConversationEvent) -> Result<Conversa
             }
             return Ok(Conversation::Closed(open));
         }
+        ConversationEvent::AwaitingHuman { team, cause, since } => {
+            not_ai(&open)?;
+            open.sla_warned = false;
+            open.sla_breached = false;
+            open.handler = Handler::AwaitingHuman {
+                team: team.clone(),
+                since: *since,
+                cause: *cause,
+            };
+        }
+        ConversationEvent::HumanAssigned { human_id, name, .. } => {
+            not_ai(&open)?;
+            open.human = Some(human_id.clone());
+            open.handler = Handler::Assigned {
+                human: human_id.clone(),
+                name: name.clone(),
+            };
+        }
+        ConversationEvent::Transferred { to, .. } => {
+            not_ai(&open)?;
+            if let TransferTarget::Team(team) = to {
+                open.team = Some(team.clone());
+            }
+        }
+        ConversationEvent::SlaWarning { .. } | ConversationEvent::SlaBreached { .. } => {
+            if !matches!(open.handler, Handler::AwaitingHuman { .. }) {
+                return Err(Rejection::NotAwaitingHuman);
+            }
+            let recorded = if matches!(event, ConversationEvent::SlaWarning { .. }) {
+                &mut open.sla_warned
+            } else {
+                &mut open.sla_breached
+            };
+            if *recorded {
+                return Err(Rejection::ForeignEvent {
+                    event_type: "a second SLA event for the same wait",
+                });
+            }
+            *recorded = true;
+        }
+        ConversationEvent::AiReplyOverdue { agent_id, .. } => {
+            require_active_ai(&open, agent_id)?;
+            open.reply_pending_since = None;
+        }
+        ConversationEvent::CustomerNotice { .. } => {}
+        ConversationEvent::InternalNote { to, by, .. } => {
+            if matches!(by, Author::Customer(_)) {
+                return Err(Rejection::ForeignEvent {
+                    event_type: "internal_note by the customer",
+                });
+            }
+            if *to == NoteAudience::Ai && !matches!(open.handler, Handler::Ai { .. }) {
+                return Err(Rejection::NotAiActive);
+            }
+        }
+        ConversationEvent::FlagRaised { by, .. } => {
+            if let Author::Ai(agent) = by {
+                require_ai(&open, agent)?;
+            }
+            if open.flagged {
+                return Err(Rejection::FlagAlreadyRaised);
+            }
+            open.flagged = true;
+        }
+        ConversationEvent::FlagLowered { .. } => {
+            if !open.flagged {
+                return Err(Rejection::FlagNotRaised);
+            }
+            open.flagged = false;
+        }
     }
     Ok(Conversation::Open(open))
+}
+
+/// The event gives the conversation to humans: no AI agent may hold it at that moment.
+fn not_ai(open: &OpenConversation) -> Result<(), Rejection> {
+    match &open.handler {
+        Handler::Ai {
+            agent_id,
+            agent_name,
+        } => Err(Rejection::AiActive {
+            agent_id: agent_id.clone(),
+            agent_name: agent_name.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The event claims an AI agent acted: it must be the active one.

@@ -4,11 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::human::{Presence, Role};
 use crate::ids::{
-    AgentName, AiAgentId, Channel, CustomerId, HumanId, InvalidInput, SkillName, Specialty,
+    AgentName, AiAgentId, Channel, CustomerId, HumanId, InvalidInput, Language, SkillName,
+    Specialty, TeamId, TenantId,
 };
 use crate::policy::Concern;
 use crate::text::{MessageText, Reason, SkillData};
+use crate::time::Timestamp;
 
 /// Any event of the log: it belongs either to an AI agent's stream or to a conversation's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +21,8 @@ pub enum Event {
     AiAgent(AiAgentEvent),
     /// An event of a conversation's stream.
     Conversation(ConversationEvent),
+    /// An event of a human's registration stream.
+    Human(HumanEvent),
 }
 
 impl Event {
@@ -26,6 +31,7 @@ impl Event {
         match self {
             Event::AiAgent(e) => e.type_name(),
             Event::Conversation(e) => e.type_name(),
+            Event::Human(e) => e.type_name(),
         }
     }
 }
@@ -53,6 +59,20 @@ pub enum AiAgentEvent {
         /// Its id.
         agent_id: AiAgentId,
     },
+    /// The agent was registered in a tenant (inactive until activated). [`Registered`]
+    /// (written before tenants) reads as a registration in [`TenantId::default_tenant`].
+    ///
+    /// [`Registered`]: AiAgentEvent::Registered
+    RegisteredIn {
+        /// Its id.
+        agent_id: AiAgentId,
+        /// The tenant whose conversations it may take.
+        tenant: TenantId,
+        /// Its display name.
+        name: AgentName,
+        /// What it specialises in.
+        specialties: Vec<Specialty>,
+    },
 }
 
 impl AiAgentEvent {
@@ -62,6 +82,7 @@ impl AiAgentEvent {
             AiAgentEvent::Registered { .. } => "ai_agent_registered",
             AiAgentEvent::Activated { .. } => "ai_agent_activated",
             AiAgentEvent::Deactivated { .. } => "ai_agent_deactivated",
+            AiAgentEvent::RegisteredIn { .. } => "ai_agent_registered",
         }
     }
 
@@ -69,6 +90,7 @@ impl AiAgentEvent {
     pub fn agent_id(&self) -> &AiAgentId {
         match self {
             AiAgentEvent::Registered { agent_id, .. }
+            | AiAgentEvent::RegisteredIn { agent_id, .. }
             | AiAgentEvent::Activated { agent_id }
             | AiAgentEvent::Deactivated { agent_id } => agent_id,
         }
@@ -85,6 +107,32 @@ pub enum Author {
     Human(HumanId),
     /// The AI agent handling the conversation.
     Ai(AiAgentId),
+    /// The runtime itself: the router, a timer, or the backend opening a conversation.
+    System(SystemActor),
+}
+
+/// The parts of the runtime that act on their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum SystemActor {
+    /// The router, assigning a waiting conversation to a human.
+    Router,
+    /// The clock: SLA thresholds, the AI reply deadline, idle closing.
+    Clock,
+    /// The backend, naming a human when it opens a conversation, or requeueing the
+    /// conversations of a human who went offline or was removed.
+    Backend,
+}
+
+impl SystemActor {
+    /// `router`, `clock` or `backend`: the id the audit export gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemActor::Router => "router",
+            SystemActor::Clock => "clock",
+            SystemActor::Backend => "backend",
+        }
+    }
 }
 
 impl Author {
@@ -94,6 +142,7 @@ impl Author {
             Author::Customer(_) => "customer",
             Author::Human(_) => "human",
             Author::Ai(_) => "ai",
+            Author::System(_) => "system",
         }
     }
 
@@ -103,6 +152,7 @@ impl Author {
             Author::Customer(id) => id.as_str(),
             Author::Human(id) => id.as_str(),
             Author::Ai(id) => id.as_str(),
+            Author::System(actor) => actor.as_str(),
         }
     }
 }
@@ -164,6 +214,8 @@ pub enum EscalationCause {
     CustomerAskedForHuman,
     /// The AI agent was deactivated while it held the conversation.
     AgentDeactivated,
+    /// The AI agent did not answer a customer's message within its reply deadline.
+    AiTimeout,
 }
 
 impl EscalationCause {
@@ -173,6 +225,7 @@ impl EscalationCause {
             EscalationCause::AgentRequested => "agent_requested",
             EscalationCause::CustomerAskedForHuman => "customer_asked_for_human",
             EscalationCause::AgentDeactivated => "agent_deactivated",
+            EscalationCause::AiTimeout => "ai_timeout",
         }
     }
 }
@@ -242,6 +295,269 @@ pub enum ConversationEvent {
         /// Why, if they said.
         reason: Option<Reason>,
     },
+    /// The conversation was opened in a tenant. Always followed, in the same append, by who
+    /// controls it: [`HumanAssigned`](ConversationEvent::HumanAssigned) or
+    /// [`AwaitingHuman`](ConversationEvent::AwaitingHuman). [`Opened`](ConversationEvent::Opened)
+    /// (written before tenants) reads as one in [`TenantId::default_tenant`].
+    Started {
+        /// The tenant.
+        tenant: TenantId,
+        /// The customer.
+        customer: CustomerId,
+        /// The channel.
+        channel: Channel,
+        /// The team whose queue it waits in when it needs a human (`None`: the tenant's
+        /// general queue, which every agent of the tenant may accept from).
+        team: Option<TeamId>,
+        /// The customer's language, if known: notices are written in it.
+        language: Option<Language>,
+        /// When, by the runtime's clock.
+        at: Timestamp,
+    },
+    /// The conversation needs a human and waits in its team's queue.
+    AwaitingHuman {
+        /// The queue: the team (`None`: the tenant's general queue).
+        team: Option<TeamId>,
+        /// Why it needs a human.
+        cause: WaitCause,
+        /// Since when, by the runtime's clock.
+        since: Timestamp,
+    },
+    /// A human now handles the conversation.
+    HumanAssigned {
+        /// The human.
+        human_id: HumanId,
+        /// Their display name at the time.
+        name: AgentName,
+        /// The queue it was taken from, if it waited.
+        team: Option<TeamId>,
+        /// Who gave it: the router, a supervisor, the human accepting it, the backend at open.
+        by: Author,
+        /// When, by the runtime's clock.
+        at: Timestamp,
+    },
+    /// A human passed the conversation to another human or to a team's queue. Followed, in the
+    /// same append, by the [`HumanAssigned`](ConversationEvent::HumanAssigned) or the
+    /// [`AwaitingHuman`](ConversationEvent::AwaitingHuman) it leads to.
+    Transferred {
+        /// Where to.
+        to: TransferTarget,
+        /// Why.
+        reason: Reason,
+        /// Who transferred it.
+        by: Author,
+        /// When, by the runtime's clock.
+        at: Timestamp,
+    },
+    /// The conversation has waited past its queue's warning threshold.
+    SlaWarning {
+        /// The queue.
+        team: Option<TeamId>,
+        /// How long it had waited.
+        waited_ms: u64,
+        /// The threshold passed.
+        threshold_ms: u64,
+        /// When, by the runtime's clock.
+        at: Timestamp,
+    },
+    /// The conversation has waited past its queue's breach threshold.
+    SlaBreached {
+        /// The queue.
+        team: Option<TeamId>,
+        /// How long it had waited.
+        waited_ms: u64,
+        /// The threshold passed.
+        threshold_ms: u64,
+        /// When, by the runtime's clock.
+        at: Timestamp,
+    },
+    /// The AI agent did not answer the customer within its deadline. Followed, in the same
+    /// append, by the escalation with cause `ai_timeout`.
+    AiReplyOverdue {
+        /// The AI agent.
+        agent_id: AiAgentId,
+        /// How long the customer had waited.
+        waited_ms: u64,
+        /// The deadline passed.
+        deadline_ms: u64,
+        /// When, by the runtime's clock.
+        at: Timestamp,
+    },
+    /// A notice shown to the customer (an AI agent joined or left, they wait for a person, a
+    /// person joined). A backend delivers it like a message.
+    CustomerNotice {
+        /// What it announces.
+        kind: NoticeKind,
+        /// Its text.
+        text: MessageText,
+        /// The language of the text.
+        language: Language,
+    },
+    /// A note for staff or guidance for the AI agent. Never shown to the customer.
+    InternalNote {
+        /// Who may read it.
+        to: NoteAudience,
+        /// Its text.
+        text: MessageText,
+        /// Who wrote it.
+        by: Author,
+        /// When, by the runtime's clock.
+        at: Timestamp,
+    },
+    /// Someone raised "needs help" on the conversation.
+    FlagRaised {
+        /// Who raised it: the assigned human, a supervisor or the AI agent.
+        by: Author,
+        /// When, by the runtime's clock.
+        at: Timestamp,
+    },
+    /// A supervisor lowered the flag.
+    FlagLowered {
+        /// The supervisor.
+        by: Author,
+        /// When, by the runtime's clock.
+        at: Timestamp,
+    },
+}
+
+/// Why a conversation waits for a human.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum WaitCause {
+    /// It was opened without a human.
+    Opened,
+    /// The AI agent gave it back, for this cause.
+    Escalated(EscalationCause),
+    /// The human who handled it went offline.
+    HumanOffline,
+    /// The human who handled it was removed from the directory.
+    HumanRemoved,
+    /// A human transferred it to this queue.
+    Transferred,
+}
+
+impl WaitCause {
+    /// The snake_case name used in exports: `opened`, the escalation's cause
+    /// (`customer_asked_for_human`, `ai_timeout`, ...), `human_offline`, `human_removed` or
+    /// `transferred`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitCause::Opened => "opened",
+            WaitCause::Escalated(cause) => cause.as_str(),
+            WaitCause::HumanOffline => "human_offline",
+            WaitCause::HumanRemoved => "human_removed",
+            WaitCause::Transferred => "transferred",
+        }
+    }
+}
+
+/// Where a transfer sends a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum TransferTarget {
+    /// To this human.
+    Human(HumanId),
+    /// To this team's queue.
+    Team(TeamId),
+}
+
+/// What a customer notice announces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum NoticeKind {
+    /// An AI agent took the conversation.
+    AiJoined,
+    /// The AI agent let go of it.
+    AiLeft,
+    /// The customer waits for a person.
+    WaitingForPerson,
+    /// A person took the conversation.
+    PersonJoined,
+}
+
+impl NoticeKind {
+    /// `ai_joined`, `ai_left`, `waiting_for_person` or `person_joined`, as exported.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::AiJoined => "ai_joined",
+            NoticeKind::AiLeft => "ai_left",
+            NoticeKind::WaitingForPerson => "waiting_for_person",
+            NoticeKind::PersonJoined => "person_joined",
+        }
+    }
+}
+
+/// Who may read an internal note. Neither is the customer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum NoteAudience {
+    /// Humans of the tenant.
+    Staff,
+    /// The AI agent handling the conversation (and staff).
+    Ai,
+}
+
+impl NoteAudience {
+    /// `staff` or `ai`, as exported.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteAudience::Staff => "staff",
+            NoteAudience::Ai => "ai",
+        }
+    }
+}
+
+/// What happened to a human's registration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum HumanEvent {
+    /// The human was registered (offline until their presence changes).
+    Registered {
+        /// Their id.
+        human_id: HumanId,
+        /// Their tenant.
+        tenant: TenantId,
+        /// Their display name.
+        name: AgentName,
+        /// Agent or supervisor.
+        role: Role,
+        /// Their teams, sorted, without duplicates.
+        teams: Vec<TeamId>,
+        /// The most conversations they handle at once.
+        capacity: u32,
+    },
+    /// Their presence changed.
+    PresenceChanged {
+        /// Their id.
+        human_id: HumanId,
+        /// The new presence.
+        presence: Presence,
+    },
+    /// They were removed from the directory; the conversations they handled are requeued.
+    Removed {
+        /// Their id.
+        human_id: HumanId,
+    },
+}
+
+impl HumanEvent {
+    /// The snake_case name the audit export gives this event.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            HumanEvent::Registered { .. } => "human_registered",
+            HumanEvent::PresenceChanged { .. } => "human_presence_changed",
+            HumanEvent::Removed { .. } => "human_removed",
+        }
+    }
+
+    /// The human the event is about.
+    pub fn human_id(&self) -> &HumanId {
+        match self {
+            HumanEvent::Registered { human_id, .. }
+            | HumanEvent::PresenceChanged { human_id, .. }
+            | HumanEvent::Removed { human_id } => human_id,
+        }
+    }
 }
 
 impl ConversationEvent {
@@ -255,6 +571,17 @@ impl ConversationEvent {
             ConversationEvent::Reclaimed { .. } => "reclaimed",
             ConversationEvent::EscalatedToHuman { .. } => "escalated_to_human",
             ConversationEvent::Closed { .. } => "conversation_closed",
+            ConversationEvent::Started { .. } => "conversation_opened",
+            ConversationEvent::AwaitingHuman { .. } => "awaiting_human",
+            ConversationEvent::HumanAssigned { .. } => "human_assigned",
+            ConversationEvent::Transferred { .. } => "transferred",
+            ConversationEvent::SlaWarning { .. } => "sla_warning",
+            ConversationEvent::SlaBreached { .. } => "sla_breached",
+            ConversationEvent::AiReplyOverdue { .. } => "ai_reply_overdue",
+            ConversationEvent::CustomerNotice { .. } => "customer_notice",
+            ConversationEvent::InternalNote { .. } => "internal_note",
+            ConversationEvent::FlagRaised { .. } => "flag_raised",
+            ConversationEvent::FlagLowered { .. } => "flag_lowered",
         }
     }
 }

@@ -167,9 +167,48 @@ label!(
     Specialty, "specialty", IDENTIFIER_BYTES_MAX
 );
 label!(
-    /// An AI agent's display name, shown beside the AI-active indicator.
+    /// An AI agent's or a human's display name, shown beside the conversation's controller.
     AgentName, "AI agent name", AGENT_NAME_BYTES_MAX
 );
+label!(
+    /// The contact center a conversation, a human or an AI agent belongs to. Nothing crosses
+    /// tenants: a human of one tenant cannot see or act on another tenant's conversations.
+    TenantId, "tenant id", IDENTIFIER_BYTES_MAX
+);
+label!(
+    /// A team of humans and its queue (e.g. `billing`). Conversations that wait for a human
+    /// wait in their team's queue.
+    TeamId, "team id", IDENTIFIER_BYTES_MAX
+);
+label!(
+    /// A customer's language as a BCP 47 tag (`en`, `pt-BR`, `es`): customer notices are
+    /// written in it where a text exists.
+    Language, "language", IDENTIFIER_BYTES_MAX
+);
+
+impl TenantId {
+    /// The tenant of everything created without one (and of logs written before tenants):
+    /// `default`.
+    pub fn default_tenant() -> TenantId {
+        TenantId(String::from("default"))
+    }
+}
+
+impl Language {
+    /// English, the language of notices when the customer's is unknown.
+    pub fn english() -> Language {
+        Language(String::from("en"))
+    }
+
+    /// The primary subtag, lower-cased: `pt` for `pt-BR`.
+    pub fn primary(&self) -> String {
+        self.0
+            .split(['-', '_'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    }
+}
 
 /// A conversation's id: a UUID v7, so ids sort by creation time. The runtime mints it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -296,7 +335,8 @@ impl fmt::Debug for Epoch {
     }
 }
 
-/// One stream of the log: each conversation is one, and each AI agent's registration is one.
+/// One stream of the log: each conversation is one, each AI agent's registration is one, and
+/// each human's registration and presence is one.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 ///
 /// Deliberately exhaustive: every store backend keys each kind of stream in its own way, so a
@@ -306,6 +346,8 @@ pub enum StreamId {
     AiAgent(AiAgentId),
     /// One customer conversation.
     Conversation(ConversationId),
+    /// The registration and presence history of one human (agent or supervisor).
+    Human(HumanId),
 }
 
 impl StreamId {
@@ -313,16 +355,17 @@ impl StreamId {
     pub fn conversation_id(&self) -> Option<ConversationId> {
         match self {
             StreamId::Conversation(id) => Some(*id),
-            StreamId::AiAgent(_) => None,
+            StreamId::AiAgent(_) | StreamId::Human(_) => None,
         }
     }
 }
 
 impl fmt::Display for StreamId {
-    /// `conversation-<uuid>` or `ai-agent-<id>`, the names the audit export uses.
+    /// `conversation-<uuid>`, `ai-agent-<id>` or `human-<id>`, the names the audit export uses.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StreamId::AiAgent(id) => write!(f, "ai-agent-{id}"),
+            StreamId::Human(id) => write!(f, "human-{id}"),
             StreamId::Conversation(id) => write!(f, "conversation-{id}"),
         }
     }

@@ -13,7 +13,7 @@
 //!
 //! let roster = Roster::default();
 //! let policy = DefaultPolicy::default();
-//! let ctx = Ctx { roster: &roster, policy: &policy };
+//! let ctx = Ctx::new(&roster, &policy).at(Timestamp::from_millis(1_000));
 //! let open = ConversationCommand::Open {
 //!     customer: CustomerId::new("cust-1").unwrap(),
 //!     channel: Channel::new("web-chat").unwrap(),
@@ -21,48 +21,113 @@
 //! };
 //! let events = conversation::decide(&Conversation::default(), &open, &ctx).unwrap();
 //! let state = conversation::fold(&events).unwrap();
-//! assert_eq!(state.status(), Status::HumanHandled);
+//! // Opened without a human, it waits in the tenant's general queue.
+//! assert_eq!(state.status().label(), "awaiting-human");
 //! ```
 
 pub mod agent;
 pub mod command;
 pub mod conversation;
 pub mod event;
+pub mod human;
 pub mod ids;
 pub mod limits;
 pub mod policy;
 pub mod rejection;
+pub mod settings;
 pub mod text;
+pub mod time;
 
 pub use agent::{AiAgent, AiAgentProfile, Roster};
-pub use command::{AiAgentCommand, Assignment, ConversationCommand, Participant};
+pub use command::{AiAgentCommand, Assignment, ConversationCommand, HumanCommand, Participant};
 pub use conversation::{Conversation, Handler, OpenConversation, Status};
 pub use event::{
-    AiAgentEvent, Author, ConversationEvent, EscalationCause, Event, Skill, SkillOutcome,
+    AiAgentEvent, Author, ConversationEvent, EscalationCause, Event, HumanEvent, NoteAudience,
+    NoticeKind, Skill, SkillOutcome, SystemActor, TransferTarget, WaitCause,
 };
+pub use human::{Directory, Human, HumanProfile, Loads, Presence, Role};
 pub use ids::{
     AgentName, AiAgentId, Channel, CommandId, ConversationId, CustomerId, Epoch, HumanId,
-    InvalidInput, SkillName, Specialty, StreamId,
+    InvalidInput, Language, SkillName, Specialty, StreamId, TeamId, TenantId,
 };
 pub use limits::*;
 pub use policy::{Concern, DefaultPolicy, Policy};
 pub use rejection::Rejection;
+pub use settings::{NoticeTexts, Settings, Sla};
 pub use text::{MessageText, Reason, SkillData};
+pub use time::Timestamp;
 
-/// What `decide` may consult besides the state and the command: the AI-agent roster (who is
-/// registered and active) and the handoff policy. Both are plain values, so `decide` stays pure.
+/// What `decide` may consult besides the state and the command: the AI-agent roster, the
+/// directory of humans and their loads, the handoff policy, the operator's settings, and the
+/// time. All are plain values, so `decide` stays pure.
+///
+/// Build it with [`Ctx::new`] and the `with_`/`at` methods; fields left out are empty (no human
+/// registered, default settings, time zero).
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     /// The registered AI agents and whether each is active.
     pub roster: &'a Roster,
     /// Classifies customer messages (a complaint, a request for a human, ...).
     pub policy: &'a dyn Policy,
+    /// The registered humans and their presence.
+    pub directory: &'a Directory,
+    /// How many conversations each human handles.
+    pub loads: &'a Loads,
+    /// Thresholds, deadlines and notice texts.
+    pub settings: &'a Settings,
+    /// Now, by the runtime's clock.
+    pub now: Timestamp,
+}
+
+static EMPTY_DIRECTORY: Directory = Directory::new();
+static NO_LOADS: Loads = Loads::new();
+
+fn default_settings() -> &'static Settings {
+    static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+    SETTINGS.get_or_init(Settings::default)
+}
+
+impl<'a> Ctx<'a> {
+    /// A context with this roster and policy, no human registered, default settings, and time
+    /// zero.
+    pub fn new(roster: &'a Roster, policy: &'a dyn Policy) -> Ctx<'a> {
+        Ctx {
+            roster,
+            policy,
+            directory: &EMPTY_DIRECTORY,
+            loads: &NO_LOADS,
+            settings: default_settings(),
+            now: Timestamp::default(),
+        }
+    }
+
+    /// The same context with this directory of humans.
+    pub fn with_directory(self, directory: &'a Directory) -> Ctx<'a> {
+        Ctx { directory, ..self }
+    }
+
+    /// The same context with these loads.
+    pub fn with_loads(self, loads: &'a Loads) -> Ctx<'a> {
+        Ctx { loads, ..self }
+    }
+
+    /// The same context with these settings.
+    pub fn with_settings(self, settings: &'a Settings) -> Ctx<'a> {
+        Ctx { settings, ..self }
+    }
+
+    /// The same context at time `now`.
+    pub fn at(self, now: Timestamp) -> Ctx<'a> {
+        Ctx { now, ..self }
+    }
 }
 
 impl std::fmt::Debug for Ctx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx")
             .field("roster", &self.roster)
+            .field("directory", &self.directory)
+            .field("now", &self.now)
             .finish_non_exhaustive()
     }
 }

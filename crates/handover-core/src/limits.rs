@@ -12,3 +12,7 @@ pub const MESSAGE_BYTES_MAX: usize = 64 * 1024;
 pub const REASON_BYTES_MAX: usize = 1024;
 /// Longest skill input or outcome detail, in bytes (64 KiB).
 pub const SKILL_DATA_BYTES_MAX: usize = 64 * 1024;
+/// Most teams one human may belong to.
+pub const TEAMS_COUNT_MAX: usize = 32;
+/// Most conversations one human may be given at once (their capacity's upper bound).
+pub const HUMAN_CAPACITY_MAX: u32 = 1000;

@@ -2,7 +2,8 @@
 //! wrong and, where there is one, what to do instead. A rejected command records nothing.
 
 use crate::event::EscalationCause;
-use crate::ids::{AgentName, AiAgentId, CustomerId, Epoch};
+use crate::human::Presence;
+use crate::ids::{AgentName, AiAgentId, CustomerId, Epoch, HumanId, TeamId};
 use crate::policy::Concern;
 
 /// A command refused by the rules. Nothing was recorded.
@@ -123,5 +124,126 @@ pub enum Rejection {
     ForeignEvent {
         /// The event's type name.
         event_type: &'static str,
+    },
+    /// A human who is not registered (in any tenant) sent a command.
+    #[error("human {human_id} is not registered; register them before they act")]
+    UnknownHuman {
+        /// The id given.
+        human_id: HumanId,
+    },
+    /// Registering a human id that is already registered.
+    #[error("human {human_id} is already registered")]
+    HumanAlreadyRegistered {
+        /// The id given.
+        human_id: HumanId,
+    },
+    /// A removed human sent a command, or a command on a removed human's registration.
+    #[error("human {human_id} was removed from the directory and may not act")]
+    HumanRemoved {
+        /// The id given.
+        human_id: HumanId,
+    },
+    /// Registering a human in too many teams.
+    #[error("a human may belong to at most {max} teams; {len} were given")]
+    TooManyTeams {
+        /// How many were given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Registering a human with a capacity of zero or above the limit.
+    #[error("a human's capacity must be between 1 and {max} conversations; {capacity} was given")]
+    CapacityOutOfRange {
+        /// The capacity given.
+        capacity: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// Setting a human's presence to the one they have.
+    #[error("human {human_id} is already {}", .presence.as_str())]
+    PresenceUnchanged {
+        /// The human.
+        human_id: HumanId,
+        /// Their presence.
+        presence: Presence,
+    },
+    /// An offline human sent a command, or was named to take a conversation.
+    #[error(
+        "human {human_id} is offline; they must be available or away to act or take conversations"
+    )]
+    HumanOffline {
+        /// The human.
+        human_id: HumanId,
+    },
+    /// The router picked a human who is not available.
+    #[error("human {human_id} is not available; the router assigns only available humans")]
+    HumanUnavailable {
+        /// The human.
+        human_id: HumanId,
+    },
+    /// The router (or a human accepting) would exceed the human's capacity.
+    #[error("human {human_id} already handles {load} of at most {capacity} conversations")]
+    HumanAtCapacity {
+        /// The human.
+        human_id: HumanId,
+        /// The conversations they handle.
+        load: u32,
+        /// Their capacity.
+        capacity: u32,
+    },
+    /// A human agent acting on a conversation that is not assigned to them.
+    #[error("conversation is not assigned to {human_id}; only its assigned human or a supervisor may do that")]
+    NotAssignedToYou {
+        /// The human who tried.
+        human_id: HumanId,
+    },
+    /// A human agent doing what only a supervisor may do.
+    #[error("only a supervisor may do that; {human_id} is an agent")]
+    NotASupervisor {
+        /// The human who tried.
+        human_id: HumanId,
+    },
+    /// Accept or a router assignment on a conversation that is not waiting for a human.
+    #[error("conversation is not waiting for a human")]
+    NotAwaitingHuman,
+    /// A human accepting from a queue of a team they do not belong to.
+    #[error("{human_id} is not in team {team}, whose queue the conversation waits in")]
+    NotInTeam {
+        /// The human who tried.
+        human_id: HumanId,
+        /// The queue's team.
+        team: TeamId,
+    },
+    /// Assigning or transferring a conversation to the human who already handles it.
+    #[error("conversation is already handled by {human_id}")]
+    AlreadyAssignedTo {
+        /// The human.
+        human_id: HumanId,
+    },
+    /// Raising a flag that is raised.
+    #[error("the conversation is already flagged as needing help")]
+    FlagAlreadyRaised,
+    /// Lowering a flag that is not raised.
+    #[error("the conversation is not flagged")]
+    FlagNotRaised,
+    /// Requeueing the conversation of a human who is still signed in.
+    #[error("human {human_id} is still signed in; their conversations stay with them")]
+    HumanStillSignedIn {
+        /// The human.
+        human_id: HumanId,
+    },
+    /// Requeueing a conversation that `human_id` does not handle.
+    #[error("conversation is not handled by {human_id}")]
+    NotHandledBy {
+        /// The human named.
+        human_id: HumanId,
+    },
+    /// A kind of participant that may not send this command (a customer assigning, ...).
+    #[error("a {participant} may not {action} a conversation")]
+    ParticipantNotAllowed {
+        /// `customer`, `human`, `AI agent` or `system`.
+        participant: &'static str,
+        /// The command's name.
+        action: &'static str,
     },
 }

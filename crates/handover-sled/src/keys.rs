@@ -2,10 +2,11 @@
 //! marks and commands, with their parsers. Every other module builds and reads keys through
 //! these functions.
 //!
-//! Stream keys: `c` + the conversation's 16 UUID bytes, or `a` + the AI agent id + `0x00`
-//! (ids hold no control characters, so the terminator keeps the key space prefix-free).
+//! Stream keys: `c` + the conversation's 16 UUID bytes, `a` + the AI agent id + `0x00`, or
+//! `h` + the human id + `0x00` (ids hold no control characters, so the terminator keeps the
+//! key space prefix-free).
 
-use handover_core::{AiAgentId, CommandId, ConversationId, StreamId};
+use handover_core::{AiAgentId, CommandId, ConversationId, HumanId, StreamId};
 use handover_store::LogLocation;
 
 pub(crate) const STREAM_PREFIX: u8 = b's';
@@ -24,6 +25,8 @@ pub(crate) const CONVERSATION_KIND: u8 = b'c';
 
 pub(crate) const AI_AGENT_KIND: u8 = b'a';
 
+pub(crate) const HUMAN_KIND: u8 = b'h';
+
 pub(crate) fn push_stream_key(key: &mut Vec<u8>, stream: &StreamId) {
     match stream {
         StreamId::Conversation(id) => {
@@ -32,6 +35,11 @@ pub(crate) fn push_stream_key(key: &mut Vec<u8>, stream: &StreamId) {
         }
         StreamId::AiAgent(id) => {
             key.push(AI_AGENT_KIND);
+            key.extend_from_slice(id.as_str().as_bytes());
+            key.push(0);
+        }
+        StreamId::Human(id) => {
+            key.push(HUMAN_KIND);
             key.extend_from_slice(id.as_str().as_bytes());
             key.push(0);
         }
@@ -56,6 +64,11 @@ pub(crate) fn parse_stream_key(bytes: &[u8]) -> Option<(StreamId, &[u8])> {
                 StreamId::AiAgent(AiAgentId::new(id).ok()?),
                 &rest[end + 1..],
             ))
+        }
+        (&HUMAN_KIND, rest) => {
+            let end = rest.iter().position(|&b| b == 0)?;
+            let id = std::str::from_utf8(&rest[..end]).ok()?;
+            Some((StreamId::Human(HumanId::new(id).ok()?), &rest[end + 1..]))
         }
         _ => None,
     }

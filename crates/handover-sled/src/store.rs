@@ -30,7 +30,7 @@ use crate::index::{self, chunk_key, decode_chunk, CHUNK_PREFIX};
 use crate::journal::{
     AppendRequest, AppendResult, DiskSync, FreeSpace, Journal, Start, SyncStep, Syncing, TimedSync,
 };
-use crate::keys::{be_u64, AI_AGENT_KIND, MARK_PREFIX, STREAM_PREFIX};
+use crate::keys::{be_u64, AI_AGENT_KIND, HUMAN_KIND, MARK_PREFIX, STREAM_PREFIX};
 use crate::tip::{replay_marks, stream_tip, Marks};
 use crate::SledOptions;
 
@@ -636,6 +636,11 @@ impl EventStore for SledStore {
 
     async fn read_ai_agents(&self) -> Result<Vec<RecordedEvent>, StoreError> {
         self.scan_stream_space(&[STREAM_PREFIX, AI_AGENT_KIND])
+            .collect()
+    }
+
+    async fn read_humans(&self) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.scan_stream_space(&[STREAM_PREFIX, HUMAN_KIND])
             .collect()
     }
 

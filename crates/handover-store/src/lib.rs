@@ -168,6 +168,27 @@ pub trait EventStore: Send + Sync + 'static {
     /// without reading conversations.
     async fn read_ai_agents(&self) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Every event of every human stream, stream by stream: enough to build the directory of
+    /// humans without reading conversations. The default reads the whole log; a backend that
+    /// keys streams by kind answers from the human streams alone.
+    async fn read_humans(&self) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut humans = Vec::new();
+        let mut from = 1;
+        loop {
+            let page = self.read_all(from, 4096).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            from = last.position + 1;
+            humans.extend(
+                page.into_iter()
+                    .filter(|record| matches!(record.stream, StreamId::Human(_))),
+            );
+        }
+        humans.sort_by(|a, b| (&a.stream, a.seq).cmp(&(&b.stream, b.seq)));
+        Ok(humans)
+    }
+
     /// The highest global position written so far (0 for an empty log).
     fn head(&self) -> u64;
 

@@ -168,6 +168,10 @@ impl<H: StoreHooks> EventStore for ForwardingStore<H> {
         self.inner.read_ai_agents().await
     }
 
+    async fn read_humans(&self) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_humans().await
+    }
+
     fn head(&self) -> u64 {
         self.inner.head()
     }
