@@ -19,8 +19,6 @@ pub struct AiAgentProfile {
     pub name: AgentName,
     /// What it specialises in.
     pub specialties: Vec<Specialty>,
-    /// The tenant whose conversations it may take.
-    pub tenant: TenantId,
 }
 
 /// A registered AI agent and whether it can be chosen for a handoff.
@@ -30,6 +28,8 @@ pub struct AiAgent {
     pub profile: AiAgentProfile,
     /// Whether it appears in the "select the AI agent" list.
     pub active: bool,
+    /// The tenant whose conversations it may take.
+    pub tenant: TenantId,
 }
 
 /// Turns a command on one AI agent's registration into events, or refuses it.
@@ -115,9 +115,9 @@ pub fn evolve(state: Option<AiAgent>, event: &AiAgentEvent) -> Result<Option<AiA
                 id: agent_id.clone(),
                 name: name.clone(),
                 specialties: specialties.clone(),
-                tenant: TenantId::default_tenant(),
             },
             active: false,
+            tenant: TenantId::default_tenant(),
         })),
         (
             None,
@@ -132,9 +132,9 @@ pub fn evolve(state: Option<AiAgent>, event: &AiAgentEvent) -> Result<Option<AiA
                 id: agent_id.clone(),
                 name: name.clone(),
                 specialties: specialties.clone(),
-                tenant: tenant.clone(),
             },
             active: false,
+            tenant: tenant.clone(),
         })),
         (Some(agent), AiAgentEvent::Registered { .. } | AiAgentEvent::RegisteredIn { .. }) => {
             Err(Rejection::AiAgentAlreadyRegistered {
@@ -193,6 +193,17 @@ impl Roster {
             Event::AiAgent(event) => self.evolve(event),
             _ => Ok(()),
         }
+    }
+
+    /// The active agents of `tenant`, optionally only those with `specialty`, sorted by id:
+    /// a tenant's "select the AI agent" list.
+    pub fn active_in<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        specialty: Option<&'a Specialty>,
+    ) -> impl Iterator<Item = &'a AiAgent> + 'a {
+        self.active(specialty)
+            .filter(move |agent| agent.tenant == *tenant)
     }
 
     /// The active agents, optionally only those with `specialty`, sorted by id: the

@@ -3,11 +3,12 @@
 
 use crate::event::{EscalationCause, NoteAudience, Skill, SystemActor, TransferTarget};
 use crate::human::{Presence, Role};
+use crate::ids::SkillName;
 use crate::ids::{
     AgentName, AiAgentId, Channel, CustomerId, Epoch, HumanId, Language, Specialty, TeamId,
     TenantId,
 };
-use crate::text::{MessageText, Reason};
+use crate::text::{MessageText, Reason, SkillData};
 
 /// An AI agent's credentials for one conversation: which agent, and which handoff (epoch) it
 /// is acting under. Commands from an ended assignment are rejected, never recorded.
@@ -160,6 +161,17 @@ pub enum ConversationCommand {
     /// (SLA warning and breach, AI reply deadline, idle closing) and not been recorded yet.
     /// Accepted with no events when nothing is due, so ticking twice records once.
     Tick,
+    /// Record that the assigned AI agent is about to run a skill (fenced like a reply). Its
+    /// outcome, sent afterwards with [`RecordAiAction`](ConversationCommand::RecordAiAction)
+    /// under the same assignment, is recorded even if a human took over meanwhile.
+    StartSkill {
+        /// The AI agent and its assignment.
+        by: Assignment,
+        /// The skill.
+        name: SkillName,
+        /// What it is given.
+        input: SkillData,
+    },
 }
 
 impl ConversationCommand {
@@ -182,6 +194,7 @@ impl ConversationCommand {
             ConversationCommand::RaiseFlag { .. } => "raise_flag",
             ConversationCommand::LowerFlag { .. } => "lower_flag",
             ConversationCommand::Tick => "tick",
+            ConversationCommand::StartSkill { .. } => "start_skill",
         }
     }
 }

@@ -14,7 +14,8 @@ use crate::event::{
 };
 use crate::human::{Human, Presence};
 use crate::ids::{
-    AgentName, AiAgentId, Channel, CustomerId, Epoch, HumanId, Language, TeamId, TenantId,
+    AgentName, AiAgentId, Channel, CustomerId, Epoch, HumanId, Language, SkillName, TeamId,
+    TenantId,
 };
 use crate::policy::Concern;
 use crate::rejection::Rejection;
@@ -117,6 +118,9 @@ pub struct OpenConversation {
     pub last_customer_at: Option<Timestamp>,
     /// Since when a customer's message to the AI agent waits for its reply, when known.
     pub reply_pending_since: Option<Timestamp>,
+    /// Skills an AI agent started and has not reported the outcome of: the epoch it started
+    /// them under, the agent, the skill.
+    pub skills_started: Vec<(Epoch, AiAgentId, SkillName)>,
 }
 
 impl OpenConversation {
@@ -623,7 +627,7 @@ pub fn decide_with_state(
             let agent = ctx
                 .roster
                 .get(agent_id)
-                .filter(|agent| agent.profile.tenant == open.tenant)
+                .filter(|agent| agent.tenant == open.tenant)
                 .ok_or_else(|| Rejection::UnknownAiAgent {
                     agent_id: agent_id.clone(),
                 })?;
@@ -648,10 +652,26 @@ pub fn decide_with_state(
             events
         }
         ConversationCommand::RecordAiAction { by, skill } => {
-            check_assignment(state.open()?, by)?;
+            let open = state.open()?;
+            // The outcome of a skill started under this assignment is recorded even after
+            // the assignment ended: the action ran, and the log must say how it went.
+            let started = open.skills_started.iter().any(|(epoch, agent, name)| {
+                *epoch == by.epoch && *agent == by.agent_id && *name == skill.name
+            });
+            if !started {
+                check_assignment(open, by)?;
+            }
             vec![ConversationEvent::AiActionRecorded {
                 agent_id: by.agent_id.clone(),
                 skill: skill.clone(),
+            }]
+        }
+        ConversationCommand::StartSkill { by, name, input } => {
+            check_assignment(state.open()?, by)?;
+            vec![ConversationEvent::AiSkillStarted {
+                agent_id: by.agent_id.clone(),
+                name: name.clone(),
+                input: input.clone(),
             }]
         }
         ConversationCommand::Reclaim { by, reason } => {
@@ -1072,6 +1092,7 @@ pub fn evolve_at(
             opened_at,
             last_customer_at: None,
             reply_pending_since: None,
+            skills_started: Vec::new(),
         })
     };
     let mut open = match (state, event) {
@@ -1199,7 +1220,23 @@ pub fn evolve_at(
                 agent_name: agent_name.clone(),
             };
         }
-        ConversationEvent::AiActionRecorded { agent_id, .. } => require_ai(&open, agent_id)?,
+        ConversationEvent::AiActionRecorded { agent_id, skill } => {
+            let started = open
+                .skills_started
+                .iter()
+                .position(|(_, agent, name)| agent == agent_id && *name == skill.name);
+            match started {
+                Some(i) => {
+                    open.skills_started.remove(i);
+                }
+                None => require_ai(&open, agent_id)?,
+            }
+        }
+        ConversationEvent::AiSkillStarted { agent_id, name, .. } => {
+            require_ai(&open, agent_id)?;
+            open.skills_started
+                .push((open.epoch, agent_id.clone(), name.clone()));
+        }
         ConversationEvent::Reclaimed {
             agent_id, by_human, ..
         } => {

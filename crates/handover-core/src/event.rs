@@ -418,6 +418,18 @@ pub enum ConversationEvent {
         /// When, by the runtime's clock.
         at: Timestamp,
     },
+    /// The AI agent is about to run a skill with side effects: recorded, under the fence,
+    /// before it runs, so the log shows every action that ran. Its outcome follows as an
+    /// [`AiActionRecorded`](ConversationEvent::AiActionRecorded), accepted even if the
+    /// assignment ended meanwhile.
+    AiSkillStarted {
+        /// The AI agent.
+        agent_id: AiAgentId,
+        /// The skill.
+        name: SkillName,
+        /// What it is given.
+        input: SkillData,
+    },
 }
 
 /// Why a conversation waits for a human.
@@ -582,6 +594,7 @@ impl ConversationEvent {
             ConversationEvent::InternalNote { .. } => "internal_note",
             ConversationEvent::FlagRaised { .. } => "flag_raised",
             ConversationEvent::FlagLowered { .. } => "flag_lowered",
+            ConversationEvent::AiSkillStarted { .. } => "ai_skill_started",
         }
     }
 }
