@@ -683,6 +683,9 @@ impl Replay {
                     ),
                 ))
             }
+            (StreamId::Human(_), _) => {
+                self.agent_streams.insert(record.stream.clone(), record.seq);
+            }
             (StreamId::Conversation(id), event) => {
                 if let Event::Conversation(ConversationEvent::HandedOffToAi {
                     agent_id,
@@ -770,7 +773,9 @@ impl Replay {
             StreamId::Conversation(id) => self
                 .conversation(id)
                 .map_or(0, ConversationHistory::version),
-            StreamId::AiAgent(_) => self.agent_streams.get(stream).copied().unwrap_or(0),
+            StreamId::AiAgent(_) | StreamId::Human(_) => {
+                self.agent_streams.get(stream).copied().unwrap_or(0)
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use handover_store::{Durability, RecordedAt};
+use handover_store::{Durability, RecordedAt, TimeSource};
 
 /// How to open a [`SledStore`](crate::SledStore).
 #[derive(Clone, Debug)]
@@ -45,6 +45,10 @@ pub struct SledOptions {
     /// come out byte for byte the same from the same appends (reproducible test stores and
     /// simulations). `None`, the default, uses the wall clock; a real log never sets it.
     pub fixed_time: Option<RecordedAt>,
+    /// Where the time stamped on records comes from when it is not the wall clock (the
+    /// runtime's clock: [`handover`](https://docs.rs/handover)'s `Config` sets it). Times
+    /// still never decrease in position order. `fixed_time` wins over it.
+    pub time_source: Option<TimeSource>,
 }
 
 impl Default for SledOptions {
@@ -54,6 +58,7 @@ impl Default for SledOptions {
             cache_bytes: 64 * 1024 * 1024,
             flush_every_ms: 200,
             fixed_time: None,
+            time_source: None,
             in_use_wait: Duration::from_secs(1),
             queue_capacity: 16 * 1024,
             check_acknowledged_on_open: true,

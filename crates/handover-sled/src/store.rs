@@ -235,7 +235,10 @@ impl SledStore {
             Start {
                 head,
                 last_recorded_at,
-                fixed_time: options.fixed_time,
+                time_source: match options.fixed_time {
+                    Some(fixed) => Some(handover_store::TimeSource::new(move || fixed)),
+                    None => options.time_source.clone(),
+                },
                 checkpoint,
             },
             options.durability,

@@ -312,3 +312,33 @@ pub fn decode_record_at(
     }
     Ok(record)
 }
+
+/// Where a store takes the time it stamps on records from, when it is not the wall clock: the
+/// runtime's clock, so that simulated time and recorded time agree.
+///
+/// ```
+/// use handover_store::{RecordedAt, TimeSource};
+///
+/// let fixed = TimeSource::new(|| RecordedAt(42));
+/// assert_eq!(fixed.now(), RecordedAt(42));
+/// ```
+#[derive(Clone)]
+pub struct TimeSource(std::sync::Arc<dyn Fn() -> RecordedAt + Send + Sync>);
+
+impl TimeSource {
+    /// A source that asks `now` for the time.
+    pub fn new(now: impl Fn() -> RecordedAt + Send + Sync + 'static) -> TimeSource {
+        TimeSource(std::sync::Arc::new(now))
+    }
+
+    /// The time now, by this source.
+    pub fn now(&self) -> RecordedAt {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for TimeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TimeSource").field(&self.now()).finish()
+    }
+}

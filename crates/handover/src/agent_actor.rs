@@ -21,6 +21,7 @@ use handover_core::{
     StreamId, REASON_BYTES_MAX,
 };
 use handover_store::{RecordedEvent, SeqRange, StoreError};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn, Instrument};
 
 use crate::behavior::{AgentError, AiAgentBehavior, AiSession};
@@ -35,6 +36,8 @@ struct Subscription {
     /// The last seq of the history `on_handoff` is given, once read: deliveries up to it are
     /// dropped, since the agent sees them there.
     seen: Option<u64>,
+    /// Cancelled when the assignment ends: the call in flight is told, then dropped.
+    cancel: CancellationToken,
 }
 
 pub(crate) struct AiAgentActor {
@@ -75,9 +78,11 @@ impl AiAgentActor {
         }
     }
 
-    /// Drops a conversation's subscription and whatever it still had queued.
+    /// Drops a conversation's subscription and whatever it still had queued, and cancels the
+    /// call in flight.
     fn unsubscribe(&mut self, conversation_id: ConversationId) {
         if let Some(subscription) = self.subscriptions.remove(&conversation_id) {
+            subscription.cancel.cancel();
             self.taken(subscription.queue.len());
         }
     }
@@ -95,8 +100,9 @@ impl AiAgentActor {
         };
         subscription.busy = true;
         let epoch = subscription.epoch;
+        let cancel = subscription.cancel.clone();
         self.taken(1);
-        self.call(conversation_id, epoch, Call::Event(record), ctx);
+        self.call(conversation_id, epoch, cancel, Call::Event(record), ctx);
     }
 
     /// Runs one call into the agent's code on the AI runtime, as one task that reports back
@@ -108,6 +114,7 @@ impl AiAgentActor {
         &self,
         conversation_id: ConversationId,
         epoch: Epoch,
+        cancel: CancellationToken,
         call: Call,
         ctx: &mut Context<Self>,
     ) {
@@ -118,7 +125,9 @@ impl AiAgentActor {
                 agent_id: self.agent_id.clone(),
                 epoch,
             },
+            cancel: cancel.clone(),
         };
+        let grace = self.runtime.ai_cancel_grace;
         let behavior = Arc::clone(&self.behavior);
         let span = tracing::info_span!(
             "ai_agent",
@@ -135,12 +144,21 @@ impl AiAgentActor {
                     Call::Event(record) => behavior.on_event(&session, &record).await,
                 }
             };
-            match AssertUnwindSafe(run).catch_unwind().await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => escalate_after_failure(&session, &error.to_string()).await,
-                Err(_panic) => {
-                    escalate_after_failure(&session, "the AI agent's code panicked").await
-                }
+            // Once the assignment has ended, the behaviour has `grace` to stop by itself;
+            // then its call is dropped, which cancels whatever it was awaiting.
+            let dropped = async {
+                cancel.cancelled().await;
+                tokio::time::sleep(grace).await;
+            };
+            tokio::select! {
+                outcome = AssertUnwindSafe(run).catch_unwind() => match outcome {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => escalate_after_failure(&session, &error.to_string()).await,
+                    Err(_panic) => {
+                        escalate_after_failure(&session, "the AI agent's code panicked").await
+                    }
+                },
+                () = dropped => debug!("AI agent call dropped after its assignment ended"),
             }
             agent.do_send(CallFinished {
                 conversation_id,
@@ -206,6 +224,7 @@ impl Handler<Assigned> for AiAgentActor {
                 queue: VecDeque::new(),
                 busy: true,
                 seen: None,
+                cancel: CancellationToken::new(),
             },
         );
         // A new handoff's history runs to the handoff, and every later event is delivered:
@@ -243,6 +262,7 @@ impl Handler<HistoryRead> for AiAgentActor {
         if subscription.epoch != msg.epoch {
             return;
         }
+        let cancel = subscription.cancel.clone();
         let history = msg
             .history
             .map(|history| history.into_iter().map(Arc::new).collect::<Vec<_>>());
@@ -255,7 +275,13 @@ impl Handler<HistoryRead> for AiAgentActor {
             let skipped = before - subscription.queue.len();
             self.taken(skipped);
         }
-        self.call(msg.conversation_id, msg.epoch, Call::Handoff(history), ctx);
+        self.call(
+            msg.conversation_id,
+            msg.epoch,
+            cancel,
+            Call::Handoff(history),
+            ctx,
+        );
     }
 }
 

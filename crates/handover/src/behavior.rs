@@ -6,9 +6,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use handover_core::{
     Assignment, Author, ConversationCommand, ConversationEvent, ConversationId, EscalationCause,
-    Event, MessageText, Participant, Reason, Skill,
+    Event, MessageText, Participant, Reason, Skill, SkillData, SkillName, SkillOutcome,
 };
 use handover_store::RecordedEvent;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::runtime::Runtime;
@@ -108,11 +109,17 @@ pub trait AiAgentBehavior: Send + Sync + 'static {
 ///
 /// Like the rest of the API, it takes validated values ([`MessageText`], [`Skill`],
 /// [`Reason`]), so a malformed one is refused before anything is sent.
+///
+/// Stopping means stopping: when the assignment ends, [`cancelled`](AiSession::cancelled)
+/// resolves, so the behaviour can stop its model call at once (and stop spending on it); a call
+/// that does not stop by itself is dropped by the runtime after
+/// [`RuntimeSettings::ai_cancel_grace`](crate::RuntimeSettings::ai_cancel_grace).
 #[derive(Clone)]
 pub struct AiSession {
     pub(crate) runtime: Arc<Runtime>,
     pub(crate) conversation_id: ConversationId,
     pub(crate) assignment: Assignment,
+    pub(crate) cancel: CancellationToken,
 }
 
 impl std::fmt::Debug for AiSession {
@@ -173,6 +180,81 @@ impl AiSession {
         .await
     }
 
+    /// Resolves when this assignment ends (a reclaim, an escalation, the reply deadline, a
+    /// transfer, a close): select on it beside a model call to stop the call at once.
+    ///
+    /// ```no_run
+    /// # async fn model_call() -> String { String::new() }
+    /// # async fn demo(session: &handover::AiSession) -> Result<(), Box<dyn std::error::Error>> {
+    /// tokio::select! {
+    ///     answer = model_call() => { session.reply(handover::MessageText::new(answer)?).await?; }
+    ///     () = session.cancelled() => {} // a human took over: stop spending on this call
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    /// Whether this assignment has ended.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Runs a skill with side effects under the fence: records that it starts (refused, and
+    /// `run` never called, if the assignment has ended), runs it, then records its outcome,
+    /// which is kept even if a human took over while it ran. The log thus shows every action
+    /// that ran, and none runs after control passed to a human.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: &handover::AiSession) -> Result<(), Box<dyn std::error::Error>> {
+    /// use handover::{SkillData, SkillName};
+    ///
+    /// session
+    ///     .run_skill(SkillName::new("issue_refund")?, SkillData::new(r#"{"order":"A-1"}"#)?, async {
+    ///         Ok::<_, String>("refunded 20 USD".to_owned())
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_skill<F>(
+        &self,
+        name: SkillName,
+        input: SkillData,
+        run: F,
+    ) -> Result<Receipt, Error>
+    where
+        F: std::future::Future<Output = Result<String, String>> + Send,
+    {
+        self.execute(ConversationCommand::StartSkill {
+            by: self.assignment.clone(),
+            name: name.clone(),
+            input: input.clone(),
+        })
+        .await?;
+        let outcome = match run.await {
+            Ok(result) => SkillOutcome::Succeeded(truncated_data(result)),
+            Err(error) => SkillOutcome::Failed(truncated_data(error)),
+        };
+        self.execute(ConversationCommand::RecordAiAction {
+            by: self.assignment.clone(),
+            skill: Skill {
+                name,
+                input,
+                outcome,
+            },
+        })
+        .await
+    }
+
+    /// Raises "needs help" on the conversation, for a supervisor to see.
+    pub async fn raise_flag(&self) -> Result<Receipt, Error> {
+        self.execute(ConversationCommand::RaiseFlag {
+            by: Participant::Ai(self.assignment.clone()),
+        })
+        .await
+    }
+
     /// Hands the conversation back to humans, with a reason.
     pub async fn escalate(&self, reason: Reason) -> Result<Receipt, Error> {
         self.execute(ConversationCommand::Escalate {
@@ -191,4 +273,21 @@ impl AiSession {
         })
         .await
     }
+}
+
+/// A skill's result as skill data: cut at the limit (on a character boundary) and stripped of
+/// control characters other than line breaks and tabs, so an outcome is always recordable.
+fn truncated_data(text: String) -> SkillData {
+    let mut clean: String = text
+        .chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+        .collect();
+    if clean.len() > handover_core::SKILL_DATA_BYTES_MAX {
+        let mut end = handover_core::SKILL_DATA_BYTES_MAX;
+        while !clean.is_char_boundary(end) {
+            end -= 1;
+        }
+        clean.truncate(end);
+    }
+    SkillData::new(clean).unwrap_or_else(|_| SkillData::new("").expect("empty skill data is valid"))
 }

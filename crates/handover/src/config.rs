@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use handover_core::{DefaultPolicy, Policy};
+use handover_core::{DefaultPolicy, Policy, Settings};
 use handover_store::Durability;
 
+use crate::clock::{Clock, SystemClock};
+use crate::router::{DefaultRouter, Router};
 use crate::SledOptions;
 
 /// What [`crate::Handover::start`] needs: the data directory of the embedded sled store, the
@@ -94,6 +96,25 @@ impl Config {
         self.runtime = self.runtime.ai_agent_backlog_max(events);
         self
     }
+
+    /// Sets the thresholds, deadlines and notice texts (see [`RuntimeSettings::rules`]).
+    pub fn rules(mut self, rules: Settings) -> Config {
+        self.runtime = self.runtime.rules(rules);
+        self
+    }
+
+    /// Sets the router (see [`RuntimeSettings::router`]).
+    pub fn router(mut self, router: Arc<dyn Router>) -> Config {
+        self.runtime = self.runtime.router(router);
+        self
+    }
+
+    /// Sets the clock (see [`RuntimeSettings::clock`]); the sled store stamps its records
+    /// with it too.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Config {
+        self.runtime = self.runtime.clock(clock);
+        self
+    }
 }
 
 /// The runtime's own settings, whatever store it runs on.
@@ -123,6 +144,19 @@ pub struct RuntimeSettings {
     /// message to a conversation it holds fails with [`crate::Error::Overloaded`] (nothing is
     /// recorded) instead of piling up. Default: 10,000.
     pub ai_agent_backlog_max: usize,
+    /// The operator's settings the rules apply: waiting thresholds per team (default 60 s to
+    /// the warning, 5 min to the breach), the AI reply deadline (default 30 s), idle closing
+    /// (off), and the texts of customer notices.
+    pub rules: Settings,
+    /// Who receives a conversation that waits for a human. Default: [`DefaultRouter`];
+    /// [`crate::NoRouter`] turns routing off.
+    pub router: Arc<dyn Router>,
+    /// Where the runtime's time comes from. Default: [`SystemClock`]; a [`crate::ManualClock`]
+    /// runs simulated time.
+    pub clock: Arc<dyn Clock>,
+    /// How long an AI agent's call may run on after its assignment ended (a reclaim, an
+    /// escalation, a deadline, a close) before the runtime drops it. Default: 2 seconds.
+    pub ai_cancel_grace: Duration,
 }
 
 impl Default for RuntimeSettings {
@@ -133,6 +167,10 @@ impl Default for RuntimeSettings {
             passivate_after: Some(Duration::from_secs(120)),
             max_in_flight: 100_000,
             ai_agent_backlog_max: 10_000,
+            rules: Settings::default(),
+            router: Arc::new(DefaultRouter),
+            clock: Arc::new(SystemClock),
+            ai_cancel_grace: Duration::from_secs(2),
         }
     }
 }
@@ -176,6 +214,30 @@ impl RuntimeSettings {
     /// Sets the most events queued for one AI agent (at least one).
     pub fn ai_agent_backlog_max(mut self, events: usize) -> RuntimeSettings {
         self.ai_agent_backlog_max = events.max(1);
+        self
+    }
+
+    /// Sets the thresholds, deadlines and notice texts the rules apply.
+    pub fn rules(mut self, rules: Settings) -> RuntimeSettings {
+        self.rules = rules;
+        self
+    }
+
+    /// Sets the router ([`crate::NoRouter`] turns routing off).
+    pub fn router(mut self, router: Arc<dyn Router>) -> RuntimeSettings {
+        self.router = router;
+        self
+    }
+
+    /// Sets the clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> RuntimeSettings {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets how long an AI agent's call may run on after its assignment ended.
+    pub fn ai_cancel_grace(mut self, grace: Duration) -> RuntimeSettings {
+        self.ai_cancel_grace = grace;
         self
     }
 }

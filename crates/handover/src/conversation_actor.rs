@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use handover_core::{
     conversation, Assignment, Author, CommandId, Conversation, ConversationCommand,
-    ConversationEvent, ConversationId, Ctx, Event, Participant, Policy, Rejection, StreamId,
+    ConversationEvent, ConversationId, Ctx, Event, Loads, NoteAudience, Participant, Policy,
+    Rejection, Settings, StreamId, Timestamp,
 };
 use handover_store::{EventStore, ExpectedVersion, RecordedEvent, SeqRange, StoreError};
 use tokio::sync::mpsc;
@@ -22,11 +23,17 @@ use tracing::{debug, error, warn, Instrument};
 use crate::actor_map::ActorMap;
 use crate::agents::Agents;
 use crate::assignments::Assignments;
+use crate::board::Board;
+use crate::clock::Clock;
+use crate::dispatch::Dispatch;
 use crate::error::Error;
 use crate::gate::{AgentGates, HandoffPass};
+use crate::humans::SharedDirectory;
 use crate::messages::{AddWatcher, Assigned, Delivered, Execute, GetView, Unassigned};
 use crate::reply::Reply;
 use crate::roster::SharedRoster;
+use crate::router::Router;
+use crate::timers::Timers;
 use crate::view::{Activity, ConversationView, Receipt};
 
 /// Most live events a watcher may have unread before it is dropped as lagging (it then
@@ -47,6 +54,34 @@ pub(crate) struct Conversations {
     pub(crate) live: ActorMap<ConversationId, ConversationActor>,
     pub(crate) passivate_after: Option<Duration>,
     pub(crate) ai_agent_backlog_max: usize,
+    /// The humans `decide` checks authority against.
+    pub(crate) directory: SharedDirectory,
+    /// Every open conversation's controller, the humans' loads, the queues.
+    pub(crate) board: Board,
+    /// Every open conversation's next deadline.
+    pub(crate) timers: Timers,
+    /// Asks for a tenant's queues to be routed.
+    pub(crate) dispatch: Dispatch,
+    /// Who receives a waiting conversation.
+    pub(crate) router: Arc<dyn Router>,
+    /// Thresholds, deadlines and notice texts.
+    pub(crate) settings: Arc<Settings>,
+    /// The runtime's time.
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Conversations {
+    /// Brings the board, the timers and the queues in line with `id`'s new state.
+    pub(crate) fn track(&self, id: ConversationId, state: &Conversation) {
+        let change = self.board.lock().update(id, state);
+        self.timers
+            .arm(id, conversation::next_deadline(state, &self.settings));
+        if change.started_waiting || change.freed.is_some() {
+            if let Some(tenant) = state.tenant() {
+                self.dispatch.request(tenant.clone());
+            }
+        }
+    }
 }
 
 struct Watcher {
@@ -76,23 +111,44 @@ fn fold_stream(records: &[RecordedEvent]) -> Result<(Conversation, Activity), St
         .iter()
         .try_fold(Conversation::NotOpened, |state, record| {
             activity.record(record);
-            conversation::evolve_stored(state, &record.event)
-                .map_err(|rejection| StoreError::breaks_rules(record, rejection))
+            evolve_record(state, record)
         })?;
     Ok((state, activity))
 }
 
-/// Whether `record` was written by the AI agent `agent` itself: an agent is not sent back what
-/// it wrote.
+/// Applies a stored record to a conversation, with the time it was recorded at (the time of a
+/// customer's message starts the AI reply deadline).
+pub(crate) fn evolve_record(
+    state: Conversation,
+    record: &RecordedEvent,
+) -> Result<Conversation, StoreError> {
+    let at = Some(Timestamp(record.recorded_at.0));
+    match &record.event {
+        Event::Conversation(event) => conversation::evolve_at(state, event, at),
+        other => Err(Rejection::ForeignEvent {
+            event_type: other.type_name(),
+        }),
+    }
+    .map_err(|rejection| StoreError::breaks_rules(record, rejection))
+}
+
+/// Whether `record` is withheld from the AI agent `agent`: what it wrote itself is not sent
+/// back to it, and notes meant for staff only are not sent to it.
 fn written_by(record: &RecordedEvent, agent: &handover_core::AiAgentId) -> bool {
     match &record.event {
         Event::Conversation(ConversationEvent::MessagePosted {
             author: Author::Ai(author),
             ..
         }) => author == agent,
-        Event::Conversation(ConversationEvent::AiActionRecorded { agent_id, .. }) => {
-            agent_id == agent
-        }
+        Event::Conversation(
+            ConversationEvent::AiActionRecorded { agent_id, .. }
+            | ConversationEvent::AiSkillStarted { agent_id, .. },
+        ) => agent_id == agent,
+        // A note for staff is not the AI agent's to read.
+        Event::Conversation(ConversationEvent::InternalNote {
+            to: NoteAudience::Staff,
+            ..
+        }) => true,
         _ => false,
     }
 }
@@ -175,6 +231,7 @@ impl ConversationActor {
     fn commit(&mut self, records: Vec<Arc<RecordedEvent>>, next: Conversation) -> Receipt {
         let before = self.state.assignment();
         self.state = next;
+        self.shared.track(self.id, &self.state);
         for record in &records {
             self.activity.record(record);
         }
@@ -255,6 +312,7 @@ impl ConversationActor {
             ConversationCommand::HandOffToAi { agent_id, .. } => Some(agent_id.clone()),
             ConversationCommand::RecordAiAction { by, .. }
             | ConversationCommand::Escalate { by, .. }
+            | ConversationCommand::StartSkill { by, .. }
             | ConversationCommand::PostMessage {
                 by: Participant::Ai(by),
                 ..
@@ -272,11 +330,23 @@ impl ConversationActor {
             agent_id = agent_id.as_ref().map_or("", |a| a.as_str()),
         );
         let decided = {
-            let roster = self.shared.roster.read();
-            let decide_ctx = Ctx {
-                roster: &roster,
-                policy: &*self.shared.policy,
-            };
+            let shared = &*self.shared;
+            let roster = shared.roster.read();
+            let directory = shared.directory.read();
+            // Only giving a conversation to a human reads the loads: the board is locked for
+            // those commands alone.
+            let board = matches!(
+                command,
+                ConversationCommand::Assign { .. } | ConversationCommand::Accept { .. }
+            )
+            .then(|| shared.board.lock());
+            static NO_LOADS: Loads = Loads::new();
+            let loads = board.as_ref().map_or(&NO_LOADS, |board| &board.loads);
+            let decide_ctx = Ctx::new(&roster, &*shared.policy)
+                .with_directory(&directory)
+                .with_loads(loads)
+                .with_settings(&shared.settings)
+                .at(shared.clock.now());
             conversation::decide_with_state(&self.state, command, &decide_ctx)
         };
         let (events, next) = match decided {
@@ -294,6 +364,11 @@ impl ConversationActor {
                 };
             }
         };
+        if events.is_empty() {
+            // A tick with nothing due: nothing to record; the next deadline stays armed.
+            self.shared.track(self.id, &self.state);
+            return Outcome::Now(Ok(self.receipt(Vec::new())));
+        }
         let events: Vec<Event> = events.into_iter().map(Event::Conversation).collect();
         let expected = match self.version() {
             0 => ExpectedVersion::NoStream,
@@ -393,6 +468,7 @@ impl Actor for ConversationActor {
                     debug!(conversation_id = %act.id, version = activity.events, "conversation rebuilt from its stream");
                     act.state = state;
                     act.activity = activity;
+                    act.shared.track(act.id, &act.state);
                 }
                 Err(error) => {
                     error!(conversation_id = %act.id, %error, "cannot rebuild conversation");

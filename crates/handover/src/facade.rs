@@ -16,7 +16,7 @@ use handover_core::{
     Rejection, Specialty, StreamId,
 };
 use handover_sled::SledStore;
-use handover_store::{EventStore, RecordedEvent, SeqRange, StoreStats};
+use handover_store::{EventStore, RecordedAt, RecordedEvent, SeqRange, StoreStats, TimeSource};
 use tokio::sync::oneshot;
 use tracing::info;
 use uuid::Uuid;
@@ -26,10 +26,13 @@ use crate::agent_actor::AiAgentActor;
 use crate::agents::{AgentHandle, Agents};
 use crate::assignments::Assignments;
 use crate::behavior::AiAgentBehavior;
+use crate::board::Board;
 use crate::config::{Config, RuntimeSettings};
 use crate::conversation_actor::Conversations;
+use crate::dispatch::{self, Dispatch};
 use crate::error::Error;
 use crate::gate::AgentGates;
+use crate::humans::{self, Humans, SharedDirectory};
 use crate::messages::{Assigned, ExecuteAgentCommand, GetView};
 use crate::metrics::AckLatency;
 use crate::roster::SharedRoster;
@@ -37,6 +40,7 @@ use crate::roster_actor::RosterActor;
 use crate::runtime::Runtime;
 use crate::startup::{ai_runtime, Actors, Projection};
 use crate::sync::lock;
+use crate::timers::{self, Timers};
 use crate::view::{ConversationView, Receipt};
 use crate::watch::Watch;
 
@@ -85,13 +89,21 @@ impl Handover {
     ///
     /// Fails with a store error if the directory is in use by another process or damaged.
     pub async fn start(config: Config) -> Result<Handover, Error> {
-        let store = SledStore::open(&config.data_dir, config.store)?;
+        let mut options = config.store;
+        if options.time_source.is_none() {
+            // Records are stamped by the runtime's clock, like the times the rules record.
+            let clock = Arc::clone(&config.runtime.clock);
+            options.time_source = Some(TimeSource::new(move || RecordedAt(clock.now().0)));
+        }
+        let store = SledStore::open(&config.data_dir, options)?;
         info!(data_dir = %config.data_dir.display(), "event store opened");
         Handover::start_with_store(Arc::new(store), config.runtime).await
     }
 
     /// Starts the runtime over a store that is already open (sled, or any other
-    /// [`EventStore`]).
+    /// [`EventStore`]). The store stamps records with its own time: give it the same clock as
+    /// [`RuntimeSettings::clock`] (for sled, [`SledOptions::time_source`]) when that is not the
+    /// system clock.
     pub async fn start_with_store(
         store: Arc<dyn EventStore>,
         settings: RuntimeSettings,
@@ -100,8 +112,13 @@ impl Handover {
             roster,
             versions,
             assignments,
-        } = Projection::read(&*store).await?;
+            directory,
+            human_versions,
+            board,
+            deadlines,
+        } = Projection::read(&*store, &settings.rules).await?;
         let workers = settings.workers.max(1);
+        let (dispatch, dispatch_requests) = Dispatch::new();
         let actors = Actors::start(workers).await?;
         let ai_runtime = ai_runtime(workers)?;
         let conversations = Arc::new(Conversations {
@@ -114,13 +131,28 @@ impl Handover {
             live: ActorMap::new(),
             passivate_after: settings.passivate_after,
             ai_agent_backlog_max: settings.ai_agent_backlog_max,
+            directory: SharedDirectory::new(directory),
+            board: Board::new(board),
+            timers: Timers::default(),
+            dispatch,
+            router: Arc::clone(&settings.router),
+            settings: Arc::new(settings.rules.clone()),
+            clock: Arc::clone(&settings.clock),
         });
+        for (id, at) in deadlines {
+            conversations.timers.arm(id, Some(at));
+        }
         let runtime = Arc::new(Runtime::new(
             conversations,
             actors.workers,
             settings.max_in_flight,
             ai_runtime.handle().clone(),
+            Humans::new(human_versions),
+            settings.ai_cancel_grace,
         ));
+        ai_runtime.spawn(timers::run(Arc::clone(&runtime)));
+        ai_runtime.spawn(dispatch::run(Arc::clone(&runtime), dispatch_requests));
+        ai_runtime.spawn(humans::reconcile(Arc::clone(&runtime)));
         let roster_runtime = Arc::clone(&runtime);
         let roster_actor = RosterActor::start_in_arbiter(runtime.next_worker(), move |_| {
             RosterActor::new(roster_runtime, versions)
@@ -137,7 +169,7 @@ impl Handover {
         })
     }
 
-    fn runtime(&self) -> &Arc<Runtime> {
+    pub(crate) fn runtime(&self) -> &Arc<Runtime> {
         &self.owner.runtime
     }
 
@@ -316,8 +348,11 @@ impl Handover {
             .await
     }
 
-    /// Opens a conversation for `customer` on `channel`, optionally assigned to a human agent.
-    /// It starts human-handled; the receipt carries its new id (a UUID v7).
+    /// Opens a conversation for `customer` on `channel` in the default tenant: given to
+    /// `human` if named (registered in the default tenant and not offline), otherwise waiting
+    /// in the tenant's general queue for the router or a human to take it. The receipt carries
+    /// its new id (a UUID v7). [`start_conversation`](Self::start_conversation) opens one in
+    /// any tenant, with a team and a language.
     pub async fn open_conversation(
         &self,
         customer: CustomerId,
@@ -354,7 +389,9 @@ impl Handover {
         .await
     }
 
-    /// Posts a human agent's message. Rejected while an AI agent is active: reclaim first.
+    /// Posts a human agent's message: only the human assigned to the conversation may (a
+    /// supervisor assigns it to themselves first). Rejected while an AI agent is active:
+    /// reclaim first.
     pub async fn post_human_message(
         &self,
         conversation_id: ConversationId,
@@ -391,8 +428,9 @@ impl Handover {
         .await
     }
 
-    /// Takes the conversation back from its AI agent ("assume conversation"). From the moment
-    /// this returns, nothing the AI agent sends is recorded.
+    /// Takes the conversation back from its AI agent ("assume conversation"): the human who
+    /// handed it off, or a supervisor of its tenant. From the moment this returns, nothing the
+    /// AI agent sends is recorded, and its call in flight is cancelled.
     pub async fn reclaim(
         &self,
         conversation_id: ConversationId,
@@ -403,7 +441,8 @@ impl Handover {
             .await
     }
 
-    /// Closes the conversation as a human agent; every later command on it is rejected. (A
+    /// Closes the conversation as its assigned human or a supervisor; every later command on it
+    /// is rejected. (A
     /// customer or the AI agent closes through [`execute`](Self::execute) or
     /// [`crate::AiSession::close`].)
     pub async fn close(

@@ -69,19 +69,27 @@ mod agent_actor;
 mod agents;
 mod assignments;
 mod behavior;
+mod board;
+mod clock;
 mod config;
 mod conversation_actor;
+mod dispatch;
 mod error;
 mod facade;
 mod gate;
+mod humans;
 mod messages;
 mod metrics;
 mod reply;
 mod roster;
 mod roster_actor;
+mod router;
 mod runtime;
+mod staff;
 mod startup;
 mod sync;
+mod tenant;
+mod timers;
 mod view;
 mod watch;
 
@@ -92,22 +100,28 @@ pub use async_trait::async_trait;
 pub use futures::{Stream, StreamExt};
 
 pub use behavior::{AgentError, AiAgentBehavior, AiSession};
+pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::{Config, RuntimeSettings};
 pub use error::Error;
 pub use facade::Handover;
 pub use handover_core::{
     AgentName, AiAgent, AiAgentEvent, AiAgentId, AiAgentProfile, Assignment, Author, Channel,
     CommandId, Concern, ConversationCommand, ConversationEvent, ConversationId, CustomerId,
-    DefaultPolicy, Epoch, EscalationCause, Event, HumanId, InvalidInput, MessageText, Participant,
-    Policy, Reason, Rejection, Skill, SkillData, SkillName, SkillOutcome, Specialty, Status,
-    StreamId, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
+    DefaultPolicy, Directory, Epoch, EscalationCause, Event, Human, HumanEvent, HumanId,
+    HumanProfile, InvalidInput, Language, Loads, MessageText, NoteAudience, NoticeKind,
+    NoticeTexts, Participant, Policy, Presence, Reason, Rejection, Role, Settings, Skill,
+    SkillData, SkillName, SkillOutcome, Sla, Specialty, Status, StreamId, SystemActor, TeamId,
+    TenantId, Timestamp, TransferTarget, WaitCause, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
 };
 pub use handover_sled::{SledOptions, SledStore};
 pub use handover_store::{
     Appended, Conflict, Durability, EventStore, ExpectedVersion, RecordedAt, RecordedEvent,
-    SeqRange, StoreError, StoreStats,
+    SeqRange, StoreError, StoreStats, TimeSource,
 };
 pub use metrics::AckLatency;
+pub use router::{DefaultRouter, NoRouter, Router, Waiting};
+pub use staff::{HumanQuery, HumanView, NewConversation, NewHuman};
+pub use tenant::TenantHandle;
 pub use view::{ConversationView, Receipt};
 pub use watch::Watch;
 

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::conversation_actor::{ConversationActor, Conversations};
 use crate::error::Error;
+use crate::humans::Humans;
 use crate::messages::{Execute, ExecuteAgentCommand};
 use crate::metrics::LatencyRecorder;
 use crate::view::Receipt;
@@ -31,6 +32,10 @@ pub(crate) struct Runtime {
     pub(crate) ai_runtime: tokio::runtime::Handle,
     /// The single writer of the AI-agent streams; set once, right after start.
     pub(crate) roster_actor: OnceLock<actix::Recipient<ExecuteAgentCommand>>,
+    /// The single writer of the human streams.
+    pub(crate) humans: Humans,
+    /// How long an AI agent's call may run on after its assignment ended before it is dropped.
+    pub(crate) ai_cancel_grace: std::time::Duration,
 }
 
 impl Runtime {
@@ -39,6 +44,8 @@ impl Runtime {
         workers: Vec<ArbiterHandle>,
         max_in_flight: usize,
         ai_runtime: tokio::runtime::Handle,
+        humans: Humans,
+        ai_cancel_grace: std::time::Duration,
     ) -> Runtime {
         Runtime {
             conversations,
@@ -48,6 +55,8 @@ impl Runtime {
             ack_latency: LatencyRecorder::new(),
             ai_runtime,
             roster_actor: OnceLock::new(),
+            humans,
+            ai_cancel_grace,
         }
     }
 

@@ -6,11 +6,14 @@ use std::collections::HashMap;
 
 use actix::{Arbiter, ArbiterHandle, System};
 use handover_core::{
-    conversation, AiAgentId, Conversation, ConversationId, Epoch, Event, Roster, StreamId,
+    conversation, AiAgentId, Conversation, ConversationId, Directory, Epoch, Event, HumanId,
+    Roster, Settings, StreamId, Timestamp,
 };
 use handover_store::{EventStore, StoreError};
 use tokio::sync::oneshot;
 
+use crate::board::BoardState;
+use crate::conversation_actor::evolve_record;
 use crate::error::Error;
 
 /// Events read per step when scanning the log at start.
@@ -23,18 +26,66 @@ pub(crate) struct Projection {
     pub(crate) versions: HashMap<AiAgentId, u64>,
     /// Which conversations each AI agent holds, so attached agents resume them.
     pub(crate) assignments: HashMap<AiAgentId, HashMap<ConversationId, Epoch>>,
+    /// Every registered human.
+    pub(crate) directory: Directory,
+    /// The version of each human's stream.
+    pub(crate) human_versions: HashMap<HumanId, u64>,
+    /// Every open conversation's controller, the loads and the queues.
+    pub(crate) board: BoardState,
+    /// Every open conversation's next deadline, to arm again.
+    pub(crate) deadlines: Vec<(ConversationId, Timestamp)>,
 }
 
 impl Projection {
-    pub(crate) async fn read(store: &dyn EventStore) -> Result<Projection, Error> {
+    pub(crate) async fn read(
+        store: &dyn EventStore,
+        settings: &Settings,
+    ) -> Result<Projection, Error> {
         let (roster, versions) = load_roster(store).await?;
-        let assignments = load_assignments(store).await?;
+        let (directory, human_versions) = load_directory(store).await?;
+        let states = load_conversations(store).await?;
+        let mut assignments: HashMap<AiAgentId, HashMap<ConversationId, Epoch>> = HashMap::new();
+        let mut board = BoardState::default();
+        let mut deadlines = Vec::new();
+        for (id, state) in states {
+            if let Some(assignment) = state.assignment() {
+                assignments
+                    .entry(assignment.agent_id)
+                    .or_default()
+                    .insert(id, assignment.epoch);
+            }
+            if let Some(at) = conversation::next_deadline(&state, settings) {
+                deadlines.push((id, at));
+            }
+            board.update(id, &state);
+        }
         Ok(Projection {
             roster,
             versions,
             assignments,
+            directory,
+            human_versions,
+            board,
+            deadlines,
         })
     }
+}
+
+/// Folds every human stream into the directory, noting each stream's version.
+async fn load_directory(
+    store: &dyn EventStore,
+) -> Result<(Directory, HashMap<HumanId, u64>), Error> {
+    let mut directory = Directory::new();
+    let mut versions = HashMap::new();
+    for record in store.read_humans().await? {
+        directory
+            .evolve_stored(&record.event)
+            .map_err(|r| StoreError::breaks_rules(&record, r))?;
+        if let Event::Human(event) = &record.event {
+            versions.insert(event.human_id().clone(), record.seq);
+        }
+    }
+    Ok((directory, versions))
 }
 
 /// Folds every AI-agent stream into the roster, noting each stream's version.
@@ -52,10 +103,10 @@ async fn load_roster(store: &dyn EventStore) -> Result<(Roster, HashMap<AiAgentI
     Ok((roster, versions))
 }
 
-/// Finds every AI-active conversation by folding the log.
-async fn load_assignments(
+/// Folds every conversation of the log, with the times its events were recorded at.
+async fn load_conversations(
     store: &dyn EventStore,
-) -> Result<HashMap<AiAgentId, HashMap<ConversationId, Epoch>>, Error> {
+) -> Result<HashMap<ConversationId, Conversation>, Error> {
     let mut states: HashMap<ConversationId, Conversation> = HashMap::new();
     let mut from = 1;
     loop {
@@ -67,20 +118,12 @@ async fn load_assignments(
                 continue;
             };
             let state = states.entry(id).or_default();
-            *state = conversation::evolve_stored(std::mem::take(state), &record.event)
-                .map_err(|r| StoreError::breaks_rules(record, r))?;
+            *state = evolve_record(std::mem::take(state), record)?;
         }
     }
-    let mut assignments: HashMap<AiAgentId, HashMap<ConversationId, Epoch>> = HashMap::new();
-    for (id, state) in states {
-        if let Some(assignment) = state.assignment() {
-            assignments
-                .entry(assignment.agent_id)
-                .or_default()
-                .insert(id, assignment.epoch);
-        }
-    }
-    Ok(assignments)
+    // Closed conversations need nothing at start.
+    states.retain(|_, state| matches!(state, Conversation::Open(_)));
+    Ok(states)
 }
 
 /// The actor system, running on a thread of its own with `workers` arbiters.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use handover_core::{
     Channel, Concern, Conversation, ConversationEvent, ConversationId, CustomerId, Event, HumanId,
-    Status,
+    Language, Status, TeamId, TenantId,
 };
 use handover_store::{RecordedAt, RecordedEvent};
 
@@ -54,8 +54,9 @@ pub struct ConversationView {
     pub customer: CustomerId,
     /// The channel it runs on.
     pub channel: Channel,
-    /// What the conversation header shows: human-handled, AI-active (with the agent's id and
-    /// name), reclaimed (by whom), or closed.
+    /// What the conversation header shows: AI-active (with the agent's id and name),
+    /// human-handled (assigned to a named human, or reclaimed by one), awaiting a human (in
+    /// which queue, since when, why), or closed.
     pub status: Status,
     /// The human agent most recently in charge: assigned at open, or who reclaimed it.
     pub human: Option<HumanId>,
@@ -74,6 +75,19 @@ pub struct ConversationView {
     pub opened_at: RecordedAt,
     /// When its last event was recorded.
     pub last_activity: RecordedAt,
+    /// The tenant it belongs to.
+    pub tenant: TenantId,
+    /// The team whose queue it waits in when it needs a human (`None`: the general queue).
+    pub team: Option<TeamId>,
+    /// The customer's language, if known.
+    pub language: Option<Language>,
+    /// The human who handles it now (assigned, or who reclaimed it); `None` while an AI
+    /// agent holds it or it waits.
+    pub assigned_human: Option<HumanId>,
+    /// The human who made the latest handoff to an AI agent.
+    pub handed_off_by: Option<HumanId>,
+    /// Whether "needs help" is raised.
+    pub flagged: bool,
 }
 
 /// The counters a conversation actor keeps beside the state `evolve` folds, for its view.
@@ -91,9 +105,9 @@ impl Activity {
         self.events = record.seq;
         self.last_activity = Some(record.recorded_at);
         match &record.event {
-            Event::Conversation(ConversationEvent::Opened { .. }) => {
-                self.opened_at = Some(record.recorded_at)
-            }
+            Event::Conversation(
+                ConversationEvent::Opened { .. } | ConversationEvent::Started { .. },
+            ) => self.opened_at = Some(record.recorded_at),
             Event::Conversation(ConversationEvent::MessagePosted { .. }) => self.messages += 1,
             _ => {}
         }
@@ -124,6 +138,16 @@ impl Activity {
             handoffs: open.epoch.0,
             opened_at,
             last_activity: self.last_activity.unwrap_or(opened_at),
+            tenant: open.tenant.clone(),
+            team: open.team.clone(),
+            language: open.language.clone(),
+            assigned_human: if closed {
+                None
+            } else {
+                open.assigned_human().cloned()
+            },
+            handed_off_by: open.handed_off_by.clone(),
+            flagged: open.flagged,
         })
     }
 }

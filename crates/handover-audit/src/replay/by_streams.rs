@@ -452,8 +452,8 @@ impl Fold {
     fn begin_stream(&mut self, record: &RecordedEvent) -> Option<()> {
         self.current = match &record.stream {
             // Key order puts every AI-agent stream before the conversations.
-            StreamId::AiAgent(_) if self.in_conversations => return None,
-            StreamId::AiAgent(_) => Current::Agent {
+            StreamId::AiAgent(_) | StreamId::Human(_) if self.in_conversations => return None,
+            StreamId::AiAgent(_) | StreamId::Human(_) => Current::Agent {
                 stream: record.stream.clone(),
                 version: 0,
                 last_position: 0,

@@ -85,7 +85,7 @@ pub(crate) struct Start {
     pub(crate) head: u64,
     pub(crate) last_recorded_at: RecordedAt,
     /// The time to record every event at, instead of the wall clock's.
-    pub(crate) fixed_time: Option<RecordedAt>,
+    pub(crate) time_source: Option<handover_store::TimeSource>,
     /// The last checkpoint of the marks.
     pub(crate) checkpoint: Checkpoint,
 }
@@ -169,7 +169,7 @@ impl Journal {
             acks,
             next_position: start.head + 1,
             last_recorded_at: start.last_recorded_at,
-            fixed_time: start.fixed_time,
+            time_source: start.time_source,
             tips: HashMap::new(),
             head: Arc::clone(&head),
             applied_tip: Arc::clone(&applied_tip),

@@ -47,7 +47,7 @@ fn harness() -> Harness {
         Start {
             head: 0,
             last_recorded_at: RecordedAt(i64::MIN),
-            fixed_time: None,
+            time_source: None,
             checkpoint: Checkpoint::default(),
         },
         Durability::Durable,
@@ -197,7 +197,7 @@ fn a_sync_that_never_returns_stops_the_store() {
         Start {
             head: 0,
             last_recorded_at: RecordedAt(i64::MIN),
-            fixed_time: None,
+            time_source: None,
             checkpoint: Checkpoint::default(),
         },
         Durability::Durable,
@@ -287,7 +287,7 @@ fn a_full_queue_is_overloaded_and_a_closed_journal_answers_every_request() {
         Start {
             head: 0,
             last_recorded_at: RecordedAt(i64::MIN),
-            fixed_time: None,
+            time_source: None,
             checkpoint: Checkpoint::default(),
         },
         Durability::Durable,

@@ -44,8 +44,8 @@ pub(crate) struct Writer {
     pub(crate) acks: Acks,
     pub(crate) next_position: u64,
     pub(crate) last_recorded_at: RecordedAt,
-    /// `SledOptions::fixed_time`.
-    pub(crate) fixed_time: Option<RecordedAt>,
+    /// `SledOptions::fixed_time` or `SledOptions::time_source`.
+    pub(crate) time_source: Option<handover_store::TimeSource>,
     /// Where every stream written recently ends: its version and its last record's hash. The
     /// writer is the log's only writer, so the cache cannot go stale; a miss reads the
     /// stream's high-water mark.
@@ -146,7 +146,10 @@ impl Writer {
     /// batch. Rejected requests (a conflict, a record too large) are answered here.
     pub(crate) fn apply(&mut self, pending: &mut Vec<AppendRequest>) -> Group {
         let first_position = self.next_position;
-        let now = self.fixed_time.unwrap_or_else(RecordedAt::now);
+        let now = self
+            .time_source
+            .as_ref()
+            .map_or_else(RecordedAt::now, handover_store::TimeSource::now);
         let recorded_at = now.max(self.last_recorded_at);
         let mut batch = sled::Batch::default();
         let mut answers = Vec::with_capacity(pending.len());
