@@ -352,8 +352,11 @@ impl ConversationActor {
         let (events, next) = match decided {
             Ok(decided) => decided,
             Err(Rejection::NotOpened) => {
-                // Nothing to keep in memory for a conversation that does not exist.
-                ctx.stop();
+                // Nothing to keep in memory for a conversation that does not exist. (One of
+                // another tenant reads as not existing too, but stays: it has its watchers.)
+                if self.state == Conversation::NotOpened {
+                    ctx.stop();
+                }
                 return Outcome::Now(Err(Error::UnknownConversation(self.id)));
             }
             Err(rejection) => {
