@@ -244,7 +244,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 /// Most sequences open the conversation first; some leave it to chance. Some close idle
-/// conversations after 10 minutes.
+/// conversations after 3 minutes.
 fn scenario() -> impl Strategy<Value = (bool, Vec<Step>)> {
     (
         prop::bool::weighted(0.9),
@@ -365,7 +365,7 @@ fn settings(idle_close: bool) -> Settings {
             breach_ms: 90_000,
         },
     );
-    settings.idle_close_ms = idle_close.then_some(600_000);
+    settings.idle_close_ms = idle_close.then_some(180_000);
     settings
 }
 
