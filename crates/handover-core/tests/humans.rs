@@ -1,0 +1,1067 @@
+//! The rules humans, tenants, queues, assignment, authority and deadlines add, each accepted
+//! and refused, driven through `decide` command by command.
+//!
+//! Every example runs in a [`Desk`]: tenant `t1` with AI agents `faq` ("FAQ Bot") and `sales`
+//! ("Sales Bot") active, tenant `t2` with `rival` active; humans of `t1` registered through
+//! `human::decide`: `ana` (agent, team billing, capacity 2, available), `carl` (agent, team
+//! support, capacity 1, available), `bob` (supervisor, capacity 3, available), `dora` (agent,
+//! billing, away), `olga` (agent, billing, offline), `rita` (agent, billing, removed); `zoe`
+//! (agent of `t2`, billing, available); `nobody` is not registered. The clock starts at
+//! [`T0`] and moves only when a test moves it. After every accepted command the desk checks
+//! that the state `decide` returned is the fold of every event so far, each at its time.
+
+use handover_core::{
+    agent, conversation, human, AgentName, AiAgentCommand, AiAgentId, Assignment, Author, Channel,
+    Conversation, ConversationCommand, ConversationEvent, Ctx, CustomerId, DefaultPolicy,
+    Directory, Epoch, EscalationCause, Handler, HumanCommand, HumanEvent, HumanId, Language, Loads,
+    MessageText, NoteAudience, NoticeKind, Participant, Presence, Reason, Rejection, Role, Roster,
+    Settings, Sla, Status, SystemActor, TeamId, TenantId, Timestamp, TransferTarget, WaitCause,
+    HUMAN_CAPACITY_MAX, TEAMS_COUNT_MAX,
+};
+
+// ---------------------------------------------------------------------------------------------
+// The desk.
+// ---------------------------------------------------------------------------------------------
+
+/// Where every example starts: 1,000 s after the epoch.
+const T0: Timestamp = Timestamp::from_millis(1_000_000);
+const CUSTOMER: &str = "cust-1";
+
+struct Desk {
+    roster: Roster,
+    directory: Directory,
+    loads: Loads,
+    settings: Settings,
+    now: Timestamp,
+    state: Conversation,
+    history: Vec<(ConversationEvent, Timestamp)>,
+}
+
+fn tenant(id: &str) -> TenantId {
+    TenantId::new(id).unwrap()
+}
+
+fn hid(id: &str) -> HumanId {
+    HumanId::new(id).unwrap()
+}
+
+fn ai(id: &str) -> AiAgentId {
+    AiAgentId::new(id).unwrap()
+}
+
+fn team(id: &str) -> TeamId {
+    TeamId::new(id).unwrap()
+}
+
+fn name(value: &str) -> AgentName {
+    AgentName::new(value).unwrap()
+}
+
+fn text(value: &str) -> MessageText {
+    MessageText::new(value).unwrap()
+}
+
+fn reason(value: &str) -> Reason {
+    Reason::new(value).unwrap()
+}
+
+fn customer() -> CustomerId {
+    CustomerId::new(CUSTOMER).unwrap()
+}
+
+fn lang(tag: &str) -> Language {
+    Language::new(tag).unwrap()
+}
+
+/// "Ana" for `ana`.
+fn display(id: &str) -> AgentName {
+    let mut chars = id.chars();
+    let first = chars.next().unwrap().to_ascii_uppercase();
+    name(&format!("{first}{}", chars.as_str()))
+}
+
+fn register(tenant_id: &str, role: Role, teams: &[&str], capacity: u32, id: &str) -> HumanCommand {
+    HumanCommand::Register {
+        tenant: tenant(tenant_id),
+        name: display(id),
+        role,
+        teams: teams.iter().map(|t| team(t)).collect(),
+        capacity,
+    }
+}
+
+/// Applies a command to a human's registration through `human::decide`, which must accept it.
+fn human_command(directory: &mut Directory, id: &str, command: HumanCommand) {
+    let id = hid(id);
+    for event in human::decide(&id, directory.get(&id), &command).unwrap() {
+        directory.evolve(&event).unwrap();
+    }
+}
+
+impl Desk {
+    fn new() -> Desk {
+        let mut roster = Roster::default();
+        for (id, agent_name, tenant_id) in [
+            ("faq", "FAQ Bot", "t1"),
+            ("sales", "Sales Bot", "t1"),
+            ("rival", "Rival Bot", "t2"),
+        ] {
+            for command in [
+                AiAgentCommand::RegisterIn {
+                    tenant: tenant(tenant_id),
+                    name: name(agent_name),
+                    specialties: vec![],
+                },
+                AiAgentCommand::Activate,
+            ] {
+                for event in agent::decide(&ai(id), roster.get(&ai(id)), &command).unwrap() {
+                    roster.evolve(&event).unwrap();
+                }
+            }
+        }
+        let mut directory = Directory::default();
+        let humans: [(&str, &str, Role, &[&str], u32, Option<Presence>); 7] = [
+            (
+                "ana",
+                "t1",
+                Role::Agent,
+                &["billing"],
+                2,
+                Some(Presence::Available),
+            ),
+            (
+                "carl",
+                "t1",
+                Role::Agent,
+                &["support"],
+                1,
+                Some(Presence::Available),
+            ),
+            (
+                "bob",
+                "t1",
+                Role::Supervisor,
+                &[],
+                3,
+                Some(Presence::Available),
+            ),
+            (
+                "dora",
+                "t1",
+                Role::Agent,
+                &["billing"],
+                2,
+                Some(Presence::Away),
+            ),
+            ("olga", "t1", Role::Agent, &["billing"], 2, None),
+            (
+                "rita",
+                "t1",
+                Role::Agent,
+                &["billing"],
+                2,
+                Some(Presence::Available),
+            ),
+            (
+                "zoe",
+                "t2",
+                Role::Agent,
+                &["billing"],
+                2,
+                Some(Presence::Available),
+            ),
+        ];
+        for (id, tenant_id, role, teams, capacity, presence) in humans {
+            human_command(
+                &mut directory,
+                id,
+                register(tenant_id, role, teams, capacity, id),
+            );
+            if let Some(presence) = presence {
+                human_command(&mut directory, id, HumanCommand::SetPresence { presence });
+            }
+        }
+        human_command(&mut directory, "rita", HumanCommand::Remove);
+        Desk {
+            roster,
+            directory,
+            loads: Loads::new(),
+            settings: Settings::default(),
+            now: T0,
+            state: Conversation::NotOpened,
+            history: Vec::new(),
+        }
+    }
+
+    /// A desk whose conversation was started in `t1` in `team`'s queue (or the general one),
+    /// in `language`, given to `human` if named.
+    fn started(team_id: Option<&str>, language: Option<&str>, human: Option<&str>) -> Desk {
+        let mut desk = Desk::new();
+        desk.ok(start(team_id, language, human));
+        desk
+    }
+
+    /// A conversation given to `ana` at the start.
+    fn with_ana() -> Desk {
+        Desk::started(None, None, Some("ana"))
+    }
+
+    /// Given to `ana`, then handed by her to `faq` (epoch 1).
+    fn ai_active() -> Desk {
+        let mut desk = Desk::with_ana();
+        desk.ok(hand_off("ana", "faq"));
+        desk
+    }
+
+    fn decide(
+        &mut self,
+        command: &ConversationCommand,
+    ) -> Result<Vec<ConversationEvent>, Rejection> {
+        let policy = DefaultPolicy::default();
+        let ctx = Ctx::new(&self.roster, &policy)
+            .with_directory(&self.directory)
+            .with_loads(&self.loads)
+            .with_settings(&self.settings)
+            .at(self.now);
+        let (events, next) = conversation::decide_with_state(&self.state, command, &ctx)?;
+        self.history
+            .extend(events.iter().cloned().map(|e| (e, self.now)));
+        let folded = self
+            .history
+            .iter()
+            .try_fold(Conversation::NotOpened, |state, (event, at)| {
+                conversation::evolve_at(state, event, Some(*at))
+            })
+            .expect("the accepted history folds");
+        assert_eq!(next, folded, "the state decide returned is not the fold");
+        self.state = next;
+        Ok(events)
+    }
+
+    /// Decides `command`, which must be accepted.
+    #[track_caller]
+    fn ok(&mut self, command: ConversationCommand) -> Vec<ConversationEvent> {
+        self.decide(&command)
+            .unwrap_or_else(|r| panic!("{command:?} was rejected: {r:?}"))
+    }
+
+    /// Decides `command`, which must be rejected, leaving everything as it was.
+    #[track_caller]
+    fn no(&mut self, command: ConversationCommand) -> Rejection {
+        let before = (self.state.clone(), self.history.len());
+        match self.decide(&command) {
+            Ok(events) => panic!("{command:?} was accepted: {events:?}"),
+            Err(rejection) => {
+                assert_eq!((self.state.clone(), self.history.len()), before);
+                assert!(rejection.to_string().len() > 10, "{rejection}");
+                rejection
+            }
+        }
+    }
+
+    /// The clock moves on by `ms` milliseconds.
+    fn wait(&mut self, ms: u64) {
+        self.now = self.now.plus_millis(ms);
+    }
+
+    fn presence(&mut self, id: &str, presence: Presence) {
+        human_command(
+            &mut self.directory,
+            id,
+            HumanCommand::SetPresence { presence },
+        );
+    }
+
+    fn open(&self) -> &handover_core::OpenConversation {
+        match &self.state {
+            Conversation::Open(open) => open,
+            other => panic!("not open: {other:?}"),
+        }
+    }
+
+    fn status(&self) -> Status {
+        self.state.status()
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        conversation::next_deadline(&self.state, &self.settings)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands and events.
+// ---------------------------------------------------------------------------------------------
+
+fn start(
+    team_id: Option<&str>,
+    language: Option<&str>,
+    human: Option<&str>,
+) -> ConversationCommand {
+    ConversationCommand::Start {
+        tenant: tenant("t1"),
+        customer: customer(),
+        channel: Channel::new("whatsapp").unwrap(),
+        team: team_id.map(team),
+        language: language.map(lang),
+        human: human.map(hid),
+    }
+}
+
+fn by(id: &str) -> Participant {
+    Participant::Human(hid(id))
+}
+
+fn router() -> Participant {
+    Participant::System(SystemActor::Router)
+}
+
+fn post_customer(message: &str) -> ConversationCommand {
+    ConversationCommand::PostMessage {
+        by: Participant::Customer(customer()),
+        text: text(message),
+    }
+}
+
+fn post_human(who: &str, message: &str) -> ConversationCommand {
+    ConversationCommand::PostMessage {
+        by: by(who),
+        text: text(message),
+    }
+}
+
+fn assignment(agent: &str, epoch: u64) -> Assignment {
+    Assignment {
+        agent_id: ai(agent),
+        epoch: Epoch(epoch),
+    }
+}
+
+fn post_ai(agent: &str, epoch: u64, message: &str) -> ConversationCommand {
+    ConversationCommand::PostMessage {
+        by: Participant::Ai(assignment(agent, epoch)),
+        text: text(message),
+    }
+}
+
+fn hand_off(who: &str, agent: &str) -> ConversationCommand {
+    ConversationCommand::HandOffToAi {
+        by: hid(who),
+        agent_id: ai(agent),
+        reason: None,
+    }
+}
+
+fn reclaim(who: &str) -> ConversationCommand {
+    ConversationCommand::Reclaim {
+        by: hid(who),
+        reason: None,
+    }
+}
+
+fn close(who: Participant) -> ConversationCommand {
+    ConversationCommand::Close {
+        by: who,
+        reason: None,
+    }
+}
+
+fn assign(who: Participant, to: &str) -> ConversationCommand {
+    ConversationCommand::Assign {
+        by: who,
+        to: hid(to),
+    }
+}
+
+fn accept(who: &str) -> ConversationCommand {
+    ConversationCommand::Accept { by: hid(who) }
+}
+
+fn transfer_to(who: &str, to: &str) -> ConversationCommand {
+    ConversationCommand::Transfer {
+        by: hid(who),
+        to: TransferTarget::Human(hid(to)),
+        reason: reason("better placed"),
+    }
+}
+
+fn transfer_to_team(who: &str, to: &str) -> ConversationCommand {
+    ConversationCommand::Transfer {
+        by: hid(who),
+        to: TransferTarget::Team(team(to)),
+        reason: reason("their queue"),
+    }
+}
+
+fn requeue(who: &str) -> ConversationCommand {
+    ConversationCommand::Requeue { human: hid(who) }
+}
+
+fn whisper(who: &str, to: NoteAudience) -> ConversationCommand {
+    ConversationCommand::Whisper {
+        by: hid(who),
+        to,
+        text: text("check the invoice first"),
+    }
+}
+
+fn raise(who: Participant) -> ConversationCommand {
+    ConversationCommand::RaiseFlag { by: who }
+}
+
+fn lower(who: &str) -> ConversationCommand {
+    ConversationCommand::LowerFlag { by: hid(who) }
+}
+
+fn tick() -> ConversationCommand {
+    ConversationCommand::Tick
+}
+
+fn started_event(
+    team_id: Option<&str>,
+    language: Option<&str>,
+    at: Timestamp,
+) -> ConversationEvent {
+    ConversationEvent::Started {
+        tenant: tenant("t1"),
+        customer: customer(),
+        channel: Channel::new("whatsapp").unwrap(),
+        team: team_id.map(team),
+        language: language.map(lang),
+        at,
+    }
+}
+
+fn notice(kind: NoticeKind, message: &str, language: &str) -> ConversationEvent {
+    ConversationEvent::CustomerNotice {
+        kind,
+        text: text(message),
+        language: lang(language),
+    }
+}
+
+fn waiting_en() -> ConversationEvent {
+    notice(
+        NoticeKind::WaitingForPerson,
+        "Please wait: a person will be with you shortly.",
+        "en",
+    )
+}
+
+fn joined_en(who: &str) -> ConversationEvent {
+    notice(
+        NoticeKind::PersonJoined,
+        &format!("{} has joined the conversation.", display(who)),
+        "en",
+    )
+}
+
+fn assigned_event(
+    who: &str,
+    team_id: Option<&str>,
+    author: Author,
+    at: Timestamp,
+) -> ConversationEvent {
+    ConversationEvent::HumanAssigned {
+        human_id: hid(who),
+        name: display(who),
+        team: team_id.map(team),
+        by: author,
+        at,
+    }
+}
+
+fn assigned_status(who: &str) -> Status {
+    Status::Assigned {
+        human: hid(who),
+        name: display(who),
+    }
+}
+
+fn awaiting_status(team_id: Option<&str>, since: Timestamp, cause: WaitCause) -> Status {
+    Status::AwaitingHuman {
+        team: team_id.map(team),
+        since,
+        cause,
+    }
+}
+
+fn kinds(events: &[ConversationEvent]) -> Vec<&'static str> {
+    events.iter().map(ConversationEvent::type_name).collect()
+}
+
+fn unknown_human(id: &str) -> Rejection {
+    Rejection::UnknownHuman { human_id: hid(id) }
+}
+
+fn not_assigned_to_you(id: &str) -> Rejection {
+    Rejection::NotAssignedToYou { human_id: hid(id) }
+}
+
+fn not_a_supervisor(id: &str) -> Rejection {
+    Rejection::NotASupervisor { human_id: hid(id) }
+}
+
+fn faq_active() -> Rejection {
+    Rejection::AiActive {
+        agent_id: ai("faq"),
+        agent_name: name("FAQ Bot"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Human registration.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_registered_human_starts_offline_with_sorted_distinct_teams() {
+    let id = hid("ana");
+    let command = register(
+        "t1",
+        Role::Agent,
+        &["support", "billing", "support"],
+        2,
+        "ana",
+    );
+    let events = human::decide(&id, None, &command).unwrap();
+    assert_eq!(
+        events,
+        vec![HumanEvent::Registered {
+            human_id: id.clone(),
+            tenant: tenant("t1"),
+            name: name("Ana"),
+            role: Role::Agent,
+            teams: vec![team("billing"), team("support")],
+            capacity: 2,
+        }]
+    );
+    let mut directory = Directory::default();
+    directory.evolve(&events[0]).unwrap();
+    let ana = directory.get(&id).unwrap();
+    assert_eq!(ana.presence, Presence::Offline);
+    assert!(!ana.removed && !ana.is_supervisor());
+    assert!(ana.in_team(&team("billing")) && !ana.in_team(&team("sales")));
+}
+
+#[test]
+fn registering_twice_is_already_registered() {
+    let desk = Desk::new();
+    let id = hid("ana");
+    let again = register("t1", Role::Agent, &[], 1, "ana");
+    assert_eq!(
+        human::decide(&id, desk.directory.get(&id), &again),
+        Err(Rejection::HumanAlreadyRegistered {
+            human_id: id.clone()
+        })
+    );
+    // A removed human's id stays taken.
+    let rita = hid("rita");
+    assert_eq!(
+        human::decide(&rita, desk.directory.get(&rita), &again),
+        Err(Rejection::HumanAlreadyRegistered { human_id: rita })
+    );
+    // Folding a second registration is refused too.
+    let mut directory = desk.directory.clone();
+    let registered = human::decide(&hid("new"), None, &again).unwrap();
+    directory.evolve(&registered[0]).unwrap();
+    assert_eq!(
+        directory.evolve(&registered[0]),
+        Err(Rejection::HumanAlreadyRegistered {
+            human_id: hid("new")
+        })
+    );
+}
+
+#[test]
+fn a_human_belongs_to_at_most_the_most_teams() {
+    let teams: Vec<String> = (0..=TEAMS_COUNT_MAX)
+        .map(|i| format!("team-{i:02}"))
+        .collect();
+    let teams: Vec<&str> = teams.iter().map(String::as_str).collect();
+    let id = hid("ana");
+    assert!(human::decide(
+        &id,
+        None,
+        &register("t1", Role::Agent, &teams[..TEAMS_COUNT_MAX], 1, "ana")
+    )
+    .is_ok());
+    assert_eq!(
+        human::decide(&id, None, &register("t1", Role::Agent, &teams, 1, "ana")),
+        Err(Rejection::TooManyTeams {
+            len: TEAMS_COUNT_MAX + 1,
+            max: TEAMS_COUNT_MAX,
+        })
+    );
+}
+
+#[test]
+fn a_capacity_is_between_one_and_the_most() {
+    let id = hid("ana");
+    for capacity in [0, HUMAN_CAPACITY_MAX + 1, u32::MAX] {
+        assert_eq!(
+            human::decide(
+                &id,
+                None,
+                &register("t1", Role::Agent, &[], capacity, "ana")
+            ),
+            Err(Rejection::CapacityOutOfRange {
+                capacity,
+                max: HUMAN_CAPACITY_MAX,
+            })
+        );
+    }
+    for capacity in [1, HUMAN_CAPACITY_MAX] {
+        assert!(human::decide(
+            &id,
+            None,
+            &register("t1", Role::Agent, &[], capacity, "ana")
+        )
+        .is_ok());
+    }
+}
+
+#[test]
+fn presence_changes_are_events_and_an_unchanged_presence_is_refused() {
+    let mut directory = Directory::default();
+    human_command(
+        &mut directory,
+        "ana",
+        register("t1", Role::Agent, &[], 1, "ana"),
+    );
+    let id = hid("ana");
+    let set = |presence| HumanCommand::SetPresence { presence };
+    assert_eq!(
+        human::decide(&id, directory.get(&id), &set(Presence::Offline)),
+        Err(Rejection::PresenceUnchanged {
+            human_id: id.clone(),
+            presence: Presence::Offline,
+        })
+    );
+    for presence in [Presence::Available, Presence::Away, Presence::Offline] {
+        let events = human::decide(&id, directory.get(&id), &set(presence)).unwrap();
+        assert_eq!(
+            events,
+            vec![HumanEvent::PresenceChanged {
+                human_id: id.clone(),
+                presence,
+            }]
+        );
+        directory.evolve(&events[0]).unwrap();
+        assert_eq!(directory.get(&id).unwrap().presence, presence);
+        assert_eq!(
+            human::decide(&id, directory.get(&id), &set(presence)),
+            Err(Rejection::PresenceUnchanged {
+                human_id: id.clone(),
+                presence,
+            })
+        );
+    }
+}
+
+#[test]
+fn an_unregistered_human_has_no_presence_and_cannot_be_removed() {
+    let id = hid("nobody");
+    for command in [
+        HumanCommand::SetPresence {
+            presence: Presence::Available,
+        },
+        HumanCommand::Remove,
+    ] {
+        assert_eq!(
+            human::decide(&id, None, &command),
+            Err(Rejection::UnknownHuman {
+                human_id: id.clone()
+            })
+        );
+    }
+}
+
+#[test]
+fn a_removed_human_is_kept_offline_and_may_no_longer_change() {
+    let desk = Desk::new();
+    let id = hid("rita");
+    let rita = desk.directory.get(&id).unwrap();
+    assert!(rita.removed);
+    assert_eq!(rita.presence, Presence::Offline);
+    assert_eq!(rita.profile.name, name("Rita"));
+    for command in [
+        HumanCommand::SetPresence {
+            presence: Presence::Available,
+        },
+        HumanCommand::Remove,
+    ] {
+        assert_eq!(
+            human::decide(&id, Some(rita), &command),
+            Err(Rejection::HumanRemoved {
+                human_id: id.clone()
+            })
+        );
+    }
+    let mut directory = desk.directory.clone();
+    assert_eq!(
+        directory.evolve(&HumanEvent::PresenceChanged {
+            human_id: id.clone(),
+            presence: Presence::Available,
+        }),
+        Err(Rejection::HumanRemoved {
+            human_id: id.clone()
+        })
+    );
+    // The tenant's list leaves removed humans and other tenants out; `all` keeps everyone.
+    let t1: Vec<String> = desk
+        .directory
+        .of_tenant(&tenant("t1"))
+        .map(|h| h.profile.id.to_string())
+        .collect();
+    assert_eq!(t1, vec!["ana", "bob", "carl", "dora", "olga"]);
+    assert_eq!(desk.directory.all().count(), 7);
+}
+
+#[test]
+fn a_removed_human_may_not_act_on_a_conversation_nor_be_given_one() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(
+        desk.no(post_human("rita", "hello")),
+        Rejection::HumanRemoved {
+            human_id: hid("rita")
+        }
+    );
+    assert_eq!(
+        desk.no(assign(by("bob"), "rita")),
+        Rejection::HumanRemoved {
+            human_id: hid("rita")
+        }
+    );
+    let mut fresh = Desk::new();
+    assert_eq!(
+        fresh.no(start(None, None, Some("rita"))),
+        Rejection::HumanRemoved {
+            human_id: hid("rita")
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn started_without_a_human_it_waits_in_its_teams_queue_and_the_customer_is_told() {
+    let mut desk = Desk::new();
+    let events = desk.ok(start(Some("billing"), None, None));
+    assert_eq!(
+        events,
+        vec![
+            started_event(Some("billing"), None, T0),
+            ConversationEvent::AwaitingHuman {
+                team: Some(team("billing")),
+                cause: WaitCause::Opened,
+                since: T0,
+            },
+            waiting_en(),
+        ]
+    );
+    assert_eq!(
+        desk.status(),
+        awaiting_status(Some("billing"), T0, WaitCause::Opened)
+    );
+    assert_eq!(desk.state.tenant(), Some(&tenant("t1")));
+    assert_eq!(desk.open().opened_at, Some(T0));
+}
+
+#[test]
+fn started_with_a_human_it_is_theirs_at_once() {
+    let mut desk = Desk::new();
+    let events = desk.ok(start(Some("billing"), None, Some("ana")));
+    assert_eq!(
+        events,
+        vec![
+            started_event(Some("billing"), None, T0),
+            assigned_event("ana", None, Author::System(SystemActor::Backend), T0),
+        ]
+    );
+    assert_eq!(desk.status(), assigned_status("ana"));
+    assert_eq!(desk.open().human, Some(hid("ana")));
+}
+
+#[test]
+fn a_human_who_is_away_may_be_given_a_conversation_at_the_start() {
+    let mut desk = Desk::new();
+    desk.ok(start(None, None, Some("dora")));
+    assert_eq!(desk.status(), assigned_status("dora"));
+}
+
+#[test]
+fn started_with_a_human_who_cannot_take_it_is_refused() {
+    for (who, rejection) in [
+        ("nobody", unknown_human("nobody")),
+        // A human of another tenant is as unknown as one never registered.
+        ("zoe", unknown_human("zoe")),
+        (
+            "olga",
+            Rejection::HumanOffline {
+                human_id: hid("olga"),
+            },
+        ),
+        (
+            "rita",
+            Rejection::HumanRemoved {
+                human_id: hid("rita"),
+            },
+        ),
+    ] {
+        let mut desk = Desk::new();
+        assert_eq!(desk.no(start(None, None, Some(who))), rejection, "{who}");
+        assert_eq!(desk.state, Conversation::NotOpened);
+    }
+}
+
+#[test]
+fn starting_twice_is_already_opened_and_after_the_close_closed() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(desk.no(start(None, None, None)), Rejection::AlreadyOpened);
+    desk.ok(close(by("ana")));
+    assert_eq!(desk.no(start(None, None, None)), Rejection::Closed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assign.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_supervisor_assigns_a_waiting_conversation() {
+    let mut desk = Desk::started(Some("billing"), None, None);
+    let events = desk.ok(assign(by("bob"), "ana"));
+    assert_eq!(
+        events,
+        vec![
+            assigned_event("ana", Some("billing"), Author::Human(hid("bob")), T0),
+            joined_en("ana"),
+        ]
+    );
+    assert_eq!(desk.status(), assigned_status("ana"));
+}
+
+#[test]
+fn a_supervisor_reassigns_even_to_someone_away_or_at_capacity() {
+    let mut desk = Desk::with_ana();
+    desk.ok(assign(by("bob"), "dora"));
+    assert_eq!(desk.status(), assigned_status("dora"));
+    desk.loads.set(hid("carl"), 1);
+    desk.ok(assign(by("bob"), "carl"));
+    assert_eq!(desk.status(), assigned_status("carl"));
+}
+
+#[test]
+fn an_agent_may_not_assign() {
+    let mut desk = Desk::started(None, None, None);
+    assert_eq!(desk.no(assign(by("ana"), "carl")), not_a_supervisor("ana"));
+    // Not even to themselves, nor once the conversation is theirs.
+    assert_eq!(desk.no(assign(by("ana"), "ana")), not_a_supervisor("ana"));
+    let mut mine = Desk::with_ana();
+    assert_eq!(mine.no(assign(by("ana"), "carl")), not_a_supervisor("ana"));
+}
+
+#[test]
+fn the_router_assigns_a_waiting_conversation_to_someone_available_below_capacity() {
+    let mut desk = Desk::started(Some("billing"), None, None);
+    desk.loads.set(hid("ana"), 1);
+    let events = desk.ok(assign(router(), "ana"));
+    assert_eq!(
+        events,
+        vec![
+            assigned_event(
+                "ana",
+                Some("billing"),
+                Author::System(SystemActor::Router),
+                T0
+            ),
+            joined_en("ana"),
+        ]
+    );
+}
+
+#[test]
+fn the_router_never_assigns_someone_away_offline_or_at_capacity() {
+    let mut desk = Desk::started(Some("billing"), None, None);
+    assert_eq!(
+        desk.no(assign(router(), "dora")),
+        Rejection::HumanUnavailable {
+            human_id: hid("dora")
+        }
+    );
+    assert_eq!(
+        desk.no(assign(router(), "olga")),
+        Rejection::HumanOffline {
+            human_id: hid("olga")
+        }
+    );
+    desk.loads.set(hid("ana"), 2);
+    assert_eq!(
+        desk.no(assign(router(), "ana")),
+        Rejection::HumanAtCapacity {
+            human_id: hid("ana"),
+            load: 2,
+            capacity: 2,
+        }
+    );
+    desk.loads.set(hid("ana"), 7);
+    assert_eq!(
+        desk.no(assign(router(), "ana")),
+        Rejection::HumanAtCapacity {
+            human_id: hid("ana"),
+            load: 7,
+            capacity: 2,
+        }
+    );
+    assert_eq!(desk.no(assign(router(), "zoe")), unknown_human("zoe"));
+    assert_eq!(desk.no(assign(router(), "nobody")), unknown_human("nobody"));
+}
+
+#[test]
+fn the_router_assigns_only_what_waits() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(
+        desk.no(assign(router(), "carl")),
+        Rejection::NotAwaitingHuman
+    );
+}
+
+#[test]
+fn only_a_supervisor_or_the_router_may_assign() {
+    let mut desk = Desk::started(None, None, None);
+    for (who, participant) in [
+        (Participant::Customer(customer()), "customer"),
+        (Participant::Ai(assignment("faq", 1)), "AI agent"),
+        (Participant::System(SystemActor::Clock), "system"),
+        (Participant::System(SystemActor::Backend), "system"),
+    ] {
+        assert_eq!(
+            desk.no(assign(who, "ana")),
+            Rejection::ParticipantNotAllowed {
+                participant,
+                action: "assign",
+            }
+        );
+    }
+}
+
+#[test]
+fn an_ai_active_conversation_is_not_assigned_until_reclaimed() {
+    let mut desk = Desk::ai_active();
+    assert_eq!(desk.no(assign(by("bob"), "carl")), faq_active());
+    assert_eq!(desk.no(assign(router(), "carl")), faq_active());
+}
+
+#[test]
+fn assigning_to_the_human_who_has_it_is_already_assigned() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(
+        desk.no(assign(by("bob"), "ana")),
+        Rejection::AlreadyAssignedTo {
+            human_id: hid("ana")
+        }
+    );
+    desk.ok(hand_off("ana", "faq"));
+    desk.ok(reclaim("bob"));
+    assert_eq!(
+        desk.no(assign(by("bob"), "bob")),
+        Rejection::AlreadyAssignedTo {
+            human_id: hid("bob")
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accept.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_team_member_accepts_from_their_teams_queue() {
+    let mut desk = Desk::started(Some("billing"), None, None);
+    desk.wait(5_000);
+    let events = desk.ok(accept("ana"));
+    assert_eq!(
+        events,
+        vec![
+            assigned_event(
+                "ana",
+                Some("billing"),
+                Author::Human(hid("ana")),
+                T0.plus_millis(5_000)
+            ),
+            joined_en("ana"),
+        ]
+    );
+    assert_eq!(desk.status(), assigned_status("ana"));
+}
+
+#[test]
+fn an_agent_of_another_team_may_not_accept() {
+    let mut desk = Desk::started(Some("billing"), None, None);
+    assert_eq!(
+        desk.no(accept("carl")),
+        Rejection::NotInTeam {
+            human_id: hid("carl"),
+            team: team("billing"),
+        }
+    );
+}
+
+#[test]
+fn a_supervisor_accepts_from_any_queue() {
+    let mut desk = Desk::started(Some("billing"), None, None);
+    desk.ok(accept("bob"));
+    assert_eq!(desk.status(), assigned_status("bob"));
+}
+
+#[test]
+fn any_agent_of_the_tenant_accepts_from_the_general_queue() {
+    let mut desk = Desk::started(None, None, None);
+    desk.ok(accept("carl"));
+    assert_eq!(desk.status(), assigned_status("carl"));
+}
+
+#[test]
+fn accepting_at_capacity_is_refused() {
+    let mut desk = Desk::started(None, None, None);
+    desk.loads.set(hid("carl"), 1);
+    assert_eq!(
+        desk.no(accept("carl")),
+        Rejection::HumanAtCapacity {
+            human_id: hid("carl"),
+            load: 1,
+            capacity: 1,
+        }
+    );
+    desk.loads.set(hid("bob"), 3);
+    assert_eq!(
+        desk.no(accept("bob")),
+        Rejection::HumanAtCapacity {
+            human_id: hid("bob"),
+            load: 3,
+            capacity: 3,
+        }
+    );
+}
+
+#[test]
+fn accepting_what_does_not_wait_is_refused() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(desk.no(accept("ana")), Rejection::NotAwaitingHuman);
+    assert_eq!(desk.no(accept("bob")), Rejection::NotAwaitingHuman);
+    desk.ok(hand_off("ana", "faq"));
+    assert_eq!(desk.no(accept("bob")), Rejection::NotAwaitingHuman);
+}
+
+#[test]
+fn an_offline_or_unknown_human_may_not_accept() {
+    let mut desk = Desk::started(Some("billing"), None, None);
+    assert_eq!(
+        desk.no(accept("olga")),
+        Rejection::HumanOffline {
+            human_id: hid("olga")
+        }
+    );
+    assert_eq!(desk.no(accept("nobody")), unknown_human("nobody"));
+    assert_eq!(desk.no(accept("zoe")), Rejection::NotOpened);
+}
