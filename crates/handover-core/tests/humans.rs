@@ -1065,3 +1065,360 @@ fn an_offline_or_unknown_human_may_not_accept() {
     assert_eq!(desk.no(accept("nobody")), unknown_human("nobody"));
     assert_eq!(desk.no(accept("zoe")), Rejection::NotOpened);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Transfer.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_assigned_agent_transfers_to_another_human() {
+    let mut desk = Desk::started(Some("billing"), None, Some("ana"));
+    let events = desk.ok(transfer_to("ana", "carl"));
+    assert_eq!(
+        events,
+        vec![
+            ConversationEvent::Transferred {
+                to: TransferTarget::Human(hid("carl")),
+                reason: reason("better placed"),
+                by: Author::Human(hid("ana")),
+                at: T0,
+            },
+            assigned_event("carl", Some("billing"), Author::Human(hid("ana")), T0),
+            joined_en("carl"),
+        ]
+    );
+    assert_eq!(desk.status(), assigned_status("carl"));
+    // It is no longer hers.
+    assert_eq!(desk.no(post_human("ana", "hi")), not_assigned_to_you("ana"));
+}
+
+#[test]
+fn the_assigned_agent_transfers_to_a_teams_queue() {
+    let mut desk = Desk::started(Some("billing"), None, Some("ana"));
+    desk.wait(1_000);
+    let at = T0.plus_millis(1_000);
+    let events = desk.ok(transfer_to_team("ana", "support"));
+    assert_eq!(
+        events,
+        vec![
+            ConversationEvent::Transferred {
+                to: TransferTarget::Team(team("support")),
+                reason: reason("their queue"),
+                by: Author::Human(hid("ana")),
+                at,
+            },
+            ConversationEvent::AwaitingHuman {
+                team: Some(team("support")),
+                cause: WaitCause::Transferred,
+                since: at,
+            },
+            waiting_en(),
+        ]
+    );
+    assert_eq!(
+        desk.status(),
+        awaiting_status(Some("support"), at, WaitCause::Transferred)
+    );
+    assert_eq!(desk.open().team, Some(team("support")));
+    // Now support's agent may accept it, billing's may not.
+    assert_eq!(
+        desk.no(accept("ana")),
+        Rejection::NotInTeam {
+            human_id: hid("ana"),
+            team: team("support"),
+        }
+    );
+    desk.ok(accept("carl"));
+}
+
+#[test]
+fn an_agent_who_does_not_have_it_may_not_transfer() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(
+        desk.no(transfer_to("carl", "carl")),
+        not_assigned_to_you("carl")
+    );
+    assert_eq!(
+        desk.no(transfer_to_team("carl", "support")),
+        not_assigned_to_you("carl")
+    );
+    let mut waiting = Desk::started(None, None, None);
+    assert_eq!(
+        waiting.no(transfer_to_team("ana", "support")),
+        not_assigned_to_you("ana")
+    );
+}
+
+#[test]
+fn a_supervisor_transfers_any_conversation_of_the_tenant() {
+    let mut desk = Desk::with_ana();
+    desk.ok(transfer_to("bob", "carl"));
+    assert_eq!(desk.status(), assigned_status("carl"));
+    desk.ok(transfer_to_team("bob", "billing"));
+    let mut waiting = Desk::started(Some("billing"), None, None);
+    waiting.ok(transfer_to("bob", "dora"));
+    assert_eq!(waiting.status(), assigned_status("dora"));
+}
+
+#[test]
+fn a_transfer_to_the_human_who_has_it_or_who_cannot_take_it_is_refused() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(
+        desk.no(transfer_to("ana", "ana")),
+        Rejection::AlreadyAssignedTo {
+            human_id: hid("ana")
+        }
+    );
+    assert_eq!(
+        desk.no(transfer_to("ana", "olga")),
+        Rejection::HumanOffline {
+            human_id: hid("olga")
+        }
+    );
+    assert_eq!(desk.no(transfer_to("ana", "zoe")), unknown_human("zoe"));
+    assert_eq!(
+        desk.no(transfer_to("ana", "nobody")),
+        unknown_human("nobody")
+    );
+    assert_eq!(
+        desk.no(transfer_to("ana", "rita")),
+        Rejection::HumanRemoved {
+            human_id: hid("rita")
+        }
+    );
+}
+
+#[test]
+fn an_ai_active_conversation_is_not_transferred() {
+    let mut desk = Desk::ai_active();
+    assert_eq!(desk.no(transfer_to("ana", "carl")), faq_active());
+    assert_eq!(desk.no(transfer_to_team("bob", "billing")), faq_active());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requeue.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_conversation_of_a_human_who_went_offline_goes_back_to_its_queue() {
+    let mut desk = Desk::started(Some("billing"), None, Some("ana"));
+    desk.presence("ana", Presence::Offline);
+    desk.wait(2_000);
+    let at = T0.plus_millis(2_000);
+    let events = desk.ok(requeue("ana"));
+    assert_eq!(
+        events,
+        vec![
+            ConversationEvent::AwaitingHuman {
+                team: Some(team("billing")),
+                cause: WaitCause::HumanOffline,
+                since: at,
+            },
+            waiting_en(),
+        ]
+    );
+    assert_eq!(
+        desk.status(),
+        awaiting_status(Some("billing"), at, WaitCause::HumanOffline)
+    );
+}
+
+#[test]
+fn the_conversation_of_a_removed_or_unregistered_human_goes_back_as_removed() {
+    let mut desk = Desk::with_ana();
+    human_command(&mut desk.directory, "ana", HumanCommand::Remove);
+    let events = desk.ok(requeue("ana"));
+    assert_eq!(kinds(&events), vec!["awaiting_human", "customer_notice"]);
+    assert_eq!(
+        desk.status(),
+        awaiting_status(None, T0, WaitCause::HumanRemoved)
+    );
+    // A human the directory no longer knows at all counts as removed.
+    let mut desk = Desk::with_ana();
+    desk.directory = Directory::default();
+    desk.ok(requeue("ana"));
+    assert_eq!(
+        desk.status(),
+        awaiting_status(None, T0, WaitCause::HumanRemoved)
+    );
+}
+
+#[test]
+fn a_reclaimed_conversation_is_requeued_when_its_human_goes_offline() {
+    let mut desk = Desk::ai_active();
+    desk.ok(reclaim("bob"));
+    desk.presence("bob", Presence::Offline);
+    desk.ok(requeue("bob"));
+    assert_eq!(
+        desk.status(),
+        awaiting_status(None, T0, WaitCause::HumanOffline)
+    );
+}
+
+#[test]
+fn the_conversation_of_a_human_still_signed_in_stays_with_them() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(
+        desk.no(requeue("ana")),
+        Rejection::HumanStillSignedIn {
+            human_id: hid("ana")
+        }
+    );
+    desk.presence("ana", Presence::Away);
+    assert_eq!(
+        desk.no(requeue("ana")),
+        Rejection::HumanStillSignedIn {
+            human_id: hid("ana")
+        }
+    );
+}
+
+#[test]
+fn requeueing_for_a_human_who_does_not_handle_it_is_refused() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(
+        desk.no(requeue("olga")),
+        Rejection::NotHandledBy {
+            human_id: hid("olga")
+        }
+    );
+    // While the AI holds it, nobody handles it, not even the one who handed it off.
+    let mut desk = Desk::ai_active();
+    desk.presence("ana", Presence::Offline);
+    assert_eq!(
+        desk.no(requeue("ana")),
+        Rejection::NotHandledBy {
+            human_id: hid("ana")
+        }
+    );
+    let mut waiting = Desk::started(None, None, None);
+    assert_eq!(
+        waiting.no(requeue("olga")),
+        Rejection::NotHandledBy {
+            human_id: hid("olga")
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whisper.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_assigned_human_and_a_supervisor_write_notes_for_staff() {
+    let mut desk = Desk::with_ana();
+    for who in ["ana", "bob"] {
+        let events = desk.ok(whisper(who, NoteAudience::Staff));
+        assert_eq!(
+            events,
+            vec![ConversationEvent::InternalNote {
+                to: NoteAudience::Staff,
+                text: text("check the invoice first"),
+                by: Author::Human(hid(who)),
+                at: T0,
+            }]
+        );
+    }
+    assert_eq!(
+        desk.no(whisper("carl", NoteAudience::Staff)),
+        not_assigned_to_you("carl")
+    );
+}
+
+#[test]
+fn guidance_for_the_ai_only_while_an_ai_agent_holds_it() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(
+        desk.no(whisper("ana", NoteAudience::Ai)),
+        Rejection::NotAiActive
+    );
+    desk.ok(hand_off("ana", "faq"));
+    // The human who handed it off, and a supervisor, guide the AI; nobody else.
+    desk.ok(whisper("ana", NoteAudience::Ai));
+    desk.ok(whisper("bob", NoteAudience::Ai));
+    assert_eq!(
+        desk.no(whisper("carl", NoteAudience::Ai)),
+        not_assigned_to_you("carl")
+    );
+    // A note is never a message: the AI still holds the conversation.
+    assert_eq!(desk.state.assignment(), Some(assignment("faq", 1)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flags.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_assigned_human_raises_the_flag_once_and_a_supervisor_lowers_it() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(
+        desk.ok(raise(by("ana"))),
+        vec![ConversationEvent::FlagRaised {
+            by: Author::Human(hid("ana")),
+            at: T0,
+        }]
+    );
+    assert!(desk.open().flagged);
+    assert_eq!(desk.no(raise(by("ana"))), Rejection::FlagAlreadyRaised);
+    assert_eq!(desk.no(raise(by("bob"))), Rejection::FlagAlreadyRaised);
+    // An agent may not lower it, not even the one who raised it.
+    assert_eq!(desk.no(lower("ana")), not_a_supervisor("ana"));
+    assert_eq!(
+        desk.ok(lower("bob")),
+        vec![ConversationEvent::FlagLowered {
+            by: Author::Human(hid("bob")),
+            at: T0,
+        }]
+    );
+    assert!(!desk.open().flagged);
+    assert_eq!(desk.no(lower("bob")), Rejection::FlagNotRaised);
+    // Lowered, it may be raised again.
+    desk.ok(raise(by("bob")));
+}
+
+#[test]
+fn the_ai_agent_holding_it_raises_the_flag_and_no_other() {
+    let mut desk = Desk::ai_active();
+    assert_eq!(
+        desk.no(raise(Participant::Ai(assignment("sales", 1)))),
+        Rejection::NotAssigned {
+            agent_id: ai("sales")
+        }
+    );
+    assert_eq!(
+        desk.ok(raise(Participant::Ai(assignment("faq", 1)))),
+        vec![ConversationEvent::FlagRaised {
+            by: Author::Ai(ai("faq")),
+            at: T0,
+        }]
+    );
+    desk.ok(lower("bob"));
+    desk.ok(reclaim("ana"));
+    assert_eq!(
+        desk.no(raise(Participant::Ai(assignment("faq", 1)))),
+        Rejection::AssignmentEnded {
+            agent_id: ai("faq"),
+            epoch: Epoch(1),
+        }
+    );
+}
+
+#[test]
+fn neither_the_customer_nor_an_agent_who_does_not_have_it_raises_the_flag() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(
+        desk.no(raise(Participant::Customer(customer()))),
+        Rejection::ParticipantNotAllowed {
+            participant: "customer",
+            action: "raise_flag",
+        }
+    );
+    assert_eq!(
+        desk.no(raise(router())),
+        Rejection::ParticipantNotAllowed {
+            participant: "system",
+            action: "raise_flag",
+        }
+    );
+    assert_eq!(desk.no(raise(by("carl"))), not_assigned_to_you("carl"));
+}
