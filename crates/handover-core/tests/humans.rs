@@ -1422,3 +1422,475 @@ fn neither_the_customer_nor_an_agent_who_does_not_have_it_raises_the_flag() {
     );
     assert_eq!(desk.no(raise(by("carl"))), not_assigned_to_you("carl"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tick: SLA thresholds.
+// ---------------------------------------------------------------------------------------------
+
+fn sla_warning(
+    team_id: Option<&str>,
+    waited_ms: u64,
+    threshold_ms: u64,
+    at: Timestamp,
+) -> ConversationEvent {
+    ConversationEvent::SlaWarning {
+        team: team_id.map(team),
+        waited_ms,
+        threshold_ms,
+        at,
+    }
+}
+
+fn sla_breached(
+    team_id: Option<&str>,
+    waited_ms: u64,
+    threshold_ms: u64,
+    at: Timestamp,
+) -> ConversationEvent {
+    ConversationEvent::SlaBreached {
+        team: team_id.map(team),
+        waited_ms,
+        threshold_ms,
+        at,
+    }
+}
+
+#[test]
+fn a_wait_records_its_sla_warning_and_breach_each_once() {
+    let mut desk = Desk::started(None, None, None);
+    assert_eq!(desk.next_deadline(), Some(T0.plus_millis(60_000)));
+    desk.wait(59_999);
+    assert_eq!(desk.ok(tick()), vec![]);
+    desk.wait(1);
+    let at = T0.plus_millis(60_000);
+    assert_eq!(desk.ok(tick()), vec![sla_warning(None, 60_000, 60_000, at)]);
+    assert!(desk.open().sla_warned);
+    // A second tick records nothing.
+    assert_eq!(desk.ok(tick()), vec![]);
+    assert_eq!(desk.next_deadline(), Some(T0.plus_millis(300_000)));
+    desk.wait(240_000);
+    let at = T0.plus_millis(300_000);
+    assert_eq!(
+        desk.ok(tick()),
+        vec![sla_breached(None, 300_000, 300_000, at)]
+    );
+    desk.wait(1_000_000);
+    assert_eq!(desk.ok(tick()), vec![]);
+    assert_eq!(desk.next_deadline(), None);
+}
+
+#[test]
+fn a_tick_long_after_both_thresholds_records_both_at_once() {
+    let mut desk = Desk::started(None, None, None);
+    desk.wait(400_000);
+    let at = T0.plus_millis(400_000);
+    assert_eq!(
+        desk.ok(tick()),
+        vec![
+            sla_warning(None, 400_000, 60_000, at),
+            sla_breached(None, 400_000, 300_000, at),
+        ]
+    );
+    assert_eq!(desk.ok(tick()), vec![]);
+}
+
+#[test]
+fn a_team_has_its_own_sla_and_other_teams_the_default() {
+    let mut desk = Desk::new();
+    desk.settings.team_sla.insert(
+        team("billing"),
+        Sla {
+            warning_ms: 10_000,
+            breach_ms: 20_000,
+        },
+    );
+    desk.ok(start(Some("billing"), None, None));
+    assert_eq!(desk.next_deadline(), Some(T0.plus_millis(10_000)));
+    desk.wait(10_000);
+    assert_eq!(
+        desk.ok(tick()),
+        vec![sla_warning(
+            Some("billing"),
+            10_000,
+            10_000,
+            T0.plus_millis(10_000)
+        )]
+    );
+    assert_eq!(desk.next_deadline(), Some(T0.plus_millis(20_000)));
+    // Transferred to support, a new wait starts under the default thresholds.
+    desk.ok(transfer_to_team("bob", "support"));
+    let since = T0.plus_millis(10_000);
+    assert_eq!(desk.next_deadline(), Some(since.plus_millis(60_000)));
+    assert!(!desk.open().sla_warned);
+    desk.wait(20_000);
+    assert_eq!(desk.ok(tick()), vec![]);
+    desk.wait(40_000);
+    assert_eq!(
+        desk.ok(tick()),
+        vec![sla_warning(
+            Some("support"),
+            60_000,
+            60_000,
+            since.plus_millis(60_000)
+        )]
+    );
+}
+
+#[test]
+fn a_conversation_that_does_not_wait_has_no_sla() {
+    let mut desk = Desk::started(None, None, None);
+    desk.wait(30_000);
+    desk.ok(accept("ana"));
+    assert_eq!(desk.next_deadline(), None);
+    desk.wait(1_000_000);
+    assert_eq!(desk.ok(tick()), vec![]);
+    // Back in the queue, the new wait is counted from its own start.
+    desk.presence("ana", Presence::Offline);
+    desk.ok(requeue("ana"));
+    let since = desk.now;
+    assert_eq!(desk.next_deadline(), Some(since.plus_millis(60_000)));
+    desk.wait(60_000);
+    assert_eq!(
+        desk.ok(tick()),
+        vec![sla_warning(None, 60_000, 60_000, since.plus_millis(60_000))]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tick: the AI reply deadline.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_ai_agent_that_does_not_answer_in_time_loses_the_conversation() {
+    let mut desk = Desk::ai_active();
+    assert_eq!(desk.next_deadline(), None);
+    desk.wait(1_000);
+    desk.ok(post_customer("What are your business hours?"));
+    let asked = T0.plus_millis(1_000);
+    assert_eq!(desk.open().reply_pending_since, Some(asked));
+    assert_eq!(desk.next_deadline(), Some(asked.plus_millis(30_000)));
+    // A second message does not move the deadline.
+    desk.wait(20_000);
+    desk.ok(post_customer("Hello?"));
+    assert_eq!(desk.next_deadline(), Some(asked.plus_millis(30_000)));
+    desk.wait(9_999);
+    assert_eq!(desk.ok(tick()), vec![]);
+    desk.wait(1);
+    let at = asked.plus_millis(30_000);
+    let events = desk.ok(tick());
+    assert_eq!(
+        events,
+        vec![
+            ConversationEvent::AiReplyOverdue {
+                agent_id: ai("faq"),
+                waited_ms: 30_000,
+                deadline_ms: 30_000,
+                at,
+            },
+            ConversationEvent::EscalatedToHuman {
+                agent_id: ai("faq"),
+                reason: reason("the AI agent did not reply within 30000 ms"),
+                cause: EscalationCause::AiTimeout,
+            },
+            notice(
+                NoticeKind::AiLeft,
+                "The AI assistant FAQ Bot has left the conversation.",
+                "en"
+            ),
+            ConversationEvent::AwaitingHuman {
+                team: None,
+                cause: WaitCause::Escalated(EscalationCause::AiTimeout),
+                since: at,
+            },
+            waiting_en(),
+        ]
+    );
+    assert_eq!(
+        desk.status(),
+        awaiting_status(None, at, WaitCause::Escalated(EscalationCause::AiTimeout))
+    );
+    assert_eq!(
+        WaitCause::Escalated(EscalationCause::AiTimeout).as_str(),
+        "ai_timeout"
+    );
+    // The old assignment's late reply is fenced off.
+    assert_eq!(
+        desk.no(post_ai("faq", 1, "We open at 9.")),
+        Rejection::AssignmentEnded {
+            agent_id: ai("faq"),
+            epoch: Epoch(1),
+        }
+    );
+    // The tick recorded it once.
+    assert_eq!(desk.ok(tick()), vec![]);
+}
+
+#[test]
+fn an_ai_agent_may_have_its_own_reply_deadline() {
+    let mut desk = Desk::ai_active();
+    desk.settings
+        .agent_reply_deadline_ms
+        .insert(ai("faq"), 5_000);
+    desk.ok(post_customer("Hi"));
+    assert_eq!(desk.next_deadline(), Some(T0.plus_millis(5_000)));
+    desk.wait(5_000);
+    let events = desk.ok(tick());
+    assert_eq!(
+        kinds(&events)[..2],
+        ["ai_reply_overdue", "escalated_to_human"]
+    );
+}
+
+#[test]
+fn a_reply_clears_the_pending_deadline() {
+    let mut desk = Desk::ai_active();
+    desk.ok(post_customer("Hi"));
+    desk.wait(10_000);
+    desk.ok(post_ai("faq", 1, "Hello! How can I help?"));
+    assert_eq!(desk.open().reply_pending_since, None);
+    assert_eq!(desk.next_deadline(), None);
+    desk.wait(1_000_000);
+    assert_eq!(desk.ok(tick()), vec![]);
+    assert_eq!(desk.state.assignment(), Some(assignment("faq", 1)));
+}
+
+#[test]
+fn a_reclaim_clears_the_pending_deadline() {
+    let mut desk = Desk::ai_active();
+    desk.ok(post_customer("Hi"));
+    desk.ok(reclaim("ana"));
+    assert_eq!(desk.next_deadline(), None);
+    desk.wait(60_000);
+    assert_eq!(desk.ok(tick()), vec![]);
+}
+
+#[test]
+fn an_ai_agent_may_not_claim_the_timeout_itself() {
+    let mut desk = Desk::ai_active();
+    assert_eq!(
+        desk.no(ConversationCommand::Escalate {
+            by: assignment("faq", 1),
+            reason: reason("too slow"),
+            cause: EscalationCause::AiTimeout,
+        }),
+        Rejection::EscalationCauseNotAllowed {
+            cause: EscalationCause::AiTimeout
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tick: idle closing.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn idle_closing_is_off_by_default() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(desk.settings.idle_close_ms, None);
+    desk.wait(30 * 24 * 3_600_000);
+    assert_eq!(desk.ok(tick()), vec![]);
+    assert_eq!(desk.next_deadline(), None);
+}
+
+#[test]
+fn a_conversation_whose_customer_wrote_nothing_for_long_is_closed_by_the_clock() {
+    let mut desk = Desk::new();
+    desk.settings.idle_close_ms = Some(600_000);
+    desk.ok(start(None, None, Some("ana")));
+    assert_eq!(desk.next_deadline(), Some(T0.plus_millis(600_000)));
+    desk.wait(100_000);
+    desk.ok(post_customer("Still there?"));
+    let last = T0.plus_millis(100_000);
+    assert_eq!(desk.open().last_customer_at, Some(last));
+    assert_eq!(desk.next_deadline(), Some(last.plus_millis(600_000)));
+    // The human's messages do not keep it open.
+    desk.wait(500_000);
+    desk.ok(post_human("ana", "Yes, checking."));
+    desk.wait(99_999);
+    assert_eq!(desk.ok(tick()), vec![]);
+    desk.wait(1);
+    assert_eq!(
+        desk.ok(tick()),
+        vec![ConversationEvent::Closed {
+            by: Author::System(SystemActor::Clock),
+            reason: Some(reason("the customer wrote nothing for 600000 ms")),
+        }]
+    );
+    assert_eq!(desk.status(), Status::Closed);
+    assert_eq!(desk.next_deadline(), None);
+    assert_eq!(desk.no(tick()), Rejection::Closed);
+}
+
+#[test]
+fn the_next_deadline_is_the_earliest_pending_one() {
+    let mut desk = Desk::new();
+    assert_eq!(desk.next_deadline(), None);
+    assert_eq!(desk.no(tick()), Rejection::NotOpened);
+    desk.settings.idle_close_ms = Some(45_000);
+    desk.ok(start(None, None, None));
+    // Idle closing (45 s) comes before the SLA warning (60 s).
+    assert_eq!(desk.next_deadline(), Some(T0.plus_millis(45_000)));
+    desk.settings.idle_close_ms = Some(90_000);
+    assert_eq!(desk.next_deadline(), Some(T0.plus_millis(60_000)));
+    desk.wait(60_000);
+    desk.ok(tick());
+    assert_eq!(desk.next_deadline(), Some(T0.plus_millis(90_000)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Customer notices.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn notices_are_written_in_the_customers_language_or_english() {
+    for (language, text, written_in) in [
+        (
+            None,
+            "Please wait: a person will be with you shortly.",
+            "en",
+        ),
+        (
+            Some("en"),
+            "Please wait: a person will be with you shortly.",
+            "en",
+        ),
+        (
+            Some("pt"),
+            "Aguarde: uma pessoa vai atendê-lo em breve.",
+            "pt",
+        ),
+        (
+            Some("pt-BR"),
+            "Aguarde: uma pessoa vai atendê-lo em breve.",
+            "pt-BR",
+        ),
+        (
+            Some("es"),
+            "Espere: una persona le atenderá en breve.",
+            "es",
+        ),
+        (
+            Some("ES-mx"),
+            "Espere: una persona le atenderá en breve.",
+            "ES-mx",
+        ),
+        // No French text: English.
+        (
+            Some("fr"),
+            "Please wait: a person will be with you shortly.",
+            "en",
+        ),
+    ] {
+        let mut desk = Desk::new();
+        let events = desk.ok(start(None, language, None));
+        assert_eq!(
+            events[2],
+            notice(NoticeKind::WaitingForPerson, text, written_in),
+            "{language:?}"
+        );
+        assert_eq!(desk.open().language, language.map(lang));
+    }
+}
+
+#[test]
+fn every_notice_follows_the_language_and_names_who_joined_or_left() {
+    let mut desk = Desk::started(None, Some("pt-BR"), None);
+    let events = desk.ok(accept("ana"));
+    assert_eq!(
+        events[1],
+        notice(NoticeKind::PersonJoined, "Ana entrou na conversa.", "pt-BR")
+    );
+    let events = desk.ok(hand_off("ana", "faq"));
+    assert_eq!(
+        events[1],
+        notice(
+            NoticeKind::AiJoined,
+            "FAQ Bot, um assistente de IA, entrou na conversa.",
+            "pt-BR"
+        )
+    );
+    let events = desk.ok(reclaim("bob"));
+    assert_eq!(
+        events[1..],
+        [
+            notice(
+                NoticeKind::AiLeft,
+                "O assistente de IA FAQ Bot saiu da conversa.",
+                "pt-BR"
+            ),
+            notice(NoticeKind::PersonJoined, "Bob entrou na conversa.", "pt-BR"),
+        ]
+    );
+    let mut spanish = Desk::started(None, Some("es"), Some("ana"));
+    spanish.ok(hand_off("ana", "sales"));
+    let events = spanish.ok(post_customer("Quiero hablar con una persona"));
+    assert_eq!(
+        kinds(&events)[..2],
+        ["message_posted", "escalated_to_human"]
+    );
+    assert_eq!(
+        events[2],
+        notice(
+            NoticeKind::AiLeft,
+            "El asistente de IA Sales Bot ha salido de la conversación.",
+            "es"
+        )
+    );
+    assert_eq!(
+        events[4],
+        notice(
+            NoticeKind::WaitingForPerson,
+            "Espere: una persona le atenderá en breve.",
+            "es"
+        )
+    );
+}
+
+#[test]
+fn an_operator_may_add_a_language() {
+    let mut desk = Desk::new();
+    desk.settings.notices.set(
+        NoticeKind::PersonJoined,
+        "FR",
+        "{human} a rejoint la conversation.",
+    );
+    desk.ok(start(None, Some("fr-CA"), None));
+    let events = desk.ok(accept("ana"));
+    assert_eq!(
+        events[1],
+        notice(
+            NoticeKind::PersonJoined,
+            "Ana a rejoint la conversation.",
+            "fr-CA"
+        )
+    );
+}
+
+#[test]
+fn without_texts_no_notice_is_recorded() {
+    let mut desk = Desk::new();
+    for kind in [
+        NoticeKind::AiJoined,
+        NoticeKind::AiLeft,
+        NoticeKind::WaitingForPerson,
+        NoticeKind::PersonJoined,
+    ] {
+        for language in ["en", "pt", "es"] {
+            desk.settings.notices.set(kind, language, "");
+        }
+    }
+    let events = desk.ok(start(None, Some("pt"), None));
+    assert_eq!(
+        kinds(&events),
+        vec!["conversation_opened", "awaiting_human"]
+    );
+    assert_eq!(kinds(&desk.ok(accept("ana"))), vec!["human_assigned"]);
+    assert_eq!(
+        kinds(&desk.ok(hand_off("ana", "faq"))),
+        vec!["handed_off_to_ai"]
+    );
+    assert_eq!(
+        kinds(&desk.ok(post_customer("Can I talk to a human?"))),
+        vec!["message_posted", "escalated_to_human", "awaiting_human"]
+    );
+}
