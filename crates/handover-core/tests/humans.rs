@@ -1894,3 +1894,227 @@ fn without_texts_no_notice_is_recorded() {
         vec!["message_posted", "escalated_to_human", "awaiting_human"]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Authority: the tenant wall.
+// ---------------------------------------------------------------------------------------------
+
+/// Every conversation command a human sends, sent by `who`.
+fn every_human_command(who: &str) -> Vec<ConversationCommand> {
+    vec![
+        post_human(who, "hello"),
+        hand_off(who, "faq"),
+        hand_off(who, "rival"),
+        reclaim(who),
+        close(by(who)),
+        assign(by(who), "ana"),
+        assign(by(who), who),
+        accept(who),
+        transfer_to(who, "carl"),
+        transfer_to_team(who, "billing"),
+        whisper(who, NoteAudience::Staff),
+        whisper(who, NoteAudience::Ai),
+        raise(by(who)),
+        lower(who),
+    ]
+}
+
+/// A conversation of `t1` in each of its states.
+fn desks_in_every_state() -> Vec<(&'static str, Desk)> {
+    let mut closed = Desk::ai_active();
+    closed.ok(close(Participant::Customer(customer())));
+    let mut reclaimed = Desk::ai_active();
+    reclaimed.ok(reclaim("ana"));
+    let mut flagged = Desk::with_ana();
+    flagged.ok(raise(by("ana")));
+    vec![
+        ("not opened", Desk::new()),
+        ("awaiting", Desk::started(Some("billing"), None, None)),
+        ("assigned", Desk::with_ana()),
+        ("ai-active", Desk::ai_active()),
+        ("reclaimed", reclaimed),
+        ("flagged", flagged),
+        ("closed", closed),
+    ]
+}
+
+#[test]
+fn for_a_human_of_another_tenant_the_conversation_does_not_exist_open_or_closed() {
+    let mut checked = 0;
+    for (state, mut desk) in desks_in_every_state() {
+        for command in every_human_command("zoe") {
+            assert_eq!(
+                desk.no(command.clone()),
+                Rejection::NotOpened,
+                "{} by zoe in {state}",
+                command.name()
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 7 * 14);
+}
+
+#[test]
+fn a_conversation_of_another_tenant_is_given_to_none_of_its_humans_nor_agents() {
+    let mut desk = Desk::with_ana();
+    assert_eq!(
+        desk.no(hand_off("ana", "rival")),
+        Rejection::UnknownAiAgent {
+            agent_id: ai("rival")
+        }
+    );
+    assert_eq!(desk.no(assign(by("bob"), "zoe")), unknown_human("zoe"));
+    assert_eq!(desk.no(transfer_to("ana", "zoe")), unknown_human("zoe"));
+    // And the other way round: a conversation of `t2`, given to zoe.
+    let mut theirs = Desk::new();
+    theirs.ok(ConversationCommand::Start {
+        tenant: tenant("t2"),
+        customer: customer(),
+        channel: Channel::new("web-chat").unwrap(),
+        team: None,
+        language: None,
+        human: Some(hid("zoe")),
+    });
+    for who in ["ana", "bob"] {
+        for command in every_human_command(who) {
+            assert_eq!(
+                theirs.no(command.clone()),
+                Rejection::NotOpened,
+                "{} by {who}",
+                command.name()
+            );
+        }
+    }
+    theirs.ok(hand_off("zoe", "rival"));
+    assert_eq!(theirs.state.assignment(), Some(assignment("rival", 1)));
+}
+
+#[test]
+fn an_unregistered_human_is_unknown_whatever_the_state() {
+    for (state, mut desk) in desks_in_every_state() {
+        for command in every_human_command("nobody") {
+            assert_eq!(
+                desk.no(command.clone()),
+                unknown_human("nobody"),
+                "{} in {state}",
+                command.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn an_offline_human_may_not_act() {
+    for (state, mut desk) in desks_in_every_state() {
+        // Before the open there is no conversation to act on.
+        let expected = if state == "not opened" {
+            Rejection::NotOpened
+        } else {
+            Rejection::HumanOffline {
+                human_id: hid("olga"),
+            }
+        };
+        for command in every_human_command("olga") {
+            assert_eq!(
+                desk.no(command.clone()),
+                expected,
+                "{} in {state}",
+                command.name()
+            );
+        }
+    }
+    // The assigned agent going offline loses every power over it until back.
+    let mut desk = Desk::with_ana();
+    desk.presence("ana", Presence::Offline);
+    assert_eq!(
+        desk.no(post_human("ana", "hi")),
+        Rejection::HumanOffline {
+            human_id: hid("ana")
+        }
+    );
+    desk.presence("ana", Presence::Away);
+    desk.ok(post_human("ana", "back, but not taking new ones"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authority: who answers for a conversation.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_agent_acts_only_on_conversations_they_answer_for() {
+    let mut desk = Desk::with_ana();
+    for command in [
+        post_human("carl", "hi"),
+        hand_off("carl", "faq"),
+        close(by("carl")),
+        transfer_to_team("carl", "support"),
+        whisper("carl", NoteAudience::Staff),
+        raise(by("carl")),
+    ] {
+        assert_eq!(desk.no(command), not_assigned_to_you("carl"));
+    }
+    desk.ok(post_human("ana", "hi"));
+}
+
+#[test]
+fn the_human_who_handed_off_may_assume_it_at_any_time() {
+    let mut desk = Desk::ai_active();
+    assert_eq!(desk.open().responsible_human(), Some(&hid("ana")));
+    desk.ok(post_customer("How much is the pro plan?"));
+    desk.ok(post_ai("faq", 1, "It is 49 USD a month."));
+    assert_eq!(desk.no(reclaim("carl")), not_assigned_to_you("carl"));
+    assert_eq!(desk.no(close(by("carl"))), not_assigned_to_you("carl"));
+    desk.ok(reclaim("ana"));
+    assert_eq!(desk.status(), Status::Reclaimed { by: hid("ana") });
+    // And hand it off again, and close it while the AI holds it.
+    desk.ok(hand_off("ana", "sales"));
+    desk.ok(close(by("ana")));
+}
+
+#[test]
+fn a_supervisor_may_assume_any_conversation_of_the_tenant() {
+    let mut desk = Desk::ai_active();
+    desk.ok(reclaim("bob"));
+    assert_eq!(desk.status(), Status::Reclaimed { by: hid("bob") });
+    assert_eq!(desk.open().responsible_human(), Some(&hid("bob")));
+    // Who answers for it now is bob: ana may no longer act on it.
+    assert_eq!(desk.no(post_human("ana", "hi")), not_assigned_to_you("ana"));
+    // Bob hands it off himself; ana may not assume it back, bob may.
+    desk.ok(hand_off("bob", "sales"));
+    assert_eq!(desk.open().handed_off_by, Some(hid("bob")));
+    assert_eq!(desk.no(reclaim("ana")), not_assigned_to_you("ana"));
+    desk.ok(reclaim("bob"));
+}
+
+#[test]
+fn a_supervisor_acts_on_a_conversation_assigned_to_an_agent() {
+    let mut desk = Desk::with_ana();
+    desk.ok(post_human("bob", "Supervisor here."));
+    desk.ok(raise(by("ana")));
+    desk.ok(lower("bob"));
+    desk.ok(hand_off("bob", "faq"));
+    desk.ok(reclaim("bob"));
+    desk.ok(assign(by("bob"), "ana"));
+    desk.ok(transfer_to("bob", "carl"));
+    desk.ok(transfer_to_team("bob", "billing"));
+    desk.ok(close(by("bob")));
+    assert_eq!(desk.status(), Status::Closed);
+}
+
+#[test]
+fn while_it_waits_only_supervisors_act_on_it_until_someone_accepts() {
+    let mut desk = Desk::started(Some("billing"), None, None);
+    assert_eq!(desk.open().responsible_human(), None);
+    assert_eq!(desk.no(post_human("ana", "hi")), not_assigned_to_you("ana"));
+    desk.ok(post_human("bob", "Someone will be with you shortly."));
+    desk.ok(accept("ana"));
+    desk.ok(post_human("ana", "Hi, I'm Ana."));
+    assert_eq!(
+        desk.open().handler,
+        Handler::Assigned {
+            human: hid("ana"),
+            name: name("Ana"),
+        }
+    );
+}
