@@ -98,6 +98,17 @@ fn human_command(directory: &mut Directory, id: &str, command: HumanCommand) {
     }
 }
 
+/// A human of the desk: id, tenant, role, teams, capacity, and presence (`None`: offline, as
+/// registered).
+type HumanSpec = (
+    &'static str,
+    &'static str,
+    Role,
+    &'static [&'static str],
+    u32,
+    Option<Presence>,
+);
+
 impl Desk {
     fn new() -> Desk {
         let mut roster = Roster::default();
@@ -120,7 +131,7 @@ impl Desk {
             }
         }
         let mut directory = Directory::default();
-        let humans: [(&str, &str, Role, &[&str], u32, Option<Presence>); 7] = [
+        let humans: [HumanSpec; 7] = [
             (
                 "ana",
                 "t1",
