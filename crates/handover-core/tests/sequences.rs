@@ -12,7 +12,8 @@
 //! - no command by a human of another tenant, or by an unregistered or removed one, is
 //!   accepted;
 //! - an SLA warning and an SLA breach are recorded at most once per wait, and only while it
-//!   waits;
+//!   waits; a tick on an open conversation is always accepted, and a second tick at the same
+//!   time records nothing;
 //! - only the AI assignment that holds the conversation acts, only a handoff moves the epoch,
 //!   and nothing follows the close.
 
@@ -217,7 +218,15 @@ fn step() -> impl Strategy<Value = Step> {
         5 => human_index().prop_map(Step::Reclaim),
         3 => (who(), epoch_pick(), cause()).prop_map(|(w, e, c)| Step::Escalate(w, e, c)),
         1 => actor().prop_map(Step::Close),
-        6 => (actor(), human_index()).prop_map(|(by, to)| Step::Assign { by, to }),
+        8 => (
+            prop_oneof![
+                3 => Just(Actor::Router),
+                2 => human_index().prop_map(Actor::Human),
+                1 => actor(),
+            ],
+            human_index(),
+        )
+            .prop_map(|(by, to)| Step::Assign { by, to }),
         6 => human_index().prop_map(Step::Accept),
         3 => (human_index(), human_index()).prop_map(|(by, to)| Step::TransferToHuman { by, to }),
         3 => (human_index(), 0..TEAMS.len()).prop_map(|(by, team)| Step::TransferToTeam { by, team }),
@@ -236,7 +245,7 @@ fn step() -> impl Strategy<Value = Step> {
         .prop_map(Step::Advance),
         5 => (human_index(), presence()).prop_map(|(h, p)| Step::SetPresence(h, p)),
         1 => human_index().prop_map(Step::Remove),
-        3 => (human_index(), 0u32..4).prop_map(|(h, n)| Step::SetLoad(h, n)),
+        5 => (human_index(), 0u32..4).prop_map(|(h, n)| Step::SetLoad(h, n)),
         1 => (0..AGENTS.len()).prop_map(Step::Register),
         3 => (0..AGENTS.len()).prop_map(Step::Activate),
         3 => (0..AGENTS.len()).prop_map(Step::Deactivate),
@@ -986,7 +995,13 @@ fn run(
                 history.extend(events.into_iter().map(|e| (e, world.now)));
                 state = after;
             }
-            Err(_) => {
+            Err(rejection) => {
+                // The clock's command never fails on an open conversation.
+                prop_assert!(
+                    !(matches!(command, ConversationCommand::Tick)
+                        && matches!(state, Conversation::Open(_))),
+                    "a tick was refused: {rejection:?}"
+                );
                 // A rejected command records nothing: the state and history are untouched by
                 // construction, and the state must still be their fold.
             }
