@@ -740,6 +740,35 @@ fn a_legacy_log_opened_for_a_human_still_folds_as_human_handled() {
 }
 
 #[test]
+fn a_legacy_log_opened_without_a_human_lets_any_human_of_the_default_tenant_act() {
+    let unassigned = || {
+        conversation_event(ConversationEvent::Opened {
+            customer: customer(CUSTOMER),
+            channel: Channel::new("web-chat").unwrap(),
+            human: None,
+        })
+    };
+    let outcome = check(
+        given([unassigned()]),
+        when(hand_off("faq")),
+        accepted([handed_off("faq"), ai_joined("faq")]),
+    );
+    assert_eq!(outcome.conversation.status(), ai_active("faq", 1));
+    // Once handed off, the human who did it answers for it.
+    let outcome = check(
+        given([unassigned(), handed_off("faq")]),
+        when(reclaim()),
+        accepted([reclaimed("faq"), ai_left("faq"), person_joined(OTHER_HUMAN)]),
+    );
+    assert_eq!(
+        outcome.conversation.status(),
+        Status::Reclaimed {
+            by: human(OTHER_HUMAN)
+        }
+    );
+}
+
+#[test]
 fn opening_twice_is_already_opened() {
     check(
         given_opened([]),
@@ -1723,6 +1752,14 @@ fn after_close_every_command_is_closed() {
     let history = || given_opened([handed_off("faq"), closed(Author::Ai(ai("faq")), None)]);
     let mut commands = every_command_but_open();
     commands.push(open());
+    commands.push(ConversationCommand::Start {
+        tenant: default_tenant(),
+        customer: customer(CUSTOMER),
+        channel: Channel::new("web-chat").unwrap(),
+        team: None,
+        language: None,
+        human: None,
+    });
     commands.push(post_customer("Can I talk to a human?"));
     commands.push(close(Participant::Ai(assignment("faq", 1)), None));
     for command in commands {
