@@ -923,8 +923,11 @@ fn start(
     language: Option<Language>,
     human: Option<&HumanId>,
 ) -> Result<Vec<ConversationEvent>, Rejection> {
-    if !matches!(state, Conversation::NotOpened) {
-        return Err(Rejection::AlreadyOpened);
+    match state {
+        Conversation::NotOpened => {}
+        Conversation::Open(_) => return Err(Rejection::AlreadyOpened),
+        // Like every command on a closed conversation.
+        Conversation::Closed(_) => return Err(Rejection::Closed),
     }
     let human = human.map(|h| target(h, &tenant, ctx)).transpose()?;
     let mut events = vec![ConversationEvent::Started {

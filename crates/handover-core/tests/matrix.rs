@@ -16,11 +16,13 @@ mod matrix_table;
 use std::collections::HashSet;
 
 use handover_core::{
-    agent, conversation, AgentName, AiAgent, AiAgentCommand, AiAgentId, Assignment, Author,
+    agent, conversation, human, AgentName, AiAgent, AiAgentCommand, AiAgentId, Assignment, Author,
     Channel, Conversation, ConversationCommand, ConversationEvent, ConversationId, Ctx, CustomerId,
-    DefaultPolicy, Epoch, HumanId, InvalidInput, MessageText, Participant, Reason, Roster, Skill,
-    SkillData, SkillName, SkillOutcome, Specialty, AGENT_NAME_BYTES_MAX, IDENTIFIER_BYTES_MAX,
-    MESSAGE_BYTES_MAX, REASON_BYTES_MAX, SKILL_DATA_BYTES_MAX, SPECIALTIES_COUNT_MAX,
+    DefaultPolicy, Directory, Epoch, HumanCommand, HumanId, InvalidInput, Language, MessageText,
+    NoticeKind, Participant, Presence, Reason, Role, Roster, Skill, SkillData, SkillName,
+    SkillOutcome, Specialty, SystemActor, TenantId, Timestamp, AGENT_NAME_BYTES_MAX,
+    IDENTIFIER_BYTES_MAX, MESSAGE_BYTES_MAX, REASON_BYTES_MAX, SKILL_DATA_BYTES_MAX,
+    SPECIALTIES_COUNT_MAX,
 };
 use matrix_table::{Expect, AGENT_ROWS, AGENT_STATES, CALLERS, ROWS, STATES};
 
@@ -47,6 +49,43 @@ fn roster() -> Roster {
         }
     }
     roster
+}
+
+/// Registers `id` through `human::decide` and gives them `presence` (unless offline, where a
+/// registration starts).
+fn register_human(
+    directory: &mut Directory,
+    id: &HumanId,
+    register: HumanCommand,
+    presence: Presence,
+) {
+    let mut commands = vec![register];
+    if presence != Presence::Offline {
+        commands.push(HumanCommand::SetPresence { presence });
+    }
+    for command in commands {
+        for event in human::decide(id, directory.get(id), &command).unwrap() {
+            directory.evolve(&event).unwrap();
+        }
+    }
+}
+
+/// The directory of every cell: `ana`, `carl` and `bob` available, `zoe` of another tenant,
+/// `olga` offline.
+fn directory() -> Directory {
+    let mut directory = Directory::default();
+    for h in matrix_table::directory_humans() {
+        let id = matrix_table::human_id(h.id);
+        let register = HumanCommand::Register {
+            tenant: TenantId::new(h.tenant).unwrap(),
+            name: matrix_table::human_name(h.id),
+            role: h.role,
+            teams: h.teams.iter().map(|t| t.parse().unwrap()).collect(),
+            capacity: h.capacity,
+        };
+        register_human(&mut directory, &id, register, h.presence);
+    }
+    directory
 }
 
 /// Runs `commands` from a new conversation through `decide`, each of which must be accepted.
@@ -86,11 +125,9 @@ fn every_conversation_command_in_every_state_from_every_caller() {
     }
 
     let roster = roster();
+    let directory = directory();
     let policy = DefaultPolicy::default();
-    let ctx = Ctx {
-        roster: &roster,
-        policy: &policy,
-    };
+    let ctx = Ctx::new(&roster, &policy).with_directory(&directory);
     let (mut checked_accepted, mut checked_rejected, mut unrepresentable) = (0, 0, 0);
     let mut rejections_seen = HashSet::new();
     for line in &table {
@@ -124,15 +161,17 @@ fn every_conversation_command_in_every_state_from_every_caller() {
             match (expect, decided) {
                 (Expect::Accepted(expected), Ok((events, next))) => {
                     assert_eq!(&events, expected, "{cell}: accepted with other events");
-                    // What decide returns is what a replay of the whole stream folds to.
+                    // What decide returns is what a replay of the whole stream folds to, each
+                    // event at the time it was recorded.
+                    let now = Some(ctx.now);
                     let mut replay = Conversation::NotOpened;
                     for command in line.state.setup() {
                         for event in conversation::decide(&replay, &command, &ctx).unwrap() {
-                            replay = conversation::evolve(replay, &event).unwrap();
+                            replay = conversation::evolve_at(replay, &event, now).unwrap();
                         }
                     }
                     for event in &events {
-                        replay = conversation::evolve(replay, event).unwrap();
+                        replay = conversation::evolve_at(replay, event, now).unwrap();
                     }
                     assert_eq!(next, replay, "{cell}: the new state is not the fold");
                     checked_accepted += 1;
@@ -497,10 +536,26 @@ fn values_at_their_byte_limits_are_accepted_by_decide_unchanged() {
         roster.get(&agent_id).unwrap().profile.specialties,
         specialties
     );
+    let human_name = AgentName::new(multibyte(AGENT_NAME_BYTES_MAX, 'é')).unwrap();
+    let mut directory = Directory::default();
+    register_human(
+        &mut directory,
+        &human,
+        HumanCommand::Register {
+            tenant: TenantId::default_tenant(),
+            name: human_name.clone(),
+            role: Role::Agent,
+            teams: vec![],
+            capacity: 1,
+        },
+        Presence::Available,
+    );
     let policy = DefaultPolicy::default();
-    let ctx = Ctx {
-        roster: &roster,
-        policy: &policy,
+    let ctx = Ctx::new(&roster, &policy).with_directory(&directory);
+    let english = |kind, text: String| ConversationEvent::CustomerNotice {
+        kind,
+        text: MessageText::new(text).unwrap(),
+        language: Language::english(),
     };
     let message = MessageText::new(at(MESSAGE_BYTES_MAX)).unwrap();
     let reason = Reason::new(multibyte(REASON_BYTES_MAX, '€')).unwrap();
@@ -522,11 +577,23 @@ fn values_at_their_byte_limits_are_accepted_by_decide_unchanged() {
                 channel: channel.clone(),
                 human: Some(human.clone()),
             },
-            vec![ConversationEvent::Opened {
-                customer: customer.clone(),
-                channel,
-                human: Some(human.clone()),
-            }],
+            vec![
+                ConversationEvent::Started {
+                    tenant: TenantId::default_tenant(),
+                    customer: customer.clone(),
+                    channel,
+                    team: None,
+                    language: None,
+                    at: Timestamp::default(),
+                },
+                ConversationEvent::HumanAssigned {
+                    human_id: human.clone(),
+                    name: human_name.clone(),
+                    team: None,
+                    by: Author::System(SystemActor::Backend),
+                    at: Timestamp::default(),
+                },
+            ],
         ),
         (
             ConversationCommand::PostMessage {
@@ -545,12 +612,18 @@ fn values_at_their_byte_limits_are_accepted_by_decide_unchanged() {
                 agent_id: agent_id.clone(),
                 reason: Some(reason.clone()),
             },
-            vec![ConversationEvent::HandedOffToAi {
-                agent_id: agent_id.clone(),
-                agent_name,
-                by_human: human.clone(),
-                reason: Some(reason.clone()),
-            }],
+            vec![
+                ConversationEvent::HandedOffToAi {
+                    agent_id: agent_id.clone(),
+                    agent_name: agent_name.clone(),
+                    by_human: human.clone(),
+                    reason: Some(reason.clone()),
+                },
+                english(
+                    NoticeKind::AiJoined,
+                    format!("{agent_name}, an AI assistant, has joined the conversation."),
+                ),
+            ],
         ),
         (
             ConversationCommand::RecordAiAction {
@@ -578,11 +651,21 @@ fn values_at_their_byte_limits_are_accepted_by_decide_unchanged() {
                 by: human.clone(),
                 reason: Some(reason.clone()),
             },
-            vec![ConversationEvent::Reclaimed {
-                agent_id,
-                by_human: human,
-                reason: Some(reason),
-            }],
+            vec![
+                ConversationEvent::Reclaimed {
+                    agent_id,
+                    by_human: human,
+                    reason: Some(reason),
+                },
+                english(
+                    NoticeKind::AiLeft,
+                    format!("The AI assistant {agent_name} has left the conversation."),
+                ),
+                english(
+                    NoticeKind::PersonJoined,
+                    format!("{human_name} has joined the conversation."),
+                ),
+            ],
         ),
     ];
     let mut state = Conversation::NotOpened;

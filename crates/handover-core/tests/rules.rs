@@ -1,31 +1,34 @@
 //! The rules of a conversation and of the AI-agent roster, as given/when/then examples.
 //!
 //! Every example goes through [`check`], the only place that calls `decide` and `evolve`: it
-//! folds the given history into a conversation and a roster, decides the command, compares the
-//! outcome with the expected events or rejection, and checks that the new state is the fold of
-//! the whole history.
+//! folds the given history into a conversation, a roster and a directory of humans, decides the
+//! command, compares the outcome with the expected events or rejection, and checks that the new
+//! state is the fold of the whole history.
 //!
-//! [`given`] starts from the standard roster: `faq` ("FAQ Bot", specialties faq and pricing)
-//! and `sales` ("Sales Bot", specialties sales and pricing) are registered and active, `idle`
-//! ("Idle Bot", specialty faq) is registered and inactive, and `ghost` was never registered.
-//! [`given_only`] starts from nothing at all. The conversation's customer is `cust-1`; the
-//! humans are `ana` (assigned at open) and `bob`.
+//! [`given`] starts from the standard roster and directory: `faq` ("FAQ Bot", specialties faq
+//! and pricing) and `sales` ("Sales Bot", specialties sales and pricing) are registered and
+//! active, `idle` ("Idle Bot", specialty faq) is registered and inactive, and `ghost` was never
+//! registered; the humans `ana` ("Ana", an agent of team billing) and `bob` ("Bob", a
+//! supervisor) are registered in the default tenant and available. [`given_opened`] also opens
+//! the conversation (tenant `default`, customer `cust-1`, on web chat) assigned to `ana`.
+//! [`given_only`] starts from nothing at all.
 
 use handover_core::{
     agent, conversation, AgentName, AiAgentCommand, AiAgentEvent, AiAgentId, Assignment, Author,
     Channel, Concern, Conversation, ConversationCommand, ConversationEvent, Ctx, CustomerId,
-    DefaultPolicy, Epoch, EscalationCause, Event, HumanId, InvalidInput, MessageText, Participant,
-    Reason, Rejection, Roster, Skill, SkillData, SkillName, SkillOutcome, Specialty, Status,
-    AGENT_NAME_BYTES_MAX, IDENTIFIER_BYTES_MAX, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
-    SPECIALTIES_COUNT_MAX,
+    DefaultPolicy, Directory, Epoch, EscalationCause, Event, HumanEvent, HumanId, InvalidInput,
+    Language, MessageText, NoteAudience, NoticeKind, Participant, Presence, Reason, Rejection,
+    Role, Roster, Skill, SkillData, SkillName, SkillOutcome, Specialty, Status, SystemActor,
+    TeamId, TenantId, Timestamp, TransferTarget, WaitCause, AGENT_NAME_BYTES_MAX,
+    IDENTIFIER_BYTES_MAX, MESSAGE_BYTES_MAX, REASON_BYTES_MAX, SPECIALTIES_COUNT_MAX,
 };
 
 // ---------------------------------------------------------------------------------------------
 // The helper: given / when / then.
 // ---------------------------------------------------------------------------------------------
 
-/// The history before the command: AI-agent events build the roster, conversation events the
-/// conversation.
+/// The history before the command: AI-agent events build the roster, human events the
+/// directory, conversation events the conversation.
 struct Given {
     history: Vec<Event>,
 }
@@ -61,14 +64,34 @@ fn standard_roster() -> Vec<Event> {
     ]
 }
 
-/// The standard roster, then `events`.
+/// `ana`, an agent of team billing, and `bob`, a supervisor, both available.
+fn standard_directory() -> Vec<Event> {
+    vec![
+        human_registered(ASSIGNED_HUMAN, "Ana", Role::Agent, &["billing"]),
+        presence(ASSIGNED_HUMAN, Presence::Available),
+        human_registered(OTHER_HUMAN, "Bob", Role::Supervisor, &[]),
+        presence(OTHER_HUMAN, Presence::Available),
+    ]
+}
+
+/// The standard roster and directory, then `events`.
 fn given<const N: usize>(events: [Event; N]) -> Given {
     let mut history = standard_roster();
+    history.extend(standard_directory());
     history.extend(events);
     Given { history }
 }
 
-/// Exactly `events`, with an empty roster.
+/// The standard roster and directory, the conversation opened assigned to `ana`, then `events`.
+fn given_opened<const N: usize>(events: [Event; N]) -> Given {
+    let mut history = standard_roster();
+    history.extend(standard_directory());
+    history.extend(opened());
+    history.extend(events);
+    Given { history }
+}
+
+/// Exactly `events`, with an empty roster and directory.
 fn given_only<const N: usize>(events: [Event; N]) -> Given {
     Given {
         history: events.into(),
@@ -90,18 +113,26 @@ fn accepted<const N: usize>(events: [Event; N]) -> Then {
     Then::Accepted(events.into())
 }
 
+fn accepted_all(events: Vec<Event>) -> Then {
+    Then::Accepted(events)
+}
+
 fn rejected(rejection: Rejection) -> Then {
     Then::Rejected(rejection)
 }
 
-/// Folds `history` into a conversation and a roster.
+/// Folds `history` into a conversation, a roster and a directory.
 #[track_caller]
-fn fold_history(history: &[Event]) -> (Conversation, Roster) {
+fn fold_history(history: &[Event]) -> (Conversation, Roster, Directory) {
     let mut conversation = Conversation::default();
     let mut roster = Roster::default();
+    let mut directory = Directory::default();
     for event in history {
         match event {
             Event::AiAgent(event) => roster
+                .evolve(event)
+                .unwrap_or_else(|r| panic!("the history does not fold at {event:?}: {r}")),
+            Event::Human(event) => directory
                 .evolve(event)
                 .unwrap_or_else(|r| panic!("the history does not fold at {event:?}: {r}")),
             Event::Conversation(event) => {
@@ -111,18 +142,15 @@ fn fold_history(history: &[Event]) -> (Conversation, Roster) {
             other => panic!("a given history holds only known events: {other:?}"),
         }
     }
-    (conversation, roster)
+    (conversation, roster, directory)
 }
 
 /// The one place that calls `decide` and `evolve`.
 #[track_caller]
 fn check(given: Given, when: When, then: Then) -> Outcome {
-    let (conversation, roster) = fold_history(&given.history);
+    let (conversation, roster, directory) = fold_history(&given.history);
     let policy = DefaultPolicy::default();
-    let ctx = Ctx {
-        roster: &roster,
-        policy: &policy,
-    };
+    let ctx = Ctx::new(&roster, &policy).with_directory(&directory);
     let decided: Result<Vec<Event>, Rejection> = match &when {
         When::Conversation(command) => conversation::decide(&conversation, command, &ctx)
             .map(|events| events.into_iter().map(Event::Conversation).collect()),
@@ -138,7 +166,7 @@ fn check(given: Given, when: When, then: Then) -> Outcome {
             // The state after the command is the fold of everything, given and new.
             let mut history = given.history;
             history.extend(events);
-            let (conversation, roster) = fold_history(&history);
+            let (conversation, roster, _) = fold_history(&history);
             Outcome {
                 conversation,
                 roster,
@@ -252,8 +280,127 @@ fn deactivated(agent_id: &str) -> Event {
     })
 }
 
-/// Opened for `cust-1` on web chat, assigned to `ana`.
-fn opened() -> Event {
+fn default_tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+fn team(id: &str) -> TeamId {
+    TeamId::new(id).unwrap()
+}
+
+fn human_name(id: &str) -> AgentName {
+    match id {
+        ASSIGNED_HUMAN => name("Ana"),
+        OTHER_HUMAN => name("Bob"),
+        other => panic!("no standard human {other}"),
+    }
+}
+
+fn human_registered(id: &str, display: &str, role: Role, teams: &[&str]) -> Event {
+    Event::Human(HumanEvent::Registered {
+        human_id: human(id),
+        tenant: default_tenant(),
+        name: name(display),
+        role,
+        teams: teams.iter().map(|t| team(t)).collect(),
+        capacity: 2,
+    })
+}
+
+fn presence(id: &str, presence: Presence) -> Event {
+    Event::Human(HumanEvent::PresenceChanged {
+        human_id: human(id),
+        presence,
+    })
+}
+
+/// The notice of `kind` in English, as the default settings write it.
+fn notice(kind: NoticeKind, message: &str) -> Event {
+    conversation_event(ConversationEvent::CustomerNotice {
+        kind,
+        text: text(message),
+        language: Language::english(),
+    })
+}
+
+fn ai_joined(agent_id: &str) -> Event {
+    notice(
+        NoticeKind::AiJoined,
+        &format!(
+            "{}, an AI assistant, has joined the conversation.",
+            agent_name_of(agent_id)
+        ),
+    )
+}
+
+fn ai_left(agent_id: &str) -> Event {
+    notice(
+        NoticeKind::AiLeft,
+        &format!(
+            "The AI assistant {} has left the conversation.",
+            agent_name_of(agent_id)
+        ),
+    )
+}
+
+fn waiting_for_person() -> Event {
+    notice(
+        NoticeKind::WaitingForPerson,
+        "Please wait: a person will be with you shortly.",
+    )
+}
+
+fn person_joined(who: &str) -> Event {
+    notice(
+        NoticeKind::PersonJoined,
+        &format!("{} has joined the conversation.", human_name(who)),
+    )
+}
+
+fn started(channel: &str) -> Event {
+    conversation_event(ConversationEvent::Started {
+        tenant: default_tenant(),
+        customer: customer(CUSTOMER),
+        channel: Channel::new(channel).unwrap(),
+        team: None,
+        language: None,
+        at: Timestamp::default(),
+    })
+}
+
+fn awaiting(cause: WaitCause) -> Event {
+    conversation_event(ConversationEvent::AwaitingHuman {
+        team: None,
+        cause,
+        since: Timestamp::default(),
+    })
+}
+
+/// Opened for `cust-1` on web chat, assigned to `ana` by the backend.
+fn opened() -> [Event; 2] {
+    [
+        started("web-chat"),
+        conversation_event(ConversationEvent::HumanAssigned {
+            human_id: human(ASSIGNED_HUMAN),
+            name: human_name(ASSIGNED_HUMAN),
+            team: None,
+            by: Author::System(SystemActor::Backend),
+            at: Timestamp::default(),
+        }),
+    ]
+}
+
+/// Opened for `cust-1` on WhatsApp with no human: it waits in the general queue.
+fn opened_unassigned() -> [Event; 3] {
+    [
+        started("whatsapp"),
+        awaiting(WaitCause::Opened),
+        waiting_for_person(),
+    ]
+}
+
+/// The conversation as logs written before tenants and human assignment hold it.
+fn legacy_opened() -> Event {
     conversation_event(ConversationEvent::Opened {
         customer: customer(CUSTOMER),
         channel: Channel::new("web-chat").unwrap(),
@@ -261,12 +408,43 @@ fn opened() -> Event {
     })
 }
 
-fn opened_unassigned() -> Event {
-    conversation_event(ConversationEvent::Opened {
-        customer: customer(CUSTOMER),
-        channel: Channel::new("whatsapp").unwrap(),
-        human: None,
+/// `who` accepts the conversation from the general queue.
+fn accepted_by(who: &str) -> Event {
+    conversation_event(ConversationEvent::HumanAssigned {
+        human_id: human(who),
+        name: human_name(who),
+        team: None,
+        by: Author::Human(human(who)),
+        at: Timestamp::default(),
     })
+}
+
+/// `ana` is assigned the conversation.
+fn assigned_to_ana() -> Status {
+    Status::Assigned {
+        human: human(ASSIGNED_HUMAN),
+        name: human_name(ASSIGNED_HUMAN),
+    }
+}
+
+/// The conversation waits in the general queue since time zero because of `cause`.
+fn awaiting_status(cause: WaitCause) -> Status {
+    Status::AwaitingHuman {
+        team: None,
+        since: Timestamp::default(),
+        cause,
+    }
+}
+
+/// The events of an escalation of `agent_id`'s conversation: the escalation, the notice that
+/// it left, the wait in the general queue and its notice.
+fn escalation(agent_id: &str, why: &str, cause: EscalationCause) -> [Event; 4] {
+    [
+        escalated(agent_id, why, cause),
+        ai_left(agent_id),
+        awaiting(WaitCause::Escalated(cause)),
+        waiting_for_person(),
+    ]
 }
 
 fn customer_posted(message: &str, concerns: &[Concern]) -> Event {
@@ -449,7 +627,7 @@ fn register(agent_name: &str, specialties: &[&str]) -> AiAgentCommand {
     }
 }
 
-/// One command of every kind other than `Open`, each valid in some open state.
+/// One command of every kind other than `Open` and `Start`, each valid in some open state.
 fn every_command_but_open() -> Vec<ConversationCommand> {
     vec![
         post_customer("hello"),
@@ -461,6 +639,42 @@ fn every_command_but_open() -> Vec<ConversationCommand> {
         escalate("faq", 1, "out of my depth", EscalationCause::AgentRequested),
         escalate("faq", 1, "deactivated", EscalationCause::AgentDeactivated),
         close(Participant::Human(human(ASSIGNED_HUMAN)), None),
+        ConversationCommand::Assign {
+            by: Participant::Human(human(OTHER_HUMAN)),
+            to: human(ASSIGNED_HUMAN),
+        },
+        ConversationCommand::Assign {
+            by: Participant::System(SystemActor::Router),
+            to: human(ASSIGNED_HUMAN),
+        },
+        ConversationCommand::Accept {
+            by: human(ASSIGNED_HUMAN),
+        },
+        ConversationCommand::Transfer {
+            by: human(ASSIGNED_HUMAN),
+            to: TransferTarget::Human(human(OTHER_HUMAN)),
+            reason: reason("needs a supervisor"),
+        },
+        ConversationCommand::Transfer {
+            by: human(OTHER_HUMAN),
+            to: TransferTarget::Team(team("billing")),
+            reason: reason("a billing question"),
+        },
+        ConversationCommand::Requeue {
+            human: human(ASSIGNED_HUMAN),
+        },
+        ConversationCommand::Whisper {
+            by: human(OTHER_HUMAN),
+            to: NoteAudience::Staff,
+            text: text("be gentle"),
+        },
+        ConversationCommand::RaiseFlag {
+            by: Participant::Human(human(ASSIGNED_HUMAN)),
+        },
+        ConversationCommand::LowerFlag {
+            by: human(OTHER_HUMAN),
+        },
+        ConversationCommand::Tick,
     ]
 }
 
@@ -477,31 +691,87 @@ fn ai_active(agent_id: &str, epoch: u64) -> Status {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn opening_assigned_to_a_human_makes_it_human_handled() {
-    let outcome = check(given_only([]), when(open()), accepted([opened()]));
-    assert_eq!(outcome.conversation.status(), Status::HumanHandled);
+fn opening_assigned_to_a_human_gives_it_to_them() {
+    let outcome = check(given([]), when(open()), accepted(opened()));
+    assert_eq!(outcome.conversation.status(), assigned_to_ana());
+    assert_eq!(outcome.conversation.status().label(), "human-handled");
     let Conversation::Open(open) = &outcome.conversation else {
         panic!("not open: {:?}", outcome.conversation);
     };
     assert_eq!(open.human, Some(human(ASSIGNED_HUMAN)));
     assert_eq!(open.customer, customer(CUSTOMER));
     assert_eq!(open.epoch, Epoch(0));
+    assert_eq!(open.tenant, default_tenant());
 }
 
 #[test]
-fn opening_without_a_human_makes_it_human_handled() {
+fn opening_without_a_human_waits_in_the_general_queue() {
     let outcome = check(
-        given_only([]),
+        given([]),
         when(open_unassigned()),
-        accepted([opened_unassigned()]),
+        accepted(opened_unassigned()),
+    );
+    assert_eq!(
+        outcome.conversation.status(),
+        awaiting_status(WaitCause::Opened)
+    );
+}
+
+#[test]
+fn opening_assigned_to_an_unregistered_human_is_unknown_human() {
+    check(
+        given_only([]),
+        when(open()),
+        rejected(Rejection::UnknownHuman {
+            human_id: human(ASSIGNED_HUMAN),
+        }),
+    );
+}
+
+#[test]
+fn a_legacy_log_opened_for_a_human_still_folds_as_human_handled() {
+    let outcome = check(
+        given([legacy_opened()]),
+        when(post_human(ASSIGNED_HUMAN, "hello")),
+        accepted([human_posted(ASSIGNED_HUMAN, "hello")]),
     );
     assert_eq!(outcome.conversation.status(), Status::HumanHandled);
+    assert_eq!(outcome.conversation.tenant(), Some(&default_tenant()));
+}
+
+#[test]
+fn a_legacy_log_opened_without_a_human_lets_any_human_of_the_default_tenant_act() {
+    let unassigned = || {
+        conversation_event(ConversationEvent::Opened {
+            customer: customer(CUSTOMER),
+            channel: Channel::new("web-chat").unwrap(),
+            human: None,
+        })
+    };
+    let outcome = check(
+        given([unassigned()]),
+        when(hand_off("faq")),
+        accepted([handed_off("faq"), ai_joined("faq")]),
+    );
+    assert_eq!(outcome.conversation.status(), ai_active("faq", 1));
+    // Once handed off, the human who did it answers for it.
+    let outcome = check(
+        given([unassigned(), handed_off("faq")]),
+        when(reclaim()),
+        accepted([reclaimed("faq"), ai_left("faq"), person_joined(OTHER_HUMAN)]),
+    );
+    assert_eq!(
+        outcome.conversation.status(),
+        Status::Reclaimed {
+            by: human(OTHER_HUMAN)
+        }
+    );
 }
 
 #[test]
 fn opening_twice_is_already_opened() {
     check(
-        given([opened()]),
+        given_opened([]),
         when(open()),
         rejected(Rejection::AlreadyOpened),
     );
@@ -510,7 +780,7 @@ fn opening_twice_is_already_opened() {
 #[test]
 fn opening_again_while_ai_active_is_already_opened() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(open_unassigned()),
         rejected(Rejection::AlreadyOpened),
     );
@@ -544,17 +814,17 @@ fn claiming_the_customer_cause_before_open_is_not_opened() {
 #[test]
 fn the_customer_posts_while_human_handled() {
     let outcome = check(
-        given([opened()]),
+        given_opened([]),
         when(post_customer("What are your business hours?")),
         accepted([customer_posted("What are your business hours?", &[])]),
     );
-    assert_eq!(outcome.conversation.status(), Status::HumanHandled);
+    assert_eq!(outcome.conversation.status(), assigned_to_ana());
 }
 
 #[test]
 fn the_customer_posts_while_ai_active() {
     let outcome = check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(post_customer("How much is the pro plan?")),
         accepted([customer_posted("How much is the pro plan?", &[])]),
     );
@@ -564,7 +834,7 @@ fn the_customer_posts_while_ai_active() {
 #[test]
 fn the_customer_posts_after_a_reclaim() {
     check(
-        given([opened(), handed_off("faq"), reclaimed("faq")]),
+        given_opened([handed_off("faq"), reclaimed("faq")]),
         when(post_customer("Thanks!")),
         accepted([customer_posted("Thanks!", &[])]),
     );
@@ -573,7 +843,7 @@ fn the_customer_posts_after_a_reclaim() {
 #[test]
 fn someone_else_cannot_post_as_the_customer() {
     check(
-        given([opened()]),
+        given_opened([]),
         when(post_as_customer("cust-2", "hello")),
         rejected(Rejection::NotTheCustomer {
             customer: customer(CUSTOMER),
@@ -584,7 +854,7 @@ fn someone_else_cannot_post_as_the_customer() {
 #[test]
 fn someone_else_cannot_post_as_the_customer_while_ai_active() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(post_as_customer("cust-2", "talk to a human")),
         rejected(Rejection::NotTheCustomer {
             customer: customer(CUSTOMER),
@@ -595,7 +865,7 @@ fn someone_else_cannot_post_as_the_customer_while_ai_active() {
 #[test]
 fn the_policy_records_the_customers_concerns_with_the_message() {
     let outcome = check(
-        given([opened()]),
+        given_opened([]),
         when(post_customer("This is unacceptable, I want a discount")),
         accepted([customer_posted(
             "This is unacceptable, I want a discount",
@@ -615,7 +885,7 @@ fn the_policy_records_the_customers_concerns_with_the_message() {
 fn a_message_of_exactly_the_limit_is_accepted() {
     let long = "a".repeat(MESSAGE_BYTES_MAX);
     check(
-        given([opened()]),
+        given_opened([]),
         when(post_customer(&long)),
         accepted([customer_posted(&long, &[])]),
     );
@@ -628,15 +898,15 @@ fn a_message_of_exactly_the_limit_is_accepted() {
 #[test]
 fn a_human_hands_off_to_an_active_ai_agent_with_a_reason() {
     let outcome = check(
-        given([opened()]),
+        given_opened([]),
         when(hand_off_because(
             "faq",
             "Customer wants information about pricing and plans",
         )),
-        accepted([handed_off_because(
-            "faq",
-            "Customer wants information about pricing and plans",
-        )]),
+        accepted([
+            handed_off_because("faq", "Customer wants information about pricing and plans"),
+            ai_joined("faq"),
+        ]),
     );
     assert_eq!(outcome.conversation.status(), ai_active("faq", 1));
     assert_eq!(
@@ -648,9 +918,9 @@ fn a_human_hands_off_to_an_active_ai_agent_with_a_reason() {
 #[test]
 fn a_human_hands_off_without_a_reason() {
     let outcome = check(
-        given([opened(), customer_posted("What are your hours?", &[])]),
+        given_opened([customer_posted("What are your hours?", &[])]),
         when(hand_off("sales")),
-        accepted([handed_off("sales")]),
+        accepted([handed_off("sales"), ai_joined("sales")]),
     );
     assert_eq!(outcome.conversation.status(), ai_active("sales", 1));
 }
@@ -668,16 +938,16 @@ fn a_handoff_reason_is_at_most_one_kibibyte() {
     );
     let longest = "r".repeat(REASON_BYTES_MAX);
     check(
-        given([opened()]),
+        given_opened([]),
         when(hand_off_because("faq", &longest)),
-        accepted([handed_off_because("faq", &longest)]),
+        accepted([handed_off_because("faq", &longest), ai_joined("faq")]),
     );
 }
 
 #[test]
 fn handing_off_to_an_unregistered_agent_is_unknown() {
     check(
-        given([opened()]),
+        given_opened([]),
         when(hand_off("ghost")),
         rejected(Rejection::UnknownAiAgent {
             agent_id: ai("ghost"),
@@ -688,7 +958,7 @@ fn handing_off_to_an_unregistered_agent_is_unknown() {
 #[test]
 fn handing_off_to_a_registered_but_inactive_agent_is_refused() {
     check(
-        given([opened()]),
+        given_opened([]),
         when(hand_off("idle")),
         rejected(Rejection::AiAgentInactive {
             agent_id: ai("idle"),
@@ -699,7 +969,7 @@ fn handing_off_to_a_registered_but_inactive_agent_is_refused() {
 #[test]
 fn handing_off_to_a_deactivated_agent_is_refused() {
     check(
-        given([deactivated("faq"), opened()]),
+        given_opened([deactivated("faq")]),
         when(hand_off("faq")),
         rejected(Rejection::AiAgentInactive {
             agent_id: ai("faq"),
@@ -710,9 +980,9 @@ fn handing_off_to_a_deactivated_agent_is_refused() {
 #[test]
 fn handing_an_ai_active_conversation_to_another_agent_starts_a_new_epoch() {
     let outcome = check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(hand_off("sales")),
-        accepted([handed_off("sales")]),
+        accepted([handed_off("sales"), ai_joined("sales")]),
     );
     assert_eq!(outcome.conversation.status(), ai_active("sales", 2));
 }
@@ -720,7 +990,7 @@ fn handing_an_ai_active_conversation_to_another_agent_starts_a_new_epoch() {
 #[test]
 fn handing_an_ai_active_conversation_to_its_agent_again_is_already_handled() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(hand_off("faq")),
         rejected(Rejection::AlreadyHandledBy {
             agent_id: ai("faq"),
@@ -730,10 +1000,23 @@ fn handing_an_ai_active_conversation_to_its_agent_again_is_already_handled() {
 
 #[test]
 fn handing_a_reclaimed_conversation_to_the_same_agent_starts_a_new_epoch() {
+    // `bob` reclaimed it, so he answers for it now, and hands it off again.
     let outcome = check(
-        given([opened(), handed_off("faq"), reclaimed("faq")]),
-        when(hand_off("faq")),
-        accepted([handed_off("faq")]),
+        given_opened([handed_off("faq"), reclaimed("faq")]),
+        when(ConversationCommand::HandOffToAi {
+            by: human(OTHER_HUMAN),
+            agent_id: ai("faq"),
+            reason: None,
+        }),
+        accepted([
+            conversation_event(ConversationEvent::HandedOffToAi {
+                agent_id: ai("faq"),
+                agent_name: agent_name_of("faq"),
+                by_human: human(OTHER_HUMAN),
+                reason: None,
+            }),
+            ai_joined("faq"),
+        ]),
     );
     assert_eq!(outcome.conversation.status(), ai_active("faq", 2));
 }
@@ -747,7 +1030,7 @@ fn handing_off_against_each_concern_is_refused() {
         ("Can I talk to a human?", Concern::HumanRequested),
     ] {
         check(
-            given([opened(), customer_posted(message, &[concern])]),
+            given_opened([customer_posted(message, &[concern])]),
             when(hand_off("faq")),
             rejected(Rejection::HandoffAgainstPolicy { concern }),
         );
@@ -757,8 +1040,7 @@ fn handing_off_against_each_concern_is_refused() {
 #[test]
 fn a_concern_raised_long_ago_still_refuses_the_handoff() {
     check(
-        given([
-            opened(),
+        given_opened([
             customer_posted("This is unacceptable", &[Concern::Complaint]),
             human_posted(ASSIGNED_HUMAN, "I am sorry, let me fix it"),
             customer_posted("Thanks, all good now", &[]),
@@ -773,7 +1055,7 @@ fn a_concern_raised_long_ago_still_refuses_the_handoff() {
 #[test]
 fn handing_off_a_closed_conversation_is_closed() {
     check(
-        given([opened(), closed(Author::Human(human(ASSIGNED_HUMAN)), None)]),
+        given_opened([closed(Author::Human(human(ASSIGNED_HUMAN)), None)]),
         when(hand_off("faq")),
         rejected(Rejection::Closed),
     );
@@ -786,7 +1068,7 @@ fn handing_off_a_closed_conversation_is_closed() {
 #[test]
 fn a_human_cannot_post_while_ai_active() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(post_human(ASSIGNED_HUMAN, "hi")),
         rejected(Rejection::AiActive {
             agent_id: ai("faq"),
@@ -798,7 +1080,7 @@ fn a_human_cannot_post_while_ai_active() {
 #[test]
 fn no_human_can_post_while_ai_active_not_even_one_who_did_not_hand_off() {
     check(
-        given([opened(), handed_off("faq"), handed_off("sales")]),
+        given_opened([handed_off("faq"), handed_off("sales")]),
         when(post_human(OTHER_HUMAN, "hi")),
         rejected(Rejection::AiActive {
             agent_id: ai("sales"),
@@ -810,7 +1092,7 @@ fn no_human_can_post_while_ai_active_not_even_one_who_did_not_hand_off() {
 #[test]
 fn a_human_posts_while_human_handled() {
     check(
-        given([opened()]),
+        given_opened([]),
         when(post_human(ASSIGNED_HUMAN, "Hi, how can I help?")),
         accepted([human_posted(ASSIGNED_HUMAN, "Hi, how can I help?")]),
     );
@@ -819,7 +1101,7 @@ fn a_human_posts_while_human_handled() {
 #[test]
 fn a_human_posts_after_reclaiming() {
     let outcome = check(
-        given([opened(), handed_off("faq"), reclaimed("faq")]),
+        given_opened([handed_off("faq"), reclaimed("faq")]),
         when(post_human(OTHER_HUMAN, "I'm taking over")),
         accepted([human_posted(OTHER_HUMAN, "I'm taking over")]),
     );
@@ -832,13 +1114,42 @@ fn a_human_posts_after_reclaiming() {
 }
 
 #[test]
-fn a_human_posts_after_an_escalation() {
+fn after_an_escalation_a_supervisor_posts_at_once() {
     check(
-        given([
-            opened(),
+        given_opened([
             handed_off("faq"),
             escalated("faq", "out of my depth", EscalationCause::AgentRequested),
+            ai_left("faq"),
+            awaiting(WaitCause::Escalated(EscalationCause::AgentRequested)),
+            waiting_for_person(),
         ]),
+        when(post_human(OTHER_HUMAN, "I'm here")),
+        accepted([human_posted(OTHER_HUMAN, "I'm here")]),
+    );
+}
+
+#[test]
+fn after_an_escalation_the_agent_who_handed_off_posts_once_they_accept_it() {
+    let escalated_history = || {
+        [
+            handed_off("faq"),
+            escalated("faq", "out of my depth", EscalationCause::AgentRequested),
+            ai_left("faq"),
+            awaiting(WaitCause::Escalated(EscalationCause::AgentRequested)),
+            waiting_for_person(),
+        ]
+    };
+    // While it waits in the queue, nobody answers for it but the queue.
+    check(
+        given_opened(escalated_history()),
+        when(post_human(ASSIGNED_HUMAN, "I'm here")),
+        rejected(Rejection::NotAssignedToYou {
+            human_id: human(ASSIGNED_HUMAN),
+        }),
+    );
+    let [a, b, c, d, e] = escalated_history();
+    check(
+        given_opened([a, b, c, d, e, accepted_by(ASSIGNED_HUMAN)]),
         when(post_human(ASSIGNED_HUMAN, "I'm here")),
         accepted([human_posted(ASSIGNED_HUMAN, "I'm here")]),
     );
@@ -851,7 +1162,7 @@ fn a_human_posts_after_an_escalation() {
 #[test]
 fn the_assigned_agent_posts_under_the_current_epoch() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(post_ai("faq", 1, "Our hours are 9 to 5.")),
         accepted([ai_posted("faq", "Our hours are 9 to 5.")]),
     );
@@ -860,7 +1171,7 @@ fn the_assigned_agent_posts_under_the_current_epoch() {
 #[test]
 fn the_assigned_agent_records_a_skill_under_the_current_epoch() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(record_skill("faq", 1)),
         accepted([skill_recorded("faq")]),
     );
@@ -874,7 +1185,7 @@ fn a_failed_skill_is_recorded_too() {
         outcome: SkillOutcome::Failed(SkillData::new("timeout").unwrap()),
     };
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(ConversationCommand::RecordAiAction {
             by: assignment("faq", 1),
             skill: failed.clone(),
@@ -889,7 +1200,7 @@ fn a_failed_skill_is_recorded_too() {
 #[test]
 fn an_ai_agent_cannot_post_in_a_conversation_never_handed_off() {
     check(
-        given([opened()]),
+        given_opened([]),
         when(post_ai("faq", 1, "hello")),
         rejected(Rejection::NotAssigned {
             agent_id: ai("faq"),
@@ -900,7 +1211,7 @@ fn an_ai_agent_cannot_post_in_a_conversation_never_handed_off() {
 #[test]
 fn an_ai_agent_cannot_record_a_skill_in_a_conversation_never_handed_off() {
     check(
-        given([opened()]),
+        given_opened([]),
         when(record_skill("faq", 1)),
         rejected(Rejection::NotAssigned {
             agent_id: ai("faq"),
@@ -911,7 +1222,7 @@ fn an_ai_agent_cannot_record_a_skill_in_a_conversation_never_handed_off() {
 #[test]
 fn another_ai_agent_without_an_epoch_is_not_assigned() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(post_ai("sales", 0, "hello")),
         rejected(Rejection::NotAssigned {
             agent_id: ai("sales"),
@@ -922,7 +1233,7 @@ fn another_ai_agent_without_an_epoch_is_not_assigned() {
 #[test]
 fn another_ai_agent_claiming_the_current_epoch_is_not_assigned() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(post_ai("sales", 1, "hello")),
         rejected(Rejection::NotAssigned {
             agent_id: ai("sales"),
@@ -933,7 +1244,7 @@ fn another_ai_agent_claiming_the_current_epoch_is_not_assigned() {
 #[test]
 fn another_ai_agent_claiming_the_current_epoch_cannot_record_a_skill() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(record_skill("sales", 1)),
         rejected(Rejection::NotAssigned {
             agent_id: ai("sales"),
@@ -944,7 +1255,7 @@ fn another_ai_agent_claiming_the_current_epoch_cannot_record_a_skill() {
 #[test]
 fn the_assigned_agent_with_an_epoch_never_issued_is_not_assigned() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(post_ai("faq", 7, "hello")),
         rejected(Rejection::NotAssigned {
             agent_id: ai("faq"),
@@ -955,7 +1266,7 @@ fn the_assigned_agent_with_an_epoch_never_issued_is_not_assigned() {
 #[test]
 fn an_agent_handed_away_from_replies_under_its_ended_assignment() {
     check(
-        given([opened(), handed_off("faq"), handed_off("sales")]),
+        given_opened([handed_off("faq"), handed_off("sales")]),
         when(post_ai("faq", 1, "late reply")),
         rejected(Rejection::AssignmentEnded {
             agent_id: ai("faq"),
@@ -971,13 +1282,17 @@ fn an_agent_handed_away_from_replies_under_its_ended_assignment() {
 #[test]
 fn a_human_reclaims_an_ai_active_conversation() {
     let outcome = check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(reclaim_because("VIP customer")),
-        accepted([conversation_event(ConversationEvent::Reclaimed {
-            agent_id: ai("faq"),
-            by_human: human(OTHER_HUMAN),
-            reason: Some(reason("VIP customer")),
-        })]),
+        accepted([
+            conversation_event(ConversationEvent::Reclaimed {
+                agent_id: ai("faq"),
+                by_human: human(OTHER_HUMAN),
+                reason: Some(reason("VIP customer")),
+            }),
+            ai_left("faq"),
+            person_joined(OTHER_HUMAN),
+        ]),
     );
     assert_eq!(
         outcome.conversation.status(),
@@ -994,16 +1309,16 @@ fn a_human_reclaims_an_ai_active_conversation() {
 #[test]
 fn a_human_reclaims_without_a_reason() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(reclaim()),
-        accepted([reclaimed("faq")]),
+        accepted([reclaimed("faq"), ai_left("faq"), person_joined(OTHER_HUMAN)]),
     );
 }
 
 #[test]
 fn reclaiming_a_human_handled_conversation_is_not_ai_active() {
     check(
-        given([opened()]),
+        given_opened([]),
         when(reclaim()),
         rejected(Rejection::NotAiActive),
     );
@@ -1012,7 +1327,7 @@ fn reclaiming_a_human_handled_conversation_is_not_ai_active() {
 #[test]
 fn reclaiming_twice_is_not_ai_active() {
     check(
-        given([opened(), handed_off("faq"), reclaimed("faq")]),
+        given_opened([handed_off("faq"), reclaimed("faq")]),
         when(reclaim()),
         rejected(Rejection::NotAiActive),
     );
@@ -1021,10 +1336,12 @@ fn reclaiming_twice_is_not_ai_active() {
 #[test]
 fn reclaiming_after_an_escalation_is_not_ai_active() {
     check(
-        given([
-            opened(),
+        given_opened([
             handed_off("faq"),
             escalated("faq", "out of my depth", EscalationCause::AgentRequested),
+            ai_left("faq"),
+            awaiting(WaitCause::Escalated(EscalationCause::AgentRequested)),
+            waiting_for_person(),
         ]),
         when(reclaim()),
         rejected(Rejection::NotAiActive),
@@ -1034,7 +1351,7 @@ fn reclaiming_after_an_escalation_is_not_ai_active() {
 #[test]
 fn a_reply_under_the_reclaimed_assignment_is_assignment_ended() {
     check(
-        given([opened(), handed_off("faq"), reclaimed("faq")]),
+        given_opened([handed_off("faq"), reclaimed("faq")]),
         when(post_ai("faq", 1, "a reply computed before the reclaim")),
         rejected(Rejection::AssignmentEnded {
             agent_id: ai("faq"),
@@ -1046,7 +1363,7 @@ fn a_reply_under_the_reclaimed_assignment_is_assignment_ended() {
 #[test]
 fn a_skill_under_the_reclaimed_assignment_is_assignment_ended() {
     check(
-        given([opened(), handed_off("faq"), reclaimed("faq")]),
+        given_opened([handed_off("faq"), reclaimed("faq")]),
         when(record_skill("faq", 1)),
         rejected(Rejection::AssignmentEnded {
             agent_id: ai("faq"),
@@ -1058,12 +1375,7 @@ fn a_skill_under_the_reclaimed_assignment_is_assignment_ended() {
 #[test]
 fn handed_to_the_same_agent_again_the_old_epoch_is_rejected() {
     check(
-        given([
-            opened(),
-            handed_off("faq"),
-            reclaimed("faq"),
-            handed_off("faq"),
-        ]),
+        given_opened([handed_off("faq"), reclaimed("faq"), handed_off("faq")]),
         when(post_ai("faq", 1, "a reply from the first assignment")),
         rejected(Rejection::AssignmentEnded {
             agent_id: ai("faq"),
@@ -1075,12 +1387,7 @@ fn handed_to_the_same_agent_again_the_old_epoch_is_rejected() {
 #[test]
 fn handed_to_the_same_agent_again_the_old_epoch_cannot_record_a_skill() {
     check(
-        given([
-            opened(),
-            handed_off("faq"),
-            reclaimed("faq"),
-            handed_off("faq"),
-        ]),
+        given_opened([handed_off("faq"), reclaimed("faq"), handed_off("faq")]),
         when(record_skill("faq", 1)),
         rejected(Rejection::AssignmentEnded {
             agent_id: ai("faq"),
@@ -1092,12 +1399,7 @@ fn handed_to_the_same_agent_again_the_old_epoch_cannot_record_a_skill() {
 #[test]
 fn handed_to_the_same_agent_again_the_new_epoch_is_accepted() {
     check(
-        given([
-            opened(),
-            handed_off("faq"),
-            reclaimed("faq"),
-            handed_off("faq"),
-        ]),
+        given_opened([handed_off("faq"), reclaimed("faq"), handed_off("faq")]),
         when(post_ai("faq", 2, "a reply from the second assignment")),
         accepted([ai_posted("faq", "a reply from the second assignment")]),
     );
@@ -1106,12 +1408,7 @@ fn handed_to_the_same_agent_again_the_new_epoch_is_accepted() {
 #[test]
 fn handed_back_through_another_agent_the_first_epoch_is_rejected() {
     check(
-        given([
-            opened(),
-            handed_off("faq"),
-            handed_off("sales"),
-            handed_off("faq"),
-        ]),
+        given_opened([handed_off("faq"), handed_off("sales"), handed_off("faq")]),
         when(post_ai("faq", 1, "stale")),
         rejected(Rejection::AssignmentEnded {
             agent_id: ai("faq"),
@@ -1123,12 +1420,7 @@ fn handed_back_through_another_agent_the_first_epoch_is_rejected() {
 #[test]
 fn handed_back_through_another_agent_the_third_epoch_is_accepted() {
     let outcome = check(
-        given([
-            opened(),
-            handed_off("faq"),
-            handed_off("sales"),
-            handed_off("faq"),
-        ]),
+        given_opened([handed_off("faq"), handed_off("sales"), handed_off("faq")]),
         when(post_ai("faq", 3, "fresh")),
         accepted([ai_posted("faq", "fresh")]),
     );
@@ -1142,46 +1434,52 @@ fn handed_back_through_another_agent_the_third_epoch_is_accepted() {
 #[test]
 fn the_assigned_agent_escalates_with_a_reason() {
     let outcome = check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(escalate(
             "faq",
             1,
             "the customer needs a refund",
             EscalationCause::AgentRequested,
         )),
-        accepted([escalated(
+        accepted(escalation(
             "faq",
             "the customer needs a refund",
             EscalationCause::AgentRequested,
-        )]),
+        )),
     );
-    assert_eq!(outcome.conversation.status(), Status::HumanHandled);
+    assert_eq!(
+        outcome.conversation.status(),
+        awaiting_status(WaitCause::Escalated(EscalationCause::AgentRequested))
+    );
     assert_eq!(outcome.conversation.assignment(), None);
 }
 
 #[test]
 fn the_runtime_escalates_for_a_deactivated_agent() {
     let outcome = check(
-        given([opened(), handed_off("faq"), deactivated("faq")]),
+        given_opened([handed_off("faq"), deactivated("faq")]),
         when(escalate(
             "faq",
             1,
             "AI agent faq was deactivated",
             EscalationCause::AgentDeactivated,
         )),
-        accepted([escalated(
+        accepted(escalation(
             "faq",
             "AI agent faq was deactivated",
             EscalationCause::AgentDeactivated,
-        )]),
+        )),
     );
-    assert_eq!(outcome.conversation.status(), Status::HumanHandled);
+    assert_eq!(
+        outcome.conversation.status(),
+        awaiting_status(WaitCause::Escalated(EscalationCause::AgentDeactivated))
+    );
 }
 
 #[test]
 fn an_ai_agent_cannot_claim_the_customer_asked_for_a_human() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(escalate(
             "faq",
             1,
@@ -1197,7 +1495,7 @@ fn an_ai_agent_cannot_claim_the_customer_asked_for_a_human() {
 #[test]
 fn another_agent_cannot_escalate() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(escalate(
             "sales",
             0,
@@ -1213,7 +1511,7 @@ fn another_agent_cannot_escalate() {
 #[test]
 fn an_agent_cannot_escalate_a_conversation_never_handed_off() {
     check(
-        given([opened()]),
+        given_opened([]),
         when(escalate("faq", 1, "help", EscalationCause::AgentRequested)),
         rejected(Rejection::NotAssigned {
             agent_id: ai("faq"),
@@ -1224,12 +1522,7 @@ fn an_agent_cannot_escalate_a_conversation_never_handed_off() {
 #[test]
 fn an_ended_assignment_cannot_escalate() {
     check(
-        given([
-            opened(),
-            handed_off("faq"),
-            reclaimed("faq"),
-            handed_off("faq"),
-        ]),
+        given_opened([handed_off("faq"), reclaimed("faq"), handed_off("faq")]),
         when(escalate("faq", 1, "help", EscalationCause::AgentRequested)),
         rejected(Rejection::AssignmentEnded {
             agent_id: ai("faq"),
@@ -1241,53 +1534,66 @@ fn an_ended_assignment_cannot_escalate() {
 #[test]
 fn a_customer_asking_for_a_human_while_ai_active_is_escalated_in_the_same_append() {
     let outcome = check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(post_customer("Can I talk to a human?")),
-        accepted([
-            customer_posted("Can I talk to a human?", &[Concern::HumanRequested]),
-            escalated(
+        accepted_all(
+            [customer_posted(
+                "Can I talk to a human?",
+                &[Concern::HumanRequested],
+            )]
+            .into_iter()
+            .chain(escalation(
                 "faq",
                 CUSTOMER_ASKED_REASON,
                 EscalationCause::CustomerAskedForHuman,
-            ),
-        ]),
+            ))
+            .collect(),
+        ),
     );
-    assert_eq!(outcome.conversation.status(), Status::HumanHandled);
+    assert_eq!(
+        outcome.conversation.status(),
+        awaiting_status(WaitCause::Escalated(EscalationCause::CustomerAskedForHuman))
+    );
 }
 
 #[test]
 fn a_customer_asking_for_a_human_in_portuguese_is_escalated() {
     check(
-        given([opened(), handed_off("sales")]),
+        given_opened([handed_off("sales")]),
         when(post_customer("Quero falar com um ATENDENTE!")),
-        accepted([
-            customer_posted("Quero falar com um ATENDENTE!", &[Concern::HumanRequested]),
-            escalated(
+        accepted_all(
+            [customer_posted(
+                "Quero falar com um ATENDENTE!",
+                &[Concern::HumanRequested],
+            )]
+            .into_iter()
+            .chain(escalation(
                 "sales",
                 CUSTOMER_ASKED_REASON,
                 EscalationCause::CustomerAskedForHuman,
-            ),
-        ]),
+            ))
+            .collect(),
+        ),
     );
 }
 
 #[test]
 fn a_customer_asking_for_a_human_while_human_handled_only_posts() {
     let outcome = check(
-        given([opened()]),
+        given_opened([]),
         when(post_customer("Can I talk to a human?")),
         accepted([customer_posted(
             "Can I talk to a human?",
             &[Concern::HumanRequested],
         )]),
     );
-    assert_eq!(outcome.conversation.status(), Status::HumanHandled);
+    assert_eq!(outcome.conversation.status(), assigned_to_ana());
 }
 
 #[test]
 fn a_customer_asking_for_a_human_after_a_reclaim_only_posts() {
     check(
-        given([opened(), handed_off("faq"), reclaimed("faq")]),
+        given_opened([handed_off("faq"), reclaimed("faq")]),
         when(post_customer("real person please")),
         accepted([customer_posted(
             "real person please",
@@ -1299,7 +1605,7 @@ fn a_customer_asking_for_a_human_after_a_reclaim_only_posts() {
 #[test]
 fn a_complaint_while_ai_active_does_not_escalate() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(post_customer("This is terrible")),
         accepted([customer_posted("This is terrible", &[Concern::Complaint])]),
     );
@@ -1308,8 +1614,7 @@ fn a_complaint_while_ai_active_does_not_escalate() {
 #[test]
 fn a_reply_after_the_customer_escalated_is_assignment_ended() {
     check(
-        given([
-            opened(),
+        given_opened([
             handed_off("faq"),
             customer_posted("Can I talk to a human?", &[Concern::HumanRequested]),
             escalated(
@@ -1317,6 +1622,9 @@ fn a_reply_after_the_customer_escalated_is_assignment_ended() {
                 CUSTOMER_ASKED_REASON,
                 EscalationCause::CustomerAskedForHuman,
             ),
+            ai_left("faq"),
+            awaiting(WaitCause::Escalated(EscalationCause::CustomerAskedForHuman)),
+            waiting_for_person(),
         ]),
         when(post_ai("faq", 1, "I can help with that!")),
         rejected(Rejection::AssignmentEnded {
@@ -1329,8 +1637,7 @@ fn a_reply_after_the_customer_escalated_is_assignment_ended() {
 #[test]
 fn after_the_customer_asked_for_a_human_no_handoff_is_allowed() {
     check(
-        given([
-            opened(),
+        given_opened([
             handed_off("faq"),
             customer_posted("Can I talk to a human?", &[Concern::HumanRequested]),
             escalated(
@@ -1338,6 +1645,10 @@ fn after_the_customer_asked_for_a_human_no_handoff_is_allowed() {
                 CUSTOMER_ASKED_REASON,
                 EscalationCause::CustomerAskedForHuman,
             ),
+            ai_left("faq"),
+            awaiting(WaitCause::Escalated(EscalationCause::CustomerAskedForHuman)),
+            waiting_for_person(),
+            accepted_by(ASSIGNED_HUMAN),
         ]),
         when(hand_off("sales")),
         rejected(Rejection::HandoffAgainstPolicy {
@@ -1353,15 +1664,15 @@ fn after_the_customer_asked_for_a_human_no_handoff_is_allowed() {
 #[test]
 fn handoff_and_reclaim_leave_the_conversation_open() {
     let after_handoff = check(
-        given([opened()]),
+        given_opened([]),
         when(hand_off("faq")),
-        accepted([handed_off("faq")]),
+        accepted([handed_off("faq"), ai_joined("faq")]),
     );
     assert!(matches!(after_handoff.conversation, Conversation::Open(_)));
     let after_reclaim = check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(reclaim()),
-        accepted([reclaimed("faq")]),
+        accepted([reclaimed("faq"), ai_left("faq"), person_joined(OTHER_HUMAN)]),
     );
     assert!(matches!(after_reclaim.conversation, Conversation::Open(_)));
 }
@@ -1369,7 +1680,7 @@ fn handoff_and_reclaim_leave_the_conversation_open() {
 #[test]
 fn the_customer_closes() {
     let outcome = check(
-        given([opened()]),
+        given_opened([]),
         when(close(
             Participant::Customer(customer(CUSTOMER)),
             Some("solved"),
@@ -1382,7 +1693,7 @@ fn the_customer_closes() {
 #[test]
 fn a_human_closes_even_while_ai_active() {
     let outcome = check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(close(Participant::Human(human(OTHER_HUMAN)), None)),
         accepted([closed(Author::Human(human(OTHER_HUMAN)), None)]),
     );
@@ -1392,7 +1703,7 @@ fn a_human_closes_even_while_ai_active() {
 #[test]
 fn the_assigned_agent_closes() {
     let outcome = check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(close(
             Participant::Ai(assignment("faq", 1)),
             Some("answered"),
@@ -1405,7 +1716,7 @@ fn the_assigned_agent_closes() {
 #[test]
 fn someone_else_cannot_close_as_the_customer() {
     check(
-        given([opened()]),
+        given_opened([]),
         when(close(Participant::Customer(customer("cust-2")), None)),
         rejected(Rejection::NotTheCustomer {
             customer: customer(CUSTOMER),
@@ -1416,7 +1727,7 @@ fn someone_else_cannot_close_as_the_customer() {
 #[test]
 fn an_unassigned_agent_cannot_close() {
     check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(close(Participant::Ai(assignment("sales", 0)), None)),
         rejected(Rejection::NotAssigned {
             agent_id: ai("sales"),
@@ -1427,7 +1738,7 @@ fn an_unassigned_agent_cannot_close() {
 #[test]
 fn an_ended_assignment_cannot_close() {
     check(
-        given([opened(), handed_off("faq"), reclaimed("faq")]),
+        given_opened([handed_off("faq"), reclaimed("faq")]),
         when(close(Participant::Ai(assignment("faq", 1)), None)),
         rejected(Rejection::AssignmentEnded {
             agent_id: ai("faq"),
@@ -1438,15 +1749,17 @@ fn an_ended_assignment_cannot_close() {
 
 #[test]
 fn after_close_every_command_is_closed() {
-    let history = || {
-        given([
-            opened(),
-            handed_off("faq"),
-            closed(Author::Ai(ai("faq")), None),
-        ])
-    };
+    let history = || given_opened([handed_off("faq"), closed(Author::Ai(ai("faq")), None)]);
     let mut commands = every_command_but_open();
     commands.push(open());
+    commands.push(ConversationCommand::Start {
+        tenant: default_tenant(),
+        customer: customer(CUSTOMER),
+        channel: Channel::new("web-chat").unwrap(),
+        team: None,
+        language: None,
+        human: None,
+    });
     commands.push(post_customer("Can I talk to a human?"));
     commands.push(close(Participant::Ai(assignment("faq", 1)), None));
     for command in commands {
@@ -1457,11 +1770,7 @@ fn after_close_every_command_is_closed() {
 #[test]
 fn claiming_the_customer_cause_after_close_is_closed() {
     check(
-        given([
-            opened(),
-            handed_off("faq"),
-            closed(Author::Ai(ai("faq")), None),
-        ]),
+        given_opened([handed_off("faq"), closed(Author::Ai(ai("faq")), None)]),
         when(escalate(
             "faq",
             1,
@@ -1671,8 +1980,7 @@ fn the_active_list_filters_by_specialty_sorted_by_id() {
 #[test]
 fn a_whole_conversation_is_the_fold_of_its_accepted_events() {
     let outcome = check(
-        given([
-            opened(),
+        given_opened([
             customer_posted("What does the pro plan cost?", &[]),
             human_posted(ASSIGNED_HUMAN, "Let me hand you to our assistant"),
             handed_off_because("faq", "pricing question"),
@@ -1697,7 +2005,7 @@ fn a_whole_conversation_is_the_fold_of_its_accepted_events() {
 #[test]
 fn a_rejected_command_leaves_the_state_as_it_was() {
     let outcome = check(
-        given([opened(), handed_off("faq")]),
+        given_opened([handed_off("faq")]),
         when(post_human(ASSIGNED_HUMAN, "hi")),
         rejected(Rejection::AiActive {
             agent_id: ai("faq"),

@@ -5,11 +5,15 @@
 //! `crates/handover/tests/bad_input.rs` (the real runtime over a sled directory), so both check
 //! the same table.
 //!
-//! The world of every cell:
+//! The world of every cell (all in tenant `default` unless said otherwise, all at time zero):
 //!
 //! - AI agents: `faq` ("FAQ Bot") and `sales` ("Sales Bot") registered and active, `idle`
 //!   ("Idle Bot") registered and inactive, `ghost` never registered;
-//! - the conversation's customer is `cust-1`, on `web-chat`; the human agent is `ana`.
+//! - humans ([`directory_humans`]): `ana` ("Ana", an agent of team billing), `carl` ("Carl",
+//!   an agent of team billing), `bob` ("Bob", a supervisor), all available; `zoe` ("Zoe", an
+//!   agent of tenant `acme`), available; `olga` ("Olga", an agent of team billing), offline;
+//!   `nobody` never registered;
+//! - the conversation's customer is `cust-1`, on `web-chat`.
 //!
 //! The callers (the columns):
 //!
@@ -18,27 +22,44 @@
 //!   (before the handoff it names an assignment that never existed, after the reclaim or the
 //!   close one that has ended);
 //! - **other AI**: `sales` under epoch 1, an active agent that never held the conversation;
-//! - **human**: `ana`, the human agent;
-//! - **other customer**: `cust-2`, someone who is not the conversation's customer.
+//! - **agent (assigned)**: `ana`, the agent the conversation is opened for and who hands it off;
+//! - **agent (not assigned)**: `carl`, an agent of the same tenant and team who never had it;
+//! - **supervisor**: `bob`;
+//! - **other tenant**: `zoe`, a human of tenant `acme`;
+//! - **offline human**: `olga`;
+//! - **unregistered**: `nobody`, a human id the directory does not hold;
+//! - **other customer**: `cust-2`, someone who is not the conversation's customer;
+//! - **system**: the runtime (the router for `Assign`, the backend for `Requeue`, the clock for
+//!   `Tick`).
 //!
 //! Some commands name their caller by type (a reclaim names a human, a skill names an AI
-//! assignment): their cells for other callers cannot be written at all, and the table says so
-//! ([`Expect::Unrepresentable`]).
+//! assignment, a tick names nobody): their cells for other callers cannot be written at all,
+//! and the table says so ([`Expect::Unrepresentable`]).
 
 // Each including test uses its own part of this table.
 #![allow(dead_code)]
 
 use handover_core::{
     AgentName, AiAgentCommand, AiAgentEvent, AiAgentId, Assignment, Author, Channel, Concern,
-    ConversationCommand, ConversationEvent, CustomerId, Epoch, EscalationCause, HumanId,
-    MessageText, Participant, Reason, Rejection, Skill, SkillData, SkillName, SkillOutcome,
-    Specialty, Status, SPECIALTIES_COUNT_MAX,
+    ConversationCommand, ConversationEvent, CustomerId, Epoch, EscalationCause, HumanId, Language,
+    MessageText, NoteAudience, NoticeKind, Participant, Presence, Reason, Rejection, Role, Skill,
+    SkillData, SkillName, SkillOutcome, Specialty, Status, SystemActor, TeamId, TenantId,
+    Timestamp, TransferTarget, WaitCause, SPECIALTIES_COUNT_MAX,
 };
 
 pub(crate) const CUSTOMER: &str = "cust-1";
 pub(crate) const OTHER_CUSTOMER: &str = "cust-2";
 pub(crate) const HUMAN: &str = "ana";
+pub(crate) const OTHER_AGENT: &str = "carl";
+pub(crate) const SUPERVISOR: &str = "bob";
+pub(crate) const STRANGER: &str = "zoe";
+pub(crate) const OFFLINE: &str = "olga";
+pub(crate) const UNREGISTERED: &str = "nobody";
+pub(crate) const OTHER_TENANT: &str = "acme";
+pub(crate) const TEAM: &str = "billing";
 pub(crate) const CHANNEL: &str = "web-chat";
+/// The customer's language in `Start`: notices are written in Portuguese.
+pub(crate) const LANGUAGE: &str = "pt-BR";
 pub(crate) const ASSIGNED_AI: &str = "faq";
 pub(crate) const ASSIGNED_AI_NAME: &str = "FAQ Bot";
 pub(crate) const OTHER_AI: &str = "sales";
@@ -55,6 +76,8 @@ pub(crate) const HANDOFF_REASON: &str = "a simple question";
 pub(crate) const RECLAIM_REASON: &str = "the customer is a VIP";
 pub(crate) const ESCALATE_REASON: &str = "cannot answer this";
 pub(crate) const CLOSE_REASON: &str = "resolved";
+pub(crate) const TRANSFER_REASON: &str = "a billing question";
+pub(crate) const NOTE: &str = "the customer is a VIP";
 /// The reason the rules give the escalation a customer's request for a human causes.
 pub(crate) const CUSTOMER_ASKED_REASON: &str = "the customer asked for a human";
 
@@ -67,21 +90,27 @@ pub(crate) const CUSTOMER_ASKED_REASON: &str = "the customer asked for a human";
 pub(crate) enum State {
     /// Never opened.
     Unknown,
+    /// Opened by `cust-1` on web chat without a human: waiting in the general queue.
+    Awaiting,
     /// Opened by `cust-1` on web chat, assigned to `ana`.
-    HumanHandled,
+    Assigned,
     /// Then handed off by `ana` to `faq` (epoch 1).
     AiActive,
     /// Then reclaimed by `ana`.
     Reclaimed,
+    /// Opened assigned to `ana`, who raised "needs help".
+    Flagged,
     /// Opened, handed off to `faq`, then closed by the customer.
     Closed,
 }
 
-pub(crate) const STATES: [State; 5] = [
+pub(crate) const STATES: [State; 7] = [
     State::Unknown,
-    State::HumanHandled,
+    State::Awaiting,
+    State::Assigned,
     State::AiActive,
     State::Reclaimed,
+    State::Flagged,
     State::Closed,
 ];
 
@@ -89,19 +118,21 @@ impl State {
     pub(crate) fn label(self) -> &'static str {
         match self {
             State::Unknown => "unknown",
-            State::HumanHandled => "human-handled",
+            State::Awaiting => "awaiting-human",
+            State::Assigned => "assigned",
             State::AiActive => "ai-active",
             State::Reclaimed => "reclaimed",
+            State::Flagged => "flagged",
             State::Closed => "closed",
         }
     }
 
     /// The commands that bring a new conversation to this state, in order.
     pub(crate) fn setup(self) -> Vec<ConversationCommand> {
-        let open = ConversationCommand::Open {
+        let open = |human: Option<HumanId>| ConversationCommand::Open {
             customer: customer(CUSTOMER),
             channel: channel(),
-            human: Some(human()),
+            human,
         };
         let hand_off = ConversationCommand::HandOffToAi {
             by: human(),
@@ -110,18 +141,25 @@ impl State {
         };
         match self {
             State::Unknown => vec![],
-            State::HumanHandled => vec![open],
-            State::AiActive => vec![open, hand_off],
+            State::Awaiting => vec![open(None)],
+            State::Assigned => vec![open(Some(human()))],
+            State::AiActive => vec![open(Some(human())), hand_off],
             State::Reclaimed => vec![
-                open,
+                open(Some(human())),
                 hand_off,
                 ConversationCommand::Reclaim {
                     by: human(),
                     reason: None,
                 },
             ],
+            State::Flagged => vec![
+                open(Some(human())),
+                ConversationCommand::RaiseFlag {
+                    by: Participant::Human(human()),
+                },
+            ],
             State::Closed => vec![
-                open,
+                open(Some(human())),
                 hand_off,
                 ConversationCommand::Close {
                     by: Participant::Customer(customer(CUSTOMER)),
@@ -133,9 +171,18 @@ impl State {
 
     /// The status the setup must lead to.
     pub(crate) fn status(self) -> Status {
+        let assigned = Status::Assigned {
+            human: human(),
+            name: human_name(HUMAN),
+        };
         match self {
             State::Unknown => Status::NotOpened,
-            State::HumanHandled => Status::HumanHandled,
+            State::Awaiting => Status::AwaitingHuman {
+                team: None,
+                since: Timestamp::default(),
+                cause: WaitCause::Opened,
+            },
+            State::Assigned | State::Flagged => assigned,
             State::AiActive => Status::AiActive {
                 agent_id: ai(ASSIGNED_AI),
                 agent_name: name(ASSIGNED_AI_NAME),
@@ -155,13 +202,11 @@ impl State {
                 channel: channel(),
                 human: None,
             }),
-            State::HumanHandled | State::AiActive | State::Reclaimed => {
-                Some(ConversationCommand::PostMessage {
-                    by: Participant::Customer(customer(CUSTOMER)),
-                    text: text("Thanks!"),
-                })
-            }
             State::Closed => None,
+            _ => Some(ConversationCommand::PostMessage {
+                by: Participant::Customer(customer(CUSTOMER)),
+                text: text("Thanks!"),
+            }),
         }
     }
 }
@@ -172,16 +217,35 @@ pub(crate) enum Caller {
     Customer,
     AssignedAi,
     OtherAi,
+    /// `ana`, the assigned agent.
     Human,
+    /// `carl`, an agent who never had the conversation.
+    OtherAgent,
+    /// `bob`.
+    Supervisor,
+    /// `zoe`, of another tenant.
+    Stranger,
+    /// `olga`, offline.
+    OfflineHuman,
+    /// `nobody`, not registered.
+    Unregistered,
     OtherCustomer,
+    /// The runtime: router, backend, clock.
+    System,
 }
 
-pub(crate) const CALLERS: [Caller; 5] = [
+pub(crate) const CALLERS: [Caller; 11] = [
     Caller::Customer,
     Caller::AssignedAi,
     Caller::OtherAi,
     Caller::Human,
+    Caller::OtherAgent,
+    Caller::Supervisor,
+    Caller::Stranger,
+    Caller::OfflineHuman,
+    Caller::Unregistered,
     Caller::OtherCustomer,
+    Caller::System,
 ];
 
 impl Caller {
@@ -190,9 +254,29 @@ impl Caller {
             Caller::Customer => "customer",
             Caller::AssignedAi => "assigned AI",
             Caller::OtherAi => "other AI",
-            Caller::Human => "human",
+            Caller::Human => "agent (assigned)",
+            Caller::OtherAgent => "agent (not assigned)",
+            Caller::Supervisor => "supervisor",
+            Caller::Stranger => "other tenant",
+            Caller::OfflineHuman => "offline human",
+            Caller::Unregistered => "unregistered",
             Caller::OtherCustomer => "other customer",
+            Caller::System => "system",
         }
+    }
+
+    /// The caller's human id, for the human callers.
+    pub(crate) fn human_id(self) -> Option<HumanId> {
+        let id = match self {
+            Caller::Human => HUMAN,
+            Caller::OtherAgent => OTHER_AGENT,
+            Caller::Supervisor => SUPERVISOR,
+            Caller::Stranger => STRANGER,
+            Caller::OfflineHuman => OFFLINE,
+            Caller::Unregistered => UNREGISTERED,
+            _ => return None,
+        };
+        Some(human_id(id))
     }
 
     fn participant(self) -> Participant {
@@ -201,7 +285,8 @@ impl Caller {
             Caller::OtherCustomer => Participant::Customer(customer(OTHER_CUSTOMER)),
             Caller::AssignedAi => Participant::Ai(assignment(ASSIGNED_AI)),
             Caller::OtherAi => Participant::Ai(assignment(OTHER_AI)),
-            Caller::Human => Participant::Human(human()),
+            Caller::System => Participant::System(SystemActor::Router),
+            human => Participant::Human(human.human_id().expect("a human caller")),
         }
     }
 
@@ -212,15 +297,25 @@ impl Caller {
             _ => None,
         }
     }
+
+    fn customer_id(self) -> Option<CustomerId> {
+        match self {
+            Caller::Customer => Some(customer(CUSTOMER)),
+            Caller::OtherCustomer => Some(customer(OTHER_CUSTOMER)),
+            _ => None,
+        }
+    }
 }
 
 /// The commands (the rows): every `ConversationCommand` variant with valid arguments, some in
 /// more than one form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Row {
-    /// `Open` for the caller (customers open for themselves, the human opens assigned to
-    /// themselves).
+    /// `Open` for the caller (customers open for themselves without a human, a human opens
+    /// assigned to themselves).
     Open,
+    /// `Start` in tenant `default`, team billing, language pt-BR, like `Open`.
+    Start,
     /// `PostMessage` with an ordinary question.
     Post,
     /// `PostMessage` asking for a human.
@@ -245,10 +340,31 @@ pub(crate) enum Row {
     EscalateCustomerCause,
     /// `Close`, with a reason.
     Close,
+    /// `Assign` to `carl`.
+    Assign,
+    /// `Accept`.
+    Accept,
+    /// `Transfer` to `carl`.
+    TransferToHuman,
+    /// `Transfer` to team billing's queue.
+    TransferToTeam,
+    /// `Requeue` the conversation of `ana` (who is still signed in).
+    Requeue,
+    /// `Whisper` a note for staff.
+    WhisperStaff,
+    /// `Whisper` guidance for the AI agent.
+    WhisperAi,
+    /// `RaiseFlag`.
+    RaiseFlag,
+    /// `LowerFlag`.
+    LowerFlag,
+    /// `Tick` at time zero: nothing is due.
+    Tick,
 }
 
-pub(crate) const ROWS: [Row; 13] = [
+pub(crate) const ROWS: [Row; 24] = [
     Row::Open,
+    Row::Start,
     Row::Post,
     Row::PostAsksForHuman,
     Row::HandOff,
@@ -261,12 +377,23 @@ pub(crate) const ROWS: [Row; 13] = [
     Row::EscalateDeactivated,
     Row::EscalateCustomerCause,
     Row::Close,
+    Row::Assign,
+    Row::Accept,
+    Row::TransferToHuman,
+    Row::TransferToTeam,
+    Row::Requeue,
+    Row::WhisperStaff,
+    Row::WhisperAi,
+    Row::RaiseFlag,
+    Row::LowerFlag,
+    Row::Tick,
 ];
 
 impl Row {
     pub(crate) fn label(self) -> &'static str {
         match self {
             Row::Open => "open",
+            Row::Start => "start (team, pt-BR)",
             Row::Post => "post",
             Row::PostAsksForHuman => "post (asks for a human)",
             Row::HandOff => "hand off to faq",
@@ -279,18 +406,28 @@ impl Row {
             Row::EscalateDeactivated => "escalate (deactivated)",
             Row::EscalateCustomerCause => "escalate (customer cause)",
             Row::Close => "close",
+            Row::Assign => "assign to carl",
+            Row::Accept => "accept",
+            Row::TransferToHuman => "transfer to carl",
+            Row::TransferToTeam => "transfer to team billing",
+            Row::Requeue => "requeue ana's",
+            Row::WhisperStaff => "whisper to staff",
+            Row::WhisperAi => "whisper to the AI",
+            Row::RaiseFlag => "raise flag",
+            Row::LowerFlag => "lower flag",
+            Row::Tick => "tick",
         }
     }
 
     /// The command `caller` sends, or `None` when its type cannot name that caller.
     pub(crate) fn command(self, caller: Caller) -> Option<ConversationCommand> {
-        let hand_off = |agent: &str| match caller {
-            Caller::Human => Some(ConversationCommand::HandOffToAi {
-                by: human(),
+        let by_human = caller.human_id();
+        let hand_off = |agent: &str| {
+            by_human.clone().map(|by| ConversationCommand::HandOffToAi {
+                by,
                 agent_id: ai(agent),
                 reason: Some(reason(HANDOFF_REASON)),
-            }),
-            _ => None,
+            })
         };
         let escalate = |cause| {
             caller
@@ -301,25 +438,50 @@ impl Row {
                     cause,
                 })
         };
+        let transfer = |to: TransferTarget| {
+            by_human.clone().map(|by| ConversationCommand::Transfer {
+                by,
+                to,
+                reason: reason(TRANSFER_REASON),
+            })
+        };
+        let whisper = |to: NoteAudience| {
+            by_human.clone().map(|by| ConversationCommand::Whisper {
+                by,
+                to,
+                text: text(NOTE),
+            })
+        };
+        let system = |command: ConversationCommand| (caller == Caller::System).then_some(command);
         match self {
-            Row::Open => match caller {
-                Caller::Customer => Some(ConversationCommand::Open {
-                    customer: customer(CUSTOMER),
+            Row::Open => match (caller.customer_id(), &by_human) {
+                (Some(customer), _) => Some(ConversationCommand::Open {
+                    customer,
                     channel: channel(),
                     human: None,
                 }),
-                Caller::OtherCustomer => Some(ConversationCommand::Open {
-                    customer: customer(OTHER_CUSTOMER),
-                    channel: channel(),
-                    human: None,
-                }),
-                Caller::Human => Some(ConversationCommand::Open {
+                (None, Some(h)) => Some(ConversationCommand::Open {
                     customer: customer(CUSTOMER),
                     channel: channel(),
-                    human: Some(human()),
+                    human: Some(h.clone()),
                 }),
-                Caller::AssignedAi | Caller::OtherAi => None,
+                (None, None) => None,
             },
+            Row::Start => {
+                let start = |customer, human| ConversationCommand::Start {
+                    tenant: TenantId::default_tenant(),
+                    customer,
+                    channel: channel(),
+                    team: Some(team()),
+                    language: Some(language()),
+                    human,
+                };
+                match (caller.customer_id(), &by_human) {
+                    (Some(c), _) => Some(start(c, None)),
+                    (None, Some(h)) => Some(start(customer(CUSTOMER), Some(h.clone()))),
+                    (None, None) => None,
+                }
+            }
             Row::Post => Some(ConversationCommand::PostMessage {
                 by: caller.participant(),
                 text: text(QUESTION),
@@ -340,13 +502,10 @@ impl Row {
                         skill: price_lookup(),
                     })
             }
-            Row::Reclaim => match caller {
-                Caller::Human => Some(ConversationCommand::Reclaim {
-                    by: human(),
-                    reason: Some(reason(RECLAIM_REASON)),
-                }),
-                _ => None,
-            },
+            Row::Reclaim => by_human.map(|by| ConversationCommand::Reclaim {
+                by,
+                reason: Some(reason(RECLAIM_REASON)),
+            }),
             Row::Escalate => escalate(EscalationCause::AgentRequested),
             Row::EscalateDeactivated => escalate(EscalationCause::AgentDeactivated),
             Row::EscalateCustomerCause => escalate(EscalationCause::CustomerAskedForHuman),
@@ -354,6 +513,21 @@ impl Row {
                 by: caller.participant(),
                 reason: Some(reason(CLOSE_REASON)),
             }),
+            Row::Assign => Some(ConversationCommand::Assign {
+                by: caller.participant(),
+                to: human_id(OTHER_AGENT),
+            }),
+            Row::Accept => by_human.map(|by| ConversationCommand::Accept { by }),
+            Row::TransferToHuman => transfer(TransferTarget::Human(human_id(OTHER_AGENT))),
+            Row::TransferToTeam => transfer(TransferTarget::Team(team())),
+            Row::Requeue => system(ConversationCommand::Requeue { human: human() }),
+            Row::WhisperStaff => whisper(NoteAudience::Staff),
+            Row::WhisperAi => whisper(NoteAudience::Ai),
+            Row::RaiseFlag => Some(ConversationCommand::RaiseFlag {
+                by: caller.participant(),
+            }),
+            Row::LowerFlag => by_human.map(|by| ConversationCommand::LowerFlag { by }),
+            Row::Tick => system(ConversationCommand::Tick),
         }
     }
 }
@@ -376,6 +550,7 @@ pub(crate) enum Expect {
 impl Expect {
     pub(crate) fn label(&self) -> String {
         match self {
+            Expect::Accepted(events) if events.is_empty() => "ok:nothing".to_owned(),
             Expect::Accepted(events) => format!(
                 "ok:{}",
                 events
@@ -395,388 +570,460 @@ impl Expect {
 }
 
 /// One line of the table: a command in a state, and what each caller gets, in the order of
-/// [`CALLERS`]: customer, assigned AI, other AI, human, other customer.
+/// [`CALLERS`]: customer, assigned AI, other AI, agent (assigned), agent (not assigned),
+/// supervisor, other tenant, offline human, unregistered, other customer, system.
 pub(crate) struct Line {
     pub(crate) row: Row,
     pub(crate) state: State,
-    pub(crate) cells: [Expect; 5],
+    pub(crate) cells: [Expect; 11],
 }
 
-/// The table. Every (row, state) pair appears exactly once (checked by the tests).
+/// The table: every (row, state) pair once, each cell written out below.
 pub(crate) fn table() -> Vec<Line> {
-    use Expect::Unrepresentable as NA;
+    ROWS.iter()
+        .flat_map(|&row| {
+            STATES.iter().map(move |&state| Line {
+                row,
+                state,
+                cells: cells(row, state),
+            })
+        })
+        .collect()
+}
+
+use Expect::Unrepresentable as NA;
+
+/// The cells of the other-tenant, offline and unregistered humans, the same for every command a
+/// human sends about a conversation: identity first (`nobody` is unknown), then the tenant wall
+/// (for `zoe` the conversation does not exist, open or closed), then presence (`olga` may not
+/// act; before the open there is nothing to act on).
+fn wall(state: State) -> [Expect; 3] {
+    let offline = if state == State::Unknown {
+        Rejection::NotOpened
+    } else {
+        Rejection::HumanOffline {
+            human_id: human_id(OFFLINE),
+        }
+    };
+    [
+        no(Rejection::NotOpened),
+        no(offline),
+        no(unknown_human(UNREGISTERED)),
+    ]
+}
+
+/// A command only humans send: `ana`, `carl`, `bob`, then the [`wall`].
+fn humans(state: State, [ana, carl, bob]: [Expect; 3]) -> [Expect; 11] {
+    let [zoe, olga, nobody] = wall(state);
+    [NA, NA, NA, ana, carl, bob, zoe, olga, nobody, NA, NA]
+}
+
+/// A command only AI assignments send.
+fn ais([assigned, other]: [Expect; 2]) -> [Expect; 11] {
+    [NA, assigned, other, NA, NA, NA, NA, NA, NA, NA, NA]
+}
+
+/// A command only the system sends.
+fn system(expect: Expect) -> [Expect; 11] {
+    [NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, expect]
+}
+
+/// A command anyone sends.
+fn everyone(
+    state: State,
+    customer: Expect,
+    [assigned, other]: [Expect; 2],
+    [ana, carl, bob]: [Expect; 3],
+    other_customer: Expect,
+    system: Expect,
+) -> [Expect; 11] {
+    let [zoe, olga, nobody] = wall(state);
+    [
+        customer,
+        assigned,
+        other,
+        ana,
+        carl,
+        bob,
+        zoe,
+        olga,
+        nobody,
+        other_customer,
+        system,
+    ]
+}
+
+/// The two AI callers of a command an AI assignment may send: the assigned one gets
+/// `accepted` while it holds the conversation, the other one is never assigned.
+fn ai_pair(state: State, accepted: Expect) -> [Expect; 2] {
+    use State::*;
+    match state {
+        Unknown => [no(Rejection::NotOpened), no(Rejection::NotOpened)],
+        Awaiting | Assigned | Flagged => {
+            [no(not_assigned(ASSIGNED_AI)), no(not_assigned(OTHER_AI))]
+        }
+        AiActive => [accepted, no(not_assigned(OTHER_AI))],
+        Reclaimed => [no(assignment_ended()), no(not_assigned(OTHER_AI))],
+        Closed => [no(Rejection::Closed), no(Rejection::Closed)],
+    }
+}
+
+fn three(expect: Expect) -> [Expect; 3] {
+    [expect.clone(), expect.clone(), expect]
+}
+
+/// What each caller gets for `row` in `state`.
+fn cells(row: Row, state: State) -> [Expect; 11] {
     use Row::*;
     use State::*;
-    let line = |row, state, cells| Line { row, state, cells };
-    let all = |expect: Expect| -> [Expect; 5] { std::array::from_fn(|_| expect.clone()) };
-    // For the commands only a human can send.
-    let human_only = |expect: Expect| [NA, NA, NA, expect, NA];
-    // For the commands only an AI assignment can send: assigned AI, other AI.
-    let ai_only = |assigned: Expect, other: Expect| [NA, assigned, other, NA, NA];
-    // Only a human or a customer can open: customer, human, other customer.
-    let open_by = |customer: Expect, human: Expect, other: Expect| [customer, NA, NA, human, other];
-
-    vec![
-        // --- open -----------------------------------------------------------------------------
-        line(
-            Open,
-            Unknown,
-            open_by(
-                ok([opened(CUSTOMER, None)]),
-                ok([opened(CUSTOMER, Some(HUMAN))]),
-                ok([opened(OTHER_CUSTOMER, None)]),
-            ),
-        ),
-        line(
-            Open,
-            HumanHandled,
-            open_by(
-                no(Rejection::AlreadyOpened),
-                no(Rejection::AlreadyOpened),
-                no(Rejection::AlreadyOpened),
-            ),
-        ),
-        line(
-            Open,
-            AiActive,
-            open_by(
-                no(Rejection::AlreadyOpened),
-                no(Rejection::AlreadyOpened),
-                no(Rejection::AlreadyOpened),
-            ),
-        ),
-        line(
-            Open,
-            Reclaimed,
-            open_by(
-                no(Rejection::AlreadyOpened),
-                no(Rejection::AlreadyOpened),
-                no(Rejection::AlreadyOpened),
-            ),
-        ),
-        // A closed conversation refuses everything as closed, even a second open.
-        line(
-            Open,
-            Closed,
-            open_by(
-                no(Rejection::Closed),
-                no(Rejection::Closed),
-                no(Rejection::Closed),
-            ),
-        ),
-        // --- post (a question) ------------------------------------------------------------------
-        line(Post, Unknown, all(no(Rejection::NotOpened))),
-        line(
-            Post,
-            HumanHandled,
-            [
-                ok([customer_posted(QUESTION, &[])]),
-                no(not_assigned(ASSIGNED_AI)),
-                no(not_assigned(OTHER_AI)),
-                ok([human_posted(QUESTION)]),
-                no(not_the_customer()),
-            ],
-        ),
-        line(
-            Post,
-            AiActive,
-            [
-                ok([customer_posted(QUESTION, &[])]),
-                ok([ai_posted(QUESTION)]),
-                no(not_assigned(OTHER_AI)),
-                no(ai_active()),
-                no(not_the_customer()),
-            ],
-        ),
-        line(
-            Post,
-            Reclaimed,
-            [
-                ok([customer_posted(QUESTION, &[])]),
-                no(assignment_ended()),
-                no(not_assigned(OTHER_AI)),
-                ok([human_posted(QUESTION)]),
-                no(not_the_customer()),
-            ],
-        ),
-        line(Post, Closed, all(no(Rejection::Closed))),
-        // --- post (asks for a human) ------------------------------------------------------------
-        line(PostAsksForHuman, Unknown, all(no(Rejection::NotOpened))),
-        line(
-            PostAsksForHuman,
-            HumanHandled,
-            [
-                // Recorded as a concern; nobody to escalate from.
-                ok([customer_posted(ASKS_FOR_HUMAN, &[Concern::HumanRequested])]),
-                no(not_assigned(ASSIGNED_AI)),
-                no(not_assigned(OTHER_AI)),
-                // Only customers' messages are assessed.
-                ok([human_posted(ASKS_FOR_HUMAN)]),
-                no(not_the_customer()),
-            ],
-        ),
-        line(
-            PostAsksForHuman,
-            AiActive,
-            [
-                // The message and the escalation, in one step.
-                ok([
-                    customer_posted(ASKS_FOR_HUMAN, &[Concern::HumanRequested]),
-                    escalated(
-                        CUSTOMER_ASKED_REASON,
-                        EscalationCause::CustomerAskedForHuman,
-                    ),
-                ]),
-                ok([ai_posted(ASKS_FOR_HUMAN)]),
-                no(not_assigned(OTHER_AI)),
-                no(ai_active()),
-                // Someone else's request escalates nothing.
-                no(not_the_customer()),
-            ],
-        ),
-        line(
-            PostAsksForHuman,
-            Reclaimed,
-            [
-                ok([customer_posted(ASKS_FOR_HUMAN, &[Concern::HumanRequested])]),
-                no(assignment_ended()),
-                no(not_assigned(OTHER_AI)),
-                ok([human_posted(ASKS_FOR_HUMAN)]),
-                no(not_the_customer()),
-            ],
-        ),
-        line(PostAsksForHuman, Closed, all(no(Rejection::Closed))),
-        // --- hand off to faq --------------------------------------------------------------------
-        line(HandOff, Unknown, human_only(no(Rejection::NotOpened))),
-        line(
-            HandOff,
-            HumanHandled,
-            human_only(ok([handed_off(ASSIGNED_AI, ASSIGNED_AI_NAME)])),
-        ),
-        line(
-            HandOff,
-            AiActive,
-            human_only(no(Rejection::AlreadyHandledBy {
-                agent_id: ai(ASSIGNED_AI),
-            })),
-        ),
-        // The same agent again: a new assignment (epoch 2).
-        line(
-            HandOff,
-            Reclaimed,
-            human_only(ok([handed_off(ASSIGNED_AI, ASSIGNED_AI_NAME)])),
-        ),
-        line(HandOff, Closed, human_only(no(Rejection::Closed))),
-        // --- hand off to sales ------------------------------------------------------------------
-        line(
-            HandOffToOther,
-            Unknown,
-            human_only(no(Rejection::NotOpened)),
-        ),
-        line(
-            HandOffToOther,
-            HumanHandled,
-            human_only(ok([handed_off(OTHER_AI, OTHER_AI_NAME)])),
-        ),
-        // From one AI agent to another, directly.
-        line(
-            HandOffToOther,
-            AiActive,
-            human_only(ok([handed_off(OTHER_AI, OTHER_AI_NAME)])),
-        ),
-        line(
-            HandOffToOther,
-            Reclaimed,
-            human_only(ok([handed_off(OTHER_AI, OTHER_AI_NAME)])),
-        ),
-        line(HandOffToOther, Closed, human_only(no(Rejection::Closed))),
-        // --- hand off to an inactive agent ------------------------------------------------------
-        line(
-            HandOffToInactive,
-            Unknown,
-            human_only(no(Rejection::NotOpened)),
-        ),
-        line(HandOffToInactive, HumanHandled, human_only(no(inactive()))),
-        line(HandOffToInactive, AiActive, human_only(no(inactive()))),
-        line(HandOffToInactive, Reclaimed, human_only(no(inactive()))),
-        line(HandOffToInactive, Closed, human_only(no(Rejection::Closed))),
-        // --- hand off to an unknown agent -------------------------------------------------------
-        line(
-            HandOffToUnknown,
-            Unknown,
-            human_only(no(Rejection::NotOpened)),
-        ),
-        line(
-            HandOffToUnknown,
-            HumanHandled,
-            human_only(no(unknown_agent())),
-        ),
-        line(HandOffToUnknown, AiActive, human_only(no(unknown_agent()))),
-        line(HandOffToUnknown, Reclaimed, human_only(no(unknown_agent()))),
-        line(HandOffToUnknown, Closed, human_only(no(Rejection::Closed))),
-        // --- record an AI action ----------------------------------------------------------------
-        line(
-            RecordAiAction,
-            Unknown,
-            ai_only(no(Rejection::NotOpened), no(Rejection::NotOpened)),
-        ),
-        line(
-            RecordAiAction,
-            HumanHandled,
-            ai_only(no(not_assigned(ASSIGNED_AI)), no(not_assigned(OTHER_AI))),
-        ),
-        line(
-            RecordAiAction,
-            AiActive,
-            ai_only(ok([skill_recorded()]), no(not_assigned(OTHER_AI))),
-        ),
-        line(
-            RecordAiAction,
-            Reclaimed,
-            ai_only(no(assignment_ended()), no(not_assigned(OTHER_AI))),
-        ),
-        line(
-            RecordAiAction,
-            Closed,
-            ai_only(no(Rejection::Closed), no(Rejection::Closed)),
-        ),
-        // --- reclaim ----------------------------------------------------------------------------
-        line(Reclaim, Unknown, human_only(no(Rejection::NotOpened))),
-        line(
-            Reclaim,
-            HumanHandled,
-            human_only(no(Rejection::NotAiActive)),
-        ),
-        line(Reclaim, AiActive, human_only(ok([reclaimed()]))),
-        line(Reclaim, Reclaimed, human_only(no(Rejection::NotAiActive))),
-        line(Reclaim, Closed, human_only(no(Rejection::Closed))),
-        // --- escalate (the agent asks) ----------------------------------------------------------
-        line(
-            Escalate,
-            Unknown,
-            ai_only(no(Rejection::NotOpened), no(Rejection::NotOpened)),
-        ),
-        line(
-            Escalate,
-            HumanHandled,
-            ai_only(no(not_assigned(ASSIGNED_AI)), no(not_assigned(OTHER_AI))),
-        ),
-        line(
-            Escalate,
-            AiActive,
-            ai_only(
-                ok([escalated(ESCALATE_REASON, EscalationCause::AgentRequested)]),
-                no(not_assigned(OTHER_AI)),
-            ),
-        ),
-        line(
-            Escalate,
-            Reclaimed,
-            ai_only(no(assignment_ended()), no(not_assigned(OTHER_AI))),
-        ),
-        line(
-            Escalate,
-            Closed,
-            ai_only(no(Rejection::Closed), no(Rejection::Closed)),
-        ),
-        // --- escalate (claiming a deactivation) -------------------------------------------------
-        line(
-            EscalateDeactivated,
-            Unknown,
-            ai_only(no(Rejection::NotOpened), no(Rejection::NotOpened)),
-        ),
-        line(
-            EscalateDeactivated,
-            HumanHandled,
-            ai_only(no(not_assigned(ASSIGNED_AI)), no(not_assigned(OTHER_AI))),
-        ),
+    let not_opened = || no(Rejection::NotOpened);
+    let closed_ = || no(Rejection::Closed);
+    let nay = |h: &str| {
+        no(Rejection::NotAssignedToYou {
+            human_id: human_id(h),
+        })
+    };
+    let nas = |h: &str| {
+        no(Rejection::NotASupervisor {
+            human_id: human_id(h),
+        })
+    };
+    let not_allowed = |participant: &'static str, action: &'static str| {
+        no(Rejection::ParticipantNotAllowed {
+            participant,
+            action,
+        })
+    };
+    match row {
+        // --- open and start: a customer opens for themselves, a human for themselves ----------
+        Open | Start => {
+            let start = row == Start;
+            match state {
+                Unknown => [
+                    okv(open_waiting(CUSTOMER, start)),
+                    NA,
+                    NA,
+                    okv(open_assigned(HUMAN, start)),
+                    okv(open_assigned(OTHER_AGENT, start)),
+                    okv(open_assigned(SUPERVISOR, start)),
+                    // A human of another tenant is as unknown as one never registered.
+                    no(unknown_human(STRANGER)),
+                    no(Rejection::HumanOffline {
+                        human_id: human_id(OFFLINE),
+                    }),
+                    no(unknown_human(UNREGISTERED)),
+                    okv(open_waiting(OTHER_CUSTOMER, start)),
+                    NA,
+                ],
+                // A closed conversation refuses everything as closed, even a second open.
+                Closed => openers(no(Rejection::Closed)),
+                _ => openers(no(Rejection::AlreadyOpened)),
+            }
+        }
+        // --- post ------------------------------------------------------------------------------
+        Post | PostAsksForHuman => {
+            let (message, concerns): (&str, &[Concern]) = if row == Post {
+                (QUESTION, &[])
+            } else {
+                (ASKS_FOR_HUMAN, &[Concern::HumanRequested])
+            };
+            let by_customer = match (state, row) {
+                // The customer's wish wins over the AI in the same append.
+                (AiActive, PostAsksForHuman) => {
+                    okv(std::iter::once(customer_posted(message, concerns))
+                        .chain(escalation(
+                            CUSTOMER_ASKED_REASON,
+                            EscalationCause::CustomerAskedForHuman,
+                        ))
+                        .collect())
+                }
+                _ => ok([customer_posted(message, concerns)]),
+            };
+            let staff = |h: &str| ok([human_posted(h, message)]);
+            let ais = ai_pair(state, ok([ai_posted(message)]));
+            let system = not_allowed("system", "post_message");
+            match state {
+                Unknown => everyone(
+                    state,
+                    not_opened(),
+                    ais,
+                    three(not_opened()),
+                    not_opened(),
+                    system,
+                ),
+                Awaiting => everyone(
+                    state,
+                    by_customer,
+                    ais,
+                    [nay(HUMAN), nay(OTHER_AGENT), staff(SUPERVISOR)],
+                    no(not_the_customer()),
+                    system,
+                ),
+                Assigned | Flagged | Reclaimed => everyone(
+                    state,
+                    by_customer,
+                    ais,
+                    [staff(HUMAN), nay(OTHER_AGENT), staff(SUPERVISOR)],
+                    no(not_the_customer()),
+                    system,
+                ),
+                // Nobody posts while AI-active: the one who handed off and the supervisor may
+                // act on it, but must reclaim it first.
+                AiActive => everyone(
+                    state,
+                    by_customer,
+                    ais,
+                    [no(ai_active()), nay(OTHER_AGENT), no(ai_active())],
+                    no(not_the_customer()),
+                    system,
+                ),
+                Closed => everyone(state, closed_(), ais, three(closed_()), closed_(), system),
+            }
+        }
+        // --- hand off --------------------------------------------------------------------------
+        HandOff | HandOffToOther | HandOffToInactive | HandOffToUnknown => {
+            let outcome = |by: &str| match row {
+                HandOff if state == AiActive => no(Rejection::AlreadyHandledBy {
+                    agent_id: ai(ASSIGNED_AI),
+                }),
+                HandOff => okv(handed_off(ASSIGNED_AI, ASSIGNED_AI_NAME, by)),
+                HandOffToOther => okv(handed_off(OTHER_AI, OTHER_AI_NAME, by)),
+                HandOffToInactive => no(inactive()),
+                _ => no(unknown_agent()),
+            };
+            humans(
+                state,
+                match state {
+                    Unknown => three(not_opened()),
+                    Awaiting => [nay(HUMAN), nay(OTHER_AGENT), outcome(SUPERVISOR)],
+                    Closed => three(closed_()),
+                    _ => [outcome(HUMAN), nay(OTHER_AGENT), outcome(SUPERVISOR)],
+                },
+            )
+        }
+        // --- AI-only commands ------------------------------------------------------------------
+        RecordAiAction => ais(ai_pair(state, ok([skill_recorded()]))),
+        Escalate => ais(ai_pair(
+            state,
+            okv(escalation(ESCALATE_REASON, EscalationCause::AgentRequested)),
+        )),
         // The runtime sends this command itself when it deactivates an agent; the rules cannot
         // tell it from the agent's own, so the assigned agent may claim this cause too.
-        line(
-            EscalateDeactivated,
-            AiActive,
-            ai_only(
-                ok([escalated(
-                    ESCALATE_REASON,
-                    EscalationCause::AgentDeactivated,
-                )]),
-                no(not_assigned(OTHER_AI)),
-            ),
+        EscalateDeactivated => ais(ai_pair(
+            state,
+            okv(escalation(
+                ESCALATE_REASON,
+                EscalationCause::AgentDeactivated,
+            )),
+        )),
+        EscalateCustomerCause => ais(match state {
+            Unknown => [not_opened(), not_opened()],
+            Closed => [closed_(), closed_()],
+            _ => [no(cause_not_allowed()), no(cause_not_allowed())],
+        }),
+        // --- reclaim ---------------------------------------------------------------------------
+        Reclaim => humans(
+            state,
+            match state {
+                Unknown => three(not_opened()),
+                // The one who handed off and a supervisor may assume it at any time.
+                AiActive => [
+                    okv(reclaimed(HUMAN)),
+                    nay(OTHER_AGENT),
+                    okv(reclaimed(SUPERVISOR)),
+                ],
+                Closed => three(closed_()),
+                _ => three(no(Rejection::NotAiActive)),
+            },
         ),
-        line(
-            EscalateDeactivated,
-            Reclaimed,
-            ai_only(no(assignment_ended()), no(not_assigned(OTHER_AI))),
-        ),
-        line(
-            EscalateDeactivated,
-            Closed,
-            ai_only(no(Rejection::Closed), no(Rejection::Closed)),
-        ),
-        // --- escalate (claiming the customer asked) ---------------------------------------------
-        line(
-            EscalateCustomerCause,
-            Unknown,
-            ai_only(no(Rejection::NotOpened), no(Rejection::NotOpened)),
-        ),
-        line(
-            EscalateCustomerCause,
-            HumanHandled,
-            ai_only(no(cause_not_allowed()), no(cause_not_allowed())),
-        ),
-        line(
-            EscalateCustomerCause,
-            AiActive,
-            ai_only(no(cause_not_allowed()), no(cause_not_allowed())),
-        ),
-        line(
-            EscalateCustomerCause,
-            Reclaimed,
-            ai_only(no(cause_not_allowed()), no(cause_not_allowed())),
-        ),
-        line(
-            EscalateCustomerCause,
-            Closed,
-            ai_only(no(Rejection::Closed), no(Rejection::Closed)),
-        ),
-        // --- close ------------------------------------------------------------------------------
-        line(Close, Unknown, all(no(Rejection::NotOpened))),
-        line(
-            Close,
-            HumanHandled,
-            [
-                ok([closed(Author::Customer(customer(CUSTOMER)))]),
-                no(not_assigned(ASSIGNED_AI)),
-                no(not_assigned(OTHER_AI)),
-                ok([closed(Author::Human(human()))]),
-                no(not_the_customer()),
-            ],
-        ),
-        line(
-            Close,
-            AiActive,
-            [
-                ok([closed(Author::Customer(customer(CUSTOMER)))]),
-                ok([closed(Author::Ai(ai(ASSIGNED_AI)))]),
-                no(not_assigned(OTHER_AI)),
+        // --- close -----------------------------------------------------------------------------
+        Close => {
+            let staff = |h: &str| ok([closed(Author::Human(human_id(h)))]);
+            let ais = ai_pair(state, ok([closed(Author::Ai(ai(ASSIGNED_AI)))]));
+            let system = not_allowed("system", "close");
+            let by_customer = ok([closed(Author::Customer(customer(CUSTOMER)))]);
+            match state {
+                Unknown => everyone(
+                    state,
+                    not_opened(),
+                    ais,
+                    three(not_opened()),
+                    not_opened(),
+                    system,
+                ),
+                Awaiting => everyone(
+                    state,
+                    by_customer,
+                    ais,
+                    [nay(HUMAN), nay(OTHER_AGENT), staff(SUPERVISOR)],
+                    no(not_the_customer()),
+                    system,
+                ),
                 // A human may close an AI-active conversation without reclaiming it.
-                ok([closed(Author::Human(human()))]),
-                no(not_the_customer()),
-            ],
+                Assigned | Flagged | Reclaimed | AiActive => everyone(
+                    state,
+                    by_customer,
+                    ais,
+                    [staff(HUMAN), nay(OTHER_AGENT), staff(SUPERVISOR)],
+                    no(not_the_customer()),
+                    system,
+                ),
+                Closed => everyone(state, closed_(), ais, three(closed_()), closed_(), system),
+            }
+        }
+        // --- assign ----------------------------------------------------------------------------
+        Assign => {
+            let customer = not_allowed("customer", "assign");
+            let ai_ = not_allowed("AI agent", "assign");
+            let by_bob = okv(assigned_to_carl(Author::Human(human_id(SUPERVISOR))));
+            let (staff, router) = match state {
+                Unknown => (three(not_opened()), not_opened()),
+                Awaiting => (
+                    [nas(HUMAN), nas(OTHER_AGENT), by_bob],
+                    okv(assigned_to_carl(Author::System(SystemActor::Router))),
+                ),
+                // The router assigns only what waits; a supervisor reassigns at will.
+                Assigned | Flagged | Reclaimed => (
+                    [nas(HUMAN), nas(OTHER_AGENT), by_bob],
+                    no(Rejection::NotAwaitingHuman),
+                ),
+                AiActive => (
+                    [nas(HUMAN), nas(OTHER_AGENT), no(ai_active())],
+                    no(ai_active()),
+                ),
+                Closed => (three(closed_()), closed_()),
+            };
+            everyone(
+                state,
+                customer.clone(),
+                [ai_.clone(), ai_],
+                staff,
+                customer,
+                router,
+            )
+        }
+        // --- accept ----------------------------------------------------------------------------
+        Accept => humans(
+            state,
+            match state {
+                Unknown => three(not_opened()),
+                // The general queue: any agent of the tenant, and a supervisor.
+                Awaiting => [
+                    okv(accepted(HUMAN)),
+                    okv(accepted(OTHER_AGENT)),
+                    okv(accepted(SUPERVISOR)),
+                ],
+                Closed => three(closed_()),
+                _ => three(no(Rejection::NotAwaitingHuman)),
+            },
         ),
-        line(
-            Close,
-            Reclaimed,
-            [
-                ok([closed(Author::Customer(customer(CUSTOMER)))]),
-                no(assignment_ended()),
-                no(not_assigned(OTHER_AI)),
-                ok([closed(Author::Human(human()))]),
-                no(not_the_customer()),
-            ],
+        // --- transfer --------------------------------------------------------------------------
+        TransferToHuman | TransferToTeam => {
+            let outcome = |by: &str| {
+                let by = Author::Human(human_id(by));
+                okv(if row == TransferToHuman {
+                    transferred_to_carl(by)
+                } else {
+                    transferred_to_team(by)
+                })
+            };
+            humans(
+                state,
+                match state {
+                    Unknown => three(not_opened()),
+                    Awaiting => [nay(HUMAN), nay(OTHER_AGENT), outcome(SUPERVISOR)],
+                    Assigned | Flagged | Reclaimed => {
+                        [outcome(HUMAN), nay(OTHER_AGENT), outcome(SUPERVISOR)]
+                    }
+                    AiActive => three(no(ai_active())),
+                    Closed => three(closed_()),
+                },
+            )
+        }
+        // --- requeue ---------------------------------------------------------------------------
+        Requeue => system(match state {
+            Unknown => not_opened(),
+            Awaiting | AiActive => no(Rejection::NotHandledBy { human_id: human() }),
+            Assigned | Flagged | Reclaimed => {
+                no(Rejection::HumanStillSignedIn { human_id: human() })
+            }
+            Closed => closed_(),
+        }),
+        // --- whisper ---------------------------------------------------------------------------
+        WhisperStaff | WhisperAi => {
+            let to = if row == WhisperStaff {
+                NoteAudience::Staff
+            } else {
+                NoteAudience::Ai
+            };
+            let outcome = |by: &str| {
+                if to == NoteAudience::Ai && state != AiActive {
+                    no(Rejection::NotAiActive)
+                } else {
+                    ok([note(to, by)])
+                }
+            };
+            humans(
+                state,
+                match state {
+                    Unknown => three(not_opened()),
+                    Awaiting => [nay(HUMAN), nay(OTHER_AGENT), outcome(SUPERVISOR)],
+                    Closed => three(closed_()),
+                    _ => [outcome(HUMAN), nay(OTHER_AGENT), outcome(SUPERVISOR)],
+                },
+            )
+        }
+        // --- flags -----------------------------------------------------------------------------
+        RaiseFlag => {
+            let customer = not_allowed("customer", "raise_flag");
+            let system = not_allowed("system", "raise_flag");
+            let raised = |h: &str| ok([flag_raised(Author::Human(human_id(h)))]);
+            let ais = ai_pair(state, ok([flag_raised(Author::Ai(ai(ASSIGNED_AI)))]));
+            let staff = match state {
+                Unknown => three(not_opened()),
+                Awaiting => [nay(HUMAN), nay(OTHER_AGENT), raised(SUPERVISOR)],
+                Assigned | AiActive | Reclaimed => {
+                    [raised(HUMAN), nay(OTHER_AGENT), raised(SUPERVISOR)]
+                }
+                Flagged => [
+                    no(Rejection::FlagAlreadyRaised),
+                    nay(OTHER_AGENT),
+                    no(Rejection::FlagAlreadyRaised),
+                ],
+                Closed => three(closed_()),
+            };
+            everyone(state, customer.clone(), ais, staff, customer, system)
+        }
+        LowerFlag => humans(
+            state,
+            match state {
+                Unknown => three(not_opened()),
+                Flagged => [
+                    nas(HUMAN),
+                    nas(OTHER_AGENT),
+                    ok([ConversationEvent::FlagLowered {
+                        by: Author::Human(human_id(SUPERVISOR)),
+                        at: Timestamp::default(),
+                    }]),
+                ],
+                Closed => three(closed_()),
+                _ => [nas(HUMAN), nas(OTHER_AGENT), no(Rejection::FlagNotRaised)],
+            },
         ),
-        line(Close, Closed, all(no(Rejection::Closed))),
-    ]
+        // --- tick ------------------------------------------------------------------------------
+        Tick => system(match state {
+            Unknown => not_opened(),
+            Closed => closed_(),
+            // At time zero nothing is due: accepted, nothing recorded.
+            _ => ok([]),
+        }),
+    }
+}
+
+/// The cells of `Open` and `Start` when every caller who can send it gets `expect`.
+fn openers(expect: Expect) -> [Expect; 11] {
+    let e = || expect.clone();
+    [e(), NA, NA, e(), e(), e(), e(), e(), e(), e(), NA]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -795,8 +1042,27 @@ pub(crate) fn customer(id: &str) -> CustomerId {
     CustomerId::new(id).unwrap()
 }
 
+/// `ana`, the assigned agent.
 pub(crate) fn human() -> HumanId {
-    HumanId::new(HUMAN).unwrap()
+    human_id(HUMAN)
+}
+
+pub(crate) fn human_id(id: &str) -> HumanId {
+    HumanId::new(id).unwrap()
+}
+
+pub(crate) fn human_name(id: &str) -> AgentName {
+    let mut chars = id.chars();
+    let first = chars.next().expect("a non-empty id").to_ascii_uppercase();
+    name(&format!("{first}{}", chars.as_str()))
+}
+
+pub(crate) fn team() -> TeamId {
+    TeamId::new(TEAM).unwrap()
+}
+
+pub(crate) fn language() -> Language {
+    Language::new(LANGUAGE).unwrap()
 }
 
 pub(crate) fn channel() -> Channel {
@@ -824,6 +1090,54 @@ pub(crate) fn roster_agents() -> [(&'static str, &'static str, &'static str, boo
     ]
 }
 
+/// A human of every cell's world.
+pub(crate) struct WorldHuman {
+    pub(crate) id: &'static str,
+    pub(crate) tenant: &'static str,
+    pub(crate) role: Role,
+    pub(crate) teams: &'static [&'static str],
+    pub(crate) capacity: u32,
+    pub(crate) presence: Presence,
+}
+
+/// The humans of every cell's world, registered (named by [`human_name`]) and then given their
+/// presence (offline is where a registration starts). `nobody` is not among them.
+pub(crate) fn directory_humans() -> [WorldHuman; 5] {
+    let human = |id, tenant, role, teams, presence| WorldHuman {
+        id,
+        tenant,
+        role,
+        teams,
+        capacity: 5,
+        presence,
+    };
+    [
+        human(HUMAN, "default", Role::Agent, &[TEAM], Presence::Available),
+        human(
+            OTHER_AGENT,
+            "default",
+            Role::Agent,
+            &[TEAM],
+            Presence::Available,
+        ),
+        human(
+            SUPERVISOR,
+            "default",
+            Role::Supervisor,
+            &[],
+            Presence::Available,
+        ),
+        human(
+            STRANGER,
+            OTHER_TENANT,
+            Role::Agent,
+            &[TEAM],
+            Presence::Available,
+        ),
+        human(OFFLINE, "default", Role::Agent, &[TEAM], Presence::Offline),
+    ]
+}
+
 /// `agent` under epoch 1.
 pub(crate) fn assignment(agent: &str) -> Assignment {
     Assignment {
@@ -848,16 +1162,71 @@ fn ok<const N: usize>(events: [ConversationEvent; N]) -> Expect {
     Expect::Accepted(events.into())
 }
 
+fn okv(events: Vec<ConversationEvent>) -> Expect {
+    Expect::Accepted(events)
+}
+
 fn no(rejection: Rejection) -> Expect {
     Expect::Rejected(rejection)
 }
 
-fn opened(by: &str, assigned: Option<&str>) -> ConversationEvent {
-    ConversationEvent::Opened {
+/// A notice in English (the conversation opened by `Open` has no language).
+fn notice_en(kind: NoticeKind, message: &str) -> ConversationEvent {
+    ConversationEvent::CustomerNotice {
+        kind,
+        text: text(message),
+        language: Language::english(),
+    }
+}
+
+fn started(by: &str, start: bool) -> ConversationEvent {
+    ConversationEvent::Started {
+        tenant: TenantId::default_tenant(),
         customer: customer(by),
         channel: channel(),
-        human: assigned.map(|h| HumanId::new(h).unwrap()),
+        team: start.then(team),
+        language: start.then(language),
+        at: Timestamp::default(),
     }
+}
+
+/// `Open` (or `Start`, with its team and language) without a human.
+fn open_waiting(by: &str, start: bool) -> Vec<ConversationEvent> {
+    let notice = if start {
+        ConversationEvent::CustomerNotice {
+            kind: NoticeKind::WaitingForPerson,
+            text: text("Aguarde: uma pessoa vai atendê-lo em breve."),
+            language: language(),
+        }
+    } else {
+        notice_en(
+            NoticeKind::WaitingForPerson,
+            "Please wait: a person will be with you shortly.",
+        )
+    };
+    vec![
+        started(by, start),
+        ConversationEvent::AwaitingHuman {
+            team: start.then(team),
+            cause: WaitCause::Opened,
+            since: Timestamp::default(),
+        },
+        notice,
+    ]
+}
+
+/// `Open` (or `Start`) given to `human` by the backend.
+fn open_assigned(human: &str, start: bool) -> Vec<ConversationEvent> {
+    vec![
+        started(CUSTOMER, start),
+        ConversationEvent::HumanAssigned {
+            human_id: human_id(human),
+            name: human_name(human),
+            team: None,
+            by: Author::System(SystemActor::Backend),
+            at: Timestamp::default(),
+        },
+    ]
 }
 
 fn customer_posted(message: &str, concerns: &[Concern]) -> ConversationEvent {
@@ -868,9 +1237,9 @@ fn customer_posted(message: &str, concerns: &[Concern]) -> ConversationEvent {
     }
 }
 
-fn human_posted(message: &str) -> ConversationEvent {
+fn human_posted(by: &str, message: &str) -> ConversationEvent {
     ConversationEvent::MessagePosted {
-        author: Author::Human(human()),
+        author: Author::Human(human_id(by)),
         text: text(message),
         concerns: vec![],
     }
@@ -884,13 +1253,19 @@ fn ai_posted(message: &str) -> ConversationEvent {
     }
 }
 
-fn handed_off(agent: &str, agent_name: &str) -> ConversationEvent {
-    ConversationEvent::HandedOffToAi {
-        agent_id: ai(agent),
-        agent_name: name(agent_name),
-        by_human: human(),
-        reason: Some(reason(HANDOFF_REASON)),
-    }
+fn handed_off(agent: &str, agent_name: &str, by: &str) -> Vec<ConversationEvent> {
+    vec![
+        ConversationEvent::HandedOffToAi {
+            agent_id: ai(agent),
+            agent_name: name(agent_name),
+            by_human: human_id(by),
+            reason: Some(reason(HANDOFF_REASON)),
+        },
+        notice_en(
+            NoticeKind::AiJoined,
+            &format!("{agent_name}, an AI assistant, has joined the conversation."),
+        ),
+    ]
 }
 
 fn skill_recorded() -> ConversationEvent {
@@ -900,26 +1275,140 @@ fn skill_recorded() -> ConversationEvent {
     }
 }
 
-fn reclaimed() -> ConversationEvent {
-    ConversationEvent::Reclaimed {
-        agent_id: ai(ASSIGNED_AI),
-        by_human: human(),
-        reason: Some(reason(RECLAIM_REASON)),
-    }
+fn ai_left() -> ConversationEvent {
+    notice_en(
+        NoticeKind::AiLeft,
+        &format!("The AI assistant {ASSIGNED_AI_NAME} has left the conversation."),
+    )
 }
 
-fn escalated(why: &str, cause: EscalationCause) -> ConversationEvent {
-    ConversationEvent::EscalatedToHuman {
-        agent_id: ai(ASSIGNED_AI),
-        reason: reason(why),
-        cause,
-    }
+fn person_joined(who: &str) -> ConversationEvent {
+    notice_en(
+        NoticeKind::PersonJoined,
+        &format!("{} has joined the conversation.", human_name(who)),
+    )
+}
+
+fn waiting_en() -> ConversationEvent {
+    notice_en(
+        NoticeKind::WaitingForPerson,
+        "Please wait: a person will be with you shortly.",
+    )
+}
+
+fn reclaimed(by: &str) -> Vec<ConversationEvent> {
+    vec![
+        ConversationEvent::Reclaimed {
+            agent_id: ai(ASSIGNED_AI),
+            by_human: human_id(by),
+            reason: Some(reason(RECLAIM_REASON)),
+        },
+        ai_left(),
+        person_joined(by),
+    ]
+}
+
+/// The escalation of `faq`'s conversation, the notice that it left, and the wait in the
+/// general queue with its notice.
+fn escalation(why: &str, cause: EscalationCause) -> Vec<ConversationEvent> {
+    vec![
+        ConversationEvent::EscalatedToHuman {
+            agent_id: ai(ASSIGNED_AI),
+            reason: reason(why),
+            cause,
+        },
+        ai_left(),
+        ConversationEvent::AwaitingHuman {
+            team: None,
+            cause: WaitCause::Escalated(cause),
+            since: Timestamp::default(),
+        },
+        waiting_en(),
+    ]
 }
 
 fn closed(by: Author) -> ConversationEvent {
     ConversationEvent::Closed {
         by,
         reason: Some(reason(CLOSE_REASON)),
+    }
+}
+
+fn carl_assigned(by: Author) -> ConversationEvent {
+    ConversationEvent::HumanAssigned {
+        human_id: human_id(OTHER_AGENT),
+        name: human_name(OTHER_AGENT),
+        team: None,
+        by,
+        at: Timestamp::default(),
+    }
+}
+
+fn assigned_to_carl(by: Author) -> Vec<ConversationEvent> {
+    vec![carl_assigned(by), person_joined(OTHER_AGENT)]
+}
+
+fn accepted(by: &str) -> Vec<ConversationEvent> {
+    vec![
+        ConversationEvent::HumanAssigned {
+            human_id: human_id(by),
+            name: human_name(by),
+            team: None,
+            by: Author::Human(human_id(by)),
+            at: Timestamp::default(),
+        },
+        person_joined(by),
+    ]
+}
+
+fn transferred(to: TransferTarget, by: Author) -> ConversationEvent {
+    ConversationEvent::Transferred {
+        to,
+        reason: reason(TRANSFER_REASON),
+        by,
+        at: Timestamp::default(),
+    }
+}
+
+fn transferred_to_carl(by: Author) -> Vec<ConversationEvent> {
+    vec![
+        transferred(TransferTarget::Human(human_id(OTHER_AGENT)), by.clone()),
+        carl_assigned(by),
+        person_joined(OTHER_AGENT),
+    ]
+}
+
+fn transferred_to_team(by: Author) -> Vec<ConversationEvent> {
+    vec![
+        transferred(TransferTarget::Team(team()), by),
+        ConversationEvent::AwaitingHuman {
+            team: Some(team()),
+            cause: WaitCause::Transferred,
+            since: Timestamp::default(),
+        },
+        waiting_en(),
+    ]
+}
+
+fn note(to: NoteAudience, by: &str) -> ConversationEvent {
+    ConversationEvent::InternalNote {
+        to,
+        text: text(NOTE),
+        by: Author::Human(human_id(by)),
+        at: Timestamp::default(),
+    }
+}
+
+fn flag_raised(by: Author) -> ConversationEvent {
+    ConversationEvent::FlagRaised {
+        by,
+        at: Timestamp::default(),
+    }
+}
+
+fn unknown_human(id: &str) -> Rejection {
+    Rejection::UnknownHuman {
+        human_id: human_id(id),
     }
 }
 
