@@ -730,7 +730,7 @@ fn check_accepted(
         ConversationCommand::HandOffToAi { agent_id, .. } => {
             let agent = world.roster.get(agent_id);
             prop_assert!(
-                agent.is_some_and(|a| a.active && a.profile.tenant == tenant),
+                agent.is_some_and(|a| a.active && a.tenant == tenant),
                 "handed off to an agent that is not active in the tenant"
             );
             let Conversation::Open(open) = before else {
