@@ -106,11 +106,38 @@ fn streams(conversations: u128) -> Vec<StreamId> {
         .iter()
         .map(|a| StreamId::AiAgent(agent_id(a)))
         .chain((1..=conversations).map(|n| StreamId::Conversation(conversation_id(n))))
+        .chain([StreamId::Human(human("alice"))])
         .collect()
 }
 
 /// One stream's appends, in order, each a list of events written atomically.
 type Script = (StreamId, Vec<Vec<Event>>);
+
+/// The script of the human agent alice (registered and made available in one append) and
+/// the directory it folds to.
+fn human_script() -> (Script, Directory) {
+    let mut directory = Directory::new();
+    let id = human("alice");
+    let mut events = Vec::new();
+    for command in [
+        HumanCommand::Register {
+            tenant: TenantId::default_tenant(),
+            name: AgentName::new("Alice").unwrap(),
+            role: Role::Agent,
+            teams: vec![],
+            capacity: 1_000,
+        },
+        HumanCommand::SetPresence {
+            presence: Presence::Available,
+        },
+    ] {
+        for event in handover_core::human::decide(&id, directory.get(&id), &command).unwrap() {
+            directory.evolve(&event).unwrap();
+            events.push(Event::Human(event));
+        }
+    }
+    ((StreamId::Human(id), vec![events]), directory)
+}
 
 /// The AI agents' scripts (registered and activated in one append each) and the roster they
 /// fold to.
@@ -141,13 +168,16 @@ fn agent_scripts() -> (Vec<Script>, Roster) {
 /// A conversation's script, decided command by command as the runtime would, with some
 /// consecutive commands' events joined into one append. Every `big_every`th conversation
 /// carries messages near the 64 KiB limit, which sled may store as blob files.
-fn conversation_script(n: u128, roster: &Roster, rng: &mut ChaCha8Rng, big_every: u128) -> Script {
+fn conversation_script(
+    n: u128,
+    roster: &Roster,
+    directory: &Directory,
+    rng: &mut ChaCha8Rng,
+    big_every: u128,
+) -> Script {
     let id = conversation_id(n);
     let policy = DefaultPolicy::default();
-    let ctx = Ctx {
-        roster,
-        policy: &policy,
-    };
+    let ctx = Ctx::new(roster, &policy).with_directory(directory);
     let customer = CustomerId::new(format!("cust-{n}")).unwrap();
     let alice = human("alice");
     let agent = agent_id(AGENTS[rng.gen_range(0..AGENTS.len())]);
@@ -302,9 +332,11 @@ fn reproducible() -> SledOptions {
 /// record in position order.
 fn build_store(dir: &Path, conversations: u128) -> Vec<RecordedEvent> {
     let mut rng = ChaCha8Rng::seed_from_u64(0x0b5e_55ed);
-    let (agents, roster) = agent_scripts();
+    let (mut agents, roster) = agent_scripts();
+    let (human, directory) = human_script();
+    agents.push(human);
     let mut scripts: Vec<Script> = (1..=conversations)
-        .map(|n| conversation_script(n, &roster, &mut rng, BIG_EVERY))
+        .map(|n| conversation_script(n, &roster, &directory, &mut rng, BIG_EVERY))
         .collect();
     let last: Vec<Script> = scripts
         .iter_mut()
@@ -1587,5 +1619,6 @@ fn record_stream_key(stream: &StreamId) -> Vec<u8> {
     match stream {
         StreamId::Conversation(id) => [&[b'c'][..], id.as_bytes()].concat(),
         StreamId::AiAgent(id) => [&[b'a'][..], id.as_str().as_bytes(), &[0][..]].concat(),
+        StreamId::Human(id) => [&[b'h'][..], id.as_str().as_bytes(), &[0][..]].concat(),
     }
 }

@@ -34,11 +34,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
 
-use handover_core::{AiAgent, AiAgentId, ConversationEvent, Event, StreamId};
+use handover_core::{AiAgent, AiAgentId, ConversationEvent, Event, Human, HumanId, StreamId};
 use handover_sled::{SledStore, StoredRecord};
 use handover_store::{EventStore, RecordedAt, RecordedEvent, StoreError};
 
-use super::{ConversationHistory, Replay};
+use super::{authority, ConversationHistory, Replay};
 use crate::timefmt::is_writable;
 
 /// Records handed from the scanning thread to the folding one at a time: enough that the
@@ -325,6 +325,11 @@ enum Current {
         history: ConversationHistory,
         last_position: u64,
     },
+    Human {
+        stream: StreamId,
+        version: u64,
+        last_position: u64,
+    },
 }
 
 /// The fold of the stream records in key order.
@@ -343,6 +348,13 @@ struct Fold {
     agents: HashMap<AiAgentId, Vec<(u64, AiAgent)>>,
     /// Whether a conversation record was seen: after one, the agents' states are final.
     in_conversations: bool,
+    /// Whether a human's record was seen: they come last in key order.
+    in_humans: bool,
+    /// Each human's states, by the position of the event that led to each.
+    humans: HashMap<HumanId, Vec<(u64, Human)>>,
+    /// What the directory's rules of conversation events need, judged once the humans are
+    /// known.
+    deferred: Vec<authority::Facts>,
     records: usize,
 }
 
@@ -356,6 +368,9 @@ impl Fold {
             current: Current::None,
             agents: HashMap::new(),
             in_conversations: false,
+            in_humans: false,
+            humans: HashMap::new(),
+            deferred: Vec::new(),
             records: 0,
         }
     }
@@ -373,6 +388,7 @@ impl Fold {
             Current::None => false,
             Current::Agent { stream, .. } => *stream == record.stream,
             Current::Conversation { history, .. } => history.stream == record.stream,
+            Current::Human { stream, .. } => *stream == record.stream,
         };
         if !same_stream {
             self.end_stream();
@@ -429,7 +445,40 @@ impl Fold {
                         return None;
                     }
                 }
+                // The directory's rules wait for the human streams, which come last in key
+                // order: judged in `finish`, at the event's position.
+                if let Event::Conversation(event) = &record.event {
+                    authority::check_ai_tenant(&self.replay.roster, history, event).ok()?;
+                    self.deferred
+                        .extend(authority::facts(history, event, record.position));
+                }
                 history.apply_or_discard(record).ok()?;
+                *last_position = record.position;
+            }
+            Current::Human {
+                stream,
+                version,
+                last_position,
+            } => {
+                let StreamId::Human(stream_human) = stream else {
+                    return None;
+                };
+                let Event::Human(event) = &record.event else {
+                    return None;
+                };
+                if record.seq != *version + 1
+                    || record.position <= *last_position
+                    || event.human_id() != stream_human
+                {
+                    return None;
+                }
+                self.replay.directory.evolve(event).ok()?;
+                let state = self.replay.directory.get(stream_human)?.clone();
+                self.humans
+                    .entry(stream_human.clone())
+                    .or_default()
+                    .push((record.position, state));
+                *version = record.seq;
                 *last_position = record.position;
             }
         }
@@ -451,7 +500,9 @@ impl Fold {
 
     fn begin_stream(&mut self, record: &RecordedEvent) -> Option<()> {
         self.current = match &record.stream {
-            // Key order puts every AI-agent stream before the conversations.
+            // Key order puts every AI-agent stream before the conversations, and the humans
+            // after them.
+            StreamId::AiAgent(_) | StreamId::Conversation(_) if self.in_humans => return None,
             StreamId::AiAgent(_) if self.in_conversations => return None,
             StreamId::AiAgent(_) => Current::Agent {
                 stream: record.stream.clone(),
@@ -462,6 +513,14 @@ impl Fold {
                 self.in_conversations = true;
                 Current::Conversation {
                     history: ConversationHistory::new(*id),
+                    last_position: 0,
+                }
+            }
+            StreamId::Human(_) => {
+                self.in_humans = true;
+                Current::Human {
+                    stream: record.stream.clone(),
+                    version: 0,
                     last_position: 0,
                 }
             }
@@ -480,10 +539,19 @@ impl Fold {
                 self.replay.agent_streams.insert(stream, version);
                 version
             }
+            Current::Human {
+                stream, version, ..
+            } => {
+                self.replay.human_streams.insert(stream, version);
+                version
+            }
             Current::Conversation { mut history, .. } => {
                 history.settle();
                 let version = history.version;
                 let replay = &mut self.replay;
+                if let Some(human) = history.assigned_human() {
+                    replay.loads.add(human);
+                }
                 replay
                     .conversation_index
                     .insert(history.id, replay.conversations.len());
@@ -528,12 +596,54 @@ impl Fold {
             }
             last = recorded_at;
         }
+        self.judge_deferred()?;
         let replay = &mut self.replay;
         replay.events = len as u64;
         replay.head = len as u64;
         replay.first_recorded_at = self.recorded_at.first().copied().map(RecordedAt);
         replay.last_recorded_at = self.recorded_at.last().copied().map(RecordedAt);
         Some(self.replay)
+    }
+}
+
+impl Fold {
+    /// Judges the directory's rules of every conversation event that needs them, against each
+    /// human's state and load at the event's position.
+    fn judge_deferred(&self) -> Option<()> {
+        // Each human's assignments, as the positions they began and ended at, sorted: the load
+        // before position `p` is the number begun before `p` less the number ended before it.
+        let mut began: HashMap<&HumanId, Vec<u64>> = HashMap::new();
+        let mut ended: HashMap<&HumanId, Vec<u64>> = HashMap::new();
+        if self.deferred.iter().any(|facts| facts.router_target().is_some()) {
+            for history in &self.replay.conversations {
+                for span in history.human_spans() {
+                    began.entry(&span.human).or_default().push(span.from);
+                    if let Some(to) = span.to {
+                        ended.entry(&span.human).or_default().push(to);
+                    }
+                }
+            }
+            for positions in began.values_mut().chain(ended.values_mut()) {
+                positions.sort_unstable();
+            }
+        }
+        let before = |positions: Option<&Vec<u64>>, p: u64| {
+            positions.map_or(0, |v| v.partition_point(|&at| at < p))
+        };
+        for facts in &self.deferred {
+            let p = facts.position;
+            let human = |id: &HumanId| {
+                let states = self.humans.get(id)?;
+                let i = states.partition_point(|(at, _)| *at < p);
+                states.get(i.checked_sub(1)?).map(|(_, human)| human)
+            };
+            let load = |id: &HumanId| {
+                let load = before(began.get(id), p) - before(ended.get(id), p);
+                u32::try_from(load).unwrap_or(u32::MAX)
+            };
+            authority::judge(facts, human, load).ok()?;
+        }
+        Some(())
     }
 }
 
@@ -566,6 +676,8 @@ mod tests {
     /// Everything a replay shows.
     fn assert_same(fast: &Replay, slow: &Replay) {
         assert_eq!(fast.roster(), slow.roster());
+        assert_eq!(fast.directory(), slow.directory());
+        assert_eq!(fast.loads(), slow.loads());
         assert!(fast.conversations().eq(slow.conversations()));
         assert!(fast.streams().eq(slow.streams()));
         assert_eq!((fast.events(), fast.head()), (slow.events(), slow.head()));
@@ -622,15 +734,16 @@ mod tests {
             in_position_order(log.store()).unwrap(),
         );
         // A refused event restores the history as it was, then a sound one folds.
+        let seq = slow.stream_version(&StreamId::Conversation(s.d)) + 1;
         let next = |seq, event| RecordedEvent {
-            position: STANDARD_EVENTS + 1,
+            position: slow.head() + 1,
             stream: StreamId::Conversation(s.d),
             seq,
             recorded_at: slow.last_recorded_at().unwrap(),
             event: Event::Conversation(event),
         };
         let refused = next(
-            4,
+            seq,
             ConversationEvent::MessagePosted {
                 author: Author::Ai(agent("billing-bot")),
                 text: text("still here"),
@@ -638,10 +751,10 @@ mod tests {
             },
         );
         let sound = next(
-            4,
+            seq,
             ConversationEvent::MessagePosted {
-                author: Author::Human(human("erin")),
-                text: text("Erin here."),
+                author: Author::Human(human("carol")),
+                text: text("Carol here."),
                 concerns: vec![],
             },
         );
@@ -683,7 +796,7 @@ mod tests {
             let Err(AuditError::Unsound(fault)) = Replay::from_store(log.store()) else {
                 panic!("the handoff is a fault");
             };
-            assert_eq!(fault.location.seq, Some(2));
+            assert_eq!(fault.location.seq, Some(3));
             assert!(fault.description.contains("not active"), "{fault}");
         }
     }
