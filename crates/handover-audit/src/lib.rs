@@ -46,10 +46,14 @@ use std::path::Path;
 use handover_sled::{SledOptions, SledStore};
 
 pub use error::AuditError;
-pub use export::{event_json, export, ExportFormat, ExportOptions, CLOUDEVENTS_TYPE_PREFIX};
+pub use export::{
+    event_json, event_json_in, export, ExportFormat, ExportOptions, CLOUDEVENTS_TYPE_PREFIX,
+};
 pub use fault::{Fault, FaultKind, Location};
 pub use listing::{conversations, ConversationListing, ConversationTable};
-pub use replay::{AiOutcome, ConversationHistory, Holder, HumanSpan, MessageCounts, Period, Replay};
+pub use replay::{
+    AiOutcome, ConversationHistory, Holder, HumanSpan, MessageCounts, Period, Replay,
+};
 pub use stats::{stats, EscalationCounts, SkillCounts, StateTimes, Stats};
 pub use timefmt::{format_duration, format_duration_hms, format_recorded_at};
 pub use timeline::{timeline, Timeline, TimelineEntry};

@@ -371,16 +371,14 @@ impl ConversationHistory {
         }
         let event = match &record.event {
             Event::Conversation(event) => event,
-            other => {
-                return Err(Fault::new(
-                    FaultKind::Rule,
-                    at(),
-                    format!(
-                        "{} is not a conversation event; it does not belong in a conversation stream",
-                        other.type_name()
-                    ),
-                ))
-            }
+            other => return Err(Fault::new(
+                FaultKind::Rule,
+                at(),
+                format!(
+                    "{} is not a conversation event; it does not belong in a conversation stream",
+                    other.type_name()
+                ),
+            )),
         };
         self.check_escalation_pairing(event, at)?;
         if let Conversation::Open(open) = &self.state {
@@ -560,29 +558,14 @@ impl ConversationHistory {
                     WaitCause::Escalated(_) => Some(*since),
                     _ => None,
                 };
+                self.begin_human(None, record);
             }
             ConversationEvent::HumanAssigned { human_id, at, .. } => {
                 self.assignments.push(human_id.clone());
                 if let Some(since) = self.escalated_since.take() {
                     self.escalation_waits_ms.push(at.millis_since(since));
                 }
-                let human = Some(human_id.clone());
-                match self.periods.last_mut() {
-                    Some(Period {
-                        holder: Holder::Human { human: current },
-                        ..
-                    }) if *current == human => {}
-                    // Assigned in the append that opened it: the period is the assignee's.
-                    Some(Period {
-                        holder: Holder::Human { human: current },
-                        began_at,
-                        messages,
-                        ..
-                    }) if current.is_none() && *began_at == record.recorded_at && messages.total() == 0 => {
-                        *current = human;
-                    }
-                    _ => self.begin(Holder::Human { human }, record),
-                }
+                self.begin_human(Some(human_id.clone()), record);
             }
             ConversationEvent::SlaWarning { .. } => self.sla_warnings += 1,
             ConversationEvent::SlaBreached { .. } => self.sla_breaches += 1,
@@ -608,6 +591,31 @@ impl ConversationHistory {
                 from: position,
                 to: None,
             });
+        }
+    }
+
+    /// A human-handled period with `human` (none: waiting in a queue), unless the current one
+    /// is already theirs. A period that began in the same append (the same recorded time) with
+    /// nothing in it is taken over instead: an escalation and the wait it leads to, an opening
+    /// and its assignment, make one period.
+    fn begin_human(&mut self, human: Option<HumanId>, record: &RecordedEvent) {
+        match self.periods.last_mut() {
+            Some(Period {
+                holder: Holder::Human { human: current },
+                ended_at: None,
+                ..
+            }) if *current == human => {}
+            Some(Period {
+                holder: Holder::Human { human: current },
+                began_at,
+                ended_at: None,
+                messages,
+                skills_run: 0,
+                ..
+            }) if *began_at == record.recorded_at && messages.total() == 0 => {
+                *current = human;
+            }
+            _ => self.begin(Holder::Human { human }, record),
         }
     }
 

@@ -145,9 +145,7 @@ pub(crate) fn facts(
         let legacy_unassigned = matches!(open.handler, Handler::Human) && open.human.is_none();
         Actor {
             human: actor.clone(),
-            answerable: accepting
-                || legacy_unassigned
-                || open.responsible_human() == Some(actor),
+            answerable: accepting || legacy_unassigned || open.responsible_human() == Some(actor),
             responsible: open.responsible_human().cloned(),
             supervisor_only: matches!(event, ConversationEvent::FlagLowered { .. }),
         }

@@ -614,7 +614,11 @@ impl Fold {
         // before position `p` is the number begun before `p` less the number ended before it.
         let mut began: HashMap<&HumanId, Vec<u64>> = HashMap::new();
         let mut ended: HashMap<&HumanId, Vec<u64>> = HashMap::new();
-        if self.deferred.iter().any(|facts| facts.router_target().is_some()) {
+        if self
+            .deferred
+            .iter()
+            .any(|facts| facts.router_target().is_some())
+        {
             for history in &self.replay.conversations {
                 for span in history.human_spans() {
                     began.entry(&span.human).or_default().push(span.from);
