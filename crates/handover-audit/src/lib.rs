@@ -54,7 +54,10 @@ pub use listing::{conversations, ConversationListing, ConversationTable};
 pub use replay::{
     AiOutcome, ConversationHistory, Holder, HumanSpan, MessageCounts, Period, Replay,
 };
-pub use stats::{stats, EscalationCounts, SkillCounts, StateTimes, Stats};
+pub use stats::{
+    stats, AgentContainment, EscalationCounts, HumanLoad, Percentiles, SkillCounts, StateTimes,
+    Stats,
+};
 pub use timefmt::{format_duration, format_duration_hms, format_recorded_at};
 pub use timeline::{timeline, Timeline, TimelineEntry};
 pub use verify::{verify_dir, VerifyReport};

@@ -371,14 +371,16 @@ impl ConversationHistory {
         }
         let event = match &record.event {
             Event::Conversation(event) => event,
-            other => return Err(Fault::new(
-                FaultKind::Rule,
-                at(),
-                format!(
+            other => {
+                return Err(Fault::new(
+                    FaultKind::Rule,
+                    at(),
+                    format!(
                     "{} is not a conversation event; it does not belong in a conversation stream",
                     other.type_name()
                 ),
-            )),
+                ))
+            }
         };
         self.check_escalation_pairing(event, at)?;
         if let Conversation::Open(open) = &self.state {
@@ -691,6 +693,7 @@ enum OnRefusal {
 pub(crate) fn describe_author(author: &Author) -> String {
     match author {
         Author::Ai(id) => format!("AI agent {id}"),
+        Author::System(actor) => format!("the {}", actor.as_str()),
         other => format!("{} {}", other.kind(), other.id()),
     }
 }
