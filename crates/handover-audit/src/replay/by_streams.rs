@@ -720,6 +720,96 @@ mod tests {
         assert_same(&Replay::from_store(log.store()).unwrap(), &fast);
     }
 
+    /// Humans of two tenants, a router at work, a transfer and a wait: the directory's rules
+    /// are judged at each event's position in one pass too.
+    fn humans_log(log: &mut LogBuilder) -> ConversationId {
+        use handover_core::{ConversationCommand, Presence, Role, SystemActor, TeamId};
+        log.register_human("ann", "acme", Role::Agent, &["billing"], 1);
+        log.register_human("zed", "acme", Role::Agent, &[], 3);
+        log.register_human("gus", "globex", Role::Supervisor, &[], 3);
+        let first = log.start("acme", "cust-1", Some("billing"), None);
+        log.assign(first, Participant::System(SystemActor::Router), "ann");
+        let second = log.start("globex", "cust-2", None, Some("gus"));
+        log.say(
+            second,
+            Participant::Human(human("gus")),
+            "Hello from globex",
+        );
+        log.command(
+            first,
+            ConversationCommand::Transfer {
+                by: human("ann"),
+                to: handover_core::TransferTarget::Team(TeamId::new("billing").unwrap()),
+                reason: handover_core::Reason::new("busy").unwrap(),
+            },
+        );
+        log.presence("ann", Presence::Away);
+        log.presence("ann", Presence::Available);
+        let third = log.start("acme", "cust-3", None, None);
+        // ann's load is back to zero: the router may give her a conversation again.
+        log.assign(third, Participant::System(SystemActor::Router), "ann");
+        log.assign(first, Participant::System(SystemActor::Router), "zed");
+        first
+    }
+
+    #[test]
+    fn a_log_with_humans_replays_as_in_position_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogBuilder::new(dir.path());
+        standard_log(&mut log);
+        humans_log(&mut log);
+        let fast = replay(log.store()).expect("the log is sound");
+        assert_same(&fast, &in_position_order(log.store()).unwrap());
+        assert_eq!(fast.directory().all().count(), 8);
+    }
+
+    /// The directory's rules, judged at the end of the pass, against each human's state and
+    /// load at the event's position: a forged event that breaks one sends the replay back to
+    /// position order, which names it.
+    #[test]
+    fn a_directory_fault_is_found_at_its_position() {
+        use handover_core::{Presence, SystemActor, Timestamp};
+        for (away, expected) in [
+            (true, "who was away at that point"),
+            (
+                false,
+                "who already handled 1 open conversations, their capacity being 1",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = LogBuilder::new(dir.path());
+            let first = humans_log(&mut log);
+            if away {
+                log.presence("ann", Presence::Away);
+            }
+            // Available but at capacity (third), or away.
+            let fourth = log.start("acme", "cust-4", None, None);
+            log.forge(
+                StreamId::Conversation(fourth),
+                vec![Event::Conversation(ConversationEvent::HumanAssigned {
+                    human_id: human("ann"),
+                    name: AgentName::new("ann").unwrap(),
+                    team: None,
+                    by: Author::System(SystemActor::Router),
+                    at: Timestamp::from_millis(1),
+                })],
+            );
+            // Later events make ann available and free again: only her state at the forged
+            // event's position counts.
+            if away {
+                log.presence("ann", Presence::Available);
+            }
+            log.close(first, Participant::Human(human("zed")), None);
+            assert!(replay(log.store()).is_none());
+            let Err(AuditError::Unsound(fault)) = Replay::from_store(log.store()) else {
+                panic!("the assignment is a fault");
+            };
+            assert_eq!(fault.kind, FaultKind::Capacity, "{fault}");
+            assert!(fault.description.contains(expected), "{fault}");
+            assert_eq!(fault.location.stream, Some(StreamId::Conversation(fourth)));
+        }
+    }
+
     #[test]
     fn an_empty_log_replays_as_in_position_order() {
         let dir = tempfile::tempdir().unwrap();
