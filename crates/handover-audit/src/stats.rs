@@ -206,7 +206,9 @@ impl Stats {
         }
         stats.skills.total = stats.skills.succeeded + stats.skills.failed;
         let mut waits = Vec::new();
-        let mut loads: BTreeMap<&str, (u64, Vec<(u64, i64)>)> = BTreeMap::new();
+        // Per human: assignments, and each change of load with its position.
+        type Changes = Vec<(u64, i64)>;
+        let mut loads: BTreeMap<&str, (u64, Changes)> = BTreeMap::new();
         let mut agents: BTreeMap<&str, AgentContainment> = BTreeMap::new();
         for conversation in replay.conversations() {
             waits.extend_from_slice(conversation.escalation_waits_ms());
