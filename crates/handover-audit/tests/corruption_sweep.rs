@@ -106,37 +106,45 @@ fn streams(conversations: u128) -> Vec<StreamId> {
         .iter()
         .map(|a| StreamId::AiAgent(agent_id(a)))
         .chain((1..=conversations).map(|n| StreamId::Conversation(conversation_id(n))))
-        .chain([StreamId::Human(human("alice"))])
+        .chain([
+            StreamId::Human(human("alice")),
+            StreamId::Human(human("bob")),
+        ])
         .collect()
 }
 
 /// One stream's appends, in order, each a list of events written atomically.
 type Script = (StreamId, Vec<Vec<Event>>);
 
-/// The script of the human agent alice (registered and made available in one append) and
-/// the directory it folds to.
-fn human_script() -> (Script, Directory) {
+/// The scripts of the humans (each registered and made available in one append): alice, an
+/// agent who opens and hands off, and bob, a supervisor who reclaims and answers; and the
+/// directory they fold to.
+fn human_scripts() -> (Vec<Script>, Directory) {
     let mut directory = Directory::new();
-    let id = human("alice");
-    let mut events = Vec::new();
-    for command in [
-        HumanCommand::Register {
-            tenant: TenantId::default_tenant(),
-            name: AgentName::new("Alice").unwrap(),
-            role: Role::Agent,
-            teams: vec![],
-            capacity: 1_000,
-        },
-        HumanCommand::SetPresence {
-            presence: Presence::Available,
-        },
-    ] {
-        for event in handover_core::human::decide(&id, directory.get(&id), &command).unwrap() {
-            directory.evolve(&event).unwrap();
-            events.push(Event::Human(event));
+    let mut scripts = Vec::new();
+    for (name, role) in [("alice", Role::Agent), ("bob", Role::Supervisor)] {
+        let id = human(name);
+        let mut events = Vec::new();
+        for command in [
+            HumanCommand::Register {
+                tenant: TenantId::default_tenant(),
+                name: AgentName::new(name).unwrap(),
+                role,
+                teams: vec![],
+                capacity: 1_000,
+            },
+            HumanCommand::SetPresence {
+                presence: Presence::Available,
+            },
+        ] {
+            for event in handover_core::human::decide(&id, directory.get(&id), &command).unwrap() {
+                directory.evolve(&event).unwrap();
+                events.push(Event::Human(event));
+            }
         }
+        scripts.push((StreamId::Human(id), vec![events]));
     }
-    ((StreamId::Human(id), vec![events]), directory)
+    (scripts, directory)
 }
 
 /// The AI agents' scripts (registered and activated in one append each) and the roster they
@@ -333,8 +341,8 @@ fn reproducible() -> SledOptions {
 fn build_store(dir: &Path, conversations: u128) -> Vec<RecordedEvent> {
     let mut rng = ChaCha8Rng::seed_from_u64(0x0b5e_55ed);
     let (mut agents, roster) = agent_scripts();
-    let (human, directory) = human_script();
-    agents.push(human);
+    let (humans, directory) = human_scripts();
+    agents.extend(humans);
     let mut scripts: Vec<Script> = (1..=conversations)
         .map(|n| conversation_script(n, &roster, &directory, &mut rng, BIG_EVERY))
         .collect();
@@ -1428,13 +1436,13 @@ fn a_forged_checksum_valid_record_is_reported() {
     }
     let closed = Closed::build();
     let s = closed.conversation(4, None);
-    // Seq 2 is the customer's first message.
-    forge(&closed, &s, 2);
+    // Seq 3 is the customer's first message (after the opening and alice's assignment).
+    forge(&closed, &s, 3);
     // The forged record itself, or the record after it, whose chain no longer leads to it.
-    let at = || Place::at(&s, &[2, 3]);
+    let at = || Place::at(&s, &[3, 4]);
     assert_reported(
         &closed,
-        "seq 2 replaced by a forged, checksum-valid record",
+        "seq 3 replaced by a forged, checksum-valid record",
         at(),
         at(),
         at(),

@@ -132,6 +132,10 @@ impl LogBuilder {
         self.presence(id, Presence::Available);
     }
 
+    pub fn human_command_remove(&mut self, id: &str) {
+        self.human_command(&human(id), HumanCommand::Remove);
+    }
+
     pub fn presence(&mut self, id: &str, presence: Presence) {
         self.human_command(&human(id), HumanCommand::SetPresence { presence });
     }
