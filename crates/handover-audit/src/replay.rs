@@ -1,5 +1,6 @@
 //! The replay: the whole log folded in global order, with the runtime's own `evolve`, into one
-//! [`ConversationHistory`] per conversation plus the AI-agent roster. Every other part of the
+//! [`ConversationHistory`] per conversation plus the AI-agent roster and the directory of
+//! humans. Every other part of the
 //! audit reads these projections, and verification is this fold plus the index checks.
 
 use std::collections::{BTreeMap, HashMap};
@@ -59,9 +60,11 @@ impl MessageCounts {
 /// Who held a conversation during one [`Period`]: the three open states of the manual.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Holder {
-    /// Human-handled: just opened, or escalated back by an AI agent.
+    /// Human-handled: just opened, escalated back by an AI agent, assigned to a human, or
+    /// waiting in a queue.
     Human {
-        /// The human agent in charge, if one was assigned (at open, or by a reclaim).
+        /// The human in charge, if one was assigned (at open, by an assignment, or by a
+        /// reclaim); `None` while it waits in a queue.
         human: Option<HumanId>,
     },
     /// AI-active: an AI agent answered on its own.
@@ -335,8 +338,10 @@ impl ConversationHistory {
     /// the event folds with [`conversation::evolve`] (so AI actions come only from the active
     /// agent, nothing follows the close, no handoff follows a concern the customer raised, and
     /// only customers' messages carry concerns), and a customer's request for a human while
-    /// AI-active is followed at once by its escalation. Rules that need other streams (the
-    /// roster at a handoff) are [`Replay::apply`]'s. On a fault nothing is applied.
+    /// AI-active is followed at once by its escalation, and SLA figures agree with the wait
+    /// they are about ([`FaultKind::Sla`]). Rules that need other streams (the roster at a
+    /// handoff, the directory and the loads) are [`Replay::apply`]'s. On a fault nothing is
+    /// applied.
     pub fn apply(&mut self, record: &RecordedEvent) -> Result<(), Fault> {
         self.fold(record, OnRefusal::KeepState)
     }
@@ -778,9 +783,14 @@ impl Replay {
     /// Checks that its position follows the last one, that its recorded time neither goes
     /// back nor leaves the years RFC 3339 can write, that its seq follows its stream's last
     /// one, that it belongs to its kind of stream, and every rule: AI-agent events fold with
-    /// [`Roster::evolve`] and name their own stream's agent; a handoff names an AI agent the
-    /// roster has registered and active at that point, under its registered name; conversation
-    /// events fold as [`ConversationHistory::apply`] describes. On a fault nothing is applied.
+    /// [`Roster::evolve`] and name their own stream's agent; human events fold with
+    /// [`Directory::evolve`] and name their own stream's human; a handoff names an AI agent the
+    /// roster has registered and active at that point, under its registered name, of the
+    /// conversation's tenant; a human who acts on a conversation answers for it, the router
+    /// gives it only to a human available and below capacity, and no human of another tenant
+    /// touches it (faults of kinds [`FaultKind::Authority`], [`FaultKind::Capacity`] and
+    /// [`FaultKind::Tenant`]); conversation events fold as [`ConversationHistory::apply`]
+    /// describes. On a fault nothing is applied.
     pub fn apply(&mut self, record: &RecordedEvent) -> Result<(), Fault> {
         // The location is built only for a fault: it copies the stream id.
         let at = || Location::record(&record.stream, record.seq, record.position);

@@ -125,6 +125,13 @@ fn the_acme_log_is_sound_and_replays_alike_both_ways() {
     // ann handles w; zed's x is closed.
     assert_eq!(replay.loads().of(&human("ann")), 1);
     assert_eq!(replay.loads().of(&human("zed")), 0);
+    let listing = handover_audit::conversations(log.store()).unwrap();
+    assert!(listing.iter().all(|c| c.tenant == "acme"));
+    let waiting = log.start("acme", "cust-v", Some("billing"), None);
+    let listing = handover_audit::conversations(log.store()).unwrap();
+    let waiting = listing.iter().find(|c| c.id == waiting).unwrap();
+    assert_eq!(waiting.status, "awaiting-human");
+    assert_eq!(waiting.human_id, None);
     let path = log.finish();
     assert!(verify_dir(&path).unwrap().is_sound());
 }

@@ -12,6 +12,12 @@
 //! - a handoff names an AI agent registered and active at its position, from each agent's
 //!   states by position. The AI-agent streams come first in key order, so every agent's
 //!   states are known before the first conversation record.
+//! - the directory's rules of conversation events (who may act, whom the router may assign,
+//!   tenants) are judged against each human's state and load at the event's position. Human
+//!   streams come last in key order, so the fold keeps what each such event needs (a few ids
+//!   and flags, only for events a human or the router took part in), then judges them all once
+//!   every human's states by position are known; a human's load at a position comes from the
+//!   positions where conversations were given to them and taken from them.
 //!
 //! This pass only tells whether the log is sound. On the first thing it finds wrong (damage,
 //! a broken rule, a disagreement, even an I/O error) it gives up, and the caller replays in
