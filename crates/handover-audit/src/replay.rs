@@ -324,10 +324,16 @@ impl ConversationHistory {
         &self.ai_outcomes
     }
 
-    /// The human assigned to it now, while it is open.
+    /// The human assigned to it now, while it is open: the one whose load it counts in.
+    ///
+    /// In a conversation opened before tenants, human-handled with a human named means that
+    /// human handles it. In a later one, that state lasts only from an escalation to the wait
+    /// recorded with it, in the same append: nobody handles it then.
     pub(crate) fn assigned_human(&self) -> Option<&HumanId> {
         match &self.state {
-            Conversation::Open(open) => open.assigned_human(),
+            Conversation::Open(open) if self.legacy || !matches!(open.handler, Handler::Human) => {
+                open.assigned_human()
+            }
             _ => None,
         }
     }
@@ -561,10 +567,11 @@ impl ConversationHistory {
                 self.begin(Holder::Human { human: None }, record);
             }
             ConversationEvent::AwaitingHuman { cause, since, .. } => {
-                self.escalated_since = match cause {
-                    WaitCause::Escalated(_) => Some(*since),
-                    _ => None,
-                };
+                // Counted from the first escalation no human has answered yet: a wait that
+                // follows it (a transfer to another queue) does not restart the count.
+                if let WaitCause::Escalated(_) = cause {
+                    self.escalated_since.get_or_insert(*since);
+                }
                 self.begin_human(None, record);
             }
             ConversationEvent::HumanAssigned { human_id, at, .. } => {

@@ -327,6 +327,55 @@ fn streams_of_several_tenants_are_exported_each_with_its_own() {
         };
         assert_eq!(line["tenant"], expected, "{line}");
     }
+    // Each tenant's humans on their own conversations: sound.
+    let path = log.finish();
+    assert!(verify_dir(&path).unwrap().is_sound());
+}
+
+#[test]
+fn a_human_acting_while_offline_is_an_authority_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogBuilder::new(dir.path());
+    let id = one_assigned(&mut log);
+    log.presence("ann", Presence::Away);
+    // Away, ann still handles her conversation: sound.
+    log.say(id, Participant::Human(human("ann")), "Still here");
+    log.presence("ann", Presence::Offline);
+    let stream = forge(
+        &mut log,
+        id,
+        ConversationEvent::MessagePosted {
+            author: Author::Human(human("ann")),
+            text: text("Signed out, yet writing"),
+            concerns: vec![],
+        },
+    );
+    assert_fault(
+        log,
+        FaultKind::Authority,
+        stream,
+        "message_posted by human ann, who was offline at that point",
+    );
+}
+
+#[test]
+fn an_escalation_does_not_count_in_the_load_of_the_human_who_handed_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogBuilder::new(dir.path());
+    log.register_in("acme-bot", "acme", "Acme bot");
+    log.activate("acme-bot");
+    log.register_human("ann", "acme", Role::Agent, &[], 2);
+    let handed = log.start("acme", "cust-1", None, Some("ann"));
+    log.hand_off(handed, "ann", "acme-bot", None);
+    log.start("acme", "cust-2", None, Some("ann"));
+    log.escalate(handed, "out of my depth", EscalationCause::AgentRequested);
+    let figures = stats(log.store()).unwrap();
+    assert_eq!(figures.human_load[0].max_concurrent, 1);
+    assert_eq!(figures.human_load[0].assignments, 2);
+    let replay = Replay::from_store(log.store()).unwrap();
+    assert_eq!(replay.loads().of(&human("ann")), 1);
+    // The escalation's wait, still unanswered, is not counted.
+    assert_eq!(figures.escalation_to_human_ms.count, 0);
 }
 
 /// Verifies the log, expecting a fault of `kind` at its last event, the forged one, whose
