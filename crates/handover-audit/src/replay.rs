@@ -289,7 +289,8 @@ impl ConversationHistory {
     }
 
     /// Milliseconds from each wait that an escalation began (its `awaiting_human`'s `since`)
-    /// to the `human_assigned` that ended it (its `at`), in order.
+    /// to the `human_assigned` that ended it (its `at`), in order; a later wait before that
+    /// assignment does not restart the count.
     pub fn escalation_waits_ms(&self) -> &[u64] {
         &self.escalation_waits_ms
     }
