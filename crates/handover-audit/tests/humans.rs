@@ -359,6 +359,61 @@ fn a_human_acting_while_offline_is_an_authority_fault() {
 }
 
 #[test]
+fn taking_from_a_team_queue_without_being_in_the_team_is_an_authority_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogBuilder::new(dir.path());
+    log.register_human("ann", "acme", Role::Agent, &["billing"], 2);
+    log.register_human("zed", "acme", Role::Agent, &["sales"], 2);
+    // ann, of billing, accepts from billing's queue: sound.
+    let sound = log.start("acme", "cust-1", Some("billing"), None);
+    log.accept(sound, "ann");
+    let id = log.start("acme", "cust-2", Some("billing"), None);
+    let stream = forge(
+        &mut log,
+        id,
+        ConversationEvent::HumanAssigned {
+            human_id: human("zed"),
+            name: AgentName::new("zed").unwrap(),
+            team: Some(TeamId::new("billing").unwrap()),
+            by: Author::Human(human("zed")),
+            at: Timestamp::from_millis(1_795_653_100_000),
+        },
+    );
+    assert_fault(
+        log,
+        FaultKind::Authority,
+        stream,
+        "human_assigned by human zed, who took it from the queue of team billing without being in that team",
+    );
+}
+
+#[test]
+fn a_conversation_given_to_someone_offline_is_an_authority_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogBuilder::new(dir.path());
+    log.register_human("ann", "acme", Role::Agent, &[], 2);
+    log.presence("ann", Presence::Offline);
+    let id = log.start("acme", "cust-1", None, None);
+    let stream = forge(
+        &mut log,
+        id,
+        ConversationEvent::HumanAssigned {
+            human_id: human("ann"),
+            name: AgentName::new("ann").unwrap(),
+            team: None,
+            by: Author::System(SystemActor::Backend),
+            at: Timestamp::from_millis(1_795_653_100_000),
+        },
+    );
+    assert_fault(
+        log,
+        FaultKind::Authority,
+        stream,
+        "gives the conversation to human ann, who was offline at that point",
+    );
+}
+
+#[test]
 fn an_escalation_does_not_count_in_the_load_of_the_human_who_handed_off() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = LogBuilder::new(dir.path());

@@ -6,7 +6,7 @@
 use handover_core::conversation::{Conversation, Handler, OpenConversation};
 use handover_core::{
     Author, ConversationEvent, Directory, Human, HumanId, Loads, Presence, Roster, SystemActor,
-    TenantId,
+    TeamId, TenantId,
 };
 
 use super::ConversationHistory;
@@ -61,6 +61,8 @@ struct Actor {
     answerable: bool,
     /// Whose it was, for the message: its responsible human.
     responsible: Option<HumanId>,
+    /// When they accept it from a team's queue: the team, which an agent must belong to.
+    accepting_from: Option<TeamId>,
     /// The event needs a supervisor.
     supervisor_only: bool,
 }
@@ -137,16 +139,19 @@ pub(crate) fn facts(
         return None;
     };
     let actor = acting_human(event).map(|actor| {
-        let accepting = matches!(
-            (event, &open.handler),
-            (ConversationEvent::HumanAssigned { human_id, .. }, Handler::AwaitingHuman { .. })
-                if human_id == actor
-        );
+        let (accepting, accepting_from) = match (event, &open.handler) {
+            (
+                ConversationEvent::HumanAssigned { human_id, .. },
+                Handler::AwaitingHuman { team, .. },
+            ) if human_id == actor => (true, team.clone()),
+            _ => (false, None),
+        };
         let legacy_unassigned = matches!(open.handler, Handler::Human) && open.human.is_none();
         Actor {
             human: actor.clone(),
             answerable: accepting || legacy_unassigned || open.responsible_human() == Some(actor),
             responsible: open.responsible_human().cloned(),
+            accepting_from,
             supervisor_only: matches!(event, ConversationEvent::FlagLowered { .. }),
         }
     });
@@ -200,10 +205,13 @@ pub(crate) fn judge<'d>(
             ),
         ));
     }
-    if human.removed {
+    if human.removed || human.presence == Presence::Offline {
         return Err((
             FaultKind::Authority,
-            format!("{name} gives the conversation to human {human_id}, who was removed"),
+            format!(
+                "{name} gives the conversation to human {human_id}, who was {} at that point",
+                if human.removed { "removed" } else { "offline" }
+            ),
         ));
     }
     if target.by_router {
@@ -288,6 +296,12 @@ fn check_actor(facts: &Facts, actor: &Actor, human: Option<&Human>) -> Result<()
         return Err((
             FaultKind::Authority,
             format!("{name} by human {id}, who is not a supervisor"),
+        ));
+    }
+    if let Some(team) = actor.accepting_from.as_ref().filter(|t| !human.in_team(t)) {
+        return Err((
+            FaultKind::Authority,
+            format!("{name} by human {id}, who took it from the queue of team {team} without being in that team"),
         ));
     }
     if actor.answerable {
