@@ -7,11 +7,14 @@
 
 use std::io::{self, Write};
 
+use std::collections::HashMap;
+
 use handover_core::{
-    AiAgentEvent, Author, ConversationEvent, ConversationId, Event, SkillOutcome, StreamId,
+    AiAgentEvent, Author, ConversationEvent, ConversationId, EscalationCause, Event, HumanEvent,
+    HumanId, SkillOutcome, StreamId, SystemActor, Timestamp, TransferTarget,
 };
 use handover_sled::SledStore;
-use handover_store::{Damage, LogLocation, RecordedEvent, SeqRange, StoreError};
+use handover_store::{Damage, LogLocation, RecordedAt, RecordedEvent, SeqRange, StoreError};
 use serde::Serialize;
 
 use crate::error::AuditError;
@@ -29,7 +32,7 @@ const CLOUDEVENTS_SOURCE_PREFIX: &str = "/handover/streams/";
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ExportFormat {
     /// One JSON object per event: `position`, `stream`, `conversation_id`, `seq`,
-    /// `recorded_at`, `type`, `data`.
+    /// `recorded_at`, `type`, `data`, `tenant`.
     #[default]
     JsonLines,
     /// One CloudEvents 1.0 event per line, in structured mode.
@@ -59,6 +62,7 @@ pub fn export(
     out: &mut impl Write,
 ) -> Result<u64, AuditError> {
     let mut lines = 0;
+    let mut tenants = Tenants::default();
     match options.conversation {
         // A stream's seq order is its position order, so one conversation is one range scan
         // of its own stream instead of a walk over the whole log.
@@ -68,13 +72,16 @@ pub fn export(
                 return Err(AuditError::UnknownConversation(id));
             }
             for record in &records {
-                write_line(out, record, options.format)?;
+                let tenant = tenants.of(record);
+                write_line(out, record, tenant, options.format)?;
                 lines += 1;
             }
         }
         None => {
             for record in store.iter_all(1) {
-                write_line(out, &record?, options.format)?;
+                let record = record?;
+                let tenant = tenants.of(&record);
+                write_line(out, &record, tenant, options.format)?;
                 lines += 1;
             }
         }
@@ -86,7 +93,10 @@ pub fn export(
 /// "seq", "recorded_at", "type", "data"}` (the contract is `docs/audit-format.md`), for a
 /// service that shows events in the same dialect the audit exports them, a live feed for
 /// instance. The value's fields are those of an export line (a `serde_json` map keeps them in
-/// key order, which readers must not depend on anyway).
+/// key order, which readers must not depend on anyway), but for `tenant`: one record alone
+/// tells its stream's tenant only when it names it (a conversation's opening, a registration),
+/// so `tenant` is null for the others, where the export fills it in from the stream's first
+/// event.
 ///
 /// Fails only on a `recorded_at` outside the years 0000 to 9999, which the store never
 /// records ([`AuditError::Store`], naming the record).
@@ -114,10 +124,20 @@ pub fn export(
 ///         "recorded_at": "2026-11-26T00:30:37.123456Z",
 ///         "type": "ai_agent_activated",
 ///         "data": { "agent_id": "faq-bot" },
+///         "tenant": null,
 ///     })
 /// );
 /// ```
 pub fn event_json(record: &RecordedEvent) -> Result<serde_json::Value, AuditError> {
+    event_json_in(record, tenant_named(&record.event))
+}
+
+/// [`event_json`] for a record of a stream whose tenant the caller knows (from the stream's
+/// first event, as the export learns it): the line exactly as the export writes it.
+pub fn event_json_in(
+    record: &RecordedEvent,
+    tenant: Option<&str>,
+) -> Result<serde_json::Value, AuditError> {
     let recorded_at = recorded_at(record)?;
     let stream = record.stream.to_string();
     let conversation_id = record.stream.conversation_id().map(|id| id.to_string());
@@ -129,6 +149,7 @@ pub fn event_json(record: &RecordedEvent) -> Result<serde_json::Value, AuditErro
         recorded_at: &recorded_at,
         event_type: record.event.type_name(),
         data: Data::of(&record.event),
+        tenant,
     })?)
 }
 
@@ -150,6 +171,7 @@ fn recorded_at(record: &RecordedEvent) -> Result<String, AuditError> {
 fn write_line(
     out: &mut impl Write,
     record: &RecordedEvent,
+    tenant: Option<&str>,
     format: ExportFormat,
 ) -> Result<(), AuditError> {
     let recorded_at = recorded_at(record)?;
@@ -167,6 +189,7 @@ fn write_line(
                 recorded_at: &recorded_at,
                 event_type: record.event.type_name(),
                 data,
+                tenant,
             },
         ),
         ExportFormat::CloudEvents => serde_json::to_writer(
@@ -183,6 +206,7 @@ fn write_line(
                 position: record.position.to_string(),
                 stream: &stream,
                 seq: record.seq.to_string(),
+                tenant,
             },
         ),
     };
@@ -220,6 +244,7 @@ struct JsonLine<'a> {
     #[serde(rename = "type")]
     event_type: &'static str,
     data: Data<'a>,
+    tenant: Option<&'a str>,
 }
 
 /// A CloudEvents 1.0 event in structured mode. `position` and `seq` are extension attributes
@@ -239,6 +264,8 @@ struct CloudEvent<'a> {
     position: String,
     stream: &'a str,
     seq: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'a str>,
 }
 
 /// `{"kind": "customer" | "human" | "ai", "id": ...}`.
@@ -281,6 +308,7 @@ enum Data<'a> {
         agent_id: &'a str,
         name: &'a str,
         specialties: Vec<&'a str>,
+        tenant: &'a str,
     },
     AiAgentStatus {
         agent_id: &'a str,
@@ -289,17 +317,24 @@ enum Data<'a> {
         customer_id: &'a str,
         channel: &'a str,
         human_id: Option<&'a str>,
+        tenant: &'a str,
+        team: Option<&'a str>,
+        language: Option<&'a str>,
+        at: Option<String>,
     },
     MessagePosted {
         author: AuthorData<'a>,
         text: &'a str,
         concerns: Vec<&'static str>,
+        by: AuthorData<'a>,
+        visible_to_customer: bool,
     },
     HandedOffToAi {
         agent_id: &'a str,
         agent_name: &'a str,
         by_human: &'a str,
         reason: Option<&'a str>,
+        by: AuthorData<'a>,
     },
     AiActionRecorded {
         agent_id: &'a str,
@@ -309,16 +344,104 @@ enum Data<'a> {
         agent_id: &'a str,
         by_human: &'a str,
         reason: Option<&'a str>,
+        by: AuthorData<'a>,
     },
     EscalatedToHuman {
         agent_id: &'a str,
         reason: &'a str,
         cause: &'static str,
+        by: AuthorData<'a>,
     },
     ConversationClosed {
         by: AuthorData<'a>,
         reason: Option<&'a str>,
     },
+    HumanRegistered {
+        human_id: &'a str,
+        tenant: &'a str,
+        name: &'a str,
+        role: &'static str,
+        teams: Vec<&'a str>,
+        capacity: u32,
+    },
+    HumanPresenceChanged {
+        human_id: &'a str,
+        presence: &'static str,
+    },
+    HumanRemoved {
+        human_id: &'a str,
+    },
+    AwaitingHuman {
+        team: Option<&'a str>,
+        cause: &'static str,
+        since: Option<String>,
+    },
+    HumanAssigned {
+        human_id: &'a str,
+        name: &'a str,
+        team: Option<&'a str>,
+        by: AuthorData<'a>,
+        at: Option<String>,
+    },
+    Transferred {
+        to_human: Option<&'a str>,
+        to_team: Option<&'a str>,
+        reason: &'a str,
+        by: AuthorData<'a>,
+        at: Option<String>,
+    },
+    Sla {
+        team: Option<&'a str>,
+        waited_ms: u64,
+        threshold_ms: u64,
+        at: Option<String>,
+        by: AuthorData<'a>,
+    },
+    AiReplyOverdue {
+        agent_id: &'a str,
+        waited_ms: u64,
+        deadline_ms: u64,
+        at: Option<String>,
+        by: AuthorData<'a>,
+    },
+    CustomerNotice {
+        kind: &'static str,
+        text: &'a str,
+        language: &'a str,
+        visible_to_customer: bool,
+    },
+    InternalNote {
+        to: &'static str,
+        text: &'a str,
+        by: AuthorData<'a>,
+        at: Option<String>,
+        visible_to_customer: bool,
+    },
+    Flag {
+        by: AuthorData<'a>,
+        at: Option<String>,
+    },
+}
+
+/// `{"kind": "system", "id": ...}` for a part of the runtime.
+fn system(actor: SystemActor) -> AuthorData<'static> {
+    AuthorData {
+        kind: "system",
+        id: actor.as_str(),
+    }
+}
+
+fn human_by(id: &HumanId) -> AuthorData<'_> {
+    AuthorData {
+        kind: "human",
+        id: id.as_str(),
+    }
+}
+
+/// A time the rules recorded, in RFC 3339 like `recorded_at`; `None` (null) outside the years
+/// 0000 to 9999, which no clock yields.
+fn time(at: Timestamp) -> Option<String> {
+    format_recorded_at(RecordedAt(at.as_micros()))
 }
 
 impl<'a> Data<'a> {
@@ -332,6 +455,18 @@ impl<'a> Data<'a> {
                 agent_id: agent_id.as_str(),
                 name: name.as_str(),
                 specialties: specialties.iter().map(|s| s.as_str()).collect(),
+                tenant: DEFAULT_TENANT,
+            },
+            Event::AiAgent(AiAgentEvent::RegisteredIn {
+                agent_id,
+                tenant,
+                name,
+                specialties,
+            }) => Data::AiAgentRegistered {
+                agent_id: agent_id.as_str(),
+                name: name.as_str(),
+                specialties: specialties.iter().map(|s| s.as_str()).collect(),
+                tenant: tenant.as_str(),
             },
             Event::AiAgent(
                 AiAgentEvent::Activated { agent_id } | AiAgentEvent::Deactivated { agent_id },
@@ -339,6 +474,30 @@ impl<'a> Data<'a> {
                 agent_id: agent_id.as_str(),
             },
             Event::Conversation(event) => Data::of_conversation(event),
+            Event::Human(HumanEvent::Registered {
+                human_id,
+                tenant,
+                name,
+                role,
+                teams,
+                capacity,
+            }) => Data::HumanRegistered {
+                human_id: human_id.as_str(),
+                tenant: tenant.as_str(),
+                name: name.as_str(),
+                role: role.as_str(),
+                teams: teams.iter().map(|t| t.as_str()).collect(),
+                capacity: *capacity,
+            },
+            Event::Human(HumanEvent::PresenceChanged { human_id, presence }) => {
+                Data::HumanPresenceChanged {
+                    human_id: human_id.as_str(),
+                    presence: presence.as_str(),
+                }
+            }
+            Event::Human(HumanEvent::Removed { human_id }) => Data::HumanRemoved {
+                human_id: human_id.as_str(),
+            },
             // A kind of event this version does not know: its type, no data fields.
             _ => Data::Other {},
         }
@@ -354,6 +513,26 @@ impl<'a> Data<'a> {
                 customer_id: customer.as_str(),
                 channel: channel.as_str(),
                 human_id: human.as_ref().map(|h| h.as_str()),
+                tenant: DEFAULT_TENANT,
+                team: None,
+                language: None,
+                at: None,
+            },
+            ConversationEvent::Started {
+                tenant,
+                customer,
+                channel,
+                team,
+                language,
+                at,
+            } => Data::ConversationOpened {
+                customer_id: customer.as_str(),
+                channel: channel.as_str(),
+                human_id: None,
+                tenant: tenant.as_str(),
+                team: team.as_ref().map(|t| t.as_str()),
+                language: language.as_ref().map(|l| l.as_str()),
+                at: time(*at),
             },
             ConversationEvent::MessagePosted {
                 author,
@@ -363,6 +542,8 @@ impl<'a> Data<'a> {
                 author: AuthorData::of(author),
                 text: text.as_str(),
                 concerns: concerns.iter().map(|c| c.as_str()).collect(),
+                by: AuthorData::of(author),
+                visible_to_customer: true,
             },
             ConversationEvent::HandedOffToAi {
                 agent_id,
@@ -374,6 +555,7 @@ impl<'a> Data<'a> {
                 agent_name: agent_name.as_str(),
                 by_human: by_human.as_str(),
                 reason: reason.as_ref().map(|r| r.as_str()),
+                by: human_by(by_human),
             },
             ConversationEvent::AiActionRecorded { agent_id, skill } => {
                 let (status, detail) = match &skill.outcome {
@@ -400,6 +582,7 @@ impl<'a> Data<'a> {
                 agent_id: agent_id.as_str(),
                 by_human: by_human.as_str(),
                 reason: reason.as_ref().map(|r| r.as_str()),
+                by: human_by(by_human),
             },
             ConversationEvent::EscalatedToHuman {
                 agent_id,
@@ -409,13 +592,140 @@ impl<'a> Data<'a> {
                 agent_id: agent_id.as_str(),
                 reason: reason.as_str(),
                 cause: cause.as_str(),
+                by: match cause {
+                    EscalationCause::AiTimeout => system(SystemActor::Clock),
+                    EscalationCause::AgentDeactivated => system(SystemActor::Backend),
+                    _ => AuthorData {
+                        kind: "ai",
+                        id: agent_id.as_str(),
+                    },
+                },
             },
             ConversationEvent::Closed { by, reason } => Data::ConversationClosed {
                 by: AuthorData::of(by),
                 reason: reason.as_ref().map(|r| r.as_str()),
             },
+            ConversationEvent::AwaitingHuman { team, cause, since } => Data::AwaitingHuman {
+                team: team.as_ref().map(|t| t.as_str()),
+                cause: cause.as_str(),
+                since: time(*since),
+            },
+            ConversationEvent::HumanAssigned {
+                human_id,
+                name,
+                team,
+                by,
+                at,
+            } => Data::HumanAssigned {
+                human_id: human_id.as_str(),
+                name: name.as_str(),
+                team: team.as_ref().map(|t| t.as_str()),
+                by: AuthorData::of(by),
+                at: time(*at),
+            },
+            ConversationEvent::Transferred { to, reason, by, at } => {
+                let (to_human, to_team) = match to {
+                    TransferTarget::Human(human) => (Some(human.as_str()), None),
+                    TransferTarget::Team(team) => (None, Some(team.as_str())),
+                    _ => (None, None),
+                };
+                Data::Transferred {
+                    to_human,
+                    to_team,
+                    reason: reason.as_str(),
+                    by: AuthorData::of(by),
+                    at: time(*at),
+                }
+            }
+            ConversationEvent::SlaWarning {
+                team,
+                waited_ms,
+                threshold_ms,
+                at,
+            }
+            | ConversationEvent::SlaBreached {
+                team,
+                waited_ms,
+                threshold_ms,
+                at,
+            } => Data::Sla {
+                team: team.as_ref().map(|t| t.as_str()),
+                waited_ms: *waited_ms,
+                threshold_ms: *threshold_ms,
+                at: time(*at),
+                by: system(SystemActor::Clock),
+            },
+            ConversationEvent::AiReplyOverdue {
+                agent_id,
+                waited_ms,
+                deadline_ms,
+                at,
+            } => Data::AiReplyOverdue {
+                agent_id: agent_id.as_str(),
+                waited_ms: *waited_ms,
+                deadline_ms: *deadline_ms,
+                at: time(*at),
+                by: system(SystemActor::Clock),
+            },
+            ConversationEvent::CustomerNotice {
+                kind,
+                text,
+                language,
+            } => Data::CustomerNotice {
+                kind: kind.as_str(),
+                text: text.as_str(),
+                language: language.as_str(),
+                visible_to_customer: true,
+            },
+            ConversationEvent::InternalNote { to, text, by, at } => Data::InternalNote {
+                to: to.as_str(),
+                text: text.as_str(),
+                by: AuthorData::of(by),
+                at: time(*at),
+                visible_to_customer: false,
+            },
+            ConversationEvent::FlagRaised { by, at }
+            | ConversationEvent::FlagLowered { by, at } => Data::Flag {
+                by: AuthorData::of(by),
+                at: time(*at),
+            },
             _ => Data::Other {},
         }
+    }
+}
+
+/// The tenant of a log written before tenants.
+const DEFAULT_TENANT: &str = "default";
+
+/// The tenant an event names, if it names one: a conversation's opening, an AI agent's or a
+/// human's registration (those written before tenants name `default`).
+fn tenant_named(event: &Event) -> Option<&str> {
+    match event {
+        Event::Conversation(ConversationEvent::Started { tenant, .. })
+        | Event::AiAgent(AiAgentEvent::RegisteredIn { tenant, .. })
+        | Event::Human(HumanEvent::Registered { tenant, .. }) => Some(tenant.as_str()),
+        Event::Conversation(ConversationEvent::Opened { .. })
+        | Event::AiAgent(AiAgentEvent::Registered { .. }) => Some(DEFAULT_TENANT),
+        _ => None,
+    }
+}
+
+/// Each stream's tenant, learnt from the stream's first event as the export goes.
+#[derive(Default)]
+struct Tenants {
+    by_stream: HashMap<StreamId, String>,
+}
+
+impl Tenants {
+    /// The tenant of `record`'s stream, learning it from `record` if it names one.
+    fn of(&mut self, record: &RecordedEvent) -> Option<&str> {
+        if let Some(tenant) = tenant_named(&record.event) {
+            if !self.by_stream.contains_key(&record.stream) {
+                self.by_stream
+                    .insert(record.stream.clone(), tenant.to_owned());
+            }
+        }
+        self.by_stream.get(&record.stream).map(String::as_str)
     }
 }
 

@@ -22,10 +22,23 @@ pub enum FaultKind {
     /// Acknowledged events are missing: a stream ends before its high-water mark, or the log
     /// before the last position the store acknowledged.
     Truncated,
+    /// A human acted on a conversation they did not answer for: not its assigned human (nor,
+    /// while an AI agent held it, the human who handed it off), not a supervisor, not
+    /// registered, removed or offline.
+    Authority,
+    /// The router gave a conversation to a human who was not available or was at capacity.
+    Capacity,
+    /// An SLA event's figures are wrong: the wait is below the threshold, or disagrees with
+    /// the time from the start of the wait to the event.
+    Sla,
+    /// An event crosses tenants: a human or an AI agent of one tenant on a conversation of
+    /// another.
+    Tenant,
 }
 
 impl FaultKind {
-    /// `damaged`, `order`, `index`, `rule` or `truncated`.
+    /// `damaged`, `order`, `index`, `rule`, `truncated`, `authority`, `capacity`, `sla` or
+    /// `tenant`.
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::Damaged => "damaged",
@@ -33,6 +46,10 @@ impl FaultKind {
             FaultKind::Index => "index",
             FaultKind::Rule => "rule",
             FaultKind::Truncated => "truncated",
+            FaultKind::Authority => "authority",
+            FaultKind::Capacity => "capacity",
+            FaultKind::Sla => "sla",
+            FaultKind::Tenant => "tenant",
         }
     }
 }

@@ -7,13 +7,16 @@
 //! rebuild:
 //!
 //! - [`Replay`] folds the whole log, in global order, into one [`ConversationHistory`] per
-//!   conversation plus the AI-agent [`Roster`](handover_core::Roster); the other parts read it;
+//!   conversation plus the AI-agent [`Roster`](handover_core::Roster), the
+//!   [`Directory`](handover_core::Directory) of humans and their loads; the other parts read it;
 //! - [`export`] writes the log as JSON Lines or CloudEvents (the contract is
 //!   `docs/audit-format.md`);
 //! - [`timeline`] tells one conversation's story for a person;
 //! - [`verify_dir`] checks checksums, order, the global index and every rule, and names the
 //!   first fault;
-//! - [`stats`] sums the log up: handoffs, reclaims, escalations, AI containment, time per state;
+//! - [`stats`] sums the log up: handoffs, reclaims, escalations, AI containment (overall and
+//!   per agent), time per state, time from escalation to a human, SLA events, AI reply
+//!   timeouts, load per human;
 //! - [`conversations`] lists every conversation with its status, events and last activity.
 //!
 //! ```no_run
@@ -46,11 +49,18 @@ use std::path::Path;
 use handover_sled::{SledOptions, SledStore};
 
 pub use error::AuditError;
-pub use export::{event_json, export, ExportFormat, ExportOptions, CLOUDEVENTS_TYPE_PREFIX};
+pub use export::{
+    event_json, event_json_in, export, ExportFormat, ExportOptions, CLOUDEVENTS_TYPE_PREFIX,
+};
 pub use fault::{Fault, FaultKind, Location};
 pub use listing::{conversations, ConversationListing, ConversationTable};
-pub use replay::{ConversationHistory, Holder, MessageCounts, Period, Replay};
-pub use stats::{stats, EscalationCounts, SkillCounts, StateTimes, Stats};
+pub use replay::{
+    AiOutcome, ConversationHistory, Holder, HumanSpan, MessageCounts, Period, Replay,
+};
+pub use stats::{
+    stats, AgentContainment, EscalationCounts, HumanLoad, Percentiles, SkillCounts, StateTimes,
+    Stats,
+};
 pub use timefmt::{format_duration, format_duration_hms, format_recorded_at};
 pub use timeline::{timeline, Timeline, TimelineEntry};
 pub use verify::{verify_dir, VerifyReport};

@@ -24,11 +24,11 @@ pub struct ConversationListing {
     pub customer_id: String,
     /// The channel.
     pub channel: String,
-    /// `human-handled`, `ai-active`, `reclaimed` or `closed`.
+    /// `human-handled`, `ai-active`, `reclaimed`, `awaiting-human` or `closed`.
     pub status: &'static str,
     /// The AI agent handling it, when AI-active.
     pub ai_agent_id: Option<String>,
-    /// The human agent most recently in charge (assigned at the open, or who reclaimed it).
+    /// The human most recently in charge (assigned, or who reclaimed it).
     pub human_id: Option<String>,
     /// Events in its stream.
     pub events: u64,
@@ -36,6 +36,8 @@ pub struct ConversationListing {
     pub opened_at: String,
     /// When its last event was recorded (RFC 3339, UTC, microseconds).
     pub last_activity_at: String,
+    /// The tenant it belongs to (`default` for a conversation opened before tenants).
+    pub tenant: String,
 }
 
 impl ConversationListing {
@@ -60,6 +62,7 @@ impl ConversationListing {
             events: history.version(),
             opened_at: timestamp(history.opened_at()),
             last_activity_at: timestamp(history.last_event_at()),
+            tenant: open.tenant.as_str().to_owned(),
         })
     }
 }

@@ -1,13 +1,15 @@
 //! The replay: the whole log folded in global order, with the runtime's own `evolve`, into one
-//! [`ConversationHistory`] per conversation plus the AI-agent roster. Every other part of the
+//! [`ConversationHistory`] per conversation plus the AI-agent roster and the directory of
+//! humans. Every other part of the
 //! audit reads these projections, and verification is this fold plus the index checks.
 
 use std::collections::{BTreeMap, HashMap};
 
 use handover_core::conversation::{self, Conversation, Handler, OpenConversation};
 use handover_core::{
-    AgentName, AiAgentId, Author, Concern, ConversationEvent, ConversationId, EscalationCause,
-    Event, HumanId, Roster, SkillOutcome, Status, StreamId,
+    AgentName, AiAgentId, Author, Concern, ConversationEvent, ConversationId, Directory,
+    EscalationCause, Event, HumanId, Loads, Roster, SkillOutcome, Status, StreamId, TenantId,
+    Timestamp, WaitCause,
 };
 use handover_sled::SledStore;
 use handover_store::{RecordedAt, RecordedEvent};
@@ -16,7 +18,10 @@ use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};
 use crate::timefmt::{format_recorded_at, is_writable};
 
+mod authority;
 mod by_streams;
+
+pub use authority::{AiOutcome, HumanSpan};
 
 /// How many messages each kind of author wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -55,9 +60,11 @@ impl MessageCounts {
 /// Who held a conversation during one [`Period`]: the three open states of the manual.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Holder {
-    /// Human-handled: just opened, or escalated back by an AI agent.
+    /// Human-handled: just opened, escalated back by an AI agent, assigned to a human, or
+    /// waiting in a queue.
     Human {
-        /// The human agent in charge, if one was assigned (at open, or by a reclaim).
+        /// The human in charge, if one was assigned (at open, by an assignment, or by a
+        /// reclaim); `None` while it waits in a queue.
         human: Option<HumanId>,
     },
     /// AI-active: an AI agent answered on its own.
@@ -143,6 +150,22 @@ pub struct ConversationHistory {
     /// Set by a customer's request for a human while AI-active: `decide` records the
     /// escalation in the same append, so the very next event must be that escalation.
     escalation_due: bool,
+    /// Opened by `conversation_opened` written before tenants (no `tenant` in the event):
+    /// humans who act on it need not be registered.
+    legacy: bool,
+    /// Since when it has waited after an escalation, until a human is assigned.
+    escalated_since: Option<Timestamp>,
+    /// Milliseconds from each escalation's wait to the human assigned after it.
+    escalation_waits_ms: Vec<u64>,
+    sla_warnings: u64,
+    sla_breaches: u64,
+    ai_replies_overdue: u64,
+    /// The human of each `human_assigned`, in order.
+    assignments: Vec<HumanId>,
+    /// Each stretch during which a human was the conversation's assigned human.
+    human_spans: Vec<HumanSpan>,
+    /// How each handoff to an AI agent ended, in order.
+    ai_outcomes: Vec<(AiAgentId, AiOutcome)>,
 }
 
 impl ConversationHistory {
@@ -166,6 +189,15 @@ impl ConversationHistory {
             skills_succeeded: 0,
             skills_failed: 0,
             escalation_due: false,
+            legacy: false,
+            escalated_since: None,
+            escalation_waits_ms: Vec::new(),
+            sla_warnings: 0,
+            sla_breaches: 0,
+            ai_replies_overdue: 0,
+            assignments: Vec::new(),
+            human_spans: Vec::new(),
+            ai_outcomes: Vec::new(),
         }
     }
 
@@ -244,14 +276,79 @@ impl ConversationHistory {
         self.skills_failed
     }
 
+    /// The tenant it belongs to, once opened (`default` for a conversation opened before
+    /// tenants).
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.state.tenant()
+    }
+
+    /// Whether it was opened by a `conversation_opened` written before tenants and human
+    /// registration.
+    pub fn is_legacy(&self) -> bool {
+        self.legacy
+    }
+
+    /// Milliseconds from each wait that an escalation began (its `awaiting_human`'s `since`)
+    /// to the `human_assigned` that ended it (its `at`), in order; a later wait before that
+    /// assignment does not restart the count.
+    pub fn escalation_waits_ms(&self) -> &[u64] {
+        &self.escalation_waits_ms
+    }
+
+    /// `sla_warning` events.
+    pub fn sla_warnings(&self) -> u64 {
+        self.sla_warnings
+    }
+
+    /// `sla_breached` events.
+    pub fn sla_breaches(&self) -> u64 {
+        self.sla_breaches
+    }
+
+    /// `ai_reply_overdue` events.
+    pub fn ai_replies_overdue(&self) -> u64 {
+        self.ai_replies_overdue
+    }
+
+    /// The human of each `human_assigned`, in order.
+    pub fn assignments(&self) -> &[HumanId] {
+        &self.assignments
+    }
+
+    /// Each stretch during which a human was its assigned human, in order.
+    pub fn human_spans(&self) -> &[HumanSpan] {
+        &self.human_spans
+    }
+
+    /// The AI agent of each handoff and how the handoff ended, in order.
+    pub fn ai_outcomes(&self) -> &[(AiAgentId, AiOutcome)] {
+        &self.ai_outcomes
+    }
+
+    /// The human assigned to it now, while it is open: the one whose load it counts in.
+    ///
+    /// In a conversation opened before tenants, human-handled with a human named means that
+    /// human handles it. In a later one, that state lasts only from an escalation to the wait
+    /// recorded with it, in the same append: nobody handles it then.
+    pub(crate) fn assigned_human(&self) -> Option<&HumanId> {
+        match &self.state {
+            Conversation::Open(open) if self.legacy || !matches!(open.handler, Handler::Human) => {
+                open.assigned_human()
+            }
+            _ => None,
+        }
+    }
+
     /// Applies the next event of this conversation's stream.
     ///
     /// Checks what a conversation's own stream must satisfy: the seq follows the last one,
     /// the event folds with [`conversation::evolve`] (so AI actions come only from the active
     /// agent, nothing follows the close, no handoff follows a concern the customer raised, and
     /// only customers' messages carry concerns), and a customer's request for a human while
-    /// AI-active is followed at once by its escalation. Rules that need other streams (the
-    /// roster at a handoff) are [`Replay::apply`]'s. On a fault nothing is applied.
+    /// AI-active is followed at once by its escalation, and SLA figures agree with the wait
+    /// they are about ([`FaultKind::Sla`]). Rules that need other streams (the roster at a
+    /// handoff, the directory and the loads) are [`Replay::apply`]'s. On a fault nothing is
+    /// applied.
     pub fn apply(&mut self, record: &RecordedEvent) -> Result<(), Fault> {
         self.fold(record, OnRefusal::KeepState)
     }
@@ -291,13 +388,19 @@ impl ConversationHistory {
                     FaultKind::Rule,
                     at(),
                     format!(
-                        "{} is an AI-agent event; it does not belong in a conversation stream",
-                        other.type_name()
-                    ),
+                    "{} is not a conversation event; it does not belong in a conversation stream",
+                    other.type_name()
+                ),
                 ))
             }
         };
         self.check_escalation_pairing(event, at)?;
+        if let Conversation::Open(open) = &self.state {
+            if let Err((kind, description)) = authority::check_sla(open, event) {
+                return Err(Fault::new(kind, at(), description));
+            }
+        }
+        let before = self.assigned_human().cloned();
         let was_ai_active = matches!(
             self.state,
             Conversation::Open(OpenConversation {
@@ -334,6 +437,7 @@ impl ConversationHistory {
         self.version = record.seq;
         self.last_event_at = Some(record.recorded_at);
         self.track(record, event, was_ai_active);
+        self.track_human(record.position, before);
         Ok(())
     }
 
@@ -376,6 +480,7 @@ impl ConversationHistory {
         self.escalation_due = false;
         match event {
             ConversationEvent::Opened { human, .. } => {
+                self.legacy = true;
                 self.opened_at = Some(at);
                 self.begin(
                     Holder::Human {
@@ -420,8 +525,12 @@ impl ConversationHistory {
                     period.skills_run += 1;
                 }
             }
-            ConversationEvent::Reclaimed { by_human, .. } => {
+            ConversationEvent::Reclaimed {
+                agent_id, by_human, ..
+            } => {
                 self.reclaims += 1;
+                self.ai_outcomes
+                    .push((agent_id.clone(), AiOutcome::Reclaimed));
                 self.begin(
                     Holder::Reclaimed {
                         by: by_human.clone(),
@@ -429,8 +538,12 @@ impl ConversationHistory {
                     record,
                 );
             }
-            ConversationEvent::EscalatedToHuman { cause, .. } => {
+            ConversationEvent::EscalatedToHuman {
+                agent_id, cause, ..
+            } => {
                 self.escalations.push(*cause);
+                self.ai_outcomes
+                    .push((agent_id.clone(), AiOutcome::Escalated));
                 // Back to the human most recently in charge, as the state keeps it.
                 let human = match &self.state {
                     Conversation::Open(open) => open.human.clone(),
@@ -441,10 +554,83 @@ impl ConversationHistory {
             ConversationEvent::Closed { .. } => {
                 self.closed_at = Some(at);
                 self.closed_while_ai_active = was_ai_active;
+                if let (true, Some(Holder::Ai { agent_id, .. })) = (
+                    was_ai_active,
+                    self.periods.last().map(|period| &period.holder),
+                ) {
+                    self.ai_outcomes
+                        .push((agent_id.clone(), AiOutcome::Contained));
+                }
                 self.end_current(at);
             }
+            ConversationEvent::Started { .. } => {
+                self.opened_at = Some(at);
+                self.begin(Holder::Human { human: None }, record);
+            }
+            ConversationEvent::AwaitingHuman { cause, since, .. } => {
+                // Counted from the first escalation no human has answered yet: a wait that
+                // follows it (a transfer to another queue) does not restart the count.
+                if let WaitCause::Escalated(_) = cause {
+                    self.escalated_since.get_or_insert(*since);
+                }
+                self.begin_human(None, record);
+            }
+            ConversationEvent::HumanAssigned { human_id, at, .. } => {
+                self.assignments.push(human_id.clone());
+                if let Some(since) = self.escalated_since.take() {
+                    self.escalation_waits_ms.push(at.millis_since(since));
+                }
+                self.begin_human(Some(human_id.clone()), record);
+            }
+            ConversationEvent::SlaWarning { .. } => self.sla_warnings += 1,
+            ConversationEvent::SlaBreached { .. } => self.sla_breaches += 1,
+            ConversationEvent::AiReplyOverdue { .. } => self.ai_replies_overdue += 1,
             // Events this version does not know change no period.
             _ => {}
+        }
+    }
+
+    /// Notes a change of assigned human made by the event at `position`; `before` is who was
+    /// assigned before it.
+    fn track_human(&mut self, position: u64, before: Option<HumanId>) {
+        let after = self.assigned_human().cloned();
+        if before == after {
+            return;
+        }
+        if let Some(span) = self.human_spans.last_mut().filter(|s| s.to.is_none()) {
+            span.to = Some(position);
+        }
+        if let Some(human) = after {
+            self.human_spans.push(HumanSpan {
+                human,
+                from: position,
+                to: None,
+            });
+        }
+    }
+
+    /// A human-handled period with `human` (none: waiting in a queue), unless the current one
+    /// is already theirs. A period that began in the same append (the same recorded time) with
+    /// nothing in it is taken over instead: an escalation and the wait it leads to, an opening
+    /// and its assignment, make one period.
+    fn begin_human(&mut self, human: Option<HumanId>, record: &RecordedEvent) {
+        match self.periods.last_mut() {
+            Some(Period {
+                holder: Holder::Human { human: current },
+                ended_at: None,
+                ..
+            }) if *current == human => {}
+            Some(Period {
+                holder: Holder::Human { human: current },
+                began_at,
+                ended_at: None,
+                messages,
+                skills_run: 0,
+                ..
+            }) if *began_at == record.recorded_at && messages.total() == 0 => {
+                *current = human;
+            }
+            _ => self.begin(Holder::Human { human }, record),
         }
     }
 
@@ -520,6 +706,7 @@ enum OnRefusal {
 pub(crate) fn describe_author(author: &Author) -> String {
     match author {
         Author::Ai(id) => format!("AI agent {id}"),
+        Author::System(actor) => format!("the {}", actor.as_str()),
         other => format!("{} {}", other.kind(), other.id()),
     }
 }
@@ -533,6 +720,12 @@ pub(crate) fn describe_author(author: &Author) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct Replay {
     roster: Roster,
+    /// The humans registered, as of the last applied event.
+    directory: Directory,
+    /// How many open conversations each human is assigned, as of the last applied event.
+    loads: Loads,
+    /// The version of each human stream.
+    human_streams: BTreeMap<StreamId, u64>,
     /// Every conversation's history, in the order of their first events. A log interleaves
     /// tens of thousands of conversations, and a hash map finds each event's history in one
     /// or two memory accesses where an ordered map walks a path of nodes; the accessors sort
@@ -598,9 +791,14 @@ impl Replay {
     /// Checks that its position follows the last one, that its recorded time neither goes
     /// back nor leaves the years RFC 3339 can write, that its seq follows its stream's last
     /// one, that it belongs to its kind of stream, and every rule: AI-agent events fold with
-    /// [`Roster::evolve`] and name their own stream's agent; a handoff names an AI agent the
-    /// roster has registered and active at that point, under its registered name; conversation
-    /// events fold as [`ConversationHistory::apply`] describes. On a fault nothing is applied.
+    /// [`Roster::evolve`] and name their own stream's agent; human events fold with
+    /// [`Directory::evolve`] and name their own stream's human; a handoff names an AI agent the
+    /// roster has registered and active at that point, under its registered name, of the
+    /// conversation's tenant; a human who acts on a conversation answers for it, the router
+    /// gives it only to a human available and below capacity, and no human of another tenant
+    /// touches it (faults of kinds [`FaultKind::Authority`], [`FaultKind::Capacity`] and
+    /// [`FaultKind::Tenant`]); conversation events fold as [`ConversationHistory::apply`]
+    /// describes. On a fault nothing is applied.
     pub fn apply(&mut self, record: &RecordedEvent) -> Result<(), Fault> {
         // The location is built only for a fault: it copies the stream id.
         let at = || Location::record(&record.stream, record.seq, record.position);
@@ -673,6 +871,49 @@ impl Replay {
                 })?;
                 self.agent_streams.insert(record.stream.clone(), record.seq);
             }
+            (StreamId::Human(stream_human), Event::Human(event)) => {
+                let version = self.stream_version(&record.stream);
+                if record.seq != version + 1 {
+                    return Err(Fault::new(
+                        FaultKind::Order,
+                        at(),
+                        format!(
+                            "expected seq {} of this stream, found seq {}",
+                            version + 1,
+                            record.seq
+                        ),
+                    ));
+                }
+                if event.human_id() != stream_human {
+                    return Err(Fault::new(
+                        FaultKind::Rule,
+                        at(),
+                        format!(
+                            "{} names human {}, but this is the stream of human {stream_human}",
+                            event.type_name(),
+                            event.human_id()
+                        ),
+                    ));
+                }
+                self.directory.evolve(event).map_err(|rejection| {
+                    Fault::new(
+                        FaultKind::Rule,
+                        at(),
+                        format!("{} breaks a rule: {rejection}", event.type_name()),
+                    )
+                })?;
+                self.human_streams.insert(record.stream.clone(), record.seq);
+            }
+            (StreamId::Human(_), event) => {
+                return Err(Fault::new(
+                    FaultKind::Rule,
+                    at(),
+                    format!(
+                        "{} is not a human's event; it does not belong in a human's stream",
+                        event.type_name()
+                    ),
+                ))
+            }
             (StreamId::AiAgent(_), event) => {
                 return Err(Fault::new(
                     FaultKind::Rule,
@@ -682,9 +923,6 @@ impl Replay {
                         event.type_name()
                     ),
                 ))
-            }
-            (StreamId::Human(_), _) => {
-                self.agent_streams.insert(record.stream.clone(), record.seq);
             }
             (StreamId::Conversation(id), event) => {
                 if let Event::Conversation(ConversationEvent::HandedOffToAi {
@@ -700,6 +938,24 @@ impl Replay {
                     self.conversations.len() - 1
                 });
                 let history = &mut self.conversations[index];
+                if let Event::Conversation(event) = event {
+                    let checked = authority::check(
+                        &self.directory,
+                        &self.roster,
+                        &self.loads,
+                        history,
+                        event,
+                        record.position,
+                    );
+                    if let Err((kind, description)) = checked {
+                        if history.version() == 0 {
+                            self.conversations.pop();
+                            self.conversation_index.remove(id);
+                        }
+                        return Err(Fault::new(kind, at(), description));
+                    }
+                }
+                let before = history.assigned_human().cloned();
                 if let Err(fault) = history.apply(record) {
                     // Leave no trace of a conversation whose first event was refused: it is
                     // the last one added.
@@ -708,6 +964,15 @@ impl Replay {
                         self.conversation_index.remove(id);
                     }
                     return Err(fault);
+                }
+                let after = history.assigned_human();
+                if before.as_ref() != after {
+                    if let Some(after) = after {
+                        self.loads.add(after);
+                    }
+                    if let Some(before) = &before {
+                        self.loads.remove(before);
+                    }
                 }
             }
         }
@@ -746,6 +1011,16 @@ impl Replay {
         &self.roster
     }
 
+    /// The directory of humans as of the last applied event.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// How many open conversations each human was assigned, as of the last applied event.
+    pub fn loads(&self) -> &Loads {
+        &self.loads
+    }
+
     /// One conversation's history, if the log holds it.
     pub fn conversation(&self, id: &ConversationId) -> Option<&ConversationHistory> {
         self.conversation_index
@@ -773,15 +1048,19 @@ impl Replay {
             StreamId::Conversation(id) => self
                 .conversation(id)
                 .map_or(0, ConversationHistory::version),
-            StreamId::AiAgent(_) | StreamId::Human(_) => {
-                self.agent_streams.get(stream).copied().unwrap_or(0)
-            }
+            StreamId::AiAgent(_) => self.agent_streams.get(stream).copied().unwrap_or(0),
+            StreamId::Human(_) => self.human_streams.get(stream).copied().unwrap_or(0),
         }
     }
 
     /// Every stream seen, with its version, by stream.
     pub fn streams(&self) -> impl Iterator<Item = (&StreamId, u64)> {
-        // `StreamId` orders AI-agent streams before conversations, and conversations by id.
+        // `StreamId` orders AI-agent streams before conversations, conversations by id, and
+        // human streams last.
+        let humans = self
+            .human_streams
+            .iter()
+            .map(|(stream, seq)| (stream, *seq));
         let agents = self
             .agent_streams
             .iter()
@@ -790,7 +1069,7 @@ impl Replay {
             .conversations_by_id()
             .into_iter()
             .map(|history| (&history.stream, history.version));
-        agents.chain(conversations)
+        agents.chain(conversations).chain(humans)
     }
 
     /// How many events were applied.

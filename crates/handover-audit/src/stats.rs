@@ -1,6 +1,7 @@
 //! Figures over the whole log: conversations, handoffs, reclaims, escalations by cause, AI
 //! containment, time spent in each state, skills run and messages by author kind.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use handover_core::EscalationCause;
@@ -9,7 +10,7 @@ use handover_store::RecordedAt;
 use serde::Serialize;
 
 use crate::error::AuditError;
-use crate::replay::{Holder, MessageCounts, Replay};
+use crate::replay::{AiOutcome, Holder, MessageCounts, Replay};
 use crate::timefmt::format_duration_hms;
 
 /// Escalations back to humans, by what set them off.
@@ -23,6 +24,8 @@ pub struct EscalationCounts {
     pub customer_asked_for_human: u64,
     /// The AI agent was deactivated while holding the conversation.
     pub agent_deactivated: u64,
+    /// The AI agent did not reply within its deadline.
+    pub ai_timeout: u64,
 }
 
 impl EscalationCounts {
@@ -32,6 +35,7 @@ impl EscalationCounts {
             EscalationCause::AgentRequested => self.agent_requested += 1,
             EscalationCause::CustomerAskedForHuman => self.customer_asked_for_human += 1,
             EscalationCause::AgentDeactivated => self.agent_deactivated += 1,
+            EscalationCause::AiTimeout => self.ai_timeout += 1,
             // Counted in the total only, until a field for it is added.
             _ => {}
         }
@@ -58,6 +62,67 @@ pub struct SkillCounts {
     pub succeeded: u64,
     /// Those that failed.
     pub failed: u64,
+}
+
+/// A distribution of durations in milliseconds: how many, the median, the 90th percentile and
+/// the longest (nearest-rank percentiles; `None` when there is none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    /// How many durations.
+    pub count: u64,
+    /// The median.
+    pub p50_ms: Option<u64>,
+    /// The 90th percentile.
+    pub p90_ms: Option<u64>,
+    /// The longest.
+    pub max_ms: Option<u64>,
+}
+
+impl Percentiles {
+    /// The percentiles of `values`.
+    pub fn of(mut values: Vec<u64>) -> Percentiles {
+        values.sort_unstable();
+        let rank = |percent: usize| {
+            let n = values.len();
+            (n > 0).then(|| values[(percent * n).div_ceil(100).max(1) - 1])
+        };
+        Percentiles {
+            count: values.len() as u64,
+            p50_ms: rank(50),
+            p90_ms: rank(90),
+            max_ms: values.last().copied(),
+        }
+    }
+}
+
+/// One human's load: how many conversations they were given, and the most they handled at
+/// once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HumanLoad {
+    /// The human.
+    pub human_id: String,
+    /// `human_assigned` events naming them.
+    pub assignments: u64,
+    /// The most open conversations they were assigned at the same time.
+    pub max_concurrent: u64,
+}
+
+/// How the handoffs to one AI agent ended.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AgentContainment {
+    /// The AI agent.
+    pub agent_id: String,
+    /// Handoffs to it.
+    pub handoffs: u64,
+    /// Closed while it held the conversation.
+    pub contained: u64,
+    /// Escalated back to humans (any cause).
+    pub escalated: u64,
+    /// Reclaimed by a human.
+    pub reclaimed: u64,
+    /// `contained` as a share of the handoffs that ended in one of the three, from 0 to 1;
+    /// `None` when none has ended.
+    pub containment_rate: Option<f64>,
 }
 
 /// Figures over the whole log. Serialises to the JSON `handover audit stats --json` prints.
@@ -92,6 +157,19 @@ pub struct Stats {
     pub skills: SkillCounts,
     /// Messages by author kind.
     pub messages: MessageCounts,
+    /// Time from a wait an escalation began (`awaiting_human` with an escalation cause, its
+    /// `since`) to the human assigned next (`human_assigned`, its `at`), in milliseconds.
+    pub escalation_to_human_ms: Percentiles,
+    /// `sla_warning` events.
+    pub sla_warnings: u64,
+    /// `sla_breached` events.
+    pub sla_breaches: u64,
+    /// `ai_reply_overdue` events: the AI agent did not reply in time.
+    pub ai_reply_timeouts: u64,
+    /// Each human assigned at least once, by id.
+    pub human_load: Vec<HumanLoad>,
+    /// Each AI agent handed at least one conversation, by id.
+    pub ai_containment_by_agent: Vec<AgentContainment>,
 }
 
 impl Stats {
@@ -127,6 +205,66 @@ impl Stats {
             }
         }
         stats.skills.total = stats.skills.succeeded + stats.skills.failed;
+        let mut waits = Vec::new();
+        // Per human: assignments, and each change of load with its position.
+        type Changes = Vec<(u64, i64)>;
+        let mut loads: BTreeMap<&str, (u64, Changes)> = BTreeMap::new();
+        let mut agents: BTreeMap<&str, AgentContainment> = BTreeMap::new();
+        for conversation in replay.conversations() {
+            waits.extend_from_slice(conversation.escalation_waits_ms());
+            stats.sla_warnings += conversation.sla_warnings();
+            stats.sla_breaches += conversation.sla_breaches();
+            stats.ai_reply_timeouts += conversation.ai_replies_overdue();
+            for human in conversation.assignments() {
+                loads.entry(human.as_str()).or_default().0 += 1;
+            }
+            for span in conversation.human_spans() {
+                let changes = &mut loads.entry(span.human.as_str()).or_default().1;
+                changes.push((span.from, 1));
+                if let Some(to) = span.to {
+                    changes.push((to, -1));
+                }
+            }
+            for period in conversation.periods() {
+                if let Holder::Ai { agent_id, .. } = &period.holder {
+                    agents.entry(agent_id.as_str()).or_default().handoffs += 1;
+                }
+            }
+            for (agent_id, outcome) in conversation.ai_outcomes() {
+                let agent = agents.entry(agent_id.as_str()).or_default();
+                match outcome {
+                    AiOutcome::Contained => agent.contained += 1,
+                    AiOutcome::Escalated => agent.escalated += 1,
+                    AiOutcome::Reclaimed => agent.reclaimed += 1,
+                }
+            }
+        }
+        stats.escalation_to_human_ms = Percentiles::of(waits);
+        stats.human_load = loads
+            .into_iter()
+            .map(|(human_id, (assignments, mut changes))| {
+                changes.sort_unstable();
+                let (mut now, mut most) = (0i64, 0i64);
+                for (_, change) in changes {
+                    now += change;
+                    most = most.max(now);
+                }
+                HumanLoad {
+                    human_id: human_id.to_owned(),
+                    assignments,
+                    max_concurrent: most as u64,
+                }
+            })
+            .collect();
+        stats.ai_containment_by_agent = agents
+            .into_iter()
+            .map(|(agent_id, mut agent)| {
+                agent.agent_id = agent_id.to_owned();
+                let ended = agent.contained + agent.escalated + agent.reclaimed;
+                agent.containment_rate = (ended > 0).then(|| agent.contained as f64 / ended as f64);
+                agent
+            })
+            .collect();
         stats.ai_containment_rate = (stats.conversations_closed > 0)
             .then(|| stats.closed_while_ai_active as f64 / stats.conversations_closed as f64);
         stats
@@ -158,11 +296,12 @@ impl fmt::Display for Stats {
         writeln!(f, "reclaims by humans          {}", self.reclaims)?;
         writeln!(
             f,
-            "escalations to humans       {} (agent requested {}, customer asked for a human {}, agent deactivated {})",
+            "escalations to humans       {} (agent requested {}, customer asked for a human {}, agent deactivated {}, AI reply timeout {})",
             self.escalations.total,
             self.escalations.agent_requested,
             self.escalations.customer_asked_for_human,
-            self.escalations.agent_deactivated
+            self.escalations.agent_deactivated,
+            self.escalations.ai_timeout
         )?;
         match self.ai_containment_rate {
             Some(rate) => writeln!(
@@ -201,6 +340,47 @@ impl fmt::Display for Stats {
             self.messages.customer,
             self.messages.human,
             self.messages.ai
-        )
+        )?;
+        let waits = &self.escalation_to_human_ms;
+        let ms = |value: Option<u64>| {
+            format_duration_hms(
+                value.map_or(0, |ms| i64::try_from(ms).unwrap_or(i64::MAX / 1000) * 1000),
+            )
+        };
+        match waits.count {
+            0 => writeln!(f, "escalation to a human       no escalation answered yet")?,
+            count => writeln!(
+                f,
+                "escalation to a human       p50 {}, p90 {}, max {} over {count} waits",
+                ms(waits.p50_ms),
+                ms(waits.p90_ms),
+                ms(waits.max_ms)
+            )?,
+        }
+        writeln!(
+            f,
+            "SLA                         {} warnings, {} breaches",
+            self.sla_warnings, self.sla_breaches
+        )?;
+        writeln!(f, "AI reply timeouts           {}", self.ai_reply_timeouts)?;
+        for load in &self.human_load {
+            writeln!(
+                f,
+                "load of human {:<14} {} assignments, at most {} at once",
+                load.human_id, load.assignments, load.max_concurrent
+            )?;
+        }
+        for agent in &self.ai_containment_by_agent {
+            let rate = agent.containment_rate.map_or_else(
+                || "none ended yet".to_owned(),
+                |r| format!("{:.1}%", r * 100.0),
+            );
+            writeln!(
+                f,
+                "containment of AI agent {} {} of {} handoffs contained ({rate}), {} escalated, {} reclaimed",
+                agent.agent_id, agent.contained, agent.handoffs, agent.escalated, agent.reclaimed
+            )?;
+        }
+        Ok(())
     }
 }

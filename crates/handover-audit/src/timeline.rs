@@ -4,7 +4,10 @@
 
 use std::fmt;
 
-use handover_core::{ConversationEvent, ConversationId, EscalationCause, SkillOutcome, StreamId};
+use handover_core::{
+    ConversationEvent, ConversationId, EscalationCause, NoteAudience, SkillOutcome, StreamId,
+    TeamId, TransferTarget, WaitCause,
+};
 use handover_sled::SledStore;
 use handover_store::{EventStore, RecordedAt, RecordedEvent, SeqRange};
 
@@ -206,7 +209,136 @@ fn describe_entry(event: &ConversationEvent) -> String {
         ConversationEvent::MessagePosted { author, .. } => {
             format!("message by {}", describe_author(author))
         }
+        ConversationEvent::Started {
+            tenant,
+            customer,
+            channel,
+            team,
+            language,
+            ..
+        } => format!(
+            "opened for customer {customer} on {channel} in tenant {tenant}, queue {}{}",
+            queue(team.as_ref()),
+            match language {
+                Some(language) => format!(", language {language}"),
+                None => String::new(),
+            }
+        ),
+        ConversationEvent::AwaitingHuman { team, cause, .. } => format!(
+            "waiting for a human in {} (cause {}: {})",
+            queue(team.as_ref()),
+            cause.as_str(),
+            describe_wait(*cause)
+        ),
+        ConversationEvent::HumanAssigned {
+            human_id,
+            name,
+            team,
+            by,
+            ..
+        } => format!(
+            "assigned to human {human_id} ({:?}) by {}{}",
+            name.as_str(),
+            describe_author(by),
+            match team {
+                Some(team) => format!(", from the queue of team {team}"),
+                None => String::new(),
+            }
+        ),
+        ConversationEvent::Transferred { to, reason, by, .. } => format!(
+            "transferred by {} to {}; reason: {:?}",
+            describe_author(by),
+            match to {
+                TransferTarget::Human(human) => format!("human {human}"),
+                TransferTarget::Team(team) => format!("the queue of team {team}"),
+                _ => "another destination".to_owned(),
+            },
+            reason.as_str()
+        ),
+        ConversationEvent::SlaWarning {
+            team,
+            waited_ms,
+            threshold_ms,
+            ..
+        } => format!(
+            "SLA warning in {}: waited {}, past the warning threshold of {}",
+            queue(team.as_ref()),
+            millis(*waited_ms),
+            millis(*threshold_ms)
+        ),
+        ConversationEvent::SlaBreached {
+            team,
+            waited_ms,
+            threshold_ms,
+            ..
+        } => format!(
+            "SLA breached in {}: waited {}, past the breach threshold of {}",
+            queue(team.as_ref()),
+            millis(*waited_ms),
+            millis(*threshold_ms)
+        ),
+        ConversationEvent::AiReplyOverdue {
+            agent_id,
+            waited_ms,
+            deadline_ms,
+            ..
+        } => format!(
+            "AI agent {agent_id} did not reply in time: the customer waited {}, the deadline being {}",
+            millis(*waited_ms),
+            millis(*deadline_ms)
+        ),
+        ConversationEvent::CustomerNotice {
+            kind,
+            text,
+            language,
+        } => format!(
+            "notice to the customer ({}, {language}): {:?}",
+            kind.as_str(),
+            excerpt(text.as_str())
+        ),
+        ConversationEvent::InternalNote { to, text, by, .. } => format!(
+            "internal note for {} by {} (internal, not shown to the customer): {:?}",
+            match to {
+                NoteAudience::Ai => "the AI agent",
+                _ => "staff",
+            },
+            describe_author(by),
+            excerpt(text.as_str())
+        ),
+        ConversationEvent::FlagRaised { by, .. } => {
+            format!("needs-help flag raised by {}", describe_author(by))
+        }
+        ConversationEvent::FlagLowered { by, .. } => {
+            format!("needs-help flag lowered by {}", describe_author(by))
+        }
         other => other.type_name().replace('_', " "),
+    }
+}
+
+/// `the queue of team billing` or `the general queue`.
+fn queue(team: Option<&TeamId>) -> String {
+    match team {
+        Some(team) => format!("the queue of team {team}"),
+        None => "the general queue".to_owned(),
+    }
+}
+
+fn millis(ms: u64) -> String {
+    format_duration(
+        i64::try_from(ms)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000),
+    )
+}
+
+fn describe_wait(cause: WaitCause) -> &'static str {
+    match cause {
+        WaitCause::Opened => "opened without a human",
+        WaitCause::Escalated(cause) => describe_cause(cause),
+        WaitCause::HumanOffline => "the human handling it went offline",
+        WaitCause::HumanRemoved => "the human handling it was removed",
+        WaitCause::Transferred => "transferred to this queue",
+        _ => "another cause",
     }
 }
 
@@ -215,6 +347,7 @@ fn describe_cause(cause: EscalationCause) -> &'static str {
         EscalationCause::AgentRequested => "the AI agent asked for a human",
         EscalationCause::CustomerAskedForHuman => "the customer asked for a human",
         EscalationCause::AgentDeactivated => "the AI agent was deactivated",
+        EscalationCause::AiTimeout => "the AI agent did not reply in time",
         _ => "another cause",
     }
 }
@@ -222,7 +355,10 @@ fn describe_cause(cause: EscalationCause) -> &'static str {
 fn describe_holder(holder: &Holder) -> String {
     match holder {
         Holder::Human { human: Some(human) } => format!("human-handled by {human}"),
-        Holder::Human { human: None } => "human-handled (no human assigned)".to_owned(),
+        Holder::Human { human: None } => {
+            "human-handled (no human assigned: waiting in a queue, or opened without one)"
+                .to_owned()
+        }
         Holder::Ai {
             agent_id,
             agent_name,

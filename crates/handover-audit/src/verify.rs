@@ -19,7 +19,7 @@ pub enum VerifyReport {
     Sound {
         /// Events in the log.
         events: u64,
-        /// Streams in the log (conversations and AI agents).
+        /// Streams in the log (conversations, AI agents and humans).
         streams: u64,
     },
     /// The first fault found; nothing after it was checked.
@@ -39,9 +39,12 @@ impl VerifyReport {
 ///    to a record whose checksum, format and body are sound and which says it is at that
 ///    position, stream and seq; and the record is replayed ([`Replay::apply`]): recorded
 ///    times never go back, every stream runs from seq 1 without a gap, and every event
-///    passes the rules (AI-agent events fold with the roster; a handoff names an AI agent
-///    registered and active at that point; conversation events fold with `evolve`, so AI
-///    actions come only from the active agent and nothing follows a close).
+///    passes the rules (AI-agent events fold with the roster, human events with the
+///    directory; a handoff names an AI agent registered and active at that point, of the
+///    conversation's tenant; conversation events fold with `evolve`, so AI actions come only
+///    from the active agent and nothing follows a close; humans act only on conversations they
+///    answer for, the router assigns only humans available and below capacity, SLA figures
+///    agree with the wait, and nothing crosses tenants: [`crate::FaultKind`] names each).
 /// 2. The stream records themselves, scanned without the index
 ///    ([`SledStore::scan_streams`]): each is sound and in its place, and none lies beyond
 ///    what the index holds of its stream; the totals of both agree.

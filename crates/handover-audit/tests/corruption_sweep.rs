@@ -106,11 +106,46 @@ fn streams(conversations: u128) -> Vec<StreamId> {
         .iter()
         .map(|a| StreamId::AiAgent(agent_id(a)))
         .chain((1..=conversations).map(|n| StreamId::Conversation(conversation_id(n))))
+        .chain([
+            StreamId::Human(human("alice")),
+            StreamId::Human(human("bob")),
+        ])
         .collect()
 }
 
 /// One stream's appends, in order, each a list of events written atomically.
 type Script = (StreamId, Vec<Vec<Event>>);
+
+/// The scripts of the humans (each registered and made available in one append): alice, an
+/// agent who opens and hands off, and bob, a supervisor who reclaims and answers; and the
+/// directory they fold to.
+fn human_scripts() -> (Vec<Script>, Directory) {
+    let mut directory = Directory::new();
+    let mut scripts = Vec::new();
+    for (name, role) in [("alice", Role::Agent), ("bob", Role::Supervisor)] {
+        let id = human(name);
+        let mut events = Vec::new();
+        for command in [
+            HumanCommand::Register {
+                tenant: TenantId::default_tenant(),
+                name: AgentName::new(name).unwrap(),
+                role,
+                teams: vec![],
+                capacity: 1_000,
+            },
+            HumanCommand::SetPresence {
+                presence: Presence::Available,
+            },
+        ] {
+            for event in handover_core::human::decide(&id, directory.get(&id), &command).unwrap() {
+                directory.evolve(&event).unwrap();
+                events.push(Event::Human(event));
+            }
+        }
+        scripts.push((StreamId::Human(id), vec![events]));
+    }
+    (scripts, directory)
+}
 
 /// The AI agents' scripts (registered and activated in one append each) and the roster they
 /// fold to.
@@ -141,13 +176,16 @@ fn agent_scripts() -> (Vec<Script>, Roster) {
 /// A conversation's script, decided command by command as the runtime would, with some
 /// consecutive commands' events joined into one append. Every `big_every`th conversation
 /// carries messages near the 64 KiB limit, which sled may store as blob files.
-fn conversation_script(n: u128, roster: &Roster, rng: &mut ChaCha8Rng, big_every: u128) -> Script {
+fn conversation_script(
+    n: u128,
+    roster: &Roster,
+    directory: &Directory,
+    rng: &mut ChaCha8Rng,
+    big_every: u128,
+) -> Script {
     let id = conversation_id(n);
     let policy = DefaultPolicy::default();
-    let ctx = Ctx {
-        roster,
-        policy: &policy,
-    };
+    let ctx = Ctx::new(roster, &policy).with_directory(directory);
     let customer = CustomerId::new(format!("cust-{n}")).unwrap();
     let alice = human("alice");
     let agent = agent_id(AGENTS[rng.gen_range(0..AGENTS.len())]);
@@ -302,9 +340,11 @@ fn reproducible() -> SledOptions {
 /// record in position order.
 fn build_store(dir: &Path, conversations: u128) -> Vec<RecordedEvent> {
     let mut rng = ChaCha8Rng::seed_from_u64(0x0b5e_55ed);
-    let (agents, roster) = agent_scripts();
+    let (mut agents, roster) = agent_scripts();
+    let (humans, directory) = human_scripts();
+    agents.extend(humans);
     let mut scripts: Vec<Script> = (1..=conversations)
-        .map(|n| conversation_script(n, &roster, &mut rng, BIG_EVERY))
+        .map(|n| conversation_script(n, &roster, &directory, &mut rng, BIG_EVERY))
         .collect();
     let last: Vec<Script> = scripts
         .iter_mut()
@@ -1396,13 +1436,13 @@ fn a_forged_checksum_valid_record_is_reported() {
     }
     let closed = Closed::build();
     let s = closed.conversation(4, None);
-    // Seq 2 is the customer's first message.
-    forge(&closed, &s, 2);
+    // Seq 3 is the customer's first message (after the opening and alice's assignment).
+    forge(&closed, &s, 3);
     // The forged record itself, or the record after it, whose chain no longer leads to it.
-    let at = || Place::at(&s, &[2, 3]);
+    let at = || Place::at(&s, &[3, 4]);
     assert_reported(
         &closed,
-        "seq 2 replaced by a forged, checksum-valid record",
+        "seq 3 replaced by a forged, checksum-valid record",
         at(),
         at(),
         at(),
@@ -1587,5 +1627,6 @@ fn record_stream_key(stream: &StreamId) -> Vec<u8> {
     match stream {
         StreamId::Conversation(id) => [&[b'c'][..], id.as_bytes()].concat(),
         StreamId::AiAgent(id) => [&[b'a'][..], id.as_str().as_bytes(), &[0][..]].concat(),
+        StreamId::Human(id) => [&[b'h'][..], id.as_str().as_bytes(), &[0][..]].concat(),
     }
 }

@@ -53,7 +53,8 @@ fn json_lines_carry_every_field_in_global_order() {
                 "seq",
                 "recorded_at",
                 "type",
-                "data"
+                "data",
+                "tenant"
             ])
         );
         assert_eq!(line["position"].as_u64(), Some(expected_position));
@@ -70,10 +71,12 @@ fn json_lines_carry_every_field_in_global_order() {
         match stream.strip_prefix("conversation-") {
             Some(id) => assert_eq!(line["conversation_id"].as_str(), Some(id)),
             None => {
-                assert!(stream.starts_with("ai-agent-"));
+                assert!(stream.starts_with("ai-agent-") || stream.starts_with("human-"));
                 assert!(line["conversation_id"].is_null());
             }
         }
+        // Every stream of the standard log is the default tenant's.
+        assert_eq!(line["tenant"], "default", "{line}");
     }
 
     let types: BTreeSet<&str> = all.iter().map(|l| l["type"].as_str().unwrap()).collect();
@@ -90,6 +93,11 @@ fn json_lines_carry_every_field_in_global_order() {
             "reclaimed",
             "escalated_to_human",
             "conversation_closed",
+            "human_registered",
+            "human_presence_changed",
+            "human_assigned",
+            "awaiting_human",
+            "customer_notice",
         ])
     );
 
@@ -102,24 +110,29 @@ fn json_lines_carry_every_field_in_global_order() {
     };
     assert_eq!(
         first("ai_agent_registered"),
-        json!({"agent_id": "faq-bot", "name": "FAQ bot", "specialties": ["pricing", "faq"]})
+        json!({"agent_id": "faq-bot", "name": "FAQ bot", "specialties": ["pricing", "faq"], "tenant": "default"})
     );
     assert_eq!(first("ai_agent_activated"), json!({"agent_id": "faq-bot"}));
     assert_eq!(
         first("ai_agent_deactivated"),
         json!({"agent_id": "billing-bot"})
     );
+    let opened = first("conversation_opened");
+    assert!(
+        opened["at"].as_str().is_some_and(is_rfc3339_micros),
+        "{opened}"
+    );
     assert_eq!(
-        first("conversation_opened"),
-        json!({"customer_id": "cust-a", "channel": "web-chat", "human_id": "alice"})
+        opened,
+        json!({"customer_id": "cust-a", "channel": "web-chat", "human_id": null, "tenant": "default", "team": null, "language": null, "at": opened["at"]})
     );
     assert_eq!(
         first("message_posted"),
-        json!({"author": {"kind": "customer", "id": "cust-a"}, "text": "How much is the pro plan?", "concerns": []})
+        json!({"author": {"kind": "customer", "id": "cust-a"}, "text": "How much is the pro plan?", "concerns": [], "by": {"kind": "customer", "id": "cust-a"}, "visible_to_customer": true})
     );
     assert_eq!(
         first("handed_off_to_ai"),
-        json!({"agent_id": "faq-bot", "agent_name": "FAQ bot", "by_human": "alice", "reason": "routine pricing question"})
+        json!({"agent_id": "faq-bot", "agent_name": "FAQ bot", "by_human": "alice", "reason": "routine pricing question", "by": {"kind": "human", "id": "alice"}})
     );
     assert_eq!(
         first("ai_action_recorded"),
@@ -127,15 +140,46 @@ fn json_lines_carry_every_field_in_global_order() {
     );
     assert_eq!(
         first("reclaimed"),
-        json!({"agent_id": "faq-bot", "by_human": "bob", "reason": "enterprise lead, sales should answer"})
+        json!({"agent_id": "faq-bot", "by_human": "bob", "reason": "enterprise lead, sales should answer", "by": {"kind": "human", "id": "bob"}})
     );
     assert_eq!(
         first("escalated_to_human"),
-        json!({"agent_id": "faq-bot", "reason": "the customer asked for a human", "cause": "customer_asked_for_human"})
+        json!({"agent_id": "faq-bot", "reason": "the customer asked for a human", "cause": "customer_asked_for_human", "by": {"kind": "ai", "id": "faq-bot"}})
     );
     assert_eq!(
         first("conversation_closed"),
         json!({"by": {"kind": "human", "id": "bob"}, "reason": "resolved"})
+    );
+
+    assert_eq!(
+        first("human_registered"),
+        json!({"human_id": "bob", "tenant": "default", "name": "bob", "role": "supervisor", "teams": [], "capacity": 10})
+    );
+    assert_eq!(
+        first("human_presence_changed"),
+        json!({"human_id": "bob", "presence": "available"})
+    );
+    let assigned = first("human_assigned");
+    assert!(
+        assigned["at"].as_str().is_some_and(is_rfc3339_micros),
+        "{assigned}"
+    );
+    assert_eq!(
+        assigned,
+        json!({"human_id": "alice", "name": "alice", "team": null, "by": {"kind": "system", "id": "backend"}, "at": assigned["at"]})
+    );
+    let awaiting = first("awaiting_human");
+    assert!(
+        awaiting["since"].as_str().is_some_and(is_rfc3339_micros),
+        "{awaiting}"
+    );
+    assert_eq!(
+        awaiting,
+        json!({"team": null, "cause": "opened", "since": awaiting["since"]})
+    );
+    assert_eq!(
+        first("customer_notice"),
+        json!({"kind": "ai_joined", "text": "FAQ bot, an AI assistant, has joined the conversation.", "language": "en", "visible_to_customer": true})
     );
 
     // Nulls and the other kinds of author.
@@ -143,11 +187,35 @@ fn json_lines_carry_every_field_in_global_order() {
         .iter()
         .filter(|l| l["conversation_id"] == s.b.to_string().as_str())
         .collect();
+    let b_types: Vec<&str> = b_lines
+        .iter()
+        .map(|l| l["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        b_types,
+        [
+            "conversation_opened",
+            "awaiting_human",
+            "customer_notice",
+            "message_posted",
+            "handed_off_to_ai",
+            "customer_notice",
+            "ai_action_recorded",
+            "message_posted",
+            "escalated_to_human",
+            "customer_notice",
+            "awaiting_human",
+            "customer_notice",
+            "message_posted",
+            "conversation_closed"
+        ]
+    );
     assert_eq!(b_lines[0]["data"]["human_id"], Value::Null);
-    assert_eq!(b_lines[2]["data"]["reason"], Value::Null);
-    assert_eq!(b_lines[3]["data"]["skill"]["outcome"]["status"], "failed");
-    assert_eq!(b_lines[4]["data"]["concerns"], json!(["human_requested"]));
-    assert_eq!(b_lines[7]["data"]["reason"], Value::Null);
+    assert_eq!(b_lines[4]["data"]["reason"], Value::Null);
+    assert_eq!(b_lines[6]["data"]["skill"]["outcome"]["status"], "failed");
+    assert_eq!(b_lines[7]["data"]["concerns"], json!(["human_requested"]));
+    assert_eq!(b_lines[10]["data"]["cause"], "customer_asked_for_human");
+    assert_eq!(b_lines[13]["data"]["reason"], Value::Null);
     let c_close = all
         .iter()
         .find(|l| {
@@ -157,6 +225,14 @@ fn json_lines_carry_every_field_in_global_order() {
     assert_eq!(
         c_close["data"]["by"],
         json!({"kind": "ai", "id": "billing-bot"})
+    );
+    let deactivated = all
+        .iter()
+        .find(|l| l["type"] == "escalated_to_human" && l["data"]["cause"] == "agent_deactivated")
+        .unwrap();
+    assert_eq!(
+        deactivated["data"]["by"],
+        json!({"kind": "system", "id": "backend"})
     );
     let causes: BTreeSet<&str> = all
         .iter()
@@ -185,7 +261,7 @@ fn the_conversation_filter_keeps_one_conversation() {
             conversation: Some(s.a),
         },
     );
-    assert_eq!(only_a.len(), 10);
+    assert_eq!(only_a.len(), 14);
     assert!(only_a
         .iter()
         .all(|l| l["conversation_id"] == s.a.to_string().as_str()));
@@ -195,7 +271,7 @@ fn the_conversation_filter_keeps_one_conversation() {
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]));
     let seqs: Vec<u64> = only_a.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=14).collect::<Vec<_>>());
 
     // The same lines as in the full export.
     let all = lines(&log, ExportOptions::default());
@@ -293,6 +369,16 @@ fn event_json_is_the_export_line_of_each_record() {
         .collect();
     assert_eq!(records.len(), exported.len());
     for (record, line) in records.iter().zip(&exported) {
-        assert_eq!(&handover_audit::event_json(record).unwrap(), line);
+        assert_eq!(
+            &handover_audit::event_json_in(record, line["tenant"].as_str()).unwrap(),
+            line
+        );
+        // Alone, a record tells its tenant only if it names it.
+        let alone = handover_audit::event_json(record).unwrap();
+        let names_tenant = matches!(
+            line["type"].as_str().unwrap(),
+            "conversation_opened" | "ai_agent_registered" | "human_registered"
+        );
+        assert_eq!(alone["tenant"] == line["tenant"], names_tenant, "{line}");
     }
 }

@@ -17,7 +17,7 @@ fn replay_folds_every_conversation_and_the_roster() {
 
     assert_eq!(replay.events(), STANDARD_EVENTS);
     assert_eq!(replay.head(), STANDARD_EVENTS);
-    assert_eq!(replay.streams().count(), 6);
+    assert_eq!(replay.streams().count(), 11);
     assert_eq!(replay.conversations().count(), 4);
 
     let faq = replay.roster().get(&agent("faq-bot")).unwrap();
@@ -27,7 +27,7 @@ fn replay_folds_every_conversation_and_the_roster() {
 
     let a = replay.conversation(&s.a).unwrap();
     assert_eq!(a.status(), Status::Closed);
-    assert_eq!(a.version(), 10);
+    assert_eq!(a.version(), 14);
     assert_eq!((a.handoffs(), a.reclaims()), (1, 1));
     assert_eq!(a.skills_succeeded(), 1);
     let holders: Vec<&str> = a.periods().iter().map(|p| p.holder.label()).collect();
@@ -81,16 +81,16 @@ fn replay_folds_every_conversation_and_the_roster() {
     assert_eq!(c.escalations(), [EscalationCause::AgentRequested]);
 
     let d = replay.conversation(&s.d).unwrap();
-    assert_eq!(d.status(), Status::HumanHandled);
+    assert!(matches!(d.status(), Status::AwaitingHuman { .. }));
     assert_eq!(d.closed_at(), None);
     assert_eq!(d.escalations(), [EscalationCause::AgentDeactivated]);
-    // Back with the human assigned at open.
+    // Back with humans, waiting in the queue: the escalation and the wait are one period.
     assert_eq!(
         d.periods().last().unwrap().holder,
-        Holder::Human {
-            human: Some(human("erin"))
-        }
+        Holder::Human { human: None }
     );
+    let holders: Vec<&str> = d.periods().iter().map(|p| p.holder.label()).collect();
+    assert_eq!(holders, ["human-handled", "ai-active", "human-handled"]);
     assert_eq!(d.periods().last().unwrap().ended_at, None);
 }
 
@@ -179,9 +179,13 @@ fn timeline_tells_who_handled_it_when_and_why() {
         types,
         [
             "conversation_opened",
+            "human_assigned",
             "handed_off_to_ai",
+            "customer_notice",
             "ai_action_recorded",
             "reclaimed",
+            "customer_notice",
+            "customer_notice",
             "conversation_closed"
         ]
     );
@@ -218,7 +222,7 @@ fn timeline_tells_who_handled_it_when_and_why() {
 
     let open = timeline(log.store(), s.d).unwrap();
     let text = open.to_string();
-    assert!(text.contains("status: human-handled"), "{text}");
+    assert!(text.contains("status: awaiting-human"), "{text}");
     assert!(
         text.contains("(cause agent_deactivated: the AI agent was deactivated)"),
         "{text}"
@@ -281,7 +285,7 @@ fn figures_over_a_log_that_breaks_the_rules_are_refused() {
     let AuditError::Unsound(fault) = &error else {
         panic!("expected Unsound, got {error}");
     };
-    assert_eq!(fault.location.seq, Some(2));
+    assert_eq!(fault.location.seq, Some(3));
     assert!(
         error.to_string().contains("conversation is already open"),
         "{error}"

@@ -71,7 +71,7 @@ fn a_sound_log_passes() {
         verify_dir(&dir_path).unwrap(),
         VerifyReport::Sound {
             events: STANDARD_EVENTS,
-            streams: 6
+            streams: 11
         }
     );
     // Verification reads only: a second run sees the same.
@@ -109,8 +109,8 @@ fn an_ai_message_after_a_reclaim_is_reported_at_its_stream_and_seq() {
     let fault = fault_of(&path);
     assert_eq!(fault.kind, FaultKind::Rule);
     assert_eq!(fault.location.stream, Some(StreamId::Conversation(id)));
-    assert_eq!(fault.location.seq, Some(5));
-    assert_eq!(fault.location.position, Some(7));
+    assert_eq!(fault.location.seq, Some(9));
+    assert_eq!(fault.location.position, Some(13));
     assert_eq!(
         fault.description,
         "message_posted by AI agent faq-bot breaks a rule: AI agent faq-bot is not assigned to this conversation"
@@ -118,7 +118,7 @@ fn an_ai_message_after_a_reclaim_is_reported_at_its_stream_and_seq() {
     assert_eq!(
         fault.to_string(),
         format!(
-            "rule fault at stream conversation-{id} seq 5 (position 7): {}",
+            "rule fault at stream conversation-{id} seq 9 (position 13): {}",
             fault.description
         )
     );
@@ -157,8 +157,8 @@ fn handoffs_must_name_a_registered_active_agent_under_its_name() {
         log.forge(StreamId::Conversation(id), forged);
         let fault = fault_of(&log.finish());
         assert_eq!(fault.kind, FaultKind::Rule);
-        assert_eq!(fault.location.seq, Some(2));
-        assert_eq!(fault.location.position, Some(5));
+        assert_eq!(fault.location.seq, Some(3));
+        assert_eq!(fault.location.position, Some(8));
         assert_eq!(fault.description, expected);
     }
 }
@@ -186,7 +186,7 @@ fn a_handoff_after_a_concern_breaks_the_policy() {
     );
     let fault = fault_of(&log.finish());
     assert_eq!(fault.kind, FaultKind::Rule);
-    assert_eq!(fault.location.seq, Some(3));
+    assert_eq!(fault.location.seq, Some(4));
     assert!(
         fault
             .description
@@ -220,7 +220,7 @@ fn a_request_for_a_human_must_be_escalated_at_once() {
     );
     let fault = fault_of(&log.finish());
     assert_eq!(fault.kind, FaultKind::Rule);
-    assert_eq!(fault.location.seq, Some(4));
+    assert_eq!(fault.location.seq, Some(6));
     assert!(fault.description.contains("asked for a human"), "{fault}");
 }
 
@@ -239,7 +239,7 @@ fn nothing_may_follow_the_close() {
         }),
     );
     let fault = fault_of(&log.finish());
-    assert_eq!(fault.location.seq, Some(3));
+    assert_eq!(fault.location.seq, Some(4));
     assert!(
         fault.description.contains("conversation is closed"),
         "{fault}"
@@ -287,7 +287,7 @@ fn a_flipped_bit_is_a_damaged_record_at_its_stream_and_seq() {
     assert_eq!(fault.kind, FaultKind::Damaged);
     assert_eq!(fault.location.stream, Some(StreamId::Conversation(id)));
     assert_eq!(fault.location.seq, Some(3));
-    assert_eq!(fault.location.position, Some(5));
+    assert_eq!(fault.location.position, Some(7));
     assert_eq!(fault.description, "checksum mismatch");
 }
 
@@ -299,17 +299,17 @@ fn a_stream_record_missing_from_the_index_is_found() {
     let path = log.finish();
     // The last append's index entry is lost; its record stays.
     with_raw_log(&path, |tree| {
-        tree.remove(global_key(6)).unwrap().unwrap();
+        tree.remove(global_key(10)).unwrap().unwrap();
     });
     let fault = fault_of(&path);
     assert_eq!(fault.kind, FaultKind::Index);
     assert_eq!(fault.location.stream, Some(StreamId::Conversation(id)));
-    assert_eq!(fault.location.seq, Some(4));
-    assert_eq!(fault.location.position, Some(6));
+    assert_eq!(fault.location.seq, Some(6));
+    assert_eq!(fault.location.position, Some(10));
     assert!(
         fault
             .description
-            .contains("missing from the global index, which holds only seqs 1 to 3"),
+            .contains("missing from the global index, which holds only seqs 1 to 5"),
         "{fault}"
     );
 }
@@ -392,6 +392,6 @@ fn only_customer_messages_carry_concerns() {
     );
     let fault = fault_of(&log.finish());
     assert_eq!(fault.kind, FaultKind::Rule);
-    assert_eq!(fault.location.seq, Some(2));
+    assert_eq!(fault.location.seq, Some(3));
     assert!(fault.description.contains("carries concerns"), "{fault}");
 }

@@ -93,6 +93,8 @@ enum StatusArg {
     Closed,
     /// Any status but closed.
     Open,
+    /// It waits for a human in a queue.
+    AwaitingHuman,
 }
 
 impl StatusArg {
@@ -103,6 +105,7 @@ impl StatusArg {
             StatusArg::Reclaimed => label == "reclaimed",
             StatusArg::Closed => label == "closed",
             StatusArg::Open => label != "closed",
+            StatusArg::AwaitingHuman => label == "awaiting-human",
         }
     }
 }

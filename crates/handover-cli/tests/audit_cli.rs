@@ -16,6 +16,7 @@ struct Log {
     store: SledStore,
     runtime: tokio::runtime::Runtime,
     roster: Roster,
+    directory: Directory,
     states: HashMap<ConversationId, (Conversation, u64)>,
     next_id: u128,
 }
@@ -28,6 +29,7 @@ impl Log {
                 .build()
                 .unwrap(),
             roster: Roster::default(),
+            directory: Directory::new(),
             states: HashMap::new(),
             next_id: 1,
         }
@@ -61,6 +63,33 @@ impl Log {
         }
     }
 
+    /// Registers a human of the default tenant and makes them available.
+    fn human(&mut self, id: &str, role: Role) {
+        let human_id = HumanId::new(id).unwrap();
+        for (version, command) in (0..).zip([
+            HumanCommand::Register {
+                tenant: TenantId::default_tenant(),
+                name: AgentName::new(id).unwrap(),
+                role,
+                teams: vec![],
+                capacity: 10,
+            },
+            HumanCommand::SetPresence {
+                presence: Presence::Available,
+            },
+        ]) {
+            let events = human::decide(&human_id, self.directory.get(&human_id), &command).unwrap();
+            for event in &events {
+                self.directory.evolve(event).unwrap();
+            }
+            self.append(
+                StreamId::Human(human_id.clone()),
+                ExpectedVersion::Exact(version),
+                events.into_iter().map(Event::Human).collect(),
+            );
+        }
+    }
+
     fn open(&mut self, customer: &str, human: &str) -> ConversationId {
         let id = ConversationId::from_uuid(uuid::Uuid::from_u128(
             0x0190_f1f0_0000_7000_8000_0000_0000_0000 + self.next_id,
@@ -81,14 +110,8 @@ impl Log {
     fn run(&mut self, id: ConversationId, command: ConversationCommand) {
         let policy = DefaultPolicy::default();
         let (state, version) = self.states[&id].clone();
-        let ctx = Ctx {
-            roster: &self.roster,
-            policy: &policy,
-        };
-        let events = conversation::decide(&state, &command, &ctx).unwrap();
-        let next = events.iter().fold(state, |state, event| {
-            conversation::evolve(state, event).unwrap()
-        });
+        let ctx = Ctx::new(&self.roster, &policy).with_directory(&self.directory);
+        let (events, next) = conversation::decide_with_state(&state, &command, &ctx).unwrap();
         self.append(
             StreamId::Conversation(id),
             ExpectedVersion::Exact(version),
@@ -130,10 +153,14 @@ struct Ids {
 }
 
 /// Three conversations: one reclaimed after a skill, one escalated on the customer's request,
-/// one closed by its AI agent. 16 events in 4 streams.
+/// one closed by its AI agent; four humans (bob a supervisor). 35 events in 8 streams.
 fn build_log(dir: &Path) -> Ids {
     let mut log = Log::new(dir);
     log.agent("faq-bot", "FAQ bot");
+    log.human("alice", Role::Agent);
+    log.human("bob", Role::Supervisor);
+    log.human("carol", Role::Agent);
+    log.human("dave", Role::Agent);
 
     let reclaimed = log.open("cust-1", "alice");
     log.post(
@@ -195,7 +222,7 @@ fn build_log(dir: &Path) -> Ids {
     }
 }
 
-const EVENTS: usize = 16;
+const EVENTS: usize = 35;
 
 fn open_raw(dir: &Path) -> sled::Db {
     // A store dropped a moment ago may still hold the lock; wait as `SledStore::open` does.
@@ -242,7 +269,8 @@ fn export_writes_one_json_object_per_event_in_global_order() {
     let mut seqs: HashMap<String, u64> = HashMap::new();
     for line in &lines {
         let object = line.as_object().unwrap();
-        assert_eq!(object.len(), 7, "{line}");
+        assert_eq!(object.len(), 8, "{line}");
+        assert_eq!(line["tenant"], "default", "{line}");
         let position = line["position"].as_u64().expect("position is a number");
         assert!(position > last_position, "positions strictly increase");
         last_position = position;
@@ -277,6 +305,11 @@ fn export_writes_one_json_object_per_event_in_global_order() {
             "reclaimed",
             "escalated_to_human",
             "conversation_closed",
+            "human_registered",
+            "human_presence_changed",
+            "human_assigned",
+            "awaiting_human",
+            "customer_notice",
         ])
     );
     let handoff = lines
@@ -287,6 +320,16 @@ fn export_writes_one_json_object_per_event_in_global_order() {
     assert_eq!(handoff["data"]["agent_name"], "FAQ bot");
     assert_eq!(handoff["data"]["by_human"], "alice");
     assert_eq!(handoff["data"]["reason"], "pricing questions are routine");
+    assert_eq!(
+        handoff["data"]["by"],
+        serde_json::json!({"kind": "human", "id": "alice"})
+    );
+    let human = lines
+        .iter()
+        .find(|l| l["type"] == "human_registered")
+        .unwrap();
+    assert_eq!(human["stream"], "human-alice");
+    assert_eq!(human["data"]["role"], "agent");
     let skill = lines
         .iter()
         .find(|l| l["type"] == "ai_action_recorded")
@@ -339,17 +382,18 @@ fn export_filters_by_conversation() {
     let ids = build_log(dir.path());
     let id = ids.escalated.to_string();
     let lines = json_lines(&audit("export", dir.path(), &["--conversation", &id]));
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 9);
     assert!(lines.iter().all(|l| l["conversation_id"] == id.as_str()));
+    assert!(lines.iter().all(|l| l["tenant"] == "default"));
     let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(seqs, (1..=9).collect::<Vec<_>>());
 
     let events = json_lines(&audit(
         "export",
         dir.path(),
         &["--format", "cloudevents", "--conversation", &id],
     ));
-    assert_eq!(events.len(), 4);
+    assert_eq!(events.len(), 9);
     assert!(events.iter().all(|e| e["subject"] == id.as_str()));
 }
 
@@ -358,6 +402,7 @@ fn export_stops_quietly_when_the_reader_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut log = Log::new(dir.path());
+        log.human("alice", Role::Agent);
         let id = log.open("cust-1", "alice");
         // Well over a pipe's buffer, so the export is still writing when the reader leaves.
         let long = "x".repeat(60_000);
@@ -379,7 +424,7 @@ fn export_stops_quietly_when_the_reader_goes_away() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    assert!(first.contains("conversation_opened"));
+    assert!(first.contains("human_registered"));
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stderr(&output), "");
@@ -437,6 +482,17 @@ fn stats_json_has_the_expected_counts() {
     assert_eq!(stats["messages"]["customer"], 2);
     assert_eq!(stats["messages"]["ai"], 1);
     assert_eq!(stats["messages"]["human"], 0);
+    assert_eq!(stats["escalation_to_human_ms"]["count"], 0);
+    assert_eq!(stats["sla_warnings"], 0);
+    assert_eq!(stats["ai_reply_timeouts"], 0);
+    assert_eq!(
+        stats["ai_containment_by_agent"][0],
+        serde_json::json!({"agent_id": "faq-bot", "handoffs": 3, "contained": 1, "escalated": 1, "reclaimed": 1, "containment_rate": 1.0 / 3.0})
+    );
+    assert_eq!(
+        stats["human_load"][0],
+        serde_json::json!({"human_id": "alice", "assignments": 1, "max_concurrent": 1})
+    );
     for state in ["human_handled", "ai_active", "reclaimed"] {
         assert!(stats["time_in_state_micros"][state].as_i64().unwrap() >= 0);
     }
@@ -455,7 +511,7 @@ fn verify_passes_a_sound_log_and_names_a_flipped_bit() {
     let summary = stdout(&sound);
     assert_eq!(summary.lines().count(), 1);
     assert!(
-        summary.starts_with("sound: 16 events in 4 streams"),
+        summary.starts_with("sound: 35 events in 8 streams"),
         "{summary}"
     );
 
@@ -575,6 +631,7 @@ fn conversations_lists_each_with_status_events_and_times() {
             "events",
             "opened_at",
             "last_activity_at",
+            "tenant",
         ] {
             assert!(line.get(field).is_some(), "missing {field} in {line}");
         }
@@ -594,10 +651,10 @@ fn conversations_lists_each_with_status_events_and_times() {
     assert_eq!(reclaimed["customer_id"], "cust-1");
     assert_eq!(reclaimed["status"], "closed");
     assert_eq!(reclaimed["human_id"], "bob");
-    assert_eq!(reclaimed["events"], 7);
+    assert_eq!(reclaimed["events"], 11);
     let escalated = by_id(ids.escalated);
-    assert_eq!(escalated["status"], "human-handled");
-    assert_eq!(escalated["events"], 4);
+    assert_eq!(escalated["status"], "awaiting-human");
+    assert_eq!(escalated["events"], 9);
     assert_eq!(escalated["ai_agent_id"], Value::Null);
 
     let open = json_lines(&audit(
@@ -607,6 +664,13 @@ fn conversations_lists_each_with_status_events_and_times() {
     ));
     assert_eq!(open.len(), 1);
     assert_eq!(open[0]["id"], ids.escalated.to_string());
+    let waiting = json_lines(&audit(
+        "conversations",
+        dir.path(),
+        &["--json", "--status", "awaiting-human"],
+    ));
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0]["id"], ids.escalated.to_string());
     let closed = json_lines(&audit(
         "conversations",
         dir.path(),

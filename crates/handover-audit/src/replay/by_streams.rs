@@ -12,6 +12,12 @@
 //! - a handoff names an AI agent registered and active at its position, from each agent's
 //!   states by position. The AI-agent streams come first in key order, so every agent's
 //!   states are known before the first conversation record.
+//! - the directory's rules of conversation events (who may act, whom the router may assign,
+//!   tenants) are judged against each human's state and load at the event's position. Human
+//!   streams come last in key order, so the fold keeps what each such event needs (a few ids
+//!   and flags, only for events a human or the router took part in), then judges them all once
+//!   every human's states by position are known; a human's load at a position comes from the
+//!   positions where conversations were given to them and taken from them.
 //!
 //! This pass only tells whether the log is sound. On the first thing it finds wrong (damage,
 //! a broken rule, a disagreement, even an I/O error) it gives up, and the caller replays in
@@ -34,11 +40,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
 
-use handover_core::{AiAgent, AiAgentId, ConversationEvent, Event, StreamId};
+use handover_core::{AiAgent, AiAgentId, ConversationEvent, Event, Human, HumanId, StreamId};
 use handover_sled::{SledStore, StoredRecord};
 use handover_store::{EventStore, RecordedAt, RecordedEvent, StoreError};
 
-use super::{ConversationHistory, Replay};
+use super::{authority, ConversationHistory, Replay};
 use crate::timefmt::is_writable;
 
 /// Records handed from the scanning thread to the folding one at a time: enough that the
@@ -325,6 +331,11 @@ enum Current {
         history: ConversationHistory,
         last_position: u64,
     },
+    Human {
+        stream: StreamId,
+        version: u64,
+        last_position: u64,
+    },
 }
 
 /// The fold of the stream records in key order.
@@ -343,6 +354,13 @@ struct Fold {
     agents: HashMap<AiAgentId, Vec<(u64, AiAgent)>>,
     /// Whether a conversation record was seen: after one, the agents' states are final.
     in_conversations: bool,
+    /// Whether a human's record was seen: they come last in key order.
+    in_humans: bool,
+    /// Each human's states, by the position of the event that led to each.
+    humans: HashMap<HumanId, Vec<(u64, Human)>>,
+    /// What the directory's rules of conversation events need, judged once the humans are
+    /// known.
+    deferred: Vec<authority::Facts>,
     records: usize,
 }
 
@@ -356,6 +374,9 @@ impl Fold {
             current: Current::None,
             agents: HashMap::new(),
             in_conversations: false,
+            in_humans: false,
+            humans: HashMap::new(),
+            deferred: Vec::new(),
             records: 0,
         }
     }
@@ -373,6 +394,7 @@ impl Fold {
             Current::None => false,
             Current::Agent { stream, .. } => *stream == record.stream,
             Current::Conversation { history, .. } => history.stream == record.stream,
+            Current::Human { stream, .. } => *stream == record.stream,
         };
         if !same_stream {
             self.end_stream();
@@ -429,7 +451,40 @@ impl Fold {
                         return None;
                     }
                 }
+                // The directory's rules wait for the human streams, which come last in key
+                // order: judged in `finish`, at the event's position.
+                if let Event::Conversation(event) = &record.event {
+                    authority::check_ai_tenant(&self.replay.roster, history, event).ok()?;
+                    self.deferred
+                        .extend(authority::facts(history, event, record.position));
+                }
                 history.apply_or_discard(record).ok()?;
+                *last_position = record.position;
+            }
+            Current::Human {
+                stream,
+                version,
+                last_position,
+            } => {
+                let StreamId::Human(stream_human) = stream else {
+                    return None;
+                };
+                let Event::Human(event) = &record.event else {
+                    return None;
+                };
+                if record.seq != *version + 1
+                    || record.position <= *last_position
+                    || event.human_id() != stream_human
+                {
+                    return None;
+                }
+                self.replay.directory.evolve(event).ok()?;
+                let state = self.replay.directory.get(stream_human)?.clone();
+                self.humans
+                    .entry(stream_human.clone())
+                    .or_default()
+                    .push((record.position, state));
+                *version = record.seq;
                 *last_position = record.position;
             }
         }
@@ -451,9 +506,11 @@ impl Fold {
 
     fn begin_stream(&mut self, record: &RecordedEvent) -> Option<()> {
         self.current = match &record.stream {
-            // Key order puts every AI-agent stream before the conversations.
-            StreamId::AiAgent(_) | StreamId::Human(_) if self.in_conversations => return None,
-            StreamId::AiAgent(_) | StreamId::Human(_) => Current::Agent {
+            // Key order puts every AI-agent stream before the conversations, and the humans
+            // after them.
+            StreamId::AiAgent(_) | StreamId::Conversation(_) if self.in_humans => return None,
+            StreamId::AiAgent(_) if self.in_conversations => return None,
+            StreamId::AiAgent(_) => Current::Agent {
                 stream: record.stream.clone(),
                 version: 0,
                 last_position: 0,
@@ -462,6 +519,14 @@ impl Fold {
                 self.in_conversations = true;
                 Current::Conversation {
                     history: ConversationHistory::new(*id),
+                    last_position: 0,
+                }
+            }
+            StreamId::Human(_) => {
+                self.in_humans = true;
+                Current::Human {
+                    stream: record.stream.clone(),
+                    version: 0,
                     last_position: 0,
                 }
             }
@@ -480,10 +545,19 @@ impl Fold {
                 self.replay.agent_streams.insert(stream, version);
                 version
             }
+            Current::Human {
+                stream, version, ..
+            } => {
+                self.replay.human_streams.insert(stream, version);
+                version
+            }
             Current::Conversation { mut history, .. } => {
                 history.settle();
                 let version = history.version;
                 let replay = &mut self.replay;
+                if let Some(human) = history.assigned_human() {
+                    replay.loads.add(human);
+                }
                 replay
                     .conversation_index
                     .insert(history.id, replay.conversations.len());
@@ -528,12 +602,58 @@ impl Fold {
             }
             last = recorded_at;
         }
+        self.judge_deferred()?;
         let replay = &mut self.replay;
         replay.events = len as u64;
         replay.head = len as u64;
         replay.first_recorded_at = self.recorded_at.first().copied().map(RecordedAt);
         replay.last_recorded_at = self.recorded_at.last().copied().map(RecordedAt);
         Some(self.replay)
+    }
+}
+
+impl Fold {
+    /// Judges the directory's rules of every conversation event that needs them, against each
+    /// human's state and load at the event's position.
+    fn judge_deferred(&self) -> Option<()> {
+        // Each human's assignments, as the positions they began and ended at, sorted: the load
+        // before position `p` is the number begun before `p` less the number ended before it.
+        let mut began: HashMap<&HumanId, Vec<u64>> = HashMap::new();
+        let mut ended: HashMap<&HumanId, Vec<u64>> = HashMap::new();
+        if self
+            .deferred
+            .iter()
+            .any(|facts| facts.router_target().is_some())
+        {
+            for history in &self.replay.conversations {
+                for span in history.human_spans() {
+                    began.entry(&span.human).or_default().push(span.from);
+                    if let Some(to) = span.to {
+                        ended.entry(&span.human).or_default().push(to);
+                    }
+                }
+            }
+            for positions in began.values_mut().chain(ended.values_mut()) {
+                positions.sort_unstable();
+            }
+        }
+        let before = |positions: Option<&Vec<u64>>, p: u64| {
+            positions.map_or(0, |v| v.partition_point(|&at| at < p))
+        };
+        for facts in &self.deferred {
+            let p = facts.position;
+            let human = |id: &HumanId| {
+                let states = self.humans.get(id)?;
+                let i = states.partition_point(|(at, _)| *at < p);
+                states.get(i.checked_sub(1)?).map(|(_, human)| human)
+            };
+            let load = |id: &HumanId| {
+                let load = before(began.get(id), p) - before(ended.get(id), p);
+                u32::try_from(load).unwrap_or(u32::MAX)
+            };
+            authority::judge(facts, human, load).ok()?;
+        }
+        Some(())
     }
 }
 
@@ -566,6 +686,8 @@ mod tests {
     /// Everything a replay shows.
     fn assert_same(fast: &Replay, slow: &Replay) {
         assert_eq!(fast.roster(), slow.roster());
+        assert_eq!(fast.directory(), slow.directory());
+        assert_eq!(fast.loads(), slow.loads());
         assert!(fast.conversations().eq(slow.conversations()));
         assert!(fast.streams().eq(slow.streams()));
         assert_eq!((fast.events(), fast.head()), (slow.events(), slow.head()));
@@ -604,6 +726,96 @@ mod tests {
         assert_same(&Replay::from_store(log.store()).unwrap(), &fast);
     }
 
+    /// Humans of two tenants, a router at work, a transfer and a wait: the directory's rules
+    /// are judged at each event's position in one pass too.
+    fn humans_log(log: &mut LogBuilder) -> ConversationId {
+        use handover_core::{ConversationCommand, Presence, Role, SystemActor, TeamId};
+        log.register_human("ann", "acme", Role::Agent, &["billing"], 1);
+        log.register_human("zed", "acme", Role::Agent, &[], 3);
+        log.register_human("gus", "globex", Role::Supervisor, &[], 3);
+        let first = log.start("acme", "cust-1", Some("billing"), None);
+        log.assign(first, Participant::System(SystemActor::Router), "ann");
+        let second = log.start("globex", "cust-2", None, Some("gus"));
+        log.say(
+            second,
+            Participant::Human(human("gus")),
+            "Hello from globex",
+        );
+        log.command(
+            first,
+            ConversationCommand::Transfer {
+                by: human("ann"),
+                to: handover_core::TransferTarget::Team(TeamId::new("billing").unwrap()),
+                reason: handover_core::Reason::new("busy").unwrap(),
+            },
+        );
+        log.presence("ann", Presence::Away);
+        log.presence("ann", Presence::Available);
+        let third = log.start("acme", "cust-3", None, None);
+        // ann's load is back to zero: the router may give her a conversation again.
+        log.assign(third, Participant::System(SystemActor::Router), "ann");
+        log.assign(first, Participant::System(SystemActor::Router), "zed");
+        first
+    }
+
+    #[test]
+    fn a_log_with_humans_replays_as_in_position_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogBuilder::new(dir.path());
+        standard_log(&mut log);
+        humans_log(&mut log);
+        let fast = replay(log.store()).expect("the log is sound");
+        assert_same(&fast, &in_position_order(log.store()).unwrap());
+        assert_eq!(fast.directory().all().count(), 8);
+    }
+
+    /// The directory's rules, judged at the end of the pass, against each human's state and
+    /// load at the event's position: a forged event that breaks one sends the replay back to
+    /// position order, which names it.
+    #[test]
+    fn a_directory_fault_is_found_at_its_position() {
+        use handover_core::{Presence, SystemActor, Timestamp};
+        for (away, expected) in [
+            (true, "who was away at that point"),
+            (
+                false,
+                "who already handled 1 open conversations, their capacity being 1",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = LogBuilder::new(dir.path());
+            let first = humans_log(&mut log);
+            if away {
+                log.presence("ann", Presence::Away);
+            }
+            // Available but at capacity (third), or away.
+            let fourth = log.start("acme", "cust-4", None, None);
+            log.forge(
+                StreamId::Conversation(fourth),
+                vec![Event::Conversation(ConversationEvent::HumanAssigned {
+                    human_id: human("ann"),
+                    name: AgentName::new("ann").unwrap(),
+                    team: None,
+                    by: Author::System(SystemActor::Router),
+                    at: Timestamp::from_millis(1),
+                })],
+            );
+            // Later events make ann available and free again: only her state at the forged
+            // event's position counts.
+            if away {
+                log.presence("ann", Presence::Available);
+            }
+            log.close(first, Participant::Human(human("zed")), None);
+            assert!(replay(log.store()).is_none());
+            let Err(AuditError::Unsound(fault)) = Replay::from_store(log.store()) else {
+                panic!("the assignment is a fault");
+            };
+            assert_eq!(fault.kind, FaultKind::Capacity, "{fault}");
+            assert!(fault.description.contains(expected), "{fault}");
+            assert_eq!(fault.location.stream, Some(StreamId::Conversation(fourth)));
+        }
+    }
+
     #[test]
     fn an_empty_log_replays_as_in_position_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -622,15 +834,16 @@ mod tests {
             in_position_order(log.store()).unwrap(),
         );
         // A refused event restores the history as it was, then a sound one folds.
+        let seq = slow.stream_version(&StreamId::Conversation(s.d)) + 1;
         let next = |seq, event| RecordedEvent {
-            position: STANDARD_EVENTS + 1,
+            position: slow.head() + 1,
             stream: StreamId::Conversation(s.d),
             seq,
             recorded_at: slow.last_recorded_at().unwrap(),
             event: Event::Conversation(event),
         };
         let refused = next(
-            4,
+            seq,
             ConversationEvent::MessagePosted {
                 author: Author::Ai(agent("billing-bot")),
                 text: text("still here"),
@@ -638,10 +851,10 @@ mod tests {
             },
         );
         let sound = next(
-            4,
+            seq,
             ConversationEvent::MessagePosted {
-                author: Author::Human(human("erin")),
-                text: text("Erin here."),
+                author: Author::Human(human("carol")),
+                text: text("Carol here."),
                 concerns: vec![],
             },
         );
@@ -683,7 +896,7 @@ mod tests {
             let Err(AuditError::Unsound(fault)) = Replay::from_store(log.store()) else {
                 panic!("the handoff is a fault");
             };
-            assert_eq!(fault.location.seq, Some(2));
+            assert_eq!(fault.location.seq, Some(3));
             assert!(fault.description.contains("not active"), "{fault}");
         }
     }

@@ -17,9 +17,15 @@ pub struct LogBuilder {
     store: SledStore,
     runtime: tokio::runtime::Runtime,
     roster: Roster,
+    directory: Directory,
+    pub settings: Settings,
     conversations: HashMap<ConversationId, (Conversation, u64)>,
     agents: HashMap<AiAgentId, u64>,
+    humans: HashMap<HumanId, u64>,
     next_id: u128,
+    /// The runtime's clock as the rules see it: one second later at each command, unless
+    /// moved on with [`LogBuilder::advance`].
+    pub now: Timestamp,
 }
 
 pub fn agent(id: &str) -> AiAgentId {
@@ -52,9 +58,13 @@ impl LogBuilder {
             store: SledStore::open(dir, SledOptions::default()).unwrap(),
             runtime,
             roster: Roster::default(),
+            directory: Directory::new(),
+            settings: Settings::default(),
             conversations: HashMap::new(),
             agents: HashMap::new(),
+            humans: HashMap::new(),
             next_id: 1,
+            now: Timestamp::from_millis(1_795_653_000_000),
         }
     }
 
@@ -87,6 +97,82 @@ impl LogBuilder {
         self.append(&StreamId::AiAgent(id.clone()), expected, &events);
     }
 
+    fn human_command(&mut self, id: &HumanId, command: HumanCommand) {
+        let events = handover_core::human::decide(id, self.directory.get(id), &command)
+            .unwrap_or_else(|rejection| panic!("{command:?} was rejected: {rejection}"));
+        let version = self.humans.entry(id.clone()).or_insert(0);
+        let expected = ExpectedVersion::Exact(*version);
+        *version += events.len() as u64;
+        for event in &events {
+            self.directory.evolve(event).unwrap();
+        }
+        let events: Vec<Event> = events.into_iter().map(Event::Human).collect();
+        self.append(&StreamId::Human(id.clone()), expected, &events);
+    }
+
+    /// Registers a human and makes them available.
+    pub fn register_human(
+        &mut self,
+        id: &str,
+        tenant: &str,
+        role: Role,
+        teams: &[&str],
+        capacity: u32,
+    ) {
+        self.human_command(
+            &human(id),
+            HumanCommand::Register {
+                tenant: TenantId::new(tenant).unwrap(),
+                name: AgentName::new(id).unwrap(),
+                role,
+                teams: teams.iter().map(|t| TeamId::new(*t).unwrap()).collect(),
+                capacity,
+            },
+        );
+        self.presence(id, Presence::Available);
+    }
+
+    pub fn human_command_remove(&mut self, id: &str) {
+        self.human_command(&human(id), HumanCommand::Remove);
+    }
+
+    pub fn presence(&mut self, id: &str, presence: Presence) {
+        self.human_command(&human(id), HumanCommand::SetPresence { presence });
+    }
+
+    /// Registers `id` as an available agent of the default tenant, unless they are registered.
+    pub fn ensure_human(&mut self, id: &str) {
+        if self.directory.get(&human(id)).is_none() {
+            self.register_human(id, "default", Role::Agent, &[], 10);
+        }
+    }
+
+    fn ensure_participant(&mut self, by: &Participant) {
+        if let Participant::Human(id) = by {
+            self.ensure_human(id.as_str());
+        }
+    }
+
+    /// Moves the clock on by `millis` milliseconds.
+    pub fn advance(&mut self, millis: u64) {
+        self.now = self.now.plus_millis(millis);
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    pub fn register_in(&mut self, id: &str, tenant: &str, name: &str) {
+        self.agent_command(
+            &agent(id),
+            AiAgentCommand::RegisterIn {
+                tenant: TenantId::new(tenant).unwrap(),
+                name: AgentName::new(name).unwrap(),
+                specialties: vec![],
+            },
+        );
+    }
+
     pub fn register(&mut self, id: &str, name: &str, specialties: &[&str]) {
         let id = agent(id);
         self.agent_command(
@@ -109,17 +195,49 @@ impl LogBuilder {
         self.agent_command(&agent(id), AiAgentCommand::Deactivate);
     }
 
+    /// A new conversation id, not opened yet.
+    pub fn new_conversation(&mut self) -> ConversationId {
+        let id = ConversationId::from_uuid(uuid::Uuid::from_u128(
+            0x0190_f1f0_0000_7000_8000_0000_0000_0000 + self.next_id,
+        ));
+        self.next_id += 1;
+        self.conversations.insert(id, (Conversation::NotOpened, 0));
+        id
+    }
+
+    /// Opens a conversation in `tenant`, waiting in `team`'s queue or given to `human_id`.
+    pub fn start(
+        &mut self,
+        tenant: &str,
+        customer_id: &str,
+        team: Option<&str>,
+        human_id: Option<&str>,
+    ) -> ConversationId {
+        let id = self.new_conversation();
+        self.command(
+            id,
+            ConversationCommand::Start {
+                tenant: TenantId::new(tenant).unwrap(),
+                customer: customer(customer_id),
+                channel: Channel::new("web-chat").unwrap(),
+                team: team.map(|t| TeamId::new(t).unwrap()),
+                language: Some(Language::new("en").unwrap()),
+                human: human_id.map(human),
+            },
+        );
+        id
+    }
+
     pub fn open(
         &mut self,
         customer_id: &str,
         channel: &str,
         human_id: Option<&str>,
     ) -> ConversationId {
-        let id = ConversationId::from_uuid(uuid::Uuid::from_u128(
-            0x0190_f1f0_0000_7000_8000_0000_0000_0000 + self.next_id,
-        ));
-        self.next_id += 1;
-        self.conversations.insert(id, (Conversation::NotOpened, 0));
+        if let Some(h) = human_id {
+            self.ensure_human(h);
+        }
+        let id = self.new_conversation();
         self.command(
             id,
             ConversationCommand::Open {
@@ -135,16 +253,15 @@ impl LogBuilder {
     pub fn command(&mut self, id: ConversationId, command: ConversationCommand) {
         let policy = DefaultPolicy::default();
         let (state, version) = self.conversations.get(&id).cloned().unwrap();
-        let ctx = Ctx {
-            roster: &self.roster,
-            policy: &policy,
-        };
-        let events = conversation::decide(&state, &command, &ctx)
+        self.now = self.now.plus_millis(1_000);
+        let loads = self.loads();
+        let ctx = Ctx::new(&self.roster, &policy)
+            .with_directory(&self.directory)
+            .with_loads(&loads)
+            .with_settings(&self.settings)
+            .at(self.now);
+        let (events, next) = conversation::decide_with_state(&state, &command, &ctx)
             .unwrap_or_else(|rejection| panic!("{command:?} was rejected: {rejection}"));
-        let mut next = state;
-        for event in &events {
-            next = conversation::evolve(next, event).unwrap();
-        }
         let stored: Vec<Event> = events.into_iter().map(Event::Conversation).collect();
         self.append(
             &StreamId::Conversation(id),
@@ -155,12 +272,44 @@ impl LogBuilder {
             .insert(id, (next, version + stored.len() as u64));
     }
 
+    /// How many open conversations each human is assigned.
+    pub fn loads(&self) -> Loads {
+        let mut loads = Loads::new();
+        for (state, _) in self.conversations.values() {
+            if let Conversation::Open(open) = state {
+                if let Some(human) = open.assigned_human() {
+                    loads.add(human);
+                }
+            }
+        }
+        loads
+    }
+
+    /// The state of a conversation.
+    pub fn state(&self, id: ConversationId) -> &Conversation {
+        &self.conversations[&id].0
+    }
+
+    pub fn accept(&mut self, id: ConversationId, by: &str) {
+        self.ensure_human(by);
+        self.command(id, ConversationCommand::Accept { by: human(by) });
+    }
+
+    pub fn assign(&mut self, id: ConversationId, by: Participant, to: &str) {
+        self.command(id, ConversationCommand::Assign { by, to: human(to) });
+    }
+
+    pub fn tick(&mut self, id: ConversationId) {
+        self.command(id, ConversationCommand::Tick);
+    }
+
     /// The current assignment of an AI-active conversation.
     pub fn assignment(&self, id: ConversationId) -> Assignment {
         self.conversations[&id].0.assignment().expect("AI-active")
     }
 
     pub fn say(&mut self, id: ConversationId, by: Participant, words: &str) {
+        self.ensure_participant(&by);
         self.command(
             id,
             ConversationCommand::PostMessage {
@@ -180,6 +329,7 @@ impl LogBuilder {
     }
 
     pub fn hand_off(&mut self, id: ConversationId, by: &str, agent_id: &str, why: Option<&str>) {
+        self.ensure_human(by);
         self.command(
             id,
             ConversationCommand::HandOffToAi {
@@ -206,6 +356,7 @@ impl LogBuilder {
     }
 
     pub fn reclaim(&mut self, id: ConversationId, by: &str, why: Option<&str>) {
+        self.ensure_human(by);
         self.command(
             id,
             ConversationCommand::Reclaim {
@@ -228,6 +379,7 @@ impl LogBuilder {
     }
 
     pub fn close(&mut self, id: ConversationId, by: Participant, why: Option<&str>) {
+        self.ensure_participant(&by);
         self.command(
             id,
             ConversationCommand::Close {
@@ -257,7 +409,7 @@ pub struct Standard {
 }
 
 /// Events in [`standard_log`].
-pub const STANDARD_EVENTS: u64 = 33;
+pub const STANDARD_EVENTS: u64 = 66;
 
 /// A log with two AI agents and four conversations covering every event type.
 pub fn standard_log(log: &mut LogBuilder) -> Standard {
@@ -265,6 +417,10 @@ pub fn standard_log(log: &mut LogBuilder) -> Standard {
     log.activate("faq-bot");
     log.register("billing-bot", "Billing bot", &["billing"]);
     log.activate("billing-bot");
+    // Supervisors may act on any conversation of their tenant; the others are agents,
+    // registered when they first act.
+    log.register_human("bob", "default", Role::Supervisor, &[], 10);
+    log.register_human("carol", "default", Role::Supervisor, &[], 10);
 
     let a = log.open("cust-a", "web-chat", Some("alice"));
     log.customer_says(a, "cust-a", "How much is the pro plan?");
@@ -308,6 +464,7 @@ pub fn standard_log(log: &mut LogBuilder) -> Standard {
         "needs a refund decision",
         EscalationCause::AgentRequested,
     );
+    log.accept(c, "dave");
     log.hand_off(c, "dave", "billing-bot", Some("refunds are billing's"));
     log.ai_says(c, "Your refund is on its way.");
     let by = Participant::Ai(log.assignment(c));
