@@ -115,13 +115,13 @@ pub(crate) fn check_ai_tenant(
         return Ok(());
     };
     match roster.get(agent_id) {
-        Some(agent) if agent.profile.tenant != open.tenant => Err((
+        Some(agent) if agent.tenant != open.tenant => Err((
             FaultKind::Tenant,
             format!(
                 "{} gives a conversation of tenant {} to AI agent {agent_id} of tenant {}",
                 event.type_name(),
                 open.tenant,
-                agent.profile.tenant
+                agent.tenant
             ),
         )),
         _ => Ok(()),
