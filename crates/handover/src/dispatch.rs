@@ -6,19 +6,25 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use handover_core::{ConversationCommand, Participant, SystemActor, TenantId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use crate::runtime::Runtime;
 
+/// One request to the dispatcher: route a tenant's queues, and say when that is done.
+pub(crate) struct Request {
+    tenant: TenantId,
+    done: Option<oneshot::Sender<()>>,
+}
+
 /// Asks the dispatcher to look at a tenant's queues.
 #[derive(Clone)]
 pub(crate) struct Dispatch {
-    requests: mpsc::UnboundedSender<TenantId>,
+    requests: mpsc::UnboundedSender<Request>,
 }
 
 impl Dispatch {
-    pub(crate) fn new() -> (Dispatch, mpsc::UnboundedReceiver<TenantId>) {
+    pub(crate) fn new() -> (Dispatch, mpsc::UnboundedReceiver<Request>) {
         let (requests, receiver) = mpsc::unbounded_channel();
         (Dispatch { requests }, receiver)
     }
@@ -26,19 +32,43 @@ impl Dispatch {
     /// Routes `tenant`'s waiting conversations soon (requests pile up into one pass).
     pub(crate) fn request(&self, tenant: TenantId) {
         // Fails only once the dispatcher has stopped with the runtime.
-        let _ = self.requests.send(tenant);
+        let _ = self.requests.send(Request { tenant, done: None });
+    }
+
+    /// Routes `tenant`'s waiting conversations and returns once that pass is over.
+    pub(crate) async fn route_now(&self, tenant: TenantId) {
+        let (done, finished) = oneshot::channel();
+        let request = Request {
+            tenant,
+            done: Some(done),
+        };
+        if self.requests.send(request).is_ok() {
+            let _ = finished.await;
+        }
     }
 }
 
 /// Routes waiting conversations whenever asked, until the runtime stops.
-pub(crate) async fn run(runtime: Arc<Runtime>, mut requests: mpsc::UnboundedReceiver<TenantId>) {
+pub(crate) async fn run(runtime: Arc<Runtime>, mut requests: mpsc::UnboundedReceiver<Request>) {
     while let Some(first) = requests.recv().await {
-        let mut tenants = HashSet::from([first]);
+        let mut batch = vec![first];
         while let Ok(more) = requests.try_recv() {
-            tenants.insert(more);
+            batch.push(more);
+        }
+        let mut tenants: Vec<TenantId> = Vec::new();
+        let mut seen = HashSet::new();
+        for request in &batch {
+            if seen.insert(request.tenant.clone()) {
+                tenants.push(request.tenant.clone());
+            }
         }
         for tenant in tenants {
             route_tenant(&runtime, &tenant).await;
+        }
+        for request in batch {
+            if let Some(done) = request.done {
+                let _ = done.send(());
+            }
         }
     }
 }

@@ -284,6 +284,27 @@ impl Handover {
             .waiting(Some(tenant))
     }
 
+    /// Offers `tenant`'s waiting conversations to the router now, oldest first, and returns
+    /// once every one of them has been routed or left waiting. The runtime does this by itself
+    /// whenever a conversation starts waiting or a human may have become free; call it when
+    /// the router's answers change without the runtime knowing (an external ACD), or to wait
+    /// for routing to settle (a simulation's step).
+    pub async fn route_now(&self, tenant: &TenantId) {
+        self.runtime()
+            .conversations
+            .dispatch
+            .route_now(tenant.clone())
+            .await;
+    }
+
+    /// Returns once every deadline that has passed by the clock's now (SLA thresholds, AI
+    /// reply deadlines, idle closing) has been recorded or found not due. With a manual clock,
+    /// call it after advancing the clock to let the timers catch up before the next step.
+    pub async fn settle_timers(&self) {
+        let shared = &self.runtime().conversations;
+        shared.timers.settled(shared.clock.now()).await;
+    }
+
     /// Registers an AI agent in `tenant`; it may take only that tenant's conversations. It
     /// starts inactive.
     pub async fn register_ai_agent_in(

@@ -29,6 +29,10 @@ struct Armed {
 pub(crate) struct Timers {
     armed: Mutex<Armed>,
     wake: Notify,
+    /// Ticks taken off the armed set and not finished yet.
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Woken whenever a batch of ticks finishes.
+    finished: Notify,
 }
 
 impl Timers {
@@ -52,6 +56,21 @@ impl Timers {
         }
     }
 
+    /// Waits until no deadline at or before `now` is armed or being fired.
+    pub(crate) async fn settled(&self, now: Timestamp) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let finished = self.finished.notified();
+            let due = self.next().is_some_and(|at| at <= now);
+            if !due && self.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            // The timer loop may not have woken for a deadline just passed yet.
+            self.wake.notify_one();
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), finished).await;
+        }
+    }
+
     fn next(&self) -> Option<Timestamp> {
         lock(&self.armed).by_time.first().map(|(at, _)| *at)
     }
@@ -68,6 +87,8 @@ impl Timers {
             armed.by_id.remove(&id);
             due.push(id);
         }
+        self.in_flight
+            .fetch_add(due.len(), std::sync::atomic::Ordering::AcqRel);
         due
     }
 }
@@ -90,6 +111,7 @@ pub(crate) async fn run(runtime: Arc<Runtime>) {
             }
         }
         let due = timers.take_due(clock.now());
+        let fired = due.len();
         futures::stream::iter(due)
             .for_each_concurrent(TICKS_IN_FLIGHT_MAX, |id| {
                 let runtime = Arc::clone(&runtime);
@@ -110,5 +132,9 @@ pub(crate) async fn run(runtime: Arc<Runtime>) {
                 }
             })
             .await;
+        timers
+            .in_flight
+            .fetch_sub(fired, std::sync::atomic::Ordering::AcqRel);
+        timers.finished.notify_waiters();
     }
 }
