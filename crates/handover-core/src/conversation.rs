@@ -667,7 +667,13 @@ pub fn decide_with_state(
             }]
         }
         ConversationCommand::StartSkill { by, name, input } => {
-            check_assignment(state.open()?, by)?;
+            let open = state.open()?;
+            check_assignment(open, by)?;
+            if open.skills_started.len() >= crate::limits::SKILLS_STARTED_MAX {
+                return Err(Rejection::TooManySkillsStarted {
+                    max: crate::limits::SKILLS_STARTED_MAX,
+                });
+            }
             vec![ConversationEvent::AiSkillStarted {
                 agent_id: by.agent_id.clone(),
                 name: name.clone(),

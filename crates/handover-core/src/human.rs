@@ -40,7 +40,8 @@ impl Role {
 pub enum Presence {
     /// Signed in and taking conversations: the router may assign to them.
     Available,
-    /// Signed in but not taking new conversations: keeps the ones they have.
+    /// Signed in but not taking new conversations: keeps the ones they have, and the router
+    /// gives them none (they may still accept one from their queues themselves).
     Away,
     /// Signed out: may not act; the conversations they handle go back to their queue.
     Offline,

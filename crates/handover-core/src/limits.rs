@@ -16,3 +16,6 @@ pub const SKILL_DATA_BYTES_MAX: usize = 64 * 1024;
 pub const TEAMS_COUNT_MAX: usize = 32;
 /// Most conversations one human may be given at once (their capacity's upper bound).
 pub const HUMAN_CAPACITY_MAX: u32 = 1000;
+/// Most skills an AI agent may have started in one conversation without reporting their
+/// outcome.
+pub const SKILLS_STARTED_MAX: usize = 64;

@@ -246,4 +246,10 @@ pub enum Rejection {
         /// The command's name.
         action: &'static str,
     },
+    /// An AI agent starting a skill while too many it started have no outcome yet.
+    #[error("{max} skills started in this conversation have no outcome yet; record their outcomes first")]
+    TooManySkillsStarted {
+        /// The limit.
+        max: usize,
+    },
 }

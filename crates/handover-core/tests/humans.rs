@@ -15,8 +15,8 @@ use handover_core::{
     Conversation, ConversationCommand, ConversationEvent, Ctx, CustomerId, DefaultPolicy,
     Directory, Epoch, EscalationCause, Handler, HumanCommand, HumanEvent, HumanId, Language, Loads,
     MessageText, NoteAudience, NoticeKind, Participant, Presence, Reason, Rejection, Role, Roster,
-    Settings, Sla, Status, SystemActor, TeamId, TenantId, Timestamp, TransferTarget, WaitCause,
-    HUMAN_CAPACITY_MAX, TEAMS_COUNT_MAX,
+    Settings, Skill, SkillData, SkillName, Sla, Status, SystemActor, TeamId, TenantId, Timestamp,
+    TransferTarget, WaitCause, HUMAN_CAPACITY_MAX, TEAMS_COUNT_MAX,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -2128,4 +2128,78 @@ fn while_it_waits_only_supervisors_act_on_it_until_someone_accepts() {
             name: name("Ana"),
         }
     );
+}
+
+fn start_skill(agent: &str, epoch: u64, name: &str) -> ConversationCommand {
+    ConversationCommand::StartSkill {
+        by: assignment(agent, epoch),
+        name: SkillName::new(name).unwrap(),
+        input: SkillData::new("order A-1").unwrap(),
+    }
+}
+
+fn skill_outcome(agent: &str, epoch: u64, name: &str) -> ConversationCommand {
+    ConversationCommand::RecordAiAction {
+        by: assignment(agent, epoch),
+        skill: Skill::new(name, "order A-1", Ok("done".to_owned())).unwrap(),
+    }
+}
+
+#[test]
+fn a_skill_is_recorded_as_started_under_the_fence() {
+    let mut desk = Desk::ai_active();
+    assert_eq!(
+        kinds(&desk.ok(start_skill("faq", 1, "refund"))),
+        ["ai_skill_started"]
+    );
+    assert_eq!(desk.open().skills_started.len(), 1);
+    desk.ok(skill_outcome("faq", 1, "refund"));
+    assert!(desk.open().skills_started.is_empty());
+    // Another agent, or an ended assignment, may not start one.
+    assert!(matches!(
+        desk.no(start_skill("sales", 1, "refund")),
+        Rejection::NotAssigned { .. }
+    ));
+    desk.ok(reclaim("ana"));
+    assert!(matches!(
+        desk.no(start_skill("faq", 1, "refund")),
+        Rejection::AssignmentEnded { .. }
+    ));
+}
+
+#[test]
+fn the_outcome_of_a_skill_that_ran_is_recorded_after_a_reclaim() {
+    let mut desk = Desk::ai_active();
+    desk.ok(start_skill("faq", 1, "refund"));
+    desk.ok(reclaim("ana"));
+    // The refund ran: its outcome is kept although a human holds the conversation now.
+    assert_eq!(
+        kinds(&desk.ok(skill_outcome("faq", 1, "refund"))),
+        ["ai_action_recorded"]
+    );
+    // Once: a second outcome, or one of a skill never started, is fenced as before.
+    assert!(matches!(
+        desk.no(skill_outcome("faq", 1, "refund")),
+        Rejection::AssignmentEnded { .. }
+    ));
+    assert!(matches!(
+        desk.no(skill_outcome("faq", 1, "cancel")),
+        Rejection::AssignmentEnded { .. }
+    ));
+}
+
+#[test]
+fn an_ai_agent_may_not_pile_up_skills_without_outcomes() {
+    let mut desk = Desk::ai_active();
+    for _ in 0..handover_core::SKILLS_STARTED_MAX {
+        desk.ok(start_skill("faq", 1, "refund"));
+    }
+    assert_eq!(
+        desk.no(start_skill("faq", 1, "refund")),
+        Rejection::TooManySkillsStarted {
+            max: handover_core::SKILLS_STARTED_MAX
+        }
+    );
+    desk.ok(skill_outcome("faq", 1, "refund"));
+    desk.ok(start_skill("faq", 1, "refund"));
 }
