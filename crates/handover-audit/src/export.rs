@@ -10,8 +10,8 @@ use std::io::{self, Write};
 use std::collections::HashMap;
 
 use handover_core::{
-    AiAgentEvent, Author, ConversationEvent, ConversationId, EscalationCause, Event, HumanEvent,
-    HumanId, SkillOutcome, StreamId, SystemActor, Timestamp, TransferTarget,
+    AiAgentEvent, AiAgentId, Author, ConversationEvent, ConversationId, EscalationCause, Event,
+    HumanEvent, HumanId, SkillOutcome, StreamId, SystemActor, Timestamp, TransferTarget,
 };
 use handover_sled::SledStore;
 use handover_store::{Damage, LogLocation, RecordedAt, RecordedEvent, SeqRange, StoreError};
@@ -339,6 +339,12 @@ enum Data<'a> {
     AiActionRecorded {
         agent_id: &'a str,
         skill: SkillData<'a>,
+        by: AuthorData<'a>,
+    },
+    AiSkillStarted {
+        agent_id: &'a str,
+        skill: StartedSkillData<'a>,
+        by: AuthorData<'a>,
     },
     Reclaimed {
         agent_id: &'a str,
@@ -429,6 +435,20 @@ fn system(actor: SystemActor) -> AuthorData<'static> {
         kind: "system",
         id: actor.as_str(),
     }
+}
+
+fn ai_by(id: &AiAgentId) -> AuthorData<'_> {
+    AuthorData {
+        kind: "ai",
+        id: id.as_str(),
+    }
+}
+
+/// A skill about to run: its name and input (its outcome follows in `ai_action_recorded`).
+#[derive(Serialize)]
+struct StartedSkillData<'a> {
+    name: &'a str,
+    input: &'a str,
 }
 
 fn human_by(id: &HumanId) -> AuthorData<'_> {
@@ -572,8 +592,21 @@ impl<'a> Data<'a> {
                             detail: detail.as_str(),
                         },
                     },
+                    by: ai_by(agent_id),
                 }
             }
+            ConversationEvent::AiSkillStarted {
+                agent_id,
+                name,
+                input,
+            } => Data::AiSkillStarted {
+                agent_id: agent_id.as_str(),
+                skill: StartedSkillData {
+                    name: name.as_str(),
+                    input: input.as_str(),
+                },
+                by: ai_by(agent_id),
+            },
             ConversationEvent::Reclaimed {
                 agent_id,
                 by_human,

@@ -136,7 +136,7 @@ fn json_lines_carry_every_field_in_global_order() {
     );
     assert_eq!(
         first("ai_action_recorded"),
-        json!({"agent_id": "faq-bot", "skill": {"name": "lookup_price", "input": "{\"plan\":\"pro\"}", "outcome": {"status": "succeeded", "detail": "49 USD/month"}}})
+        json!({"agent_id": "faq-bot", "skill": {"name": "lookup_price", "input": "{\"plan\":\"pro\"}", "outcome": {"status": "succeeded", "detail": "49 USD/month"}}, "by": {"kind": "ai", "id": "faq-bot"}})
     );
     assert_eq!(
         first("reclaimed"),

@@ -775,3 +775,50 @@ fn the_timeline_tells_waits_assignments_deadlines_notes_and_flags() {
         "{w}"
     );
 }
+
+#[test]
+fn a_skill_started_before_a_reclaim_and_finished_after_it_is_sound_and_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogBuilder::new(dir.path());
+    log.register_in("acme-bot", "acme", "Acme bot");
+    log.activate("acme-bot");
+    log.register_human("ann", "acme", Role::Agent, &["billing"], 2);
+    let id = log.start("acme", "cust-r", None, Some("ann"));
+    log.hand_off(id, "ann", "acme-bot", None);
+    let by = log.assignment(id);
+    log.command(
+        id,
+        ConversationCommand::StartSkill {
+            by: by.clone(),
+            name: SkillName::new("issue_refund").unwrap(),
+            input: SkillData::new("order A-1").unwrap(),
+        },
+    );
+    log.reclaim(id, "ann", None);
+    log.command(
+        id,
+        ConversationCommand::RecordAiAction {
+            by,
+            skill: Skill::new("issue_refund", "order A-1", Ok("refunded".to_owned())).unwrap(),
+        },
+    );
+    let lines = export_lines(&log, ExportFormat::JsonLines);
+    let started = lines
+        .iter()
+        .find(|l| l["type"] == "ai_skill_started")
+        .expect("exported");
+    assert_eq!(
+        started["data"],
+        json!({"agent_id": "acme-bot", "skill": {"name": "issue_refund", "input": "order A-1"}, "by": {"kind": "ai", "id": "acme-bot"}})
+    );
+    assert_eq!(started["tenant"], "acme");
+    let types: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
+    let reclaimed = types.iter().position(|t| *t == "reclaimed").unwrap();
+    let outcome = types
+        .iter()
+        .position(|t| *t == "ai_action_recorded")
+        .unwrap();
+    assert!(outcome > reclaimed);
+    let path = log.finish();
+    assert!(verify_dir(&path).unwrap().is_sound());
+}
