@@ -1,8 +1,10 @@
 //! Handover: hand a customer conversation from a human agent to an AI agent, and take it back.
 //!
-//! Each conversation is an actix actor whose state (human-handled, AI-active, reclaimed) is
-//! rebuilt from an append-only event log (sled, embedded, by default); AI agents are actors
-//! too, subscribed to the conversations handed to them. [`Handover`] is the whole API a
+//! Each conversation is an actix actor whose state (AI-active, human-handled, reclaimed,
+//! awaiting a human in a queue) is rebuilt from an append-only event log (sled, embedded, by
+//! default); AI agents are actors too, subscribed to the conversations handed to them. Humans
+//! are registered with a tenant, teams, a capacity and a presence; a router gives waiting
+//! conversations to them, and deadlines fire on a clock the runtime is given. [`Handover`] is the whole API a
 //! backend needs: start it on a data directory (or on any open [`EventStore`]), register and
 //! attach AI agents, and drive conversations from any async code. Everything needed to use it,
 //! to implement an AI agent ([`macro@async_trait`], [`AiAgentBehavior`]) and to bring a store
@@ -39,6 +41,8 @@
 //!
 //! let customer = CustomerId::new("cust-42")?;
 //! let ana = HumanId::new("ana")?;
+//! handover.register_human(NewHuman::agent(ana.clone(), AgentName::new("Ana")?)).await?;
+//! handover.set_presence(ana.clone(), Presence::Available).await?;
 //! let id = handover
 //!     .open_conversation(customer.clone(), Channel::new("web-chat")?, Some(ana.clone()))
 //!     .await?
