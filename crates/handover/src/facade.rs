@@ -102,7 +102,7 @@ impl Handover {
 
     /// Starts the runtime over a store that is already open (sled, or any other
     /// [`EventStore`]). The store stamps records with its own time: give it the same clock as
-    /// [`RuntimeSettings::clock`] (for sled, [`SledOptions::time_source`]) when that is not the
+    /// [`RuntimeSettings::clock`] (for sled, [`SledOptions::time_source`](crate::SledOptions::time_source)) when that is not the
     /// system clock.
     pub async fn start_with_store(
         store: Arc<dyn EventStore>,
