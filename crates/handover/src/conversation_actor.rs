@@ -552,9 +552,20 @@ impl Handler<GetView> for ConversationActor {
     fn handle(&mut self, _: GetView, ctx: &mut Context<Self>) -> Self::Result {
         self.last_active = Instant::now();
         self.check_readable(ctx)?;
-        self.activity
+        let mut view = self
+            .activity
             .view(self.id, &self.state)
-            .ok_or(Error::UnknownConversation(self.id))
+            .ok_or(Error::UnknownConversation(self.id))?;
+        if let (None, Some(human)) = (&view.assigned_human_name, &view.assigned_human) {
+            // Reclaimed: the name is the directory's.
+            view.assigned_human_name = self
+                .shared
+                .directory
+                .read()
+                .get(human)
+                .map(|h| h.profile.name.clone());
+        }
+        Ok(view)
     }
 }
 

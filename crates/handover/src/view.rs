@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use handover_core::{
-    Channel, Concern, Conversation, ConversationEvent, ConversationId, CustomerId, Event, HumanId,
-    Language, Status, TeamId, TenantId,
+    AgentName, Channel, Concern, Conversation, ConversationEvent, ConversationId, CustomerId,
+    Event, Handler, HumanId, Language, Status, TeamId, TenantId,
 };
 use handover_store::{RecordedAt, RecordedEvent};
 
@@ -84,6 +84,8 @@ pub struct ConversationView {
     /// The human who handles it now (assigned, or who reclaimed it); `None` while an AI
     /// agent holds it or it waits.
     pub assigned_human: Option<HumanId>,
+    /// That human's display name, as the directory (or the assignment) has it.
+    pub assigned_human_name: Option<AgentName>,
     /// The human who made the latest handoff to an AI agent.
     pub handed_off_by: Option<HumanId>,
     /// Whether "needs help" is raised.
@@ -145,6 +147,10 @@ impl Activity {
                 None
             } else {
                 open.assigned_human().cloned()
+            },
+            assigned_human_name: match &open.handler {
+                Handler::Assigned { name, .. } if !closed => Some(name.clone()),
+                _ => None,
             },
             handed_off_by: open.handed_off_by.clone(),
             flagged: open.flagged,
