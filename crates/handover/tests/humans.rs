@@ -233,6 +233,10 @@ async fn an_escalation_with_nobody_available_waits_then_is_routed_when_a_human_s
     );
     let view = h.conversation(cid).await.unwrap();
     assert_eq!(view.assigned_human, Some(bob.clone()));
+    assert_eq!(
+        view.assigned_human_name,
+        Some(AgentName::new("bob").unwrap())
+    );
     assert!(h.waiting(&TenantId::default_tenant()).is_empty());
     assert_eq!(h.human(&bob).unwrap().load, 1);
     h.post_human_message(cid, bob, text("Hi, I'm Bob"))
@@ -776,6 +780,12 @@ async fn a_note_for_the_ai_reaches_it_and_a_note_for_staff_does_not() {
     // Delivery is in order: had the staff note been sent, it would have come first.
     assert_eq!(*seen.lock().unwrap(), ["ai"]);
     h.reclaim(cid, ana.clone(), None).await.unwrap();
+    let view = h.conversation(cid).await.unwrap();
+    assert_eq!(view.status, Status::Reclaimed { by: ana.clone() });
+    assert_eq!(
+        view.assigned_human_name,
+        Some(AgentName::new("ana").unwrap())
+    );
     assert!(matches!(
         h.whisper(cid, ana, NoteAudience::Ai, text("too late"))
             .await,
