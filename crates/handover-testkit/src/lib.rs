@@ -44,11 +44,13 @@ mod forwarding;
 pub mod idempotence;
 pub mod replay;
 mod sled;
+mod staff;
 pub mod subscribe;
 mod values;
 
 pub use forwarding::{AppendOutcome, ForwardingStore, StoreHooks};
 pub use sled::SledFactory;
+pub use staff::{agents, register, staff};
 
 /// The backend under test: where a log lives, and how to open a store on it.
 ///
