@@ -23,7 +23,12 @@
 //!
 //! AI agents are attached with a behaviour that does nothing, so the only AI commands are the
 //! ones the steps send (through `Handover::execute` or `execute_once`) and the run is
-//! deterministic.
+//! deterministic. The humans are `ana`, a signed-in agent (who may act only on the
+//! conversations she answers for), `bruno`, a signed-in supervisor (who may act on any), and
+//! `carla`, never registered; the model holds the same directory as the runtime. Routing is
+//! off, and the runtime and the model read the same `ManualClock`, which moves 100 ms between
+//! steps: the events' times agree, and no deadline passes during a case, so the runtime
+//! records nothing on its own.
 //!
 //! `PROPTEST_CASES=N` sets the number of cases (default 160); `HANDOVER_MODEL_SEED=S`
 //! replays a run (the seed is printed at the start and on failure).
@@ -35,7 +40,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use handover::*;
-use handover_core::{agent, conversation, AiAgentCommand, Conversation, Ctx, Roster};
+use handover_core::{
+    agent, conversation, human, AiAgentCommand, Conversation, Ctx, HumanCommand, Roster,
+};
 use handover_sled::{SledOptions, SledStore};
 use handover_store::{EventStore, SeqRange};
 use proptest::prelude::*;
@@ -51,7 +58,11 @@ const CASES_DEFAULT: u32 = 160;
 const STEPS_MAX: usize = 40;
 
 const CUSTOMERS: [&str; 2] = ["cust-1", "cust-2"];
-const HUMANS: [&str; 2] = ["ana", "bruno"];
+/// `ana` is registered as an agent, `bruno` as a supervisor, both signed in; `carla` never
+/// registers.
+const HUMANS: [&str; 3] = ["ana", "bruno", "carla"];
+/// How far the clock moves between two steps: far below every deadline over a whole case.
+const STEP_MILLIS: u64 = 100;
 /// `bot-a` and `bot-b` are attached once registered; `bot-c` never is, so handing off to it
 /// while it is active is `Error::AiAgentNotRunning`.
 const AGENTS: [&str; 3] = ["bot-a", "bot-b", "bot-c"];
@@ -166,6 +177,11 @@ fn agent_index() -> impl Strategy<Value = usize> {
     prop_oneof![4 => Just(0usize), 2 => Just(1usize), 1 => Just(2usize)]
 }
 
+/// Mostly the two signed-in humans; now and then `carla`, whom the directory does not know.
+fn human_index() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => Just(0usize), 3 => Just(1usize), 1 => Just(2usize)]
+}
+
 fn target() -> impl Strategy<Value = Target> {
     prop_oneof![12 => any::<Index>().prop_map(Target::Known), 1 => Just(Target::Ghost)]
 }
@@ -183,7 +199,7 @@ fn who() -> impl Strategy<Value = Who> {
     prop_oneof![
         4 => Just(Who::Customer),
         1 => Just(Who::OtherCustomer),
-        3 => (0..HUMANS.len()).prop_map(Who::Human),
+        3 => human_index().prop_map(Who::Human),
         4 => ai_pick().prop_map(Who::Ai),
     ]
 }
@@ -194,16 +210,16 @@ fn text_index() -> impl Strategy<Value = usize> {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..CUSTOMERS.len(), proptest::option::of(0..HUMANS.len()))
+        4 => (0..CUSTOMERS.len(), proptest::option::of(human_index()))
             .prop_map(|(customer, human)| Step::Open { customer, human }),
         1 => any::<Index>().prop_map(|conversation| Step::OpenAgain { conversation }),
         10 => (target(), who(), text_index())
             .prop_map(|(target, by, text)| Step::Post { target, by, text }),
-        6 => (target(), 0..HUMANS.len(), agent_index(), any::<bool>())
+        6 => (target(), human_index(), agent_index(), any::<bool>())
             .prop_map(|(target, human, agent, reason)| Step::HandOff { target, human, agent, reason }),
         3 => (target(), ai_pick(), any::<bool>())
             .prop_map(|(target, by, succeeded)| Step::RecordSkill { target, by, succeeded }),
-        4 => (target(), 0..HUMANS.len(), any::<bool>())
+        4 => (target(), human_index(), any::<bool>())
             .prop_map(|(target, human, reason)| Step::Reclaim { target, human, reason }),
         2 => (target(), ai_pick(), 0..3usize)
             .prop_map(|(target, by, cause)| Step::Escalate { target, by, cause }),
@@ -254,6 +270,11 @@ struct ModelConversation {
 #[derive(Default)]
 struct Model {
     roster: Roster,
+    directory: Directory,
+    /// Every human's stream.
+    humans: BTreeMap<HumanId, Vec<HumanEvent>>,
+    /// The runtime's clock, which the model reads too.
+    clock: Option<ManualClock>,
     attached: BTreeSet<AiAgentId>,
     conversations: Vec<ModelConversation>,
     agents: BTreeMap<AiAgentId, Vec<AiAgentEvent>>,
@@ -328,11 +349,14 @@ struct Live {
     dirs: Vec<tempfile::TempDir>,
 }
 
-fn store_options(setup: Setup) -> SledOptions {
+fn store_options(setup: Setup, clock: &ManualClock) -> SledOptions {
+    let clock = clock.clone();
     SledOptions {
         durability: setup.durability,
         // A directory just closed in this process can read as in use for a moment.
         in_use_wait: Duration::from_secs(10),
+        // Records are stamped by the runtime's clock, as `Handover::start` does.
+        time_source: Some(TimeSource::new(move || RecordedAt(clock.now().0))),
         ..SledOptions::default()
     }
 }
@@ -342,12 +366,17 @@ async fn start(
     setup: Setup,
     model: &Model,
 ) -> Result<(Handover, Arc<SledStore>), String> {
+    let clock = model.clock.clone().ok_or("the model has no clock")?;
     let store = Arc::new(
-        SledStore::open(dir, store_options(setup))
+        SledStore::open(dir, store_options(setup, &clock))
             .map_err(|e| format!("open {}: {e}", dir.display()))?,
     );
     let passivate_after = setup.passivate.then(|| Duration::from_millis(2));
-    let config = Config::new(dir).workers(2).passivate_after(passivate_after);
+    let config = Config::new(dir)
+        .workers(2)
+        .passivate_after(passivate_after)
+        .router(Arc::new(NoRouter))
+        .clock(Arc::new(clock));
     let handover =
         Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config.runtime)
             .await
@@ -500,10 +529,7 @@ impl Model {
             }
         }
         let policy = DefaultPolicy::default();
-        let ctx = Ctx {
-            roster: &self.roster,
-            policy: &policy,
-        };
+        let ctx = self.ctx(&policy);
         match conversation::decide_with_state(&self.state(slot), command, &ctx) {
             Ok((events, next)) => Expected::Recorded(events, next),
             Err(Rejection::NotOpened) => Expected::Unknown,
@@ -530,6 +556,17 @@ impl Model {
             .map(|c| c.events.len())
             .sum::<usize>()
             + self.agents.values().map(Vec::len).sum::<usize>()
+            + self.humans.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// What the rules consult, as the runtime has it: the roster, the directory, the default
+    /// settings, and now by the shared clock. No load is needed: the model sends no command
+    /// that reads loads.
+    fn ctx<'a>(&'a self, policy: &'a DefaultPolicy) -> Ctx<'a> {
+        let now = self.clock.as_ref().map(Clock::now).unwrap_or_default();
+        Ctx::new(&self.roster, policy)
+            .with_directory(&self.directory)
+            .at(now)
     }
 }
 
@@ -774,10 +811,7 @@ async fn agent_step(
                         reason: Reason::new("the AI agent was deactivated").unwrap(),
                         cause: EscalationCause::AgentDeactivated,
                     };
-                    let ctx = Ctx {
-                        roster: &model.roster,
-                        policy: &policy,
-                    };
+                    let ctx = model.ctx(&policy);
                     let (events, next) = conversation::decide_with_state(&c.state, &command, &ctx)
                         .map_err(|r| format!("the model cannot escalate: {r}"))?;
                     escalated.push((slot, events, next));
@@ -802,6 +836,60 @@ async fn agent_step(
         (expected, actual) => Err(format!(
             "agent command {command:?}: the runtime answered {actual:?}, the model expects {expected:?}"
         )),
+    }
+}
+
+/// Registers `HUMANS[human]` with `role` and signs them in, on the runtime and on the model,
+/// and checks that both recorded the same.
+async fn sign_in(live: &Live, model: &mut Model, human: usize, role: Role) -> Result<(), String> {
+    let human_id: HumanId = id(HUMANS[human]);
+    let name = AgentName::new(HUMANS[human]).unwrap();
+    let new = match role {
+        Role::Agent => NewHuman::agent(human_id.clone(), name),
+        _ => NewHuman::supervisor(human_id.clone(), name),
+    };
+    let commands = [
+        HumanCommand::Register {
+            tenant: new.tenant.clone(),
+            name: new.name.clone(),
+            role: new.role,
+            teams: new.teams.clone(),
+            capacity: new.capacity,
+        },
+        HumanCommand::SetPresence {
+            presence: Presence::Available,
+        },
+    ];
+    live.handover
+        .register_human(new)
+        .await
+        .map_err(|e| format!("register {human_id}: {e}"))?;
+    live.handover
+        .set_presence(human_id.clone(), Presence::Available)
+        .await
+        .map_err(|e| format!("sign {human_id} in: {e}"))?;
+    for command in commands {
+        let events = human::decide(&human_id, model.directory.get(&human_id), &command)
+            .map_err(|r| format!("the model refuses {command:?}: {r}"))?;
+        let stream = StreamId::Human(human_id.clone());
+        let recorded = model.humans.entry(human_id.clone()).or_default();
+        let first = recorded.len() as u64 + 1;
+        model.groups.push(
+            (first..first + events.len() as u64)
+                .map(|seq| (stream.clone(), seq))
+                .collect(),
+        );
+        for event in &events {
+            model
+                .directory
+                .evolve(event)
+                .map_err(|r| format!("the model cannot apply {event:?}: {r}"))?;
+        }
+        recorded.extend(events);
+    }
+    match live.handover.human(&human_id) {
+        Some(view) if view.presence == Presence::Available && view.role == role => Ok(()),
+        other => Err(format!("{human_id} reads {other:?} after signing in")),
     }
 }
 
@@ -1030,6 +1118,12 @@ async fn check_store(store: &SledStore, model: &Model) -> Result<(), String> {
             events.iter().cloned().map(Event::AiAgent).collect(),
         )
     }));
+    streams.extend(model.humans.iter().map(|(human_id, events)| {
+        (
+            StreamId::Human(human_id.clone()),
+            events.iter().cloned().map(Event::Human).collect(),
+        )
+    }));
     streams.push((StreamId::Conversation(ghost()), Vec::new()));
     for (stream, want) in &streams {
         let records = store
@@ -1116,8 +1210,13 @@ async fn check_commands(store: &SledStore, model: &Model) -> Result<(), String> 
 
 async fn run_case(setup: Setup, steps: &[(Step, bool)], tally: &mut Tally) -> Result<(), String> {
     tally.cases += 1;
-    let mut model = Model::default();
+    let mut model = Model {
+        clock: Some(ManualClock::new(Timestamp::from_millis(1_700_000_000_000))),
+        ..Model::default()
+    };
     let mut live = Live::new(setup, &model).await?;
+    sign_in(&live, &mut model, 0, Role::Agent).await?;
+    sign_in(&live, &mut model, 1, Role::Supervisor).await?;
     // All three agents are registered, one is active, and two conversations are open.
     let mut script = vec![
         (Step::Register { agent: 0 }, false),
@@ -1142,6 +1241,9 @@ async fn run_case(setup: Setup, steps: &[(Step, bool)], tally: &mut Tally) -> Re
     script.extend(steps.iter().cloned());
     let mut outcome = Ok(());
     for (n, (step, once)) in script.iter().enumerate() {
+        if let Some(clock) = &model.clock {
+            clock.advance_millis(STEP_MILLIS);
+        }
         live = run_step(live, &mut model, step, *once, tally)
             .await
             .map_err(|error| format!("step {n} {step:?}: {error}"))?;
