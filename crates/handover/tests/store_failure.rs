@@ -455,7 +455,10 @@ async fn full_disk(data: &Path, filler: &Path) {
         s.extend(std::iter::repeat_n('x', 60_000));
         text(&s)
     };
-    let mut acknowledged = vec!["conversation_opened".to_owned(), "human_assigned".to_owned()];
+    let mut acknowledged = vec![
+        "conversation_opened".to_owned(),
+        "human_assigned".to_owned(),
+    ];
     let mut failure = None;
     for n in 0..1_000 {
         match handover
@@ -550,7 +553,10 @@ async fn restart_finds_the_acknowledged(data: &Path, child_stdout: &str) {
         .expect("the child opened its conversation")
         .parse()
         .unwrap();
-    let mut acknowledged = vec!["conversation_opened".to_owned(), "human_assigned".to_owned()];
+    let mut acknowledged = vec![
+        "conversation_opened".to_owned(),
+        "human_assigned".to_owned(),
+    ];
     acknowledged.extend(
         field("full disk: acknowledged message ")
             .iter()
