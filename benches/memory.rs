@@ -11,8 +11,9 @@
 //! 2. the same with a passivation timer armed in every actor (`passivate_after` longer than the
 //!    opening takes), then passivated: the timers fire, the bench waits until
 //!    `live_conversations()` is 0 and measures again;
-//! 3. the store alone: the same 100,000 `Opened` records appended straight to a `SledStore`,
-//!    no runtime: what the log's cache and indexes hold, which phases 1 and 2 include.
+//! 3. the store alone: the same 100,000 openings (a start and an assignment) appended straight
+//!    to a `SledStore`, no runtime: what the log's cache and indexes hold, which phases 1 and 2
+//!    include.
 //!
 //! Two measures: heap bytes still allocated, from `stats_alloc`'s instrumented global
 //! allocator, and the resident set from `/proc/self/statm`. glibc keeps freed memory for
