@@ -32,8 +32,10 @@
 //! conversations in flight at a time, interleaved in the global order, each opened, asked
 //! about, handed off to one of three AI agents which reply and run skills, and then closed by
 //! the AI or the customer, reclaimed, escalated at the customer's request or the agent's, or
-//! left open; some stay with humans after a complaint. Halfway through one agent is
-//! deactivated (its conversations are escalated) and later activated again.
+//! left open; some stay with humans after a complaint. Forty human agents are registered and
+//! signed in first; a conversation opened without a human, or escalated, waits in the queue
+//! until its human accepts it. Halfway through one agent is deactivated (its conversations are
+//! escalated) and later activated again.
 //!
 //! Set `AUDIT_REPLAY_LOG_DIR` to keep the log in that directory and reuse it on the next run;
 //! otherwise it goes to a temporary directory removed at the end.
