@@ -990,17 +990,17 @@ fn check_dir(data: &Path, history: &History) -> Result<Check, String> {
             StreamId::Human(human) => {
                 // Only `ana`'s registration and sign-in, each once.
                 for record in records {
-                    let expected = match (&record.event, record.seq) {
-                        (Event::Human(HumanEvent::Registered { .. }), 1) => true,
-                        (
-                            Event::Human(HumanEvent::PresenceChanged {
-                                presence: Presence::Available,
-                                ..
-                            }),
-                            2,
-                        ) => true,
-                        _ => false,
-                    };
+                    let expected = matches!(
+                        (&record.event, record.seq),
+                        (Event::Human(HumanEvent::Registered { .. }), 1)
+                            | (
+                                Event::Human(HumanEvent::PresenceChanged {
+                                    presence: Presence::Available,
+                                    ..
+                                }),
+                                2,
+                            )
+                    );
                     if !expected || human.as_str() != "ana" {
                         check.unexpected.push(format!(
                             "human {human} seq {}: {}",

@@ -303,7 +303,7 @@ struct Sent {
 /// What the model says a conversation command must come to.
 #[derive(Debug)]
 enum Expected {
-    Recorded(Vec<ConversationEvent>, Conversation),
+    Recorded(Vec<ConversationEvent>, Box<Conversation>),
     Rejected(Rejection),
     Unknown,
     NotRunning(AiAgentId),
@@ -531,7 +531,7 @@ impl Model {
         let policy = DefaultPolicy::default();
         let ctx = self.ctx(&policy);
         match conversation::decide_with_state(&self.state(slot), command, &ctx) {
-            Ok((events, next)) => Expected::Recorded(events, next),
+            Ok((events, next)) => Expected::Recorded(events, Box::new(next)),
             Err(Rejection::NotOpened) => Expected::Unknown,
             Err(rejection) => Expected::Rejected(rejection),
         }
@@ -668,7 +668,7 @@ async fn conversation_step(
         });
     }
     if let (Expected::Recorded(events, next), Some(slot)) = (expected, slot) {
-        model.record(slot, events, next);
+        model.record(slot, events, *next);
     }
     Ok(())
 }
@@ -743,7 +743,7 @@ async fn retry_step(
             model.sent[sent].recorded = recorded(&actual);
             model.sent[sent].recorded_after = (model.reopens, model.crashes);
             if let (Expected::Recorded(events, next), Some(slot)) = (expected, slot) {
-                model.record(slot, events, next);
+                model.record(slot, events, *next);
             }
             Ok(())
         }
