@@ -93,9 +93,15 @@ struct Fixture {
 }
 
 /// The runtime's configuration: routing off, so that a conversation escalated to humans stays
-/// in its queue and the log holds only what the test did.
+/// in its queue and the log holds only what the test did; and an AI agent's call whose
+/// assignment ended runs on until it returns by itself (a minute at most), so that a late
+/// reply is always sent and its refusal observed, however slowly the machine runs.
 fn config(path: &std::path::Path) -> Config {
-    Config::new(path).workers(2).router(Arc::new(NoRouter))
+    let mut config = Config::new(path).workers(2).router(Arc::new(NoRouter));
+    config.runtime = config
+        .runtime
+        .ai_cancel_grace(std::time::Duration::from_secs(60));
+    config
 }
 
 /// A runtime on a new directory, with `ana` and `bruno` signed in as supervisors.
