@@ -1,10 +1,13 @@
 //! Model-based test of the runtime over a real sled directory.
 //!
 //! The reference model is the pure domain (`handover_core`'s `decide` and `evolve`, the
-//! `Roster`) plus the list of events each stream must hold. proptest generates sequences of
-//! steps: commands from every identity (the customer, another customer, human agents, the
-//! assigned AI agent, other AI agents, stale and future epochs) on several conversations and on
-//! one that was never opened, AI-agent registrations, `Reopen` (shut down, open the directory
+//! `Roster`, the `Directory` of humans and the loads the runtime's board counts) plus the list
+//! of events each stream must hold. proptest generates sequences of steps: commands from every
+//! identity (the customer, another customer, human agents, the assigned AI agent, other AI
+//! agents, stale and future epochs) on several conversations and on one that was never opened
+//! (opening with or without a human, in a team's queue, posting, handing off, reclaiming,
+//! escalating, closing, assigning, accepting, transferring, notes, flags, the clock's tick),
+//! AI-agent registrations, `Reopen` (shut down, open the directory
 //! again) and `CrashReopen` (copy the data directory while the store is open and idle, which is
 //! what a killed process leaves behind, then continue on the copy). Some commands go through
 //! `Handover::execute_once` with a new command id, and `Retry` sends one of them again later,
@@ -58,9 +61,11 @@ const CASES_DEFAULT: u32 = 160;
 const STEPS_MAX: usize = 40;
 
 const CUSTOMERS: [&str; 2] = ["cust-1", "cust-2"];
-/// `ana` is registered as an agent, `bruno` as a supervisor, both signed in; `carla` never
-/// registers.
+/// `ana` is registered as an agent of the `billing` team, `bruno` as a supervisor, both signed
+/// in; `carla` never registers.
 const HUMANS: [&str; 3] = ["ana", "bruno", "carla"];
+/// The team whose queue `ana` takes conversations from.
+const BILLING: &str = "billing";
 /// How far the clock moves between two steps: far below every deadline over a whole case.
 const STEP_MILLIS: u64 = 100;
 /// `bot-a` and `bot-b` are attached once registered; `bot-c` never is, so handing off to it
@@ -156,6 +161,46 @@ enum Step {
         by: Who,
         reason: bool,
     },
+    /// Opens a conversation in the default tenant, in the `billing` queue or the general one.
+    Start {
+        customer: usize,
+        billing: bool,
+        human: Option<usize>,
+    },
+    /// A human (a supervisor, if the rules agree) gives the conversation to a human.
+    Assign {
+        target: Target,
+        by: usize,
+        to: usize,
+    },
+    Accept {
+        target: Target,
+        human: usize,
+    },
+    /// To a human, or (`None`) to the `billing` queue.
+    Transfer {
+        target: Target,
+        by: usize,
+        to: Option<usize>,
+    },
+    Whisper {
+        target: Target,
+        human: usize,
+        to_ai: bool,
+    },
+    RaiseFlag {
+        target: Target,
+        by: Who,
+    },
+    LowerFlag {
+        target: Target,
+        human: usize,
+    },
+    /// The clock's command, sent by hand: no deadline passes during a case, so it is accepted
+    /// with no event.
+    Tick {
+        target: Target,
+    },
     Register {
         agent: usize,
     },
@@ -225,6 +270,18 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(target, by, cause)| Step::Escalate { target, by, cause }),
         1 => (target(), who(), any::<bool>())
             .prop_map(|(target, by, reason)| Step::Close { target, by, reason }),
+        1 => (0..CUSTOMERS.len(), any::<bool>(), proptest::option::of(human_index()))
+            .prop_map(|(customer, billing, human)| Step::Start { customer, billing, human }),
+        2 => (target(), human_index(), human_index())
+            .prop_map(|(target, by, to)| Step::Assign { target, by, to }),
+        2 => (target(), human_index()).prop_map(|(target, human)| Step::Accept { target, human }),
+        2 => (target(), human_index(), proptest::option::of(human_index()))
+            .prop_map(|(target, by, to)| Step::Transfer { target, by, to }),
+        1 => (target(), human_index(), any::<bool>())
+            .prop_map(|(target, human, to_ai)| Step::Whisper { target, human, to_ai }),
+        1 => (target(), who()).prop_map(|(target, by)| Step::RaiseFlag { target, by }),
+        1 => (target(), human_index()).prop_map(|(target, human)| Step::LowerFlag { target, human }),
+        1 => target().prop_map(|target| Step::Tick { target }),
         1 => (0..AGENTS.len()).prop_map(|agent| Step::Register { agent }),
         2 => (0..AGENTS.len()).prop_map(|agent| Step::Activate { agent }),
         2 => (0..AGENTS.len()).prop_map(|agent| Step::Deactivate { agent }),
@@ -529,7 +586,8 @@ impl Model {
             }
         }
         let policy = DefaultPolicy::default();
-        let ctx = self.ctx(&policy);
+        let loads = self.loads();
+        let ctx = self.ctx(&policy).with_loads(&loads);
         match conversation::decide_with_state(&self.state(slot), command, &ctx) {
             Ok((events, next)) => Expected::Recorded(events, Box::new(next)),
             Err(Rejection::NotOpened) => Expected::Unknown,
@@ -559,9 +617,23 @@ impl Model {
             + self.humans.values().map(Vec::len).sum::<usize>()
     }
 
+    /// How many open conversations each human handles, as the runtime's board counts them:
+    /// those whose controller they are.
+    fn loads(&self) -> Loads {
+        let mut loads = Loads::new();
+        for c in &self.conversations {
+            if let Conversation::Open(open) = &c.state {
+                if let Some(human) = open.assigned_human() {
+                    loads.add(human);
+                }
+            }
+        }
+        loads
+    }
+
     /// What the rules consult, as the runtime has it: the roster, the directory, the default
-    /// settings, and now by the shared clock. No load is needed: the model sends no command
-    /// that reads loads.
+    /// settings, and now by the shared clock (the loads, for the commands that read them, are
+    /// added by the caller).
     fn ctx<'a>(&'a self, policy: &'a DefaultPolicy) -> Ctx<'a> {
         let now = self.clock.as_ref().map(Clock::now).unwrap_or_default();
         Ctx::new(&self.roster, policy)
@@ -673,9 +745,12 @@ async fn conversation_step(
     Ok(())
 }
 
-/// The (seq, position, event) of each event a receipt reports.
+/// The (seq, position, event) of each event a receipt reports; `None` for a command that
+/// recorded nothing (rejected, or accepted with no event, as a tick with nothing due), which
+/// the store cannot remember.
 fn recorded(actual: &Result<Receipt, Error>) -> Option<Vec<(u64, u64, Event)>> {
-    actual.as_ref().ok().map(|receipt| {
+    let receipt = actual.as_ref().ok().filter(|r| !r.events.is_empty());
+    receipt.map(|receipt| {
         receipt
             .events
             .iter()
@@ -845,7 +920,7 @@ async fn sign_in(live: &Live, model: &mut Model, human: usize, role: Role) -> Re
     let human_id: HumanId = id(HUMANS[human]);
     let name = AgentName::new(HUMANS[human]).unwrap();
     let new = match role {
-        Role::Agent => NewHuman::agent(human_id.clone(), name),
+        Role::Agent => NewHuman::agent(human_id.clone(), name).teams(vec![id(BILLING)]),
         _ => NewHuman::supervisor(human_id.clone(), name),
     };
     let commands = [
@@ -1012,6 +1087,90 @@ async fn run_step(
                 reason: reason(*with_reason),
             };
             conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::Start {
+            customer,
+            billing,
+            human,
+        } => {
+            let conversation_id = ConversationId::from_uuid(uuid::Uuid::now_v7());
+            model.conversations.push(ModelConversation {
+                id: conversation_id,
+                state: Conversation::NotOpened,
+                events: Vec::new(),
+            });
+            let slot = model.conversations.len() - 1;
+            let command = ConversationCommand::Start {
+                tenant: TenantId::default_tenant(),
+                customer: id(CUSTOMERS[*customer]),
+                channel: id("whatsapp"),
+                team: billing.then(|| id(BILLING)),
+                language: billing.then(|| id("pt-BR")),
+                human: human.map(|h| id(HUMANS[h])),
+            };
+            conversation_step(&live, model, Some(slot), command, once, tally).await?;
+        }
+        Step::Assign { target, by, to } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::Assign {
+                by: Participant::Human(id(HUMANS[*by])),
+                to: id(HUMANS[*to]),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::Accept { target, human } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::Accept {
+                by: id(HUMANS[*human]),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::Transfer { target, by, to } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::Transfer {
+                by: id(HUMANS[*by]),
+                to: match to {
+                    Some(to) => TransferTarget::Human(id(HUMANS[*to])),
+                    None => TransferTarget::Team(id(BILLING)),
+                },
+                reason: Reason::new("the right person for it").unwrap(),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::Whisper {
+            target,
+            human,
+            to_ai,
+        } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::Whisper {
+                by: id(HUMANS[*human]),
+                to: if *to_ai {
+                    NoteAudience::Ai
+                } else {
+                    NoteAudience::Staff
+                },
+                text: MessageText::new("Offer the annual plan").unwrap(),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::RaiseFlag { target, by } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::RaiseFlag {
+                by: model.participant(slot, *by),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::LowerFlag { target, human } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::LowerFlag {
+                by: id(HUMANS[*human]),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::Tick { target } => {
+            let slot = conversation(model, target);
+            conversation_step(&live, model, slot, ConversationCommand::Tick, once, tally).await?;
         }
         Step::Register { agent } => {
             let command = AiAgentCommand::Register {
@@ -1253,8 +1412,15 @@ async fn run_case(setup: Setup, steps: &[(Step, bool)], tally: &mut Tally) -> Re
             | Step::RecordSkill { target, .. }
             | Step::Reclaim { target, .. }
             | Step::Escalate { target, .. }
-            | Step::Close { target, .. } => model.index_of(target),
-            Step::Open { .. } => Some(model.conversations.len() - 1),
+            | Step::Close { target, .. }
+            | Step::Assign { target, .. }
+            | Step::Accept { target, .. }
+            | Step::Transfer { target, .. }
+            | Step::Whisper { target, .. }
+            | Step::RaiseFlag { target, .. }
+            | Step::LowerFlag { target, .. }
+            | Step::Tick { target } => model.index_of(target),
+            Step::Open { .. } | Step::Start { .. } => Some(model.conversations.len() - 1),
             Step::Retry { sent } if !model.sent.is_empty() => {
                 model.sent[sent.index(model.sent.len())].slot
             }
