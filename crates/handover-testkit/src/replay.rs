@@ -309,6 +309,13 @@ pub async fn unknown_streams_are_empty<F: StoreFactory>(factory: &F) {
         vec![registered("kit-known")],
     )
     .await;
+    append(
+        &*store,
+        &human_stream("kit-known"),
+        ExpectedVersion::NoStream,
+        vec![human_registered("kit-known")],
+    )
+    .await;
     for stream in &unknown {
         assert!(
             read(&*store, stream).await.is_empty(),
@@ -320,7 +327,7 @@ pub async fn unknown_streams_are_empty<F: StoreFactory>(factory: &F) {
         assert_eq!(version(&*store, stream).await, 0, "{stream} is unknown");
     }
     println!(
-        "unknown_streams_are_empty [{}]: {} unknown streams read empty at version 0, before and after 4 events elsewhere",
+        "unknown_streams_are_empty [{}]: {} unknown streams read empty at version 0, before and after 5 events elsewhere",
         factory.describe(),
         unknown.len()
     );
