@@ -32,8 +32,10 @@
 //! conversations in flight at a time, interleaved in the global order, each opened, asked
 //! about, handed off to one of three AI agents which reply and run skills, and then closed by
 //! the AI or the customer, reclaimed, escalated at the customer's request or the agent's, or
-//! left open; some stay with humans after a complaint. Halfway through one agent is
-//! deactivated (its conversations are escalated) and later activated again.
+//! left open; some stay with humans after a complaint. Forty human agents are registered and
+//! signed in first; a conversation opened without a human, or escalated, waits in the queue
+//! until its human accepts it. Halfway through one agent is deactivated (its conversations are
+//! escalated) and later activated again.
 //!
 //! Set `AUDIT_REPLAY_LOG_DIR` to keep the log in that directory and reuse it on the next run;
 //! otherwise it goes to a temporary directory removed at the end.
@@ -49,10 +51,11 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use handover_audit::Replay;
 use handover_core::conversation::decide_with_state;
 use handover_core::{
-    agent, AgentName, AiAgentCommand, AiAgentId, Assignment, Channel, Conversation,
-    ConversationCommand, ConversationId, Ctx, CustomerId, DefaultPolicy, EscalationCause, Event,
-    HumanId, MessageText, Participant, Reason, Roster, Skill, SkillData, SkillName, SkillOutcome,
-    Specialty, Status, StreamId,
+    agent, human, AgentName, AiAgentCommand, AiAgentId, Assignment, Channel, Conversation,
+    ConversationCommand, ConversationId, Ctx, CustomerId, DefaultPolicy, Directory,
+    EscalationCause, Event, HumanCommand, HumanId, MessageText, Participant, Presence, Reason,
+    Role, Roster, Skill, SkillData, SkillName, SkillOutcome, Specialty, Status, StreamId, TenantId,
+    Timestamp, HUMAN_CAPACITY_MAX,
 };
 use handover_sled::{SledOptions, SledStore};
 use handover_store::{decode_record, Durability, EventStore, ExpectedVersion, RecordedEvent};
@@ -246,13 +249,16 @@ fn reason(value: &str) -> Reason {
     Reason::new(value).expect("a valid reason")
 }
 
-/// Writes the log: three AI agents registered and activated, then conversations until the
+/// Writes the log: three AI agents registered and activated, forty human agents registered
+/// and signed in, then conversations until the
 /// log holds exactly [`LOG_EVENTS`] events.
 struct Writer {
     store: SledStore,
     rng: Rng,
     roster: Roster,
     policy: DefaultPolicy,
+    /// The human agents `agent-0` to `agent-39`, registered and signed in.
+    directory: Directory,
     agents: Vec<AiAgentId>,
     agent_versions: Vec<u64>,
     written: u64,
@@ -278,6 +284,37 @@ impl Writer {
             .expect("the append is stored")
             .expect("no conflict");
         self.agent_versions[index] += count;
+        self.written += count;
+    }
+
+    /// Registers the human agent `agent-<n>` with room for every conversation, and signs them
+    /// in.
+    async fn sign_in(&mut self, n: u64) {
+        let id = HumanId::new(format!("agent-{n}")).expect("a valid id");
+        let mut events = Vec::new();
+        for command in [
+            HumanCommand::Register {
+                tenant: TenantId::default_tenant(),
+                name: AgentName::new(format!("Agent {n}")).expect("a valid name"),
+                role: Role::Agent,
+                teams: vec![],
+                capacity: HUMAN_CAPACITY_MAX,
+            },
+            HumanCommand::SetPresence {
+                presence: Presence::Available,
+            },
+        ] {
+            for event in human::decide(&id, self.directory.get(&id), &command).expect("decided") {
+                self.directory.evolve(&event).expect("folds");
+                events.push(Event::Human(event));
+            }
+        }
+        let count = events.len() as u64;
+        self.store
+            .append(&StreamId::Human(id), ExpectedVersion::NoStream, events)
+            .await
+            .expect("the append is stored")
+            .expect("no conflict");
         self.written += count;
     }
 
@@ -387,54 +424,61 @@ impl Writer {
                     }
                 }
             }
-            Status::HumanHandled | Status::Reclaimed { .. } => match live.stage {
-                Stage::Question => {
-                    live.stage = Stage::HumanGreets;
-                    Some(match live.ending {
-                        Ending::Complaint => say(customer, rng.pick(COMPLAINTS)),
-                        _ => say(customer, rng.pick(QUESTIONS)),
-                    })
+            // Waiting (opened without a human, or escalated): its human takes it from the
+            // queue, and the script goes on where it was.
+            Status::AwaitingHuman { .. } => Some(ConversationCommand::Accept {
+                by: live.human.clone(),
+            }),
+            Status::HumanHandled | Status::Reclaimed { .. } | Status::Assigned { .. } => {
+                match live.stage {
+                    Stage::Question => {
+                        live.stage = Stage::HumanGreets;
+                        Some(match live.ending {
+                            Ending::Complaint => say(customer, rng.pick(COMPLAINTS)),
+                            _ => say(customer, rng.pick(QUESTIONS)),
+                        })
+                    }
+                    Stage::HumanGreets => {
+                        live.stage = match live.ending {
+                            Ending::Complaint => Stage::Human { lines: 3 },
+                            _ => Stage::HandOff,
+                        };
+                        Some(say(human, rng.pick(HUMAN_LINES)))
+                    }
+                    Stage::HandOff => {
+                        let active: Vec<AiAgentId> = self
+                            .roster
+                            .active(None)
+                            .map(|agent| agent.profile.id.clone())
+                            .collect();
+                        live.stage = Stage::Ai {
+                            rounds: 1 + rng.below(4) as u32,
+                            step: 0,
+                        };
+                        Some(ConversationCommand::HandOffToAi {
+                            by: live.human.clone(),
+                            agent_id: active[rng.below(active.len() as u64) as usize].clone(),
+                            reason: (rng.below(3) != 0).then(|| reason("routine question")),
+                        })
+                    }
+                    Stage::Human { lines } if lines > 0 => {
+                        live.stage = Stage::Human { lines: lines - 1 };
+                        Some(match lines % 2 {
+                            0 => say(customer, rng.pick(FOLLOW_UPS)),
+                            _ => say(human, rng.pick(HUMAN_LINES)),
+                        })
+                    }
+                    // Escalated by a deactivation in the middle of its AI rounds: humans finish.
+                    Stage::Ai { .. } => {
+                        live.stage = Stage::Human { lines: 2 };
+                        Some(say(human, rng.pick(HUMAN_LINES)))
+                    }
+                    Stage::Human { .. } | Stage::Done => Some(ConversationCommand::Close {
+                        by: human,
+                        reason: Some(reason("resolved")),
+                    }),
                 }
-                Stage::HumanGreets => {
-                    live.stage = match live.ending {
-                        Ending::Complaint => Stage::Human { lines: 3 },
-                        _ => Stage::HandOff,
-                    };
-                    Some(say(human, rng.pick(HUMAN_LINES)))
-                }
-                Stage::HandOff => {
-                    let active: Vec<AiAgentId> = self
-                        .roster
-                        .active(None)
-                        .map(|agent| agent.profile.id.clone())
-                        .collect();
-                    live.stage = Stage::Ai {
-                        rounds: 1 + rng.below(4) as u32,
-                        step: 0,
-                    };
-                    Some(ConversationCommand::HandOffToAi {
-                        by: live.human.clone(),
-                        agent_id: active[rng.below(active.len() as u64) as usize].clone(),
-                        reason: (rng.below(3) != 0).then(|| reason("routine question")),
-                    })
-                }
-                Stage::Human { lines } if lines > 0 => {
-                    live.stage = Stage::Human { lines: lines - 1 };
-                    Some(match lines % 2 {
-                        0 => say(customer, rng.pick(FOLLOW_UPS)),
-                        _ => say(human, rng.pick(HUMAN_LINES)),
-                    })
-                }
-                // Escalated by a deactivation in the middle of its AI rounds: humans finish.
-                Stage::Ai { .. } => {
-                    live.stage = Stage::Human { lines: 2 };
-                    Some(say(human, rng.pick(HUMAN_LINES)))
-                }
-                Stage::Human { .. } | Stage::Done => Some(ConversationCommand::Close {
-                    by: human,
-                    reason: Some(reason("resolved")),
-                }),
-            },
+            }
             // A state this generator does not know: leave the conversation alone.
             _ => None,
         }
@@ -448,10 +492,12 @@ impl Writer {
         command: &ConversationCommand,
         planned: u64,
     ) -> Option<(Vec<Event>, Conversation)> {
-        let ctx = Ctx {
-            roster: &self.roster,
-            policy: &self.policy,
-        };
+        // Time moves 50 ms per event written. No human nears their capacity (every agent may
+        // hold every conversation in flight), so the loads are left out.
+        let now = Timestamp::from_millis(1_720_000_000_000 + self.written as i64 * 50);
+        let ctx = Ctx::new(&self.roster, &self.policy)
+            .with_directory(&self.directory)
+            .at(now);
         let (events, next) = decide_with_state(&live.state, command, &ctx)
             .unwrap_or_else(|rejection| panic!("{command:?} was rejected: {rejection}"));
         (self.written + planned + events.len() as u64 <= LOG_EVENTS)
@@ -568,6 +614,9 @@ impl Writer {
             .await;
             self.agent_command(index, AiAgentCommand::Activate).await;
         }
+        for n in 0..40 {
+            self.sign_in(n).await;
+        }
         let mut live: Vec<Live> = (0..IN_FLIGHT).map(|_| self.new_conversation()).collect();
         let (mut deactivated, mut reactivated) = (false, false);
         while self.written < LOG_EVENTS {
@@ -607,6 +656,7 @@ fn ensure_log(dir: &Path) {
         rng: Rng(0x9e37_79b9_7f4a_7c15),
         roster: Roster::default(),
         policy: DefaultPolicy::default(),
+        directory: Directory::new(),
         agents: ["faq-bot", "orders-bot", "billing-bot"]
             .into_iter()
             .map(|id| AiAgentId::new(id).expect("a valid id"))

@@ -6,8 +6,9 @@
 use std::path::Path;
 
 use handover::{
-    Author, Channel, Config, ConversationEvent, ConversationId, CustomerId, Durability, Event,
-    Handover, MessageText, RecordedEvent,
+    AgentName, Author, Channel, Config, ConversationEvent, ConversationId, CustomerId, Durability,
+    Event, Handover, HumanId, MessageText, NewHuman, Presence, RecordedEvent, SystemActor,
+    TenantId, Timestamp,
 };
 use handover_core::StreamId;
 use handover_sled::{SledOptions, SledStore};
@@ -18,6 +19,10 @@ pub const PAYLOAD_TEXT: &str = "How much is the Pro plan?";
 
 /// The customer of every benchmark conversation.
 pub const CUSTOMER: &str = "bench-customer";
+
+/// The human every benchmark conversation is given to when it opens: a supervisor of the
+/// default tenant, signed in by [`start`] (and [`sign_in`]).
+pub const HUMAN: &str = "bench-human";
 
 /// A multi-threaded tokio runtime for the async benchmarks.
 ///
@@ -71,10 +76,37 @@ pub fn open_store(dir: &Path, durability: Durability) -> anyhow::Result<SledStor
 /// # });
 /// ```
 pub async fn start(dir: &Path, durability: Durability) -> anyhow::Result<Handover> {
-    Ok(Handover::start(Config::new(dir).durability(durability)).await?)
+    let handover = Handover::start(Config::new(dir).durability(durability)).await?;
+    sign_in(&handover).await?;
+    Ok(handover)
 }
 
-/// Opens `count` conversations for [`CUSTOMER`].
+/// Registers [`HUMAN`] as a supervisor and signs them in, unless that is done already (the
+/// runtime reopened a directory where they are).
+///
+/// ```
+/// # handover_benches::runtime().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let handover = handover::Handover::start(handover::Config::new(dir.path())).await.unwrap();
+/// handover_benches::sign_in(&handover).await.unwrap();
+/// handover_benches::sign_in(&handover).await.unwrap();
+/// # });
+/// ```
+pub async fn sign_in(handover: &Handover) -> anyhow::Result<()> {
+    let id = HumanId::new(HUMAN)?;
+    if handover.human(&id).is_none() {
+        handover
+            .register_human(NewHuman::supervisor(id.clone(), AgentName::new("Bench")?))
+            .await?;
+    }
+    if handover.human(&id).map(|h| h.presence) != Some(Presence::Available) {
+        handover.set_presence(id, Presence::Available).await?;
+    }
+    Ok(())
+}
+
+/// Opens `count` conversations for [`CUSTOMER`], each given to [`HUMAN`] (two events: the
+/// start and the assignment).
 ///
 /// ```
 /// # handover_benches::runtime().block_on(async {
@@ -94,7 +126,7 @@ pub async fn open_conversations(
         let customer = CustomerId::new(CUSTOMER)?;
         ids.push(
             handover
-                .open_conversation(customer, Channel::new("bench")?, None)
+                .open_conversation(customer, Channel::new("bench")?, Some(HumanId::new(HUMAN)?))
                 .await?
                 .conversation_id,
         );
@@ -121,8 +153,9 @@ pub async fn post(handover: &Handover, id: ConversationId) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Writes one conversation of `events` events (an open, then customer messages) in `dir`
-/// and returns its id, with the runtime stopped and the directory released.
+/// Writes one conversation of `events` events (at least two: the open and its assignment,
+/// then customer messages) in `dir` and returns its id, with the runtime stopped and the
+/// directory released.
 ///
 /// ```
 /// # handover_benches::runtime().block_on(async {
@@ -135,7 +168,7 @@ pub async fn post(handover: &Handover, id: ConversationId) -> anyhow::Result<()>
 pub async fn write_conversation(dir: &Path, events: usize) -> anyhow::Result<ConversationId> {
     let handover = start(dir, Durability::Buffered).await?;
     let id = open_conversations(&handover, 1).await?[0];
-    for _ in 1..events {
+    for _ in 2..events {
         post(&handover, id).await?;
     }
     handover.shutdown().await;
@@ -261,21 +294,36 @@ pub fn numbered_conversation_id(n: u64) -> ConversationId {
         .expect("a well-formed UUID")
 }
 
-/// The event that opens every benchmark conversation, as the runtime records it for
-/// `open_conversation(CUSTOMER, "bench", None)`.
+/// The events that open every benchmark conversation, as the runtime records them for
+/// `open_conversation(CUSTOMER, "bench", Some(HUMAN))`: the start and the assignment, at a
+/// fixed time.
 ///
 /// ```
-/// assert_eq!(handover_benches::opened().type_name(), "conversation_opened");
+/// let opened: Vec<_> = handover_benches::opened().iter().map(|e| e.type_name()).collect();
+/// assert_eq!(opened, ["conversation_opened", "human_assigned"]);
 /// ```
-pub fn opened() -> Event {
-    Event::Conversation(ConversationEvent::Opened {
-        customer: CustomerId::new(CUSTOMER).expect("a valid id"),
-        channel: Channel::new("bench").expect("a valid channel"),
-        human: None,
-    })
+pub fn opened() -> Vec<Event> {
+    let at = Timestamp::from_millis(1_720_000_000_000);
+    vec![
+        Event::Conversation(ConversationEvent::Started {
+            tenant: TenantId::default_tenant(),
+            customer: CustomerId::new(CUSTOMER).expect("a valid id"),
+            channel: Channel::new("bench").expect("a valid channel"),
+            team: None,
+            language: None,
+            at,
+        }),
+        Event::Conversation(ConversationEvent::HumanAssigned {
+            human_id: HumanId::new(HUMAN).expect("a valid id"),
+            name: AgentName::new("Bench").expect("a valid name"),
+            team: None,
+            by: Author::System(SystemActor::Backend),
+            at,
+        }),
+    ]
 }
 
-/// Writes `count` conversations of `events` events each (an open, then [`customer_message`]s)
+/// Writes `count` conversations of `events` events each ([`opened`], then [`customer_message`]s)
 /// straight to `store`, without a runtime, and returns their ids: those of
 /// [`numbered_conversation_id`] from `first` on. Much faster than going through the facade,
 /// and the records are the same.
@@ -300,17 +348,12 @@ pub async fn append_conversations(
     for n in (first..).take(count) {
         let id = numbered_conversation_id(n);
         let stream = StreamId::Conversation(id);
+        let opening = opened();
         let mut version = 0;
         while version < events {
             let batch = RAW_APPEND_EVENTS_MAX.min(events - version);
             let batch: Vec<Event> = (version..version + batch)
-                .map(|seq| {
-                    if seq == 0 {
-                        opened()
-                    } else {
-                        customer_message()
-                    }
-                })
+                .map(|seq| opening.get(seq).cloned().unwrap_or_else(customer_message))
                 .collect();
             let expected = match version {
                 0 => ExpectedVersion::NoStream,

@@ -11,8 +11,9 @@
 //! 2. the same with a passivation timer armed in every actor (`passivate_after` longer than the
 //!    opening takes), then passivated: the timers fire, the bench waits until
 //!    `live_conversations()` is 0 and measures again;
-//! 3. the store alone: the same 100,000 `Opened` records appended straight to a `SledStore`,
-//!    no runtime: what the log's cache and indexes hold, which phases 1 and 2 include.
+//! 3. the store alone: the same 100,000 openings (a start and an assignment) appended straight
+//!    to a `SledStore`, no runtime: what the log's cache and indexes hold, which phases 1 and 2
+//!    include.
 //!
 //! Two measures: heap bytes still allocated, from `stats_alloc`'s instrumented global
 //! allocator, and the resident set from `/proc/self/statm`. glibc keeps freed memory for
@@ -25,7 +26,7 @@ use std::alloc::System;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use handover::{Channel, Config, CustomerId, Durability, Error, Handover, StreamId};
+use handover::{Channel, Config, CustomerId, Durability, Error, Handover, HumanId, StreamId};
 use handover_sled::SledStore;
 use handover_store::{EventStore, ExpectedVersion};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -144,10 +145,11 @@ async fn open_all(handover: &Handover, count: usize) -> anyhow::Result<Duration>
         openers.spawn(async move {
             let customer = CustomerId::new(handover_benches::CUSTOMER)?;
             let channel = Channel::new("bench")?;
+            let human = HumanId::new(handover_benches::HUMAN)?;
             for _ in 0..share {
                 loop {
                     match handover
-                        .open_conversation(customer.clone(), channel.clone(), None)
+                        .open_conversation(customer.clone(), channel.clone(), Some(human.clone()))
                         .await
                     {
                         Ok(_) => break,
@@ -168,7 +170,8 @@ async fn open_all(handover: &Handover, count: usize) -> anyhow::Result<Duration>
     Ok(started.elapsed())
 }
 
-/// Appends `count` `Opened` records, each to a stream of its own, straight to `store`.
+/// Appends `count` openings ([`handover_benches::opened`]), each to a stream of its own,
+/// straight to `store`.
 async fn append_opened(store: &SledStore, count: usize) -> anyhow::Result<()> {
     let mut appenders = tokio::task::JoinSet::new();
     for appender in 0..OPENERS {
@@ -182,7 +185,7 @@ async fn append_opened(store: &SledStore, count: usize) -> anyhow::Result<()> {
                     .append(
                         &stream,
                         ExpectedVersion::NoStream,
-                        vec![handover_benches::opened()],
+                        handover_benches::opened(),
                     )
                     .await??;
             }
@@ -229,6 +232,7 @@ fn start_config(dir: &std::path::Path, passivate_after: Option<Duration>) -> Con
 async fn phase_live(count: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let handover = Handover::start(start_config(dir.path(), None)).await?;
+    handover_benches::sign_in(&handover).await?;
     let base = Usage::settled().await;
     let opening = open_all(&handover, count).await?;
     anyhow::ensure!(
@@ -250,6 +254,7 @@ async fn phase_live(count: usize) -> anyhow::Result<()> {
 async fn phase_passivated(count: usize, passivate_after: Duration) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let handover = Handover::start(start_config(dir.path(), Some(passivate_after))).await?;
+    handover_benches::sign_in(&handover).await?;
     let base = Usage::settled().await;
     let started = Instant::now();
     open_all(&handover, count).await?;

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use handover::{
-    Channel, Config, ConversationEvent, CustomerId, Event, Handover, HumanId, MessageText,
+    Channel, Config, ConversationEvent, CustomerId, Event, Handover, MessageText, Role,
     SkillOutcome,
 };
-use handover_examples::{data_dir, is_ai_reply, start_ai_agent, EventPrinter};
+use handover_examples::{data_dir, is_ai_reply, sign_in, start_ai_agent, EventPrinter};
 use handover_sim::faq::{FaqAgent, FaqEntry, KnowledgeTable, PricePlan};
 
 /// The gym's knowledge: a few entries, a farewell, and three priced memberships.
@@ -67,7 +67,7 @@ async fn converse(
     questions: &[&str],
 ) -> anyhow::Result<handover::ConversationId> {
     let customer = CustomerId::new(customer)?;
-    let human = HumanId::new("front-desk")?;
+    let human = sign_in(handover, "front-desk", "Front desk", Role::Agent).await?;
     let id = handover
         .open_conversation(
             customer.clone(),

@@ -1,5 +1,6 @@
 //! Small helpers the runnable examples share: a data directory that defaults to a temporary
-//! one, starting a FAQ agent in one call, and one-line descriptions of events for printing.
+//! one, starting a FAQ agent in one call, signing a human in, and one-line descriptions of
+//! events for printing.
 //!
 //! Run the examples with:
 //!
@@ -16,7 +17,8 @@ use futures::FutureExt as _;
 
 use handover::{
     AgentName, AiAgentBehavior, AiAgentId, AiAgentProfile, Author, ConversationEvent, Event,
-    Handover, RecordedEvent, SkillOutcome, Specialty, StreamExt as _, Watch,
+    Handover, HumanId, NewHuman, Presence, RecordedEvent, Role, SkillOutcome, Specialty,
+    StreamExt as _, TransferTarget, Watch,
 };
 
 /// A data directory: the one given, or a fresh temporary one that is deleted when the returned
@@ -82,6 +84,41 @@ pub async fn start_ai_agent(
     Ok(agent_id)
 }
 
+/// Registers a human of the default tenant (unless a previous run on the same directory did)
+/// and signs them in. Returns their id.
+///
+/// ```no_run
+/// # async fn example(handover: &handover::Handover) -> anyhow::Result<()> {
+/// use handover::Role;
+///
+/// let ana = handover_examples::sign_in(handover, "ana", "Ana", Role::Agent).await?;
+/// assert_eq!(handover.human(&ana).unwrap().presence, handover::Presence::Available);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn sign_in(
+    handover: &Handover,
+    id: &str,
+    name: &str,
+    role: Role,
+) -> anyhow::Result<HumanId> {
+    let human_id = HumanId::new(id)?;
+    if handover.human(&human_id).is_none() {
+        let name = AgentName::new(name)?;
+        let new = match role {
+            Role::Supervisor => NewHuman::supervisor(human_id.clone(), name),
+            _ => NewHuman::agent(human_id.clone(), name),
+        };
+        handover.register_human(new).await?;
+    }
+    if handover.human(&human_id).map(|h| h.presence) != Some(Presence::Available) {
+        handover
+            .set_presence(human_id.clone(), Presence::Available)
+            .await?;
+    }
+    Ok(human_id)
+}
+
 /// Starts the two sample agents the examples share: a pricing assistant and an FAQ assistant
 /// (shipping included), both running the sample [`handover_sim::faq::FaqAgent`].
 ///
@@ -136,7 +173,49 @@ pub fn describe_event(event: &Event) -> String {
     let Event::Conversation(event) = event else {
         return event.type_name().replace('_', " ");
     };
+    let who = |author: &Author| match author {
+        Author::Customer(id) => format!("customer {id}"),
+        Author::Human(id) => format!("human {id}"),
+        other => format!("{} {}", other.kind(), other.id()),
+    };
+    let queue = |team: &Option<handover::TeamId>| match team {
+        Some(team) => format!("{team}'s queue"),
+        None => "the general queue".to_owned(),
+    };
     match event {
+        ConversationEvent::Started {
+            customer, channel, ..
+        } => format!("opened for {customer} on {channel}"),
+        ConversationEvent::HumanAssigned { human_id, by, .. } => {
+            format!("assigned to {human_id} by {}", who(by))
+        }
+        ConversationEvent::AwaitingHuman { team, cause, .. } => {
+            format!("waits in {} [{}]", queue(team), cause.as_str())
+        }
+        ConversationEvent::CustomerNotice { text, .. } => {
+            format!("notice to the customer: {text:?}")
+        }
+        ConversationEvent::Transferred { to, reason, by, .. } => {
+            let to = match to {
+                TransferTarget::Human(human) => human.to_string(),
+                TransferTarget::Team(team) => format!("{team}'s queue"),
+                _ => "elsewhere".to_owned(),
+            };
+            format!("transferred to {to} by {} ({reason})", who(by))
+        }
+        ConversationEvent::InternalNote { to, text, by, .. } => {
+            format!("note for {} by {}: {text:?}", to.as_str(), who(by))
+        }
+        ConversationEvent::FlagRaised { by, .. } => format!("needs help, says {}", who(by)),
+        ConversationEvent::FlagLowered { by, .. } => format!("help flag lowered by {}", who(by)),
+        ConversationEvent::AiReplyOverdue {
+            agent_id,
+            waited_ms,
+            ..
+        } => format!("{agent_id} did not answer within {waited_ms} ms"),
+        ConversationEvent::AiSkillStarted { agent_id, name, .. } => {
+            format!("{agent_id} starts skill {name}")
+        }
         ConversationEvent::Opened {
             customer,
             channel,

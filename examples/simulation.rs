@@ -4,16 +4,17 @@
 //! 1. A pricing question: the human hands it off, the AI answers and runs `lookup_price`, and
 //!    closes it when the customer says thanks.
 //! 2. A shipping question: the AI answers, then a human reclaims it ("assume conversation").
-//! 3. A customer who asks for a human while the AI is active: the policy escalates at once.
+//! 3. A customer who asks for a human while the AI is active: the policy escalates at once,
+//!    and the router gives the conversation back to the human who handed it off.
 //! 4. A complaint: the policy refuses the handoff, and the human keeps it.
 //!
 //! `cargo run -p handover-examples --example simulation [DATA_DIR]` (default: a temp dir).
 
 use handover::{
     Channel, Config, ConversationEvent, ConversationId, CustomerId, Event, Handover, HumanId,
-    MessageText, Reason,
+    MessageText, Reason, Role,
 };
-use handover_examples::{data_dir, is_ai_reply, start_sample_agents, EventPrinter};
+use handover_examples::{data_dir, is_ai_reply, sign_in, start_sample_agents, EventPrinter};
 
 /// One conversation of the simulation, with the watch that prints it.
 struct Scene {
@@ -113,6 +114,8 @@ async fn main() -> anyhow::Result<()> {
     println!("data directory: {}", dir.display());
     let handover = Handover::start(Config::new(&dir)).await?;
     start_sample_agents(&handover).await?;
+    sign_in(&handover, "ana", "Ana", Role::Agent).await?;
+    sign_in(&handover, "bruno", "Bruno", Role::Agent).await?;
 
     let mut scene =
         Scene::open(&handover, "A pricing question, handed off", "maria", "ana").await?;
@@ -154,6 +157,17 @@ async fn main() -> anyhow::Result<()> {
     scene.await_ai_reply().await?;
     scene
         .customer_says("Prefiero hablar con una persona, por favor")
+        .await?;
+    // It waits for a person; Ana handed it off and is available, so the router gives it back
+    // to her.
+    scene
+        .printer
+        .print_until(|event| {
+            matches!(
+                event,
+                Event::Conversation(ConversationEvent::HumanAssigned { .. })
+            )
+        })
         .await?;
     println!(
         "  status: {}",

@@ -10,7 +10,7 @@
 //! POST /conversations/{id}/handoff           {"human","agent_id","reason"?}    -> receipt
 //! POST /conversations/{id}/reclaim           {"human","reason"?}               -> receipt
 //! POST /conversations/{id}/close             {"customer"|"human","reason"?}    -> receipt
-//! GET  /conversations/{id}                                                     -> status
+//! GET  /conversations/{id}                                      -> status, customer, human
 //! GET  /conversations/{id}/history                                             -> events
 //! GET  /conversations/{id}/events?after=SEQ  (waits up to 10 s for a newer one) -> events
 //! ```
@@ -49,9 +49,9 @@ use futures::FutureExt as _;
 use handover::StreamExt as _;
 use handover::{
     AiAgentId, Channel, Config, ConversationCommand, ConversationId, CustomerId, Handover, HumanId,
-    MessageText, Participant, Reason, Receipt, RecordedEvent, Specialty, Status,
+    MessageText, Participant, Reason, Receipt, RecordedEvent, Role, Specialty, Status,
 };
-use handover_examples::{data_dir, start_sample_agents};
+use handover_examples::{data_dir, sign_in, start_sample_agents};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -386,6 +386,8 @@ async fn conversation(State(handover): State<Handover>, Path(id): Path<String>) 
     Ok(Json(json!({
         "id": view.id.to_string(),
         "status": status_json(&view.status),
+        "customer": view.customer.as_str(),
+        "human": view.assigned_human.as_ref().map(|h| h.as_str()),
         "version": view.events,
     })))
 }
@@ -539,6 +541,8 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let (dir, temp) = data_dir(options.data)?;
     let handover = Handover::start(Config::new(&dir)).await?;
     start_sample_agents(&handover).await?;
+    // The human agent the UI signs in as.
+    sign_in(&handover, "ana", "Ana", Role::Agent).await?;
 
     // Loopback only: this example has no authentication.
     let port = if options.self_test { 0 } else { options.port };
@@ -661,6 +665,10 @@ async fn self_test(address: SocketAddr) -> anyhow::Result<()> {
         .context("no conversation id")?
         .to_owned();
     let base = format!("/conversations/{id}");
+    let view = expect(address, "GET", &base, None, 200).await?;
+    if view["customer"] != "cust-7" || view["human"] != "ana" {
+        bail!("the opened conversation reads {view}");
+    }
 
     let question = json!({ "customer": "cust-7", "text": "How much is the Enterprise plan?" });
     expect(
@@ -753,11 +761,15 @@ async fn self_test(address: SocketAddr) -> anyhow::Result<()> {
         .collect();
     let expected = [
         "conversation_opened",
+        "human_assigned",
         "message_posted",
         "handed_off_to_ai",
+        "customer_notice",
         "ai_action_recorded",
         "message_posted",
         "reclaimed",
+        "customer_notice",
+        "customer_notice",
         "message_posted",
         "conversation_closed",
     ];
@@ -785,12 +797,8 @@ async fn self_test(address: SocketAddr) -> anyhow::Result<()> {
             bail!("event {seq} is not in the export's shape: {event}");
         }
     }
-    let opened = &history[0]["data"];
-    if opened["customer_id"] != "cust-7" || opened["human_id"] != "ana" {
-        bail!("the opening event's data is {opened}");
-    }
-    if history[7]["data"]["by"] != json!({ "kind": "human", "id": "ana" }) {
-        bail!("the close's author is {}", history[7]["data"]["by"]);
+    if history[11]["data"]["by"] != json!({ "kind": "human", "id": "ana" }) {
+        bail!("the close's author is {}", history[11]["data"]["by"]);
     }
 
     // Malformed requests are answered in JSON too.

@@ -220,6 +220,11 @@ fn key(input: &mut Input<'_>) -> Vec<u8> {
                 key.extend_from_slice(id.as_str().as_bytes());
                 key.push(0);
             }
+            StreamId::Human(id) => {
+                key.push(b'h');
+                key.extend_from_slice(id.as_str().as_bytes());
+                key.push(0);
+            }
         }
         key
     };

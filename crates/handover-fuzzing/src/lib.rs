@@ -5,8 +5,9 @@
 //!
 //! - [`record_decoder`]: the store's record decoder on arbitrary bytes, and on valid records
 //!   with mutations;
-//! - [`command_sequence`]: conversation commands from many identities through the pure
-//!   `decide`/`evolve`, replayed by the audit alongside;
+//! - [`command_sequence`]: conversation commands (queues, assignment, transfers, notes, flags
+//!   and clock ticks included) and commands on AI agents and humans, from many identities,
+//!   through the pure `decide`/`evolve`, replayed by the audit alongside;
 //! - [`audit_input`]: a data directory built from the input (a real log mutated, or key/value
 //!   pairs under the store's key layout) through the audit's verify, replay, export and stats.
 //!

@@ -230,5 +230,45 @@ fn command_scripts() -> Vec<(&'static str, Script)> {
                 .customer_writes(2, b"\xff\xfe not utf-8 \x07 bell")
                 .hand_off(0, 0),
         ),
+        (
+            // Humans 0 ana (agent, billing), 1 bob (supervisor), 2 carol (agent), 3 dave
+            // (agent of acme), 4 erin (unregistered).
+            "queues-authority-and-deadlines",
+            Script::default()
+                .start(0, 0, 1, 2, None)
+                .accept(2)
+                .accept(0)
+                .whisper(0, false)
+                .raise_flag(Some(0))
+                .lower_flag(0)
+                .lower_flag(1)
+                .hand_off(0, 0)
+                .whisper(1, true)
+                .start_skill()
+                .raise_flag(None)
+                .customer_says(0, 0)
+                .tick(3)
+                .skill(Some(0), false)
+                .tick(4)
+                .assign(None, 2)
+                .transfer_to_team(2, 2)
+                .assign(Some(0), 1)
+                .assign(Some(1), 0)
+                .transfer_to_human(0, 2)
+                .set_presence(2, 2)
+                .requeue(2)
+                .remove_human(0)
+                .register_human(4, 0, 0, 2, 3)
+                .set_presence(4, 0)
+                .accept(4)
+                .accept(1)
+                .switch()
+                .start(1, 1, 0, 0, Some(3))
+                .human_says(1)
+                .human_says(3)
+                .hand_off(3, 0)
+                .tick(7)
+                .human_says(3),
+        ),
     ]
 }

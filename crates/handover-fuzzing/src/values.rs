@@ -5,8 +5,9 @@
 
 use handover_core::{
     AgentName, AiAgentEvent, AiAgentId, Author, Channel, Concern, ConversationEvent,
-    ConversationId, CustomerId, EscalationCause, Event, HumanId, MessageText, Reason, Skill,
-    SkillData, SkillName, SkillOutcome, Specialty, StreamId,
+    ConversationId, CustomerId, EscalationCause, Event, HumanEvent, HumanId, Language, MessageText,
+    NoteAudience, NoticeKind, Presence, Reason, Role, Skill, SkillData, SkillName, SkillOutcome,
+    Specialty, StreamId, SystemActor, TeamId, TenantId, Timestamp, TransferTarget, WaitCause,
 };
 use handover_store::{RecordedAt, RecordedEvent};
 
@@ -15,7 +16,13 @@ use crate::input::Input;
 /// AI agents: `faq` and `sales` start active, `idle` registered but inactive, `ghost`
 /// unregistered.
 pub(crate) const AGENTS: [&str; 4] = ["faq", "sales", "idle", "ghost"];
-pub(crate) const HUMANS: [&str; 3] = ["ana", "bob", "carol"];
+/// Humans: `ana` (an agent of the `billing` team), `bob` (a supervisor) and `carol` (an agent)
+/// of the default tenant, `dave` (an agent of `acme`), all signed in; `erin` unregistered.
+pub(crate) const HUMANS: [&str; 5] = ["ana", "bob", "carol", "dave", "erin"];
+/// Tenants: the default one and `acme`.
+pub(crate) const TENANTS: [&str; 2] = ["default", "acme"];
+pub(crate) const TEAMS: [&str; 2] = ["billing", "vip"];
+pub(crate) const LANGUAGES: [&str; 4] = ["en", "pt-BR", "es", "fr"];
 pub(crate) const CUSTOMERS: [&str; 3] = ["cust-1", "cust-2", "cust-3"];
 pub(crate) const CHANNELS: [&str; 3] = ["web-chat", "whatsapp", "email"];
 pub(crate) const NAMES: [&str; 3] = ["FAQ Bot", "Sales Bot", "Robô de Preços"];
@@ -77,6 +84,49 @@ pub(crate) fn human_id(input: &mut Input<'_>) -> HumanId {
     pick(input, &HUMANS, HumanId::new)
 }
 
+pub(crate) fn tenant_id(input: &mut Input<'_>) -> TenantId {
+    pick(input, &TENANTS, TenantId::new)
+}
+
+/// A team, or (for an even byte) none: the general queue.
+pub(crate) fn team(input: &mut Input<'_>) -> Option<TeamId> {
+    input.bool().then(|| pick(input, &TEAMS, TeamId::new))
+}
+
+/// A language, or (for an even byte) none.
+pub(crate) fn language(input: &mut Input<'_>) -> Option<Language> {
+    input.bool().then(|| pick(input, &LANGUAGES, Language::new))
+}
+
+pub(crate) fn role(input: &mut Input<'_>) -> Role {
+    if input.bool() {
+        Role::Supervisor
+    } else {
+        Role::Agent
+    }
+}
+
+pub(crate) fn presence(input: &mut Input<'_>) -> Presence {
+    [Presence::Available, Presence::Away, Presence::Offline][input.below(3)]
+}
+
+pub(crate) fn audience(input: &mut Input<'_>) -> NoteAudience {
+    if input.bool() {
+        NoteAudience::Ai
+    } else {
+        NoteAudience::Staff
+    }
+}
+
+/// Where a transfer goes: a human or a team's queue.
+pub(crate) fn transfer_target(input: &mut Input<'_>) -> TransferTarget {
+    if input.bool() {
+        TransferTarget::Team(pick(input, &TEAMS, TeamId::new))
+    } else {
+        TransferTarget::Human(human_id(input))
+    }
+}
+
 pub(crate) fn customer_id(input: &mut Input<'_>) -> CustomerId {
     pick(input, &CUSTOMERS, CustomerId::new)
 }
@@ -94,11 +144,55 @@ fn optional_reason(input: &mut Input<'_>) -> Option<Reason> {
 }
 
 fn author(input: &mut Input<'_>) -> Author {
-    match input.below(3) {
+    match input.below(4) {
         0 => Author::Customer(customer_id(input)),
         1 => Author::Human(human_id(input)),
-        _ => Author::Ai(agent_id(input)),
+        2 => Author::Ai(agent_id(input)),
+        _ => Author::System(system_actor(input)),
     }
+}
+
+fn system_actor(input: &mut Input<'_>) -> SystemActor {
+    [
+        SystemActor::Router,
+        SystemActor::Clock,
+        SystemActor::Backend,
+    ][input.below(3)]
+}
+
+/// A time near the fixture's, or any.
+fn timestamp(input: &mut Input<'_>) -> Timestamp {
+    match input.byte() {
+        0xFF => Timestamp(input.u64() as i64),
+        small => Timestamp::from_millis(1_720_000_000_000 + i64::from(small) * 1_000),
+    }
+}
+
+/// A duration in milliseconds: small mostly, or any.
+fn millis(input: &mut Input<'_>) -> u64 {
+    match input.byte() {
+        0xFF => input.u64(),
+        small => u64::from(small) * 1_000,
+    }
+}
+
+fn wait_cause(input: &mut Input<'_>) -> WaitCause {
+    match input.below(5) {
+        0 => WaitCause::Opened,
+        1 => WaitCause::Escalated(cause(input)),
+        2 => WaitCause::HumanOffline,
+        3 => WaitCause::HumanRemoved,
+        _ => WaitCause::Transferred,
+    }
+}
+
+fn notice_kind(input: &mut Input<'_>) -> NoticeKind {
+    [
+        NoticeKind::AiJoined,
+        NoticeKind::AiLeft,
+        NoticeKind::WaitingForPerson,
+        NoticeKind::PersonJoined,
+    ][input.below(4)]
 }
 
 /// A list of concerns as a record may hold it (duplicates and any order included).
@@ -117,7 +211,8 @@ fn cause(input: &mut Input<'_>) -> EscalationCause {
         EscalationCause::AgentRequested,
         EscalationCause::CustomerAskedForHuman,
         EscalationCause::AgentDeactivated,
-    ][input.below(3)]
+        EscalationCause::AiTimeout,
+    ][input.below(4)]
 }
 
 fn skill(input: &mut Input<'_>) -> Skill {
@@ -137,7 +232,7 @@ fn skill(input: &mut Input<'_>) -> Skill {
 
 /// Any event of any type, with fields from the input.
 pub(crate) fn event(input: &mut Input<'_>) -> Event {
-    match input.below(10) {
+    match input.below(28) {
         0 => Event::AiAgent(AiAgentEvent::Registered {
             agent_id: agent_id(input),
             name: pick(input, &NAMES, AgentName::new),
@@ -181,9 +276,115 @@ pub(crate) fn event(input: &mut Input<'_>) -> Event {
             reason: reason(input),
             cause: cause(input),
         }),
-        _ => Event::Conversation(ConversationEvent::Closed {
+        9 => Event::Conversation(ConversationEvent::Closed {
             by: author(input),
             reason: optional_reason(input),
+        }),
+        10 => Event::AiAgent(AiAgentEvent::RegisteredIn {
+            agent_id: agent_id(input),
+            tenant: tenant_id(input),
+            name: pick(input, &NAMES, AgentName::new),
+            specialties: (0..input.below(4))
+                .map(|_| pick(input, &SPECIALTIES, Specialty::new))
+                .collect(),
+        }),
+        11 => Event::Conversation(ConversationEvent::Started {
+            tenant: tenant_id(input),
+            customer: customer_id(input),
+            channel: pick(input, &CHANNELS, Channel::new),
+            team: team(input),
+            language: language(input),
+            at: timestamp(input),
+        }),
+        12 => Event::Conversation(ConversationEvent::AwaitingHuman {
+            team: team(input),
+            cause: wait_cause(input),
+            since: timestamp(input),
+        }),
+        13 => Event::Conversation(ConversationEvent::HumanAssigned {
+            human_id: human_id(input),
+            name: pick(input, &NAMES, AgentName::new),
+            team: team(input),
+            by: author(input),
+            at: timestamp(input),
+        }),
+        14 => Event::Conversation(ConversationEvent::Transferred {
+            to: transfer_target(input),
+            reason: reason(input),
+            by: author(input),
+            at: timestamp(input),
+        }),
+        15 => Event::Conversation(ConversationEvent::SlaWarning {
+            team: team(input),
+            waited_ms: millis(input),
+            threshold_ms: millis(input),
+            at: timestamp(input),
+        }),
+        16 => Event::Conversation(ConversationEvent::SlaBreached {
+            team: team(input),
+            waited_ms: millis(input),
+            threshold_ms: millis(input),
+            at: timestamp(input),
+        }),
+        17 => Event::Conversation(ConversationEvent::AiReplyOverdue {
+            agent_id: agent_id(input),
+            waited_ms: millis(input),
+            deadline_ms: millis(input),
+            at: timestamp(input),
+        }),
+        18 => Event::Conversation(ConversationEvent::CustomerNotice {
+            kind: notice_kind(input),
+            text: message(input),
+            language: pick(input, &LANGUAGES, Language::new),
+        }),
+        19 => Event::Conversation(ConversationEvent::InternalNote {
+            to: audience(input),
+            text: message(input),
+            by: author(input),
+            at: timestamp(input),
+        }),
+        20 => Event::Conversation(ConversationEvent::FlagRaised {
+            by: author(input),
+            at: timestamp(input),
+        }),
+        21 => Event::Conversation(ConversationEvent::FlagLowered {
+            by: author(input),
+            at: timestamp(input),
+        }),
+        22 => Event::Conversation(ConversationEvent::AiSkillStarted {
+            agent_id: agent_id(input),
+            name: pick(input, &SKILLS, SkillName::new),
+            input: pick(input, &SKILL_DATA, SkillData::new),
+        }),
+        23 => Event::Human(HumanEvent::Registered {
+            human_id: human_id(input),
+            tenant: tenant_id(input),
+            name: pick(input, &NAMES, AgentName::new),
+            role: role(input),
+            teams: (0..input.below(3))
+                .map(|_| pick(input, &TEAMS, TeamId::new))
+                .collect(),
+            capacity: match input.byte() {
+                0xFF => input.u64() as u32,
+                small => u32::from(small % 8),
+            },
+        }),
+        24 => Event::Human(HumanEvent::PresenceChanged {
+            human_id: human_id(input),
+            presence: presence(input),
+        }),
+        25 => Event::Human(HumanEvent::Removed {
+            human_id: human_id(input),
+        }),
+        26 => Event::Conversation(ConversationEvent::Opened {
+            customer: customer_id(input),
+            channel: pick(input, &CHANNELS, Channel::new),
+            human: None,
+        }),
+        _ => Event::Conversation(ConversationEvent::MessagePosted {
+            author: Author::System(system_actor(input)),
+            text: message(input),
+            concerns: vec![],
         }),
     }
 }
@@ -195,10 +396,12 @@ pub(crate) fn conversation_id(n: u128) -> ConversationId {
     ))
 }
 
-/// A stream: an AI agent's, one of three conversations, or a conversation of any UUID.
+/// A stream: an AI agent's, a human's, one of three conversations, or a conversation of any
+/// UUID.
 pub(crate) fn stream(input: &mut Input<'_>) -> StreamId {
     match input.below(8) {
-        0 | 1 => StreamId::AiAgent(agent_id(input)),
+        0 => StreamId::AiAgent(agent_id(input)),
+        1 => StreamId::Human(human_id(input)),
         7 => {
             let high = u128::from(input.u64()) << 64;
             StreamId::Conversation(ConversationId::from_uuid(uuid::Uuid::from_u128(

@@ -16,8 +16,9 @@
 //!
 //! The properties:
 //! - the replay contract ([`replay`]): stream ranges, the global order without gaps, versions
-//!   and the head that never decrease, atomic and contiguous multi-event appends, and a log
-//!   that survives a restart unchanged and continues after it;
+//!   and the head that never decrease, atomic and contiguous multi-event appends, AI-agent and
+//!   human streams read apart from the rest, and a log that survives a restart unchanged and
+//!   continues after it;
 //! - optimistic concurrency ([`concurrency`]): expected versions, and exactly one winner per
 //!   round among racing appenders;
 //! - idempotent retries ([`idempotence`]): [`EventStore::append_once`] records a command once,
@@ -44,11 +45,13 @@ mod forwarding;
 pub mod idempotence;
 pub mod replay;
 mod sled;
+mod staff;
 pub mod subscribe;
 mod values;
 
 pub use forwarding::{AppendOutcome, ForwardingStore, StoreHooks};
 pub use sled::SledFactory;
+pub use staff::{agents, register, staff};
 
 /// The backend under test: where a log lives, and how to open a store on it.
 ///
@@ -124,6 +127,7 @@ macro_rules! journal_kit {
             replay::head_and_versions_never_decrease,
             replay::multi_event_appends_are_atomic_and_contiguous,
             replay::ai_agent_streams_read_apart,
+            replay::human_streams_read_apart,
             replay::everything_survives_a_restart,
             concurrency::expected_versions_are_checked,
             concurrency::racing_appenders_have_one_winner_per_round,

@@ -11,8 +11,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::values::{
-    activated, agent_stream, append, close, conversation, events, message, messages, owned,
-    positions, read, read_all, read_range, registered, rng, seqs, version,
+    activated, agent_stream, append, close, conversation, events, human_available,
+    human_registered, human_stream, message, messages, owned, positions, read, read_all,
+    read_range, registered, rng, seqs, version,
 };
 use crate::StoreFactory;
 
@@ -281,10 +282,15 @@ pub async fn read_all_follows_positions_without_gaps<F: StoreFactory>(factory: &
 pub async fn unknown_streams_are_empty<F: StoreFactory>(factory: &F) {
     let place = factory.fresh().await;
     let store = factory.open(&place).await;
-    let unknown = [conversation(404), agent_stream("kit-nobody")];
+    let unknown = [
+        conversation(404),
+        agent_stream("kit-nobody"),
+        human_stream("kit-nobody"),
+    ];
     assert_eq!(store.head(), 0, "an empty log's head");
     assert!(read_all(&*store).await.is_empty());
     assert!(store.read_ai_agents().await.unwrap().is_empty());
+    assert!(store.read_humans().await.unwrap().is_empty());
     for stream in &unknown {
         assert!(read(&*store, stream).await.is_empty());
         assert_eq!(version(&*store, stream).await, 0);
@@ -303,6 +309,13 @@ pub async fn unknown_streams_are_empty<F: StoreFactory>(factory: &F) {
         vec![registered("kit-known")],
     )
     .await;
+    append(
+        &*store,
+        &human_stream("kit-known"),
+        ExpectedVersion::NoStream,
+        vec![human_registered("kit-known")],
+    )
+    .await;
     for stream in &unknown {
         assert!(
             read(&*store, stream).await.is_empty(),
@@ -314,7 +327,7 @@ pub async fn unknown_streams_are_empty<F: StoreFactory>(factory: &F) {
         assert_eq!(version(&*store, stream).await, 0, "{stream} is unknown");
     }
     println!(
-        "unknown_streams_are_empty [{}]: {} unknown streams read empty at version 0, before and after 4 events elsewhere",
+        "unknown_streams_are_empty [{}]: {} unknown streams read empty at version 0, before and after 5 events elsewhere",
         factory.describe(),
         unknown.len()
     );
@@ -609,6 +622,81 @@ pub async fn ai_agent_streams_read_apart<F: StoreFactory>(factory: &F) {
     );
 }
 
+/// `read_humans` returns every event of every human stream and nothing else (no AI-agent
+/// event, no conversation event), stream by stream, each stream in seq order; `read_ai_agents`
+/// returns none of the humans' events.
+pub async fn human_streams_read_apart<F: StoreFactory>(factory: &F) {
+    let place = factory.fresh().await;
+    let store = factory.open(&place).await;
+    let humans = ["kit-bruno", "kit-ana", "kit-carla"];
+    for (i, human) in humans.iter().enumerate() {
+        append(
+            &*store,
+            &human_stream(human),
+            ExpectedVersion::NoStream,
+            vec![human_registered(human)],
+        )
+        .await;
+        // An AI agent and a conversation between the humans' registrations, under the same
+        // names, so that only the kind of stream tells them apart.
+        append(
+            &*store,
+            &agent_stream(human),
+            ExpectedVersion::NoStream,
+            vec![registered(human)],
+        )
+        .await;
+        append(
+            &*store,
+            &conversation(i as u128),
+            ExpectedVersion::NoStream,
+            messages("between", 2),
+        )
+        .await;
+    }
+    for human in humans {
+        append(
+            &*store,
+            &human_stream(human),
+            ExpectedVersion::Exact(1),
+            vec![human_available(human)],
+        )
+        .await;
+    }
+    let read_back = store.read_humans().await.expect("read_humans");
+    assert_eq!(read_back.len(), 2 * humans.len());
+    // Stream by stream: each human's events are next to each other, in seq order.
+    let mut seen: Vec<StreamId> = Vec::new();
+    for pair in read_back.chunks(2) {
+        let stream = &pair[0].stream;
+        assert!(
+            matches!(stream, StreamId::Human(_)),
+            "{stream} is not a human stream"
+        );
+        assert!(!seen.contains(stream), "{stream} is read in two places");
+        seen.push(stream.clone());
+        assert_eq!(pair.to_vec(), read(&*store, stream).await);
+    }
+    let agents = store.read_ai_agents().await.expect("read_ai_agents");
+    assert_eq!(agents.len(), humans.len());
+    assert!(
+        agents
+            .iter()
+            .all(|r| matches!(r.stream, StreamId::AiAgent(_))),
+        "read_ai_agents returned another kind of stream"
+    );
+    // The same after a restart.
+    close(store);
+    let store = factory.open(&place).await;
+    assert_eq!(store.read_humans().await.unwrap(), read_back);
+    println!(
+        "human_streams_read_apart [{}]: {} events of {} human streams, none of 3 AI agents or 3 conversations, also after a restart",
+        factory.describe(),
+        read_back.len(),
+        humans.len()
+    );
+}
+
 /// After a restart the log is the same (events, positions, seqs, recording times, versions,
 /// head), and appends continue after it: the next position is the old head plus one, the next
 /// seq the old version plus one, and an expected version is checked against the old log.
@@ -620,6 +708,7 @@ pub async fn everything_survives_a_restart<F: StoreFactory>(factory: &F) {
     let mut store = factory.open(&place).await;
     let mut streams: Vec<StreamId> = (1..=4).map(conversation).collect();
     streams.push(agent_stream("kit-restart"));
+    streams.push(human_stream("kit-restart"));
     let mut model = Model::default();
     for restart in 1..=RESTARTS {
         model.random_appends(&*store, &mut rng, &streams, 40).await;
@@ -627,6 +716,7 @@ pub async fn everything_survives_a_restart<F: StoreFactory>(factory: &F) {
             .check(&*store, &format!("before restart {restart}, seed {seed}"))
             .await;
         let agents_before = store.read_ai_agents().await.unwrap();
+        let humans_before = store.read_humans().await.unwrap();
         close(store);
         store = factory.open(&place).await;
         let after = model
@@ -637,6 +727,7 @@ pub async fn everything_survives_a_restart<F: StoreFactory>(factory: &F) {
             "restart {restart} changed the log, seed {seed}"
         );
         assert_eq!(store.read_ai_agents().await.unwrap(), agents_before);
+        assert_eq!(store.read_humans().await.unwrap(), humans_before);
         // Expected versions are checked against what was there before the restart.
         let stream = &streams[0];
         let v = model.version(stream);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use handover_core::{
     AgentName, AiAgentEvent, AiAgentId, Author, ConversationEvent, ConversationId, CustomerId,
-    Event, MessageText, StreamId,
+    Event, HumanEvent, HumanId, MessageText, Presence, Role, StreamId, TenantId,
 };
 use handover_store::{Appended, EventStore, ExpectedVersion, RecordedEvent, SeqRange};
 use rand::SeedableRng;
@@ -43,6 +43,31 @@ pub(crate) fn conversation(n: u128) -> StreamId {
 /// The AI-agent stream of `id`.
 pub(crate) fn agent_stream(id: &str) -> StreamId {
     StreamId::AiAgent(AiAgentId::new(id).expect("a valid agent id"))
+}
+
+/// The human stream of `id`.
+pub(crate) fn human_stream(id: &str) -> StreamId {
+    StreamId::Human(HumanId::new(id).expect("a valid human id"))
+}
+
+/// The registration of the human `id`, an agent of the default tenant.
+pub(crate) fn human_registered(id: &str) -> Event {
+    Event::Human(HumanEvent::Registered {
+        human_id: HumanId::new(id).expect("a valid human id"),
+        tenant: TenantId::default_tenant(),
+        name: AgentName::new(format!("{id} person")).expect("a valid name"),
+        role: Role::Agent,
+        teams: vec![],
+        capacity: 5,
+    })
+}
+
+/// The human `id` signing in.
+pub(crate) fn human_available(id: &str) -> Event {
+    Event::Human(HumanEvent::PresenceChanged {
+        human_id: HumanId::new(id).expect("a valid human id"),
+        presence: Presence::Available,
+    })
 }
 
 /// A customer's message; the text tells events apart.

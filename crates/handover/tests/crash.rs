@@ -85,6 +85,8 @@ const ROUNDS_PER_DIR: u64 = 10;
 const CONTINUED_MAX: usize = 24;
 /// Tasks writing in the child, each over conversations of its own.
 const WRITERS: u64 = 4;
+/// A day in milliseconds: the deadlines of the child's rules, never reached during a run.
+const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
 /// Conversations each writer keeps open at once.
 const LIVE_PER_WRITER: usize = 5;
 /// The AI agents of the child.
@@ -313,7 +315,8 @@ async fn step(
                 channel: Channel::new(tagged("chat", token)).expect("a valid channel"),
                 human: Some(human),
             },
-            1,
+            // Started, and assigned to the human.
+            2,
         ),
         Step::Customer(question) => (
             ConversationCommand::PostMessage {
@@ -327,9 +330,10 @@ async fn step(
                 by: customer,
                 text: text("I want to talk to a human please."),
             },
-            // The policy escalates in the same append while an AI agent is active.
+            // The policy escalates in the same append while an AI agent is active: the
+            // escalation, the notice that the AI left, the wait and the notice to wait.
             if matches!(conversation.status, Some(Status::AiActive { .. })) {
-                2
+                5
             } else {
                 1
             },
@@ -347,14 +351,16 @@ async fn step(
                 agent_id: AiAgentId::new(AGENTS[agent]).expect("a valid agent id"),
                 reason: reason("simple question"),
             },
-            1,
+            // The handoff and the notice that the AI joined.
+            2,
         ),
         Step::Reclaim => (
             ConversationCommand::Reclaim {
                 by: human,
                 reason: reason("personal follow-up"),
             },
-            1,
+            // The reclaim, the notices that the AI left and that a person joined.
+            3,
         ),
         Step::Close(by_customer) => (
             ConversationCommand::Close {
@@ -474,6 +480,25 @@ async fn retry(handover: &Handover, line: &str) -> Result<Tracked, String> {
 }
 
 /// Registers and activates the AI agents unless an earlier round did, then attaches them.
+/// The human every writer acts as: a supervisor, registered and signed in by the first child
+/// (or found already so).
+async fn start_human(handover: &Handover) -> Result<(), String> {
+    let id = HumanId::new("ana").map_err(|e| e.to_string())?;
+    let name = AgentName::new("Ana").map_err(|e| e.to_string())?;
+    match handover
+        .register_human(NewHuman::supervisor(id.clone(), name))
+        .await
+    {
+        Ok(()) | Err(Error::Rejected(Rejection::HumanAlreadyRegistered { .. })) => {}
+        Err(error) => return Err(format!("register ana: {error}")),
+    }
+    match handover.set_presence(id, Presence::Available).await {
+        Ok(()) | Err(Error::Rejected(Rejection::PresenceUnchanged { .. })) => {}
+        Err(error) => return Err(format!("sign ana in: {error}")),
+    }
+    Ok(())
+}
+
 async fn start_agents(handover: &Handover, round: u64) -> Result<(), String> {
     let bot = Arc::new(TokenBot {
         round,
@@ -517,14 +542,26 @@ async fn child_main(dir: PathBuf) -> Result<(), String> {
     };
     let continued = std::fs::read_to_string(env(CHILD_CONTINUE_ENV)).map_err(|e| e.to_string())?;
     let retries = std::fs::read_to_string(env(CHILD_RETRY_ENV)).map_err(|e| e.to_string())?;
+    // No deadline passes during a run (a directory lives through many rounds): every event in
+    // the log then comes from a writer's command or an AI agent's reply.
+    let mut rules = Settings::default();
+    rules.default_sla = Sla {
+        warning_ms: DAY_MS,
+        breach_ms: 2 * DAY_MS,
+    };
+    rules.ai_reply_deadline_ms = DAY_MS;
     let config = Config::new(&dir)
         .durability(durability)
+        // Routing off: a conversation escalated to humans waits, and only writers assign.
+        .router(Arc::new(NoRouter))
+        .rules(rules)
         // Short, so that conversations are also rebuilt after passivation, not only at start.
         .passivate_after(Some(Duration::from_millis(300)));
     let handover = Handover::start(config)
         .await
         .map_err(|e| format!("start: {e}"))?;
     out("READY");
+    start_human(&handover).await?;
     start_agents(&handover, round).await?;
 
     let mut owned: Vec<Vec<Tracked>> = (0..WRITERS).map(|_| Vec::new()).collect();
@@ -859,7 +896,9 @@ impl Check {
 /// caller resolves.
 fn event_token(event: &ConversationEvent) -> Option<&str> {
     match event {
-        ConversationEvent::Opened { channel, .. } => token_in(channel.as_str()),
+        ConversationEvent::Opened { channel, .. } | ConversationEvent::Started { channel, .. } => {
+            token_in(channel.as_str())
+        }
         ConversationEvent::MessagePosted { text, .. } => token_in(text.as_str()),
         ConversationEvent::AiActionRecorded { skill, .. } => token_in(skill.input.as_str()),
         ConversationEvent::HandedOffToAi { reason, .. }
@@ -948,6 +987,29 @@ fn check_dir(data: &Path, history: &History) -> Result<Check, String> {
                     agents_present.insert((agent.to_string(), what.to_owned()));
                 }
             }
+            StreamId::Human(human) => {
+                // Only `ana`'s registration and sign-in, each once.
+                for record in records {
+                    let expected = matches!(
+                        (&record.event, record.seq),
+                        (Event::Human(HumanEvent::Registered { .. }), 1)
+                            | (
+                                Event::Human(HumanEvent::PresenceChanged {
+                                    presence: Presence::Available,
+                                    ..
+                                }),
+                                2,
+                            )
+                    );
+                    if !expected || human.as_str() != "ana" {
+                        check.unexpected.push(format!(
+                            "human {human} seq {}: {}",
+                            record.seq,
+                            record.event.type_name()
+                        ));
+                    }
+                }
+            }
             StreamId::Conversation(id) => {
                 let mut token: Option<String> = None;
                 let mut previous_asked = false;
@@ -981,6 +1043,12 @@ fn check_dir(data: &Path, history: &History) -> Result<Check, String> {
                             cause: EscalationCause::CustomerAskedForHuman,
                             ..
                         } if previous_asked => token.take(),
+                        // Recorded in the same append as the event before them, by the same
+                        // command: the assignment after the start, the notices of a handoff, a
+                        // reclaim or an escalation, the wait after an escalation.
+                        ConversationEvent::HumanAssigned { .. }
+                        | ConversationEvent::CustomerNotice { .. }
+                        | ConversationEvent::AwaitingHuman { .. } => token.take(),
                         other => event_token(other).map(str::to_owned),
                     };
                     previous_asked = matches!(
@@ -1088,6 +1156,7 @@ impl KeyLabel for StreamId {
         match self {
             StreamId::AiAgent(agent) => format!("agent {agent}"),
             StreamId::Conversation(id) => format!("conversation {id}"),
+            StreamId::Human(human) => format!("human {human}"),
         }
     }
 }

@@ -35,6 +35,7 @@ async fn a_retried_command_is_recorded_once_and_answered_with_its_first_outcome(
     let handover = Handover::start(Config::new(dir.path()).workers(2))
         .await
         .unwrap();
+    handover_testkit::staff(&handover, &["ana"]).await;
     let bot: AiAgentId = id("bot");
     handover
         .register_ai_agent(AiAgentProfile {
@@ -90,7 +91,10 @@ async fn a_retried_command_is_recorded_once_and_answered_with_its_first_outcome(
         Err(Error::Rejected(_))
     ));
     let version = handover.conversation(c).await.unwrap().events;
-    assert_eq!(version, 3, "opened, one message, one handoff");
+    assert_eq!(
+        version, 5,
+        "opened and assigned, one message, one handoff and its notice"
+    );
 
     // After a restart (the actor and the journal rebuilt from the log), still once.
     handover.shutdown().await;
@@ -107,6 +111,6 @@ async fn a_retried_command_is_recorded_once_and_answered_with_its_first_outcome(
         .await
         .unwrap();
     assert_eq!(retried.events, first.events);
-    assert_eq!(handover.conversation(c).await.unwrap().events, 3);
+    assert_eq!(handover.conversation(c).await.unwrap().events, 5);
     handover.shutdown().await;
 }

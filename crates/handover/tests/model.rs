@@ -1,10 +1,13 @@
 //! Model-based test of the runtime over a real sled directory.
 //!
 //! The reference model is the pure domain (`handover_core`'s `decide` and `evolve`, the
-//! `Roster`) plus the list of events each stream must hold. proptest generates sequences of
-//! steps: commands from every identity (the customer, another customer, human agents, the
-//! assigned AI agent, other AI agents, stale and future epochs) on several conversations and on
-//! one that was never opened, AI-agent registrations, `Reopen` (shut down, open the directory
+//! `Roster`, the `Directory` of humans and the loads the runtime's board counts) plus the list
+//! of events each stream must hold. proptest generates sequences of steps: commands from every
+//! identity (the customer, another customer, human agents, the assigned AI agent, other AI
+//! agents, stale and future epochs) on several conversations and on one that was never opened
+//! (opening with or without a human, in a team's queue, posting, handing off, reclaiming,
+//! escalating, closing, assigning, accepting, transferring, notes, flags, the clock's tick),
+//! AI-agent registrations, `Reopen` (shut down, open the directory
 //! again) and `CrashReopen` (copy the data directory while the store is open and idle, which is
 //! what a killed process leaves behind, then continue on the copy). Some commands go through
 //! `Handover::execute_once` with a new command id, and `Retry` sends one of them again later,
@@ -23,7 +26,12 @@
 //!
 //! AI agents are attached with a behaviour that does nothing, so the only AI commands are the
 //! ones the steps send (through `Handover::execute` or `execute_once`) and the run is
-//! deterministic.
+//! deterministic. The humans are `ana`, a signed-in agent (who may act only on the
+//! conversations she answers for), `bruno`, a signed-in supervisor (who may act on any), and
+//! `carla`, never registered; the model holds the same directory as the runtime. Routing is
+//! off, and the runtime and the model read the same `ManualClock`, which moves 100 ms between
+//! steps: the events' times agree, and no deadline passes during a case, so the runtime
+//! records nothing on its own.
 //!
 //! `PROPTEST_CASES=N` sets the number of cases (default 160); `HANDOVER_MODEL_SEED=S`
 //! replays a run (the seed is printed at the start and on failure).
@@ -35,7 +43,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use handover::*;
-use handover_core::{agent, conversation, AiAgentCommand, Conversation, Ctx, Roster};
+use handover_core::{
+    agent, conversation, human, AiAgentCommand, Conversation, Ctx, HumanCommand, Roster,
+};
 use handover_sled::{SledOptions, SledStore};
 use handover_store::{EventStore, SeqRange};
 use proptest::prelude::*;
@@ -51,7 +61,13 @@ const CASES_DEFAULT: u32 = 160;
 const STEPS_MAX: usize = 40;
 
 const CUSTOMERS: [&str; 2] = ["cust-1", "cust-2"];
-const HUMANS: [&str; 2] = ["ana", "bruno"];
+/// `ana` is registered as an agent of the `billing` team, `bruno` as a supervisor, both signed
+/// in; `carla` never registers.
+const HUMANS: [&str; 3] = ["ana", "bruno", "carla"];
+/// The team whose queue `ana` takes conversations from.
+const BILLING: &str = "billing";
+/// How far the clock moves between two steps: far below every deadline over a whole case.
+const STEP_MILLIS: u64 = 100;
 /// `bot-a` and `bot-b` are attached once registered; `bot-c` never is, so handing off to it
 /// while it is active is `Error::AiAgentNotRunning`.
 const AGENTS: [&str; 3] = ["bot-a", "bot-b", "bot-c"];
@@ -145,6 +161,46 @@ enum Step {
         by: Who,
         reason: bool,
     },
+    /// Opens a conversation in the default tenant, in the `billing` queue or the general one.
+    Start {
+        customer: usize,
+        billing: bool,
+        human: Option<usize>,
+    },
+    /// A human (a supervisor, if the rules agree) gives the conversation to a human.
+    Assign {
+        target: Target,
+        by: usize,
+        to: usize,
+    },
+    Accept {
+        target: Target,
+        human: usize,
+    },
+    /// To a human, or (`None`) to the `billing` queue.
+    Transfer {
+        target: Target,
+        by: usize,
+        to: Option<usize>,
+    },
+    Whisper {
+        target: Target,
+        human: usize,
+        to_ai: bool,
+    },
+    RaiseFlag {
+        target: Target,
+        by: Who,
+    },
+    LowerFlag {
+        target: Target,
+        human: usize,
+    },
+    /// The clock's command, sent by hand: no deadline passes during a case, so it is accepted
+    /// with no event.
+    Tick {
+        target: Target,
+    },
     Register {
         agent: usize,
     },
@@ -166,6 +222,11 @@ fn agent_index() -> impl Strategy<Value = usize> {
     prop_oneof![4 => Just(0usize), 2 => Just(1usize), 1 => Just(2usize)]
 }
 
+/// Mostly the two signed-in humans; now and then `carla`, whom the directory does not know.
+fn human_index() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => Just(0usize), 3 => Just(1usize), 1 => Just(2usize)]
+}
+
 fn target() -> impl Strategy<Value = Target> {
     prop_oneof![12 => any::<Index>().prop_map(Target::Known), 1 => Just(Target::Ghost)]
 }
@@ -183,7 +244,7 @@ fn who() -> impl Strategy<Value = Who> {
     prop_oneof![
         4 => Just(Who::Customer),
         1 => Just(Who::OtherCustomer),
-        3 => (0..HUMANS.len()).prop_map(Who::Human),
+        3 => human_index().prop_map(Who::Human),
         4 => ai_pick().prop_map(Who::Ai),
     ]
 }
@@ -194,21 +255,33 @@ fn text_index() -> impl Strategy<Value = usize> {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..CUSTOMERS.len(), proptest::option::of(0..HUMANS.len()))
+        4 => (0..CUSTOMERS.len(), proptest::option::of(human_index()))
             .prop_map(|(customer, human)| Step::Open { customer, human }),
         1 => any::<Index>().prop_map(|conversation| Step::OpenAgain { conversation }),
         10 => (target(), who(), text_index())
             .prop_map(|(target, by, text)| Step::Post { target, by, text }),
-        6 => (target(), 0..HUMANS.len(), agent_index(), any::<bool>())
+        6 => (target(), human_index(), agent_index(), any::<bool>())
             .prop_map(|(target, human, agent, reason)| Step::HandOff { target, human, agent, reason }),
         3 => (target(), ai_pick(), any::<bool>())
             .prop_map(|(target, by, succeeded)| Step::RecordSkill { target, by, succeeded }),
-        4 => (target(), 0..HUMANS.len(), any::<bool>())
+        4 => (target(), human_index(), any::<bool>())
             .prop_map(|(target, human, reason)| Step::Reclaim { target, human, reason }),
         2 => (target(), ai_pick(), 0..3usize)
             .prop_map(|(target, by, cause)| Step::Escalate { target, by, cause }),
         1 => (target(), who(), any::<bool>())
             .prop_map(|(target, by, reason)| Step::Close { target, by, reason }),
+        1 => (0..CUSTOMERS.len(), any::<bool>(), proptest::option::of(human_index()))
+            .prop_map(|(customer, billing, human)| Step::Start { customer, billing, human }),
+        2 => (target(), human_index(), human_index())
+            .prop_map(|(target, by, to)| Step::Assign { target, by, to }),
+        2 => (target(), human_index()).prop_map(|(target, human)| Step::Accept { target, human }),
+        2 => (target(), human_index(), proptest::option::of(human_index()))
+            .prop_map(|(target, by, to)| Step::Transfer { target, by, to }),
+        1 => (target(), human_index(), any::<bool>())
+            .prop_map(|(target, human, to_ai)| Step::Whisper { target, human, to_ai }),
+        1 => (target(), who()).prop_map(|(target, by)| Step::RaiseFlag { target, by }),
+        1 => (target(), human_index()).prop_map(|(target, human)| Step::LowerFlag { target, human }),
+        1 => target().prop_map(|target| Step::Tick { target }),
         1 => (0..AGENTS.len()).prop_map(|agent| Step::Register { agent }),
         2 => (0..AGENTS.len()).prop_map(|agent| Step::Activate { agent }),
         2 => (0..AGENTS.len()).prop_map(|agent| Step::Deactivate { agent }),
@@ -254,6 +327,11 @@ struct ModelConversation {
 #[derive(Default)]
 struct Model {
     roster: Roster,
+    directory: Directory,
+    /// Every human's stream.
+    humans: BTreeMap<HumanId, Vec<HumanEvent>>,
+    /// The runtime's clock, which the model reads too.
+    clock: Option<ManualClock>,
     attached: BTreeSet<AiAgentId>,
     conversations: Vec<ModelConversation>,
     agents: BTreeMap<AiAgentId, Vec<AiAgentEvent>>,
@@ -282,7 +360,7 @@ struct Sent {
 /// What the model says a conversation command must come to.
 #[derive(Debug)]
 enum Expected {
-    Recorded(Vec<ConversationEvent>, Conversation),
+    Recorded(Vec<ConversationEvent>, Box<Conversation>),
     Rejected(Rejection),
     Unknown,
     NotRunning(AiAgentId),
@@ -328,11 +406,14 @@ struct Live {
     dirs: Vec<tempfile::TempDir>,
 }
 
-fn store_options(setup: Setup) -> SledOptions {
+fn store_options(setup: Setup, clock: &ManualClock) -> SledOptions {
+    let clock = clock.clone();
     SledOptions {
         durability: setup.durability,
         // A directory just closed in this process can read as in use for a moment.
         in_use_wait: Duration::from_secs(10),
+        // Records are stamped by the runtime's clock, as `Handover::start` does.
+        time_source: Some(TimeSource::new(move || RecordedAt(clock.now().0))),
         ..SledOptions::default()
     }
 }
@@ -342,12 +423,17 @@ async fn start(
     setup: Setup,
     model: &Model,
 ) -> Result<(Handover, Arc<SledStore>), String> {
+    let clock = model.clock.clone().ok_or("the model has no clock")?;
     let store = Arc::new(
-        SledStore::open(dir, store_options(setup))
+        SledStore::open(dir, store_options(setup, &clock))
             .map_err(|e| format!("open {}: {e}", dir.display()))?,
     );
     let passivate_after = setup.passivate.then(|| Duration::from_millis(2));
-    let config = Config::new(dir).workers(2).passivate_after(passivate_after);
+    let config = Config::new(dir)
+        .workers(2)
+        .passivate_after(passivate_after)
+        .router(Arc::new(NoRouter))
+        .clock(Arc::new(clock));
     let handover =
         Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, config.runtime)
             .await
@@ -500,12 +586,10 @@ impl Model {
             }
         }
         let policy = DefaultPolicy::default();
-        let ctx = Ctx {
-            roster: &self.roster,
-            policy: &policy,
-        };
+        let loads = self.loads();
+        let ctx = self.ctx(&policy).with_loads(&loads);
         match conversation::decide_with_state(&self.state(slot), command, &ctx) {
-            Ok((events, next)) => Expected::Recorded(events, next),
+            Ok((events, next)) => Expected::Recorded(events, Box::new(next)),
             Err(Rejection::NotOpened) => Expected::Unknown,
             Err(rejection) => Expected::Rejected(rejection),
         }
@@ -530,6 +614,31 @@ impl Model {
             .map(|c| c.events.len())
             .sum::<usize>()
             + self.agents.values().map(Vec::len).sum::<usize>()
+            + self.humans.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// How many open conversations each human handles, as the runtime's board counts them:
+    /// those whose controller they are.
+    fn loads(&self) -> Loads {
+        let mut loads = Loads::new();
+        for c in &self.conversations {
+            if let Conversation::Open(open) = &c.state {
+                if let Some(human) = open.assigned_human() {
+                    loads.add(human);
+                }
+            }
+        }
+        loads
+    }
+
+    /// What the rules consult, as the runtime has it: the roster, the directory, the default
+    /// settings, and now by the shared clock (the loads, for the commands that read them, are
+    /// added by the caller).
+    fn ctx<'a>(&'a self, policy: &'a DefaultPolicy) -> Ctx<'a> {
+        let now = self.clock.as_ref().map(Clock::now).unwrap_or_default();
+        Ctx::new(&self.roster, policy)
+            .with_directory(&self.directory)
+            .at(now)
     }
 }
 
@@ -631,14 +740,17 @@ async fn conversation_step(
         });
     }
     if let (Expected::Recorded(events, next), Some(slot)) = (expected, slot) {
-        model.record(slot, events, next);
+        model.record(slot, events, *next);
     }
     Ok(())
 }
 
-/// The (seq, position, event) of each event a receipt reports.
+/// The (seq, position, event) of each event a receipt reports; `None` for a command that
+/// recorded nothing (rejected, or accepted with no event, as a tick with nothing due), which
+/// the store cannot remember.
 fn recorded(actual: &Result<Receipt, Error>) -> Option<Vec<(u64, u64, Event)>> {
-    actual.as_ref().ok().map(|receipt| {
+    let receipt = actual.as_ref().ok().filter(|r| !r.events.is_empty());
+    receipt.map(|receipt| {
         receipt
             .events
             .iter()
@@ -706,7 +818,7 @@ async fn retry_step(
             model.sent[sent].recorded = recorded(&actual);
             model.sent[sent].recorded_after = (model.reopens, model.crashes);
             if let (Expected::Recorded(events, next), Some(slot)) = (expected, slot) {
-                model.record(slot, events, next);
+                model.record(slot, events, *next);
             }
             Ok(())
         }
@@ -774,10 +886,7 @@ async fn agent_step(
                         reason: Reason::new("the AI agent was deactivated").unwrap(),
                         cause: EscalationCause::AgentDeactivated,
                     };
-                    let ctx = Ctx {
-                        roster: &model.roster,
-                        policy: &policy,
-                    };
+                    let ctx = model.ctx(&policy);
                     let (events, next) = conversation::decide_with_state(&c.state, &command, &ctx)
                         .map_err(|r| format!("the model cannot escalate: {r}"))?;
                     escalated.push((slot, events, next));
@@ -802,6 +911,60 @@ async fn agent_step(
         (expected, actual) => Err(format!(
             "agent command {command:?}: the runtime answered {actual:?}, the model expects {expected:?}"
         )),
+    }
+}
+
+/// Registers `HUMANS[human]` with `role` and signs them in, on the runtime and on the model,
+/// and checks that both recorded the same.
+async fn sign_in(live: &Live, model: &mut Model, human: usize, role: Role) -> Result<(), String> {
+    let human_id: HumanId = id(HUMANS[human]);
+    let name = AgentName::new(HUMANS[human]).unwrap();
+    let new = match role {
+        Role::Agent => NewHuman::agent(human_id.clone(), name).teams(vec![id(BILLING)]),
+        _ => NewHuman::supervisor(human_id.clone(), name),
+    };
+    let commands = [
+        HumanCommand::Register {
+            tenant: new.tenant.clone(),
+            name: new.name.clone(),
+            role: new.role,
+            teams: new.teams.clone(),
+            capacity: new.capacity,
+        },
+        HumanCommand::SetPresence {
+            presence: Presence::Available,
+        },
+    ];
+    live.handover
+        .register_human(new)
+        .await
+        .map_err(|e| format!("register {human_id}: {e}"))?;
+    live.handover
+        .set_presence(human_id.clone(), Presence::Available)
+        .await
+        .map_err(|e| format!("sign {human_id} in: {e}"))?;
+    for command in commands {
+        let events = human::decide(&human_id, model.directory.get(&human_id), &command)
+            .map_err(|r| format!("the model refuses {command:?}: {r}"))?;
+        let stream = StreamId::Human(human_id.clone());
+        let recorded = model.humans.entry(human_id.clone()).or_default();
+        let first = recorded.len() as u64 + 1;
+        model.groups.push(
+            (first..first + events.len() as u64)
+                .map(|seq| (stream.clone(), seq))
+                .collect(),
+        );
+        for event in &events {
+            model
+                .directory
+                .evolve(event)
+                .map_err(|r| format!("the model cannot apply {event:?}: {r}"))?;
+        }
+        recorded.extend(events);
+    }
+    match live.handover.human(&human_id) {
+        Some(view) if view.presence == Presence::Available && view.role == role => Ok(()),
+        other => Err(format!("{human_id} reads {other:?} after signing in")),
     }
 }
 
@@ -925,6 +1088,90 @@ async fn run_step(
             };
             conversation_step(&live, model, slot, command, once, tally).await?;
         }
+        Step::Start {
+            customer,
+            billing,
+            human,
+        } => {
+            let conversation_id = ConversationId::from_uuid(uuid::Uuid::now_v7());
+            model.conversations.push(ModelConversation {
+                id: conversation_id,
+                state: Conversation::NotOpened,
+                events: Vec::new(),
+            });
+            let slot = model.conversations.len() - 1;
+            let command = ConversationCommand::Start {
+                tenant: TenantId::default_tenant(),
+                customer: id(CUSTOMERS[*customer]),
+                channel: id("whatsapp"),
+                team: billing.then(|| id(BILLING)),
+                language: billing.then(|| id("pt-BR")),
+                human: human.map(|h| id(HUMANS[h])),
+            };
+            conversation_step(&live, model, Some(slot), command, once, tally).await?;
+        }
+        Step::Assign { target, by, to } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::Assign {
+                by: Participant::Human(id(HUMANS[*by])),
+                to: id(HUMANS[*to]),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::Accept { target, human } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::Accept {
+                by: id(HUMANS[*human]),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::Transfer { target, by, to } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::Transfer {
+                by: id(HUMANS[*by]),
+                to: match to {
+                    Some(to) => TransferTarget::Human(id(HUMANS[*to])),
+                    None => TransferTarget::Team(id(BILLING)),
+                },
+                reason: Reason::new("the right person for it").unwrap(),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::Whisper {
+            target,
+            human,
+            to_ai,
+        } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::Whisper {
+                by: id(HUMANS[*human]),
+                to: if *to_ai {
+                    NoteAudience::Ai
+                } else {
+                    NoteAudience::Staff
+                },
+                text: MessageText::new("Offer the annual plan").unwrap(),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::RaiseFlag { target, by } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::RaiseFlag {
+                by: model.participant(slot, *by),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::LowerFlag { target, human } => {
+            let slot = conversation(model, target);
+            let command = ConversationCommand::LowerFlag {
+                by: id(HUMANS[*human]),
+            };
+            conversation_step(&live, model, slot, command, once, tally).await?;
+        }
+        Step::Tick { target } => {
+            let slot = conversation(model, target);
+            conversation_step(&live, model, slot, ConversationCommand::Tick, once, tally).await?;
+        }
         Step::Register { agent } => {
             let command = AiAgentCommand::Register {
                 name: profile_name(*agent),
@@ -1030,6 +1277,12 @@ async fn check_store(store: &SledStore, model: &Model) -> Result<(), String> {
             events.iter().cloned().map(Event::AiAgent).collect(),
         )
     }));
+    streams.extend(model.humans.iter().map(|(human_id, events)| {
+        (
+            StreamId::Human(human_id.clone()),
+            events.iter().cloned().map(Event::Human).collect(),
+        )
+    }));
     streams.push((StreamId::Conversation(ghost()), Vec::new()));
     for (stream, want) in &streams {
         let records = store
@@ -1116,8 +1369,13 @@ async fn check_commands(store: &SledStore, model: &Model) -> Result<(), String> 
 
 async fn run_case(setup: Setup, steps: &[(Step, bool)], tally: &mut Tally) -> Result<(), String> {
     tally.cases += 1;
-    let mut model = Model::default();
+    let mut model = Model {
+        clock: Some(ManualClock::new(Timestamp::from_millis(1_700_000_000_000))),
+        ..Model::default()
+    };
     let mut live = Live::new(setup, &model).await?;
+    sign_in(&live, &mut model, 0, Role::Agent).await?;
+    sign_in(&live, &mut model, 1, Role::Supervisor).await?;
     // All three agents are registered, one is active, and two conversations are open.
     let mut script = vec![
         (Step::Register { agent: 0 }, false),
@@ -1142,6 +1400,9 @@ async fn run_case(setup: Setup, steps: &[(Step, bool)], tally: &mut Tally) -> Re
     script.extend(steps.iter().cloned());
     let mut outcome = Ok(());
     for (n, (step, once)) in script.iter().enumerate() {
+        if let Some(clock) = &model.clock {
+            clock.advance_millis(STEP_MILLIS);
+        }
         live = run_step(live, &mut model, step, *once, tally)
             .await
             .map_err(|error| format!("step {n} {step:?}: {error}"))?;
@@ -1151,8 +1412,15 @@ async fn run_case(setup: Setup, steps: &[(Step, bool)], tally: &mut Tally) -> Re
             | Step::RecordSkill { target, .. }
             | Step::Reclaim { target, .. }
             | Step::Escalate { target, .. }
-            | Step::Close { target, .. } => model.index_of(target),
-            Step::Open { .. } => Some(model.conversations.len() - 1),
+            | Step::Close { target, .. }
+            | Step::Assign { target, .. }
+            | Step::Accept { target, .. }
+            | Step::Transfer { target, .. }
+            | Step::Whisper { target, .. }
+            | Step::RaiseFlag { target, .. }
+            | Step::LowerFlag { target, .. }
+            | Step::Tick { target } => model.index_of(target),
+            Step::Open { .. } | Step::Start { .. } => Some(model.conversations.len() - 1),
             Step::Retry { sent } if !model.sent.is_empty() => {
                 model.sent[sent.index(model.sent.len())].slot
             }

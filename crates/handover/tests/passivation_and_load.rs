@@ -59,7 +59,11 @@ async fn agent(handover: &Handover, name: &str, behavior: Arc<dyn AiAgentBehavio
     agent_id
 }
 
+/// Opens a conversation assigned to `ana`, a supervisor signed in on the first call.
 async fn open(handover: &Handover) -> ConversationId {
+    if handover.human(&id("ana")).is_none() {
+        handover_testkit::staff(handover, &["ana"]).await;
+    }
     handover
         .open_conversation(id("cust-1"), id("web-chat"), Some(id("ana")))
         .await
@@ -117,7 +121,8 @@ async fn an_idle_conversation_is_passivated_and_rebuilt_with_its_ai_subscription
         .post_customer_message(c, id("cust-1"), text("Is shipping free?"))
         .await
         .unwrap();
-    assert_eq!(receipt.events[0].seq, 3);
+    // Started, assigned to ana, handed off, the notice that the AI joined: the message is 5th.
+    assert_eq!(receipt.events[0].seq, 5);
     assert!(matches!(receipt.status, Status::AiActive { ref agent_id, .. } if *agent_id == bot));
     let mut watch = handover.watch(c).await.unwrap();
     assert_eq!(next_ai_message(&mut watch).await, "echo: Is shipping free?");
@@ -152,6 +157,17 @@ async fn a_watched_conversation_stays_live_while_an_unwatched_one_is_passivated(
             .type_name(),
         "conversation_opened"
     );
+    assert_eq!(
+        watch
+            .next()
+            .await
+            .transpose()
+            .unwrap()
+            .unwrap()
+            .event
+            .type_name(),
+        "human_assigned"
+    );
     let unwatched = open(&handover).await;
     // Only the unwatched one goes: once it has, the watched one is still live many idle
     // periods later. (No count is asserted right after the open: on a loaded machine the
@@ -164,9 +180,9 @@ async fn a_watched_conversation_stays_live_while_an_unwatched_one_is_passivated(
         .await
         .unwrap();
     let record = watch.next().await.transpose().unwrap().unwrap();
-    assert_eq!(record.seq, 2);
+    assert_eq!(record.seq, 3);
     // The passivated one answers as before.
-    assert_eq!(handover.conversation(unwatched).await.unwrap().events, 1);
+    assert_eq!(handover.conversation(unwatched).await.unwrap().events, 2);
     handover.shutdown().await;
 }
 
@@ -243,13 +259,13 @@ async fn commands_beyond_the_in_flight_limit_are_refused_and_record_nothing() {
     assert!(refused.is_retryable() && !refused.is_caller_error());
     store.hooks().gated.store(false, Ordering::SeqCst);
     store.hooks().gate.notify_one();
-    assert_eq!(first.await.unwrap().unwrap().events[0].seq, 2);
+    assert_eq!(first.await.unwrap().unwrap().events[0].seq, 3);
     // Retried once the flood is over, it goes through; nothing of the refusal was recorded.
     let retried = handover
         .post_customer_message(other, id("cust-1"), text("second"))
         .await
         .unwrap();
-    assert_eq!(retried.events[0].seq, 2);
+    assert_eq!(retried.events[0].seq, 3);
     handover.shutdown().await;
 }
 
@@ -280,13 +296,13 @@ async fn a_full_journal_queue_is_overloaded_and_the_conversation_keeps_its_state
         .unwrap_err();
     assert!(matches!(refused, Error::Overloaded), "{refused}");
     store.hooks().overloaded.store(false, Ordering::SeqCst);
-    // Nothing was written and the actor did not have to rebuild: the next seq is 2.
+    // Nothing was written and the actor did not have to rebuild: the next seq is 3.
     assert_eq!(handover.live_conversations(), 1);
     let receipt = handover
         .post_customer_message(c, id("cust-1"), text("hello"))
         .await
         .unwrap();
-    assert_eq!(receipt.events[0].seq, 2);
+    assert_eq!(receipt.events[0].seq, 3);
     handover.shutdown().await;
 }
 

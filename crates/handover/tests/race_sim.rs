@@ -538,6 +538,9 @@ async fn run_seed(seed: u64, steps: usize, deactivations: bool) -> Result<RunRep
         .workers(2)
         .passivate_after(Some(Duration::from_millis(10)));
     let handover = Handover::start(config).await.map_err(|e| e.to_string())?;
+    // Supervisors: each may act on every conversation, so the rules that decide between the
+    // humans and the AI agents are the ones at stake, not who answers for which conversation.
+    handover_testkit::staff(&handover, &HUMANS).await;
     let ledger = Arc::new(Ledger::default());
     let stale = Arc::new(Mutex::new(Vec::new()));
     let shared_handover = Arc::new(Mutex::new(Some(handover.clone())));
@@ -747,6 +750,7 @@ fn raced_handoffs(all: &[RecordedEvent]) -> Result<(u64, u64, u64), String> {
                     }
                 }
             }
+            (Event::Human(_), StreamId::Human(_)) => {}
             _ => return Err(format!("P4: {} holds a foreign event", record.stream)),
         }
     }

@@ -67,6 +67,7 @@ async fn a_resumed_agent_answers_what_waits_and_nothing_twice() {
     let answers = Arc::new(AtomicUsize::new(0));
     let bot: AiAgentId = id("bot");
     let handover = start(dir.path()).await;
+    handover_testkit::staff(&handover, &["ana"]).await;
     handover
         .register_ai_agent(AiAgentProfile {
             id: bot.clone(),

@@ -92,12 +92,24 @@ struct Fixture {
     handover: Handover,
 }
 
+/// The runtime's configuration: routing off, so that a conversation escalated to humans stays
+/// in its queue and the log holds only what the test did; and an AI agent's call whose
+/// assignment ended runs on until it returns by itself (a minute at most), so that a late
+/// reply is always sent and its refusal observed, however slowly the machine runs.
+fn config(path: &std::path::Path) -> Config {
+    let mut config = Config::new(path).workers(2).router(Arc::new(NoRouter));
+    config.runtime = config
+        .runtime
+        .ai_cancel_grace(std::time::Duration::from_secs(60));
+    config
+}
+
+/// A runtime on a new directory, with `ana` and `bruno` signed in as supervisors.
 async fn start() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
-    let handover = Handover::start(Config::new(&path).workers(2))
-        .await
-        .unwrap();
+    let handover = Handover::start(config(&path)).await.unwrap();
+    handover_testkit::staff(&handover, &["ana", "bruno"]).await;
     Fixture {
         _dir: dir,
         path,
@@ -197,13 +209,15 @@ async fn handed_off_ai_answers_on_its_own_and_records_its_skills() {
         types(&history),
         [
             "conversation_opened",
+            "human_assigned",
             "message_posted",
             "handed_off_to_ai",
+            "customer_notice",
             "ai_action_recorded",
             "message_posted"
         ]
     );
-    match &history[4].event {
+    match &history[6].event {
         Event::Conversation(ConversationEvent::MessagePosted { author, text, .. }) => {
             assert_eq!(author, &Author::Ai(bot));
             assert_eq!(text.as_str(), "echo: How much is the pro plan?");
@@ -351,7 +365,7 @@ async fn restart_rebuilds_exactly_the_state_before() {
     let agents_before = f.handover.ai_agents();
     f.handover.shutdown().await;
 
-    let handover = Handover::start(Config::new(&f.path)).await.unwrap();
+    let handover = Handover::start(config(&f.path)).await.unwrap();
     for (c, (view_before, history)) in ids.iter().zip(before) {
         let view = handover.conversation(*c).await.unwrap();
         assert_eq!(view, view_before);
@@ -386,11 +400,12 @@ async fn a_watcher_sees_every_event_once_in_order_across_the_seam() {
     writer.await.unwrap();
     for mut watch in watchers {
         let mut seqs = Vec::new();
-        while seqs.last() != Some(&(MESSAGES + 1)) {
+        // Opening with a human records two events: the start and the assignment.
+        while seqs.last() != Some(&(MESSAGES + 2)) {
             let record = watch.next().await.transpose().unwrap().unwrap();
             seqs.push(record.seq);
         }
-        assert_eq!(seqs, (1..=MESSAGES + 1).collect::<Vec<_>>());
+        assert_eq!(seqs, (1..=MESSAGES + 2).collect::<Vec<_>>());
         assert!(watch
             .next()
             .now_or_never()
@@ -416,9 +431,25 @@ async fn a_customer_asking_for_a_human_is_escalated_at_once() {
         .post_customer_message(c, id("cust-1"), text("Quero falar com um atendente"))
         .await
         .unwrap();
-    assert_eq!(receipt.status, Status::HumanHandled);
+    assert!(matches!(
+        receipt.status,
+        Status::AwaitingHuman {
+            team: None,
+            cause: WaitCause::Escalated(EscalationCause::CustomerAskedForHuman),
+            ..
+        }
+    ));
     let types: Vec<_> = receipt.events.iter().map(|r| r.event.type_name()).collect();
-    assert_eq!(types, ["message_posted", "escalated_to_human"]);
+    assert_eq!(
+        types,
+        [
+            "message_posted",
+            "escalated_to_human",
+            "customer_notice",
+            "awaiting_human",
+            "customer_notice"
+        ]
+    );
     assert!(matches!(
         receipt.events[1].event,
         Event::Conversation(ConversationEvent::EscalatedToHuman {
@@ -458,19 +489,33 @@ async fn deactivating_an_agent_escalates_every_conversation_it_holds() {
     f.handover.deactivate_ai_agent(bot.clone()).await.unwrap();
     for c in held {
         let history = f.handover.history(c).await.unwrap();
+        // The escalation, the notice that the AI left, the wait, the notice to wait.
+        let tail = &history[history.len() - 4..];
+        assert_eq!(
+            types(tail),
+            [
+                "escalated_to_human",
+                "customer_notice",
+                "awaiting_human",
+                "customer_notice"
+            ]
+        );
         assert!(matches!(
-            history.last().unwrap().event,
+            tail[0].event,
             Event::Conversation(ConversationEvent::EscalatedToHuman {
                 cause: EscalationCause::AgentDeactivated,
                 ..
             })
         ));
-        assert_eq!(
+        assert!(matches!(
             f.handover.conversation(c).await.unwrap().status,
-            Status::HumanHandled
-        );
+            Status::AwaitingHuman {
+                cause: WaitCause::Escalated(EscalationCause::AgentDeactivated),
+                ..
+            }
+        ));
     }
-    assert_eq!(f.handover.history(untouched).await.unwrap().len(), 1);
+    assert_eq!(f.handover.history(untouched).await.unwrap().len(), 2);
     assert!(f.handover.active_ai_agents(None).is_empty());
     let inactive = f
         .handover
@@ -521,7 +566,7 @@ async fn handoffs_to_unknown_inactive_or_absent_agents_record_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(absent, Error::AiAgentNotRunning(ref a) if *a == idle));
-    assert_eq!(f.handover.conversation(c).await.unwrap().events, 1);
+    assert_eq!(f.handover.conversation(c).await.unwrap().events, 2);
     f.handover.shutdown().await;
 }
 
@@ -664,7 +709,7 @@ async fn after_a_restart_an_attached_agent_resumes_its_conversations() {
         .unwrap();
     f.handover.shutdown().await;
 
-    let handover = Handover::start(Config::new(&f.path)).await.unwrap();
+    let handover = Handover::start(config(&f.path)).await.unwrap();
     handover
         .attach_ai_agent(bot.clone(), Arc::new(Echo))
         .unwrap();

@@ -130,6 +130,7 @@ async fn an_actor_whose_append_failed_is_rebuilt_from_the_log_on_the_next_comman
     let handover = Handover::start_with_store(store.clone(), Config::new(dir.path()).runtime)
         .await
         .unwrap();
+    handover_testkit::staff(&handover, &["ana"]).await;
     let bot = agent(&handover, "quiet-bot").await;
     let (customer, ana) = (
         CustomerId::new("cust-1").unwrap(),
@@ -175,9 +176,10 @@ async fn an_actor_whose_append_failed_is_rebuilt_from_the_log_on_the_next_comman
         "{refused:?}"
     );
     let view = handover.conversation(id).await.unwrap();
-    assert_eq!(view.events, 3, "{view:?}");
+    // Started, assigned, the message, the handoff and its notice.
+    assert_eq!(view.events, 5, "{view:?}");
     let reclaimed = handover.reclaim(id, ana, None).await.unwrap();
-    assert_eq!(reclaimed.events[0].seq, 4);
+    assert_eq!(reclaimed.events[0].seq, 6);
     let kinds: Vec<&str> = handover
         .history(id)
         .await
@@ -190,9 +192,13 @@ async fn an_actor_whose_append_failed_is_rebuilt_from_the_log_on_the_next_comman
         kinds,
         [
             "conversation_opened",
+            "human_assigned",
             "message_posted",
             "handed_off_to_ai",
-            "reclaimed"
+            "customer_notice",
+            "reclaimed",
+            "customer_notice",
+            "customer_notice"
         ]
     );
     handover.shutdown().await;
@@ -410,6 +416,7 @@ async fn full_disk(data: &Path, filler: &Path) {
     let handover = Handover::start_with_store(store, Config::new(data).runtime)
         .await
         .unwrap();
+    handover_testkit::staff(&handover, &["ana"]).await;
     let (customer, ana) = (
         CustomerId::new("cust-1").unwrap(),
         HumanId::new("ana").unwrap(),
@@ -448,7 +455,10 @@ async fn full_disk(data: &Path, filler: &Path) {
         s.extend(std::iter::repeat_n('x', 60_000));
         text(&s)
     };
-    let mut acknowledged = vec!["conversation_opened".to_owned()];
+    let mut acknowledged = vec![
+        "conversation_opened".to_owned(),
+        "human_assigned".to_owned(),
+    ];
     let mut failure = None;
     for n in 0..1_000 {
         match handover
@@ -543,7 +553,10 @@ async fn restart_finds_the_acknowledged(data: &Path, child_stdout: &str) {
         .expect("the child opened its conversation")
         .parse()
         .unwrap();
-    let mut acknowledged = vec!["conversation_opened".to_owned()];
+    let mut acknowledged = vec![
+        "conversation_opened".to_owned(),
+        "human_assigned".to_owned(),
+    ];
     acknowledged.extend(
         field("full disk: acknowledged message ")
             .iter()

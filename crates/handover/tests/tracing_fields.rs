@@ -59,6 +59,7 @@ async fn spans_carry_the_conversation_and_agent_ids() {
 
     let dir = tempfile::tempdir().unwrap();
     let handover = Handover::start(Config::new(dir.path())).await.unwrap();
+    handover_testkit::staff(&handover, &["ana"]).await;
     let bot = AiAgentId::new("polite").unwrap();
     handover
         .register_ai_agent(AiAgentProfile {
@@ -74,7 +75,11 @@ async fn spans_carry_the_conversation_and_agent_ids() {
         .unwrap();
     let customer = CustomerId::new("c").unwrap();
     let id = handover
-        .open_conversation(customer.clone(), Channel::new("sms").unwrap(), None)
+        .open_conversation(
+            customer.clone(),
+            Channel::new("sms").unwrap(),
+            Some(HumanId::new("ana").unwrap()),
+        )
         .await
         .unwrap()
         .conversation_id;

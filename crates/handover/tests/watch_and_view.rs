@@ -16,10 +16,13 @@ fn text(s: &str) -> MessageText {
     MessageText::new(s).unwrap()
 }
 
+/// A runtime with `ana` signed in as a supervisor.
 async fn start(dir: &std::path::Path) -> Handover {
-    Handover::start(Config::new(dir).workers(2).durability(Durability::Buffered))
+    let handover = Handover::start(Config::new(dir).workers(2).durability(Durability::Buffered))
         .await
-        .unwrap()
+        .unwrap();
+    handover_testkit::staff(&handover, &["ana"]).await;
+    handover
 }
 
 async fn open(handover: &Handover) -> ConversationId {
@@ -55,23 +58,24 @@ async fn a_watch_from_a_seq_yields_what_follows_it_then_live_events() {
             .await
             .unwrap();
     }
-    // Events 1..=5 are in the log; a watcher that saw up to 3 gets 4 and 5, then live ones.
+    // Events 1..=6 are in the log (the start, the assignment, four questions); a watcher that
+    // saw up to 3 gets 4 to 6, then live ones.
     let mut watch = handover.watch_from(c, 3).await.unwrap();
     assert_eq!(watch.last_seq(), 3);
-    assert_eq!(seqs(&mut watch, 2).await, [4, 5]);
+    assert_eq!(seqs(&mut watch, 3).await, [4, 5, 6]);
     handover
         .post_human_message(c, id("ana"), text("hello"))
         .await
         .unwrap();
-    assert_eq!(seqs(&mut watch, 1).await, [6]);
-    assert_eq!(watch.last_seq(), 6);
+    assert_eq!(seqs(&mut watch, 1).await, [7]);
+    assert_eq!(watch.last_seq(), 7);
     // Past the end: nothing from the log, only what comes next.
-    let mut ahead = handover.watch_from(c, 6).await.unwrap();
+    let mut ahead = handover.watch_from(c, 7).await.unwrap();
     handover
         .post_human_message(c, id("ana"), text("anything else?"))
         .await
         .unwrap();
-    assert_eq!(seqs(&mut ahead, 1).await, [7]);
+    assert_eq!(seqs(&mut ahead, 1).await, [8]);
     handover.shutdown().await;
 }
 
@@ -90,17 +94,18 @@ async fn a_watcher_that_falls_behind_carries_on_from_its_last_seq() {
             .await
             .unwrap();
     }
-    let all = seqs(&mut watch, 1 + MESSAGES as usize).await;
+    // The start and the assignment, then the messages.
+    let all = seqs(&mut watch, 2 + MESSAGES as usize).await;
     assert_eq!(
         all,
-        (1..=1 + MESSAGES).collect::<Vec<_>>(),
+        (1..=2 + MESSAGES).collect::<Vec<_>>(),
         "none missed, none repeated"
     );
     handover
         .post_human_message(c, id("ana"), text("after the gap"))
         .await
         .unwrap();
-    assert_eq!(seqs(&mut watch, 1).await, [MESSAGES + 2]);
+    assert_eq!(seqs(&mut watch, 1).await, [MESSAGES + 3]);
     handover.shutdown().await;
 }
 
@@ -208,8 +213,9 @@ async fn an_ai_agent_is_not_sent_what_it_wrote_and_the_view_counts_it_all() {
     assert!(!view.closed);
     assert!(view.concerns.is_empty());
     assert_eq!(view.handoffs, 1);
-    // Opened, handed off, and two rounds of a question, a skill and a reply.
-    assert_eq!(view.events, 2 + 2 * 3);
+    // Started and assigned, handed off with its notice, and two rounds of a question, a skill
+    // and a reply.
+    assert_eq!(view.events, 2 + 2 + 2 * 3);
     assert_eq!(view.messages, 4);
     assert!(matches!(
         &view.status,

@@ -2,8 +2,8 @@
 //!
 //! Two children re-run the test executable (`--exact powercut_child`):
 //!
-//! - the **writer** opens a store in the directory it is given, registers an AI agent, and
-//!   appends domain-valid events to several conversations at once from concurrent tasks, so
+//! - the **writer** opens a store in the directory it is given, registers an AI agent and a
+//!   human agent and signs the human in, and appends domain-valid events to several conversations at once from concurrent tasks, so
 //!   the store's journal commits them in groups. Before each append it prints one
 //!   `TRY <stream> <seq> <hash>` line per event, and after the append returned `Ok` one
 //!   `ACK <stream> <seq> <hash> <position>` line per event. It never closes the store (a
@@ -28,10 +28,10 @@ use std::task::Poll;
 use anyhow::{anyhow, Context as _};
 use handover_audit::{verify_dir, VerifyReport};
 use handover_core::{
-    agent, conversation, AgentName, AiAgentCommand, AiAgentId, Assignment, Channel, Conversation,
-    ConversationCommand, ConversationId, Ctx, CustomerId, DefaultPolicy, Event, HumanId,
-    MessageText, Participant, Roster, Skill, SkillData, SkillName, SkillOutcome, Specialty,
-    StreamId,
+    agent, conversation, human, AgentName, AiAgentCommand, AiAgentId, Assignment, Channel,
+    Conversation, ConversationCommand, ConversationId, Ctx, CustomerId, DefaultPolicy, Directory,
+    Event, HumanCommand, HumanId, MessageText, Participant, Presence, Role, Roster, Skill,
+    SkillData, SkillName, SkillOutcome, Specialty, StreamId, TenantId, Timestamp,
 };
 use handover_sled::SledOptions as StoreOptions;
 use handover_store::{Durability, EventStore, ExpectedVersion, RecordedEvent};
@@ -190,15 +190,48 @@ fn writer(dir: &Path) -> anyhow::Result<()> {
         if !append(&store, &plan, &stream, 0, events).await {
             return wait_for_kill();
         }
+        // The human the conversations are given to, registered and signed in.
+        let alice = HumanId::new(format!("alice-{}", plan.generation))?;
+        let mut directory = Directory::new();
+        let mut events = Vec::new();
+        for command in [
+            HumanCommand::Register {
+                tenant: TenantId::default_tenant(),
+                name: AgentName::new("Alice")?,
+                role: Role::Agent,
+                teams: vec![],
+                capacity: 5,
+            },
+            HumanCommand::SetPresence {
+                presence: Presence::Available,
+            },
+        ] {
+            for event in human::decide(&alice, directory.get(&alice), &command)? {
+                directory.evolve(&event)?;
+                events.push(Event::Human(event));
+            }
+        }
+        let stream = StreamId::Human(alice.clone());
+        if !append(&store, &plan, &stream, 0, events).await {
+            return wait_for_kill();
+        }
         let mut tasks = Vec::new();
         let store = std::sync::Arc::new(store);
         for n in 0..CONVERSATIONS {
             let store = std::sync::Arc::clone(&store);
             let plan = plan.clone();
             let roster = roster.clone();
+            let directory = directory.clone();
             let agent = agent.clone();
+            let alice = alice.clone();
             tasks.push(tokio::spawn(async move {
-                conversation_task(&store, &plan, &roster, &agent, n).await
+                let people = People {
+                    roster: &roster,
+                    directory: &directory,
+                    agent: &agent,
+                    human: &alice,
+                };
+                conversation_task(&store, &plan, &people, n).await
             }));
         }
         for task in tasks {
@@ -224,23 +257,35 @@ fn conversation_id(seed: u64, generation: u64, n: u64) -> ConversationId {
     ConversationId::from_uuid(uuid::Uuid::from_u128(base + low))
 }
 
+/// Who a writer's conversations meet: its AI agent and human, and the roster and directory
+/// they are registered in.
+struct People<'a> {
+    roster: &'a Roster,
+    directory: &'a Directory,
+    agent: &'a AiAgentId,
+    human: &'a HumanId,
+}
+
+/// Now, by the system clock, as the store stamps its records.
+fn now() -> Timestamp {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    Timestamp(micros)
+}
+
 async fn conversation_task(
     store: &Store,
     plan: &WriterPlan,
-    roster: &Roster,
-    agent: &AiAgentId,
+    people: &People<'_>,
     n: u64,
 ) -> anyhow::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(plan.seed ^ (n + 1).wrapping_mul(0x9e37_79b9));
     let id = conversation_id(plan.seed, plan.generation, n);
     let stream = StreamId::Conversation(id);
     let policy = DefaultPolicy::default();
-    let ctx = Ctx {
-        roster,
-        policy: &policy,
-    };
+    let (agent, alice) = (people.agent, people.human);
     let customer = CustomerId::new(format!("cust-{n}"))?;
-    let alice = HumanId::new("alice")?;
     let mut state = Conversation::NotOpened;
     let mut version = 0;
     for attempt in 0..APPENDS_PER_CONVERSATION {
@@ -271,6 +316,9 @@ async fn conversation_task(
             let command = command
                 .unwrap_or_else(|| next_command(&mut rng, next.assignment(), &customer, attempt));
             let command = &command;
+            let ctx = Ctx::new(people.roster, &policy)
+                .with_directory(people.directory)
+                .at(now());
             // Commands are built for the state they meet; a refusal is a workload bug.
             let decided = conversation::decide(&next, command, &ctx)
                 .map_err(|r| anyhow!("{command:?} was refused: {r}"))?;
