@@ -499,13 +499,8 @@ fn check_rejected(
         // Closed is terminal: every command is refused, as closed, unless the human sending it
         // is refused first for who they are.
         Conversation::Closed(_) => {
-            // A second open is refused as closed or as already opened.
-            let reopening = matches!(
-                command,
-                ConversationCommand::Open { .. } | ConversationCommand::Start { .. }
-            ) && rejection == &Rejection::AlreadyOpened;
             assert!(
-                rejection == &Rejection::Closed || identity || reopening,
+                rejection == &Rejection::Closed || identity,
                 "{command:?} on a closed conversation refused as {rejection}"
             )
         }
