@@ -71,11 +71,9 @@ pub(crate) struct Conversations {
 }
 
 impl Conversations {
-    /// Brings the board, the timers and the queues in line with `id`'s new state.
+    /// Brings the board and the queues in line with `id`'s new state.
     pub(crate) fn track(&self, id: ConversationId, state: &Conversation) {
         let change = self.board.lock().update(id, state);
-        self.timers
-            .arm(id, conversation::next_deadline(state, &self.settings));
         if change.started_waiting || change.freed.is_some() {
             if let Some(tenant) = state.tenant() {
                 self.dispatch.request(tenant.clone());
@@ -102,6 +100,16 @@ pub(crate) struct ConversationActor {
     failure: Option<Box<StoreError>>,
     /// When the actor last handled a message, for passivation.
     last_active: Instant,
+    /// The deadline armed for this conversation, so an unchanged one costs no lock.
+    armed: Option<Timestamp>,
+}
+
+/// What the board keeps of a conversation: when it is unchanged, the board is not touched.
+fn controller(state: &Conversation) -> Option<(&handover_core::Handler, &Option<handover_core::HumanId>)> {
+    match state {
+        Conversation::Open(open) => Some((&open.handler, &open.handed_off_by)),
+        _ => None,
+    }
 }
 
 /// Folds a stream read from the store; an event that breaks the rules is damage.
@@ -170,6 +178,7 @@ impl ConversationActor {
             watchers: Vec::new(),
             failure: None,
             last_active: Instant::now(),
+            armed: None,
         }
     }
 
@@ -230,14 +239,26 @@ impl ConversationActor {
     /// and tells whoever needs to know.
     fn commit(&mut self, records: Vec<Arc<RecordedEvent>>, next: Conversation) -> Receipt {
         let before = self.state.assignment();
-        self.state = next;
-        self.shared.track(self.id, &self.state);
+        let previous = std::mem::replace(&mut self.state, next);
+        if controller(&previous) != controller(&self.state) {
+            self.shared.track(self.id, &self.state);
+        }
+        self.arm_deadline();
         for record in &records {
             self.activity.record(record);
         }
         self.notify_watchers(&records);
         self.notify_agents(before, &records);
         self.receipt(records)
+    }
+
+    /// Arms the conversation's next deadline, if it changed.
+    fn arm_deadline(&mut self) {
+        let next = conversation::next_deadline(&self.state, &self.shared.settings);
+        if next != self.armed {
+            self.armed = next;
+            self.shared.timers.arm(self.id, next);
+        }
     }
 
     fn notify_watchers(&mut self, records: &[Arc<RecordedEvent>]) {
@@ -368,8 +389,10 @@ impl ConversationActor {
             }
         };
         if events.is_empty() {
-            // A tick with nothing due: nothing to record; the next deadline stays armed.
-            self.shared.track(self.id, &self.state);
+            // A tick with nothing due: nothing to record. The timer that sent it was disarmed
+            // when it fired: arm the next deadline again.
+            self.armed = None;
+            self.arm_deadline();
             return Outcome::Now(Ok(self.receipt(Vec::new())));
         }
         let events: Vec<Event> = events.into_iter().map(Event::Conversation).collect();
@@ -472,6 +495,7 @@ impl Actor for ConversationActor {
                     act.state = state;
                     act.activity = activity;
                     act.shared.track(act.id, &act.state);
+                    act.arm_deadline();
                 }
                 Err(error) => {
                     error!(conversation_id = %act.id, %error, "cannot rebuild conversation");
