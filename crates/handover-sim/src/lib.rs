@@ -22,10 +22,11 @@ mod driver;
 pub mod faq;
 mod report;
 mod scenario;
+mod staff;
 
 use std::path::PathBuf;
 
-pub use driver::{simulate, Options, Progress};
+pub use driver::{simulate, Options, Progress, STEP_MS};
 pub use report::Summary;
 
 /// Most conversations one simulation may run.
@@ -36,6 +37,8 @@ pub const AI_AGENTS_MAX: usize = 64;
 pub const HUMANS_MAX: usize = 10_000;
 /// Most conversations one simulation may drive at the same time.
 pub const CONCURRENT_CONVERSATIONS_MAX: usize = 4096;
+/// Longest simulated shift, in minutes (a week).
+pub const SHIFT_MINUTES_MAX: usize = 10_080;
 
 /// Why a simulation failed.
 #[derive(Debug, thiserror::Error)]
