@@ -362,9 +362,10 @@ impl Floor {
             // The presence changes of this moment, one after another.
             while let Some(shift) = schedule.next_if(|s| s.at_ms <= now_ms) {
                 let human = HumanId::new(self.staff.agents[shift.agent].id.clone())?;
-                self.handover.set_presence(human, shift.presence).await?;
-                tally.presence_changes += 1;
-                summary.events += 1;
+                if change_presence(&self.handover, human, shift.presence).await? {
+                    tally.presence_changes += 1;
+                    summary.events += 1;
+                }
             }
             // The customers who arrive now, while there is room.
             while !stopping && under_way.len() < options.concurrency {
@@ -515,11 +516,10 @@ impl Floor {
             }
         }
         for supervisor in &supervisors {
-            handover
-                .set_presence(supervisor.clone(), Presence::Available)
-                .await?;
-            tally.presence_changes += 1;
-            summary.events += 1;
+            if change_presence(handover, supervisor.clone(), Presence::Available).await? {
+                tally.presence_changes += 1;
+                summary.events += 1;
+            }
         }
         Ok(Env {
             driver: self.driver.clone(),
@@ -528,6 +528,22 @@ impl Floor {
             agents,
         })
     }
+}
+
+/// Sets a human's presence unless it is that already; says whether it changed.
+async fn change_presence(
+    handover: &Handover,
+    human: HumanId,
+    presence: Presence,
+) -> Result<bool, SimError> {
+    if handover
+        .human(&human)
+        .is_some_and(|h| h.presence == presence)
+    {
+        return Ok(false);
+    }
+    handover.set_presence(human, presence).await?;
+    Ok(true)
 }
 
 /// Registers a human, or finds them registered by an earlier run on the same directory.
