@@ -564,6 +564,8 @@ async fn register(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AiTurn {
     Reply,
+    /// Record the outcome of a skill.
+    Skill,
     Close,
     Escalate,
 }
@@ -572,6 +574,7 @@ impl std::fmt::Display for AiTurn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             AiTurn::Reply => "reply",
+            AiTurn::Skill => "record a skill",
             AiTurn::Close => "close the conversation",
             AiTurn::Escalate => "escalate to a human",
         })
@@ -598,6 +601,7 @@ async fn await_ai(watch: &mut Watch, id: ConversationId, turn: AiTurn) -> Result
         };
         match (event, turn) {
             (ConversationEvent::MessagePosted { author: Author::Ai(_), .. }, AiTurn::Reply)
+            | (ConversationEvent::AiActionRecorded { .. }, AiTurn::Skill)
             | (ConversationEvent::Closed { by: Author::Ai(_), .. }, AiTurn::Close)
             | (ConversationEvent::EscalatedToHuman { .. }, AiTurn::Escalate) => return Ok(()),
             (
@@ -1056,8 +1060,11 @@ impl Conv {
             }
             Action::SlowQuestion => {
                 let words = lines::slow_question(lang).to_owned();
-                driver.say(id, self.customer()?, text(words)?).await?;
-                // The agent never answers: the reply deadline escalates it.
+                let receipt = driver.say(id, self.customer()?, text(words)?).await?;
+                // The agent runs its lookup, then never answers: the reply deadline escalates
+                // it.
+                let mut watch = handover.watch_from(id, last_seq(&receipt)).await?;
+                await_ai(&mut watch, id, AiTurn::Skill).await?;
                 self.tally.escalations += 1;
                 self.tally.ai_timeouts += 1;
             }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use handover::{
     AgentError, AiAgentBehavior, AiSession, DefaultRouter, Directory, HumanId, Loads, MessageText,
-    Presence, Router, Waiting,
+    Presence, Router, SkillData, SkillName, Waiting,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -165,9 +165,13 @@ impl Router for GatedRouter {
     }
 }
 
+/// The skill the slow agents run on the order-status question before they stall.
+pub(crate) const LOOKUP_ORDER_SKILL: &str = "lookup_order";
+
 /// The FAQ agent with a model that sometimes never comes back: it answers like
-/// [`FaqAgent::sample`], except the order-status question of the scripts, on which it waits
-/// until its assignment ends (the reply deadline passes and the conversation is escalated).
+/// [`FaqAgent::sample`], except the order-status question of the scripts, on which it runs
+/// the [`LOOKUP_ORDER_SKILL`] and then waits until its assignment ends (the reply deadline
+/// passes and the conversation is escalated).
 #[derive(Debug)]
 pub(crate) struct SlowAgent {
     inner: FaqAgent,
@@ -189,6 +193,17 @@ impl AiAgentBehavior for SlowAgent {
         text: &MessageText,
     ) -> Result<(), AgentError> {
         if lines::is_slow_question(text.as_str()) {
+            // The lookup runs (under the fence, recorded before and after), but the model
+            // answering from it never returns: the call waits until the assignment ends.
+            let input = SkillData::new(r#"{"order":"A-1042"}"#)?;
+            let lookup = async { Ok::<_, String>("no update from the carrier yet".to_owned()) };
+            match session
+                .run_skill(SkillName::new(LOOKUP_ORDER_SKILL)?, input, lookup)
+                .await
+            {
+                Ok(_) | Err(handover::Error::Rejected(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
             session.cancelled().await;
             return Ok(());
         }
