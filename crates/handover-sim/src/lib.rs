@@ -2,10 +2,12 @@
 //! ([`faq`]) and a simulated contact center ([`simulate`]) that drives it through the real
 //! runtime.
 //!
-//! A simulation draws one scenario per conversation from its seed (FAQ and pricing questions,
-//! complaints, negotiations, "I want a human", questions nobody can answer; in English,
-//! Portuguese or Spanish), plays them through [`handover::Handover`] with FAQ agents attached,
-//! and sums up what the log recorded. The same seed on a fresh data directory gives the same
+//! A simulation staffs two tenants (teams, human agents with capacities, breaks and sign-outs,
+//! a supervisor each), draws one scenario per conversation from its seed (FAQ and pricing
+//! questions, complaints, negotiations, "I want a human", questions nobody can answer,
+//! transfers, questions a slow AI agent never answers; in English, Portuguese or Spanish),
+//! plays them through [`handover::Handover`] on simulated time with FAQ agents attached, and
+//! sums up what the log recorded. The same seed on a fresh data directory gives the same
 //! counts.
 //!
 //! ```no_run
