@@ -413,7 +413,19 @@ impl Floor {
             if under_way.is_empty() && !more {
                 break;
             }
-            self.clock.advance_millis(STEP_MS);
+            // With no conversation under way, nothing happens until the next arrival or
+            // presence change: the clock goes straight there.
+            let mut next_ms = now_ms + STEP_MS;
+            if under_way.is_empty() {
+                let next = [
+                    arrivals.peek().map(|s| s.arrival_ms),
+                    schedule.peek().map(|s| s.at_ms),
+                ];
+                if let Some(at) = next.into_iter().flatten().min() {
+                    next_ms = next_ms.max(at);
+                }
+            }
+            self.clock.advance_millis(next_ms - now_ms);
         }
         summary.simulated_ms = self.now_ms();
         Ok((tally, waits))

@@ -56,7 +56,7 @@ pub struct Summary {
     pub durability: &'static str,
     /// The seed of every random choice.
     pub seed: u64,
-    /// AI agents the run attached.
+    /// FAQ agents the run attached (each tenant also has a slow agent, not counted here).
     pub ai_agents: u64,
     /// Human agents the run staffed.
     pub humans: u64,
