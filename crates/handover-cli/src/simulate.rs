@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use handover::Durability;
 use handover_sim::{
     Options, AI_AGENTS_MAX, CONCURRENT_CONVERSATIONS_MAX, CONVERSATIONS_MAX, HUMANS_MAX,
+    SHIFT_MINUTES_MAX,
 };
 
 use crate::terminal;
@@ -71,18 +72,26 @@ pub(crate) struct SimulateArgs {
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = count_up_to::<CONVERSATIONS_MAX>)]
     conversations: usize,
     /// How many FAQ agents to register, activate and attach (specialties pricing, faq and
-    /// shipping in turn; 1 to 64).
+    /// shipping in turn, spread over the tenants; 1 to 64). Each tenant also gets a slow agent
+    /// that sometimes misses its reply deadline.
     #[arg(long, value_name = "A", default_value_t = 3, value_parser = count_up_to::<AI_AGENTS_MAX>)]
     ai_agents: usize,
-    /// How many human agents handle the conversations (1 to 10,000).
+    /// How many human agents handle the conversations, spread over two tenants (acme, globex)
+    /// and their teams (billing, support), each with a capacity of 2 to 5 (1 to 10,000). Each
+    /// tenant also has a supervisor.
     #[arg(long, value_name = "H", default_value_t = 5, value_parser = count_up_to::<HUMANS_MAX>)]
     humans: usize,
     /// Seed of every random choice: the same seed gives the same counts.
     #[arg(long, value_name = "S", default_value_t = 1)]
     seed: u64,
-    /// How many conversations run at the same time (1 to 4096).
+    /// How many conversations run at the same time (1 to 4096): a customer arriving while that
+    /// many are under way starts once one ends.
     #[arg(long, value_name = "C", default_value_t = 64, value_parser = count_up_to::<CONCURRENT_CONVERSATIONS_MAX>)]
     concurrency: usize,
+    /// Length of the simulated shift in minutes (1 to 10,080): customers arrive during it, and
+    /// the humans' breaks and sign-outs fall in it. It runs on simulated time, in seconds.
+    #[arg(long, value_name = "MIN", default_value_t = 480, value_parser = count_up_to::<SHIFT_MINUTES_MAX>)]
+    shift_minutes: usize,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
@@ -94,8 +103,9 @@ pub(crate) struct SimulateArgs {
     ///
     /// FILE is appended to (created if missing), so several runs on one data directory can
     /// share it. It lists each event of each command the simulation itself sends (opens,
-    /// customer and human messages, handoffs, reclaims, closes; a customer's request for a
-    /// human and its escalation are two lines), not what the AI agents record on their own.
+    /// customer and human messages, handoffs, reclaims, transfers, notes, flags, closes; a
+    /// customer's request for a human and its escalation are several lines), not what the AI
+    /// agents, the router or the clock record on their own.
     /// A command's lines are written with one `write` after the runtime acknowledged the
     /// command and before the simulation sends the next command of that conversation: once a
     /// line is in the file, its event was acknowledged, and a crash of the process (even
@@ -120,6 +130,7 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency,
         durability: args.durability.into(),
         acks: args.acks.clone(),
+        shift_minutes: u64::try_from(args.shift_minutes).unwrap_or(u64::MAX),
     };
     let runtime = terminal::async_runtime()?;
     let mut summary = runtime.block_on(async {

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field the JSON summary must hold.
-const FIELDS: [&str; 18] = [
+const FIELDS: [&str; 38] = [
     "conversations",
     "events",
     "handoffs",
@@ -26,6 +26,47 @@ const FIELDS: [&str; 18] = [
     "syncs",
     "ack_p50_us",
     "ack_p99_us",
+    "awaiting",
+    "assignments",
+    "transfers",
+    "sla_warnings",
+    "sla_breaches",
+    "ai_timeouts",
+    "wait_p50_ms",
+    "wait_p90_ms",
+    "tenants",
+    "teams",
+    "supervisors",
+    "whispers",
+    "flags",
+    "flags_lowered",
+    "presence_changes",
+    "requeued",
+    "shift_minutes",
+    "simulated_ms",
+    "escalations_customer_asked",
+    "escalations_agent_requested",
+];
+
+/// The counts of the contact center's people and queues, which the same seed must repeat
+/// like every other count.
+const FLOOR_COUNTS: [&str; 16] = [
+    "awaiting",
+    "assignments",
+    "transfers",
+    "sla_warnings",
+    "sla_breaches",
+    "ai_timeouts",
+    "wait_p50_ms",
+    "wait_p90_ms",
+    "whispers",
+    "flags",
+    "flags_lowered",
+    "presence_changes",
+    "requeued",
+    "simulated_ms",
+    "tenants",
+    "teams",
 ];
 
 fn handover(args: &[&str]) -> Output {
@@ -129,6 +170,13 @@ fn the_same_seed_gives_the_same_counts() {
     let first = simulate(a.path(), &args);
     let second = simulate(b.path(), &args);
     assert_eq!(counts(&first), counts(&second));
+    for field in FLOOR_COUNTS {
+        assert!(
+            counts(&first).contains_key(field),
+            "{field} is not compared"
+        );
+    }
+    assert!(count(&first, "awaiting") > 0, "{first:?}");
 
     // Another seed draws other scenarios. The counts may differ; for these two seeds they do
     // (the run is deterministic, so this holds on every machine).
@@ -168,10 +216,95 @@ fn a_contact_center_hands_off_reclaims_escalates_and_closes_everything() {
     assert!(count(&summary, "escalations") > 0, "{summary:?}");
     assert!(count(&summary, "refused_handoffs") > 0, "{summary:?}");
     assert!(count(&summary, "ai_messages") > 0, "{summary:?}");
-    // Every AI message answers a customer message, and every answer records one skill.
-    assert_eq!(count(&summary, "skills"), count(&summary, "ai_messages"));
+    // Every AI message answers a customer message, and every answer records one skill; so
+    // does every order lookup of a slow agent, which then misses its reply deadline.
+    assert_eq!(
+        count(&summary, "skills"),
+        count(&summary, "ai_messages") + count(&summary, "ai_timeouts")
+    );
     assert_eq!(count(&summary, "closed"), 40);
     assert!(count(&summary, "events") > 40 * 4, "{summary:?}");
+}
+
+/// A shift of 200 conversations over two tenants exercises every part of the floor: queues
+/// and routing, SLA thresholds, transfers, notes, flags, breaks and sign-outs, slow AI agents,
+/// and the log it leaves verifies (authority, capacity, SLA figures and tenants included).
+#[test]
+fn a_shift_exercises_queues_transfers_notes_flags_presence_and_deadlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = simulate(
+        dir.path(),
+        &[
+            "--conversations",
+            "200",
+            "--ai-agents",
+            "3",
+            "--humans",
+            "5",
+            "--seed",
+            "7",
+            "--durability",
+            "buffered",
+        ],
+    );
+    assert_eq!(count(&summary, "tenants"), 2);
+    assert_eq!(count(&summary, "teams"), 4);
+    assert_eq!(count(&summary, "supervisors"), 2);
+    assert_eq!(count(&summary, "shift_minutes"), 480);
+    for field in [
+        "awaiting",
+        "assignments",
+        "transfers",
+        "sla_warnings",
+        "sla_breaches",
+        "ai_timeouts",
+        "whispers",
+        "flags",
+        "flags_lowered",
+        "presence_changes",
+        "requeued",
+        "reclaims",
+        "refused_handoffs",
+        "escalations_customer_asked",
+        "escalations_agent_requested",
+        "closed_by_ai",
+        "closed_by_customer",
+        "closed_by_human",
+        "wait_p90_ms",
+        "simulated_ms",
+    ] {
+        assert!(count(&summary, field) > 0, "no {field}: {summary:?}");
+    }
+    assert!(count(&summary, "wait_p50_ms") <= count(&summary, "wait_p90_ms"));
+    // Every conversation waits for a human at least once, when it opens.
+    assert!(count(&summary, "awaiting") >= 200, "{summary:?}");
+    assert_eq!(
+        count(&summary, "escalations"),
+        count(&summary, "escalations_customer_asked")
+            + count(&summary, "escalations_agent_requested")
+            + count(&summary, "ai_timeouts")
+    );
+    assert_eq!(count(&summary, "flags"), count(&summary, "flags_lowered"));
+    assert_eq!(count(&summary, "closed"), 200);
+    // A whole shift of simulated time.
+    assert!(
+        count(&summary, "simulated_ms") >= 400 * 60_000,
+        "{summary:?}"
+    );
+
+    let data = dir.path().to_str().unwrap();
+    let verify = handover(&["audit", "verify", "--data", data]);
+    assert!(
+        verify.status.success(),
+        "audit verify failed:\n{}\n{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let stats = handover(&["audit", "stats", "--data", data, "--json"]);
+    assert!(stats.status.success());
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["conversations_opened"].as_u64(), Some(200), "{stats}");
+    assert_eq!(stats["conversations_closed"].as_u64(), Some(200), "{stats}");
 }
 
 #[test]
@@ -228,6 +361,19 @@ fn the_human_readable_summary_names_the_durability() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("durability buffered"), "{stdout}");
     assert!(stdout.contains("handoffs"), "{stdout}");
+    for line in [
+        "2 tenants, 4 teams, 2 supervisors",
+        "awaiting",
+        "assignments",
+        "transfers",
+        "SLA",
+        "AI timeouts",
+        "whispers",
+        "flags",
+        "presence changes",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in {stdout}");
+    }
 }
 
 #[test]
@@ -239,6 +385,8 @@ fn bad_arguments_are_refused_with_a_clear_error() {
         ("--ai-agents", "0", "must be at least 1"),
         ("--humans", "0", "must be at least 1"),
         ("--humans", "many", "is not a whole number"),
+        ("--shift-minutes", "0", "must be at least 1"),
+        ("--shift-minutes", "10081", "must be at most 10080"),
         ("--conversations", "99999999999", "must be at most"),
         (
             "--durability",

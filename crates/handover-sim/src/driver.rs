@@ -1,10 +1,19 @@
 //! The driver: plays each scenario through the real [`Handover`] facade, as a contact center's
-//! backend would, and writes the acknowledgement file.
+//! backend would, on simulated time, and writes the acknowledgement file.
 //!
-//! Each conversation is driven step by step, waiting on its watch for the AI agent to settle
-//! before the next step, so no count depends on timing. Once a conversation is closed its
-//! history is read back through the facade and counted, and the driver's own bookkeeping must
-//! agree with it.
+//! The runtime runs on a [`ManualClock`]. The driver moves it in steps of [`STEP_MS`] and, at
+//! each step: lets every deadline the clock passed be recorded (SLA thresholds, AI reply
+//! deadlines), applies the presence changes the shift schedules for that moment, starts the
+//! customers who arrive, runs every conversation's action due at that moment concurrently
+//! (each on its own conversation, waiting on its watch for the AI agent to settle), and only
+//! then lets the router give waiting conversations to humans: the router is closed while the
+//! conversations act, so no assignment depends on how their actions interleaved. Conversation
+//! ids are drawn from the seed, so the router's ties (oldest first, then by id) break the same
+//! way on every run: the same seed on a fresh data directory gives the same log, whatever the
+//! machine.
+//!
+//! Once a conversation is closed its history is read back through the facade and counted, and
+//! the driver's own bookkeeping must agree with it.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -13,22 +22,40 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use handover::StreamExt as _;
 use handover::{
-    AgentName, AiAgentId, AiAgentProfile, Author, Channel, Config, ConversationEvent,
-    ConversationId, CustomerId, Durability, EscalationCause, Event, Handover, HumanId, MessageText,
-    Reason, Receipt, Rejection, Specialty, Watch,
+    AgentName, AiAgentId, AiAgentProfile, Author, Channel, ConversationCommand, ConversationEvent,
+    ConversationId, CustomerId, Durability, EscalationCause, Event, EventStore as _, Handover,
+    HumanId, HumanQuery, Language, ManualClock, MessageText, NewHuman, NoteAudience, Participant,
+    Presence, Reason, Receipt, RecordedAt, Rejection, Role, RuntimeSettings, SledOptions,
+    SledStore, Specialty, Status, TeamId, TenantId, TimeSource, Timestamp, TransferTarget, Watch,
 };
-use tokio::task::JoinSet;
+use uuid::Builder;
 
 use crate::faq::FaqAgent;
-use crate::report::Summary;
-use crate::scenario::{draw_scenarios, lines, Ending, Scenario, Script, SPECIALTIES};
-use crate::{SimError, AI_AGENTS_MAX, CONCURRENT_CONVERSATIONS_MAX, CONVERSATIONS_MAX, HUMANS_MAX};
+use crate::report::{percentile, Summary};
+use crate::scenario::{draw_scenarios, lines, Ending, Lang, Scenario, Script, SPECIALTIES, TEAMS};
+use crate::staff::{self, GatedRouter, SlowAgent, Staff};
+use crate::{
+    SimError, AI_AGENTS_MAX, CONCURRENT_CONVERSATIONS_MAX, CONVERSATIONS_MAX, HUMANS_MAX,
+    SHIFT_MINUTES_MAX,
+};
 
 /// How long one step may wait for an AI agent before the simulation gives up, in seconds. Only
 /// a runtime fault can take this long; it never decides a count.
 const AI_TURN_WAIT_SECONDS_MAX: u64 = 120;
+
+/// One step of simulated time, in milliseconds.
+pub const STEP_MS: u64 = 10_000;
+
+/// Where the simulated clock starts on a fresh data directory: Monday 5 January 2026, 08:00
+/// UTC. On a directory that holds a log, it starts a minute after the log's last record.
+const SHIFT_START: Timestamp = Timestamp::from_millis(1_767_600_000_000);
+
+/// Most steps a conversation may wait for an AI agent that should have let go of it (its reply
+/// deadline passed) before the simulation calls it a fault: an hour of simulated time.
+const AI_HOLD_STEPS_MAX: u32 = 360;
 
 /// What to simulate. Build it with `..Options::default()` so that options added later keep
 /// their defaults.
@@ -37,19 +64,25 @@ pub struct Options {
     /// How many conversations to run, at most [`CONVERSATIONS_MAX`].
     pub conversations: usize,
     /// How many FAQ agents to register, activate and attach (specialties pricing, faq and
-    /// shipping in turn), at most [`AI_AGENTS_MAX`].
+    /// shipping in turn, spread over the tenants), at most [`AI_AGENTS_MAX`]. Each tenant also
+    /// gets one slow agent besides these.
     pub ai_agents: usize,
-    /// How many human agents handle the conversations, at most [`HUMANS_MAX`].
+    /// How many human agents handle the conversations, spread over the tenants and their
+    /// teams, at most [`HUMANS_MAX`]. Each tenant also has one supervisor besides these.
     pub humans: usize,
     /// The seed of every random choice.
     pub seed: u64,
-    /// How many conversations run at the same time, at most [`CONCURRENT_CONVERSATIONS_MAX`].
+    /// How many conversations run at the same time, at most [`CONCURRENT_CONVERSATIONS_MAX`]:
+    /// a customer who arrives while that many are under way starts once one ends.
     pub concurrency: usize,
     /// What an acknowledged command survives.
     pub durability: Durability,
     /// Where to write each acknowledged event of the simulation's own commands, one
     /// `<conversation-id> <seq>` a line (appended to; created if missing).
     pub acks: Option<PathBuf>,
+    /// The simulated shift, in minutes, at most [`SHIFT_MINUTES_MAX`]: customers arrive
+    /// during it, and the humans' breaks and sign-outs fall in it.
+    pub shift_minutes: u64,
 }
 
 impl Default for Options {
@@ -62,6 +95,7 @@ impl Default for Options {
             concurrency: 64,
             durability: Durability::Durable,
             acks: None,
+            shift_minutes: 480,
         }
     }
 }
@@ -69,6 +103,7 @@ impl Default for Options {
 impl Options {
     /// Checks every count against its bound: each is at least 1 and at most its maximum.
     pub fn check(&self) -> Result<(), SimError> {
+        let shift = usize::try_from(self.shift_minutes).unwrap_or(usize::MAX);
         for (what, value, max) in [
             ("conversations", self.conversations, CONVERSATIONS_MAX),
             ("AI agents", self.ai_agents, AI_AGENTS_MAX),
@@ -78,6 +113,7 @@ impl Options {
                 self.concurrency,
                 CONCURRENT_CONVERSATIONS_MAX,
             ),
+            ("shift minutes", shift, SHIFT_MINUTES_MAX),
         ] {
             if value == 0 || value > max {
                 return Err(SimError::Options(format!(
@@ -101,9 +137,9 @@ pub struct Progress {
     pub events: u64,
 }
 
-/// Runs a simulation on the data directory `data` (created if missing): starts the runtime,
-/// attaches the FAQ agents, drives every conversation, shuts the runtime down and returns what
-/// it did.
+/// Runs a simulation on the data directory `data` (created if missing): starts the runtime on
+/// simulated time, staffs the tenants, attaches the AI agents, drives every conversation, shuts
+/// the runtime down and returns what it did.
 ///
 /// `progress` is called after each finished conversation. When `stop` completes (Ctrl-C, for
 /// instance), no new conversation starts; those under way are finished, the runtime is shut
@@ -115,7 +151,15 @@ pub async fn simulate(
     stop: impl Future<Output = ()>,
 ) -> Result<Summary, SimError> {
     options.check()?;
-    let scenarios = draw_scenarios(options.seed, options.conversations, options.humans);
+    let shift_ms = options.shift_minutes.saturating_mul(60_000);
+    let staff = staff::plan(options.seed, options.humans, shift_ms, STEP_MS);
+    let scenarios = draw_scenarios(
+        options.seed,
+        options.conversations,
+        staff.tenants.len(),
+        shift_ms,
+        STEP_MS,
+    );
     let started = Instant::now();
     let acks = options
         .acks
@@ -123,36 +167,74 @@ pub async fn simulate(
         .map(AckLog::open)
         .transpose()?
         .map(Arc::new);
-    let config = Config::new(data).durability(options.durability);
-    let handover = Handover::start(config).await?;
+
+    // The store stamps records with the simulated clock, like the times the rules record.
+    let clock = ManualClock::new(SHIFT_START);
+    let source = clock.clone();
+    let store_options = SledOptions {
+        durability: options.durability,
+        time_source: Some(TimeSource::new(move || {
+            RecordedAt(handover::Clock::now(&source).0)
+        })),
+        ..SledOptions::default()
+    };
+    let store = SledStore::open(data, store_options).map_err(handover::Error::from)?;
+    let head = store.head();
+    if head > 0 {
+        // A log already there: the shift starts after its last record, so time never goes back.
+        let last = store
+            .read_all(head, 1)
+            .await
+            .map_err(handover::Error::from)?;
+        if let Some(last) = last.first() {
+            clock.advance_to(Timestamp(last.recorded_at.0).plus_millis(60_000));
+        }
+    }
+    let router = Arc::new(GatedRouter::default());
+    let settings = RuntimeSettings::default()
+        .clock(Arc::new(clock.clone()))
+        .router(Arc::clone(&router) as Arc<dyn handover::Router>);
+    let handover = Handover::start_with_store(Arc::new(store), settings).await?;
     let mut summary = Summary {
         durability: options.durability.name(),
         seed: options.seed,
         ai_agents: count(options.ai_agents),
         humans: count(options.humans),
         concurrency: count(options.concurrency),
+        tenants: count(staff.tenants.len()),
+        teams: count(staff.tenants.len() * TEAMS.len()),
+        supervisors: count(staff.tenants.len()),
+        shift_minutes: options.shift_minutes,
         ..Summary::default()
     };
-    let driven = drive(
-        &handover,
-        scenarios,
-        options,
-        acks,
-        &mut summary,
-        &mut progress,
-        stop,
-    )
-    .await;
+    let mut floor = Floor {
+        handover: handover.clone(),
+        driver: Driver {
+            handover: handover.clone(),
+            acks,
+        },
+        clock: clock.clone(),
+        shift_start: clock_now(&clock),
+        router,
+        staff,
+    };
+    let driven = floor
+        .drive(scenarios, options, &mut summary, &mut progress, stop)
+        .await;
     let ack_latency = handover.ack_latency();
     let store_stats = handover.store_stats();
     handover.shutdown().await;
-    let tally = driven?;
+    let (tally, mut waits) = driven?;
     let ran = started.elapsed();
 
+    waits.sort_unstable();
+    summary.wait_p50_ms = percentile(&waits, 50);
+    summary.wait_p90_ms = percentile(&waits, 90);
     summary.syncs = store_stats.syncs;
     summary.ack_p50_us = micros(ack_latency.p50);
     summary.ack_p99_us = micros(ack_latency.p99);
     summary.refused_handoffs = tally.refused_handoffs;
+    summary.presence_changes = tally.presence_changes;
     summary.elapsed_ms = u64::try_from(ran.as_millis()).unwrap_or(u64::MAX);
     // Counts are whole numbers far below 2^52: the float keeps them exactly.
     summary.events_per_s = (summary.events as f64 / ran.as_secs_f64().max(1e-9)) as u64;
@@ -163,6 +245,10 @@ pub async fn simulate(
         ("handoffs", tally.handoffs, summary.handoffs),
         ("reclaims", tally.reclaims, summary.reclaims),
         ("escalations", tally.escalations, summary.escalations),
+        ("AI reply timeouts", tally.ai_timeouts, summary.ai_timeouts),
+        ("transfers", tally.transfers, summary.transfers),
+        ("whispers", tally.whispers, summary.whispers),
+        ("flags raised", tally.flags, summary.flags),
         ("closed", tally.closed, summary.closed),
     ];
     for (what, driven, logged) in expected {
@@ -175,61 +261,8 @@ pub async fn simulate(
     Ok(summary)
 }
 
-/// Attaches the agents and drives the scenarios, `concurrency` at a time, counting each
-/// finished conversation's history into `summary`.
-async fn drive(
-    handover: &Handover,
-    scenarios: Vec<Scenario>,
-    options: &Options,
-    acks: Option<Arc<AckLog>>,
-    summary: &mut Summary,
-    progress: &mut impl FnMut(Progress),
-    stop: impl Future<Output = ()>,
-) -> Result<Tally, SimError> {
-    let agents = Arc::new(start_agents(handover, options.ai_agents, summary).await?);
-    let total = count(scenarios.len());
-    let mut tally = Tally::default();
-    let mut running = JoinSet::new();
-    let mut pending = scenarios.into_iter();
-    let mut stopping = false;
-    tokio::pin!(stop);
-    loop {
-        while !stopping && running.len() < options.concurrency {
-            let Some(scenario) = pending.next() else {
-                break;
-            };
-            let driver = Driver {
-                handover: handover.clone(),
-                acks: acks.clone(),
-            };
-            running.spawn(converse(driver, Arc::clone(&agents), scenario));
-        }
-        let done = tokio::select! {
-            // A stop finishes the conversations under way: none is left half-driven.
-            () = &mut stop, if !stopping => {
-                stopping = true;
-                summary.interrupted = true;
-                continue;
-            }
-            done = running.join_next() => done,
-        };
-        let Some(done) = done else {
-            break;
-        };
-        let (id, done) = done.map_err(|error| {
-            SimError::Unexpected(format!("a conversation task failed: {error}"))
-        })??;
-        tally += done;
-        for record in handover.history(id).await?.iter() {
-            summary.count(&record.event);
-        }
-        progress(Progress {
-            done: tally.conversations,
-            total,
-            events: summary.events,
-        });
-    }
-    Ok(tally)
+fn clock_now(clock: &ManualClock) -> Timestamp {
+    handover::Clock::now(clock)
 }
 
 fn count(n: usize) -> u64 {
@@ -240,7 +273,7 @@ fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// What the driver itself did to one conversation, to check against the log.
+/// What the driver itself did, to check against the log.
 #[derive(Clone, Copy, Debug, Default)]
 struct Tally {
     conversations: u64,
@@ -248,7 +281,12 @@ struct Tally {
     refused_handoffs: u64,
     reclaims: u64,
     escalations: u64,
+    ai_timeouts: u64,
+    transfers: u64,
+    whispers: u64,
+    flags: u64,
     closed: u64,
+    presence_changes: u64,
 }
 
 impl std::ops::AddAssign for Tally {
@@ -258,14 +296,288 @@ impl std::ops::AddAssign for Tally {
         self.refused_handoffs += other.refused_handoffs;
         self.reclaims += other.reclaims;
         self.escalations += other.escalations;
+        self.ai_timeouts += other.ai_timeouts;
+        self.transfers += other.transfers;
+        self.whispers += other.whispers;
+        self.flags += other.flags;
         self.closed += other.closed;
+        self.presence_changes += other.presence_changes;
     }
+}
+
+/// The contact center the simulation runs: the runtime, its clock and router, and the staff.
+struct Floor {
+    handover: Handover,
+    driver: Driver,
+    clock: ManualClock,
+    shift_start: Timestamp,
+    router: Arc<GatedRouter>,
+    staff: Staff,
+}
+
+/// The tenants, humans and AI agents of a run, as the conversations' actions need them.
+struct Env {
+    driver: Driver,
+    tenants: Vec<TenantId>,
+    supervisors: Vec<HumanId>,
+    agents: Agents,
+}
+
+impl Floor {
+    fn now_ms(&self) -> u64 {
+        clock_now(&self.clock).millis_since(self.shift_start)
+    }
+
+    /// Staffs the floor, attaches the agents, then steps through the shift until every
+    /// conversation has run (or, after `stop`, every conversation under way has ended).
+    async fn drive(
+        &mut self,
+        scenarios: Vec<Scenario>,
+        options: &Options,
+        summary: &mut Summary,
+        progress: &mut impl FnMut(Progress),
+        stop: impl Future<Output = ()>,
+    ) -> Result<(Tally, Vec<u64>), SimError> {
+        let mut tally = Tally::default();
+        let env = Arc::new(self.open_floor(options, summary, &mut tally).await?);
+        let total = count(scenarios.len());
+        let mut done = 0;
+        let mut waits = Vec::new();
+        // Arrivals in order of time, then of drawing.
+        let mut arrivals: Vec<Scenario> = scenarios;
+        arrivals.sort_by_key(|s| (s.arrival_ms, s.index));
+        let mut arrivals = arrivals.into_iter().peekable();
+        let mut schedule = self.staff.schedule.clone().into_iter().peekable();
+        let mut under_way: Vec<Conv> = Vec::new();
+        let mut stopping = false;
+        tokio::pin!(stop);
+        loop {
+            let now_ms = self.now_ms();
+            if !stopping && (&mut stop).now_or_never().is_some() {
+                stopping = true;
+                summary.interrupted = true;
+            }
+            // Whatever deadline the clock passed is recorded before anyone acts.
+            self.handover.settle_timers().await;
+            // The presence changes of this moment, one after another.
+            while let Some(shift) = schedule.next_if(|s| s.at_ms <= now_ms) {
+                let human = HumanId::new(self.staff.agents[shift.agent].id.clone())?;
+                if change_presence(&self.handover, human, shift.presence).await? {
+                    tally.presence_changes += 1;
+                    summary.events += 1;
+                }
+            }
+            // The customers who arrive now, while there is room.
+            while !stopping && under_way.len() < options.concurrency {
+                let Some(scenario) = arrivals.next_if(|s| s.arrival_ms <= now_ms) else {
+                    break;
+                };
+                under_way.push(Conv::new(scenario, now_ms));
+            }
+            // Every conversation's action due now, at the same time.
+            let now = clock_now(&self.clock);
+            let stepped = futures::future::join_all(
+                under_way
+                    .iter_mut()
+                    .filter(|conv| conv.due_ms <= now_ms)
+                    .map(|conv| conv.step(&env, now, now_ms)),
+            )
+            .await;
+            for result in stepped {
+                result?;
+            }
+            let mut finished = Vec::new();
+            under_way.retain_mut(|conv| {
+                if conv.finished() {
+                    finished.push((conv.id, conv.tally));
+                    false
+                } else {
+                    true
+                }
+            });
+            for (id, conv_tally) in finished {
+                tally += conv_tally;
+                let history = self.handover.history(id).await?;
+                summary.count_conversation(history.iter().map(|r| &r.event), &mut waits);
+                done += 1;
+                progress(Progress {
+                    done,
+                    total,
+                    events: summary.events,
+                });
+            }
+            // Then, and only then, the router.
+            let ours: HashSet<ConversationId> = under_way.iter().map(|c| c.id).collect();
+            self.route(&env, &ours, summary).await?;
+            let more = !stopping && arrivals.peek().is_some();
+            if under_way.is_empty() && !more {
+                break;
+            }
+            // With no conversation under way, nothing happens until the next arrival or
+            // presence change: the clock goes straight there.
+            let mut next_ms = now_ms + STEP_MS;
+            if under_way.is_empty() {
+                let next = [
+                    arrivals.peek().map(|s| s.arrival_ms),
+                    schedule.peek().map(|s| s.at_ms),
+                ];
+                if let Some(at) = next.into_iter().flatten().min() {
+                    next_ms = next_ms.max(at);
+                }
+            }
+            self.clock.advance_millis(next_ms - now_ms);
+        }
+        summary.simulated_ms = self.now_ms();
+        Ok((tally, waits))
+    }
+
+    /// Lets every timer catch up, then lets the router give each tenant's waiting
+    /// conversations to humans, oldest first. Conversations waiting that are none of this
+    /// run's (left open by an earlier run on the same directory that was stopped half-way) are
+    /// closed by the tenant's supervisor first, so they hold no human.
+    async fn route(
+        &self,
+        env: &Env,
+        ours: &HashSet<ConversationId>,
+        summary: &mut Summary,
+    ) -> Result<(), SimError> {
+        self.handover.settle_timers().await;
+        for (tenant, supervisor) in env.tenants.iter().zip(&env.supervisors) {
+            for waiting in self.handover.waiting(tenant) {
+                if !ours.contains(&waiting.conversation_id) {
+                    let closed = env
+                        .driver
+                        .close_as_human(
+                            waiting.conversation_id,
+                            supervisor.clone(),
+                            reason("left open by an earlier run")?,
+                        )
+                        .await;
+                    match closed {
+                        Ok(receipt) => summary.events += count(receipt.events.len()),
+                        Err(SimError::Handover(handover::Error::Rejected(_))) => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+            // With the router closed: a pass requested while the conversations acted ends
+            // before the router opens.
+            self.handover.route_now(tenant).await;
+        }
+        self.router.set_open(true);
+        for tenant in &env.tenants {
+            self.handover.route_now(tenant).await;
+        }
+        self.router.set_open(false);
+        Ok(())
+    }
+
+    /// Registers the humans (agents start offline; supervisors sign in) and the AI agents,
+    /// attaches the agents, and signs out whoever an earlier run on the same directory left
+    /// signed in, which puts their conversations back in the queues.
+    async fn open_floor(
+        &self,
+        options: &Options,
+        summary: &mut Summary,
+        tally: &mut Tally,
+    ) -> Result<Env, SimError> {
+        let handover = &self.handover;
+        let tenants = self
+            .staff
+            .tenants
+            .iter()
+            .map(|t| TenantId::new(*t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let teams = TEAMS
+            .iter()
+            .map(|t| TeamId::new(*t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut supervisors = Vec::new();
+        for (t, tenant) in tenants.iter().enumerate() {
+            let (id, name) = self.staff.supervisor(t);
+            let id = HumanId::new(id)?;
+            let new =
+                NewHuman::supervisor(id.clone(), AgentName::new(name)?).tenant(tenant.clone());
+            register(handover, new, summary).await?;
+            supervisors.push(id);
+        }
+        for member in &self.staff.agents {
+            let new = NewHuman::agent(
+                HumanId::new(member.id.clone())?,
+                AgentName::new(member.name.clone())?,
+            )
+            .tenant(tenants[member.tenant].clone())
+            .teams(member.teams.iter().map(|&t| teams[t].clone()).collect())
+            .capacity(member.capacity);
+            register(handover, new, summary).await?;
+        }
+        let agents = start_agents(handover, &tenants, options.ai_agents, summary).await?;
+        // Deadlines an earlier run left pending are recorded before the shift starts.
+        handover.settle_timers().await;
+        for tenant in &tenants {
+            let signed_in: Vec<HumanId> = handover
+                .humans(tenant, &HumanQuery::default())
+                .into_iter()
+                .filter(|h| h.role == Role::Agent && h.presence != Presence::Offline)
+                .map(|h| h.id)
+                .collect();
+            for human in signed_in {
+                handover.set_presence(human, Presence::Offline).await?;
+                tally.presence_changes += 1;
+                summary.events += 1;
+            }
+        }
+        for supervisor in &supervisors {
+            if change_presence(handover, supervisor.clone(), Presence::Available).await? {
+                tally.presence_changes += 1;
+                summary.events += 1;
+            }
+        }
+        Ok(Env {
+            driver: self.driver.clone(),
+            tenants,
+            supervisors,
+            agents,
+        })
+    }
+}
+
+/// Sets a human's presence unless it is that already; says whether it changed.
+async fn change_presence(
+    handover: &Handover,
+    human: HumanId,
+    presence: Presence,
+) -> Result<bool, SimError> {
+    if handover
+        .human(&human)
+        .is_some_and(|h| h.presence == presence)
+    {
+        return Ok(false);
+    }
+    handover.set_presence(human, presence).await?;
+    Ok(true)
+}
+
+/// Registers a human, or finds them registered by an earlier run on the same directory.
+async fn register(
+    handover: &Handover,
+    new: NewHuman,
+    summary: &mut Summary,
+) -> Result<(), SimError> {
+    match handover.register_human(new).await {
+        Ok(()) => summary.events += 1,
+        Err(handover::Error::Rejected(Rejection::HumanAlreadyRegistered { .. })) => {}
+        Err(error) => return Err(error.into()),
+    }
+    Ok(())
 }
 
 /// What the driver waits for the AI agent to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AiTurn {
     Reply,
+    /// Record the outcome of a skill.
+    Skill,
     Close,
     Escalate,
 }
@@ -274,6 +586,7 @@ impl std::fmt::Display for AiTurn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             AiTurn::Reply => "reply",
+            AiTurn::Skill => "record a skill",
             AiTurn::Close => "close the conversation",
             AiTurn::Escalate => "escalate to a human",
         })
@@ -300,6 +613,7 @@ async fn await_ai(watch: &mut Watch, id: ConversationId, turn: AiTurn) -> Result
         };
         match (event, turn) {
             (ConversationEvent::MessagePosted { author: Author::Ai(_), .. }, AiTurn::Reply)
+            | (ConversationEvent::AiActionRecorded { .. }, AiTurn::Skill)
             | (ConversationEvent::Closed { by: Author::Ai(_), .. }, AiTurn::Close)
             | (ConversationEvent::EscalatedToHuman { .. }, AiTurn::Escalate) => return Ok(()),
             (
@@ -330,45 +644,56 @@ fn reason(value: &str) -> Result<Option<Reason>, SimError> {
 /// The AI agents this run attached, for the humans' "select the AI agent" list.
 struct Agents {
     ours: HashSet<AiAgentId>,
+    /// The slow agent of each tenant.
+    slow: Vec<AiAgentId>,
 }
 
 impl Agents {
-    /// The agent a human picks for `specialty`: one of the active agents of this run with
-    /// that specialty (any of them if none has it), chosen by the scenario. The roster does not
-    /// change during the run and lists agents by id, so the pick is the same on every run.
+    /// The agent a human of `tenant` picks for `specialty`: one of the tenant's active agents
+    /// of this run with that specialty (any of them if none has it; the slow one if the tenant
+    /// has no other), chosen by the scenario. The roster does not change during the run and
+    /// lists agents by id, so the pick is the same on every run.
     fn pick(
         &self,
         handover: &Handover,
+        tenant: &TenantId,
+        slow: &AiAgentId,
         specialty: &str,
         pick: usize,
     ) -> Result<AiAgentId, SimError> {
         let specialty = Specialty::new(specialty)?;
         let candidates = |filter: Option<&Specialty>| -> Vec<AiAgentId> {
             handover
+                .tenant(tenant.clone())
                 .active_ai_agents(filter.cloned())
                 .into_iter()
                 .map(|agent| agent.profile.id)
-                .filter(|id| self.ours.contains(id))
+                .filter(|id| self.ours.contains(id) && id != slow)
                 .collect()
         };
         let mut list = candidates(Some(&specialty));
         if list.is_empty() {
             list = candidates(None);
         }
-        list.get(pick % list.len().max(1))
+        Ok(list
+            .get(pick % list.len().max(1))
             .cloned()
-            .ok_or_else(|| SimError::Unexpected("no active AI agent to hand off to".to_owned()))
+            .unwrap_or_else(|| slow.clone()))
     }
 }
 
-/// Registers, activates and attaches `count` FAQ agents, reusing those a previous run on the
-/// same directory registered, and counts the events that recorded.
+/// Registers, activates and attaches `count` FAQ agents spread over the tenants, and one slow
+/// agent per tenant, reusing those a previous run on the same directory registered, and counts
+/// the events that recorded.
 async fn start_agents(
     handover: &Handover,
+    tenants: &[TenantId],
     count: usize,
     summary: &mut Summary,
 ) -> Result<Agents, SimError> {
     let mut ours = HashSet::new();
+    let mut slow = Vec::new();
+    let mut wanted: Vec<(TenantId, String, String, &str, bool)> = Vec::new();
     for i in 0..count {
         let (specialty, name) = SPECIALTIES[i % SPECIALTIES.len()];
         let round = i / SPECIALTIES.len();
@@ -379,6 +704,25 @@ async fn start_agents(
                 format!("{name} {}", n + 1),
             ),
         };
+        wanted.push((
+            tenants[i % tenants.len()].clone(),
+            id,
+            name,
+            specialty,
+            false,
+        ));
+    }
+    for tenant in tenants {
+        let id = format!("slow-bot-{tenant}");
+        wanted.push((
+            tenant.clone(),
+            id,
+            "Order assistant".to_owned(),
+            "faq",
+            true,
+        ));
+    }
+    for (tenant, id, name, specialty, is_slow) in wanted {
         let id = AiAgentId::new(id)?;
         let profile = AiAgentProfile {
             id: id.clone(),
@@ -386,7 +730,7 @@ async fn start_agents(
             specialties: vec![Specialty::new(specialty)?],
         };
         // Each registration and activation records one event in the agent's stream.
-        match handover.register_ai_agent(profile).await {
+        match handover.register_ai_agent_in(tenant, profile).await {
             Ok(()) => summary.events += 1,
             Err(handover::Error::Rejected(Rejection::AiAgentAlreadyRegistered { .. })) => {}
             Err(error) => return Err(error.into()),
@@ -396,10 +740,523 @@ async fn start_agents(
             Err(handover::Error::Rejected(Rejection::AiAgentAlreadyActive { .. })) => {}
             Err(error) => return Err(error.into()),
         }
-        handover.attach_ai_agent(id.clone(), Arc::new(FaqAgent::sample()))?;
+        if is_slow {
+            handover.attach_ai_agent(id.clone(), Arc::new(SlowAgent::sample()))?;
+            slow.push(id.clone());
+        } else {
+            handover.attach_ai_agent(id.clone(), Arc::new(FaqAgent::sample()))?;
+        }
         ours.insert(id);
     }
-    Ok(Agents { ours })
+    Ok(Agents { ours, slow })
+}
+
+/// One action of a conversation's script.
+#[derive(Clone, Debug)]
+enum Action {
+    /// Open it in its tenant, waiting in its team's queue.
+    Start,
+    /// The customer writes (nothing is expected of an AI agent).
+    Customer(String),
+    /// The customer writes to the AI agent, which then does `AiTurn`.
+    CustomerToAi(String, AiTurn),
+    /// The customer asks for a human: the policy escalates in the same step.
+    WantsHuman,
+    /// The customer asks the slow agent the question it never answers.
+    SlowQuestion,
+    /// The assigned human greets the customer.
+    Greet,
+    /// The assigned human writes.
+    Human(String),
+    /// The assigned human hands it off (to the tenant's slow agent, or one for `specialty`),
+    /// and the agent answers.
+    HandOff {
+        specialty: &'static str,
+        slow: bool,
+        reason: &'static str,
+    },
+    /// The assigned human tries a handoff the policy refuses.
+    TryHandOff(&'static str),
+    /// The assigned human leaves a note for staff.
+    WhisperStaff,
+    /// The human who handed it off leaves guidance for the AI agent.
+    WhisperAi,
+    /// The assigned human raises "needs help".
+    RaiseFlag,
+    /// The supervisor lowers it.
+    LowerFlag,
+    /// Taken back from the AI agent: by the supervisor, or by the human who handed it off.
+    Reclaim { supervisor: bool },
+    /// The assigned human passes it on.
+    Transfer { to_team: bool },
+    /// The assigned human closes it.
+    CloseAsHuman(&'static str),
+    /// The customer closes it.
+    CloseAsCustomer,
+}
+
+/// The actions of a scenario, in order.
+fn script(s: &Scenario) -> Vec<Action> {
+    let lang = s.lang;
+    let mut actions = vec![Action::Start, Action::Greet];
+    let staff_note = |actions: &mut Vec<Action>| {
+        if s.whisper_staff {
+            actions.push(Action::WhisperStaff);
+        }
+    };
+    let flag = |actions: &mut Vec<Action>| {
+        if s.flag {
+            actions.push(Action::RaiseFlag);
+            actions.push(Action::LowerFlag);
+        }
+    };
+    let human_closes = |actions: &mut Vec<Action>, line: &str, why: &'static str| {
+        actions.push(Action::Human(line.to_owned()));
+        flag(actions);
+        actions.push(Action::CloseAsHuman(why));
+    };
+    match s.script {
+        Script::Difficult {
+            difficulty,
+            tries_handoff,
+        } => {
+            actions.push(Action::Customer(difficulty.message(lang).to_owned()));
+            staff_note(&mut actions);
+            if tries_handoff {
+                actions.push(Action::TryHandOff(difficulty.specialty()));
+            }
+            human_closes(
+                &mut actions,
+                lines::human_empathy(lang),
+                "resolved by the human agent",
+            );
+        }
+        Script::Transferred { topic, to_team } => {
+            actions.push(Action::Customer(topic.question(lang)));
+            staff_note(&mut actions);
+            actions.push(Action::Transfer { to_team });
+            human_closes(
+                &mut actions,
+                lines::transferred_answer(lang),
+                "answered after a transfer",
+            );
+        }
+        Script::Simple {
+            topic,
+            handoff: false,
+            ..
+        } => {
+            actions.push(Action::Customer(topic.question(lang)));
+            staff_note(&mut actions);
+            human_closes(
+                &mut actions,
+                lines::human_answer(lang),
+                "answered by the human agent",
+            );
+        }
+        Script::Simple {
+            topic,
+            handoff: true,
+            ending,
+        } => {
+            actions.push(Action::Customer(topic.question(lang)));
+            staff_note(&mut actions);
+            actions.push(Action::HandOff {
+                specialty: topic.specialty(),
+                slow: ending == Ending::SlowAi,
+                reason: topic.handoff_reason(),
+            });
+            if s.whisper_ai {
+                actions.push(Action::WhisperAi);
+            }
+            let takes_over = lines::human_takes_over(lang);
+            let resolved = "resolved by the human agent";
+            match ending {
+                Ending::AiCloses => actions.push(Action::CustomerToAi(
+                    lines::thanks(lang).to_owned(),
+                    AiTurn::Close,
+                )),
+                Ending::FollowUp(next) => {
+                    actions.push(Action::CustomerToAi(next.question(lang), AiTurn::Reply));
+                    actions.push(Action::CloseAsCustomer);
+                }
+                Ending::CustomerCloses => actions.push(Action::CloseAsCustomer),
+                Ending::Reclaimed | Ending::Assumed => {
+                    actions.push(Action::Reclaim {
+                        supervisor: ending == Ending::Assumed,
+                    });
+                    human_closes(&mut actions, takes_over, resolved);
+                }
+                Ending::AsksForHuman => {
+                    actions.push(Action::WantsHuman);
+                    human_closes(&mut actions, takes_over, resolved);
+                }
+                Ending::AiGivesUp => {
+                    let [first, second] = lines::unanswerable(lang);
+                    actions.push(Action::CustomerToAi(first.to_owned(), AiTurn::Reply));
+                    actions.push(Action::CustomerToAi(second.to_owned(), AiTurn::Escalate));
+                    human_closes(&mut actions, takes_over, resolved);
+                }
+                Ending::SlowAi => {
+                    actions.push(Action::SlowQuestion);
+                    human_closes(&mut actions, takes_over, resolved);
+                }
+            }
+        }
+    }
+    actions
+}
+
+/// One conversation under way: its scenario, its script and how far it has come.
+struct Conv {
+    scenario: Scenario,
+    id: ConversationId,
+    actions: Vec<Action>,
+    next: usize,
+    /// When its next action is due, in simulated milliseconds from the start of the shift.
+    due_ms: u64,
+    /// The human who handed it to an AI agent, once one did.
+    handed_off_by: Option<HumanId>,
+    /// Steps it has waited on an AI agent that should have let go of it.
+    ai_held: u32,
+    tally: Tally,
+}
+
+impl Conv {
+    fn new(scenario: Scenario, now_ms: u64) -> Conv {
+        let actions = script(&scenario);
+        Conv {
+            id: ConversationId::from_uuid(uuid::Uuid::nil()),
+            actions,
+            next: 0,
+            due_ms: now_ms,
+            handed_off_by: None,
+            ai_held: 0,
+            tally: Tally::default(),
+            scenario,
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.next >= self.actions.len()
+    }
+
+    fn customer(&self) -> Result<CustomerId, SimError> {
+        Ok(CustomerId::new(format!(
+            "customer-{:06}",
+            self.scenario.index
+        ))?)
+    }
+
+    /// Runs the action due: on to the next one, `pace` steps later, or the same again at the
+    /// next step if it has to wait (for a human to be assigned).
+    async fn step(&mut self, env: &Env, now: Timestamp, now_ms: u64) -> Result<(), SimError> {
+        let action = self.actions[self.next].clone();
+        if self.act(env, &action, now).await? {
+            self.next += 1;
+            if self.finished() {
+                self.tally.closed += 1;
+            }
+            self.due_ms = now_ms + self.scenario.pace * STEP_MS;
+        } else {
+            self.due_ms = now_ms + STEP_MS;
+        }
+        Ok(())
+    }
+
+    /// The human handling it now; `None` while it waits for one (or an AI agent still holds
+    /// it, which only a passing reply deadline ends).
+    async fn assignee(&mut self, env: &Env) -> Result<Option<HumanId>, SimError> {
+        let view = env.driver.handover.conversation(self.id).await?;
+        match view.status {
+            Status::Assigned { human, .. } => Ok(Some(human)),
+            Status::Reclaimed { by } => Ok(Some(by)),
+            Status::AwaitingHuman { .. } => Ok(None),
+            Status::AiActive { .. } => {
+                self.ai_held += 1;
+                if self.ai_held > AI_HOLD_STEPS_MAX {
+                    return Err(SimError::Unexpected(format!(
+                        "conversation {}: the AI agent still holds it after {} simulated minutes",
+                        self.id,
+                        u64::from(AI_HOLD_STEPS_MAX) * STEP_MS / 60_000
+                    )));
+                }
+                Ok(None)
+            }
+            other => Err(SimError::Unexpected(format!(
+                "conversation {}: expected a human to handle it, but it is {}",
+                self.id,
+                other.label()
+            ))),
+        }
+    }
+
+    /// The human who answers for it while an AI agent holds it: who handed it off, or the
+    /// supervisor when they are signed out.
+    fn responsible(&self, env: &Env) -> HumanId {
+        let supervisor = &env.supervisors[self.scenario.tenant];
+        match &self.handed_off_by {
+            Some(human)
+                if env
+                    .driver
+                    .handover
+                    .human(human)
+                    .is_some_and(|h| h.presence != Presence::Offline) =>
+            {
+                human.clone()
+            }
+            _ => supervisor.clone(),
+        }
+    }
+
+    /// Runs `action`; `false` when it has to wait for a human.
+    async fn act(&mut self, env: &Env, action: &Action, now: Timestamp) -> Result<bool, SimError> {
+        let driver = &env.driver;
+        let handover = &driver.handover;
+        let s = self.scenario.clone();
+        let lang = s.lang;
+        let tenant = &env.tenants[s.tenant];
+        let supervisor = env.supervisors[s.tenant].clone();
+        let slow = &env.agents.slow[s.tenant];
+        let id = self.id;
+        match action {
+            Action::Start => {
+                let millis = u64::try_from(now.as_micros() / 1000).unwrap_or(0);
+                let uuid = Builder::from_unix_timestamp_millis(millis, &s.id_bytes).into_uuid();
+                self.id = ConversationId::from_uuid(uuid);
+                let customer = self.customer()?;
+                let command = ConversationCommand::Start {
+                    tenant: tenant.clone(),
+                    customer: customer.clone(),
+                    channel: Channel::new(s.channel)?,
+                    team: Some(TeamId::new(TEAMS[s.team])?),
+                    language: Some(Language::new(lang.code())?),
+                    human: None,
+                };
+                driver.execute(self.id, command).await?;
+                self.tally.conversations += 1;
+            }
+            Action::Customer(words) => {
+                driver
+                    .say(id, self.customer()?, text(words.clone())?)
+                    .await?;
+            }
+            Action::CustomerToAi(words, turn) => {
+                let receipt = driver
+                    .say(id, self.customer()?, text(words.clone())?)
+                    .await?;
+                let mut watch = handover.watch_from(id, last_seq(&receipt)).await?;
+                await_ai(&mut watch, id, *turn).await?;
+                if *turn == AiTurn::Escalate {
+                    self.tally.escalations += 1;
+                }
+            }
+            Action::WantsHuman => {
+                let words = lines::wants_human(lang).to_owned();
+                let receipt = driver.say(id, self.customer()?, text(words)?).await?;
+                let escalated = receipt.events.iter().any(|record| {
+                    matches!(
+                        record.event,
+                        Event::Conversation(ConversationEvent::EscalatedToHuman {
+                            cause: EscalationCause::CustomerAskedForHuman,
+                            ..
+                        })
+                    )
+                });
+                if !escalated {
+                    return Err(SimError::Unexpected(format!(
+                        "conversation {id}: the policy did not escalate a request for a human"
+                    )));
+                }
+                self.tally.escalations += 1;
+            }
+            Action::SlowQuestion => {
+                let words = lines::slow_question(lang).to_owned();
+                let receipt = driver.say(id, self.customer()?, text(words)?).await?;
+                // The agent runs its lookup, then never answers: the reply deadline escalates
+                // it.
+                let mut watch = handover.watch_from(id, last_seq(&receipt)).await?;
+                await_ai(&mut watch, id, AiTurn::Skill).await?;
+                self.tally.escalations += 1;
+                self.tally.ai_timeouts += 1;
+            }
+            Action::Greet | Action::Human(_) => {
+                let Some(human) = self.assignee(env).await? else {
+                    return Ok(false);
+                };
+                let words = match action {
+                    Action::Human(words) => words.clone(),
+                    _ => lines::greeting(lang, human.as_str()),
+                };
+                driver
+                    .execute(
+                        id,
+                        ConversationCommand::PostMessage {
+                            by: Participant::Human(human),
+                            text: text(words)?,
+                        },
+                    )
+                    .await?;
+            }
+            Action::HandOff {
+                specialty,
+                slow: to_slow,
+                reason: why,
+            } => {
+                let Some(human) = self.assignee(env).await? else {
+                    return Ok(false);
+                };
+                let agent = if *to_slow {
+                    slow.clone()
+                } else {
+                    env.agents
+                        .pick(handover, tenant, slow, specialty, s.agent_pick)?
+                };
+                let command = ConversationCommand::HandOffToAi {
+                    by: human.clone(),
+                    agent_id: agent,
+                    reason: reason(why)?,
+                };
+                let receipt = driver.execute(id, command).await?;
+                self.handed_off_by = Some(human);
+                self.tally.handoffs += 1;
+                let mut watch = handover.watch_from(id, last_seq(&receipt)).await?;
+                await_ai(&mut watch, id, AiTurn::Reply).await?;
+            }
+            Action::TryHandOff(specialty) => {
+                let Some(human) = self.assignee(env).await? else {
+                    return Ok(false);
+                };
+                let agent = env
+                    .agents
+                    .pick(handover, tenant, slow, specialty, s.agent_pick)?;
+                let command = ConversationCommand::HandOffToAi {
+                    by: human,
+                    agent_id: agent,
+                    reason: None,
+                };
+                match driver.execute(id, command).await {
+                    Err(SimError::Handover(handover::Error::Rejected(
+                        Rejection::HandoffAgainstPolicy { .. },
+                    ))) => self.tally.refused_handoffs += 1,
+                    Err(error) => return Err(error),
+                    Ok(_) => {
+                        return Err(SimError::Unexpected(format!(
+                            "conversation {id}: the policy let a {:?} be handed off",
+                            s.script
+                        )))
+                    }
+                }
+            }
+            Action::WhisperStaff => {
+                let Some(human) = self.assignee(env).await? else {
+                    return Ok(false);
+                };
+                let command = ConversationCommand::Whisper {
+                    by: human,
+                    to: NoteAudience::Staff,
+                    text: text(lines::staff_note(lang))?,
+                };
+                driver.execute(id, command).await?;
+                self.tally.whispers += 1;
+            }
+            Action::WhisperAi => {
+                let command = ConversationCommand::Whisper {
+                    by: self.responsible(env),
+                    to: NoteAudience::Ai,
+                    text: text(lines::AI_GUIDANCE)?,
+                };
+                driver.execute(id, command).await?;
+                self.tally.whispers += 1;
+            }
+            Action::RaiseFlag => {
+                let Some(human) = self.assignee(env).await? else {
+                    return Ok(false);
+                };
+                let command = ConversationCommand::RaiseFlag {
+                    by: Participant::Human(human),
+                };
+                driver.execute(id, command).await?;
+                self.tally.flags += 1;
+            }
+            Action::LowerFlag => {
+                driver
+                    .execute(id, ConversationCommand::LowerFlag { by: supervisor })
+                    .await?;
+            }
+            Action::Reclaim {
+                supervisor: by_supervisor,
+            } => {
+                let by = if *by_supervisor {
+                    supervisor
+                } else {
+                    self.responsible(env)
+                };
+                let command = ConversationCommand::Reclaim {
+                    by,
+                    reason: reason("personal follow-up")?,
+                };
+                driver.execute(id, command).await?;
+                self.tally.reclaims += 1;
+            }
+            Action::Transfer { to_team } => {
+                let Some(human) = self.assignee(env).await? else {
+                    return Ok(false);
+                };
+                let colleagues: Vec<HumanId> = handover
+                    .humans(tenant, &HumanQuery::default().presence(Presence::Available))
+                    .into_iter()
+                    .filter(|h| h.role == Role::Agent && h.id != human)
+                    .map(|h| h.id)
+                    .collect();
+                let other_team = TeamId::new(TEAMS[(s.team + 1) % TEAMS.len()])?;
+                let (to, why) = match colleagues.get(s.other_pick % colleagues.len().max(1)) {
+                    Some(colleague) if !to_team => (
+                        TransferTarget::Human(colleague.clone()),
+                        lines::TRANSFER_TO_HUMAN,
+                    ),
+                    _ => (TransferTarget::Team(other_team), lines::TRANSFER_TO_TEAM),
+                };
+                let command = ConversationCommand::Transfer {
+                    by: human,
+                    to,
+                    reason: Reason::new(why)?,
+                };
+                driver.execute(id, command).await?;
+                self.tally.transfers += 1;
+            }
+            Action::CloseAsHuman(why) => {
+                let Some(human) = self.assignee(env).await? else {
+                    return Ok(false);
+                };
+                driver.close_as_human(id, human, reason(why)?).await?;
+            }
+            Action::CloseAsCustomer => {
+                let command = ConversationCommand::Close {
+                    by: Participant::Customer(self.customer()?),
+                    reason: None,
+                };
+                driver.execute(id, command).await?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The seq of a receipt's last event (0 for none).
+fn last_seq(receipt: &Receipt) -> u64 {
+    receipt.events.last().map_or(0, |record| record.seq)
+}
+
+impl Lang {
+    /// The language tag the conversation is opened with.
+    fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Pt => "pt-BR",
+            Lang::Es => "es",
+        }
+    }
 }
 
 /// The acknowledgement file: one line `<conversation-id> <seq>` per event of every command the
@@ -454,74 +1311,31 @@ struct Driver {
 }
 
 impl Driver {
-    /// Writes down an acknowledged receipt, if there is an acknowledgement file.
-    fn acknowledged(&self, id: ConversationId, receipt: Receipt) -> Result<Receipt, SimError> {
+    /// Runs a command and writes down its acknowledged receipt, if there is an
+    /// acknowledgement file.
+    async fn execute(
+        &self,
+        id: ConversationId,
+        command: ConversationCommand,
+    ) -> Result<Receipt, SimError> {
+        let receipt = self.handover.execute(id, command).await?;
         if let Some(acks) = &self.acks {
             acks.write(id, &receipt)?;
         }
         Ok(receipt)
     }
 
-    async fn open_conversation(
-        &self,
-        customer: CustomerId,
-        channel: Channel,
-        human: Option<HumanId>,
-    ) -> Result<ConversationId, SimError> {
-        let receipt = self
-            .handover
-            .open_conversation(customer, channel, human)
-            .await?;
-        let id = receipt.conversation_id;
-        self.acknowledged(id, receipt)?;
-        Ok(id)
-    }
-
-    async fn post_customer_message(
+    async fn say(
         &self,
         id: ConversationId,
         customer: CustomerId,
         text: MessageText,
     ) -> Result<Receipt, SimError> {
-        let receipt = self
-            .handover
-            .post_customer_message(id, customer, text)
-            .await?;
-        self.acknowledged(id, receipt)
-    }
-
-    async fn post_human_message(
-        &self,
-        id: ConversationId,
-        human: HumanId,
-        text: MessageText,
-    ) -> Result<Receipt, SimError> {
-        let receipt = self.handover.post_human_message(id, human, text).await?;
-        self.acknowledged(id, receipt)
-    }
-
-    async fn hand_off_to_ai(
-        &self,
-        id: ConversationId,
-        by: HumanId,
-        agent_id: AiAgentId,
-        reason: Option<Reason>,
-    ) -> Result<Receipt, SimError> {
-        let receipt = self
-            .handover
-            .hand_off_to_ai(id, by, agent_id, reason)
-            .await?;
-        self.acknowledged(id, receipt)
-    }
-
-    async fn reclaim(
-        &self,
-        id: ConversationId,
-        by: HumanId,
-        reason: Option<Reason>,
-    ) -> Result<Receipt, SimError> {
-        let receipt = self.handover.reclaim(id, by, reason).await?;
-        self.acknowledged(id, receipt)
+        let command = ConversationCommand::PostMessage {
+            by: Participant::Customer(customer),
+            text,
+        };
+        self.execute(id, command).await
     }
 
     async fn close_as_human(
@@ -530,184 +1344,10 @@ impl Driver {
         by: HumanId,
         reason: Option<Reason>,
     ) -> Result<Receipt, SimError> {
-        let receipt = self.handover.close(id, by, reason).await?;
-        self.acknowledged(id, receipt)
-    }
-
-    async fn close_as_customer(
-        &self,
-        id: ConversationId,
-        by: CustomerId,
-    ) -> Result<Receipt, SimError> {
-        let command = handover::ConversationCommand::Close {
-            by: handover::Participant::Customer(by),
-            reason: None,
+        let command = ConversationCommand::Close {
+            by: Participant::Human(by),
+            reason,
         };
-        let receipt = self.handover.execute(id, command).await?;
-        self.acknowledged(id, receipt)
+        self.execute(id, command).await
     }
-}
-
-/// Drives one conversation through its script.
-async fn converse(
-    driver: Driver,
-    agents: Arc<Agents>,
-    scenario: Scenario,
-) -> Result<(ConversationId, Tally), SimError> {
-    let lang = scenario.lang;
-    let customer = CustomerId::new(format!("customer-{:06}", scenario.index))?;
-    let human = HumanId::new(format!("human-{}", scenario.human + 1))?;
-    let mut tally = Tally::default();
-    let handover = &driver.handover;
-
-    let id = driver
-        .open_conversation(
-            customer.clone(),
-            Channel::new(scenario.channel)?,
-            Some(human.clone()),
-        )
-        .await?;
-    tally.conversations += 1;
-    let mut watch = handover.watch(id).await?;
-    let say = |words: String| {
-        let driver = driver.clone();
-        let customer = customer.clone();
-        async move {
-            driver
-                .post_customer_message(id, customer, text(words)?)
-                .await
-        }
-    };
-    // A human greets first, so that the customer's question is the latest message when the
-    // conversation is handed off and the agent answers it at once.
-    driver
-        .post_human_message(
-            id,
-            human.clone(),
-            text(lines::greeting(lang, human.as_str()))?,
-        )
-        .await?;
-
-    match scenario.script {
-        Script::Difficult {
-            difficulty,
-            tries_handoff,
-        } => {
-            say(difficulty.message(lang).to_owned()).await?;
-            if tries_handoff {
-                let agent = agents.pick(handover, difficulty.specialty(), scenario.agent_pick)?;
-                match driver.hand_off_to_ai(id, human.clone(), agent, None).await {
-                    Err(SimError::Handover(handover::Error::Rejected(
-                        Rejection::HandoffAgainstPolicy { .. },
-                    ))) => {
-                        tally.refused_handoffs += 1;
-                    }
-                    Err(error) => return Err(error),
-                    Ok(_) => {
-                        return Err(SimError::Unexpected(format!(
-                            "conversation {id}: the policy let a {difficulty:?} be handed off"
-                        )))
-                    }
-                }
-            }
-            driver
-                .post_human_message(id, human.clone(), text(lines::human_empathy(lang))?)
-                .await?;
-            driver
-                .close_as_human(id, human.clone(), reason("resolved by the human agent")?)
-                .await?;
-        }
-        Script::Simple {
-            topic,
-            handoff: false,
-            ..
-        } => {
-            say(topic.question(lang)).await?;
-            driver
-                .post_human_message(id, human.clone(), text(lines::human_answer(lang))?)
-                .await?;
-            driver
-                .close_as_human(id, human.clone(), reason("answered by the human agent")?)
-                .await?;
-        }
-        Script::Simple {
-            topic,
-            handoff: true,
-            ending,
-        } => {
-            say(topic.question(lang)).await?;
-            let agent = agents.pick(handover, topic.specialty(), scenario.agent_pick)?;
-            driver
-                .hand_off_to_ai(id, human.clone(), agent, reason(topic.handoff_reason())?)
-                .await?;
-            tally.handoffs += 1;
-            await_ai(&mut watch, id, AiTurn::Reply).await?;
-            match ending {
-                Ending::AiCloses => {
-                    say(lines::thanks(lang).to_owned()).await?;
-                    await_ai(&mut watch, id, AiTurn::Close).await?;
-                }
-                Ending::FollowUp(next) => {
-                    say(next.question(lang)).await?;
-                    await_ai(&mut watch, id, AiTurn::Reply).await?;
-                    driver.close_as_customer(id, customer.clone()).await?;
-                }
-                Ending::CustomerCloses => {
-                    driver.close_as_customer(id, customer.clone()).await?;
-                }
-                Ending::Reclaimed => {
-                    driver
-                        .reclaim(id, human.clone(), reason("personal follow-up")?)
-                        .await?;
-                    tally.reclaims += 1;
-                    driver
-                        .post_human_message(id, human.clone(), text(lines::human_takes_over(lang))?)
-                        .await?;
-                    driver
-                        .close_as_human(id, human.clone(), reason("resolved by the human agent")?)
-                        .await?;
-                }
-                Ending::AsksForHuman => {
-                    let receipt = say(lines::wants_human(lang).to_owned()).await?;
-                    let escalated = receipt.events.iter().any(|record| {
-                        matches!(
-                            record.event,
-                            Event::Conversation(ConversationEvent::EscalatedToHuman {
-                                cause: EscalationCause::CustomerAskedForHuman,
-                                ..
-                            })
-                        )
-                    });
-                    if !escalated {
-                        return Err(SimError::Unexpected(format!(
-                            "conversation {id}: the policy did not escalate a request for a human"
-                        )));
-                    }
-                    tally.escalations += 1;
-                    driver
-                        .post_human_message(id, human.clone(), text(lines::human_takes_over(lang))?)
-                        .await?;
-                    driver
-                        .close_as_human(id, human.clone(), reason("resolved by the human agent")?)
-                        .await?;
-                }
-                Ending::AiGivesUp => {
-                    let [first, second] = lines::unanswerable(lang);
-                    say(first.to_owned()).await?;
-                    await_ai(&mut watch, id, AiTurn::Reply).await?;
-                    say(second.to_owned()).await?;
-                    await_ai(&mut watch, id, AiTurn::Escalate).await?;
-                    tally.escalations += 1;
-                    driver
-                        .post_human_message(id, human.clone(), text(lines::human_takes_over(lang))?)
-                        .await?;
-                    driver
-                        .close_as_human(id, human.clone(), reason("resolved by the human agent")?)
-                        .await?;
-                }
-            }
-        }
-    }
-    tally.closed += 1;
-    Ok((id, tally))
 }

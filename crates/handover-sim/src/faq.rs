@@ -647,6 +647,8 @@ enum Then {
 ///
 /// let customer = CustomerId::new("cust-1")?;
 /// let ana = HumanId::new("ana")?;
+/// handover.register_human(NewHuman::agent(ana.clone(), AgentName::new("Ana")?)).await?;
+/// handover.set_presence(ana.clone(), Presence::Available).await?;
 /// let id = handover.open_conversation(customer.clone(), Channel::new("web-chat")?, Some(ana.clone())).await?.conversation_id;
 /// handover.post_customer_message(id, customer, MessageText::new("How much is the Pro plan?")?).await?;
 /// handover.hand_off_to_ai(id, ana, bot, None).await?;
@@ -839,7 +841,8 @@ mod tests {
     use handover::StreamExt as _;
     use handover::{
         AgentName, AiAgentId, AiAgentProfile, Author, Channel, Config, ConversationEvent,
-        CustomerId, Durability, EscalationCause, Event, Handover, HumanId, SkillOutcome, Specialty,
+        CustomerId, Durability, EscalationCause, Event, Handover, HumanId, NewHuman, Presence,
+        SkillOutcome, Specialty,
     };
 
     fn entry_id(lookup: Lookup) -> String {
@@ -975,6 +978,14 @@ mod tests {
             .unwrap();
         let customer = CustomerId::new("c").unwrap();
         let human = HumanId::new("h").unwrap();
+        handover
+            .register_human(NewHuman::agent(human.clone(), AgentName::new("H").unwrap()))
+            .await
+            .unwrap();
+        handover
+            .set_presence(human.clone(), Presence::Available)
+            .await
+            .unwrap();
         let id = handover
             .open_conversation(
                 customer.clone(),

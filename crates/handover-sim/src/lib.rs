@@ -2,10 +2,12 @@
 //! ([`faq`]) and a simulated contact center ([`simulate`]) that drives it through the real
 //! runtime.
 //!
-//! A simulation draws one scenario per conversation from its seed (FAQ and pricing questions,
-//! complaints, negotiations, "I want a human", questions nobody can answer; in English,
-//! Portuguese or Spanish), plays them through [`handover::Handover`] with FAQ agents attached,
-//! and sums up what the log recorded. The same seed on a fresh data directory gives the same
+//! A simulation staffs two tenants (teams, human agents with capacities, breaks and sign-outs,
+//! a supervisor each), draws one scenario per conversation from its seed (FAQ and pricing
+//! questions, complaints, negotiations, "I want a human", questions nobody can answer,
+//! transfers, questions a slow AI agent never answers; in English, Portuguese or Spanish),
+//! plays them through [`handover::Handover`] on simulated time with FAQ agents attached, and
+//! sums up what the log recorded. The same seed on a fresh data directory gives the same
 //! counts.
 //!
 //! ```no_run
@@ -22,10 +24,11 @@ mod driver;
 pub mod faq;
 mod report;
 mod scenario;
+mod staff;
 
 use std::path::PathBuf;
 
-pub use driver::{simulate, Options, Progress};
+pub use driver::{simulate, Options, Progress, STEP_MS};
 pub use report::Summary;
 
 /// Most conversations one simulation may run.
@@ -36,6 +39,8 @@ pub const AI_AGENTS_MAX: usize = 64;
 pub const HUMANS_MAX: usize = 10_000;
 /// Most conversations one simulation may drive at the same time.
 pub const CONCURRENT_CONVERSATIONS_MAX: usize = 4096;
+/// Longest simulated shift, in minutes (a week).
+pub const SHIFT_MINUTES_MAX: usize = 10_080;
 
 /// Why a simulation failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use handover::{Author, ConversationEvent, EscalationCause, Event, SkillOutcome};
+use handover::{
+    Author, ConversationEvent, EscalationCause, Event, SkillOutcome, Timestamp, WaitCause,
+};
 use serde::Serialize;
 
 /// What a simulation did. Every count depends only on the options (and on a fresh data
@@ -54,7 +56,7 @@ pub struct Summary {
     pub durability: &'static str,
     /// The seed of every random choice.
     pub seed: u64,
-    /// AI agents the run attached.
+    /// FAQ agents the run attached (each tenant also has a slow agent, not counted here).
     pub ai_agents: u64,
     /// Human agents the run staffed.
     pub humans: u64,
@@ -76,9 +78,82 @@ pub struct Summary {
     /// The run was stopped (Ctrl-C) before every conversation was driven: the counts are those
     /// of the conversations it finished.
     pub interrupted: bool,
+    /// Times a conversation started waiting for a human in a queue (opened, escalated,
+    /// transferred to a team, or left by a human who signed out).
+    pub awaiting: u64,
+    /// Times a conversation was given to a human (by the router, a transfer or a supervisor).
+    pub assignments: u64,
+    /// Transfers to a team's queue or to another human.
+    pub transfers: u64,
+    /// Waits that passed their warning threshold.
+    pub sla_warnings: u64,
+    /// Waits that passed their breach threshold.
+    pub sla_breaches: u64,
+    /// Escalations because the AI agent did not reply within its deadline (`ai_timeout`).
+    pub ai_timeouts: u64,
+    /// Waits for a human (from `awaiting_human` to the `human_assigned` that ended it), in
+    /// simulated milliseconds: the median.
+    pub wait_p50_ms: u64,
+    /// The same, 90th percentile.
+    pub wait_p90_ms: u64,
+    /// Tenants staffed.
+    pub tenants: u64,
+    /// Teams, over every tenant.
+    pub teams: u64,
+    /// Supervisors (one per tenant).
+    pub supervisors: u64,
+    /// Internal notes, for staff or for the AI agent.
+    pub whispers: u64,
+    /// Times "needs help" was raised.
+    pub flags: u64,
+    /// Times a supervisor lowered it.
+    pub flags_lowered: u64,
+    /// Presence changes of humans (signing in, breaks, signing out).
+    pub presence_changes: u64,
+    /// Waits that began because the human handling the conversation signed out.
+    pub requeued: u64,
+    /// The simulated shift's length as configured, in minutes.
+    pub shift_minutes: u64,
+    /// Simulated time the run covered, in milliseconds.
+    pub simulated_ms: u64,
+}
+
+/// The `p`th percentile (nearest rank) of `sorted`; 0 when empty.
+pub(crate) fn percentile(sorted: &[u64], p: u64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let n = sorted.len() as u64;
+    let rank = (p * n).div_ceil(100).clamp(1, n);
+    sorted[usize::try_from(rank - 1).unwrap_or(0)]
 }
 
 impl Summary {
+    /// Counts the events of one conversation of this run, in order, adding each wait for a
+    /// human that an assignment ended to `waits` (simulated milliseconds).
+    pub(crate) fn count_conversation<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a Event>,
+        waits: &mut Vec<u64>,
+    ) {
+        let mut since: Option<Timestamp> = None;
+        for event in events {
+            self.count(event);
+            match event {
+                Event::Conversation(ConversationEvent::AwaitingHuman { since: at, .. }) => {
+                    since = Some(*at);
+                }
+                Event::Conversation(ConversationEvent::HumanAssigned { at, .. }) => {
+                    if let Some(since) = since.take() {
+                        waits.push(at.millis_since(since));
+                    }
+                }
+                Event::Conversation(ConversationEvent::Closed { .. }) => since = None,
+                _ => {}
+            }
+        }
+    }
+
     /// Counts one event of this run.
     pub(crate) fn count(&mut self, event: &Event) {
         self.events += 1;
@@ -93,6 +168,7 @@ impl Summary {
                 match cause {
                     EscalationCause::CustomerAskedForHuman => self.escalations_customer_asked += 1,
                     EscalationCause::AgentRequested => self.escalations_agent_requested += 1,
+                    EscalationCause::AiTimeout => self.ai_timeouts += 1,
                     _ => {}
                 }
             }
@@ -119,7 +195,22 @@ impl Summary {
                     _ => {}
                 }
             }
-            ConversationEvent::Opened { .. } => self.conversations += 1,
+            ConversationEvent::Opened { .. } | ConversationEvent::Started { .. } => {
+                self.conversations += 1
+            }
+            ConversationEvent::AwaitingHuman { cause, .. } => {
+                self.awaiting += 1;
+                if *cause == WaitCause::HumanOffline {
+                    self.requeued += 1;
+                }
+            }
+            ConversationEvent::HumanAssigned { .. } => self.assignments += 1,
+            ConversationEvent::Transferred { .. } => self.transfers += 1,
+            ConversationEvent::SlaWarning { .. } => self.sla_warnings += 1,
+            ConversationEvent::SlaBreached { .. } => self.sla_breaches += 1,
+            ConversationEvent::InternalNote { .. } => self.whispers += 1,
+            ConversationEvent::FlagRaised { .. } => self.flags += 1,
+            ConversationEvent::FlagLowered { .. } => self.flags_lowered += 1,
             #[allow(unreachable_patterns)]
             _ => {}
         }
@@ -150,6 +241,15 @@ impl fmt::Display for Summary {
                 "  appended to the log already in the data directory (the counts are this run's)"
             )?;
         }
+        writeln!(
+            f,
+            "  floor             {} tenants, {} teams, {} supervisors; a shift of {} min, {} min simulated",
+            self.tenants,
+            self.teams,
+            self.supervisors,
+            self.shift_minutes,
+            self.simulated_ms / 60_000
+        )?;
         writeln!(f, "  events            {:>8}", self.events)?;
         writeln!(
             f,
@@ -162,6 +262,30 @@ impl fmt::Display for Summary {
             "  escalations       {:>8}  (customer asked for a human: {}, AI agent gave up: {})",
             self.escalations, self.escalations_customer_asked, self.escalations_agent_requested
         )?;
+        writeln!(
+            f,
+            "  AI timeouts       {:>8}  (the AI agent missed its reply deadline)",
+            self.ai_timeouts
+        )?;
+        writeln!(
+            f,
+            "  awaiting          {:>8}  (humans signed out on: {}; waited p50 {} ms, p90 {} ms)",
+            self.awaiting, self.requeued, self.wait_p50_ms, self.wait_p90_ms
+        )?;
+        writeln!(f, "  assignments       {:>8}", self.assignments)?;
+        writeln!(f, "  transfers         {:>8}", self.transfers)?;
+        writeln!(
+            f,
+            "  SLA               {:>8}  warnings, {} breaches",
+            self.sla_warnings, self.sla_breaches
+        )?;
+        writeln!(f, "  whispers          {:>8}", self.whispers)?;
+        writeln!(
+            f,
+            "  flags             {:>8}  (lowered: {})",
+            self.flags, self.flags_lowered
+        )?;
+        writeln!(f, "  presence changes  {:>8}", self.presence_changes)?;
         writeln!(
             f,
             "  messages          {:>8}  (customers: {}, humans: {}, AI agents: {})",

@@ -105,14 +105,23 @@ pub(crate) enum Ending {
     AiCloses,
     /// The customer asks another question, then closes it.
     FollowUp(Topic),
-    /// After the AI answered, the human reclaims it, writes, and closes it.
+    /// After the AI answered, the human who handed it off reclaims it (their supervisor does
+    /// when they are signed out), writes, and closes it.
     Reclaimed,
+    /// After the AI answered, the tenant's supervisor assumes the conversation, writes, and
+    /// closes it.
+    Assumed,
     /// The customer closes it after the AI's answer.
     CustomerCloses,
-    /// The customer asks for a human: the policy escalates it in the same step.
+    /// The customer asks for a human: the policy escalates it in the same step; it waits in
+    /// its team's queue until the router gives it to a human, who closes it.
     AsksForHuman,
-    /// Two questions the AI agent cannot answer: the agent escalates it.
+    /// Two questions the AI agent cannot answer: the agent escalates it; routed as above.
     AiGivesUp,
+    /// Handed to the tenant's slow agent, the customer asks a question it never answers: the
+    /// reply deadline passes and the conversation is escalated with cause `ai_timeout`;
+    /// routed as above.
+    SlowAi,
 }
 
 /// Something the handoff guidance keeps with humans.
@@ -158,38 +167,97 @@ pub(crate) enum Script {
         difficulty: Difficulty,
         tries_handoff: bool,
     },
+    /// The human passes the question on, with a reason: to the other team's queue (where the
+    /// router gives it to one of that team) or straight to another signed-in human; whoever
+    /// gets it answers and closes it.
+    Transferred { topic: Topic, to_team: bool },
 }
 
 /// Every random choice of one conversation, drawn up front.
 #[derive(Clone, Debug)]
 pub(crate) struct Scenario {
     pub(crate) index: usize,
+    /// Index into the run's tenants.
+    pub(crate) tenant: usize,
+    /// Index into [`TEAMS`]: the queue it waits in.
+    pub(crate) team: usize,
     pub(crate) lang: Lang,
     pub(crate) channel: &'static str,
-    pub(crate) human: usize,
+    /// When the customer arrives, in simulated milliseconds from the start of the shift.
+    pub(crate) arrival_ms: u64,
+    /// How many simulation steps pass between two of its actions.
+    pub(crate) pace: u64,
     /// Picks among the agents with the wanted specialty (modulo their number).
     pub(crate) agent_pick: usize,
+    /// Picks the human a transfer goes to (modulo the candidates).
+    pub(crate) other_pick: usize,
+    /// The random part of its conversation id.
+    pub(crate) id_bytes: [u8; 10],
+    /// The human leaves a note for staff.
+    pub(crate) whisper_staff: bool,
+    /// The human who handed it off leaves guidance for the AI agent.
+    pub(crate) whisper_ai: bool,
+    /// The human raises "needs help"; the supervisor lowers it.
+    pub(crate) flag: bool,
     pub(crate) script: Script,
 }
 
-pub(crate) fn draw_scenarios(seed: u64, conversations: usize, humans: usize) -> Vec<Scenario> {
+/// The teams of every tenant.
+pub(crate) const TEAMS: [&str; 2] = ["billing", "support"];
+
+/// When a customer arrives, in milliseconds from the start of a shift of `shift_ms`: two in
+/// five at any time of the shift, the others in its two rush hours (the windows from 20% to
+/// 28% and from 55% to 63% of the shift), when queues form.
+fn arrival(rng: &mut ChaCha8Rng, shift_ms: u64) -> u64 {
+    let shift_ms = shift_ms.max(1);
+    let within = |rng: &mut ChaCha8Rng, from: u64, to: u64| {
+        let (from, to) = (shift_ms * from / 100, shift_ms * to / 100);
+        rng.gen_range(from..to.max(from + 1))
+    };
+    match rng.gen_range(0..5) {
+        0 | 1 => rng.gen_range(0..shift_ms),
+        2 | 3 if rng.gen_bool(0.5) => within(rng, 20, 28),
+        _ => within(rng, 55, 63),
+    }
+}
+
+/// Draws one scenario per conversation; arrivals fall on whole steps of `step_ms` within
+/// the first `shift_ms` of the shift.
+pub(crate) fn draw_scenarios(
+    seed: u64,
+    conversations: usize,
+    tenants: usize,
+    shift_ms: u64,
+    step_ms: u64,
+) -> Vec<Scenario> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..conversations)
         .map(|index| {
             let lang = [Lang::En, Lang::Pt, Lang::Es][rng.gen_range(0..3)];
             let channel = CHANNELS[rng.gen_range(0..CHANNELS.len())];
-            let human = rng.gen_range(0..humans);
+            let tenant = rng.gen_range(0..tenants.max(1));
+            let team = rng.gen_range(0..TEAMS.len());
+            let arrival_ms = arrival(&mut rng, shift_ms) / step_ms * step_ms;
+            let pace = rng.gen_range(2..=6);
             let agent_pick = rng.gen_range(0..1024);
+            let other_pick = rng.gen_range(0..1024);
+            let id_bytes: [u8; 10] = rng.gen();
             let faq_topic = FAQ_TOPICS[rng.gen_range(0..FAQ_TOPICS.len())];
             let price_topic = Topic::Price(rng.gen_range(0..3));
+            let either = if rng.gen_bool(0.5) {
+                faq_topic
+            } else {
+                price_topic
+            };
             let roll = rng.gen_range(0..100);
             let script = match roll {
-                0..=54 => {
-                    let topic = if roll < 30 { faq_topic } else { price_topic };
+                0..=44 => {
+                    let topic = if roll < 25 { faq_topic } else { price_topic };
                     let ending = match rng.gen_range(0..100) {
-                        0..=29 => Ending::AiCloses,
-                        30..=59 => Ending::Reclaimed,
-                        60..=79 => {
+                        0..=24 => Ending::AiCloses,
+                        25..=46 => Ending::Reclaimed,
+                        47..=56 => Ending::Assumed,
+                        57..=78 => {
                             let other = FAQ_TOPICS[rng.gen_range(0..FAQ_TOPICS.len())];
                             Ending::FollowUp(if other == topic { price_topic } else { other })
                         }
@@ -201,35 +269,52 @@ pub(crate) fn draw_scenarios(seed: u64, conversations: usize, humans: usize) -> 
                         ending,
                     }
                 }
-                55..=74 => Script::Difficult {
-                    difficulty: if roll < 65 {
+                45..=59 => Script::Difficult {
+                    difficulty: if roll < 52 {
                         Difficulty::Complaint
                     } else {
                         Difficulty::Negotiation
                     },
                     tries_handoff: rng.gen_range(0..100) < 35,
                 },
-                75..=89 => Script::Simple {
-                    topic: if rng.gen_bool(0.5) {
-                        faq_topic
-                    } else {
-                        price_topic
-                    },
+                60..=69 => Script::Simple {
+                    topic: either,
                     handoff: true,
                     ending: Ending::AsksForHuman,
                 },
-                _ => Script::Simple {
+                70..=77 => Script::Simple {
                     topic: faq_topic,
                     handoff: true,
                     ending: Ending::AiGivesUp,
                 },
+                78..=87 => Script::Simple {
+                    topic: faq_topic,
+                    handoff: true,
+                    ending: Ending::SlowAi,
+                },
+                _ => Script::Transferred {
+                    topic: either,
+                    to_team: rng.gen_range(0..100) < 60,
+                },
             };
+            let difficult = matches!(script, Script::Difficult { .. });
+            let whisper_staff = rng.gen_range(0..100) < 20;
+            let whisper_ai = rng.gen_range(0..100) < 15;
+            let flag = rng.gen_range(0..100) < if difficult { 50 } else { 5 };
             Scenario {
                 index,
+                tenant,
+                team,
                 lang,
                 channel,
-                human,
+                arrival_ms,
+                pace,
                 agent_pick,
+                other_pick,
+                id_bytes,
+                whisper_staff,
+                whisper_ai,
+                flag,
                 script,
             }
         })
@@ -286,6 +371,46 @@ pub(crate) mod lines {
             Lang::En => "Hi, I am taking over from our assistant. Is there anything else?",
             Lang::Pt => "Olá, eu assumo a partir daqui. Posso ajudar em algo mais?",
             Lang::Es => "Hola, sigo yo desde aquí. ¿Algo más en lo que pueda ayudar?",
+        }
+    }
+
+    /// The question the slow AI agents never answer (in every language: the marker they
+    /// recognise).
+    pub(crate) fn slow_question(lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "Could you look up the status of order A-1042 for me?",
+            Lang::Pt => "Pode consultar a situação do pedido A-1042 para mim?",
+            Lang::Es => "¿Puede consultar la situación del pedido A-1042?",
+        }
+    }
+
+    /// Whether `text` is one of the questions the slow AI agents never answer.
+    pub(crate) fn is_slow_question(text: &str) -> bool {
+        [Lang::En, Lang::Pt, Lang::Es]
+            .into_iter()
+            .any(|lang| slow_question(lang) == text)
+    }
+
+    pub(crate) fn staff_note(lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "Long-time customer; check the open invoices before answering.",
+            Lang::Pt => "Cliente antigo; verificar as faturas em aberto antes de responder.",
+            Lang::Es => "Cliente antiguo; revisar las facturas pendientes antes de responder.",
+        }
+    }
+
+    pub(crate) const AI_GUIDANCE: &str =
+        "Keep the answer short and offer the help center link at the end.";
+
+    pub(crate) const TRANSFER_TO_TEAM: &str = "The question belongs to the other team";
+
+    pub(crate) const TRANSFER_TO_HUMAN: &str = "A colleague knows this customer's account";
+
+    pub(crate) fn transferred_answer(lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "Hi, a colleague passed your question to me: here is the answer.",
+            Lang::Pt => "Olá, um colega me passou sua pergunta: aqui está a resposta.",
+            Lang::Es => "Hola, un compañero me pasó tu pregunta: aquí tienes la respuesta.",
         }
     }
 
@@ -349,6 +474,10 @@ mod tests {
                 assert_eq!(table.lookup(question), Lookup::Miss, "{question:?}");
                 assert_eq!(policy.assess(question), vec![], "{question:?}");
             }
+            let slow = lines::slow_question(lang);
+            assert_eq!(policy.assess(slow), vec![], "{slow:?}");
+            assert!(lines::is_slow_question(slow));
+            assert!(!lines::is_slow_question(lines::thanks(lang)));
             assert_eq!(
                 policy.assess(lines::wants_human(lang)),
                 vec![Concern::HumanRequested]
@@ -366,9 +495,9 @@ mod tests {
 
     #[test]
     fn the_same_seed_draws_the_same_scenarios() {
-        let a = draw_scenarios(7, 500, 5);
-        let b = draw_scenarios(7, 500, 5);
-        let c = draw_scenarios(8, 500, 5);
+        let a = draw_scenarios(7, 500, 2, 480 * 60_000, 10_000);
+        let b = draw_scenarios(7, 500, 2, 480 * 60_000, 10_000);
+        let c = draw_scenarios(8, 500, 2, 480 * 60_000, 10_000);
         let key = |s: &[Scenario]| format!("{s:?}");
         assert_eq!(key(&a), key(&b));
         assert_ne!(key(&a), key(&c));
@@ -382,9 +511,23 @@ mod tests {
             }
         )));
         assert!(has(&|s| matches!(s, Script::Simple { handoff: false, .. })));
+        assert!(has(&|s| matches!(
+            s,
+            Script::Transferred { to_team: true, .. }
+        )));
+        assert!(has(&|s| matches!(
+            s,
+            Script::Transferred { to_team: false, .. }
+        )));
+        assert!(a
+            .iter()
+            .all(|s| s.arrival_ms % 10_000 == 0 && s.arrival_ms < 480 * 60_000));
+        assert!(a.iter().any(|s| s.tenant == 1) && a.iter().any(|s| s.tenant == 0));
         for ending in [
             Ending::AiCloses,
             Ending::Reclaimed,
+            Ending::Assumed,
+            Ending::SlowAi,
             Ending::CustomerCloses,
             Ending::AsksForHuman,
             Ending::AiGivesUp,
