@@ -105,7 +105,9 @@ pub(crate) struct ConversationActor {
 }
 
 /// What the board keeps of a conversation: when it is unchanged, the board is not touched.
-fn controller(state: &Conversation) -> Option<(&handover_core::Handler, &Option<handover_core::HumanId>)> {
+fn controller(
+    state: &Conversation,
+) -> Option<(&handover_core::Handler, &Option<handover_core::HumanId>)> {
     match state {
         Conversation::Open(open) => Some((&open.handler, &open.handed_off_by)),
         _ => None,
