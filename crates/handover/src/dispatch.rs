@@ -11,6 +11,9 @@ use tracing::debug;
 
 use crate::runtime::Runtime;
 
+/// How long a routing pass that failed for the system's sake waits before it runs again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One request to the dispatcher: route a tenant's queues, and say when that is done.
 pub(crate) struct Request {
     tenant: TenantId,
@@ -90,9 +93,22 @@ async fn route_tenant(runtime: &Runtime, tenant: &TenantId) {
         });
         let id = conversation.conversation_id;
         // A refusal (the router chose someone away or full, or the conversation moved on)
-        // leaves it waiting; the next change of presence or load routes it again.
-        if let Err(error) = runtime.execute(id, assign, None).await {
-            debug!(conversation_id = %id, %error, "routing refused");
+        // leaves it waiting; the next change of presence or load routes it again. A failure
+        // that recorded nothing and may pass (the runtime overloaded, the store failing) is
+        // tried again shortly, since no change may come to trigger it.
+        match runtime.execute(id, assign, None).await {
+            Ok(_) => {}
+            Err(error) if error.is_retryable() || matches!(error, crate::Error::Store(_)) => {
+                debug!(conversation_id = %id, %error, "routing failed; trying again shortly");
+                let dispatch = shared.dispatch.clone();
+                let tenant = tenant.clone();
+                runtime.ai_runtime.spawn(async move {
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    dispatch.request(tenant);
+                });
+                return;
+            }
+            Err(error) => debug!(conversation_id = %id, %error, "routing refused"),
         }
     }
 }
