@@ -393,9 +393,18 @@ async fn conversation(State(handover): State<Handover>, Path(id): Path<String>) 
 }
 
 async fn history(State(handover): State<Handover>, Path(id): Path<String>) -> ApiResult {
-    let records = handover.history(conversation_id(&id)?).await?;
+    let id = conversation_id(&id)?;
+    let records = handover.history(id).await?;
+    // Every line names the conversation's tenant, as the export writes it.
+    let tenant = handover.conversation(id).await?.tenant;
     Ok(Json(Value::Array(
-        records.iter().map(|record| event_json(record)).collect(),
+        records
+            .iter()
+            .map(|record| {
+                handover_audit::event_json_in(record, Some(tenant.as_str()))
+                    .unwrap_or_else(|error| json!({ "error": error.to_string() }))
+            })
+            .collect(),
     )))
 }
 
@@ -791,6 +800,7 @@ async fn self_test(address: SocketAddr) -> anyhow::Result<()> {
             "recorded_at",
             "seq",
             "stream",
+            "tenant",
             "type",
         ];
         if keys.into_iter().ne(shape) || event["seq"] != seq || event["conversation_id"] != id {
