@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use handover_core::{
     AgentName, AiAgentCommand, AiAgentProfile, Channel, ConversationCommand, ConversationId,
-    CustomerId, HumanCommand, HumanId, Language, MessageText, NoteAudience, Participant, Presence,
-    Reason, Role, TeamId, TenantId, TransferTarget,
+    CustomerId, Human, HumanCommand, HumanId, Language, MessageText, NoteAudience, Participant,
+    Presence, Reason, Role, TeamId, TenantId, TransferTarget,
 };
 use handover_store::RecordedEvent;
 use uuid::Uuid;
@@ -108,6 +108,22 @@ pub struct HumanView {
     pub presence: Presence,
     /// The conversations they handle now.
     pub load: u32,
+}
+
+impl HumanView {
+    fn of(human: &Human, load: u32) -> HumanView {
+        let profile = &human.profile;
+        HumanView {
+            id: profile.id.clone(),
+            name: profile.name.clone(),
+            role: profile.role,
+            tenant: profile.tenant.clone(),
+            teams: profile.teams.clone(),
+            capacity: profile.capacity,
+            presence: human.presence,
+            load,
+        }
+    }
 }
 
 /// Which humans [`Handover::humans`] lists.
@@ -239,16 +255,9 @@ impl Handover {
         let shared = &self.runtime().conversations;
         let directory = shared.directory.read();
         let board = shared.board.lock();
-        directory.get(id).map(|human| HumanView {
-            id: human.profile.id.clone(),
-            name: human.profile.name.clone(),
-            role: human.profile.role,
-            tenant: human.profile.tenant.clone(),
-            teams: human.profile.teams.clone(),
-            capacity: human.profile.capacity,
-            presence: human.presence,
-            load: board.loads.of(id),
-        })
+        directory
+            .get(id)
+            .map(|human| HumanView::of(human, board.loads.of(id)))
     }
 
     /// The humans of `tenant` (removed ones left out), by id, with their presence and load:
@@ -261,16 +270,7 @@ impl Handover {
             .of_tenant(tenant)
             .filter(|h| query.team.as_ref().is_none_or(|team| h.in_team(team)))
             .filter(|h| query.presence.is_none_or(|p| h.presence == p))
-            .map(|human| HumanView {
-                id: human.profile.id.clone(),
-                name: human.profile.name.clone(),
-                role: human.profile.role,
-                tenant: human.profile.tenant.clone(),
-                teams: human.profile.teams.clone(),
-                capacity: human.profile.capacity,
-                presence: human.presence,
-                load: board.loads.of(&human.profile.id),
-            })
+            .map(|human| HumanView::of(human, board.loads.of(&human.profile.id)))
             .collect()
     }
 
