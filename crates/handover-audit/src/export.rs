@@ -30,6 +30,7 @@ const CLOUDEVENTS_SOURCE_PREFIX: &str = "/handover/streams/";
 
 /// The shape of each exported line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExportFormat {
     /// One JSON object per event: `position`, `stream`, `conversation_id`, `seq`,
     /// `recorded_at`, `type`, `data`, `tenant`.

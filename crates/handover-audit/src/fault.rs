@@ -10,6 +10,7 @@ pub type Location = LogLocation;
 
 /// Which kind of check a fault failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FaultKind {
     /// A record is damaged: checksum, format version, body, or a record in the wrong place.
     Damaged,

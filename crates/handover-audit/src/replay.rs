@@ -59,6 +59,7 @@ impl MessageCounts {
 
 /// Who held a conversation during one [`Period`]: the three open states of the manual.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Holder {
     /// Human-handled: just opened, escalated back by an AI agent, assigned to a human, or
     /// waiting in a queue.

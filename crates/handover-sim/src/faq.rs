@@ -384,6 +384,7 @@ impl PricePlan {
 /// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Lookup {
     /// The message names a plan and asks for a price: run `lookup_price`.
     Price {

@@ -14,6 +14,7 @@ use crate::fault::FaultKind;
 
 /// How a handoff to an AI agent ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AiOutcome {
     /// The conversation was closed while the AI agent held it: it contained it.
     Contained,
