@@ -957,28 +957,72 @@ fn start(
     Ok(events)
 }
 
-/// Every deadline of `open` that has passed by `ctx.now` and is not recorded yet.
-fn due(open: &OpenConversation, ctx: &Ctx<'_>) -> Vec<ConversationEvent> {
-    let now = ctx.now;
-    let mut events = Vec::new();
+/// A deadline a conversation has pending: what it is, and when it falls.
+enum Deadline<'a> {
+    SlaWarning {
+        team: &'a Option<TeamId>,
+        since: Timestamp,
+        threshold_ms: u64,
+    },
+    SlaBreach {
+        team: &'a Option<TeamId>,
+        since: Timestamp,
+        threshold_ms: u64,
+    },
+    AiReply {
+        agent_id: &'a AiAgentId,
+        agent_name: &'a AgentName,
+        since: Timestamp,
+        deadline_ms: u64,
+    },
+    Idle {
+        since: Timestamp,
+        idle_ms: u64,
+    },
+}
+
+impl Deadline<'_> {
+    /// When it falls.
+    fn at(&self) -> Timestamp {
+        match self {
+            Deadline::SlaWarning {
+                since,
+                threshold_ms,
+                ..
+            }
+            | Deadline::SlaBreach {
+                since,
+                threshold_ms,
+                ..
+            } => since.plus_millis(*threshold_ms),
+            Deadline::AiReply {
+                since, deadline_ms, ..
+            } => since.plus_millis(*deadline_ms),
+            Deadline::Idle { since, idle_ms } => since.plus_millis(*idle_ms),
+        }
+    }
+}
+
+/// Every deadline of `open` not recorded yet, in the order their events are recorded when
+/// several pass together: the one place the time rules are written, for [`next_deadline`] and
+/// for the `Tick` command alike.
+fn deadlines<'a>(open: &'a OpenConversation, settings: &Settings) -> Vec<Deadline<'a>> {
+    let mut pending = Vec::new();
     match &open.handler {
         Handler::AwaitingHuman { team, since, .. } => {
-            let sla = ctx.settings.sla(team.as_ref());
-            let waited_ms = now.millis_since(*since);
-            if !open.sla_warned && waited_ms >= sla.warning_ms {
-                events.push(ConversationEvent::SlaWarning {
-                    team: team.clone(),
-                    waited_ms,
+            let sla = settings.sla(team.as_ref());
+            if !open.sla_warned {
+                pending.push(Deadline::SlaWarning {
+                    team,
+                    since: *since,
                     threshold_ms: sla.warning_ms,
-                    at: now,
                 });
             }
-            if !open.sla_breached && waited_ms >= sla.breach_ms {
-                events.push(ConversationEvent::SlaBreached {
-                    team: team.clone(),
-                    waited_ms,
+            if !open.sla_breached {
+                pending.push(Deadline::SlaBreach {
+                    team,
+                    since: *since,
                     threshold_ms: sla.breach_ms,
-                    at: now,
                 });
             }
         }
@@ -987,41 +1031,87 @@ fn due(open: &OpenConversation, ctx: &Ctx<'_>) -> Vec<ConversationEvent> {
             agent_name,
         } => {
             if let Some(since) = open.reply_pending_since {
-                let deadline_ms = ctx.settings.reply_deadline_ms(agent_id);
-                let waited_ms = now.millis_since(since);
-                if waited_ms >= deadline_ms {
-                    events.push(ConversationEvent::AiReplyOverdue {
-                        agent_id: agent_id.clone(),
-                        waited_ms,
-                        deadline_ms,
-                        at: now,
-                    });
-                    events.extend(escalation(
-                        open,
-                        agent_id,
-                        agent_name,
-                        constant_reason(format!(
-                            "the AI agent did not reply within {deadline_ms} ms"
-                        )),
-                        EscalationCause::AiTimeout,
-                        ctx,
-                    ));
-                }
+                pending.push(Deadline::AiReply {
+                    agent_id,
+                    agent_name,
+                    since,
+                    deadline_ms: settings.reply_deadline_ms(agent_id),
+                });
             }
         }
         _ => {}
     }
-    if let (Some(idle_ms), Some(last)) = (
-        ctx.settings.idle_close_ms,
+    if let (Some(idle_ms), Some(since)) = (
+        settings.idle_close_ms,
         open.last_customer_at.or(open.opened_at),
     ) {
-        if now.millis_since(last) >= idle_ms {
-            events.push(ConversationEvent::Closed {
+        pending.push(Deadline::Idle { since, idle_ms });
+    }
+    pending
+}
+
+/// The events of every deadline of `open` that has passed by `ctx.now`.
+fn due(open: &OpenConversation, ctx: &Ctx<'_>) -> Vec<ConversationEvent> {
+    let now = ctx.now;
+    let mut events = Vec::new();
+    for deadline in deadlines(open, ctx.settings) {
+        if deadline.at() > now {
+            continue;
+        }
+        match deadline {
+            Deadline::SlaWarning {
+                team,
+                since,
+                threshold_ms,
+            } => {
+                events.push(ConversationEvent::SlaWarning {
+                    team: team.clone(),
+                    waited_ms: now.millis_since(since),
+                    threshold_ms,
+                    at: now,
+                });
+            }
+            Deadline::SlaBreach {
+                team,
+                since,
+                threshold_ms,
+            } => {
+                events.push(ConversationEvent::SlaBreached {
+                    team: team.clone(),
+                    waited_ms: now.millis_since(since),
+                    threshold_ms,
+                    at: now,
+                });
+            }
+            Deadline::AiReply {
+                agent_id,
+                agent_name,
+                since,
+                deadline_ms,
+            } => {
+                events.push(ConversationEvent::AiReplyOverdue {
+                    agent_id: agent_id.clone(),
+                    waited_ms: now.millis_since(since),
+                    deadline_ms,
+                    at: now,
+                });
+                events.extend(escalation(
+                    open,
+                    agent_id,
+                    agent_name,
+                    constant_reason(format!(
+                        "the AI agent did not reply within {deadline_ms} ms"
+                    )),
+                    EscalationCause::AiTimeout,
+                    ctx,
+                ));
+            }
+            Deadline::Idle { idle_ms, .. } => events.push(ConversationEvent::Closed {
                 by: Author::System(SystemActor::Clock),
                 reason: Some(constant_reason(format!(
                     "the customer wrote nothing for {idle_ms} ms"
                 ))),
-            });
+            }),
         }
     }
     events
@@ -1034,32 +1124,7 @@ pub fn next_deadline(state: &Conversation, settings: &Settings) -> Option<Timest
     let Conversation::Open(open) = state else {
         return None;
     };
-    let mut next: Option<Timestamp> = None;
-    let mut consider = |t: Timestamp| next = Some(next.map_or(t, |n| n.min(t)));
-    match &open.handler {
-        Handler::AwaitingHuman { team, since, .. } => {
-            let sla = settings.sla(team.as_ref());
-            if !open.sla_warned {
-                consider(since.plus_millis(sla.warning_ms));
-            }
-            if !open.sla_breached {
-                consider(since.plus_millis(sla.breach_ms));
-            }
-        }
-        Handler::Ai { agent_id, .. } => {
-            if let Some(since) = open.reply_pending_since {
-                consider(since.plus_millis(settings.reply_deadline_ms(agent_id)));
-            }
-        }
-        _ => {}
-    }
-    if let (Some(idle_ms), Some(last)) = (
-        settings.idle_close_ms,
-        open.last_customer_at.or(open.opened_at),
-    ) {
-        consider(last.plus_millis(idle_ms));
-    }
-    next
+    deadlines(open, settings).iter().map(Deadline::at).min()
 }
 
 /// Applies one event to the state. Rejects an event that cannot follow the state, which only a
@@ -1392,8 +1457,17 @@ pub fn fold<'a>(
 /// Applies a stored [`Event`] to a conversation: conversation events fold, any other kind is a
 /// [`Rejection::ForeignEvent`].
 pub fn evolve_stored(state: Conversation, event: &Event) -> Result<Conversation, Rejection> {
+    evolve_stored_at(state, event, None)
+}
+
+/// [`evolve_stored`] with the time the event was recorded at (see [`evolve_at`]).
+pub fn evolve_stored_at(
+    state: Conversation,
+    event: &Event,
+    at: Option<Timestamp>,
+) -> Result<Conversation, Rejection> {
     match event {
-        Event::Conversation(event) => evolve(state, event),
+        Event::Conversation(event) => evolve_at(state, event, at),
         other => Err(Rejection::ForeignEvent {
             event_type: other.type_name(),
         }),

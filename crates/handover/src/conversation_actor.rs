@@ -133,13 +133,8 @@ pub(crate) fn evolve_record(
     record: &RecordedEvent,
 ) -> Result<Conversation, StoreError> {
     let at = Some(Timestamp(record.recorded_at.0));
-    match &record.event {
-        Event::Conversation(event) => conversation::evolve_at(state, event, at),
-        other => Err(Rejection::ForeignEvent {
-            event_type: other.type_name(),
-        }),
-    }
-    .map_err(|rejection| StoreError::breaks_rules(record, rejection))
+    conversation::evolve_stored_at(state, &record.event, at)
+        .map_err(|rejection| StoreError::breaks_rules(record, rejection))
 }
 
 /// Whether `record` is withheld from the AI agent `agent`: what it wrote itself is not sent
