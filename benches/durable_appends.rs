@@ -34,11 +34,11 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
     Throughput,
 };
-use handover::{ConversationId, Durability, Handover};
+use handover::{ConversationId, Durability};
+use handover_benches::{post_closed_loop, report_stats};
 use handover_core::StreamId;
-use handover_store::{EventStore, ExpectedVersion, StoreStats};
+use handover_store::{EventStore, ExpectedVersion};
 use tokio::runtime::Runtime;
-use tokio::task::JoinSet;
 
 /// Concurrent conversations posting at once in the facade benchmarks.
 const CONCURRENT_CONVERSATIONS: [usize; 3] = [1, 100, 1_000];
@@ -271,43 +271,6 @@ fn facade(group: &mut BenchmarkGroup<'_, WallTime>, runtime: &Runtime) {
         }
         runtime.block_on(handover.shutdown());
     }
-}
-
-/// Posts `events` customer messages spread over the conversations, each conversation posting
-/// its share one after another (one command in flight per conversation, the next sent as soon
-/// as the previous is acknowledged): a closed loop with no barrier between conversations.
-async fn post_closed_loop(handover: &Handover, ids: &[ConversationId], events: u64) {
-    let conversations = ids.len() as u64;
-    let mut posts = JoinSet::new();
-    for (i, &id) in (0u64..).zip(ids) {
-        let share = events / conversations + u64::from(i < events % conversations);
-        if share == 0 {
-            continue;
-        }
-        let handover = handover.clone();
-        posts.spawn(async move {
-            for _ in 0..share {
-                handover_benches::post(&handover, id)
-                    .await
-                    .expect("the message was posted");
-            }
-        });
-    }
-    while let Some(done) = posts.join_next().await {
-        done.expect("the post task ran");
-    }
-}
-
-/// Prints how many syncs, groups and appends the store made per event between two snapshots.
-fn report_stats(name: &str, before: &StoreStats, after: &StoreStats) {
-    let events = after.events - before.events;
-    let per_event = |count: u64| count as f64 / events.max(1) as f64;
-    eprintln!(
-        "{name}: {events} events, {:.3} syncs/event, {:.3} groups/event, {:.3} appends/event",
-        per_event(after.syncs - before.syncs),
-        per_event(after.groups - before.groups),
-        per_event(after.appends - before.appends),
-    );
 }
 
 /// The conversation the raw appends write to.

@@ -12,7 +12,7 @@ use handover::{
 };
 use handover_core::StreamId;
 use handover_sled::{SledOptions, SledStore};
-use handover_store::SeqRange;
+use handover_store::{SeqRange, StoreStats};
 
 /// The text of every message the append benchmarks write, through the facade or raw.
 pub const PAYLOAD_TEXT: &str = "How much is the Pro plan?";
@@ -365,4 +365,58 @@ pub async fn append_conversations(
         ids.push(id);
     }
     Ok(ids)
+}
+
+/// Posts `events` customer messages spread over the conversations, each conversation posting
+/// its share one after another (one command in flight per conversation, the next sent as soon
+/// as the previous is acknowledged): a closed loop with no barrier between conversations.
+///
+/// ```
+/// # handover_benches::runtime().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let handover = handover_benches::start(dir.path(), handover::Durability::Buffered).await.unwrap();
+/// let ids = handover_benches::open_conversations_at_once(&handover, 3).await.unwrap();
+/// let before = handover.store_stats().events;
+/// handover_benches::post_closed_loop(&handover, &ids, 7).await;
+/// assert_eq!(handover.store_stats().events - before, 7);
+/// handover.shutdown().await;
+/// # });
+/// ```
+pub async fn post_closed_loop(handover: &Handover, ids: &[ConversationId], events: u64) {
+    let conversations = ids.len() as u64;
+    let mut posts = tokio::task::JoinSet::new();
+    for (i, &id) in (0u64..).zip(ids) {
+        let share = events / conversations + u64::from(i < events % conversations);
+        if share == 0 {
+            continue;
+        }
+        let handover = handover.clone();
+        posts.spawn(async move {
+            for _ in 0..share {
+                post(&handover, id).await.expect("the message was posted");
+            }
+        });
+    }
+    while let Some(done) = posts.join_next().await {
+        done.expect("the post task ran");
+    }
+}
+
+/// Prints (stderr) how many syncs, groups and appends the store made per event between two
+/// snapshots of its counters.
+///
+/// ```
+/// let before = handover::StoreStats::default();
+/// let after = handover::StoreStats { appends: 10, events: 10, groups: 2, syncs: 2 };
+/// handover_benches::report_stats("example", &before, &after);
+/// ```
+pub fn report_stats(name: &str, before: &StoreStats, after: &StoreStats) {
+    let events = after.events - before.events;
+    let per_event = |count: u64| count as f64 / events.max(1) as f64;
+    eprintln!(
+        "{name}: {events} events, {:.3} syncs/event, {:.3} groups/event, {:.3} appends/event",
+        per_event(after.syncs - before.syncs),
+        per_event(after.groups - before.groups),
+        per_event(after.appends - before.appends),
+    );
 }

@@ -32,6 +32,9 @@
 //! seeded: `HANDOVER_KIT_SEED` picks the seed (printed by every run), and
 //! `HANDOVER_KIT_RACE_ROUNDS` the rounds of the racing-appenders property (1,000 by default),
 //! `HANDOVER_KIT_ONCE_ROUNDS` those of the concurrent-retries property (100 by default).
+//!
+//! For a backend on a database server, [`PgCluster`] starts a real, throwaway PostgreSQL
+//! cluster per test, which a test can crash and start again ([`postgres`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,6 +46,8 @@ pub mod concurrency;
 pub mod fencing;
 mod forwarding;
 pub mod idempotence;
+pub mod postgres;
+mod postgres_store;
 pub mod replay;
 mod sled;
 mod staff;
@@ -50,6 +55,8 @@ pub mod subscribe;
 mod values;
 
 pub use forwarding::{AppendOutcome, ForwardingStore, StoreHooks};
+pub use postgres::PgCluster;
+pub use postgres_store::{PostgresFactory, PostgresPlace};
 pub use sled::SledFactory;
 pub use staff::{agents, register, staff};
 

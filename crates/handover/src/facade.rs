@@ -72,6 +72,7 @@ impl Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
+        self.runtime.mark_stopping();
         self.system.stop();
         self.stop_ai_runtime();
     }
@@ -98,6 +99,39 @@ impl Handover {
         let store = SledStore::open(&config.data_dir, options)?;
         info!(data_dir = %config.data_dir.display(), "event store opened");
         Handover::start_with_store(Arc::new(store), config.runtime).await
+    }
+
+    /// Connects to PostgreSQL at `url` (creating or migrating Handover's tables) and starts the
+    /// runtime on it: the backend for a Handover whose log lives in the database a backend
+    /// already operates. Records are stamped by the runtime's clock unless `options` names a
+    /// time source. Needs the `postgres` feature.
+    ///
+    /// ```no_run
+    /// use handover::{Handover, PostgresOptions, RuntimeSettings};
+    ///
+    /// # async fn demo() -> Result<(), handover::Error> {
+    /// let handover = Handover::start_on_postgres(
+    ///     "postgres://handover@db.internal/contact_center",
+    ///     PostgresOptions::default(),
+    ///     RuntimeSettings::default(),
+    /// )
+    /// .await?;
+    /// # drop(handover);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub async fn start_on_postgres(
+        url: &str,
+        mut options: crate::PostgresOptions,
+        settings: RuntimeSettings,
+    ) -> Result<Handover, Error> {
+        if options.time_source.is_none() {
+            let clock = Arc::clone(&settings.clock);
+            options.time_source = Some(TimeSource::new(move || RecordedAt(clock.now().0)));
+        }
+        let store = crate::PostgresStore::connect(url, options).await?;
+        info!("event store connected (PostgreSQL)");
+        Handover::start_with_store(Arc::new(store), settings).await
     }
 
     /// Starts the runtime over a store that is already open (sled, or any other
@@ -176,6 +210,7 @@ impl Handover {
     /// Stops the runtime and waits until every actor has stopped. Calls on other clones then
     /// fail with [`Error::Stopped`]. The data directory is released when the last clone drops.
     pub async fn shutdown(self) {
+        self.owner.runtime.mark_stopping();
         self.owner.system.stop();
         self.owner.stop_ai_runtime();
         let stopped = lock(&self.owner.stopped).take();

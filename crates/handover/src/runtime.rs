@@ -2,7 +2,7 @@
 //! message, and keeps the limits every command passes (commands in flight, acknowledgement
 //! latency).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ use crate::humans::Humans;
 use crate::messages::{Execute, ExecuteAgentCommand};
 use crate::metrics::LatencyRecorder;
 use crate::view::Receipt;
+use handover_store::StoreError;
 
 /// The runtime one [`crate::Handover`] runs: every actor reaches every other through it.
 pub(crate) struct Runtime {
@@ -36,6 +37,9 @@ pub(crate) struct Runtime {
     pub(crate) humans: Humans,
     /// How long an AI agent's call may run on after its assignment ended before it is dropped.
     pub(crate) ai_cancel_grace: std::time::Duration,
+    /// Set once the runtime is shutting down: a closed mailbox then means the runtime stopped,
+    /// not that one actor did.
+    stopping: AtomicBool,
 }
 
 impl Runtime {
@@ -57,7 +61,13 @@ impl Runtime {
             roster_actor: OnceLock::new(),
             humans,
             ai_cancel_grace,
+            stopping: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the runtime as shutting down, before its actors stop.
+    pub(crate) fn mark_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
     }
 
     /// The worker thread for the next actor, round robin.
@@ -94,6 +104,9 @@ impl Runtime {
         const ATTEMPTS_MAX: usize = 3;
         let mut attempt = 1;
         loop {
+            if self.stopping.load(Ordering::Acquire) {
+                return Err(Error::Stopped);
+            }
             let addr = self.conversation(id);
             match addr.send(message()).await {
                 Ok(reply) => return Ok(reply),
@@ -101,7 +114,17 @@ impl Runtime {
                     self.conversations.live.forget(&id, &addr);
                     attempt += 1;
                 }
-                Err(_) => return Err(Error::Stopped),
+                Err(_) if self.stopping.load(Ordering::Acquire) => return Err(Error::Stopped),
+                // The runtime runs, but each successor stopped before it answered: it could
+                // not be rebuilt from the log (the first message of each got the store's
+                // error, the others a closed mailbox). The store is failing, not the runtime.
+                Err(_) => {
+                    self.conversations.live.forget(&id, &addr);
+                    return Err(Error::Store(StoreError::Engine(format!(
+                        "conversation {id} could not be rebuilt from the log in {ATTEMPTS_MAX} \
+                         attempts (the event store is failing); retry once it is back"
+                    ))));
+                }
             }
         }
     }

@@ -1,16 +1,27 @@
-//! Crash harness: the real runtime killed with SIGKILL at seeded moments, then the data
-//! directory checked against what the killed process was told.
+//! Crash harness: the real runtime killed with SIGKILL at seeded moments, then its log checked
+//! against what the killed process was told; on PostgreSQL, also the database server crashed
+//! under it.
 //!
-//! The test [`sigkill_loses_no_acknowledged_event`] runs this test executable again as a child
-//! (`--exact crash_child`); the environment variable `HANDOVER_CRASH_CHILD` puts the child in
-//! writer mode. The child starts `Handover` on the data directory, registers and activates two
-//! AI agents (which answer every customer message with a reply, and some with a skill), and
-//! drives conversations from several tokio tasks: open, customer and human messages, handoffs,
-//! reclaims, closes, and customers asking for a human while an AI agent is active, which the
-//! policy escalates in the same append (two events, one command). Every command carries a
-//! unique token (in the message text, the reason, the channel or the skill input), so every
-//! stored event maps back to the attempt that wrote it. The child prints, one flushed line
-//! each:
+//! One harness, two backends ([`Backend`]): a sled data directory, or a PostgreSQL database
+//! (a throwaway server per test, `handover_testkit::PgCluster`). Three tests:
+//!
+//! - [`sigkill_loses_no_acknowledged_event`]: the node (the child) killed, on sled;
+//! - [`sigkill_of_a_node_loses_no_acknowledged_event_on_postgres`]: the same on PostgreSQL;
+//! - [`database_crash_mid_append_loses_no_acknowledged_event`]: the database server crashed
+//!   (`pg_ctl stop -m immediate`) while the child appends, see below.
+//!
+//! Each test runs this test executable again as a child (`--exact crash_child`); the
+//! environment variable `HANDOVER_CRASH_CHILD` (a data directory) or
+//! `HANDOVER_CRASH_CHILD_DATABASE` (a database URL) puts the child in writer mode. The child
+//! starts `Handover` on the data directory (`Handover::start`), or connects a
+//! `PostgresStore` to the database and starts `Handover::start_with_store` on it, registers
+//! and activates two AI agents (which answer every customer message with a reply, and some
+//! with a skill), and drives conversations from several tokio tasks: open, customer and human
+//! messages, handoffs, reclaims, closes, and customers asking for a human while an AI agent is
+//! active, which the policy escalates in the same append (two events, one command). Every
+//! command carries a unique token (in the message text, the reason, the channel or the skill
+//! input), so every stored event maps back to the attempt that wrote it. The child prints, one
+//! flushed line each:
 //!
 //! - `ATTEMPT <token> <conversation> <events> <command id> <kind>` before it sends a command
 //!   (`events`: how many events the command records if accepted; the writers send every
@@ -21,11 +32,18 @@
 //! - `ACK <conversation> <seq> <token>` for each event of the receipt, after the command is
 //!   acknowledged;
 //! - `AGENT <agent> registered|activated` once an AI agent's registration or activation is
-//!   acknowledged (or found already done).
+//!   acknowledged (or found already done);
+//! - `STORE_ERROR <token>` when a writer's command first fails with a store error while the
+//!   parent has crashed the database (only then is a store error no fault: the writer sends
+//!   the command again under the same command id until it is acknowledged);
 //!
 //! The parent kills the child after a seeded number of `ACK` lines plus a seeded short sleep
-//! (or, in some rounds, a seeded moment during start-up, while sled recovers), opens the
-//! directory with `SledStore`, and computes, over every round on that directory:
+//! (or, in some rounds, a seeded moment during start-up: while sled recovers, or while the
+//! child connects to PostgreSQL, migrates the schema or reads its projections), then reads the
+//! log: on sled by opening the directory with `SledStore`; on PostgreSQL through
+//! `PostgresStore::snapshot`, one consistent snapshot that verifies every record's checksum
+//! and place, dense positions, each stream's seqs from 1 and its hash chain (damage fails the
+//! round), cross-checked against `read_all`. Over every round on that log it computes:
 //!
 //! - `lost`: acknowledged events absent (or another attempt's event at their place): must be 0;
 //! - `vanished`: events read after an earlier crash and gone after a later one: must be 0;
@@ -41,15 +59,26 @@
 //! command must end up in the log exactly once, at the seqs its acknowledgement names.
 //!
 //! It also checks that every stream runs from seq 1 without a gap (read in global order and
-//! stream by stream) and that `handover_audit::verify_dir` finds the directory sound with the
-//! same number of events. Rounds reuse the directory (crash, reopen, retry, continue the open
-//! conversations, crash again), ten rounds per directory; each round runs `Durable` or
-//! `ProcessCrash`, both of which survive a crash of the process.
+//! stream by stream) and, on sled, that `handover_audit::verify_dir` finds the directory sound
+//! with the same number of events. Rounds reuse the log (crash, reopen, retry, continue the
+//! open conversations, crash again), ten rounds per directory or database; each round of the
+//! node-kill tests runs `Durable` or `ProcessCrash`, both of which survive a crash of the
+//! process (on PostgreSQL, `ProcessCrash` commits without waiting for the server's WAL flush).
 //!
-//! Default: 30 rounds (CI-sized). The long run:
-//! `HANDOVER_CRASH_ROUNDS=500 cargo test -p handover --test crash -- --nocapture`;
-//! `HANDOVER_CRASH_SEED=<seed>` replays a seed's kill schedule (the child's interleaving
-//! depends on timing, so a replay is the same schedule, not the same log).
+//! The database-crash test crashes the server in every round, after a seeded number of `ACK`
+//! lines, with `Durable` (the only durability that survives a crash of the server). In half
+//! the rounds the child is killed a seeded moment later, its appends failing meanwhile, and the
+//! server is started again before the check. In the other half the child lives through it: the
+//! server stays down a seeded while, starts again, and the child, whose store reconnects by
+//! itself, must acknowledge a seeded number of further events (a stall fails the round) before
+//! it is killed as usual. The next round, on the same database, sends again what was left
+//! unacknowledged.
+//!
+//! Default: 30 rounds on sled and 10 per PostgreSQL test (CI-sized). The long runs:
+//! `HANDOVER_CRASH_ROUNDS=500 cargo test -p handover --test crash sigkill_loses -- --nocapture`
+//! and `HANDOVER_CRASH_PG_ROUNDS=60 cargo test -p handover --test crash -- postgres database
+//! --nocapture`; `HANDOVER_CRASH_SEED=<seed>` replays a seed's kill schedule (the child's
+//! interleaving depends on timing, so a replay is the same schedule, not the same log).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -60,14 +89,21 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use handover::*;
+use handover_postgres::{PostgresOptions, PostgresStore};
 use handover_sled::{SledOptions, SledStore};
 use handover_store::{EventStore, SeqRange};
+use handover_testkit::PgCluster;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Set in the child's environment: the data directory (the other settings have their own
-/// variables).
+/// Set in the child's environment: the data directory of a child on sled (the other settings
+/// have their own variables).
 const CHILD_ENV: &str = "HANDOVER_CRASH_CHILD";
+/// Set instead of [`CHILD_ENV`] for a child on PostgreSQL: the database URL.
+const CHILD_DATABASE_ENV: &str = "HANDOVER_CRASH_CHILD_DATABASE";
+/// Set (to anything) when the parent crashes the database under the child: a store error is
+/// then expected, and the child sends the failed command again under the same command id.
+const CHILD_OUTAGES_ENV: &str = "HANDOVER_CRASH_CHILD_OUTAGES";
 const CHILD_SEED_ENV: &str = "HANDOVER_CRASH_CHILD_SEED";
 const CHILD_ROUND_ENV: &str = "HANDOVER_CRASH_CHILD_ROUND";
 const CHILD_DURABILITY_ENV: &str = "HANDOVER_CRASH_CHILD_DURABILITY";
@@ -77,9 +113,12 @@ const CHILD_CONTINUE_ENV: &str = "HANDOVER_CRASH_CHILD_CONTINUE";
 /// `<conversation> <token> <events> <command id> <kind>`.
 const CHILD_RETRY_ENV: &str = "HANDOVER_CRASH_CHILD_RETRY";
 
-/// Kill rounds of the default run.
+/// Kill rounds of the default run on sled.
 const DEFAULT_ROUNDS: u64 = 30;
-/// Rounds that share one data directory.
+/// Kill rounds of the default run of each PostgreSQL test, which also runs a server of its own
+/// (and, crashing it, waits for its recovery every round): CI-sized on two cores.
+const DEFAULT_PG_ROUNDS: u64 = 10;
+/// Rounds that share one data directory (one database on PostgreSQL).
 const ROUNDS_PER_DIR: u64 = 10;
 /// Conversations a child continues from earlier rounds, at most.
 const CONTINUED_MAX: usize = 24;
@@ -95,6 +134,22 @@ const AGENTS: [&str; 2] = ["crash-bot-1", "crash-bot-2"];
 const STALL: Duration = Duration::from_secs(60);
 /// Longest a child runs if nobody kills it (the parent always does, long before).
 const CHILD_LIFETIME_MAX: Duration = Duration::from_secs(300);
+/// How long a child waits before it sends again a command that met a store error while the
+/// parent crashed the database.
+const OUTAGE_RETRY: Duration = Duration::from_millis(20);
+/// The `application_name` of a child's PostgreSQL sessions, by which the parent finds them.
+const CHILD_APPLICATION: &str = "handover_crash_child";
+/// Longest the parent waits for a killed child's PostgreSQL sessions to end.
+const SESSIONS_END_MAX: Duration = Duration::from_secs(60);
+
+/// Where the log lives: the child starts the runtime on it, the parent checks it.
+#[derive(Clone, Debug)]
+enum Backend {
+    /// A sled data directory.
+    Sled(PathBuf),
+    /// A PostgreSQL database, by URL.
+    Postgres(String),
+}
 
 // ---------------------------------------------------------------------------------------------
 // Tokens
@@ -393,10 +448,20 @@ async fn step(
             (command_id, events)
         }
     };
+    let mut failed = false;
     let receipt = loop {
         match handover.execute_once(id, command_id, command.clone()).await {
             Ok(receipt) => break receipt,
             Err(Error::Overloaded) => tokio::time::sleep(Duration::from_millis(5)).await,
+            // The database crashed under the command: its outcome is unknown, and the same
+            // command id tells once the database is back (answered from the log if recorded).
+            Err(Error::Store(_)) if outages_expected() => {
+                if !failed {
+                    out(&format!("STORE_ERROR {token}"));
+                    failed = true;
+                }
+                tokio::time::sleep(OUTAGE_RETRY).await;
+            }
             Err(error) => return Err(format!("{token} on {id}: {error}")),
         }
     };
@@ -459,8 +524,7 @@ async fn retry(handover: &Handover, line: &str) -> Result<Tracked, String> {
             concerned: false,
         },
         _ => {
-            let view = handover
-                .conversation(id)
+            let view = view(handover, id)
                 .await
                 .map_err(|e| format!("retry on {id}: {e}"))?;
             Tracked {
@@ -479,7 +543,24 @@ async fn retry(handover: &Handover, line: &str) -> Result<Tracked, String> {
     Ok(conversation)
 }
 
-/// Registers and activates the AI agents unless an earlier round did, then attaches them.
+/// Whether the parent crashes the database under this child ([`CHILD_OUTAGES_ENV`]).
+fn outages_expected() -> bool {
+    std::env::var_os(CHILD_OUTAGES_ENV).is_some()
+}
+
+/// A conversation's view; while the database is down (when the parent crashes it), asks
+/// again until it is back.
+async fn view(handover: &Handover, id: ConversationId) -> Result<ConversationView, Error> {
+    loop {
+        match handover.conversation(id).await {
+            Err(Error::Store(_)) if outages_expected() => {
+                tokio::time::sleep(OUTAGE_RETRY).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The human every writer acts as: a supervisor, registered and signed in by the first child
 /// (or found already so).
 async fn start_human(handover: &Handover) -> Result<(), String> {
@@ -532,7 +613,7 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| die(&format!("{name} is not set")))
 }
 
-async fn child_main(dir: PathBuf) -> Result<(), String> {
+async fn child_main(backend: Backend) -> Result<(), String> {
     let seed: u64 = env(CHILD_SEED_ENV).parse().map_err(|_| "bad seed")?;
     let round: u64 = env(CHILD_ROUND_ENV).parse().map_err(|_| "bad round")?;
     let durability = match env(CHILD_DURABILITY_ENV).as_str() {
@@ -550,16 +631,30 @@ async fn child_main(dir: PathBuf) -> Result<(), String> {
         breach_ms: 2 * DAY_MS,
     };
     rules.ai_reply_deadline_ms = DAY_MS;
-    let config = Config::new(&dir)
-        .durability(durability)
+    let settings = RuntimeSettings::default()
         // Routing off: a conversation escalated to humans waits, and only writers assign.
         .router(Arc::new(NoRouter))
         .rules(rules)
         // Short, so that conversations are also rebuilt after passivation, not only at start.
         .passivate_after(Some(Duration::from_millis(300)));
-    let handover = Handover::start(config)
-        .await
-        .map_err(|e| format!("start: {e}"))?;
+    let handover = match backend {
+        Backend::Sled(dir) => {
+            let mut config = Config::new(dir).durability(durability);
+            config.runtime = settings;
+            Handover::start(config).await
+        }
+        // A kill during start-up lands in the connection, the migration (the first child of a
+        // database creates the tables) or the projection's reads.
+        Backend::Postgres(url) => {
+            let mut options = PostgresOptions::default();
+            options.durability = durability;
+            let store = PostgresStore::connect(&url, options)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            Handover::start_with_store(Arc::new(store), settings).await
+        }
+    }
+    .map_err(|e| format!("start: {e}"))?;
     out("READY");
     start_human(&handover).await?;
     start_agents(&handover, round).await?;
@@ -576,8 +671,7 @@ async fn child_main(dir: PathBuf) -> Result<(), String> {
     }
     for (i, line) in continued.lines().enumerate() {
         let id: ConversationId = line.parse().map_err(|_| format!("bad id {line}"))?;
-        let view = handover
-            .conversation(id)
+        let view = view(&handover, id)
             .await
             .map_err(|e| format!("continue {id}: {e}"))?;
         if view.closed {
@@ -612,15 +706,17 @@ async fn child_main(dir: PathBuf) -> Result<(), String> {
 /// The child's entry point: a no-op unless the parent test runs this executable as its child.
 #[test]
 fn crash_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else {
-        return;
+    let backend = match (std::env::var(CHILD_ENV), std::env::var(CHILD_DATABASE_ENV)) {
+        (Ok(dir), _) => Backend::Sled(PathBuf::from(dir)),
+        (_, Ok(url)) => Backend::Postgres(url),
+        _ => return,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap_or_else(|e| die(&e.to_string()));
-    if let Err(error) = runtime.block_on(child_main(PathBuf::from(dir))) {
+    if let Err(error) = runtime.block_on(child_main(backend)) {
         die(&error);
     }
     std::process::exit(0);
@@ -647,6 +743,10 @@ struct Transcript {
     acks: Vec<(ConversationId, u64, String)>,
     /// `AGENT` lines: agent, what.
     agents: Vec<(String, String)>,
+    /// `STORE_ERROR` lines: commands that met a store error while the database was down.
+    store_errors: u64,
+    /// `ACK` lines after the database came back from a crash the child lived through.
+    acks_after_restart: u64,
 }
 
 impl Transcript {
@@ -669,6 +769,7 @@ impl Transcript {
                 (*token).to_owned(),
             )),
             ["AGENT", agent, what] => self.agents.push(((*agent).to_owned(), (*what).to_owned())),
+            ["STORE_ERROR", _] => self.store_errors += 1,
             // READY, and the test harness's own lines.
             _ => {}
         }
@@ -683,12 +784,67 @@ struct KillPlan {
     after_acks: usize,
     /// Then after this long.
     sleep: Duration,
+    /// What happens to the database at `after_acks` (PostgreSQL only), before the kill.
+    outage: Option<Outage>,
 }
 
-/// Runs one child until the kill; returns its transcript.
+/// A crash of the database server under the child (`pg_ctl stop -m immediate`).
+#[derive(Clone, Copy, Debug)]
+enum Outage {
+    /// The database crashes, the child is killed `sleep` later (its appends failing
+    /// meanwhile), then the database starts again.
+    Crash,
+    /// The database crashes and stays down for `down_for`, then starts again; the child lives
+    /// on, and is killed `sleep` after it acknowledged `more_acks` more events.
+    Survive {
+        down_for: Duration,
+        more_acks: usize,
+    },
+}
+
+/// Reads the child's lines into `transcript` until `count` more `ACK` lines; `Err` says why it
+/// stopped short (the child died or stalled).
+fn wait_for_acks(
+    count: usize,
+    lines: &mpsc::Receiver<String>,
+    child: &mut std::process::Child,
+    transcript: &mut Transcript,
+) -> Result<Result<(), String>, String> {
+    let mut acks_seen = 0;
+    let mut last_ack = Instant::now();
+    while acks_seen < count {
+        match lines.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => {
+                if line.starts_with("ACK ") {
+                    last_ack = Instant::now();
+                    acks_seen += 1;
+                }
+                transcript.read(&line)?;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Ok(Err(format!("the child exited by itself ({status})")));
+                }
+                if last_ack.elapsed() > STALL {
+                    return Ok(Err(format!(
+                        "no acknowledgement for {STALL:?} ({acks_seen} of {count} so far): stalled"
+                    )));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Ok(Err("the child closed its stdout".to_owned()));
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Runs one child until the kill; returns its transcript. `cluster` serves the database of
+/// `backend` when the plan crashes it.
 fn run_child(
     work: &Path,
-    data: &Path,
+    backend: &Backend,
+    cluster: Option<&PgCluster>,
     round: u64,
     seed: u64,
     durability: Durability,
@@ -696,9 +852,19 @@ fn run_child(
 ) -> Result<Transcript, String> {
     let stderr_path = work.join(format!("child-{round}.stderr"));
     let stderr = std::fs::File::create(&stderr_path).map_err(|e| e.to_string())?;
-    let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, data)
+    let mut command = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+    command.args(["--exact", "crash_child", "--nocapture", "--test-threads=1"]);
+    match backend {
+        Backend::Sled(data) => command.env(CHILD_ENV, data),
+        Backend::Postgres(url) => command.env(
+            CHILD_DATABASE_ENV,
+            format!("{url}?application_name={CHILD_APPLICATION}"),
+        ),
+    };
+    if plan.outage.is_some() {
+        command.env(CHILD_OUTAGES_ENV, "1");
+    }
+    let mut child = command
         .env(CHILD_SEED_ENV, seed.to_string())
         .env(CHILD_ROUND_ENV, round.to_string())
         .env(CHILD_DURABILITY_ENV, durability.name())
@@ -721,44 +887,44 @@ fn run_child(
 
     let mut transcript = Transcript::default();
     let started = Instant::now();
-    let mut acks_seen = 0;
     let mut failure = None;
     if plan.after_acks == 0 {
         std::thread::sleep(plan.sleep);
     } else {
-        let mut last_ack = Instant::now();
-        while acks_seen < plan.after_acks {
-            match lines.recv_timeout(Duration::from_millis(50)) {
-                Ok(line) => {
-                    if line.starts_with("ACK ") {
-                        last_ack = Instant::now();
-                        acks_seen += 1;
+        if let Err(why) = wait_for_acks(plan.after_acks, &lines, &mut child, &mut transcript)? {
+            failure = Some(why);
+        }
+        let cluster = || cluster.expect("a database outage needs the cluster");
+        match plan.outage {
+            _ if failure.is_some() => {}
+            None => std::thread::sleep(plan.sleep),
+            // The server dies with appends in flight; the child's retries fail until it is
+            // killed, and the next round finds out what was committed.
+            Some(Outage::Crash) => {
+                cluster().stop_immediate();
+                std::thread::sleep(plan.sleep);
+                let _ = child.kill();
+                cluster().start_again();
+            }
+            Some(Outage::Survive {
+                down_for,
+                more_acks,
+            }) => {
+                cluster().stop_immediate();
+                std::thread::sleep(down_for);
+                cluster().start_again();
+                let before = transcript.acks.len();
+                match wait_for_acks(more_acks, &lines, &mut child, &mut transcript)? {
+                    Ok(()) => std::thread::sleep(plan.sleep),
+                    Err(why) => {
+                        failure = Some(format!("after the database came back: {why}"));
                     }
-                    transcript.read(&line)?;
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        failure = Some(format!("the child exited by itself ({status})"));
-                        break;
-                    }
-                    if last_ack.elapsed() > STALL {
-                        failure = Some(format!(
-                            "no acknowledgement for {STALL:?} ({acks_seen} so far): stalled"
-                        ));
-                        break;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    failure = Some("the child closed its stdout".to_owned());
-                    break;
-                }
+                transcript.acks_after_restart = (transcript.acks.len() - before) as u64;
             }
         }
-        if failure.is_none() {
-            std::thread::sleep(plan.sleep);
-        }
     }
-    // SIGKILL: no destructor, no flush, no clean close of sled.
+    // SIGKILL: no destructor, no flush, no clean close of the store.
     let _ = child.kill();
     let status = child.wait().map_err(|e| e.to_string())?;
     // Everything the child wrote before it died is still in the pipe.
@@ -882,6 +1048,8 @@ struct Check {
     answered_again: Vec<String>,
     /// Conversations open (not closed) in the log.
     open: Vec<ConversationId>,
+    /// Sessions of the killed child were still open on the database when the check began.
+    sessions_outlived_child: bool,
     /// Every conversation event read: (conversation, seq) -> token.
     present: HashMap<(ConversationId, u64), String>,
 }
@@ -910,41 +1078,132 @@ fn event_token(event: &ConversationEvent) -> Option<&str> {
     }
 }
 
-/// Reads the whole log of `data` and checks it against `history`.
-fn check_dir(data: &Path, history: &History) -> Result<Check, String> {
+/// Waits until the killed child's sessions are gone from the database. The server outlives
+/// its client: a group commit the child sent before its SIGKILL still runs to its end, and may
+/// commit after the child died. Until then a check could miss events that appear later (and
+/// take them for resurrected). Returns whether any was still open.
+fn wait_for_child_sessions_to_end(url: &str) -> Result<bool, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let store = SledStore::open(data, SledOptions::default())
-        .map_err(|e| format!("the store does not open after the crash: {e}"))?;
-    let mut check = Check::default();
-    let mut streams: HashMap<StreamId, Vec<RecordedEvent>> = HashMap::new();
-    let mut order = Vec::new();
-    let mut from = 1;
-    loop {
-        let batch = runtime
-            .block_on(store.read_all(from, 10_000))
-            .map_err(|e| format!("read_all from {from}: {e}"))?;
-        let Some(last) = batch.last() else { break };
-        from = last.position + 1;
-        for record in batch {
-            check.events += 1;
-            let stream = streams.entry(record.stream.clone()).or_default();
-            let expected = stream.len() as u64 + 1;
-            if record.seq != expected {
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("connecting to look for the child's sessions: {e}"))?;
+        let connection = tokio::spawn(connection);
+        let started = Instant::now();
+        let mut outlived = false;
+        loop {
+            let sessions: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                    &[&CHILD_APPLICATION],
+                )
+                .await
+                .map_err(|e| format!("looking for the child's sessions: {e}"))?
+                .get(0);
+            if sessions == 0 {
+                break;
+            }
+            outlived = true;
+            if started.elapsed() > SESSIONS_END_MAX {
                 return Err(format!(
-                    "{} continues with seq {} after seq {} in the global order",
-                    record.stream.key_label(),
-                    record.seq,
-                    expected - 1
+                    "{sessions} sessions of the killed child still open after {SESSIONS_END_MAX:?}"
                 ));
             }
-            if stream.is_empty() {
-                order.push(record.stream.clone());
-            }
-            stream.push(record);
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        drop(client);
+        let _ = connection.await;
+        Ok(outlived)
+    })
+}
+
+/// Reads the whole log, in position order: on sled through `read_all`; on PostgreSQL from one
+/// snapshot that verifies every record's checksum and place, the density of positions, each
+/// stream's seqs from 1 and its hash chain (damage fails the read), cross-checked against
+/// `read_all`.
+fn read_log(
+    runtime: &tokio::runtime::Runtime,
+    backend: &Backend,
+) -> Result<(Box<dyn EventStore>, Vec<RecordedEvent>), String> {
+    let read_all = |store: &dyn EventStore| -> Result<Vec<RecordedEvent>, String> {
+        let mut records = Vec::new();
+        let mut from = 1;
+        loop {
+            let batch = runtime
+                .block_on(store.read_all(from, 10_000))
+                .map_err(|e| format!("read_all from {from}: {e}"))?;
+            let Some(last) = batch.last() else {
+                return Ok(records);
+            };
+            from = last.position + 1;
+            records.extend(batch);
+        }
+    };
+    match backend {
+        Backend::Sled(data) => {
+            let store = SledStore::open(data, SledOptions::default())
+                .map_err(|e| format!("the store does not open after the crash: {e}"))?;
+            let records = read_all(&store)?;
+            Ok((Box::new(store), records))
+        }
+        Backend::Postgres(url) => {
+            let store = runtime
+                .block_on(PostgresStore::connect(url, PostgresOptions::default()))
+                .map_err(|e| format!("the store does not connect after the crash: {e}"))?;
+            let records = runtime
+                .block_on(store.snapshot())
+                .map_err(|e| format!("the log does not verify: {e}"))?;
+            let paged = read_all(&store)?;
+            let places = |records: &[RecordedEvent]| -> Vec<(u64, StreamId, u64)> {
+                records
+                    .iter()
+                    .map(|r| (r.position, r.stream.clone(), r.seq))
+                    .collect()
+            };
+            if places(&paged) != places(&records) {
+                return Err(format!(
+                    "read_all reads {} records, the snapshot {}, or not the same",
+                    paged.len(),
+                    records.len()
+                ));
+            }
+            Ok((Box::new(store), records))
+        }
+    }
+}
+
+/// Reads the whole log of `backend` and checks it against `history`.
+fn check_log(backend: &Backend, history: &History) -> Result<Check, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut check = Check::default();
+    if let Backend::Postgres(url) = backend {
+        check.sessions_outlived_child = wait_for_child_sessions_to_end(url)?;
+    }
+    let (store, records) = read_log(&runtime, backend)?;
+    let mut streams: HashMap<StreamId, Vec<RecordedEvent>> = HashMap::new();
+    let mut order = Vec::new();
+    for record in records {
+        check.events += 1;
+        let stream = streams.entry(record.stream.clone()).or_default();
+        let expected = stream.len() as u64 + 1;
+        if record.seq != expected {
+            return Err(format!(
+                "{} continues with seq {} after seq {} in the global order",
+                record.stream.key_label(),
+                record.seq,
+                expected - 1
+            ));
+        }
+        if stream.is_empty() {
+            order.push(record.stream.clone());
+        }
+        stream.push(record);
     }
     for stream in &order {
         let read = runtime
@@ -1131,18 +1390,21 @@ fn check_dir(data: &Path, history: &History) -> Result<Check, String> {
         }
     }
 
-    match handover_audit::verify_dir(data) {
-        Ok(handover_audit::VerifyReport::Sound { events, .. }) if events == check.events => {}
-        Ok(handover_audit::VerifyReport::Sound { events, .. }) => {
-            return Err(format!(
-                "the audit counts {events} events, the store read {}",
-                check.events
-            ))
+    // On PostgreSQL the snapshot verified the log as it read it.
+    if let Backend::Sled(data) = backend {
+        match handover_audit::verify_dir(data) {
+            Ok(handover_audit::VerifyReport::Sound { events, .. }) if events == check.events => {}
+            Ok(handover_audit::VerifyReport::Sound { events, .. }) => {
+                return Err(format!(
+                    "the audit counts {events} events, the store read {}",
+                    check.events
+                ))
+            }
+            Ok(handover_audit::VerifyReport::Faulty(fault)) => {
+                return Err(format!("the audit finds the log faulty: {fault}"))
+            }
+            Err(error) => return Err(format!("the audit cannot verify: {error}")),
         }
-        Ok(handover_audit::VerifyReport::Faulty(fault)) => {
-            return Err(format!("the audit finds the log faulty: {fault}"))
-        }
-        Err(error) => return Err(format!("the audit cannot verify: {error}")),
     }
     Ok(check)
 }
@@ -1179,6 +1441,15 @@ struct Totals {
     retries_of_recorded: u64,
     answered_again: u64,
     events: u64,
+    /// Database crashes after which the child was killed with the database still down.
+    database_crashes: u64,
+    /// Database crashes the child lived through, and what it acknowledged after them.
+    outages_survived: u64,
+    acks_after_restart: u64,
+    /// Writer commands that met a store error (sent again under the same command id).
+    store_errors: u64,
+    /// Rounds whose killed child still had sessions open on the database, awaited.
+    sessions_outlived_child: u64,
 }
 
 /// `seed`, from `HANDOVER_CRASH_SEED` or the clock.
@@ -1193,26 +1464,83 @@ fn run_seed() -> u64 {
         })
 }
 
+/// What a test crashes, and where the log lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
+    /// The node (the child), on sled.
+    Sled,
+    /// The node, on PostgreSQL.
+    PostgresNode,
+    /// The database server under the node, then the node.
+    PostgresDatabase,
+}
+
+impl Run {
+    fn label(self) -> &'static str {
+        match self {
+            Run::Sled => "crash harness",
+            Run::PostgresNode => "crash harness (PostgreSQL, node killed)",
+            Run::PostgresDatabase => "crash harness (PostgreSQL, database crashed)",
+        }
+    }
+
+    fn rounds(self) -> u64 {
+        let (variable, default) = match self {
+            Run::Sled => ("HANDOVER_CRASH_ROUNDS", DEFAULT_ROUNDS),
+            _ => ("HANDOVER_CRASH_PG_ROUNDS", DEFAULT_PG_ROUNDS),
+        };
+        std::env::var(variable)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    }
+}
+
 /// SIGKILL at seeded moments loses no acknowledged event, invents none, splits no command, and
 /// leaves a log that reopens and verifies, round after round on the same directory.
 #[test]
 fn sigkill_loses_no_acknowledged_event() {
-    let rounds: u64 = std::env::var("HANDOVER_CRASH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_ROUNDS);
+    run(Run::Sled);
+}
+
+/// The same on PostgreSQL: every acknowledged event is in the database after the node's
+/// SIGKILL, and the log verifies (checksums, chains, dense positions), round after round on
+/// the same database.
+#[test]
+fn sigkill_of_a_node_loses_no_acknowledged_event_on_postgres() {
+    run(Run::PostgresNode);
+}
+
+/// The database server crashes (`pg_ctl stop -m immediate`) while the node appends; the node
+/// is then killed, or lives through the restart and goes on acknowledging. Nothing the
+/// database acknowledged is lost, nothing is half-written, and commands left unanswered are
+/// recorded exactly once when sent again under their command ids.
+#[test]
+fn database_crash_mid_append_loses_no_acknowledged_event() {
+    run(Run::PostgresDatabase);
+}
+
+fn run(run: Run) {
+    let rounds = run.rounds();
+    let label = run.label();
     let seed = run_seed();
-    println!("crash harness: seed {seed}, {rounds} rounds (replay: HANDOVER_CRASH_SEED={seed})");
+    println!("{label}: seed {seed}, {rounds} rounds (replay: HANDOVER_CRASH_SEED={seed})");
+    let cluster = (run != Run::Sled).then(PgCluster::start);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut totals = Totals::default();
     let mut answered_again_example = None;
     let mut round = 0;
+    let mut logs = 0;
     while round < rounds {
         let mut work = tempfile::Builder::new()
             .prefix("handover-crash-")
             .tempdir()
             .expect("a temporary directory");
-        let data = work.path().join("data");
+        let backend = match &cluster {
+            None => Backend::Sled(work.path().join("data")),
+            Some(cluster) => Backend::Postgres(cluster.create_database(&format!("crash_{logs}"))),
+        };
+        logs += 1;
         std::fs::write(work.path().join("continue.txt"), "").expect("writable");
         std::fs::write(work.path().join("retry.txt"), "").expect("writable");
         let mut history = History::default();
@@ -1224,49 +1552,86 @@ fn sigkill_loses_no_acknowledged_event() {
             } else {
                 Durability::ProcessCrash
             };
-            let plan = if rng.gen_range(0..10) == 0 {
+            let plan = if run == Run::PostgresDatabase {
+                KillPlan {
+                    after_acks: rng.gen_range(1..=400),
+                    sleep: Duration::from_millis(rng.gen_range(0..=20)),
+                    outage: Some(if rng.gen_bool(0.5) {
+                        Outage::Crash
+                    } else {
+                        Outage::Survive {
+                            down_for: Duration::from_millis(rng.gen_range(0..=1_000)),
+                            more_acks: rng.gen_range(1..=200),
+                        }
+                    }),
+                }
+            } else if rng.gen_range(0..10) == 0 {
                 KillPlan {
                     after_acks: 0,
                     sleep: Duration::from_millis(rng.gen_range(0..400)),
+                    outage: None,
                 }
             } else {
                 KillPlan {
                     after_acks: rng.gen_range(1..=400),
                     sleep: Duration::from_millis(rng.gen_range(0..=20)),
+                    outage: None,
                 }
             };
+            // On PostgreSQL, `ProcessCrash` commits without waiting for the server's WAL flush,
+            // which survives the node's crash but not the server's.
+            let durability = match plan.outage {
+                Some(_) => Durability::Durable,
+                None => durability,
+            };
             let child_seed = rng.gen();
-            let outcome = run_child(work.path(), &data, round, child_seed, durability, plan)
-                .and_then(|transcript| {
-                    totals.attempts += transcript.attempts.len() as u64;
-                    totals.acknowledged += transcript.acks.len() as u64;
-                    history.absorb(round, transcript)
-                })
-                .and_then(|()| check_dir(&data, &history))
-                .and_then(|check| {
-                    totals.lost += check.lost.len() as u64;
-                    totals.vanished += check.vanished.len() as u64;
-                    totals.unexpected += check.unexpected.len() as u64;
-                    totals.partial += check.partial.len() as u64;
-                    match check.faults() {
-                        0 => Ok(check),
-                        _ => Err(format!(
-                            "lost {:?}\nvanished {:?}\nunexpected {:?}\npartial {:?}",
-                            check.lost, check.vanished, check.unexpected, check.partial
-                        )),
-                    }
-                });
+            let outcome = run_child(
+                work.path(),
+                &backend,
+                cluster.as_ref(),
+                round,
+                child_seed,
+                durability,
+                plan,
+            )
+            .and_then(|transcript| {
+                totals.attempts += transcript.attempts.len() as u64;
+                totals.acknowledged += transcript.acks.len() as u64;
+                totals.store_errors += transcript.store_errors;
+                totals.acks_after_restart += transcript.acks_after_restart;
+                history.absorb(round, transcript)
+            })
+            .and_then(|()| check_log(&backend, &history))
+            .and_then(|check| {
+                totals.lost += check.lost.len() as u64;
+                totals.vanished += check.vanished.len() as u64;
+                totals.unexpected += check.unexpected.len() as u64;
+                totals.partial += check.partial.len() as u64;
+                match check.faults() {
+                    0 => Ok(check),
+                    _ => Err(format!(
+                        "lost {:?}\nvanished {:?}\nunexpected {:?}\npartial {:?}",
+                        check.lost, check.vanished, check.unexpected, check.partial
+                    )),
+                }
+            });
             let check = outcome.unwrap_or_else(|error| {
-                // Kept for a post-mortem.
+                // Kept for a post-mortem (the child's stderr; a sled log).
                 work.disable_cleanup(true);
                 panic!(
-                    "round {round} (seed {seed}, {}, {plan:?}), directory kept at {}: {error}",
+                    "round {round} (seed {seed}, {}, {plan:?}), {backend:?}, files kept at {}: {error}",
                     durability.name(),
                     work.path().display()
                 )
             });
             totals.rounds += 1;
+            totals.sessions_outlived_child += u64::from(check.sessions_outlived_child);
             totals.startup_kills += u64::from(plan.after_acks == 0);
+            match plan.outage {
+                Some(Outage::Crash) => totals.database_crashes += 1,
+                Some(Outage::Survive { .. }) => totals.outages_survived += 1,
+                None => {}
+            }
             match durability {
                 Durability::Durable => totals.durable_rounds += 1,
                 _ => totals.process_crash_rounds += 1,
@@ -1310,7 +1675,7 @@ fn sigkill_loses_no_acknowledged_event() {
         totals.retries_of_recorded += history.retries_of_recorded;
     }
     println!(
-        "crash harness: seed {seed}: {} rounds ({} durable, {} process-crash, {} killed during start-up), \
+        "{label}: seed {seed}: {} rounds ({} durable, {} process-crash, {} killed during start-up), \
          {} attempts (retries included), {} acknowledged events, lost {}, vanished {}, unexpected {}, partial {}, \
          recovered {} (attempted, not acknowledged, present), {} retried after a crash \
          ({} of them found recorded, answered from the log), {} events in the logs, \
@@ -1331,8 +1696,26 @@ fn sigkill_loses_no_acknowledged_event() {
         totals.events,
         totals.answered_again,
     );
+    if run != Run::Sled {
+        println!(
+            "{label}: seed {seed}: in {} rounds the killed child's sessions were still open on \
+             the database, and the check waited for them to end",
+            totals.sessions_outlived_child
+        );
+    }
+    if run == Run::PostgresDatabase {
+        println!(
+            "{label}: seed {seed}: {} database crashes with the node killed while it was down, \
+             {} lived through by the node ({} events acknowledged after the restarts), \
+             {} writer commands met a store error and were sent again under their command ids",
+            totals.database_crashes,
+            totals.outages_survived,
+            totals.acks_after_restart,
+            totals.store_errors,
+        );
+    }
     if let Some(example) = &answered_again_example {
-        println!("crash harness: a repeated AI answer: {example}");
+        println!("{label}: a repeated AI answer: {example}");
     }
     // An agent taking its conversations up after a restart answers what waits, nothing twice.
     assert_eq!(

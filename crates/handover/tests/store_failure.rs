@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use handover::*;
 use handover_sled::{SledOptions, SledStore};
-use handover_store::{Appended, Conflict, EventStore, ExpectedVersion};
+use handover_store::{Appended, Conflict, EventStore, ExpectedVersion, RecordedEvent, SeqRange};
 use handover_testkit::{AppendOutcome, ForwardingStore, StoreHooks};
 
 /// Most a test waits for the runtime: a guard against a hang, not a speed assertion.
@@ -256,6 +256,94 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The class of a store error: `io:<errno>` (or `io:<kind>`), and `failed:<class of the
 /// cause>` for a store stopped by an earlier failure; `other:<error>` for anything else.
+/// A store whose stream reads fail while `down` is set: a database that went away.
+struct ReadsDown {
+    down: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl StoreHooks for ReadsDown {
+    async fn read_stream(
+        &self,
+        inner: &dyn EventStore,
+        stream: &StreamId,
+        range: SeqRange,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Engine("the database is down".to_owned()));
+        }
+        inner.read_stream(stream, range).await
+    }
+}
+
+/// While the store cannot be read, a conversation's actor cannot be rebuilt: every caller gets
+/// the store's error (retry later), never `Stopped`, which says the runtime shut down; once the
+/// store is back, the next command is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_racing_a_store_outage_get_store_errors_not_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let customer = CustomerId::new("c-1").unwrap();
+    let id = {
+        let handover = Handover::start(Config::new(dir.path())).await.unwrap();
+        let opened = handover
+            .open_conversation(customer.clone(), Channel::new("chat").unwrap(), None)
+            .await
+            .unwrap();
+        handover.shutdown().await;
+        opened.conversation_id
+    };
+    let inner = SledStore::open(dir.path(), SledOptions::default()).unwrap();
+    let store = Arc::new(ForwardingStore::new(
+        Arc::new(inner),
+        ReadsDown {
+            down: AtomicBool::new(true),
+        },
+    ));
+    let handover = Handover::start_with_store(
+        Arc::clone(&store) as Arc<dyn EventStore>,
+        RuntimeSettings::default(),
+    )
+    .await
+    .unwrap();
+    let callers: Vec<_> = (0..8)
+        .map(|i| {
+            let (handover, customer) = (handover.clone(), customer.clone());
+            tokio::spawn(async move {
+                let mut errors = Vec::new();
+                for round in 0..20 {
+                    let message = text(&format!("caller {i}, round {round}"));
+                    match handover
+                        .post_customer_message(id, customer.clone(), message)
+                        .await
+                    {
+                        Ok(_) => panic!("acknowledged while the store cannot be read"),
+                        Err(error) => errors.push(error),
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let mut store_errors = 0;
+    for caller in callers {
+        let errors = tokio::time::timeout(HANG_GUARD, caller)
+            .await
+            .unwrap()
+            .unwrap();
+        for error in errors {
+            assert!(matches!(error, Error::Store(_)), "{error:?}");
+            store_errors += 1;
+        }
+    }
+    assert_eq!(store_errors, 160);
+    store.hooks().down.store(false, Ordering::SeqCst);
+    handover
+        .post_customer_message(id, customer, text("back"))
+        .await
+        .expect("acknowledged once the store is back");
+    handover.shutdown().await;
+}
+
 fn store_class(error: &StoreError) -> String {
     match error {
         StoreError::Io(io) => {

@@ -1,0 +1,331 @@
+//! Durable appends on PostgreSQL, in one group and on one throwaway cluster started for the
+//! whole run (the server binaries of Debian's `postgresql` package, `fsync` on):
+//!
+//! - `facade/N`: customer messages through `Handover` on a `PostgresStore` with
+//!   `Durability::Durable` (`synchronous_commit = on`) on N conversations at once (1, 100,
+//!   1,000), the same closed loop as `facade_durable/N` on sled
+//!   ([`handover_benches::post_closed_loop`]); one iteration is one event;
+//! - `baseline_multirow_100`: what PostgreSQL does without the store, measured on the same
+//!   server in the same run: one connection, `synchronous_commit = on`, transactions of one
+//!   multi-row `INSERT` of 100 rows (100 streams, the primary key shape of `handover_events`,
+//!   the record bytes the store writes); one iteration is one transaction, 100 rows;
+//! - `feed_lag`: two stores on one database; one event appended on the first, then awaited on
+//!   the second's `subscribe()`. Criterion measures the round trip; the lag, from the first's
+//!   acknowledgement to the arrival on the second, is printed as p50/p99/max (0 when it arrived
+//!   first).
+//!
+//! Throughput is in events (rows for the baseline). The bench prints (stderr) the store's
+//! syncs, groups and appends per event and, for the facade and the baseline, the rate over
+//! every iteration criterion ran (warm-up included); then (stdout) the feed's lag and a
+//! summary with the ratio of `facade/1000` to the baseline, the figures the goals are set in.
+//!
+//! Group settings would override the command line, so the defaults (flat sampling of 10
+//! samples) are set on `Criterion` before `configure_from_args`: `--measurement-time` and
+//! `--warm-up-time` apply.
+
+// A bench binary has no public API.
+#![allow(missing_docs)]
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use handover::{Durability, Handover, RuntimeSettings};
+use handover_benches::{post_closed_loop, report_stats};
+use handover_core::StreamId;
+use handover_postgres::{PostgresOptions, PostgresStore};
+use handover_store::{EventStore, ExpectedVersion};
+use handover_testkit::PgCluster;
+use tokio::runtime::Runtime;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_postgres::types::ToSql;
+
+/// Concurrent conversations posting at once in the facade benchmarks.
+const CONCURRENT_CONVERSATIONS: [usize; 3] = [1, 100, 1_000];
+
+/// Rows per transaction of the baseline, one per stream.
+const BASELINE_ROWS: usize = 100;
+
+/// The goals, on a 2-core machine that also runs the database: `facade/1000` at least this
+/// share of the baseline's rows per second...
+const GOAL_SHARE_OF_BASELINE: f64 = 0.5;
+
+/// ... and above this many events per second, the best published figure for Akka persistence
+/// on one PostgreSQL.
+const GOAL_EVENTS_PER_SECOND: f64 = 27_000.0;
+
+/// What the run measured, for the summary.
+#[derive(Default)]
+struct Figures {
+    /// Events per second of each facade case that ran, by conversations.
+    facade: Vec<(usize, f64)>,
+    /// Rows per second of the baseline, when it ran.
+    baseline: Option<f64>,
+}
+
+fn main() {
+    // Dropped last, after criterion is done: dropping it stops the server.
+    let cluster = PgCluster::start();
+    let mut criterion = Criterion::default().sample_size(10).configure_from_args();
+    let figures = postgres_appends(&mut criterion, &cluster);
+    criterion.final_summary();
+    summarize(&figures);
+    drop(cluster);
+}
+
+fn postgres_appends(c: &mut Criterion, cluster: &PgCluster) -> Figures {
+    let runtime = handover_benches::runtime();
+    let mut figures = Figures::default();
+    let mut group = c.benchmark_group("postgres_appends");
+    // Flat sampling: one iteration is a durable commit, or part of one, so a linear series
+    // would need thousands of iterations in its last sample.
+    group.sampling_mode(SamplingMode::Flat);
+
+    facade(&mut group, &runtime, cluster, &mut figures);
+    baseline(&mut group, &runtime, cluster, &mut figures);
+    feed_lag(&mut group, &runtime, cluster);
+    group.finish();
+    figures
+}
+
+/// A store on `url` that acknowledges only what is flushed to the database's disk.
+async fn connect(url: &str) -> PostgresStore {
+    let mut options = PostgresOptions::default();
+    options.durability = Durability::Durable;
+    PostgresStore::connect(url, options)
+        .await
+        .expect("the store connects")
+}
+
+fn facade(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    runtime: &Runtime,
+    cluster: &PgCluster,
+    figures: &mut Figures,
+) {
+    for concurrent in CONCURRENT_CONVERSATIONS {
+        let url = cluster.create_database(&format!("facade_{concurrent}"));
+        let (handover, ids) = runtime.block_on(async {
+            let store = connect(&url).await;
+            let handover = Handover::start_with_store(Arc::new(store), RuntimeSettings::default())
+                .await
+                .expect("the runtime starts");
+            handover_benches::sign_in(&handover)
+                .await
+                .expect("the human signs in");
+            let ids = handover_benches::open_conversations_at_once(&handover, concurrent)
+                .await
+                .expect("the conversations open");
+            (handover, ids)
+        });
+        // Our own account of the events criterion posts (warm-up included), so events per
+        // second and syncs per event come from the same commands.
+        let (posted, timed) = (Cell::new(0u64), Cell::new(Duration::ZERO));
+        let before = handover.store_stats();
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::new("facade", concurrent), &ids, |b, ids| {
+            b.to_async(runtime).iter_custom(|events| {
+                let (handover, posted, timed) = (&handover, &posted, &timed);
+                async move {
+                    let started = Instant::now();
+                    post_closed_loop(handover, ids, events).await;
+                    let elapsed = started.elapsed();
+                    posted.set(posted.get() + events);
+                    timed.set(timed.get() + elapsed);
+                    elapsed
+                }
+            })
+        });
+        let after = handover.store_stats();
+        if posted.get() > 0 {
+            let name = format!("facade/{concurrent}");
+            let rate = posted.get() as f64 / timed.get().as_secs_f64();
+            eprintln!(
+                "{name}: {} events in {:.2} s, {rate:.0} events/s",
+                posted.get(),
+                timed.get().as_secs_f64(),
+            );
+            report_stats(&name, &before, &after);
+            figures.facade.push((concurrent, rate));
+        }
+        runtime.block_on(handover.shutdown());
+    }
+}
+
+/// `INSERT` of `rows` rows of four parameters each into `baseline_events`.
+fn multirow_insert(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let p = row * 4;
+            format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+        })
+        .collect();
+    format!(
+        "INSERT INTO baseline_events (stream_kind, stream_id, seq, payload) VALUES {}",
+        values.join(", ")
+    )
+}
+
+fn baseline(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    runtime: &Runtime,
+    cluster: &PgCluster,
+    figures: &mut Figures,
+) {
+    let url = cluster.create_database("baseline");
+    let (client, insert) = runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("the baseline connects");
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "SET synchronous_commit = on;
+                 CREATE TABLE baseline_events (
+                     stream_kind smallint NOT NULL,
+                     stream_id   text     NOT NULL,
+                     seq         bigint   NOT NULL,
+                     payload     bytea    NOT NULL,
+                     PRIMARY KEY (stream_kind, stream_id, seq)
+                 )",
+            )
+            .await
+            .expect("the baseline table is created");
+        let insert = client
+            .prepare(&multirow_insert(BASELINE_ROWS))
+            .await
+            .expect("the insert prepares");
+        (client, insert)
+    });
+    // A conversation's stream as the store names it: its UUID as text.
+    let streams: Vec<String> = (1..=BASELINE_ROWS as u64)
+        .map(|n| handover_benches::numbered_conversation_id(n).to_string())
+        .collect();
+    let payload = handover_benches::encoded_payload();
+    let kind: i16 = 1;
+    let (seq, transactions, timed) = (Cell::new(0i64), Cell::new(0u64), Cell::new(Duration::ZERO));
+    group.throughput(Throughput::Elements(BASELINE_ROWS as u64));
+    group.bench_function("baseline_multirow_100", |b| {
+        b.to_async(runtime).iter_custom(|iters| {
+            let (client, insert, streams, payload) = (&client, &insert, &streams, &payload[..]);
+            let (seq, transactions, timed) = (&seq, &transactions, &timed);
+            async move {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let next = seq.get() + 1;
+                    seq.set(next);
+                    let mut params: Vec<&(dyn ToSql + Sync)> =
+                        Vec::with_capacity(4 * streams.len());
+                    for stream in streams {
+                        let row: [&(dyn ToSql + Sync); 4] = [&kind, stream, &next, &payload];
+                        params.extend(row);
+                    }
+                    client.batch_execute("BEGIN").await.expect("BEGIN");
+                    client
+                        .execute(insert, &params)
+                        .await
+                        .expect("the rows are inserted");
+                    client.batch_execute("COMMIT").await.expect("COMMIT");
+                }
+                let elapsed = started.elapsed();
+                transactions.set(transactions.get() + iters);
+                timed.set(timed.get() + elapsed);
+                elapsed
+            }
+        })
+    });
+    if transactions.get() > 0 {
+        let rows = transactions.get() * BASELINE_ROWS as u64;
+        let rate = rows as f64 / timed.get().as_secs_f64();
+        eprintln!(
+            "baseline_multirow_100: {rows} rows in {:.2} s, {rate:.0} rows/s",
+            timed.get().as_secs_f64()
+        );
+        figures.baseline = Some(rate);
+    }
+}
+
+fn feed_lag(group: &mut BenchmarkGroup<'_, WallTime>, runtime: &Runtime, cluster: &PgCluster) {
+    let url = cluster.create_database("feed_lag");
+    let (writer, reader) = runtime.block_on(async { (connect(&url).await, connect(&url).await) });
+    // Held across awaits, hence tokio's lock; only one iteration runs at a time.
+    let feed = tokio::sync::Mutex::new(reader.subscribe());
+    let stream = StreamId::Conversation(handover_benches::numbered_conversation_id(1));
+    let event = handover_benches::customer_message();
+    let lags = RefCell::new(Vec::new());
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("feed_lag", |b| {
+        b.to_async(runtime).iter(|| {
+            let (writer, feed, stream, event, lags) = (&writer, &feed, &stream, &event, &lags);
+            async move {
+                let appended = writer
+                    .append(stream, ExpectedVersion::Any, vec![event.clone()])
+                    .await
+                    .expect("the append succeeds")
+                    .expect("no conflict with Any");
+                let acknowledged = Instant::now();
+                let position = appended[0].position;
+                let mut feed = feed.lock().await;
+                loop {
+                    match feed.recv().await {
+                        Ok(record) if record.position == position => break,
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(_)) => panic!("the reader fell behind its feed"),
+                        Err(RecvError::Closed) => panic!("the reader's feed closed"),
+                    }
+                }
+                let lag = acknowledged.elapsed();
+                lags.borrow_mut().push(lag);
+            }
+        })
+    });
+    let mut lags = lags.into_inner();
+    if lags.is_empty() {
+        return;
+    }
+    lags.sort_unstable();
+    let at = |quantile: f64| {
+        let rank = ((lags.len() as f64 * quantile).ceil() as usize).clamp(1, lags.len());
+        lags[rank - 1].as_micros()
+    };
+    println!(
+        "feed_lag: {} events, lag from the writer's acknowledgement to the reader's feed: \
+         p50 {} µs, p99 {} µs, max {} µs",
+        lags.len(),
+        at(0.50),
+        at(0.99),
+        at(1.0),
+    );
+}
+
+/// One line with each facade rate, the baseline's, and the goals.
+fn summarize(figures: &Figures) {
+    let mut parts: Vec<String> = figures
+        .facade
+        .iter()
+        .map(|(n, rate)| format!("facade/{n} {rate:.0} events/s"))
+        .collect();
+    if let Some(baseline) = figures.baseline {
+        parts.push(format!("baseline_multirow_100 {baseline:.0} rows/s"));
+    }
+    let thousand = figures
+        .facade
+        .iter()
+        .find(|(n, _)| *n == 1_000)
+        .map(|&(_, rate)| rate);
+    if let (Some(facade), Some(baseline)) = (thousand, figures.baseline) {
+        let ratio = facade / baseline;
+        let verdict = |met: bool| if met { "met" } else { "missed" };
+        parts.push(format!(
+            "facade/1000 ÷ baseline = {ratio:.2} (goal >= {GOAL_SHARE_OF_BASELINE}: {}), \
+             facade/1000 vs {GOAL_EVENTS_PER_SECOND:.0} events/s: {}",
+            verdict(ratio >= GOAL_SHARE_OF_BASELINE),
+            verdict(facade > GOAL_EVENTS_PER_SECOND),
+        ));
+    }
+    if !parts.is_empty() {
+        println!("postgres_appends summary: {}", parts.join("; "));
+    }
+}

@@ -1,0 +1,99 @@
+//! The tables, created and migrated by the store itself.
+//!
+//! Each migration runs in one transaction under a transaction-scoped advisory lock, so nodes
+//! that start together apply it once and the others wait, then find it applied. A
+//! transaction-scoped lock is released at commit or rollback, whatever happens to the
+//! session: a node that dies while migrating leaves nothing half-applied and nothing locked.
+
+use tokio_postgres::Client;
+
+use crate::error::engine;
+use handover_store::StoreError;
+
+/// The key of the advisory lock that serializes migrations: "handover" in ASCII.
+const MIGRATION_LOCK: i64 = 0x68616e646f766572;
+
+/// The schema versions this library knows, in order. A version is never edited once
+/// released: a change is a new version.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    r#"
+    -- One row per event. `position` is the global order, dense from 1: it is handed out under
+    -- the head row's lock and committed with it, so a position becomes visible only after every
+    -- position below it (see `journal.rs`).
+    CREATE TABLE handover_events (
+        position    bigint   PRIMARY KEY,
+        stream_kind smallint NOT NULL,
+        -- Ids compare byte by byte, as sled orders its keys, and cheaper than a locale's rules.
+        stream_id   text     COLLATE "C" NOT NULL,
+        seq         bigint   NOT NULL,
+        recorded_at bigint   NOT NULL,
+        record      bytea    NOT NULL,
+        -- Per-stream optimistic concurrency, enforced by the database.
+        CONSTRAINT handover_events_stream_seq UNIQUE (stream_kind, stream_id, seq)
+    );
+    -- The last position handed out, the last time stamped, and which store wrote last: every
+    -- writer locks this one row, which orders commits and keeps recorded times non-decreasing
+    -- across processes; a store that finds itself the last writer knows its cached stream
+    -- tails are current.
+    CREATE TABLE handover_head (
+        one         boolean PRIMARY KEY DEFAULT true CHECK (one),
+        position    bigint  NOT NULL,
+        recorded_at bigint  NOT NULL,
+        writer      uuid
+    );
+    INSERT INTO handover_head (one, position, recorded_at) VALUES (true, 0, 0);
+    -- Commands recorded by append_once: a retry is answered with the events recorded then.
+    CREATE TABLE handover_commands (
+        stream_kind smallint NOT NULL,
+        stream_id   text     COLLATE "C" NOT NULL,
+        command_id  uuid     NOT NULL,
+        first_seq   bigint   NOT NULL,
+        count       integer  NOT NULL,
+        PRIMARY KEY (stream_kind, stream_id, command_id)
+    );
+    "#,
+)];
+
+/// The newest schema version this library writes.
+pub(crate) const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// Brings the database's schema to [`SCHEMA_VERSION`], applying what is missing; refuses a
+/// database migrated by a newer library.
+pub(crate) async fn migrate(client: &mut Client) -> Result<i32, StoreError> {
+    let tx = client.transaction().await.map_err(engine)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(engine)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS handover_schema (
+            version    integer     PRIMARY KEY,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )",
+    )
+    .await
+    .map_err(engine)?;
+    let current: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM handover_schema", &[])
+        .await
+        .map_err(engine)?
+        .get(0);
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::Engine(format!(
+            "the database holds Handover schema version {current}, newer than this library's \
+             {SCHEMA_VERSION}: upgrade the library before connecting it"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.batch_execute(sql).await.map_err(engine)?;
+        tx.execute(
+            "INSERT INTO handover_schema (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(engine)?;
+        tracing::info!(version, "applied Handover schema migration");
+    }
+    tx.commit().await.map_err(engine)?;
+    Ok(SCHEMA_VERSION)
+}
