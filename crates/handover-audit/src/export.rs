@@ -14,10 +14,11 @@ use handover_core::{
     HumanEvent, HumanId, SkillOutcome, StreamId, SystemActor, Timestamp, TransferTarget,
 };
 use handover_sled::SledStore;
-use handover_store::{Damage, LogLocation, RecordedAt, RecordedEvent, SeqRange, StoreError};
+use handover_store::{Damage, LogLocation, RecordedAt, RecordedEvent, StoreError};
 use serde::Serialize;
 
 use crate::error::AuditError;
+use crate::log::AuditLog;
 use crate::timefmt::format_recorded_at;
 
 /// What a CloudEvents `type` starts with; the event's type name follows, e.g.
@@ -62,13 +63,24 @@ pub fn export(
     options: &ExportOptions,
     out: &mut impl Write,
 ) -> Result<u64, AuditError> {
+    export_of(AuditLog::Sled(store), options, out)
+}
+
+/// [`export`] over any [`AuditLog`]: the same lines, byte for byte, for the same log, whether
+/// it is read from a sled store or held in memory. In memory, a gap in the positions or in a
+/// stream's seqs is [`AuditError::Store`] with [`Damage::Gap`], after every line before it.
+pub fn export_of(
+    log: AuditLog<'_>,
+    options: &ExportOptions,
+    out: &mut impl Write,
+) -> Result<u64, AuditError> {
     let mut lines = 0;
     let mut tenants = Tenants::default();
     match options.conversation {
-        // A stream's seq order is its position order, so one conversation is one range scan
-        // of its own stream instead of a walk over the whole log.
+        // A stream's seq order is its position order, so one conversation is one read of its
+        // own stream instead of a walk over the whole log.
         Some(id) => {
-            let records = store.read_stream_sync(&StreamId::Conversation(id), SeqRange::ALL)?;
+            let records = log.read_stream(&StreamId::Conversation(id))?;
             if records.is_empty() {
                 return Err(AuditError::UnknownConversation(id));
             }
@@ -79,7 +91,7 @@ pub fn export(
             }
         }
         None => {
-            for record in store.iter_all(1) {
+            for record in log.iter_all() {
                 let record = record?;
                 let tenant = tenants.of(&record);
                 write_line(out, &record, tenant, options.format)?;

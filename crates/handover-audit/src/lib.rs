@@ -1,10 +1,10 @@
 //! Replay, projections, verification and export of a Handover event log, without starting
 //! actors.
 //!
-//! Everything here reads the log through [`handover_sled::SledStore`] and folds it with the
-//! same rules the runtime uses ([`handover_core::conversation::evolve`] and
-//! [`handover_core::Roster::evolve`]), so what the audit reports is what the runtime would
-//! rebuild:
+//! Everything here reads the log through [`handover_sled::SledStore`] (or from memory, see
+//! below) and folds it with the same rules the runtime uses
+//! ([`handover_core::conversation::evolve`] and [`handover_core::Roster::evolve`]), so what the
+//! audit reports is what the runtime would rebuild:
 //!
 //! - [`Replay`] folds the whole log, in global order, into one [`ConversationHistory`] per
 //!   conversation plus the AI-agent [`Roster`](handover_core::Roster), the
@@ -18,6 +18,12 @@
 //!   per agent), time per state, time from escalation to a human, SLA events, AI reply
 //!   timeouts, load per human;
 //! - [`conversations`] lists every conversation with its status, events and last activity.
+//!
+//! Each of them also reads a log held in memory: a [`RecordLog`] of every record in position
+//! order (a PostgreSQL store's snapshot, or any store's `read_all`), through an [`AuditLog`]
+//! and the functions named `…_of` ([`export_of`], [`timeline_of`], [`verify_of`],
+//! [`stats_of`], [`conversations_of`], [`Replay::from_log`]). The same log gives the same
+//! output from either place.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), handover_audit::AuditError> {
@@ -38,6 +44,7 @@ mod error;
 mod export;
 mod fault;
 mod listing;
+mod log;
 mod replay;
 mod stats;
 mod timefmt;
@@ -50,20 +57,22 @@ use handover_sled::{SledOptions, SledStore};
 
 pub use error::AuditError;
 pub use export::{
-    event_json, event_json_in, export, ExportFormat, ExportOptions, CLOUDEVENTS_TYPE_PREFIX,
+    event_json, event_json_in, export, export_of, ExportFormat, ExportOptions,
+    CLOUDEVENTS_TYPE_PREFIX,
 };
 pub use fault::{Fault, FaultKind, Location};
-pub use listing::{conversations, ConversationListing, ConversationTable};
+pub use listing::{conversations, conversations_of, ConversationListing, ConversationTable};
+pub use log::{AuditLog, RecordLog};
 pub use replay::{
     AiOutcome, ConversationHistory, Holder, HumanSpan, MessageCounts, Period, Replay,
 };
 pub use stats::{
-    stats, AgentContainment, EscalationCounts, HumanLoad, Percentiles, SkillCounts, StateTimes,
-    Stats,
+    stats, stats_of, AgentContainment, EscalationCounts, HumanLoad, Percentiles, SkillCounts,
+    StateTimes, Stats,
 };
 pub use timefmt::{format_duration, format_duration_hms, format_recorded_at};
-pub use timeline::{timeline, Timeline, TimelineEntry};
-pub use verify::{verify_dir, VerifyReport};
+pub use timeline::{timeline, timeline_of, Timeline, TimelineEntry};
+pub use verify::{verify_dir, verify_of, VerifyReport};
 
 /// Checks that `dir` is an existing data directory: it exists and holds a sled database.
 /// Never creates anything.

@@ -10,6 +10,7 @@ use handover_store::RecordedAt;
 use serde::Serialize;
 
 use crate::error::AuditError;
+use crate::log::AuditLog;
 use crate::replay::{ConversationHistory, Replay};
 use crate::timefmt::format_recorded_at;
 
@@ -76,7 +77,13 @@ fn timestamp(at: Option<RecordedAt>) -> String {
 /// whole log with the same checks as verify's first pass, and refuses a log that does not
 /// replay.
 pub fn conversations(store: &SledStore) -> Result<Vec<ConversationListing>, AuditError> {
-    let replay = Replay::from_store(store)?;
+    conversations_of(AuditLog::Sled(store))
+}
+
+/// [`conversations`] over any [`AuditLog`]: the same list for the same log, whether it is read
+/// from a sled store or held in memory.
+pub fn conversations_of(log: AuditLog<'_>) -> Result<Vec<ConversationListing>, AuditError> {
+    let replay = Replay::from_log(log)?;
     Ok(replay
         .conversations()
         .filter_map(ConversationListing::from_history)

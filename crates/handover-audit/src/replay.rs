@@ -16,6 +16,7 @@ use handover_store::{RecordedAt, RecordedEvent};
 
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};
+use crate::log::AuditLog;
 use crate::timefmt::{format_recorded_at, is_writable};
 
 mod authority;
@@ -763,6 +764,23 @@ impl Replay {
         match Replay::from_store_sound(store) {
             Some(replay) => Ok(replay),
             None => Replay::from_store_in_position_order(store),
+        }
+    }
+
+    /// Replays the whole log of any [`AuditLog`]: over a sled store, [`Replay::from_store`];
+    /// over records in memory, [`Replay::apply`] on each in turn, which checks that the
+    /// positions run from 1 without a gap and each stream's seqs likewise. The same log gives
+    /// the same replay, and the same first fault, either way.
+    pub fn from_log(log: AuditLog<'_>) -> Result<Replay, AuditError> {
+        match log {
+            AuditLog::Sled(store) => Replay::from_store(store),
+            AuditLog::Records(log) => {
+                let mut replay = Replay::new();
+                for record in log.records() {
+                    replay.apply(record)?;
+                }
+                Ok(replay)
+            }
         }
     }
 

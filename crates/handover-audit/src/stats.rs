@@ -10,6 +10,7 @@ use handover_store::RecordedAt;
 use serde::Serialize;
 
 use crate::error::AuditError;
+use crate::log::AuditLog;
 use crate::replay::{AiOutcome, Holder, MessageCounts, Replay};
 use crate::timefmt::format_duration_hms;
 
@@ -275,7 +276,13 @@ impl Stats {
 ///
 /// Fails as [`Replay::from_store`] does: figures over a log that does not fold would be wrong.
 pub fn stats(store: &SledStore) -> Result<Stats, AuditError> {
-    Ok(Stats::from_replay(&Replay::from_store(store)?))
+    stats_of(AuditLog::Sled(store))
+}
+
+/// [`stats`] over any [`AuditLog`]: the same figures for the same log, whether it is read from
+/// a sled store or held in memory. Fails as [`Replay::from_log`] does.
+pub fn stats_of(log: AuditLog<'_>) -> Result<Stats, AuditError> {
+    Ok(Stats::from_replay(&Replay::from_log(log)?))
 }
 
 impl fmt::Display for Stats {

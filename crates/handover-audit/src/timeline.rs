@@ -9,10 +9,11 @@ use handover_core::{
     TeamId, TransferTarget, WaitCause,
 };
 use handover_sled::SledStore;
-use handover_store::{EventStore, RecordedAt, RecordedEvent, SeqRange};
+use handover_store::{RecordedAt, RecordedEvent};
 
 use crate::error::AuditError;
 use crate::fault::Fault;
+use crate::log::AuditLog;
 use crate::replay::{describe_author, ConversationHistory, Holder, Period};
 use crate::timefmt::{format_duration, format_recorded_at};
 
@@ -107,16 +108,18 @@ impl Timeline {
 /// Fails with [`AuditError::UnknownConversation`] when the log does not hold it, and with
 /// [`AuditError::Unsound`] when its stream does not fold.
 pub fn timeline(store: &SledStore, id: ConversationId) -> Result<Timeline, AuditError> {
-    let records = store.read_stream_sync(&StreamId::Conversation(id), SeqRange::ALL)?;
+    timeline_of(AuditLog::Sled(store), id)
+}
+
+/// [`timeline`] over any [`AuditLog`]: the same story for the same log, whether it is read
+/// from a sled store or held in memory.
+pub fn timeline_of(log: AuditLog<'_>, id: ConversationId) -> Result<Timeline, AuditError> {
+    let records = log.read_stream(&StreamId::Conversation(id))?;
     if records.is_empty() {
         return Err(AuditError::UnknownConversation(id));
     }
     // The last event of the log, so an open conversation's last period runs until then.
-    let head = store.head();
-    let log_end = match store.iter_all(head).next() {
-        Some(record) => record?.recorded_at,
-        None => RecordedAt(i64::MIN),
-    };
+    let log_end = log.last_recorded_at()?;
     Ok(Timeline::from_records(id, &records, log_end)?)
 }
 

@@ -9,6 +9,7 @@ use handover_store::StoreError;
 
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};
+use crate::log::AuditLog;
 use crate::open_unchecked;
 use crate::replay::Replay;
 
@@ -30,6 +31,27 @@ impl VerifyReport {
     /// Whether every check passed.
     pub fn is_sound(&self) -> bool {
         matches!(self, VerifyReport::Sound { .. })
+    }
+
+    /// The report on a log whose read failed with `error`: damage the log holds
+    /// ([`StoreError::Corrupted`], naming its stream, seq and position, e.g. a checksum or a
+    /// hash chain that a store's snapshot found broken) is a [`VerifyReport::Faulty`], as
+    /// [`verify_dir`] reports the same damage; any other error says nothing about the log
+    /// (I/O, a connection) and is given back.
+    ///
+    /// ```
+    /// use handover_audit::{FaultKind, VerifyReport};
+    /// use handover_store::{Damage, LogLocation, StoreError};
+    ///
+    /// let damaged = StoreError::corrupted(LogLocation::at_position(3), Damage::Chain, "broken");
+    /// let VerifyReport::Faulty(fault) = VerifyReport::from_read_error(damaged).unwrap() else {
+    ///     panic!("damage is a fault");
+    /// };
+    /// assert_eq!(fault.kind, FaultKind::Damaged);
+    /// assert!(VerifyReport::from_read_error(StoreError::Closed).is_err());
+    /// ```
+    pub fn from_read_error(error: StoreError) -> Result<VerifyReport, StoreError> {
+        Fault::from_store(error, None).map(VerifyReport::Faulty)
     }
 }
 
@@ -63,14 +85,47 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, AuditError> {
         Ok(store) => store,
         // Files the storage engine finds damaged are a fault of the log, not a failure to
         // check it.
-        Err(AuditError::Store(error @ StoreError::Corrupted { .. })) => {
-            return Ok(VerifyReport::Faulty(Fault::from_store(error, None)?));
-        }
+        Err(AuditError::Store(error)) => return Ok(VerifyReport::from_read_error(error)?),
         Err(error) => return Err(error),
     };
+    verify_store(&store)
+}
+
+/// Verifies any [`AuditLog`].
+///
+/// Over a sled store, the checks of [`verify_dir`] on a store already open (the store must
+/// not be held by another [`SledStore`]; [`crate::open_data_dir`] opens one).
+///
+/// Over records in memory, each record in turn is replayed ([`Replay::apply`]): the positions
+/// run from 1 without a gap, every stream's seqs from 1 without a gap, recorded times never go
+/// back, and every event passes the rules, as in pass 1 of [`verify_dir`]. Checksums and
+/// hash chains are the checks of the store that read the records; damage it found is a fault
+/// too: see [`VerifyReport::from_read_error`].
+///
+/// The same log gives the same report either way.
+pub fn verify_of(log: AuditLog<'_>) -> Result<VerifyReport, AuditError> {
+    match log {
+        AuditLog::Sled(store) => verify_store(store),
+        AuditLog::Records(log) => {
+            let mut replay = Replay::new();
+            for record in log.records() {
+                if let Err(fault) = replay.apply(record) {
+                    return Ok(VerifyReport::Faulty(fault));
+                }
+            }
+            Ok(VerifyReport::Sound {
+                events: replay.events(),
+                streams: replay.streams().count() as u64,
+            })
+        }
+    }
+}
+
+/// The checks of [`verify_dir`] on an open store.
+fn verify_store(store: &SledStore) -> Result<VerifyReport, AuditError> {
     // A sound log passes in one sequential read; anything else is left to the two passes
     // below, which name the earliest fault.
-    if let Some(replay) = Replay::from_store_sound(&store) {
+    if let Some(replay) = Replay::from_store_sound(store) {
         if let Err(error) = store.check_acknowledged() {
             return Ok(VerifyReport::Faulty(Fault::from_store(error, None)?));
         }
@@ -79,7 +134,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, AuditError> {
             streams: replay.streams().count() as u64,
         });
     }
-    let replay = match replay_checked(&store)? {
+    let replay = match replay_checked(store)? {
         Ok(replay) => replay,
         Err(fault) => return Ok(VerifyReport::Faulty(fault)),
     };

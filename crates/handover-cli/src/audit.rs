@@ -1,17 +1,22 @@
-//! `handover audit`: export, timeline, verify and stats over a data directory.
+//! `handover audit`: export, timeline, verify and stats over a data directory or a database.
 //!
-//! Every subcommand reads an existing data directory and never creates one. Exit codes: 0 on
-//! success; 1 when the command could not do its work (missing directory, directory in use by
-//! another process, damaged record, unknown conversation); for `verify`, 1 means the log has a
-//! fault and 2 that it could not be verified; clap's usage errors exit with 2.
+//! Every subcommand reads an existing data directory and never creates one, or reads a
+//! PostgreSQL database's log in one consistent snapshot (other nodes may go on writing) and
+//! audits it in memory with the same code. Exit codes: 0 on success; 1 when the command could
+//! not do its work (missing directory, directory in use by another process, database out of
+//! reach, damaged record, unknown conversation); for `verify`, 1 means the log has a fault and
+//! 2 that it could not be verified; clap's usage errors exit with 2.
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use handover::ConversationId;
-use handover_audit::{AuditError, ExportFormat, ExportOptions, VerifyReport};
+use handover::{ConversationId, RecordedEvent, SledStore, StoreError};
+use handover_audit::{AuditError, AuditLog, ExportFormat, ExportOptions, RecordLog, VerifyReport};
+use handover_postgres::PostgresOptions;
+
+use crate::{database, terminal};
 
 /// The audit subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -30,12 +35,32 @@ pub(crate) enum AuditCommand {
     Conversations(ConversationsArgs),
 }
 
-/// The data directory to read.
+/// The log to read: a data directory or a database, exactly one.
 #[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
 pub(crate) struct DataArgs {
     /// The data directory of a Handover (it must exist, and no process may hold it).
     #[arg(long, value_name = "DIR")]
-    data: PathBuf,
+    data: Option<PathBuf>,
+    /// The PostgreSQL database of a Handover, e.g. `postgres://user:password@host/db`: its log
+    /// is read in one consistent snapshot while other nodes go on writing.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+/// An opened log: a sled store read in place, or a database's records read into memory.
+enum Opened {
+    Sled(SledStore),
+    Records(RecordLog),
+}
+
+impl Opened {
+    fn log(&self) -> AuditLog<'_> {
+        match self {
+            Opened::Sled(store) => AuditLog::Sled(store),
+            Opened::Records(records) => AuditLog::Records(records),
+        }
+    }
 }
 
 /// The shape of each exported line.
@@ -131,14 +156,14 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Export(args) => export(&args),
         AuditCommand::Timeline(args) => {
-            let store = open(&args.data.data)?;
-            let timeline = handover_audit::timeline(&store, args.conversation)?;
+            let opened = open(&args.data)?;
+            let timeline = handover_audit::timeline_of(opened.log(), args.conversation)?;
             print_or_ignore_closed_pipe(&timeline.to_string())
         }
         AuditCommand::Verify(args) => Ok(verify(&args)),
         AuditCommand::Stats(args) => {
-            let store = open(&args.data.data)?;
-            let stats = handover_audit::stats(&store)?;
+            let opened = open(&args.data)?;
+            let stats = handover_audit::stats_of(opened.log())?;
             let text = if args.json {
                 let mut json = serde_json::to_string_pretty(&stats)?;
                 json.push('\n');
@@ -149,8 +174,8 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             print_or_ignore_closed_pipe(&text)
         }
         AuditCommand::Conversations(args) => {
-            let store = open(&args.data.data)?;
-            let mut listing = handover_audit::conversations(&store)?;
+            let opened = open(&args.data)?;
+            let mut listing = handover_audit::conversations_of(opened.log())?;
             if let Some(status) = args.status {
                 listing.retain(|conversation| status.matches(conversation.status));
             }
@@ -169,14 +194,39 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Opens the log the arguments name: a data directory in place, or a database's snapshot.
+fn open(args: &DataArgs) -> anyhow::Result<Opened> {
+    match (&args.data, &args.database_url) {
+        (Some(dir), _) => open_dir(dir).map(Opened::Sled),
+        (None, Some(url)) => {
+            let records = read_database(url)?
+                .with_context(|| format!("cannot read the log in the {}", database::name(url)))?;
+            Ok(Opened::Records(RecordLog::new(records)))
+        }
+        // clap requires one of the two.
+        (None, None) => anyhow::bail!("give --data DIR or --database-url URL"),
+    }
+}
+
 /// The one place this command names the sled store: the audit reads through it.
-fn open(dir: &Path) -> anyhow::Result<handover::SledStore> {
+fn open_dir(dir: &Path) -> anyhow::Result<SledStore> {
     // The audit's errors already name the directory and say what to do.
     Ok(handover_audit::open_data_dir(dir)?)
 }
 
+/// Every record of the database's log, read in one snapshot. The outer error is a failure to
+/// reach the database; the inner one the snapshot's, damage included, which `verify` reports
+/// as a fault.
+fn read_database(url: &str) -> anyhow::Result<Result<Vec<RecordedEvent>, StoreError>> {
+    let runtime = terminal::async_runtime()?;
+    runtime.block_on(async {
+        let store = database::connect(url, PostgresOptions::default()).await?;
+        Ok(store.snapshot().await)
+    })
+}
+
 fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let store = open(&args.data.data)?;
+    let opened = open(&args.data)?;
     let options = ExportOptions {
         format: match args.format {
             Format::Jsonl => ExportFormat::JsonLines,
@@ -185,7 +235,7 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         conversation: args.conversation,
     };
     let mut out = BufWriter::new(io::stdout().lock());
-    let written = handover_audit::export(&store, &options, &mut out)
+    let written = handover_audit::export_of(opened.log(), &options, &mut out)
         .and_then(|_| out.flush().map_err(AuditError::Write));
     match written {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -212,13 +262,35 @@ const VERIFY_FAULT: u8 = 1;
 /// Exit code of `verify` when the log could not be checked.
 const VERIFY_ERROR: u8 = 2;
 
+/// Verifies the log the arguments name. Damage a database's snapshot finds is a fault of the
+/// log, as damage sled finds is.
+fn verify_log(args: &DataArgs) -> anyhow::Result<VerifyReport> {
+    match (&args.data, &args.database_url) {
+        (Some(dir), _) => Ok(handover_audit::verify_dir(dir)?),
+        (None, Some(url)) => match read_database(url)? {
+            Ok(records) => Ok(handover_audit::verify_of(AuditLog::Records(
+                &RecordLog::new(records),
+            ))?),
+            Err(error) => VerifyReport::from_read_error(error)
+                .with_context(|| format!("cannot read the log in the {}", database::name(url))),
+        },
+        (None, None) => anyhow::bail!("give --data DIR or --database-url URL"),
+    }
+}
+
 fn verify(args: &DataArgs) -> ExitCode {
-    match handover_audit::verify_dir(&args.data) {
+    match verify_log(args) {
         // The exit code is the verdict; a reader that left before the line is not an error,
         // and a failed write leaves the code to tell.
         Ok(VerifyReport::Sound { events, streams }) => {
+            // A database has no global index or anchor: its order is the table's positions.
+            let checked = if args.data.is_some() {
+                "checksums, order, index and rules"
+            } else {
+                "checksums, hash chains, order and rules"
+            };
             let _ = print_or_ignore_closed_pipe(&format!(
-                "sound: {events} events in {streams} streams; checksums, order, index and rules all check out\n"
+                "sound: {events} events in {streams} streams; {checked} all check out\n"
             ));
             ExitCode::SUCCESS
         }
@@ -227,7 +299,7 @@ fn verify(args: &DataArgs) -> ExitCode {
             ExitCode::from(VERIFY_FAULT)
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {error:#}");
             ExitCode::from(VERIFY_ERROR)
         }
     }

@@ -4,7 +4,9 @@
 //! A closed loop: N conversations each post a customer message, wait for its durable
 //! acknowledgement, and post the next, for S seconds, through the facade. It reports events per
 //! second, syncs per event, the acknowledgement latency, and, measured in the same run, how long
-//! this disk takes to `fdatasync` a small write: the floor under a durable acknowledgement.
+//! this disk takes to `fdatasync` a small write: the floor under a durable acknowledgement. On a
+//! PostgreSQL database (`--database-url`) the log is the server's, so there is no disk of ours
+//! to measure: the fdatasync figure is not applicable.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,11 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use handover::{Channel, Config, CustomerId, Handover, MessageText};
+use handover::{Channel, Config, CustomerId, Handover, MessageText, RuntimeSettings};
+use handover_postgres::PostgresOptions;
 use serde::Serialize;
 
 use crate::simulate::{count_up_to, DurabilityArg, INTERRUPTED};
-use crate::terminal;
+use crate::{database, terminal};
 
 /// Most conversations one bench may keep busy.
 const BENCH_CONVERSATIONS_MAX: usize = 100_000;
@@ -34,12 +37,24 @@ const PROGRESS_TICK: Duration = Duration::from_millis(200);
 /// overloaded.
 const OVERLOADED_BACKOFF: Duration = Duration::from_millis(1);
 
+/// Where `handover bench` writes its log: a data directory or a database, exactly one.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct BenchLogArgs {
+    /// Data directory for the bench's log (created if missing; it must be empty).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// PostgreSQL database for the bench's log, e.g. `postgres://user:password@host/db` (its
+    /// log must be empty). The disk's fdatasync is then not measured.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
 /// Options of `handover bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Data directory for the bench's log (created if missing; it must be empty).
-    #[arg(long, value_name = "DIR")]
-    data: PathBuf,
+    #[command(flatten)]
+    log: BenchLogArgs,
     /// How many conversations post at the same time, each one message at a time
     /// (1 to 100,000).
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = count_up_to::<BENCH_CONVERSATIONS_MAX>)]
@@ -47,8 +62,9 @@ pub(crate) struct BenchArgs {
     /// How long to post, in seconds (1 to 3600).
     #[arg(long, value_name = "S", default_value_t = 10, value_parser = count_up_to::<BENCH_SECONDS_MAX>)]
     seconds: usize,
-    /// What an acknowledged message survives.
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Durable)]
+    /// What an acknowledged message survives. Not with `--database-url`: there an
+    /// acknowledged message is a committed transaction.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Durable, conflicts_with = "database_url")]
     durability: DurabilityArg,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -63,7 +79,8 @@ pub(crate) struct BenchArgs {
 struct BenchReport {
     /// Conversations posting at the same time.
     conversations: u64,
-    /// What an acknowledged message survived.
+    /// What an acknowledged message survived: `durable`, `process-crash` or `buffered`, or
+    /// `database` (a committed transaction).
     durability: &'static str,
     /// How long the messages were posted, in milliseconds.
     elapsed_ms: u64,
@@ -79,24 +96,45 @@ struct BenchReport {
     ack_p50_us: u64,
     ack_p99_us: u64,
     ack_max_us: u64,
-    /// The median time to write 4 KiB to a file in the data directory and `fdatasync` it.
-    fsync_us: u64,
+    /// The median time to write 4 KiB to a file in the data directory and `fdatasync` it;
+    /// `None` (null) on a database, whose disk is the server's.
+    fsync_us: Option<u64>,
     /// Commands refused as overloaded and retried.
     overloaded_retries: u64,
     /// Ctrl-C stopped the run early.
     interrupted: bool,
 }
 
+/// Where the bench's log lives.
+enum Place<'a> {
+    Dir(&'a Path),
+    Database(&'a str),
+}
+
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    terminal::check_data_dir(&args.data, terminal::Existing::Refuse)?;
-    terminal::init_logging()?;
-    std::fs::create_dir_all(&args.data)
-        .with_context(|| format!("cannot create the data directory {}", args.data.display()))?;
-    let fsync = measure_fsync(&args.data)?;
+    let place = match (&args.log.data, &args.log.database_url) {
+        (Some(dir), _) => Place::Dir(dir),
+        (None, Some(url)) => Place::Database(url),
+        // clap requires one of the two.
+        (None, None) => bail!("give --data DIR or --database-url URL"),
+    };
+    let fsync = match place {
+        Place::Dir(dir) => {
+            terminal::check_data_dir(dir, terminal::Existing::Refuse)?;
+            terminal::init_logging()?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            Some(measure_fsync(dir)?)
+        }
+        Place::Database(_) => {
+            terminal::init_logging()?;
+            None
+        }
+    };
     let runtime = terminal::async_runtime()?;
     let report = runtime.block_on(async {
         let stop = terminal::interrupt()?;
-        bench(&args, fsync, stop).await
+        bench(&args, place, fsync, stop).await
     })?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -133,11 +171,29 @@ fn measure_fsync(dir: &Path) -> anyhow::Result<Duration> {
 
 async fn bench(
     args: &BenchArgs,
-    fsync: Duration,
+    place: Place<'_>,
+    fsync: Option<Duration>,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<BenchReport> {
-    let durability = handover::Durability::from(args.durability);
-    let handover = Handover::start(Config::new(&args.data).durability(durability)).await?;
+    let (handover, durability) = match place {
+        Place::Dir(dir) => {
+            let durability = handover::Durability::from(args.durability);
+            let handover = Handover::start(Config::new(dir).durability(durability)).await?;
+            (handover, durability.name())
+        }
+        Place::Database(url) => {
+            let store = database::connect(url, PostgresOptions::default()).await?;
+            if database::holds_a_log(&store, url).await? {
+                bail!(
+                    "the {} already holds a log; give an empty database",
+                    database::name(url)
+                );
+            }
+            let handover =
+                Handover::start_with_store(Arc::new(store), RuntimeSettings::default()).await?;
+            (handover, "database")
+        }
+    };
     let result = drive(&handover, args, stop).await;
     let latency = handover.ack_latency();
     let store = handover.store_stats();
@@ -145,7 +201,7 @@ async fn bench(
     let (events, elapsed, overloaded_retries, interrupted) = result?;
     Ok(BenchReport {
         conversations: u64::try_from(args.conversations)?,
-        durability: durability.name(),
+        durability,
         elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         events,
         // Counts are far below 2^52: the float keeps them exactly.
@@ -155,7 +211,7 @@ async fn bench(
         ack_p50_us: micros(latency.p50),
         ack_p99_us: micros(latency.p99),
         ack_max_us: micros(latency.max),
-        fsync_us: micros(fsync),
+        fsync_us: fsync.map(micros),
         overloaded_retries,
         interrupted,
     })
@@ -278,10 +334,14 @@ fn human_readable(report: &BenchReport) -> String {
         "  acknowledged in {:>10} us p50, {} us p99, {} us max\n",
         report.ack_p50_us, report.ack_p99_us, report.ack_max_us
     ));
-    text.push_str(&format!(
-        "  disk fdatasync  {:>10} us  (median of {FSYNC_SAMPLES} writes of {FSYNC_WRITE_BYTES} bytes)\n",
-        report.fsync_us
-    ));
+    match report.fsync_us {
+        Some(fsync_us) => text.push_str(&format!(
+            "  disk fdatasync  {fsync_us:>10} us  (median of {FSYNC_SAMPLES} writes of {FSYNC_WRITE_BYTES} bytes)\n"
+        )),
+        None => text.push_str(
+            "  disk fdatasync  not applicable  (the log is in a database, on the server's disk)\n",
+        ),
+    }
     if report.overloaded_retries > 0 {
         text.push_str(&format!(
             "  overloaded      {:>10}  (commands refused and retried)\n",

@@ -3,6 +3,7 @@
 
 mod audit;
 mod bench;
+mod database;
 mod simulate;
 mod terminal;
 
@@ -20,7 +21,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Read a data directory's event log: export, timeline, verify, stats.
+    /// Read an event log, in a data directory or a database: export, timeline, verify, stats.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Run a simulated contact center through the real runtime.
@@ -47,9 +48,28 @@ fn quiet_storage_engine_panics() {
     }));
 }
 
+/// Parses the command line. A `DATABASE_URL` in the environment counts as `--database-url`, so
+/// with `--data` it is refused as both; the error then says where the URL came from.
+fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|error| {
+        let _ = error.print();
+        let from_env = std::env::var_os("DATABASE_URL").is_some_and(|url| !url.is_empty());
+        if error.kind() == clap::error::ErrorKind::ArgumentConflict && from_env {
+            eprintln!(
+                "note: DATABASE_URL is set in the environment and counts as --database-url; \
+                 unset it to read or write a data directory with --data"
+            );
+        }
+        ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+    })
+}
+
 fn main() -> ExitCode {
     quiet_storage_engine_panics();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let result = match cli.command {
         Command::Audit(command) => audit::run(command),
         Command::Simulate(args) => simulate::run(args),

@@ -1,20 +1,21 @@
 //! `handover simulate`: the command line of [`handover_sim`]'s contact-center simulation.
 //!
-//! This layer parses the options, refuses a data directory that already holds a log unless
-//! `--append` says to add to it, shows progress on a terminal, stops cleanly on Ctrl-C, and
-//! prints the summary; the scripts, the driver and the report are `handover-sim`'s.
+//! This layer parses the options, refuses a data directory or a database that already holds a
+//! log unless `--append` says to add to it, shows progress on a terminal, stops cleanly on
+//! Ctrl-C, and prints the summary; the scripts, the driver and the report are `handover-sim`'s.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use handover::Durability;
+use handover_postgres::PostgresOptions;
 use handover_sim::{
-    Options, AI_AGENTS_MAX, CONCURRENT_CONVERSATIONS_MAX, CONVERSATIONS_MAX, HUMANS_MAX,
+    LogPlace, Options, AI_AGENTS_MAX, CONCURRENT_CONVERSATIONS_MAX, CONVERSATIONS_MAX, HUMANS_MAX,
     SHIFT_MINUTES_MAX,
 };
 
-use crate::terminal;
+use crate::{database, terminal};
 
 /// Exit code after Ctrl-C, as shells report a process ended by SIGINT (128 + 2).
 pub(crate) const INTERRUPTED: u8 = 130;
@@ -54,15 +55,27 @@ impl From<DurabilityArg> for Durability {
     }
 }
 
-/// Options of `handover simulate`.
+/// Where `handover simulate` writes its log: a data directory or a database, exactly one.
 #[derive(Debug, clap::Args)]
-pub(crate) struct SimulateArgs {
+#[group(required = true, multiple = false)]
+pub(crate) struct SimulateLogArgs {
     /// Data directory of the event log (created if missing). It must be empty unless
     /// `--append` is given; a fresh one gives reproducible counts.
     #[arg(long, value_name = "DIR")]
-    data: PathBuf,
-    /// Add to the log a data directory already holds instead of refusing it (the counts are
-    /// then this run's; the same seed no longer promises the same counts).
+    data: Option<PathBuf>,
+    /// PostgreSQL database of the event log, e.g. `postgres://user:password@host/db`. Its log
+    /// must be empty unless `--append` is given; a fresh one gives reproducible counts.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+/// Options of `handover simulate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SimulateArgs {
+    #[command(flatten)]
+    log: SimulateLogArgs,
+    /// Add to the log a data directory or database already holds instead of refusing it (the
+    /// counts are then this run's; the same seed no longer promises the same counts).
     #[arg(long)]
     append: bool,
     /// Print no progress bar (there is none anyway when stderr is not a terminal).
@@ -95,8 +108,9 @@ pub(crate) struct SimulateArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
-    /// What an acknowledged command survives.
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Durable)]
+    /// What an acknowledged command survives. Not with `--database-url`: there an acknowledged
+    /// command is a committed transaction.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Durable, conflicts_with = "database_url")]
     durability: DurabilityArg,
     /// Write every acknowledged event of the simulation's commands to FILE, one
     /// `<conversation-id> <seq>` a line.
@@ -120,7 +134,6 @@ pub(crate) struct SimulateArgs {
 /// Runs `handover simulate`: 0 when every conversation ran, 130 when Ctrl-C stopped it (the
 /// summary then covers the conversations that finished).
 pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let appended = terminal::check_data_dir(&args.data, terminal::Existing::AppendIf(args.append))?;
     terminal::init_logging()?;
     let options = Options {
         conversations: args.conversations,
@@ -133,11 +146,24 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         shift_minutes: u64::try_from(args.shift_minutes).unwrap_or(u64::MAX),
     };
     let runtime = terminal::async_runtime()?;
+    let (place, appended) = match (&args.log.data, &args.log.database_url) {
+        (Some(dir), _) => {
+            let existing = terminal::Existing::AppendIf(args.append);
+            let appended = terminal::check_data_dir(dir, existing)?;
+            (LogPlace::Dir(dir.clone()), appended)
+        }
+        (None, Some(url)) => {
+            let appended = runtime.block_on(check_database(url, args.append))?;
+            (LogPlace::Database(url.clone()), appended)
+        }
+        // clap requires one of the two.
+        (None, None) => anyhow::bail!("give --data DIR or --database-url URL"),
+    };
     let mut summary = runtime.block_on(async {
         let stop = terminal::interrupt()?;
         let bar = terminal::progress_bar(args.quiet, options.conversations, "conversations");
-        let summary = handover_sim::simulate(
-            &args.data,
+        let summary = handover_sim::simulate_at(
+            &place,
             &options,
             |progress| {
                 bar.set_position(progress.done);
@@ -160,6 +186,21 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     } else {
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Checks that the database may take the run's log, as [`terminal::check_data_dir`] checks a
+/// directory: its log is empty, or `append` says to add to it. Returns whether it appends.
+async fn check_database(url: &str, append: bool) -> anyhow::Result<bool> {
+    // The run opens its own connection: its store needs the simulation's clock from the start.
+    let store = database::connect(url, PostgresOptions::default()).await?;
+    let holds_a_log = database::holds_a_log(&store, url).await?;
+    if holds_a_log && !append {
+        anyhow::bail!(
+            "the {} already holds a log; pass --append to add to it, or give an empty database",
+            database::name(url)
+        );
+    }
+    Ok(holds_a_log)
 }
 
 #[cfg(test)]

@@ -231,6 +231,8 @@ fn open_raw(dir: &Path) -> sled::Db {
 
 fn handover(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_handover"))
+        // One in the environment would count as --database-url.
+        .env_remove("DATABASE_URL")
         .args(args)
         .output()
         .unwrap()
@@ -415,6 +417,8 @@ fn export_stops_quietly_when_the_reader_goes_away() {
         }
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_handover"))
+        // One in the environment would count as --database-url.
+        .env_remove("DATABASE_URL")
         .args(["audit", "export", "--data", dir.path().to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -805,6 +809,8 @@ fn a_log_file_sled_panics_on_is_a_fault_without_a_panic_message() {
         }
         std::fs::write(&db, bytes).unwrap();
         let verify = Command::new(env!("CARGO_BIN_EXE_handover"))
+            // One in the environment would count as --database-url.
+            .env_remove("DATABASE_URL")
             .args(["audit", "verify", "--data", dir.path().to_str().unwrap()])
             .env("RUST_BACKTRACE", "1")
             .output()

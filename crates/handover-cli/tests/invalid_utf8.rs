@@ -43,7 +43,11 @@ fn handover(args: &[OsString]) -> Output {
 
 fn handover_with_env(args: &[OsString], rust_log: Option<&OsStr>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_handover"));
-    command.args(args).env_remove("RUST_LOG");
+    // A DATABASE_URL in the environment would count as --database-url.
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("DATABASE_URL");
     if let Some(value) = rust_log {
         command.env("RUST_LOG", value);
     }

@@ -13,6 +13,8 @@ const STALL: Duration = Duration::from_secs(60);
 
 fn handover(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_handover"))
+        // One in the environment would count as --database-url.
+        .env_remove("DATABASE_URL")
         .args(args)
         .output()
         .expect("the handover binary runs")
@@ -33,6 +35,8 @@ fn interrupted_simulation(
     let data = dir.join("data");
     let acks = dir.join("acks.txt");
     let child = Command::new(env!("CARGO_BIN_EXE_handover"))
+        // One in the environment would count as --database-url.
+        .env_remove("DATABASE_URL")
         .args(["simulate", "--conversations", "100000"])
         .args(args)
         .arg("--data")

@@ -26,14 +26,16 @@ use futures::FutureExt as _;
 use handover::StreamExt as _;
 use handover::{
     AgentName, AiAgentId, AiAgentProfile, Author, Channel, ConversationCommand, ConversationEvent,
-    ConversationId, CustomerId, Durability, EscalationCause, Event, EventStore as _, Handover,
-    HumanId, HumanQuery, Language, ManualClock, MessageText, NewHuman, NoteAudience, Participant,
-    Presence, Reason, Receipt, RecordedAt, Rejection, Role, RuntimeSettings, SledOptions,
-    SledStore, Specialty, Status, TeamId, TenantId, TimeSource, Timestamp, TransferTarget, Watch,
+    ConversationId, CustomerId, Durability, EscalationCause, Event, EventStore, Handover, HumanId,
+    HumanQuery, Language, ManualClock, MessageText, NewHuman, NoteAudience, Participant, Presence,
+    Reason, Receipt, RecordedAt, Rejection, Role, RuntimeSettings, SledOptions, SledStore,
+    Specialty, Status, TeamId, TenantId, TimeSource, Timestamp, TransferTarget, Watch,
 };
+use handover_postgres::{PostgresOptions, PostgresStore};
 use uuid::Builder;
 
 use crate::faq::FaqAgent;
+use crate::place::LogPlace;
 use crate::report::{percentile, Summary};
 use crate::scenario::{draw_scenarios, lines, Ending, Lang, Scenario, Script, SPECIALTIES, TEAMS};
 use crate::staff::{self, GatedRouter, SlowAgent, Staff};
@@ -147,6 +149,24 @@ pub struct Progress {
 pub async fn simulate(
     data: &Path,
     options: &Options,
+    progress: impl FnMut(Progress),
+    stop: impl Future<Output = ()>,
+) -> Result<Summary, SimError> {
+    simulate_at(&LogPlace::Dir(data.to_owned()), options, progress, stop).await
+}
+
+/// [`simulate`] with the log wherever `place` says: a data directory, or a PostgreSQL
+/// database (several runs, or other nodes, may share it; a run continues after the last
+/// record there).
+///
+/// The store is opened here, after the simulation's clock exists, so that it stamps records
+/// with simulated time. On a database, [`Options::durability`] does not apply: an
+/// acknowledged command is a committed transaction, as durable as the server makes commits,
+/// and the summary's `durability` says `database`. A database that cannot be reached is
+/// [`SimError::Database`].
+pub async fn simulate_at(
+    place: &LogPlace,
+    options: &Options,
     mut progress: impl FnMut(Progress),
     stop: impl Future<Output = ()>,
 ) -> Result<Summary, SimError> {
@@ -171,14 +191,29 @@ pub async fn simulate(
     // The store stamps records with the simulated clock, like the times the rules record.
     let clock = ManualClock::new(SHIFT_START);
     let source = clock.clone();
-    let store_options = SledOptions {
-        durability: options.durability,
-        time_source: Some(TimeSource::new(move || {
-            RecordedAt(handover::Clock::now(&source).0)
-        })),
-        ..SledOptions::default()
+    let time_source = TimeSource::new(move || RecordedAt(handover::Clock::now(&source).0));
+    let (store, durability): (Arc<dyn EventStore>, &'static str) = match place {
+        LogPlace::Dir(data) => {
+            let store_options = SledOptions {
+                durability: options.durability,
+                time_source: Some(time_source),
+                ..SledOptions::default()
+            };
+            let store = SledStore::open(data, store_options).map_err(handover::Error::from)?;
+            (Arc::new(store), options.durability.name())
+        }
+        LogPlace::Database(url) => {
+            let mut store_options = PostgresOptions::default();
+            store_options.time_source = Some(time_source);
+            let store = PostgresStore::connect(url, store_options)
+                .await
+                .map_err(|source| SimError::Database {
+                    place: place.to_string(),
+                    source,
+                })?;
+            (Arc::new(store), "database")
+        }
     };
-    let store = SledStore::open(data, store_options).map_err(handover::Error::from)?;
     let head = store.head();
     if head > 0 {
         // A log already there: the shift starts after its last record, so time never goes back.
@@ -194,9 +229,9 @@ pub async fn simulate(
     let settings = RuntimeSettings::default()
         .clock(Arc::new(clock.clone()))
         .router(Arc::clone(&router) as Arc<dyn handover::Router>);
-    let handover = Handover::start_with_store(Arc::new(store), settings).await?;
+    let handover = Handover::start_with_store(store, settings).await?;
     let mut summary = Summary {
-        durability: options.durability.name(),
+        durability,
         seed: options.seed,
         ai_agents: count(options.ai_agents),
         humans: count(options.humans),

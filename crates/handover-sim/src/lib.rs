@@ -8,7 +8,8 @@
 //! transfers, questions a slow AI agent never answers; in English, Portuguese or Spanish),
 //! plays them through [`handover::Handover`] on simulated time with FAQ agents attached, and
 //! sums up what the log recorded. The same seed on a fresh data directory gives the same
-//! counts.
+//! counts. The log lives in a data directory ([`simulate`]) or wherever a [`LogPlace`] says, a
+//! PostgreSQL database included ([`simulate_at`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), handover_sim::SimError> {
@@ -22,13 +23,15 @@
 
 mod driver;
 pub mod faq;
+mod place;
 mod report;
 mod scenario;
 mod staff;
 
 use std::path::PathBuf;
 
-pub use driver::{simulate, Options, Progress, STEP_MS};
+pub use driver::{simulate, simulate_at, Options, Progress, STEP_MS};
+pub use place::LogPlace;
 pub use report::Summary;
 
 /// Most conversations one simulation may run.
@@ -67,4 +70,13 @@ pub enum SimError {
     /// with what the driver did.
     #[error("{0}")]
     Unexpected(String),
+    /// The database that holds the log could not be opened (unreachable, refused the
+    /// credentials, or its log is damaged).
+    #[error("cannot open the event log in the {place}: {source}")]
+    Database {
+        /// The database, as [`LogPlace`]'s `Display` names it: without its password.
+        place: String,
+        /// What the store said.
+        source: handover::StoreError,
+    },
 }

@@ -52,7 +52,8 @@ pub struct Summary {
     pub closed_by_customer: u64,
     /// Conversations a human agent closed.
     pub closed_by_human: u64,
-    /// What an acknowledged command survived: `durable`, `process-crash` or `buffered`.
+    /// What an acknowledged command survived: `durable`, `process-crash` or `buffered`; on a
+    /// database, `database` (a commit, as durable as the server makes it).
     pub durability: &'static str,
     /// The seed of every random choice.
     pub seed: u64,
