@@ -168,19 +168,23 @@ pub(crate) async fn read_all(
     for (row, expected) in rows.iter().zip(from..) {
         let (record, _, _) = decode(row)?;
         if record.position != expected {
-            return Err(StoreError::corrupted(
-                LogLocation::at_position(expected),
-                Damage::Gap,
-                format!(
-                    "the global order jumps from position {} to {}",
-                    expected - 1,
-                    record.position
-                ),
-            ));
+            return Err(position_gap(expected, record.position));
         }
         out.push(record);
     }
     Ok(out)
+}
+
+/// The global order skips from `expected - 1` to `found`.
+fn position_gap(expected: u64, found: u64) -> StoreError {
+    StoreError::corrupted(
+        LogLocation::at_position(expected),
+        Damage::Gap,
+        format!(
+            "the global order jumps from position {} to {found}",
+            expected - 1
+        ),
+    )
 }
 
 /// Every stream of one kind, stream by stream (ids in byte order), each chained from seq 1.
@@ -227,15 +231,7 @@ pub(crate) async fn read_checked_log(
         let (record, hash, previous) = decode(row)?;
         let expected = out.len() as u64 + 1;
         if record.position != expected {
-            return Err(StoreError::corrupted(
-                LogLocation::at_position(expected),
-                Damage::Gap,
-                format!(
-                    "the global order jumps from position {} to {}",
-                    expected - 1,
-                    record.position
-                ),
-            ));
+            return Err(position_gap(expected, record.position));
         }
         chains.follow(&record, hash, previous, 1)?;
         out.push(record);
