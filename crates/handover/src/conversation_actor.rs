@@ -27,7 +27,7 @@ use crate::board::Board;
 use crate::clock::Clock;
 use crate::dispatch::Dispatch;
 use crate::error::Error;
-use crate::gate::{AgentGates, HandoffPass};
+use crate::gate::{load_target, AgentGates, HumanGates, Pass};
 use crate::humans::SharedDirectory;
 use crate::messages::{AddWatcher, Assigned, Delivered, Execute, GetView, Unassigned};
 use crate::reply::Reply;
@@ -51,6 +51,8 @@ pub(crate) struct Conversations {
     pub(crate) agents: Agents,
     pub(crate) assignments: Assignments,
     pub(crate) gates: AgentGates,
+    /// Orders the commands that give a human a conversation (see `gate`).
+    pub(crate) human_gates: HumanGates,
     pub(crate) live: ActorMap<ConversationId, ConversationActor>,
     pub(crate) passivate_after: Option<Duration>,
     pub(crate) ai_agent_backlog_max: usize,
@@ -318,11 +320,12 @@ impl ConversationActor {
     }
 
     /// Decides `msg` on the current state and, if accepted, appends its events. `pass` holds
-    /// the chosen agent's gate for a handoff until the handoff is durable and indexed.
+    /// the chosen agent's gate for a handoff until the handoff is durable and indexed, or the
+    /// gate of the human the command gives the conversation to until it is on the board.
     fn decide_and_append(
         &mut self,
         msg: Execute,
-        pass: Option<HandoffPass>,
+        pass: Option<Pass>,
         ctx: &mut Context<Self>,
     ) -> Outcome {
         let command = &*msg.command;
@@ -437,7 +440,8 @@ impl ConversationActor {
                     Err(StoreError::Overloaded) => Err(Error::Overloaded),
                     Err(error) => Err(act.fail(error, ctx)),
                 };
-                // The handoff is durable and indexed (or refused): a deactivation may go on.
+                // The handoff is durable and indexed, the human's new load on the board (or the
+                // command refused): the commands waiting at the gate may go on.
                 drop(pass);
                 outcome
             },
@@ -533,23 +537,32 @@ impl Handler<Execute> for ConversationActor {
                 return Reply::Now(Err(Error::Overloaded));
             }
         }
+        // Only a registered agent or human has a gate; the rules refuse the others.
         let gated = match command {
-            // Only a registered agent has a gate; the rules refuse the others.
             ConversationCommand::HandOffToAi { agent_id, .. }
                 if self.state != Conversation::NotOpened
                     && self.shared.roster.read().get(agent_id).is_some() =>
             {
-                Some(agent_id.clone())
+                Some(Gate::Agent(agent_id.clone()))
             }
-            _ => None,
+            _ => load_target(command)
+                .filter(|human| self.shared.directory.read().get(human).is_some())
+                .map(|human| Gate::Human(human.clone())),
         };
         let outcome = match gated {
             None => self.decide_and_append(msg, None, ctx),
-            Some(agent_id) => {
-                // Wait out a deactivation of the agent under way, then decide on the roster
-                // it left (see `gate`).
+            Some(gate) => {
+                // Wait out a deactivation of the agent, or the commands giving the human a
+                // conversation, under way; then decide on what they left (see `gate`).
                 let shared = Arc::clone(&self.shared);
-                let enter = async move { shared.gates.enter_handoff(&agent_id).await };
+                let enter = async move {
+                    match gate {
+                        Gate::Agent(agent_id) => {
+                            Pass::Handoff(shared.gates.enter_handoff(&agent_id).await)
+                        }
+                        Gate::Human(human) => Pass::Load(shared.human_gates.enter(&human).await),
+                    }
+                };
                 Outcome::Later(Box::pin(enter.into_actor(self).then(
                     move |pass, act, ctx| match act.decide_and_append(msg, Some(pass), ctx) {
                         Outcome::Now(result) => {
@@ -565,6 +578,12 @@ impl Handler<Execute> for ConversationActor {
             Outcome::Later(later) => Reply::Atomic(AtomicResponse::new(later)),
         }
     }
+}
+
+/// The gate a command waits at before it is decided.
+enum Gate {
+    Agent(handover_core::AiAgentId),
+    Human(handover_core::HumanId),
 }
 
 impl Handler<GetView> for ConversationActor {

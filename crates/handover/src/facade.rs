@@ -31,7 +31,7 @@ use crate::config::{Config, RuntimeSettings};
 use crate::conversation_actor::Conversations;
 use crate::dispatch::{self, Dispatch};
 use crate::error::Error;
-use crate::gate::AgentGates;
+use crate::gate::{AgentGates, HumanGates};
 use crate::humans::{self, Humans, SharedDirectory};
 use crate::messages::{Assigned, ExecuteAgentCommand, GetView};
 use crate::metrics::AckLatency;
@@ -162,6 +162,7 @@ impl Handover {
             agents: Agents::default(),
             assignments: Assignments::new(assignments),
             gates: AgentGates::default(),
+            human_gates: HumanGates::default(),
             live: ActorMap::new(),
             passivate_after: settings.passivate_after,
             ai_agent_backlog_max: settings.ai_agent_backlog_max,
