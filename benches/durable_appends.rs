@@ -25,17 +25,15 @@
 // `criterion_group!` defines an undocumented `pub fn`; a bench binary has no public API.
 #![allow(missing_docs)]
 
-use std::cell::Cell;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
-    Throughput,
+    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 use handover::{ConversationId, Durability};
-use handover_benches::{post_closed_loop, report_stats};
+use handover_benches::{measure_closed_loop, report_stats};
 use handover_core::StreamId;
 use handover_store::{EventStore, ExpectedVersion};
 use tokio::runtime::Runtime;
@@ -235,40 +233,7 @@ fn facade(group: &mut BenchmarkGroup<'_, WallTime>, runtime: &Runtime) {
                 .expect("the conversations open");
             (handover, ids)
         });
-        // Our own account of the events criterion posts (warm-up included), so events per
-        // second and syncs per event come from the same commands. Nothing runs when a filter
-        // leaves this case out.
-        let (posted, timed) = (Cell::new(0u64), Cell::new(Duration::ZERO));
-        let before = handover.store_stats();
-        group.throughput(Throughput::Elements(1));
-        group.bench_with_input(
-            BenchmarkId::new("facade_durable", concurrent),
-            &ids,
-            |b, ids| {
-                b.to_async(runtime).iter_custom(|events| {
-                    let (handover, posted, timed) = (&handover, &posted, &timed);
-                    async move {
-                        let started = Instant::now();
-                        post_closed_loop(handover, ids, events).await;
-                        let elapsed = started.elapsed();
-                        posted.set(posted.get() + events);
-                        timed.set(timed.get() + elapsed);
-                        elapsed
-                    }
-                })
-            },
-        );
-        let after = handover.store_stats();
-        if posted.get() > 0 {
-            let name = format!("facade_durable/{concurrent}");
-            eprintln!(
-                "{name}: {} events in {:.2} s, {:.0} events/s",
-                posted.get(),
-                timed.get().as_secs_f64(),
-                posted.get() as f64 / timed.get().as_secs_f64()
-            );
-            report_stats(&name, &before, &after);
-        }
+        measure_closed_loop(group, "facade_durable", runtime, &handover, &ids);
         runtime.block_on(handover.shutdown());
     }
 }

@@ -420,3 +420,53 @@ pub fn report_stats(name: &str, before: &StoreStats, after: &StoreStats) {
         per_event(after.appends - before.appends),
     );
 }
+
+/// Measures the closed loop of `ids` (see [`post_closed_loop`]) as the criterion case
+/// `name/concurrent` of `group`, one element per event, and prints the events posted, the
+/// events per second and the store's syncs per event, all counted over the same commands
+/// (warm-up included). Returns the events per second, or `None` when a filter left the case
+/// out and nothing ran.
+pub fn measure_closed_loop(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    runtime: &tokio::runtime::Runtime,
+    handover: &Handover,
+    ids: &[ConversationId],
+) -> Option<f64> {
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+
+    let (posted, timed) = (Cell::new(0u64), Cell::new(Duration::ZERO));
+    let before = handover.store_stats();
+    group.throughput(criterion::Throughput::Elements(1));
+    group.bench_with_input(
+        criterion::BenchmarkId::new(name, ids.len()),
+        ids,
+        |b, ids| {
+            b.to_async(runtime).iter_custom(|events| {
+                let (posted, timed) = (&posted, &timed);
+                async move {
+                    let started = Instant::now();
+                    post_closed_loop(handover, ids, events).await;
+                    let elapsed = started.elapsed();
+                    posted.set(posted.get() + events);
+                    timed.set(timed.get() + elapsed);
+                    elapsed
+                }
+            })
+        },
+    );
+    let after = handover.store_stats();
+    if posted.get() == 0 {
+        return None;
+    }
+    let case = format!("{name}/{}", ids.len());
+    let rate = posted.get() as f64 / timed.get().as_secs_f64();
+    eprintln!(
+        "{case}: {} events in {:.2} s, {rate:.0} events/s",
+        posted.get(),
+        timed.get().as_secs_f64(),
+    );
+    report_stats(&case, &before, &after);
+    Some(rate)
+}

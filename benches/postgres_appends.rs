@@ -31,9 +31,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use handover::{Durability, Handover, RuntimeSettings};
-use handover_benches::{post_closed_loop, report_stats};
+use handover_benches::measure_closed_loop;
 use handover_core::StreamId;
 use handover_postgres::{PostgresOptions, PostgresStore};
 use handover_store::{EventStore, ExpectedVersion};
@@ -120,34 +120,7 @@ fn facade(
                 .expect("the conversations open");
             (handover, ids)
         });
-        // Our own account of the events criterion posts (warm-up included), so events per
-        // second and syncs per event come from the same commands.
-        let (posted, timed) = (Cell::new(0u64), Cell::new(Duration::ZERO));
-        let before = handover.store_stats();
-        group.throughput(Throughput::Elements(1));
-        group.bench_with_input(BenchmarkId::new("facade", concurrent), &ids, |b, ids| {
-            b.to_async(runtime).iter_custom(|events| {
-                let (handover, posted, timed) = (&handover, &posted, &timed);
-                async move {
-                    let started = Instant::now();
-                    post_closed_loop(handover, ids, events).await;
-                    let elapsed = started.elapsed();
-                    posted.set(posted.get() + events);
-                    timed.set(timed.get() + elapsed);
-                    elapsed
-                }
-            })
-        });
-        let after = handover.store_stats();
-        if posted.get() > 0 {
-            let name = format!("facade/{concurrent}");
-            let rate = posted.get() as f64 / timed.get().as_secs_f64();
-            eprintln!(
-                "{name}: {} events in {:.2} s, {rate:.0} events/s",
-                posted.get(),
-                timed.get().as_secs_f64(),
-            );
-            report_stats(&name, &before, &after);
+        if let Some(rate) = measure_closed_loop(group, "facade", runtime, &handover, &ids) {
             figures.facade.push((concurrent, rate));
         }
         runtime.block_on(handover.shutdown());

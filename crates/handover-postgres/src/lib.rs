@@ -45,7 +45,7 @@ use async_trait::async_trait;
 use handover_core::{CommandId, Event, StreamId};
 pub use handover_store::Durability;
 use handover_store::{
-    encode_event, Appended, Conflict, EncodedEvent, EventStore, ExpectedVersion, RecordedEvent,
+    encode_events, Appended, Conflict, EncodedEvent, EventStore, ExpectedVersion, RecordedEvent,
     SeqRange, StoreError, StoreStats,
 };
 use tokio::runtime::{Handle, Runtime};
@@ -302,12 +302,6 @@ async fn open(
         .build()
         .map_err(|e| StoreError::Engine(format!("PostgreSQL connection pool: {e}")))?;
     Ok((pool, head as u64))
-}
-
-/// Encodes each event on the appender's thread; an event too large fails here, before
-/// queueing.
-fn encode_events(events: Vec<Event>) -> Result<Vec<EncodedEvent>, StoreError> {
-    events.into_iter().map(encode_event).collect()
 }
 
 #[async_trait]

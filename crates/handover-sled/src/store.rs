@@ -10,9 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use handover_core::{CommandId, Event, StreamId};
 use handover_store::{
-    encode_event, Appended, Conflict, Damage, Durability, EncodedEvent, EventStore,
-    ExpectedVersion, LogLocation, RecordHash, RecordedAt, RecordedEvent, SeqRange, StoreError,
-    StoreStats,
+    encode_events, Appended, Conflict, Damage, Durability, EventStore, ExpectedVersion,
+    LogLocation, RecordHash, RecordedAt, RecordedEvent, SeqRange, StoreError, StoreStats,
 };
 use tokio::sync::{broadcast, oneshot};
 use tracing::{debug, info, warn};
@@ -576,12 +575,6 @@ impl SledStore {
     ) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
         until_first_error(self.scan_stored(prefix).map(|stored| stored?.decode()))
     }
-}
-
-/// Encodes each event on the appender's thread, so the journal's single writer only adds the
-/// record's header fields, checksum and hash. An event too large fails here, before queueing.
-fn encode_events(events: Vec<Event>) -> Result<Vec<EncodedEvent>, StoreError> {
-    events.into_iter().map(encode_event).collect()
 }
 
 #[async_trait]

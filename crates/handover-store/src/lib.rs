@@ -22,9 +22,9 @@ pub use durability::Durability;
 pub use error::{Conflict, Damage, LogLocation, StoreError};
 use handover_core::{CommandId, Event, StreamId};
 pub use record::{
-    decode_record, decode_record_at, encode_event, encode_record, encode_record_with_event,
-    record_previous_hash, EncodedEvent, RecordHash, RecordedAt, RecordedEvent, TimeSource,
-    RECORD_BYTES_MAX, RECORD_FORMAT_VERSION,
+    decode_record, decode_record_at, encode_event, encode_events, encode_record,
+    encode_record_with_event, record_previous_hash, EncodedEvent, RecordHash, RecordedAt,
+    RecordedEvent, TimeSource, RECORD_BYTES_MAX, RECORD_FORMAT_VERSION,
 };
 pub use stats::StoreStats;
 use tokio::sync::broadcast;

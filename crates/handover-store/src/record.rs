@@ -181,6 +181,13 @@ pub fn encode_event(event: Event) -> Result<EncodedEvent, StoreError> {
     Ok(EncodedEvent { event, bytes })
 }
 
+/// Encodes each of `events` with [`encode_event`]: what a backend does on the appender's
+/// thread, so its single writer only adds the records' header fields, checksums and hashes.
+/// An event too large fails here, before anything is queued.
+pub fn encode_events(events: Vec<Event>) -> Result<Vec<EncodedEvent>, StoreError> {
+    events.into_iter().map(encode_event).collect()
+}
+
 /// Encodes the record of `event` at `position`, `stream` and `seq`, exactly as
 /// [`encode_record`] encodes the same [`RecordedEvent`], without encoding the event again:
 /// bincode's serde encoding of a struct is the concatenation of its fields' encodings in
