@@ -17,16 +17,18 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use handover_core::{CommandId, StreamId};
+use handover_core::placement::shard_of;
+use handover_core::{CommandId, StreamId, TenantId};
 use handover_store::{
     encode_record_with_event, Appended, Conflict, Durability, EncodedEvent, ExpectedVersion,
     RecordHash, RecordedAt, RecordedEvent, StoreError,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
+use crate::cluster::Owned;
 use crate::error::engine;
 use crate::feed::Feed;
 use crate::keys::stream_key;
@@ -41,6 +43,8 @@ pub(crate) struct AppendRequest {
     pub(crate) expected: ExpectedVersion,
     pub(crate) command: Option<CommandId>,
     pub(crate) events: Vec<EncodedEvent>,
+    /// The shard of the tenant the first event names, if it opens a stream.
+    pub(crate) opening_shard: Option<u16>,
     pub(crate) reply: oneshot::Sender<AppendResult>,
 }
 
@@ -60,6 +64,15 @@ pub(crate) struct Journal {
     pub(crate) time_source: Option<handover_store::TimeSource>,
     /// This store's id in `NOTIFY` payloads, so its own listener can ignore its own commits.
     pub(crate) instance: Uuid,
+    /// In a cluster: the node and the leases it believes it holds.
+    pub(crate) fence: Option<Fence>,
+}
+
+/// What the journal of a cluster's node checks in every append's transaction.
+pub(crate) struct Fence {
+    pub(crate) node: Uuid,
+    pub(crate) owned: watch::Receiver<Owned>,
+    pub(crate) lease: std::time::Duration,
 }
 
 /// The journal's connection and its statements, prepared once per connection: a statement
@@ -74,7 +87,12 @@ pub(crate) struct Session {
     insert_commands: Statement,
     update_head: Statement,
     notify: Statement,
+    places: Statement,
+    fence: Statement,
+    insert_places: Statement,
     tails_known: Tails,
+    /// The shard of each stream seen: a stream never moves.
+    places_known: HashMap<Key, u16>,
 }
 
 /// Where the streams this store wrote end (last seq and record hash), and the head after its
@@ -119,6 +137,23 @@ const INSERT_COMMANDS: &str =
 const UPDATE_HEAD: &str =
     "UPDATE handover_head SET position = $1, recorded_at = $2, writer = $3 WHERE one";
 const NOTIFY: &str = "SELECT pg_notify('handover_log', $1)";
+const PLACES: &str = "SELECT p.stream_kind, p.stream_id, p.shard
+     FROM handover_streams p
+     JOIN unnest($1::smallint[], $2::text[]) AS s(kind, id)
+       ON p.stream_kind = s.kind AND p.stream_id = s.id";
+/// The leases of every shard the group writes that this node holds, locked `FOR SHARE` until
+/// the commit: a takeover's update of one of them waits for this append, and an append
+/// queued behind a takeover reads the new owner and epoch.
+const FENCE: &str = "SELECT l.shard, l.epoch FROM handover_leases l
+     WHERE l.owner = $1 AND l.shard IN (
+         SELECT p.shard FROM handover_streams p
+         JOIN unnest($2::smallint[], $3::text[]) AS s(kind, id)
+           ON p.stream_kind = s.kind AND p.stream_id = s.id
+         UNION ALL SELECT unnest($4::int[]))
+     FOR SHARE OF l";
+const INSERT_PLACES: &str = "INSERT INTO handover_streams (stream_kind, stream_id, shard)
+     SELECT * FROM unnest($1::smallint[], $2::text[], $3::int[])
+     ON CONFLICT DO NOTHING";
 
 impl Journal {
     /// Runs until every sender is gone.
@@ -173,6 +208,18 @@ impl Journal {
             .batch_execute(&format!("SET synchronous_commit = {setting}"))
             .await
             .map_err(engine)?;
+        if let Some(fence) = &self.fence {
+            // A node paused in the middle of a group (between its two round trips) holds the
+            // head row and its leases; past a lease, the server ends its session, so the
+            // others can take its shards over and write.
+            client
+                .batch_execute(&format!(
+                    "SET idle_in_transaction_session_timeout = {}",
+                    fence.lease.as_millis().max(1)
+                ))
+                .await
+                .map_err(engine)?;
+        }
         let (head, tails, commands, insert_events, insert_commands, update_head, notify) =
             futures::try_join!(
                 client.prepare(HEAD),
@@ -184,6 +231,12 @@ impl Journal {
                 client.prepare(NOTIFY),
             )
             .map_err(engine)?;
+        let (places, fence, insert_places) = futures::try_join!(
+            client.prepare(PLACES),
+            client.prepare(FENCE),
+            client.prepare(INSERT_PLACES),
+        )
+        .map_err(engine)?;
         Ok(Session {
             client,
             head,
@@ -193,7 +246,11 @@ impl Journal {
             insert_commands,
             update_head,
             notify,
+            places,
+            fence,
+            insert_places,
             tails_known: Tails::default(),
+            places_known: HashMap::new(),
         })
     }
 
@@ -230,6 +287,7 @@ impl Journal {
                 Outcome::Earlier(records) => Ok(Ok(records)),
                 Outcome::Conflict(conflict) => Ok(Err(conflict)),
                 Outcome::Nothing => Ok(Ok(Vec::new())),
+                Outcome::NotOwner(shard) => Err(StoreError::NotOwner { shard }),
             };
             let _ = request.reply.send(answer);
         }
@@ -261,7 +319,34 @@ impl Journal {
             .partition(|key| session.tails_known.ends.contains_key(*key));
         let (c_kinds, c_ids, c_commands) = commands_of(group);
         let commands_params: [&(dyn ToSql + Sync); 3] = [&c_kinds, &c_ids, &c_commands];
-        let (_, head, fetched, known) = futures::try_join!(
+        // In a cluster: the shards of the streams whose place is not known yet, and the
+        // leases of every shard the group may write, locked with the head.
+        let believed: Option<(Uuid, Owned)> = self
+            .fence
+            .as_ref()
+            .map(|fence| (fence.node, Arc::clone(&fence.owned.borrow())));
+        let unplaced: Vec<&Key> = keys
+            .iter()
+            .filter(|key| !session.places_known.contains_key(*key))
+            .collect();
+        let u_kinds: Vec<i16> = unplaced.iter().map(|k| k.0).collect();
+        let u_ids: Vec<&str> = unplaced.iter().map(|k| k.1.as_str()).collect();
+        let mut shards: Vec<i32> = keys
+            .iter()
+            .filter_map(|key| session.places_known.get(key))
+            .chain(group.iter().filter_map(|r| r.opening_shard.as_ref()))
+            .map(|&shard| i32::from(shard))
+            .chain(std::iter::once(i32::from(shard_of(
+                &TenantId::default_tenant(),
+            ))))
+            .collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let node = believed.as_ref().map(|(node, _)| *node);
+        let places_params: [&(dyn ToSql + Sync); 2] = [&u_kinds, &u_ids];
+        let fence_params: [&(dyn ToSql + Sync); 4] = [&node, &u_kinds, &u_ids, &shards];
+        let in_cluster = believed.is_some();
+        let (_, head, fetched, known, places, leases) = futures::try_join!(
             client.batch_execute("BEGIN"),
             client.query_one(&session.head, &[]),
             read_tails(client, &session.tails, &unknown),
@@ -272,8 +357,35 @@ impl Journal {
                     client.query(&session.commands, &commands_params).await
                 }
             },
+            async {
+                if unplaced.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    client.query(&session.places, &places_params).await
+                }
+            },
+            async {
+                if in_cluster {
+                    client.query(&session.fence, &fence_params).await
+                } else {
+                    Ok(Vec::new())
+                }
+            },
         )
         .map_err(engine)?;
+        for row in &places {
+            session.places_known.insert(
+                (row.get::<_, i16>(0), row.get::<_, String>(1)),
+                row.get::<_, i32>(2) as u16,
+            );
+        }
+        let fence = believed.map(|(_, owned)| Lease {
+            held: leases
+                .iter()
+                .map(|row| (row.get::<_, i32>(0) as u16, row.get::<_, i64>(1)))
+                .collect(),
+            believed: owned,
+        });
         let head_position = head.get::<_, i64>(0) as u64;
         let last_writer: Option<Uuid> = head.get(2);
         let mut ends: Ends = fetched;
@@ -290,8 +402,24 @@ impl Journal {
                     .map_err(engine)?,
             );
         }
-        let plan = self.plan(client, group, &head, ends, &known).await?;
+        let plan = self
+            .plan(
+                client,
+                group,
+                &head,
+                ends,
+                &known,
+                &session.places_known,
+                fence.as_ref(),
+            )
+            .await?;
         self.finish(session, &plan).await?;
+        for (key, shard) in &plan.new_places {
+            session.places_known.insert(key.clone(), *shard);
+        }
+        if session.places_known.len() > TAILS_KNOWN_MAX {
+            session.places_known.clear();
+        }
         // Committed (or, with nothing written, rolled back with the head unchanged).
         let known = &mut session.tails_known;
         if known.ends.len() + plan.ends.len() > TAILS_KNOWN_MAX {
@@ -316,6 +444,8 @@ impl Journal {
         head: &Row,
         mut tails: Ends,
         known: &[Row],
+        places: &HashMap<Key, u16>,
+        fence: Option<&Lease>,
     ) -> Result<Plan, StoreError> {
         let head_position = head.get::<_, i64>(0) as u64;
         let last_recorded_at: i64 = head.get(1);
@@ -346,6 +476,7 @@ impl Journal {
             commands: Vec::new(),
             outcomes: Vec::with_capacity(group.len()),
             ends: HashMap::new(),
+            new_places: Vec::new(),
         };
         let mut next_position = head_position + 1;
         let mut in_group: HashMap<(StreamId, CommandId), std::ops::Range<usize>> = HashMap::new();
@@ -375,6 +506,19 @@ impl Journal {
                 }
             }
             let tail = tails.get(&key).copied().unwrap_or((0, RecordHash::ZERO));
+            // A new stream is placed by the tenant its first event names.
+            let shard = match places.get(&key) {
+                Some(&shard) => shard,
+                None => request
+                    .opening_shard
+                    .unwrap_or_else(|| shard_of(&TenantId::default_tenant())),
+            };
+            if let Some(lease) = fence {
+                if !lease.admits(shard) {
+                    plan.outcomes.push(Outcome::NotOwner(shard));
+                    continue;
+                }
+            }
             if !request.expected.admits(tail.0) {
                 plan.outcomes
                     .push(Outcome::Conflict(request.expected.conflict(tail.0)));
@@ -424,6 +568,9 @@ impl Journal {
                 });
                 in_group.insert((request.stream.clone(), command), range.clone());
             }
+            if tail.0 == 0 && !places.contains_key(&key) {
+                plan.new_places.push((key.clone(), shard));
+            }
             tails.insert(key, (seq, previous));
             plan.outcomes.push(Outcome::Appended(range));
         }
@@ -457,8 +604,23 @@ impl Journal {
             [&c_kinds, &c_ids, &c_commands, &c_first, &c_count];
         let head_params: [&(dyn ToSql + Sync); 3] = [&new_head, &recorded_at, &self.instance];
         let notify_params: [&(dyn ToSql + Sync); 1] = [&notice];
-        let (events, _, _, _, ()) = futures::try_join!(
+        let p_kinds: Vec<i16> = plan.new_places.iter().map(|(k, _)| k.0).collect();
+        let p_ids: Vec<&str> = plan.new_places.iter().map(|(k, _)| k.1.as_str()).collect();
+        let p_shards: Vec<i32> = plan
+            .new_places
+            .iter()
+            .map(|(_, shard)| i32::from(*shard))
+            .collect();
+        let places_params: [&(dyn ToSql + Sync); 3] = [&p_kinds, &p_ids, &p_shards];
+        let (events, _, _, _, _, ()) = futures::try_join!(
             client.execute(&session.insert_events, &event_params),
+            async {
+                if plan.new_places.is_empty() {
+                    Ok(0)
+                } else {
+                    client.execute(&session.insert_places, &places_params).await
+                }
+            },
             async {
                 if plan.commands.is_empty() {
                     Ok(0)
@@ -538,6 +700,26 @@ struct Plan {
     outcomes: Vec<Outcome>,
     /// Where each stream of the group ends once the group is committed.
     ends: Ends,
+    /// The streams this group opens, with their shards.
+    new_places: Vec<(Key, u16)>,
+}
+
+/// The leases a group's transaction found this node holding, against the ones it believed
+/// it held when the group began.
+struct Lease {
+    held: HashMap<u16, i64>,
+    believed: Owned,
+}
+
+impl Lease {
+    /// Whether this node may write `shard`: the database names it the owner under the very
+    /// epoch it was granted (a shard lost and claimed again must be reloaded first).
+    fn admits(&self, shard: u16) -> bool {
+        matches!(
+            (self.held.get(&shard), self.believed.get(&shard)),
+            (Some(held), Some(believed)) if held == believed
+        )
+    }
 }
 
 struct EventRow {
@@ -566,4 +748,6 @@ enum Outcome {
     Conflict(Conflict),
     /// An append of no events that admits its version: nothing to write.
     Nothing,
+    /// This node does not hold the lease of the stream's shard.
+    NotOwner(u16),
 }

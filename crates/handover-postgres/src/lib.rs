@@ -29,6 +29,7 @@
 //! # }
 //! ```
 
+mod cluster;
 mod error;
 mod feed;
 mod journal;
@@ -42,17 +43,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use handover_core::{CommandId, Event, StreamId};
+use std::collections::BTreeMap;
+
+use handover_core::placement::{opening_tenant, shard_of};
+use handover_core::{CommandId, Event, StreamId, TenantId};
 pub use handover_store::Durability;
 use handover_store::{
     encode_events, Appended, Conflict, EncodedEvent, EventStore, ExpectedVersion, RecordedEvent,
     SeqRange, StoreError, StoreStats,
 };
 use tokio::runtime::{Handle, Runtime};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use uuid::Uuid;
 
-pub use options::PostgresOptions;
+pub use options::{NodeOptions, PostgresOptions};
 
 use crate::error::{engine, pool as pool_error};
 use crate::feed::Feed;
@@ -86,6 +90,8 @@ struct Inner {
     requests: mpsc::Sender<AppendRequest>,
     feed: Arc<Feed>,
     counters: Arc<Counters>,
+    /// In a cluster: this node's id and the shards it holds.
+    node: Option<(Uuid, watch::Receiver<cluster::Owned>)>,
 }
 
 impl Drop for Inner {
@@ -185,6 +191,25 @@ impl PostgresStore {
         let counters = Arc::new(Counters::default());
         let instance = Uuid::now_v7();
         let (requests, queue) = mpsc::channel(QUEUE_MAX);
+        let lease = options
+            .node
+            .as_ref()
+            .map(|node| node.lease)
+            .unwrap_or_default();
+        let node = options.node.as_ref().map(|node_options| {
+            let (owned, watching) = watch::channel(cluster::Owned::default());
+            let id = Uuid::now_v7();
+            handle.spawn(
+                cluster::LeaseTask {
+                    connector: connector.clone(),
+                    node: id,
+                    lease: node_options.lease,
+                    owned,
+                }
+                .run(),
+            );
+            (id, watching)
+        });
         handle.spawn(
             Journal {
                 connector: connector.clone(),
@@ -194,6 +219,11 @@ impl PostgresStore {
                 durability: options.durability,
                 time_source: options.time_source.clone(),
                 instance,
+                fence: node.as_ref().map(|(id, owned)| journal::Fence {
+                    node: *id,
+                    owned: owned.clone(),
+                    lease,
+                }),
             }
             .run(queue),
         );
@@ -207,8 +237,32 @@ impl PostgresStore {
                 requests,
                 feed,
                 counters,
+                node,
             }),
         })
+    }
+
+    /// This process's id in the cluster, when it takes part in one
+    /// ([`PostgresOptions::node`]).
+    pub fn node_id(&self) -> Option<Uuid> {
+        self.inner.node.as_ref().map(|(id, _)| *id)
+    }
+
+    /// The shards this process holds now, each with the epoch it was granted: empty outside a
+    /// cluster, and until the first lease round.
+    pub fn shards(&self) -> BTreeMap<u16, i64> {
+        match &self.inner.node {
+            Some((_, owned)) => (**owned.borrow()).clone(),
+            None => BTreeMap::new(),
+        }
+    }
+
+    /// Whether this process holds the lease of `tenant`'s shard (always, outside a cluster).
+    pub fn owns(&self, tenant: &TenantId) -> bool {
+        match &self.inner.node {
+            Some((_, owned)) => owned.borrow().contains_key(&shard_of(tenant)),
+            None => true,
+        }
     }
 
     /// Every record in position order (positions `1..=n`, dense), read in one consistent
@@ -260,11 +314,16 @@ impl PostgresStore {
         events: Vec<EncodedEvent>,
     ) -> Result<Result<Appended, Conflict>, StoreError> {
         let (reply, answer) = oneshot::channel();
+        let opening_shard = events
+            .first()
+            .and_then(|first| opening_tenant(first.event()))
+            .map(|tenant| shard_of(&tenant));
         let request = AppendRequest {
             stream: stream.clone(),
             expected,
             command,
             events,
+            opening_shard,
             reply,
         };
         self.inner.requests.try_send(request).map_err(|e| match e {

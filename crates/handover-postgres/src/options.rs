@@ -36,6 +36,9 @@ pub struct PostgresOptions {
     /// the answer); the other two commit with `synchronous_commit = off`, which survives a
     /// crash of this process but may lose the last commits if the database server crashes.
     pub durability: Durability,
+    /// Set to take part in a cluster of processes on the database (leases and fencing);
+    /// `None` (the default) for a process that is the log's only writer.
+    pub node: Option<NodeOptions>,
 }
 
 impl Default for PostgresOptions {
@@ -48,6 +51,38 @@ impl Default for PostgresOptions {
             subscribe_capacity: 65_536,
             time_source: None,
             durability: Durability::Durable,
+            node: None,
+        }
+    }
+}
+
+/// Taking part in a cluster of processes that share the database: each shard of tenants (see
+/// `handover_core::placement`) is leased to one process, and every append checks, in its own
+/// transaction, that this process still holds the lease of its stream's shard under the epoch
+/// it was granted (a fencing token), so a process paused past its lease cannot write after
+/// another took the shard over.
+///
+/// ```
+/// use std::time::Duration;
+/// use handover_postgres::{NodeOptions, PostgresOptions};
+///
+/// let mut node = NodeOptions::default();
+/// node.lease = Duration::from_secs(5);
+/// let mut options = PostgresOptions::default();
+/// options.node = Some(node);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NodeOptions {
+    /// How long a lease lasts without renewal, by the database's clock. It is renewed every
+    /// third of it; a process that dies loses its shards to the others after at most this.
+    pub lease: Duration,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            lease: Duration::from_secs(10),
         }
     }
 }

@@ -5,7 +5,10 @@
 //! transaction-scoped lock is released at commit or rollback, whatever happens to the
 //! session: a node that dies while migrating leaves nothing half-applied and nothing locked.
 
-use tokio_postgres::Client;
+use handover_core::placement::{opening_tenant, shard_of, SHARDS};
+use handover_core::TenantId;
+use handover_store::decode_record;
+use tokio_postgres::{Client, Transaction};
 
 use crate::error::engine;
 use handover_store::StoreError;
@@ -15,9 +18,10 @@ const MIGRATION_LOCK: i64 = 0x68616e646f766572;
 
 /// The schema versions this library knows, in order. A version is never edited once
 /// released: a change is a new version.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
     -- One row per event. `position` is the global order, dense from 1: it is handed out under
     -- the head row's lock and committed with it, so a position becomes visible only after every
     -- position below it (see `journal.rs`).
@@ -53,7 +57,34 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         PRIMARY KEY (stream_kind, stream_id, command_id)
     );
     "#,
-)];
+    ),
+    (
+        2,
+        r#"
+    -- Where each stream belongs when several processes share the log: its tenant's shard,
+    -- named by the event that opened it (see handover_core::placement).
+    CREATE TABLE handover_streams (
+        stream_kind smallint NOT NULL,
+        stream_id   text     COLLATE "C" NOT NULL,
+        shard       integer  NOT NULL,
+        PRIMARY KEY (stream_kind, stream_id)
+    );
+    -- One row per shard: who may write its streams, under which epoch (the fencing token),
+    -- until when by the database's clock.
+    CREATE TABLE handover_leases (
+        shard      integer     PRIMARY KEY,
+        owner      uuid,
+        epoch      bigint      NOT NULL DEFAULT 0,
+        expires_at timestamptz NOT NULL DEFAULT '-infinity'
+    );
+    -- The processes taking part, and when each last said so.
+    CREATE TABLE handover_nodes (
+        node         uuid        PRIMARY KEY,
+        heartbeat_at timestamptz NOT NULL
+    );
+    "#,
+    ),
+];
 
 /// The newest schema version this library writes.
 pub(crate) const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -86,6 +117,9 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<i32, StoreError> {
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         tx.batch_execute(sql).await.map_err(engine)?;
+        if *version == 2 {
+            place_existing_streams(&tx).await?;
+        }
         tx.execute(
             "INSERT INTO handover_schema (version) VALUES ($1)",
             &[version],
@@ -96,4 +130,39 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<i32, StoreError> {
     }
     tx.commit().await.map_err(engine)?;
     Ok(SCHEMA_VERSION)
+}
+
+/// Fills the lease table and places the streams already in the log by their first event.
+async fn place_existing_streams(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO handover_leases (shard) SELECT generate_series(0, $1::int - 1)",
+        &[&i32::from(SHARDS)],
+    )
+    .await
+    .map_err(engine)?;
+    let firsts = tx
+        .query(
+            "SELECT stream_kind, stream_id, record FROM handover_events WHERE seq = 1",
+            &[],
+        )
+        .await
+        .map_err(engine)?;
+    let mut kinds = Vec::with_capacity(firsts.len());
+    let mut ids = Vec::with_capacity(firsts.len());
+    let mut shards = Vec::with_capacity(firsts.len());
+    for row in &firsts {
+        let record = decode_record(row.get(2))?;
+        let tenant = opening_tenant(&record.event).unwrap_or_else(TenantId::default_tenant);
+        kinds.push(row.get::<_, i16>(0));
+        ids.push(row.get::<_, &str>(1));
+        shards.push(i32::from(shard_of(&tenant)));
+    }
+    tx.execute(
+        "INSERT INTO handover_streams (stream_kind, stream_id, shard)
+         SELECT * FROM unnest($1::smallint[], $2::text[], $3::int[])",
+        &[&kinds, &ids, &shards],
+    )
+    .await
+    .map_err(engine)?;
+    Ok(())
 }

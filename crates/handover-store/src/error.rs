@@ -147,6 +147,15 @@ pub enum StoreError {
         "the store is overloaded: too many appends are waiting; nothing was recorded, retry later"
     )]
     Overloaded,
+    /// This process does not hold the lease of the shard the stream belongs to (another
+    /// process took it over, or this one lost it while paused): nothing was recorded. Only a
+    /// store shared by several processes answers this; the stream's owner must take the
+    /// command.
+    #[error("this process does not own shard {shard} (its lease was taken over or lost); nothing was recorded: the shard's owner takes the command")]
+    NotOwner {
+        /// The shard.
+        shard: u16,
+    },
 }
 
 impl StoreError {
