@@ -437,6 +437,8 @@ impl Journal {
     }
 
     /// Decides each append of the group in arrival order.
+    // The group's state, read in the caller's transaction: bundling it would only rename it.
+    #[allow(clippy::too_many_arguments)]
     async fn plan(
         &self,
         client: &Client,
