@@ -144,7 +144,7 @@ impl Feed {
                     match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
                         Ok(()) => {
                             self.wake.notify_one();
-                            while let Some(payload) = notifications.recv().await {
+                            while let Some((_, payload)) = notifications.recv().await {
                                 if !payload.starts_with(&own) {
                                     self.wake.notify_one();
                                 }
@@ -160,10 +160,10 @@ impl Feed {
     }
 }
 
-/// Drives a listening connection, handing each notification's payload on.
+/// Drives a listening connection, handing each notification's channel and payload on.
 pub(crate) fn forward_notifications<S, T>(
     mut connection: tokio_postgres::Connection<S, T>,
-) -> mpsc::UnboundedReceiver<String>
+) -> mpsc::UnboundedReceiver<(String, String)>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -174,13 +174,17 @@ where
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(notification)) => {
-                    if tx.send(notification.payload().to_owned()).is_err() {
+                    let message = (
+                        notification.channel().to_owned(),
+                        notification.payload().to_owned(),
+                    );
+                    if tx.send(message).is_err() {
                         return;
                     }
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    tracing::debug!(%error, "the feed's listening connection ended");
+                    tracing::debug!(%error, "a listening connection ended");
                     return;
                 }
             }

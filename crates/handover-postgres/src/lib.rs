@@ -12,6 +12,8 @@
 //!   previous record of the stream, a body that repeats the record's place), checked on every
 //!   read; per-stream optimistic concurrency stands on a unique key.
 //! - **Live feed** from any node, woken by `LISTEN`/`NOTIFY` and polling regardless.
+//! - **Forwarding** to the process that holds a shard's lease ([`PostgresStore::forward`],
+//!   [`PostgresStore::serve_calls`]), through the database alone.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -29,6 +31,7 @@
 //! # }
 //! ```
 
+mod calls;
 mod cluster;
 mod error;
 mod feed;
@@ -56,6 +59,7 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use uuid::Uuid;
 
+pub use calls::IncomingCall;
 pub use options::{NodeOptions, PostgresOptions};
 
 use crate::error::{engine, pool as pool_error};
@@ -92,6 +96,8 @@ struct Inner {
     counters: Arc<Counters>,
     /// In a cluster: this node's id and the shards it holds.
     node: Option<(Uuid, watch::Receiver<cluster::Owned>)>,
+    /// Calls forwarded from here, and to here.
+    calls: Arc<calls::Calls>,
 }
 
 impl Drop for Inner {
@@ -136,7 +142,13 @@ impl Connector {
 
     pub(crate) async fn connect_listening(
         &self,
-    ) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<String>), StoreError> {
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            mpsc::UnboundedReceiver<(String, String)>,
+        ),
+        StoreError,
+    > {
         let (client, connection) = self
             .config
             .connect(tokio_postgres::NoTls)
@@ -228,7 +240,13 @@ impl PostgresStore {
             .run(queue),
         );
         handle.spawn(Arc::clone(&feed).run(pool.clone(), options.poll_interval));
-        handle.spawn(Arc::clone(&feed).listen(connector, instance));
+        handle.spawn(Arc::clone(&feed).listen(connector.clone(), instance));
+        let calls = Arc::new(calls::Calls::new(
+            connector,
+            pool.clone(),
+            options.poll_interval,
+            node.clone(),
+        ));
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 runtime: Some(runtime),
@@ -238,6 +256,7 @@ impl PostgresStore {
                 feed,
                 counters,
                 node,
+                calls,
             }),
         })
     }

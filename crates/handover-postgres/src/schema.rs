@@ -84,6 +84,26 @@ const MIGRATIONS: &[(i32, &str)] = &[
     );
     "#,
     ),
+    (
+        3,
+        r#"
+    -- Calls forwarded to the process that holds a shard's lease (see calls.rs): the caller
+    -- inserts one and waits for its answer; the shard's owner takes it, runs it, answers it.
+    CREATE TABLE handover_calls (
+        id          uuid        PRIMARY KEY,
+        shard       integer     NOT NULL,
+        call        bytea       NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        -- The process running it. One that is not the shard's lease holder (it died or lost
+        -- the shard) does not keep it: the holder takes it again.
+        taken_by    uuid,
+        answer      bytea,
+        answered_at timestamptz
+    );
+    -- What the owners look for: the unanswered calls of their shards.
+    CREATE INDEX handover_calls_unanswered ON handover_calls (shard) WHERE answer IS NULL;
+    "#,
+    ),
 ];
 
 /// The newest schema version this library writes.
