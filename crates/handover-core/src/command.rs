@@ -1,6 +1,8 @@
 //! Commands: what someone asks for, in the imperative. `decide` turns each into events or a
 //! rejection.
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::{EscalationCause, NoteAudience, Skill, SystemActor, TransferTarget};
 use crate::human::{Presence, Role};
 use crate::ids::SkillName;
@@ -12,7 +14,7 @@ use crate::text::{MessageText, Reason, SkillData};
 
 /// An AI agent's credentials for one conversation: which agent, and which handoff (epoch) it
 /// is acting under. Commands from an ended assignment are rejected, never recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Assignment {
     /// The AI agent.
     pub agent_id: AiAgentId,
@@ -21,7 +23,7 @@ pub struct Assignment {
 }
 
 /// Who is acting on a conversation.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Participant {
     /// The conversation's customer.
@@ -35,7 +37,7 @@ pub enum Participant {
 }
 
 /// What can be asked of a conversation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ConversationCommand {
     /// Open the conversation for a customer on a channel, optionally assigned to a human.

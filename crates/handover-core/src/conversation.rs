@@ -146,7 +146,7 @@ impl OpenConversation {
 }
 
 /// The states a caller sees, plus the terminal one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Status {
     /// Not opened yet.

@@ -9,20 +9,25 @@ use uuid::Uuid;
 use crate::limits::{AGENT_NAME_BYTES_MAX, IDENTIFIER_BYTES_MAX};
 
 /// Why a piece of caller input was refused before it reached any rule.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Serializable like [`crate::Rejection`]; a field name this version does not know reads back
+/// as `"unknown"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum InvalidInput {
     /// The value was empty or only whitespace.
     #[error("{what} must not be empty")]
     Empty {
         /// Which field.
-        what: &'static str,
+        #[serde(deserialize_with = "crate::names::deserialize")]
+        what: crate::names::Name,
     },
     /// The value was longer than its limit, counted in bytes.
     #[error("{what} is {len} bytes long; the limit is {max} bytes")]
     TooLong {
         /// Which field.
-        what: &'static str,
+        #[serde(deserialize_with = "crate::names::deserialize")]
+        what: crate::names::Name,
         /// Its length in bytes.
         len: usize,
         /// The limit in bytes.
@@ -32,7 +37,8 @@ pub enum InvalidInput {
     #[error("{what} contains a control character or surrounding whitespace")]
     BadCharacter {
         /// Which field.
-        what: &'static str,
+        #[serde(deserialize_with = "crate::names::deserialize")]
+        what: crate::names::Name,
     },
     /// The value did not parse as a conversation id.
     #[error("{value:?} is not a conversation id (expected a UUID)")]
@@ -50,7 +56,8 @@ pub enum InvalidInput {
     #[error("{what} has {len} items; the limit is {max}")]
     TooMany {
         /// Which field.
-        what: &'static str,
+        #[serde(deserialize_with = "crate::names::deserialize")]
+        what: crate::names::Name,
         /// How many were given.
         len: usize,
         /// The limit.

@@ -32,6 +32,7 @@ pub mod event;
 pub mod human;
 pub mod ids;
 pub mod limits;
+mod names;
 pub mod placement;
 pub mod policy;
 pub mod rejection;

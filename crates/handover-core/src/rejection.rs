@@ -1,13 +1,19 @@
 //! Why a command was refused. Every variant says, in words a person understands, what was
 //! wrong and, where there is one, what to do instead. A rejected command records nothing.
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::EscalationCause;
 use crate::human::Presence;
 use crate::ids::{AgentName, AiAgentId, CustomerId, Epoch, HumanId, TeamId};
 use crate::policy::Concern;
 
 /// A command refused by the rules. Nothing was recorded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Serializable, so that a command run by another process can answer with its rejection; a
+/// name it carries (a participant, a command, an event type) that this version does not know
+/// reads back as `"unknown"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Rejection {
     /// The conversation does not exist yet.
@@ -123,7 +129,8 @@ pub enum Rejection {
     #[error("event {event_type} does not belong in this stream")]
     ForeignEvent {
         /// The event's type name.
-        event_type: &'static str,
+        #[serde(deserialize_with = "crate::names::deserialize")]
+        event_type: crate::names::Name,
     },
     /// A human who is not registered (in any tenant) sent a command.
     #[error("human {human_id} is not registered; register them before they act")]
@@ -242,9 +249,11 @@ pub enum Rejection {
     #[error("a {participant} may not {action} a conversation")]
     ParticipantNotAllowed {
         /// `customer`, `human`, `AI agent` or `system`.
-        participant: &'static str,
+        #[serde(deserialize_with = "crate::names::deserialize")]
+        participant: crate::names::Name,
         /// The command's name.
-        action: &'static str,
+        #[serde(deserialize_with = "crate::names::deserialize")]
+        action: crate::names::Name,
     },
     /// An AI agent starting a skill while too many it started have no outcome yet.
     #[error("{max} skills started in this conversation have no outcome yet; record their outcomes first")]

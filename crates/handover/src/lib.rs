@@ -96,6 +96,9 @@ mod tenant;
 mod timers;
 mod view;
 mod watch;
+// Forwarded calls between nodes: used by the routing of writes to their tenant's owner.
+#[cfg_attr(not(test), allow(dead_code))]
+mod wire;
 
 /// The attribute that implements [`AiAgentBehavior`] (and any [`EventStore`]): re-exported, so
 /// that `handover` is the only dependency a backend needs.
