@@ -446,6 +446,14 @@ impl EventStore for PostgresStore {
         self.inner.feed.subscribe()
     }
 
+    fn is_shared(&self) -> bool {
+        self.inner.node.is_some()
+    }
+
+    fn owns(&self, tenant: &TenantId) -> bool {
+        PostgresStore::owns(self, tenant)
+    }
+
     fn stats(&self) -> StoreStats {
         let c = &self.inner.counters;
         StoreStats {

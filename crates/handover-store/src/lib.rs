@@ -20,7 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 pub use durability::Durability;
 pub use error::{Conflict, Damage, LogLocation, StoreError};
-use handover_core::{CommandId, Event, StreamId};
+use handover_core::{CommandId, Event, StreamId, TenantId};
 pub use record::{
     decode_record, decode_record_at, encode_event, encode_events, encode_record,
     encode_record_with_event, record_previous_hash, EncodedEvent, RecordHash, RecordedAt,
@@ -199,5 +199,18 @@ pub trait EventStore: Send + Sync + 'static {
     /// What the store has done since it was opened; zeros for a store that does not count.
     fn stats(&self) -> StoreStats {
         StoreStats::default()
+    }
+
+    /// Whether other processes write this log too (a cluster's node): the runtime then follows
+    /// their commits into its read models. `false` for a store that is its log's only writer.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Whether this process writes `tenant`'s streams (its shard's lease, in a cluster).
+    /// Always, for a store that is its log's only writer.
+    fn owns(&self, tenant: &TenantId) -> bool {
+        let _ = tenant;
+        true
     }
 }

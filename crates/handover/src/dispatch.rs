@@ -79,6 +79,10 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut requests: mpsc::UnboundedRece
 /// Offers each waiting conversation of `tenant`, oldest first, to the router.
 async fn route_tenant(runtime: &Runtime, tenant: &TenantId) {
     let shared = &runtime.conversations;
+    // Another node routes the tenants it owns.
+    if !shared.store.owns(tenant) {
+        return;
+    }
     let waiting = shared.board.lock().waiting(Some(tenant));
     for conversation in waiting {
         let choice = {

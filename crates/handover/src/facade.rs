@@ -150,6 +150,7 @@ impl Handover {
             human_versions,
             board,
             deadlines,
+            follow,
         } = Projection::read(&*store, &settings.rules).await?;
         let workers = settings.workers.max(1);
         let (dispatch, dispatch_requests) = Dispatch::new();
@@ -186,6 +187,9 @@ impl Handover {
             settings.ai_cancel_grace,
         ));
         ai_runtime.spawn(timers::run(Arc::clone(&runtime)));
+        if let Some(start) = follow {
+            ai_runtime.spawn(crate::follower::run(Arc::clone(&runtime), start));
+        }
         ai_runtime.spawn(dispatch::run(Arc::clone(&runtime), dispatch_requests));
         ai_runtime.spawn(humans::reconcile(Arc::clone(&runtime)));
         let roster_runtime = Arc::clone(&runtime);

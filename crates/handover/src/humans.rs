@@ -31,6 +31,17 @@ impl SharedDirectory {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Folds a human's event another node recorded (see `follower`).
+    pub(crate) fn follow(
+        &self,
+        event: &handover_core::Event,
+    ) -> Result<(), handover_core::Rejection> {
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .evolve_stored(event)
+    }
+
     fn evolve(&self, event: &HumanEvent) -> Result<(), handover_core::Rejection> {
         self.0
             .write()

@@ -80,6 +80,7 @@ mod conversation_actor;
 mod dispatch;
 mod error;
 mod facade;
+mod follower;
 mod gate;
 mod humans;
 mod messages;

@@ -34,6 +34,8 @@ pub(crate) struct Projection {
     pub(crate) board: BoardState,
     /// Every open conversation's next deadline, to arm again.
     pub(crate) deadlines: Vec<(ConversationId, Timestamp)>,
+    /// For a shared log: where the follower starts, and what it knows already.
+    pub(crate) follow: Option<crate::follower::Start>,
 }
 
 impl Projection {
@@ -41,9 +43,33 @@ impl Projection {
         store: &dyn EventStore,
         settings: &Settings,
     ) -> Result<Projection, Error> {
+        // A shared log moves while it is read: the follower starts from before the first read
+        // and skips what the reads already hold (by seq).
+        let from = store.head() + 1;
         let (roster, versions) = load_roster(store).await?;
         let (directory, human_versions) = load_directory(store).await?;
-        let states = load_conversations(store).await?;
+        let (states, seqs) = load_conversations(store).await?;
+        let follow = store.is_shared().then(|| {
+            let mut known: HashMap<StreamId, u64> = seqs
+                .iter()
+                .map(|(id, seq)| (StreamId::Conversation(*id), *seq))
+                .collect();
+            known.extend(
+                versions
+                    .iter()
+                    .map(|(id, seq)| (StreamId::AiAgent(id.clone()), *seq)),
+            );
+            known.extend(
+                human_versions
+                    .iter()
+                    .map(|(id, seq)| (StreamId::Human(id.clone()), *seq)),
+            );
+            crate::follower::Start {
+                from,
+                known,
+                states: states.clone(),
+            }
+        });
         let mut assignments: HashMap<AiAgentId, HashMap<ConversationId, Epoch>> = HashMap::new();
         let mut board = BoardState::default();
         let mut deadlines = Vec::new();
@@ -67,6 +93,7 @@ impl Projection {
             human_versions,
             board,
             deadlines,
+            follow,
         })
     }
 }
@@ -106,8 +133,15 @@ async fn load_roster(store: &dyn EventStore) -> Result<(Roster, HashMap<AiAgentI
 /// Folds every conversation of the log, with the times its events were recorded at.
 async fn load_conversations(
     store: &dyn EventStore,
-) -> Result<HashMap<ConversationId, Conversation>, Error> {
+) -> Result<
+    (
+        HashMap<ConversationId, Conversation>,
+        HashMap<ConversationId, u64>,
+    ),
+    Error,
+> {
     let mut states: HashMap<ConversationId, Conversation> = HashMap::new();
+    let mut seqs: HashMap<ConversationId, u64> = HashMap::new();
     let mut from = 1;
     loop {
         let batch = store.read_all(from, STARTUP_SCAN_EVENTS_MAX).await?;
@@ -119,11 +153,12 @@ async fn load_conversations(
             };
             let state = states.entry(id).or_default();
             *state = evolve_record(std::mem::take(state), record)?;
+            seqs.insert(id, record.seq);
         }
     }
     // Closed conversations need nothing at start.
     states.retain(|_, state| matches!(state, Conversation::Open(_)));
-    Ok(states)
+    Ok((states, seqs))
 }
 
 /// The actor system, running on a thread of its own with `workers` arbiters.

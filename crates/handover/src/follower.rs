@@ -1,0 +1,140 @@
+//! On a log other processes write too (a cluster's node): their commits, folded into this
+//! node's read models, so that every node answers for every tenant (the board's queues and
+//! loads, the directory, the roster). The tenants this node owns are kept by its own actors
+//! and writers, synchronously after each append, as on a single node; the follower leaves them
+//! alone. It reads the store's feed in position order, and the log itself after a gap, and
+//! skips what the start-up reads already hold, by seq, so starting early is harmless.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use handover_core::{Conversation, ConversationId, Event, StreamId, TenantId};
+use handover_store::RecordedEvent;
+use tokio::sync::broadcast::error::RecvError;
+use tracing::warn;
+
+use crate::conversation_actor::evolve_record;
+use crate::runtime::Runtime;
+
+/// Records read per step while catching up.
+const PAGE: usize = 4096;
+
+/// Where the follower starts: the first position it reads, each stream's seq the start-up
+/// reads already hold, and the open conversations' states.
+pub(crate) struct Start {
+    pub(crate) from: u64,
+    pub(crate) known: HashMap<StreamId, u64>,
+    pub(crate) states: HashMap<ConversationId, Conversation>,
+}
+
+struct Follower {
+    runtime: Arc<Runtime>,
+    known: HashMap<StreamId, u64>,
+    states: HashMap<ConversationId, Conversation>,
+}
+
+/// Follows the log until the store closes.
+pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
+    let store = Arc::clone(&runtime.conversations.store);
+    let mut live = store.subscribe();
+    let mut follower = Follower {
+        runtime,
+        known: start.known,
+        states: start.states,
+    };
+    let mut next = start.from;
+    loop {
+        // From the log, up to its end.
+        loop {
+            let page = match store.read_all(next, PAGE).await {
+                Ok(page) => page,
+                Err(error) => {
+                    warn!(%error, "the follower cannot read the log; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            for record in &page {
+                follower.apply(record);
+                next = record.position + 1;
+            }
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        // Then live, as long as nothing is missed.
+        loop {
+            match live.recv().await {
+                Ok(record) if record.position < next => {}
+                Ok(record) if record.position == next => {
+                    follower.apply(&record);
+                    next += 1;
+                }
+                // A gap (the feed started later than the log's end, or lagged): read it.
+                Ok(_) | Err(RecvError::Lagged(_)) => break,
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+impl Follower {
+    fn apply(&mut self, record: &RecordedEvent) {
+        let known = self.known.entry(record.stream.clone()).or_default();
+        if record.seq <= *known {
+            return;
+        }
+        *known = record.seq;
+        let shared = &self.runtime.conversations;
+        match &record.stream {
+            StreamId::Conversation(id) => {
+                let state = self.states.remove(id).unwrap_or_default();
+                let state = match evolve_record(state, record) {
+                    Ok(state) => state,
+                    Err(error) => {
+                        warn!(conversation_id = %id, %error, "the follower cannot fold a record");
+                        return;
+                    }
+                };
+                if let Some(tenant) = state.tenant() {
+                    if !shared.store.owns(tenant) {
+                        shared.track(*id, &state);
+                    }
+                }
+                if matches!(state, Conversation::Open(_)) {
+                    self.states.insert(*id, state);
+                }
+            }
+            StreamId::Human(id) => {
+                let tenant = shared
+                    .directory
+                    .read()
+                    .get(id)
+                    .map(|human| human.profile.tenant.clone())
+                    .or_else(|| opening_tenant(&record.event));
+                if tenant.is_some_and(|tenant| !shared.store.owns(&tenant)) {
+                    if let Err(rejection) = shared.directory.follow(&record.event) {
+                        warn!(human = %id, %rejection, "the follower cannot fold a record");
+                    }
+                }
+            }
+            StreamId::AiAgent(id) => {
+                let tenant = shared
+                    .roster
+                    .read()
+                    .get(id)
+                    .map(|agent| agent.tenant.clone())
+                    .or_else(|| opening_tenant(&record.event));
+                if tenant.is_some_and(|tenant| !shared.store.owns(&tenant)) {
+                    if let Err(rejection) = shared.roster.evolve(&record.event) {
+                        warn!(agent = %id, %rejection, "the follower cannot fold a record");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn opening_tenant(event: &Event) -> Option<TenantId> {
+    handover_core::placement::opening_tenant(event)
+}

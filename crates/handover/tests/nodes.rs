@@ -1,0 +1,97 @@
+//! Two runtimes on one PostgreSQL database, as two nodes of a cluster: each tenant's shard is
+//! leased to one of them; each answers for every tenant (the follower folds the other's
+//! commits into its board and directory), and only the owner writes a tenant.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use handover::*;
+use handover_postgres::{NodeOptions, PostgresOptions, PostgresStore};
+use handover_testkit::PgCluster;
+
+async fn node(url: &str) -> (PostgresStore, Handover) {
+    let mut node = NodeOptions::default();
+    node.lease = Duration::from_secs(1);
+    let mut options = PostgresOptions::default();
+    options.poll_interval = Duration::from_millis(50);
+    options.node = Some(node);
+    let store = PostgresStore::connect(url, options).await.unwrap();
+    let handover = Handover::start_with_store(
+        Arc::new(store.clone()),
+        RuntimeSettings::default().router(Arc::new(NoRouter)),
+    )
+    .await
+    .unwrap();
+    (store, handover)
+}
+
+async fn until(mut done: impl FnMut() -> bool) {
+    let guard = Instant::now();
+    while !done() {
+        assert!(guard.elapsed() < Duration::from_secs(120), "never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn tenant_of(store: &PostgresStore) -> TenantId {
+    (0..)
+        .map(|i| TenantId::new(format!("tenant-{i}")).unwrap())
+        .find(|tenant| store.owns(tenant))
+        .unwrap()
+}
+
+#[test]
+fn every_node_answers_for_every_tenant_and_only_the_owner_writes() {
+    let cluster = PgCluster::start();
+    let url = cluster.create_database("nodes");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let (a_store, a) = node(&url).await;
+        let (b_store, b) = node(&url).await;
+        until(|| a_store.shards().len() == 128 && b_store.shards().len() == 128).await;
+        let tenant = tenant_of(&a_store);
+        assert!(!b_store.owns(&tenant));
+
+        let ana = HumanId::new("ana").unwrap();
+        a.register_human(
+            NewHuman::agent(ana.clone(), AgentName::new("Ana").unwrap()).tenant(tenant.clone()),
+        )
+        .await
+        .unwrap();
+        let opened = a
+            .start_conversation(NewConversation::new(
+                tenant.clone(),
+                CustomerId::new("c-1").unwrap(),
+                Channel::new("chat").unwrap(),
+            ))
+            .await
+            .unwrap();
+
+        // B, which does not own the tenant, sees A's human and A's waiting conversation.
+        until(|| {
+            b.human(&ana).is_some()
+                && b.waiting(&tenant)
+                    .iter()
+                    .any(|w| w.conversation_id == opened.conversation_id)
+        })
+        .await;
+
+        // And cannot write the tenant: the fence refuses it, nothing recorded.
+        let refused = b
+            .start_conversation(NewConversation::new(
+                tenant.clone(),
+                CustomerId::new("c-2").unwrap(),
+                Channel::new("chat").unwrap(),
+            ))
+            .await;
+        assert!(
+            matches!(refused, Err(Error::Store(StoreError::NotOwner { .. }))),
+            "{refused:?}"
+        );
+        assert_eq!(a.waiting(&tenant).len(), 1);
+    });
+}
