@@ -157,6 +157,11 @@ impl BoardState {
     }
 
     /// The tenants with a conversation waiting.
+    /// The tenant of an open conversation the board holds.
+    pub(crate) fn tenant_of(&self, id: &ConversationId) -> Option<TenantId> {
+        self.entries.get(id).map(|entry| entry.tenant.clone())
+    }
+
     pub(crate) fn waiting_tenants(&self) -> HashSet<TenantId> {
         self.waiting
             .iter()

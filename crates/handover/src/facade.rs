@@ -78,6 +78,46 @@ impl Drop for Owner {
     }
 }
 
+/// Runs a conversation command on the node that owns `shard`, once.
+async fn forward_execute(
+    forward: &dyn crate::runtime::Forward,
+    shard: u16,
+    conversation_id: ConversationId,
+    command_id: CommandId,
+    command: ConversationCommand,
+) -> Result<Receipt, Error> {
+    let call = crate::wire::Call::Execute {
+        conversation_id,
+        command_id,
+        command,
+    };
+    let bytes = crate::wire::encode_call(&call).map_err(|e| e.into_error())?;
+    let answer = forward.forward(shard, bytes).await?;
+    crate::wire::decode_answer(&answer)
+        .map_err(|e| e.into_error())
+        .and_then(crate::wire::into_receipt)
+}
+
+/// Forwarding through the PostgreSQL store.
+#[cfg(feature = "postgres")]
+struct NodeForward(Arc<crate::PostgresStore>);
+
+/// How long a forwarded command may wait for its owner's answer.
+#[cfg(feature = "postgres")]
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[cfg(feature = "postgres")]
+#[async_trait::async_trait]
+impl crate::runtime::Forward for NodeForward {
+    async fn forward(
+        &self,
+        shard: u16,
+        call: Vec<u8>,
+    ) -> Result<Vec<u8>, handover_store::StoreError> {
+        self.0.forward(shard, call, FORWARD_TIMEOUT).await
+    }
+}
+
 impl std::fmt::Debug for Handover {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handover").finish_non_exhaustive()
@@ -132,6 +172,48 @@ impl Handover {
         let store = crate::PostgresStore::connect(url, options).await?;
         info!("event store connected (PostgreSQL)");
         Handover::start_with_store(Arc::new(store), settings).await
+    }
+
+    /// Starts the runtime as one node of a cluster sharing the PostgreSQL database at `url`
+    /// (`options.node` set, or the defaults): it answers for every tenant, writes the tenants
+    /// whose shards it holds, and forwards the commands for the others to their owner through
+    /// the database. Needs the `postgres` feature.
+    #[cfg(feature = "postgres")]
+    pub async fn start_node(
+        url: &str,
+        mut options: crate::PostgresOptions,
+        settings: RuntimeSettings,
+    ) -> Result<Handover, Error> {
+        if options.node.is_none() {
+            options.node = Some(crate::NodeOptions::default());
+        }
+        if options.time_source.is_none() {
+            let clock = Arc::clone(&settings.clock);
+            options.time_source = Some(TimeSource::new(move || RecordedAt(clock.now().0)));
+        }
+        let store = Arc::new(crate::PostgresStore::connect(url, options).await?);
+        let handover =
+            Handover::start_with_store(Arc::clone(&store) as Arc<dyn EventStore>, settings).await?;
+        let _ = handover
+            .runtime()
+            .forward
+            .set(Arc::new(NodeForward(Arc::clone(&store))));
+        if let Some(mut calls) = store.serve_calls() {
+            let serving = handover.clone();
+            handover.runtime().ai_runtime.spawn(async move {
+                while let Some(call) = calls.recv().await {
+                    let handover = serving.clone();
+                    tokio::spawn(async move {
+                        let answer = match crate::wire::decode_call(&call.call) {
+                            Ok(decoded) => crate::wire::run(&handover, decoded).await,
+                            Err(error) => crate::wire::Answer::Failed(error),
+                        };
+                        call.answer(crate::wire::encode_answer(&answer));
+                    });
+                }
+            });
+        }
+        Ok(handover)
     }
 
     /// Starts the runtime over a store that is already open (sled, or any other
@@ -383,9 +465,48 @@ impl Handover {
                 return Err(Error::AiAgentNotRunning(agent_id.clone()));
             }
         }
-        runtime
-            .execute(conversation_id, Arc::new(command), command_id)
-            .await
+        let Some(forward) = runtime.forward.get() else {
+            return runtime
+                .execute(conversation_id, Arc::new(command), command_id)
+                .await;
+        };
+        // On a cluster's node every command carries an id, so that wherever it ends up
+        // running, it is recorded once.
+        let command_id = command_id.unwrap_or_else(CommandId::new);
+        let tenant = match &command {
+            ConversationCommand::Start { tenant, .. } => Some(tenant.clone()),
+            ConversationCommand::Open { .. } => Some(handover_core::TenantId::default_tenant()),
+            _ => runtime
+                .conversations
+                .board
+                .lock()
+                .tenant_of(&conversation_id),
+        };
+        let shard = match tenant.filter(|t| !runtime.conversations.store.owns(t)) {
+            Some(tenant) => handover_core::placement::shard_of(&tenant),
+            None => {
+                // Ours, or not known here yet (the follower has not seen the conversation):
+                // run it here; the fence names the owner's shard if it is not ours.
+                let command = Arc::new(command);
+                match runtime
+                    .execute(conversation_id, Arc::clone(&command), Some(command_id))
+                    .await
+                {
+                    Err(Error::Store(handover_store::StoreError::NotOwner { shard })) => {
+                        return forward_execute(
+                            &**forward,
+                            shard,
+                            conversation_id,
+                            command_id,
+                            (*command).clone(),
+                        )
+                        .await;
+                    }
+                    other => return other,
+                }
+            }
+        };
+        forward_execute(&**forward, shard, conversation_id, command_id, command).await
     }
 
     /// Opens a conversation for `customer` on `channel` in the default tenant: given to

@@ -122,7 +122,7 @@ pub use handover_core::{
     TenantId, Timestamp, TransferTarget, WaitCause, MESSAGE_BYTES_MAX, REASON_BYTES_MAX,
 };
 #[cfg(feature = "postgres")]
-pub use handover_postgres::{PostgresOptions, PostgresStore};
+pub use handover_postgres::{NodeOptions, PostgresOptions, PostgresStore};
 pub use handover_sled::{SledOptions, SledStore};
 pub use handover_store::{
     Appended, Conflict, Durability, EventStore, ExpectedVersion, RecordedAt, RecordedEvent,

@@ -18,6 +18,13 @@ use crate::metrics::LatencyRecorder;
 use crate::view::Receipt;
 use handover_store::StoreError;
 
+/// Sends a call to the node that owns a shard and returns its answer (the PostgreSQL store's
+/// forwarding, on a cluster's node).
+#[async_trait::async_trait]
+pub(crate) trait Forward: Send + Sync {
+    async fn forward(&self, shard: u16, call: Vec<u8>) -> Result<Vec<u8>, StoreError>;
+}
+
 /// The runtime one [`crate::Handover`] runs: every actor reaches every other through it.
 pub(crate) struct Runtime {
     pub(crate) conversations: Arc<Conversations>,
@@ -37,6 +44,9 @@ pub(crate) struct Runtime {
     pub(crate) humans: Humans,
     /// How long an AI agent's call may run on after its assignment ended before it is dropped.
     pub(crate) ai_cancel_grace: std::time::Duration,
+    /// On a cluster's node: how a command for a tenant another node owns reaches it; set once,
+    /// right after start.
+    pub(crate) forward: OnceLock<Arc<dyn Forward>>,
     /// Set once the runtime is shutting down: a closed mailbox then means the runtime stopped,
     /// not that one actor did.
     stopping: AtomicBool,
@@ -62,6 +72,7 @@ impl Runtime {
             humans,
             ai_cancel_grace,
             stopping: AtomicBool::new(false),
+            forward: OnceLock::new(),
         }
     }
 

@@ -95,3 +95,89 @@ fn every_node_answers_for_every_tenant_and_only_the_owner_writes() {
         assert_eq!(a.waiting(&tenant).len(), 1);
     });
 }
+
+async fn full_node(url: &str) -> Handover {
+    let mut node = NodeOptions::default();
+    node.lease = Duration::from_secs(1);
+    let mut options = PostgresOptions::default();
+    options.poll_interval = Duration::from_millis(50);
+    options.node = Some(node);
+    Handover::start_node(
+        url,
+        options,
+        RuntimeSettings::default().router(Arc::new(NoRouter)),
+    )
+    .await
+    .unwrap()
+}
+
+#[test]
+fn a_command_on_any_node_runs_once_on_the_tenants_owner() {
+    let cluster = PgCluster::start();
+    let url = cluster.create_database("forwarding");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let a = full_node(&url).await;
+        let b = full_node(&url).await;
+        // Both nodes hold shards: wait until the leases are split between them.
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let guard = Instant::now();
+        loop {
+            let owners: i64 = client
+                .query_one(
+                    "SELECT count(DISTINCT owner) FROM handover_leases
+                     WHERE owner IS NOT NULL AND expires_at > now()
+                     HAVING count(*) = 256",
+                    &[],
+                )
+                .await
+                .map(|row| row.get(0))
+                .unwrap_or(0);
+            if owners == 2 {
+                break;
+            }
+            assert!(
+                guard.elapsed() < Duration::from_secs(120),
+                "the leases never split"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Every tenant works from both nodes, whoever owns it.
+        for (i, node) in [&a, &b, &a, &b].into_iter().enumerate() {
+            let tenant = TenantId::new(format!("t-{i}")).unwrap();
+            let customer = CustomerId::new(format!("c-{i}")).unwrap();
+            let opened = node
+                .start_conversation(NewConversation::new(
+                    tenant.clone(),
+                    customer.clone(),
+                    Channel::new("chat").unwrap(),
+                ))
+                .await
+                .unwrap_or_else(|e| panic!("start for {tenant} on a node: {e}"));
+            let other = if std::ptr::eq(node, &a) { &b } else { &a };
+            other
+                .post_customer_message(
+                    opened.conversation_id,
+                    customer.clone(),
+                    MessageText::new("hello").unwrap(),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("post for {tenant} on the other node: {e}"));
+            let history = a.history(opened.conversation_id).await.unwrap();
+            assert!(
+                history.iter().any(|r| matches!(
+                    &r.event,
+                    Event::Conversation(ConversationEvent::MessagePosted { .. })
+                )),
+                "the message is in the log once"
+            );
+        }
+    });
+}
