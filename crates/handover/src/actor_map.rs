@@ -50,6 +50,14 @@ impl<K: Eq + Hash + Clone, A: Actor> ActorMap<K, A> {
         }
     }
 
+    /// The running actor for `key`, if any.
+    pub(crate) fn get(&self, key: &K) -> Option<Addr<A>> {
+        lock(&self.live)
+            .get(key)
+            .filter(|addr| addr.connected())
+            .cloned()
+    }
+
     /// How many actors run.
     pub(crate) fn len(&self) -> usize {
         lock(&self.live).len()

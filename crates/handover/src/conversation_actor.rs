@@ -29,7 +29,7 @@ use crate::dispatch::Dispatch;
 use crate::error::Error;
 use crate::gate::{load_target, AgentGates, HumanGates, Pass};
 use crate::humans::SharedDirectory;
-use crate::messages::{AddWatcher, Assigned, Delivered, Execute, GetView, Unassigned};
+use crate::messages::{AddWatcher, Assigned, Delivered, Execute, GetView, Retire, Unassigned};
 use crate::reply::Reply;
 use crate::roster::SharedRoster;
 use crate::router::Router;
@@ -584,6 +584,14 @@ impl Handler<Execute> for ConversationActor {
 enum Gate {
     Agent(handover_core::AiAgentId),
     Human(handover_core::HumanId),
+}
+
+impl Handler<Retire> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
 }
 
 impl Handler<GetView> for ConversationActor {

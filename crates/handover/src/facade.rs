@@ -6,6 +6,7 @@
 //! ([`AiAgentId`], [`HumanId`], [`MessageText`], [`Reason`], ...), taken by value; events come
 //! back shared, as `Arc<RecordedEvent>`; every command returns its [`Receipt`].
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
@@ -238,12 +239,19 @@ impl Handover {
         let (dispatch, dispatch_requests) = Dispatch::new();
         let actors = Actors::start(workers).await?;
         let ai_runtime = ai_runtime(workers)?;
+        let shared_log = store.is_shared();
         let conversations = Arc::new(Conversations {
             store,
             policy: Arc::clone(&settings.policy),
             roster: SharedRoster::new(roster),
             agents: Agents::default(),
-            assignments: Assignments::new(assignments),
+            // On a shared log, a node takes up the AI assignments, deadlines and queues of a
+            // tenant when it owns it (see `follower`), not at start.
+            assignments: Assignments::new(if shared_log {
+                HashMap::new()
+            } else {
+                assignments
+            }),
             gates: AgentGates::default(),
             human_gates: HumanGates::default(),
             live: ActorMap::new(),
@@ -257,8 +265,10 @@ impl Handover {
             settings: Arc::new(settings.rules.clone()),
             clock: Arc::clone(&settings.clock),
         });
-        for (id, at) in deadlines {
-            conversations.timers.arm(id, Some(at));
+        if !shared_log {
+            for (id, at) in deadlines {
+                conversations.timers.arm(id, Some(at));
+            }
         }
         let runtime = Arc::new(Runtime::new(
             conversations,

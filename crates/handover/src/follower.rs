@@ -5,15 +5,16 @@
 //! alone. It reads the store's feed in position order, and the log itself after a gap, and
 //! skips what the start-up reads already hold, by seq, so starting early is harmless.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use handover_core::{Conversation, ConversationId, Event, StreamId, TenantId};
+use handover_core::{conversation, Conversation, ConversationId, Event, StreamId, TenantId};
 use handover_store::RecordedEvent;
 use tokio::sync::broadcast::error::RecvError;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::conversation_actor::evolve_record;
+use crate::messages::{Assigned, Retire, Unassigned};
 use crate::runtime::Runtime;
 
 /// Records read per step while catching up.
@@ -31,7 +32,13 @@ struct Follower {
     runtime: Arc<Runtime>,
     known: HashMap<StreamId, u64>,
     states: HashMap<ConversationId, Conversation>,
+    /// The tenants this node acts for: their deadlines armed, their AI assignments taken up,
+    /// their queues routed here.
+    acting: HashSet<TenantId>,
 }
+
+/// How often the follower compares the leases with the tenants it acts for.
+const OWNERSHIP_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Follows the log until the store closes.
 pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
@@ -41,7 +48,9 @@ pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
         runtime,
         known: start.known,
         states: start.states,
+        acting: HashSet::new(),
     };
+    let mut ownership = tokio::time::interval(OWNERSHIP_EVERY);
     let mut next = start.from;
     loop {
         // From the log, up to its end.
@@ -62,9 +71,23 @@ pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
                 break;
             }
         }
+        // Caught up with the log: the tenants gained or lost since are taken up or let go
+        // on states that hold every event the former owner committed before its lease moved.
+        follower.reconcile();
         // Then live, as long as nothing is missed.
         loop {
-            match live.recv().await {
+            let received = tokio::select! {
+                received = live.recv() => received,
+                _ = ownership.tick() => {
+                    // Read what the log holds first: a gained tenant is taken up on it.
+                    if store.head() >= next {
+                        break;
+                    }
+                    follower.reconcile();
+                    continue;
+                }
+            };
+            match received {
                 Ok(record) if record.position < next => {}
                 Ok(record) if record.position == next => {
                     follower.apply(&record);
@@ -79,6 +102,81 @@ pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
 }
 
 impl Follower {
+    /// Takes up the tenants this node now owns and lets go of the ones it no longer does.
+    fn reconcile(&mut self) {
+        let shared = &self.runtime.conversations;
+        let tenants: HashSet<TenantId> = self
+            .states
+            .values()
+            .filter_map(|state| state.tenant().cloned())
+            .collect();
+        let owned: HashSet<TenantId> = tenants
+            .into_iter()
+            .filter(|tenant| shared.store.owns(tenant))
+            .collect();
+        let gained: Vec<TenantId> = owned.difference(&self.acting).cloned().collect();
+        let lost: Vec<TenantId> = self.acting.difference(&owned).cloned().collect();
+        for tenant in &lost {
+            debug!(%tenant, "another node now owns the tenant");
+            self.let_go(tenant);
+        }
+        for tenant in &gained {
+            debug!(%tenant, "this node now owns the tenant");
+            self.take_up(tenant);
+        }
+        // Tenants whose conversations all closed leave the set; they come back with a new one.
+        self.acting = owned;
+    }
+
+    fn take_up(&self, tenant: &TenantId) {
+        let shared = &self.runtime.conversations;
+        for (id, state) in &self.states {
+            if state.tenant() != Some(tenant) {
+                continue;
+            }
+            // `decide(Tick)` records each deadline once: one the former owner recorded is not
+            // recorded again.
+            shared
+                .timers
+                .arm(*id, conversation::next_deadline(state, &shared.settings));
+            if let Some(assignment) = state.assignment() {
+                shared
+                    .assignments
+                    .started(&assignment.agent_id, *id, assignment.epoch);
+                if let Some(agent) = shared.agents.get(&assignment.agent_id) {
+                    agent.assigned.do_send(Assigned {
+                        conversation_id: *id,
+                        assignment,
+                        through: None,
+                    });
+                }
+            }
+        }
+        shared.dispatch.request(tenant.clone());
+    }
+
+    fn let_go(&self, tenant: &TenantId) {
+        let shared = &self.runtime.conversations;
+        for (id, state) in &self.states {
+            if state.tenant() != Some(tenant) {
+                continue;
+            }
+            shared.timers.arm(*id, None);
+            if let Some(assignment) = state.assignment() {
+                shared.assignments.ended(&assignment.agent_id, *id);
+                if let Some(agent) = shared.agents.get(&assignment.agent_id) {
+                    agent.unassigned.do_send(Unassigned {
+                        conversation_id: *id,
+                        epoch: assignment.epoch,
+                    });
+                }
+            }
+            if let Some(actor) = shared.live.get(id) {
+                actor.do_send(Retire);
+            }
+        }
+    }
+
     fn apply(&mut self, record: &RecordedEvent) {
         let known = self.known.entry(record.stream.clone()).or_default();
         if record.seq <= *known {

@@ -93,3 +93,9 @@ pub(crate) struct CallFinished {
     pub(crate) conversation_id: ConversationId,
     pub(crate) epoch: Epoch,
 }
+
+/// Another node now owns the conversation's tenant: the actor stops, so that its state is
+/// rebuilt from the log if this node owns the tenant again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Retire;

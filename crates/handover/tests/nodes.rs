@@ -181,3 +181,173 @@ fn a_command_on_any_node_runs_once_on_the_tenants_owner() {
         }
     });
 }
+
+/// Replies "echo: <text>".
+struct Echo;
+
+#[async_trait::async_trait]
+impl AiAgentBehavior for Echo {
+    async fn on_customer_message(
+        &self,
+        session: &AiSession,
+        text: &MessageText,
+    ) -> Result<(), AgentError> {
+        session
+            .reply(MessageText::new(format!("echo: {text}"))?)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Waits until one node holds every lease.
+async fn until_one_owner(client: &tokio_postgres::Client) {
+    let guard = Instant::now();
+    loop {
+        let owners: i64 = client
+            .query_one(
+                "SELECT count(DISTINCT owner) FROM handover_leases
+                 WHERE owner IS NOT NULL AND expires_at > now()
+                 HAVING count(*) = 256",
+                &[],
+            )
+            .await
+            .map(|row| row.get(0))
+            .unwrap_or(0);
+        if owners == 1 {
+            return;
+        }
+        assert!(guard.elapsed() < Duration::from_secs(120), "no takeover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner() {
+    let cluster = PgCluster::start();
+    let url = cluster.create_database("takeover");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let a = full_node(&url).await;
+        let b = full_node(&url).await;
+        let guard = Instant::now();
+        // A tenant A writes (its registrations are not forwarded yet: found by trying).
+        let ana = HumanId::new("ana").unwrap();
+        let tenant = loop {
+            assert!(guard.elapsed() < Duration::from_secs(120));
+            let mut found = None;
+            for i in 0..64 {
+                let tenant = TenantId::new(format!("t-{i}")).unwrap();
+                let registered = a
+                    .register_human(
+                        NewHuman::agent(ana.clone(), AgentName::new("Ana").unwrap())
+                            .tenant(tenant.clone()),
+                    )
+                    .await;
+                if registered.is_ok() {
+                    found = Some(tenant);
+                    break;
+                }
+            }
+            match found {
+                Some(tenant) => break tenant,
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        a.set_presence(ana.clone(), Presence::Available)
+            .await
+            .unwrap();
+        let bot = AiAgentId::new("bot").unwrap();
+        a.register_ai_agent_in(
+            tenant.clone(),
+            AiAgentProfile {
+                id: bot.clone(),
+                name: AgentName::new("Bot").unwrap(),
+                specialties: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+        a.activate_ai_agent(bot.clone()).await.unwrap();
+        a.attach_ai_agent(bot.clone(), Arc::new(Echo)).unwrap();
+        until(|| {
+            b.ai_agents()
+                .iter()
+                .any(|agent| agent.profile.id == bot && agent.active)
+        })
+        .await;
+        b.attach_ai_agent(bot.clone(), Arc::new(Echo)).unwrap();
+
+        let customer = CustomerId::new("c-1").unwrap();
+        let id = b
+            .start_conversation(
+                NewConversation::new(
+                    tenant.clone(),
+                    customer.clone(),
+                    Channel::new("chat").unwrap(),
+                )
+                .human(ana.clone()),
+            )
+            .await
+            .unwrap()
+            .conversation_id;
+        b.hand_off_to_ai(id, ana.clone(), bot.clone(), None)
+            .await
+            .unwrap();
+
+        // A dies; B takes its shards over, and with them the AI agent's conversation.
+        a.shutdown().await;
+        until_one_owner(&client).await;
+        b.post_customer_message(
+            id,
+            customer.clone(),
+            MessageText::new("are you there?").unwrap(),
+        )
+        .await
+        .unwrap();
+        let guard = Instant::now();
+        let replies = loop {
+            let history = b.history(id).await.unwrap();
+            let replies: Vec<String> = history
+                .iter()
+                .filter_map(|r| match &r.event {
+                    Event::Conversation(ConversationEvent::MessagePosted {
+                        author: Author::Ai(_),
+                        text,
+                        ..
+                    }) => Some(text.as_str().to_owned()),
+                    _ => None,
+                })
+                .collect();
+            if !replies.is_empty() {
+                break replies;
+            }
+            assert!(guard.elapsed() < Duration::from_secs(120), "no AI reply");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // Settle, then: one reply, from the new owner's agent.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let history = b.history(id).await.unwrap();
+        let count = history
+            .iter()
+            .filter(|r| {
+                matches!(
+                    &r.event,
+                    Event::Conversation(ConversationEvent::MessagePosted {
+                        author: Author::Ai(_),
+                        ..
+                    })
+                )
+            })
+            .count();
+        assert_eq!(replies, vec!["echo: are you there?".to_owned()]);
+        assert_eq!(count, 1);
+    });
+}
