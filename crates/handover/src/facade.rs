@@ -99,6 +99,19 @@ async fn forward_execute(
         .and_then(crate::wire::into_receipt)
 }
 
+/// Runs a call that answers nothing on the node that owns `shard`.
+pub(crate) async fn forward_done(
+    forward: &dyn crate::runtime::Forward,
+    shard: u16,
+    call: crate::wire::Call,
+) -> Result<(), Error> {
+    let bytes = crate::wire::encode_call(&call).map_err(|e| e.into_error())?;
+    let answer = forward.forward(shard, bytes).await?;
+    crate::wire::decode_answer(&answer)
+        .map_err(|e| e.into_error())
+        .and_then(crate::wire::into_done)
+}
+
 /// Forwarding through the PostgreSQL store.
 #[cfg(feature = "postgres")]
 struct NodeForward(Arc<crate::PostgresStore>);
@@ -316,15 +329,81 @@ impl Handover {
         }
     }
 
-    async fn agent_command(
+    pub(crate) async fn agent_command(
         &self,
         agent_id: AiAgentId,
         command: AiAgentCommand,
     ) -> Result<(), Error> {
-        self.runtime()
-            .agent_command(ExecuteAgentCommand { agent_id, command })
-            .await?;
-        Ok(())
+        let runtime = self.runtime();
+        let tenant = match &command {
+            AiAgentCommand::RegisterIn { tenant, .. } => Some(tenant.clone()),
+            AiAgentCommand::Register { .. } => Some(handover_core::TenantId::default_tenant()),
+            _ => runtime
+                .conversations
+                .roster
+                .read()
+                .get(&agent_id)
+                .map(|agent| agent.tenant.clone()),
+        };
+        let call = || match &command {
+            AiAgentCommand::RegisterIn {
+                tenant,
+                name,
+                specialties,
+            } => Some(crate::wire::Call::RegisterAiAgentIn {
+                tenant: tenant.clone(),
+                agent_id: agent_id.clone(),
+                name: name.clone(),
+                specialties: specialties.clone(),
+            }),
+            AiAgentCommand::Register { name, specialties } => {
+                Some(crate::wire::Call::RegisterAiAgent {
+                    agent_id: agent_id.clone(),
+                    name: name.clone(),
+                    specialties: specialties.clone(),
+                })
+            }
+            AiAgentCommand::Activate => Some(crate::wire::Call::ActivateAiAgent {
+                agent_id: agent_id.clone(),
+            }),
+            AiAgentCommand::Deactivate => Some(crate::wire::Call::DeactivateAiAgent {
+                agent_id: agent_id.clone(),
+            }),
+            _ => None,
+        };
+        if let Some(done) = self.forward_foreign(tenant, call).await {
+            return done;
+        }
+        let local = runtime
+            .agent_command(ExecuteAgentCommand {
+                agent_id: agent_id.clone(),
+                command: command.clone(),
+            })
+            .await;
+        match local {
+            Err(Error::Store(handover_store::StoreError::NotOwner { shard })) => {
+                match (runtime.forward.get(), call()) {
+                    (Some(forward), Some(call)) => forward_done(&**forward, shard, call).await,
+                    _ => Err(Error::Store(handover_store::StoreError::NotOwner { shard })),
+                }
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Runs `call` on the node that owns `tenant`, when that is another node: `None` when this
+    /// node writes the tenant (or does not know it yet, or is no cluster's node).
+    pub(crate) async fn forward_foreign(
+        &self,
+        tenant: Option<handover_core::TenantId>,
+        call: impl FnOnce() -> Option<crate::wire::Call>,
+    ) -> Option<Result<(), Error>> {
+        let runtime = self.runtime();
+        let forward = runtime.forward.get()?;
+        let tenant = tenant.filter(|t| !runtime.conversations.store.owns(t))?;
+        let call = call()?;
+        let shard = handover_core::placement::shard_of(&tenant);
+        Some(forward_done(&**forward, shard, call).await)
     }
 
     /// Registers an AI agent. It starts inactive: [`activate_ai_agent`](Self::activate_ai_agent)

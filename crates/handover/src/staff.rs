@@ -15,7 +15,6 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::facade::Handover;
 use crate::humans;
-use crate::messages::ExecuteAgentCommand;
 use crate::router::Waiting;
 use crate::view::Receipt;
 
@@ -215,7 +214,55 @@ impl Handover {
         id: HumanId,
         command: HumanCommand,
     ) -> Result<Vec<Arc<RecordedEvent>>, Error> {
-        humans::execute(self.runtime(), id, command).await
+        let tenant = match &command {
+            HumanCommand::Register { tenant, .. } => Some(tenant.clone()),
+            _ => self
+                .runtime()
+                .conversations
+                .directory
+                .read()
+                .get(&id)
+                .map(|human| human.profile.tenant.clone()),
+        };
+        let call = || match &command {
+            HumanCommand::Register {
+                tenant,
+                name,
+                role,
+                teams,
+                capacity,
+            } => Some(crate::wire::Call::RegisterHuman {
+                id: id.clone(),
+                name: name.clone(),
+                role: *role,
+                tenant: tenant.clone(),
+                teams: teams.clone(),
+                capacity: *capacity,
+            }),
+            HumanCommand::SetPresence { presence } => Some(crate::wire::Call::SetPresence {
+                human: id.clone(),
+                presence: *presence,
+            }),
+            HumanCommand::Remove => Some(crate::wire::Call::RemoveHuman { human: id.clone() }),
+            _ => None,
+        };
+        // Forwarded: the owner records it; its events reach this node through the follower.
+        if let Some(done) = self.forward_foreign(tenant, call).await {
+            return done.map(|()| Vec::new());
+        }
+        match humans::execute(self.runtime(), id.clone(), command.clone()).await {
+            Err(Error::Store(handover_store::StoreError::NotOwner { shard })) => {
+                match (self.runtime().forward.get(), call()) {
+                    (Some(forward), Some(call)) => {
+                        crate::facade::forward_done(&**forward, shard, call)
+                            .await
+                            .map(|()| Vec::new())
+                    }
+                    _ => Err(Error::Store(handover_store::StoreError::NotOwner { shard })),
+                }
+            }
+            other => other,
+        }
     }
 
     /// Registers a human (agent or supervisor). They start offline:
@@ -248,6 +295,13 @@ impl Handover {
     pub async fn remove_human(&self, human: HumanId) -> Result<(), Error> {
         self.human_command(human, HumanCommand::Remove).await?;
         Ok(())
+    }
+
+    /// Whether this process writes `tenant` (on a cluster's node: holds the lease of its shard;
+    /// always, on a single process). Any node answers for every tenant; this says where its
+    /// writes run.
+    pub fn owns_tenant(&self, tenant: &TenantId) -> bool {
+        self.runtime().conversations.store.owns(tenant)
     }
 
     /// A registered human, with their presence and load.
@@ -312,17 +366,15 @@ impl Handover {
         tenant: TenantId,
         profile: AiAgentProfile,
     ) -> Result<(), Error> {
-        self.runtime()
-            .agent_command(ExecuteAgentCommand {
-                agent_id: profile.id,
-                command: AiAgentCommand::RegisterIn {
-                    tenant,
-                    name: profile.name,
-                    specialties: profile.specialties,
-                },
-            })
-            .await?;
-        Ok(())
+        self.agent_command(
+            profile.id,
+            AiAgentCommand::RegisterIn {
+                tenant,
+                name: profile.name,
+                specialties: profile.specialties,
+            },
+        )
+        .await
     }
 
     /// Opens a conversation in a tenant: given to its human if named (registered there, not
