@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use handover::Durability;
 use handover_postgres::PostgresOptions;
 use handover_sim::{
-    LogPlace, Options, AI_AGENTS_MAX, CONCURRENT_CONVERSATIONS_MAX, CONVERSATIONS_MAX, HUMANS_MAX,
-    SHIFT_MINUTES_MAX,
+    LogPlace, NodeRole, NodesOptions, Options, AI_AGENTS_MAX, CONCURRENT_CONVERSATIONS_MAX,
+    CONVERSATIONS_MAX, HUMANS_MAX, NODES_MAX, SHIFT_MINUTES_MAX,
 };
 
 use crate::{database, terminal};
@@ -127,8 +127,32 @@ pub(crate) struct SimulateArgs {
     /// With `--durability durable` or `process-crash`, every event listed survives a crash of
     /// the process; with `buffered`, the last ones may not. Every line ends with a newline;
     /// lines of different conversations interleave.
+    ///
+    /// With `--nodes`, every node appends its own lines to FILE.
     #[arg(long, value_name = "FILE")]
     acks: Option<PathBuf>,
+    /// Spread the contact center over N node processes on the database (1 to 8), started and
+    /// stopped by this command and stepped together through simulated time; node 0 staffs the
+    /// floor, and each node drives every Nth conversation. With one node the counts are those
+    /// of a run on `--data` with the same seed.
+    #[arg(long, value_name = "N", requires = "database_url", value_parser = count_up_to::<NODES_MAX>)]
+    nodes: Option<usize>,
+    /// With `--nodes` 2 or more: kill a node (`kill -9`) in the middle of a seeded step now and
+    /// then, and start a new one in its place once its shards are taken over; the summary says
+    /// how many takeovers happened and how long they took. Conversations a killed node had under
+    /// way are closed and counted as interrupted.
+    #[arg(long, requires = "nodes")]
+    chaos: bool,
+    /// Run as node I of `--nodes` (started by the coordinator, which talks to it over stdin and
+    /// stdout).
+    #[arg(long, value_name = "I", hide = true, requires_all = ["nodes", "node_start_ms", "node_lease_ms"])]
+    node_index: Option<usize>,
+    /// The node's simulated clock at the start of the shift, in milliseconds since the epoch.
+    #[arg(long, value_name = "MS", hide = true, allow_negative_numbers = true)]
+    node_start_ms: Option<i64>,
+    /// The lease of the node's shards, in milliseconds.
+    #[arg(long, value_name = "MS", hide = true)]
+    node_lease_ms: Option<u64>,
 }
 
 /// Runs `handover simulate`: 0 when every conversation ran, 130 when Ctrl-C stopped it (the
@@ -146,6 +170,23 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         shift_minutes: u64::try_from(args.shift_minutes).unwrap_or(u64::MAX),
     };
     let runtime = terminal::async_runtime()?;
+    if let (Some(index), Some(nodes), Some(url)) =
+        (args.node_index, args.nodes, &args.log.database_url)
+    {
+        let role = NodeRole::new(
+            index,
+            nodes,
+            args.node_start_ms.unwrap_or_default(),
+            args.node_lease_ms.unwrap_or_default(),
+        );
+        runtime
+            .block_on(handover_sim::run_node(url, &options, &role))
+            .with_context(|| format!("node {index} failed"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(nodes) = args.nodes {
+        NodesOptions::new(nodes).chaos(args.chaos).check()?;
+    }
     let (place, appended) = match (&args.log.data, &args.log.database_url) {
         (Some(dir), _) => {
             let existing = terminal::Existing::AppendIf(args.append);
@@ -162,16 +203,18 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let mut summary = runtime.block_on(async {
         let stop = terminal::interrupt()?;
         let bar = terminal::progress_bar(args.quiet, options.conversations, "conversations");
-        let summary = handover_sim::simulate_at(
-            &place,
-            &options,
-            |progress| {
-                bar.set_position(progress.done);
-                bar.set_message(format!("{} events", progress.events));
-            },
-            stop,
-        )
-        .await;
+        let progress = |progress: handover_sim::Progress| {
+            bar.set_position(progress.done);
+            bar.set_message(format!("{} events", progress.events));
+        };
+        let summary = match (&place, args.nodes) {
+            (LogPlace::Database(url), Some(nodes)) => {
+                let cluster = NodesOptions::new(nodes).chaos(args.chaos);
+                let spawn = |role: &NodeRole| node_command(&args, url, role);
+                handover_sim::simulate_nodes(url, &options, &cluster, spawn, progress, stop).await
+            }
+            _ => handover_sim::simulate_at(&place, &options, progress, stop).await,
+        };
         bar.finish_and_clear();
         summary.context("the simulation failed")
     })?;
@@ -186,6 +229,31 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     } else {
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The command that runs node `role` of a run on several nodes: this program, with the run's
+/// options. The database's URL goes in the environment, out of the process list.
+fn node_command(args: &SimulateArgs, url: &str, role: &NodeRole) -> tokio::process::Command {
+    let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("handover"));
+    let mut command = tokio::process::Command::new(program);
+    command
+        .arg("simulate")
+        .arg("--quiet")
+        .args(["--conversations", &args.conversations.to_string()])
+        .args(["--ai-agents", &args.ai_agents.to_string()])
+        .args(["--humans", &args.humans.to_string()])
+        .args(["--seed", &args.seed.to_string()])
+        .args(["--concurrency", &args.concurrency.to_string()])
+        .args(["--shift-minutes", &args.shift_minutes.to_string()])
+        .args(["--nodes", &role.nodes.to_string()])
+        .args(["--node-index", &role.index.to_string()])
+        .arg(format!("--node-start-ms={}", role.start_ms))
+        .args(["--node-lease-ms", &role.lease_ms.to_string()])
+        .env("DATABASE_URL", url);
+    if let Some(acks) = &args.acks {
+        command.arg("--acks").arg(acks);
+    }
+    command
 }
 
 /// Checks that the database may take the run's log, as [`terminal::check_data_dir`] checks a

@@ -214,17 +214,7 @@ pub async fn simulate_at(
             (Arc::new(store), "database")
         }
     };
-    let head = store.head();
-    if head > 0 {
-        // A log already there: the shift starts after its last record, so time never goes back.
-        let last = store
-            .read_all(head, 1)
-            .await
-            .map_err(handover::Error::from)?;
-        if let Some(last) = last.first() {
-            clock.advance_to(Timestamp(last.recorded_at.0).plus_millis(60_000));
-        }
-    }
+    clock.advance_to(start_time(&*store).await?);
     let router = Arc::new(GatedRouter::default());
     let settings = RuntimeSettings::default()
         .clock(Arc::new(clock.clone()))
@@ -240,6 +230,7 @@ pub async fn simulate_at(
         teams: count(staff.tenants.len() * TEAMS.len()),
         supervisors: count(staff.tenants.len()),
         shift_minutes: options.shift_minutes,
+        nodes: 1,
         ..Summary::default()
     };
     let mut floor = Floor {
@@ -252,6 +243,7 @@ pub async fn simulate_at(
         shift_start: clock_now(&clock),
         router,
         staff,
+        log_reads: false,
     };
     let driven = floor
         .drive(scenarios, options, &mut summary, &mut progress, stop)
@@ -259,41 +251,68 @@ pub async fn simulate_at(
     let ack_latency = handover.ack_latency();
     let store_stats = handover.store_stats();
     handover.shutdown().await;
-    let (tally, mut waits) = driven?;
+    let (tally, waits) = driven?;
     let ran = started.elapsed();
 
-    waits.sort_unstable();
-    summary.wait_p50_ms = percentile(&waits, 50);
-    summary.wait_p90_ms = percentile(&waits, 90);
+    tally.conclude(&mut summary, waits)?;
     summary.syncs = store_stats.syncs;
     summary.ack_p50_us = micros(ack_latency.p50);
     summary.ack_p99_us = micros(ack_latency.p99);
-    summary.refused_handoffs = tally.refused_handoffs;
-    summary.presence_changes = tally.presence_changes;
     summary.elapsed_ms = u64::try_from(ran.as_millis()).unwrap_or(u64::MAX);
     // Counts are whole numbers far below 2^52: the float keeps them exactly.
     summary.events_per_s = (summary.events as f64 / ran.as_secs_f64().max(1e-9)) as u64;
+    Ok(summary)
+}
 
-    // The driver's own bookkeeping and the log must tell the same story.
-    let expected = [
-        ("conversations", tally.conversations, summary.conversations),
-        ("handoffs", tally.handoffs, summary.handoffs),
-        ("reclaims", tally.reclaims, summary.reclaims),
-        ("escalations", tally.escalations, summary.escalations),
-        ("AI reply timeouts", tally.ai_timeouts, summary.ai_timeouts),
-        ("transfers", tally.transfers, summary.transfers),
-        ("whispers", tally.whispers, summary.whispers),
-        ("flags raised", tally.flags, summary.flags),
-        ("closed", tally.closed, summary.closed),
-    ];
-    for (what, driven, logged) in expected {
-        if driven != logged {
-            return Err(SimError::Unexpected(format!(
-                "the log holds {logged} {what}, but the simulation made {driven}"
-            )));
+impl Tally {
+    /// Puts the driver's own counts and the waits' percentiles into the summary, and checks
+    /// that the driver's bookkeeping and the log tell the same story.
+    pub(crate) fn conclude(
+        &self,
+        summary: &mut Summary,
+        mut waits: Vec<u64>,
+    ) -> Result<(), SimError> {
+        waits.sort_unstable();
+        summary.wait_p50_ms = percentile(&waits, 50);
+        summary.wait_p90_ms = percentile(&waits, 90);
+        summary.refused_handoffs = self.refused_handoffs;
+        summary.presence_changes = self.presence_changes;
+        let expected = [
+            ("conversations", self.conversations, summary.conversations),
+            ("handoffs", self.handoffs, summary.handoffs),
+            ("reclaims", self.reclaims, summary.reclaims),
+            ("escalations", self.escalations, summary.escalations),
+            ("AI reply timeouts", self.ai_timeouts, summary.ai_timeouts),
+            ("transfers", self.transfers, summary.transfers),
+            ("whispers", self.whispers, summary.whispers),
+            ("flags raised", self.flags, summary.flags),
+            ("closed", self.closed, summary.closed),
+        ];
+        for (what, driven, logged) in expected {
+            if driven != logged {
+                return Err(SimError::Unexpected(format!(
+                    "the log holds {logged} {what}, but the simulation made {driven}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the simulated clock starts: [`SHIFT_START`] on an empty log; after a log already
+/// there, a minute after its last record, so time never goes back.
+pub(crate) async fn start_time(store: &dyn EventStore) -> Result<Timestamp, SimError> {
+    let head = store.head();
+    if head > 0 {
+        let last = store
+            .read_all(head, 1)
+            .await
+            .map_err(handover::Error::from)?;
+        if let Some(last) = last.first() {
+            return Ok(SHIFT_START.max(Timestamp(last.recorded_at.0).plus_millis(60_000)));
         }
     }
-    Ok(summary)
+    Ok(SHIFT_START)
 }
 
 fn clock_now(clock: &ManualClock) -> Timestamp {
@@ -309,8 +328,8 @@ fn micros(duration: Duration) -> u64 {
 }
 
 /// What the driver itself did, to check against the log.
-#[derive(Clone, Copy, Debug, Default)]
-struct Tally {
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Tally {
     conversations: u64,
     handoffs: u64,
     refused_handoffs: u64,
@@ -321,7 +340,7 @@ struct Tally {
     whispers: u64,
     flags: u64,
     closed: u64,
-    presence_changes: u64,
+    pub(crate) presence_changes: u64,
 }
 
 impl std::ops::AddAssign for Tally {
@@ -341,26 +360,104 @@ impl std::ops::AddAssign for Tally {
 }
 
 /// The contact center the simulation runs: the runtime, its clock and router, and the staff.
-struct Floor {
-    handover: Handover,
-    driver: Driver,
-    clock: ManualClock,
-    shift_start: Timestamp,
-    router: Arc<GatedRouter>,
-    staff: Staff,
+pub(crate) struct Floor {
+    pub(crate) handover: Handover,
+    pub(crate) driver: Driver,
+    pub(crate) clock: ManualClock,
+    pub(crate) shift_start: Timestamp,
+    pub(crate) router: Arc<GatedRouter>,
+    pub(crate) staff: Staff,
+    /// Read conversations from the log rather than from their actors: on a node that does not
+    /// own a conversation's tenant, the log is what is up to date.
+    pub(crate) log_reads: bool,
 }
 
 /// The tenants, humans and AI agents of a run, as the conversations' actions need them.
-struct Env {
+pub(crate) struct Env {
     driver: Driver,
     tenants: Vec<TenantId>,
     supervisors: Vec<HumanId>,
     agents: Agents,
+    log_reads: bool,
+}
+
+/// The conversations one process drives and where they stand: those still to arrive, those
+/// under way, and the presence changes still to come (none on a node that does not staff).
+pub(crate) struct Slice {
+    arrivals: std::iter::Peekable<std::vec::IntoIter<Scenario>>,
+    schedule: std::iter::Peekable<std::vec::IntoIter<staff::Shift>>,
+    under_way: Vec<Conv>,
+    concurrency: usize,
+}
+
+impl Slice {
+    /// Arrivals in order of time, then of drawing.
+    pub(crate) fn new(
+        mut scenarios: Vec<Scenario>,
+        schedule: Vec<staff::Shift>,
+        concurrency: usize,
+    ) -> Slice {
+        scenarios.sort_by_key(|s| (s.arrival_ms, s.index));
+        Slice {
+            arrivals: scenarios.into_iter().peekable(),
+            schedule: schedule.into_iter().peekable(),
+            under_way: Vec::new(),
+            concurrency,
+        }
+    }
+
+    /// The conversations under way.
+    pub(crate) fn ours(&self) -> HashSet<ConversationId> {
+        self.under_way.iter().map(|c| c.id).collect()
+    }
+
+    /// Whether any conversation is under way.
+    pub(crate) fn busy(&self) -> bool {
+        !self.under_way.is_empty()
+    }
+
+    /// Whether customers are still to arrive.
+    pub(crate) fn arrivals_left(&mut self) -> bool {
+        self.arrivals.peek().is_some()
+    }
+
+    /// Whether this slice is through: nothing under way, and no one else to start.
+    pub(crate) fn finished(&mut self, stopping: bool) -> bool {
+        !self.busy() && (stopping || !self.arrivals_left())
+    }
+
+    /// When the next step is due, after the one at `now_ms`: a step later while a
+    /// conversation is under way; with none, nothing happens until the next arrival or
+    /// presence change, so the clock goes straight there. `None` when nothing is left.
+    pub(crate) fn next_ms(&mut self, now_ms: u64) -> Option<u64> {
+        let step = now_ms + STEP_MS;
+        if self.busy() {
+            return Some(step);
+        }
+        let next = [
+            self.arrivals.peek().map(|s| s.arrival_ms),
+            self.schedule.peek().map(|s| s.at_ms),
+        ];
+        next.into_iter().flatten().min().map(|at| at.max(step))
+    }
+}
+
+/// What one step's actions did: the conversations that started (scenario index and id) and
+/// those that ended (id and what the driver did in them).
+#[derive(Default)]
+pub(crate) struct Acted {
+    pub(crate) started: Vec<(usize, ConversationId)>,
+    pub(crate) finished: Vec<(ConversationId, Tally)>,
 }
 
 impl Floor {
     fn now_ms(&self) -> u64 {
         clock_now(&self.clock).millis_since(self.shift_start)
+    }
+
+    /// Moves the clock to `at_ms` after the start of the shift (never back).
+    pub(crate) fn advance_to(&self, at_ms: u64) {
+        self.clock.advance_to(self.shift_start.plus_millis(at_ms));
     }
 
     /// Staffs the floor, attaches the agents, then steps through the shift until every
@@ -374,16 +471,11 @@ impl Floor {
         stop: impl Future<Output = ()>,
     ) -> Result<(Tally, Vec<u64>), SimError> {
         let mut tally = Tally::default();
-        let env = Arc::new(self.open_floor(options, summary, &mut tally).await?);
+        let env = Arc::new(self.open_floor(options, true, summary, &mut tally).await?);
         let total = count(scenarios.len());
         let mut done = 0;
         let mut waits = Vec::new();
-        // Arrivals in order of time, then of drawing.
-        let mut arrivals: Vec<Scenario> = scenarios;
-        arrivals.sort_by_key(|s| (s.arrival_ms, s.index));
-        let mut arrivals = arrivals.into_iter().peekable();
-        let mut schedule = self.staff.schedule.clone().into_iter().peekable();
-        let mut under_way: Vec<Conv> = Vec::new();
+        let mut slice = Slice::new(scenarios, self.staff.schedule.clone(), options.concurrency);
         let mut stopping = false;
         tokio::pin!(stop);
         loop {
@@ -392,45 +484,10 @@ impl Floor {
                 stopping = true;
                 summary.interrupted = true;
             }
-            // Whatever deadline the clock passed is recorded before anyone acts.
-            self.handover.settle_timers().await;
-            // The presence changes of this moment, one after another.
-            while let Some(shift) = schedule.next_if(|s| s.at_ms <= now_ms) {
-                let human = HumanId::new(self.staff.agents[shift.agent].id.clone())?;
-                if change_presence(&self.handover, human, shift.presence).await? {
-                    tally.presence_changes += 1;
-                    summary.events += 1;
-                }
-            }
-            // The customers who arrive now, while there is room.
-            while !stopping && under_way.len() < options.concurrency {
-                let Some(scenario) = arrivals.next_if(|s| s.arrival_ms <= now_ms) else {
-                    break;
-                };
-                under_way.push(Conv::new(scenario, now_ms));
-            }
-            // Every conversation's action due now, at the same time.
-            let now = clock_now(&self.clock);
-            let stepped = futures::future::join_all(
-                under_way
-                    .iter_mut()
-                    .filter(|conv| conv.due_ms <= now_ms)
-                    .map(|conv| conv.step(&env, now, now_ms)),
-            )
-            .await;
-            for result in stepped {
-                result?;
-            }
-            let mut finished = Vec::new();
-            under_way.retain_mut(|conv| {
-                if conv.finished() {
-                    finished.push((conv.id, conv.tally));
-                    false
-                } else {
-                    true
-                }
-            });
-            for (id, conv_tally) in finished {
+            self.begin_step(&mut slice, now_ms, summary, &mut tally)
+                .await?;
+            let acted = self.act_step(&env, &mut slice, now_ms, stopping).await?;
+            for (id, conv_tally) in acted.finished {
                 tally += conv_tally;
                 let history = self.handover.history(id).await?;
                 summary.count_conversation(history.iter().map(|r| &r.event), &mut waits);
@@ -442,44 +499,99 @@ impl Floor {
                 });
             }
             // Then, and only then, the router.
-            let ours: HashSet<ConversationId> = under_way.iter().map(|c| c.id).collect();
-            self.route(&env, &ours, summary).await?;
-            let more = !stopping && arrivals.peek().is_some();
-            if under_way.is_empty() && !more {
+            self.route(&env, Some(&slice.ours()), summary).await?;
+            if slice.finished(stopping) {
                 break;
             }
-            // With no conversation under way, nothing happens until the next arrival or
-            // presence change: the clock goes straight there.
-            let mut next_ms = now_ms + STEP_MS;
-            if under_way.is_empty() {
-                let next = [
-                    arrivals.peek().map(|s| s.arrival_ms),
-                    schedule.peek().map(|s| s.at_ms),
-                ];
-                if let Some(at) = next.into_iter().flatten().min() {
-                    next_ms = next_ms.max(at);
-                }
-            }
+            let next_ms = slice.next_ms(now_ms).unwrap_or(now_ms + STEP_MS);
             self.clock.advance_millis(next_ms - now_ms);
         }
         summary.simulated_ms = self.now_ms();
         Ok((tally, waits))
     }
 
-    /// Lets every timer catch up, then lets the router give each tenant's waiting
-    /// conversations to humans, oldest first. Conversations waiting that are none of this
-    /// run's (left open by an earlier run on the same directory that was stopped half-way) are
-    /// closed by the tenant's supervisor first, so they hold no human.
-    async fn route(
+    /// The first part of a step: whatever deadline the clock passed is recorded before anyone
+    /// acts, then the presence changes of this moment apply, one after another.
+    pub(crate) async fn begin_step(
+        &self,
+        slice: &mut Slice,
+        now_ms: u64,
+        summary: &mut Summary,
+        tally: &mut Tally,
+    ) -> Result<(), SimError> {
+        self.handover.settle_timers().await;
+        while let Some(shift) = slice.schedule.next_if(|s| s.at_ms <= now_ms) {
+            let human = HumanId::new(self.staff.agents[shift.agent].id.clone())?;
+            if change_presence(&self.handover, human, shift.presence).await? {
+                tally.presence_changes += 1;
+                summary.events += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The second part: the customers who arrive now start (while there is room, and unless
+    /// stopping), and every conversation's action due now runs, all at the same time. Returns
+    /// the conversations that started and those that ended.
+    pub(crate) async fn act_step(
         &self,
         env: &Env,
-        ours: &HashSet<ConversationId>,
+        slice: &mut Slice,
+        now_ms: u64,
+        stopping: bool,
+    ) -> Result<Acted, SimError> {
+        let mut acted = Acted::default();
+        while !stopping && slice.under_way.len() < slice.concurrency {
+            let Some(scenario) = slice.arrivals.next_if(|s| s.arrival_ms <= now_ms) else {
+                break;
+            };
+            slice.under_way.push(Conv::new(scenario, now_ms));
+        }
+        let now = clock_now(&self.clock);
+        let stepped = futures::future::join_all(
+            slice
+                .under_way
+                .iter_mut()
+                .filter(|conv| conv.due_ms <= now_ms)
+                .map(|conv| async move {
+                    let starting = conv.next == 0;
+                    conv.step(env, now, now_ms).await.map(|()| {
+                        (starting && conv.next > 0).then(|| (conv.scenario.index, conv.id))
+                    })
+                }),
+        )
+        .await;
+        for result in stepped {
+            if let Some(started) = result? {
+                acted.started.push(started);
+            }
+        }
+        slice.under_way.retain_mut(|conv| {
+            if conv.finished() {
+                acted.finished.push((conv.id, conv.tally));
+                false
+            } else {
+                true
+            }
+        });
+        Ok(acted)
+    }
+
+    /// Lets every timer catch up, then lets the router give each tenant's waiting
+    /// conversations to humans, oldest first. Conversations waiting that are none of `ours`
+    /// (left open by an earlier run on the same directory that was stopped half-way) are
+    /// closed by the tenant's supervisor first, so they hold no human. On a node of several,
+    /// `ours` is `None`: the other nodes' conversations wait in the same queues.
+    pub(crate) async fn route(
+        &self,
+        env: &Env,
+        ours: Option<&HashSet<ConversationId>>,
         summary: &mut Summary,
     ) -> Result<(), SimError> {
         self.handover.settle_timers().await;
         for (tenant, supervisor) in env.tenants.iter().zip(&env.supervisors) {
             for waiting in self.handover.waiting(tenant) {
-                if !ours.contains(&waiting.conversation_id) {
+                if ours.is_some_and(|ours| !ours.contains(&waiting.conversation_id)) {
                     let closed = env
                         .driver
                         .close_as_human(
@@ -510,9 +622,13 @@ impl Floor {
     /// Registers the humans (agents start offline; supervisors sign in) and the AI agents,
     /// attaches the agents, and signs out whoever an earlier run on the same directory left
     /// signed in, which puts their conversations back in the queues.
-    async fn open_floor(
+    ///
+    /// Only the `staffing` process registers and signs in the humans; every process registers
+    /// (or finds registered) and attaches the AI agents.
+    pub(crate) async fn open_floor(
         &self,
         options: &Options,
+        staffing: bool,
         summary: &mut Summary,
         tally: &mut Tally,
     ) -> Result<Env, SimError> {
@@ -531,10 +647,23 @@ impl Floor {
         for (t, tenant) in tenants.iter().enumerate() {
             let (id, name) = self.staff.supervisor(t);
             let id = HumanId::new(id)?;
-            let new =
-                NewHuman::supervisor(id.clone(), AgentName::new(name)?).tenant(tenant.clone());
-            register(handover, new, summary).await?;
+            if staffing {
+                let new =
+                    NewHuman::supervisor(id.clone(), AgentName::new(name)?).tenant(tenant.clone());
+                register(handover, new, summary).await?;
+            }
             supervisors.push(id);
+        }
+        if !staffing {
+            let agents = start_agents(handover, &tenants, options.ai_agents, summary).await?;
+            handover.settle_timers().await;
+            return Ok(Env {
+                driver: self.driver.clone(),
+                tenants,
+                supervisors,
+                agents,
+                log_reads: self.log_reads,
+            });
         }
         for member in &self.staff.agents {
             let new = NewHuman::agent(
@@ -573,6 +702,7 @@ impl Floor {
             tenants,
             supervisors,
             agents,
+            log_reads: self.log_reads,
         })
     }
 }
@@ -635,36 +765,126 @@ async fn await_ai(watch: &mut Watch, id: ConversationId, turn: AiTurn) -> Result
     loop {
         let record = tokio::time::timeout(wait, watch.next())
             .await
-            .map_err(|_| {
-                SimError::Unexpected(format!(
-                    "conversation {id}: the AI agent did not {turn} within {wait:?}"
-                ))
-            })?
+            .map_err(|_| ai_too_slow(id, turn, wait))?
             .ok_or_else(|| {
                 SimError::Unexpected(format!("conversation {id}: the runtime stopped"))
             })??;
-        let Event::Conversation(event) = &record.event else {
-            continue;
-        };
-        match (event, turn) {
-            (ConversationEvent::MessagePosted { author: Author::Ai(_), .. }, AiTurn::Reply)
-            | (ConversationEvent::AiActionRecorded { .. }, AiTurn::Skill)
-            | (ConversationEvent::Closed { by: Author::Ai(_), .. }, AiTurn::Close)
-            | (ConversationEvent::EscalatedToHuman { .. }, AiTurn::Escalate) => return Ok(()),
-            (
-                ConversationEvent::Closed { .. }
-                | ConversationEvent::EscalatedToHuman { .. }
-                | ConversationEvent::Reclaimed { .. },
-                _,
-            ) => {
-                return Err(SimError::Unexpected(format!(
-                    "conversation {id}: expected the AI agent to {turn}, but the log shows {} at seq {}",
-                    event.type_name(),
-                    record.seq
-                )))
-            }
-            _ => {}
+        if let Some(outcome) = ai_turn(id, &record, turn) {
+            return outcome;
         }
+    }
+}
+
+/// Reads the conversation's history until the AI agent has done `turn` after `after_seq`,
+/// as [`await_ai`] reads a watch.
+async fn await_ai_in_log(
+    handover: &Handover,
+    id: ConversationId,
+    after_seq: u64,
+    turn: AiTurn,
+) -> Result<(), SimError> {
+    let wait = Duration::from_secs(AI_TURN_WAIT_SECONDS_MAX);
+    let started = Instant::now();
+    let mut seen = after_seq;
+    loop {
+        for record in handover.history(id).await? {
+            if record.seq <= seen {
+                continue;
+            }
+            seen = record.seq;
+            if let Some(outcome) = ai_turn(id, &record, turn) {
+                return outcome;
+            }
+        }
+        if started.elapsed() > wait {
+            return Err(ai_too_slow(id, turn, wait));
+        }
+        tokio::time::sleep(LOG_POLL).await;
+    }
+}
+
+/// How often a read from the log looks again for an AI agent's turn.
+const LOG_POLL: Duration = Duration::from_millis(10);
+
+fn ai_too_slow(id: ConversationId, turn: AiTurn, wait: Duration) -> SimError {
+    SimError::Unexpected(format!(
+        "conversation {id}: the AI agent did not {turn} within {wait:?}"
+    ))
+}
+
+/// Whether `record` is the AI agent's `turn` (`Ok`), another end of its assignment (an
+/// error: a fault of the runtime or the agent), or neither (`None`: read on).
+fn ai_turn(
+    id: ConversationId,
+    record: &handover::RecordedEvent,
+    turn: AiTurn,
+) -> Option<Result<(), SimError>> {
+    let Event::Conversation(event) = &record.event else {
+        return None;
+    };
+    match (event, turn) {
+        (
+            ConversationEvent::MessagePosted {
+                author: Author::Ai(_),
+                ..
+            },
+            AiTurn::Reply,
+        )
+        | (ConversationEvent::AiActionRecorded { .. }, AiTurn::Skill)
+        | (
+            ConversationEvent::Closed {
+                by: Author::Ai(_), ..
+            },
+            AiTurn::Close,
+        )
+        | (ConversationEvent::EscalatedToHuman { .. }, AiTurn::Escalate) => Some(Ok(())),
+        (
+            ConversationEvent::Closed { .. }
+            | ConversationEvent::EscalatedToHuman { .. }
+            | ConversationEvent::Reclaimed { .. },
+            _,
+        ) => Some(Err(SimError::Unexpected(format!(
+            "conversation {id}: expected the AI agent to {turn}, but the log shows {} at seq {}",
+            event.type_name(),
+            record.seq
+        )))),
+        _ => None,
+    }
+}
+
+impl Env {
+    /// The conversation's status: from its actor, or folded from the log.
+    async fn status(&self, id: ConversationId) -> Result<Status, SimError> {
+        let handover = &self.driver.handover;
+        if !self.log_reads {
+            return Ok(handover.conversation(id).await?.status);
+        }
+        let history = handover.history(id).await?;
+        let state = history
+            .iter()
+            .try_fold(handover_core::Conversation::NotOpened, |state, record| {
+                handover_core::conversation::evolve_stored(state, &record.event)
+            });
+        state.map(|state| state.status()).map_err(|rejection| {
+            SimError::Unexpected(format!(
+                "conversation {id}: its log does not fold: {rejection}"
+            ))
+        })
+    }
+
+    /// Waits until the AI agent has done `turn` after the event `after_seq`.
+    async fn await_ai(
+        &self,
+        id: ConversationId,
+        after_seq: u64,
+        turn: AiTurn,
+    ) -> Result<(), SimError> {
+        let handover = &self.driver.handover;
+        if self.log_reads {
+            return await_ai_in_log(handover, id, after_seq, turn).await;
+        }
+        let mut watch = handover.watch_from(id, after_seq).await?;
+        await_ai(&mut watch, id, turn).await
     }
 }
 
@@ -775,15 +995,36 @@ async fn start_agents(
             Err(handover::Error::Rejected(Rejection::AiAgentAlreadyActive { .. })) => {}
             Err(error) => return Err(error.into()),
         }
-        if is_slow {
-            handover.attach_ai_agent(id.clone(), Arc::new(SlowAgent::sample()))?;
+        let behavior: Arc<dyn handover::AiAgentBehavior> = if is_slow {
             slow.push(id.clone());
+            Arc::new(SlowAgent::sample())
         } else {
-            handover.attach_ai_agent(id.clone(), Arc::new(FaqAgent::sample()))?;
-        }
+            Arc::new(FaqAgent::sample())
+        };
+        attach(handover, &id, behavior).await?;
         ours.insert(id);
     }
     Ok(Agents { ours, slow })
+}
+
+/// Attaches an agent. On a node that does not own the agent's tenant, its registration
+/// reaches the roster here a moment after the owner recorded it: until then, try again.
+async fn attach(
+    handover: &Handover,
+    id: &AiAgentId,
+    behavior: Arc<dyn handover::AiAgentBehavior>,
+) -> Result<(), SimError> {
+    let started = Instant::now();
+    loop {
+        match handover.attach_ai_agent(id.clone(), Arc::clone(&behavior)) {
+            Err(handover::Error::Rejected(Rejection::AiAgentNotRegistered { .. }))
+                if started.elapsed() < Duration::from_secs(AI_TURN_WAIT_SECONDS_MAX) =>
+            {
+                tokio::time::sleep(LOG_POLL).await;
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// One action of a conversation's script.
@@ -1002,8 +1243,7 @@ impl Conv {
     /// The human handling it now; `None` while it waits for one (or an AI agent still holds
     /// it, which only a passing reply deadline ends).
     async fn assignee(&mut self, env: &Env) -> Result<Option<HumanId>, SimError> {
-        let view = env.driver.handover.conversation(self.id).await?;
-        match view.status {
+        match env.status(self.id).await? {
             Status::Assigned { human, .. } => Ok(Some(human)),
             Status::Reclaimed { by } => Ok(Some(by)),
             Status::AwaitingHuman { .. } => Ok(None),
@@ -1080,8 +1320,7 @@ impl Conv {
                 let receipt = driver
                     .say(id, self.customer()?, text(words.clone())?)
                     .await?;
-                let mut watch = handover.watch_from(id, last_seq(&receipt)).await?;
-                await_ai(&mut watch, id, *turn).await?;
+                env.await_ai(id, last_seq(&receipt), *turn).await?;
                 if *turn == AiTurn::Escalate {
                     self.tally.escalations += 1;
                 }
@@ -1110,8 +1349,7 @@ impl Conv {
                 let receipt = driver.say(id, self.customer()?, text(words)?).await?;
                 // The agent runs its lookup, then never answers: the reply deadline escalates
                 // it.
-                let mut watch = handover.watch_from(id, last_seq(&receipt)).await?;
-                await_ai(&mut watch, id, AiTurn::Skill).await?;
+                env.await_ai(id, last_seq(&receipt), AiTurn::Skill).await?;
                 self.tally.escalations += 1;
                 self.tally.ai_timeouts += 1;
             }
@@ -1155,8 +1393,7 @@ impl Conv {
                 let receipt = driver.execute(id, command).await?;
                 self.handed_off_by = Some(human);
                 self.tally.handoffs += 1;
-                let mut watch = handover.watch_from(id, last_seq(&receipt)).await?;
-                await_ai(&mut watch, id, AiTurn::Reply).await?;
+                env.await_ai(id, last_seq(&receipt), AiTurn::Reply).await?;
             }
             Action::TryHandOff(specialty) => {
                 let Some(human) = self.assignee(env).await? else {
@@ -1296,7 +1533,7 @@ impl Lang {
 
 /// The acknowledgement file: one line `<conversation-id> <seq>` per event of every command the
 /// simulation sends, written once the command is acknowledged.
-struct AckLog {
+pub(crate) struct AckLog {
     path: PathBuf,
     file: Mutex<std::fs::File>,
 }
@@ -1304,7 +1541,7 @@ struct AckLog {
 impl AckLog {
     /// Opens `path` for appending, creating it if missing: a later run on the same data
     /// directory adds its acknowledgements to the earlier ones, all of which the log keeps.
-    fn open(path: &Path) -> Result<AckLog, SimError> {
+    pub(crate) fn open(path: &Path) -> Result<AckLog, SimError> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -1340,15 +1577,15 @@ impl AckLog {
 /// The simulation's hands on the facade: each command is a facade call, and with an
 /// acknowledgement file its receipt is written down before the caller moves on.
 #[derive(Clone)]
-struct Driver {
-    handover: Handover,
-    acks: Option<Arc<AckLog>>,
+pub(crate) struct Driver {
+    pub(crate) handover: Handover,
+    pub(crate) acks: Option<Arc<AckLog>>,
 }
 
 impl Driver {
     /// Runs a command and writes down its acknowledged receipt, if there is an
     /// acknowledgement file.
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         id: ConversationId,
         command: ConversationCommand,

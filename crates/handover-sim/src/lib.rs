@@ -23,6 +23,7 @@
 
 mod driver;
 pub mod faq;
+mod nodes;
 mod place;
 mod report;
 mod scenario;
@@ -31,6 +32,7 @@ mod staff;
 use std::path::PathBuf;
 
 pub use driver::{simulate, simulate_at, Options, Progress, STEP_MS};
+pub use nodes::{run_node, simulate_nodes, NodeRole, NodesOptions, NODES_MAX};
 pub use place::LogPlace;
 pub use report::Summary;
 

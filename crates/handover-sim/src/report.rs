@@ -117,6 +117,19 @@ pub struct Summary {
     pub shift_minutes: u64,
     /// Simulated time the run covered, in milliseconds.
     pub simulated_ms: u64,
+    /// Node processes the run spread over (1 for a run in this process).
+    pub nodes: u64,
+    /// Nodes killed (`SIGKILL`) by chaos.
+    pub kills: u64,
+    /// Times every shard a killed node held was leased again to a live node.
+    pub takeovers: u64,
+    /// From a kill to its takeover, in milliseconds of real time: the median.
+    pub takeover_p50_ms: u64,
+    /// The same, the longest.
+    pub takeover_max_ms: u64,
+    /// Conversations a killed node had started and not finished: closed by their customers
+    /// when a new node took its place, and not counted above.
+    pub interrupted_by_chaos: u64,
 }
 
 /// The `p`th percentile (nearest rank) of `sorted`; 0 when empty.
@@ -305,6 +318,18 @@ impl fmt::Display for Summary {
             "  closed            {:>8}  (by AI agents: {}, by customers: {}, by humans: {})",
             self.closed, self.closed_by_ai, self.closed_by_customer, self.closed_by_human
         )?;
+        if self.nodes > 1 || self.kills > 0 {
+            writeln!(
+                f,
+                "  nodes             {:>8}  (killed: {}, taken over: {} in {} ms p50, {} ms max; conversations interrupted: {})",
+                self.nodes,
+                self.kills,
+                self.takeovers,
+                self.takeover_p50_ms,
+                self.takeover_max_ms,
+                self.interrupted_by_chaos
+            )?;
+        }
         writeln!(
             f,
             "  elapsed           {:>8} ms  ({} events/s, {} syncs, acknowledged in {} us p50, {} us p99)",
