@@ -178,13 +178,17 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             nodes,
             args.node_start_ms.unwrap_or_default(),
             args.node_lease_ms.unwrap_or_default(),
-        );
+        )
+        .chaos(args.chaos);
         runtime
             .block_on(handover_sim::run_node(url, &options, &role))
             .with_context(|| format!("node {index} failed"))?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(nodes) = args.nodes {
+        if args.log.database_url.is_none() {
+            anyhow::bail!("--nodes runs the nodes on a database: give --database-url URL");
+        }
         NodesOptions::new(nodes).chaos(args.chaos).check()?;
     }
     let (place, appended) = match (&args.log.data, &args.log.database_url) {
@@ -252,6 +256,9 @@ fn node_command(args: &SimulateArgs, url: &str, role: &NodeRole) -> tokio::proce
         .env("DATABASE_URL", url);
     if let Some(acks) = &args.acks {
         command.arg("--acks").arg(acks);
+    }
+    if role.chaos {
+        command.arg("--chaos");
     }
     command
 }

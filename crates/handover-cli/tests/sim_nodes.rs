@@ -198,7 +198,10 @@ fn nodes_need_a_database_and_chaos_needs_two() {
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();
-    assert_eq!(refused.status.code(), Some(2));
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--database-url"), "{stderr}");
+    assert!(!data.exists(), "nothing was simulated");
     let refused = Command::new(env!("CARGO_BIN_EXE_handover"))
         .args([
             "simulate",

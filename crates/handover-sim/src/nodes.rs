@@ -55,7 +55,7 @@ const LEASES_WAIT: Duration = Duration::from_secs(120);
 const CHAOS_LEASE: Duration = Duration::from_secs(3);
 
 /// Steps between two kills, at least: the cluster settles before the next one.
-const CHAOS_GAP_STEPS: u32 = 10;
+const CHAOS_GAP_STEPS: u32 = 40;
 
 /// Shards in the placement, all leased when the cluster is whole.
 const SHARDS: i64 = 256;
@@ -123,6 +123,9 @@ pub struct NodeRole {
     pub start_ms: i64,
     /// The lease of its shards, in milliseconds.
     pub lease_ms: u64,
+    /// The run kills nodes: a presence change refused for a stale version of the human's
+    /// stream is counted, not fatal (see [`Summary::presence_changes_failed`]).
+    pub chaos: bool,
 }
 
 impl NodeRole {
@@ -133,7 +136,14 @@ impl NodeRole {
             nodes,
             start_ms,
             lease_ms,
+            chaos: false,
         }
+    }
+
+    /// In a run with chaos or not.
+    pub fn chaos(mut self, chaos: bool) -> NodeRole {
+        self.chaos = chaos;
+        self
     }
 }
 
@@ -142,12 +152,14 @@ impl NodeRole {
 enum ToNode {
     /// Open the floor at `at_ms` (simulated milliseconds from the start of the shift). A
     /// `staffing` node registers and signs in the humans, unless it `rejoins` in place of a
-    /// killed one; `resume` lists the conversations of its slice its predecessor started.
+    /// killed one. Its predecessors started the scenarios `skip` lists; of those, it closes
+    /// `interrupt`, which none of them finished.
     Setup {
         at_ms: u64,
         staffing: bool,
         rejoins: bool,
-        resume: Vec<(usize, ConversationId)>,
+        skip: Vec<usize>,
+        interrupt: Vec<(usize, ConversationId)>,
     },
     Begin {
         at_ms: u64,
@@ -170,6 +182,7 @@ struct FromNode {
     /// changes).
     events: u64,
     presence_changes: u64,
+    presence_failed: u64,
     /// Conversations its predecessor started and it closed as interrupted.
     interrupted: u64,
     started: Vec<(usize, ConversationId)>,
@@ -234,6 +247,7 @@ pub async fn run_node(url: &str, options: &Options, role: &NodeRole) -> Result<(
         router,
         staff,
         log_reads: true,
+        tolerate_stale_humans: role.chaos,
     };
     let concurrency = options.concurrency.div_ceil(role.nodes).max(1);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -271,7 +285,8 @@ async fn serve(
         at_ms,
         staffing,
         rejoins,
-        resume,
+        skip,
+        interrupt,
     }) = receive(lines).await?
     else {
         return Err(protocol("the coordinator did not open the floor"));
@@ -284,8 +299,7 @@ async fn serve(
         .await?;
     // What the predecessor started and left is closed by its customer: it holds no human.
     let mut setup = FromNode::default();
-    let resumed: HashSet<usize> = resume.iter().map(|(index, _)| *index).collect();
-    for (index, id) in &resume {
+    for (index, id) in &interrupt {
         let command = ConversationCommand::Close {
             by: Participant::Customer(CustomerId::new(format!("customer-{index:06}"))?),
             reason: Some(Reason::new("interrupted: its node was killed")?),
@@ -296,7 +310,8 @@ async fn serve(
         }
         setup.interrupted += 1;
     }
-    scenarios.retain(|s| !resumed.contains(&s.index));
+    let skip: HashSet<usize> = skip.into_iter().collect();
+    scenarios.retain(|s| !skip.contains(&s.index));
     let schedule = if staffing {
         let schedule = floor.staff.schedule.clone();
         // A node in place of a killed one takes the schedule up where its predecessor was.
@@ -326,6 +341,7 @@ async fn serve(
                     .await?;
                 reply.events = summary.events;
                 reply.presence_changes = tally.presence_changes;
+                reply.presence_failed = tally.presence_failed;
             }
             ToNode::Act { at_ms, stopping } => {
                 floor.advance_to(at_ms);
@@ -555,7 +571,9 @@ pub async fn simulate_nodes(
     let staff = staff::plan(options.seed, options.humans, shift_ms, STEP_MS);
     let total = u64::try_from(options.conversations).unwrap_or(u64::MAX);
     let lease_ms = u64::try_from(cluster.lease().as_millis()).unwrap_or(u64::MAX);
-    let role = |index| NodeRole::new(index, cluster.nodes, start.as_micros() / 1000, lease_ms);
+    let role = |index| {
+        NodeRole::new(index, cluster.nodes, start.as_micros() / 1000, lease_ms).chaos(cluster.chaos)
+    };
 
     let mut summary = Summary {
         durability: "database",
@@ -583,7 +601,8 @@ pub async fn simulate_nodes(
             at_ms: 0,
             staffing: node.index == 0,
             rejoins: false,
-            resume: Vec::new(),
+            skip: Vec::new(),
+            interrupt: Vec::new(),
         };
         node.send(&setup).await?;
         let reply = node.receive("open the floor").await?;
@@ -596,6 +615,7 @@ pub async fn simulate_nodes(
     let mut takeovers_ms = Vec::new();
     let mut finished: Vec<(ConversationId, Tally)> = Vec::new();
     let mut reported_finished: HashSet<ConversationId> = HashSet::new();
+    let mut interrupted: HashSet<ConversationId> = HashSet::new();
     let mut done = 0;
     let mut now_ms = 0;
     let mut stopping = false;
@@ -610,10 +630,11 @@ pub async fn simulate_nodes(
             {
                 summary.events += reply.events;
                 tally.presence_changes += reply.presence_changes;
+                tally.presence_failed += reply.presence_failed;
             }
-            // Kill one node in the middle of acting, at a seeded step once the floor is busy.
+            // Kill one node in the middle of acting, at seeded steps a while apart.
             since_kill += 1;
-            let victim = (cluster.chaos && since_kill > CHAOS_GAP_STEPS && chaos.gen_ratio(1, 5))
+            let victim = (cluster.chaos && since_kill > CHAOS_GAP_STEPS && chaos.gen_ratio(1, 20))
                 .then(|| chaos.gen_range(0..nodes.len()));
             let act = ToNode::Act {
                 at_ms: now_ms,
@@ -653,19 +674,22 @@ pub async fn simulate_nodes(
                 }
             }
             if let Some(victim) = victim {
-                // What the killed node started and did not report finished, from the log.
-                let resume: Vec<(usize, ConversationId)> =
-                    started_in(&store, from, cluster.nodes, victim)
-                        .await?
-                        .into_iter()
-                        .filter(|(_, id)| !reported_finished.contains(id))
-                        .collect();
+                // What the killed node and its predecessors started, from the log: what none of
+                // them finished (and no earlier successor closed) is interrupted.
+                let started = started_in(&store, from, cluster.nodes, victim).await?;
+                let skip = started.iter().map(|(index, _)| *index).collect();
+                let interrupt: Vec<(usize, ConversationId)> = started
+                    .into_iter()
+                    .filter(|(_, id)| !reported_finished.contains(id))
+                    .filter(|(_, id)| interrupted.insert(*id))
+                    .collect();
                 let mut node = start_node(&spawn, &role(victim), &leases, &mut known).await?;
                 let setup = ToNode::Setup {
                     at_ms: now_ms,
                     staffing: victim == 0,
                     rejoins: true,
-                    resume,
+                    skip,
+                    interrupt,
                 };
                 node.send(&setup).await?;
                 let reply = node.receive("open the floor").await?;
