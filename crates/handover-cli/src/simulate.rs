@@ -153,6 +153,9 @@ pub(crate) struct SimulateArgs {
     /// The lease of the node's shards, in milliseconds.
     #[arg(long, value_name = "MS", hide = true)]
     node_lease_ms: Option<u64>,
+    /// Where the node's simulated clock starts, in milliseconds after the shift's start.
+    #[arg(long, value_name = "MS", hide = true, default_value_t = 0)]
+    node_at_ms: u64,
 }
 
 /// Runs `handover simulate`: 0 when every conversation ran, 130 when Ctrl-C stopped it (the
@@ -179,7 +182,8 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             args.node_start_ms.unwrap_or_default(),
             args.node_lease_ms.unwrap_or_default(),
         )
-        .chaos(args.chaos);
+        .chaos(args.chaos)
+        .at(args.node_at_ms);
         runtime
             .block_on(handover_sim::run_node(url, &options, &role))
             .with_context(|| format!("node {index} failed"))?;
@@ -253,6 +257,7 @@ fn node_command(args: &SimulateArgs, url: &str, role: &NodeRole) -> tokio::proce
         .args(["--node-index", &role.index.to_string()])
         .arg(format!("--node-start-ms={}", role.start_ms))
         .args(["--node-lease-ms", &role.lease_ms.to_string()])
+        .args(["--node-at-ms", &role.at_ms.to_string()])
         .env("DATABASE_URL", url);
     if let Some(acks) = &args.acks {
         command.arg("--acks").arg(acks);

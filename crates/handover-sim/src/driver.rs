@@ -583,7 +583,7 @@ impl Floor {
                 .map(|conv| async move {
                     let starting = conv.next == 0;
                     conv.step(env, now, now_ms).await.map(|()| {
-                        (starting && conv.next > 0).then(|| (conv.scenario.index, conv.id))
+                        (starting && conv.next > 0).then_some((conv.scenario.index, conv.id))
                     })
                 }),
         )

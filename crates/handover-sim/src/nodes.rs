@@ -119,8 +119,12 @@ pub struct NodeRole {
     pub index: usize,
     /// How many nodes the run has.
     pub nodes: usize,
-    /// The simulated clock's start, in milliseconds since the Unix epoch.
+    /// The simulated shift's start, in milliseconds since the Unix epoch.
     pub start_ms: i64,
+    /// Where the simulated clock stands when the node starts, in milliseconds after the
+    /// shift's start: 0, or the step at which it takes a killed node's place (so that what it
+    /// records as it takes its shards up is stamped with the cluster's time).
+    pub at_ms: u64,
     /// The lease of its shards, in milliseconds.
     pub lease_ms: u64,
     /// The run kills nodes: a presence change refused for a stale version of the human's
@@ -136,8 +140,15 @@ impl NodeRole {
             nodes,
             start_ms,
             lease_ms,
+            at_ms: 0,
             chaos: false,
         }
+    }
+
+    /// Its clock starting at `at_ms` after the shift's start.
+    pub fn at(mut self, at_ms: u64) -> NodeRole {
+        self.at_ms = at_ms;
+        self
     }
 
     /// In a run with chaos or not.
@@ -220,7 +231,7 @@ pub async fn run_node(url: &str, options: &Options, role: &NodeRole) -> Result<(
         .transpose()?
         .map(Arc::new);
     let start = Timestamp::from_millis(role.start_ms);
-    let clock = ManualClock::new(start);
+    let clock = ManualClock::new(start.plus_millis(role.at_ms));
     let source = clock.clone();
     let mut store_options = PostgresOptions::default();
     store_options.time_source = Some(TimeSource::new(move || {
@@ -683,7 +694,8 @@ pub async fn simulate_nodes(
                     .filter(|(_, id)| !reported_finished.contains(id))
                     .filter(|(_, id)| interrupted.insert(*id))
                     .collect();
-                let mut node = start_node(&spawn, &role(victim), &leases, &mut known).await?;
+                let role = role(victim).at(now_ms);
+                let mut node = start_node(&spawn, &role, &leases, &mut known).await?;
                 let setup = ToNode::Setup {
                     at_ms: now_ms,
                     staffing: victim == 0,
