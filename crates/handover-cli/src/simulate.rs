@@ -133,9 +133,10 @@ pub(crate) struct SimulateArgs {
     acks: Option<PathBuf>,
     /// Spread the contact center over N node processes on the database (1 to 8), started and
     /// stopped by this command and stepped together through simulated time; node 0 staffs the
-    /// floor, and each node drives every Nth conversation. With one node the counts are those
-    /// of a run on `--data` with the same seed.
-    #[arg(long, value_name = "N", requires = "database_url", value_parser = count_up_to::<NODES_MAX>)]
+    /// floor, each node drives every Nth conversation (`--concurrency` is shared among them),
+    /// and every node attaches the AI agents. With one node the counts are those of a run on
+    /// `--data` with the same seed.
+    #[arg(long, value_name = "N", value_parser = count_up_to::<NODES_MAX>)]
     nodes: Option<usize>,
     /// With `--nodes` 2 or more: kill a node (`kill -9`) in the middle of a seeded step now and
     /// then, and start a new one in its place once its shards are taken over; the summary says

@@ -176,7 +176,9 @@ fn three_nodes_killed_now_and_then_lose_no_acknowledged_event() {
     assert_eq!(count(&run, "takeovers"), kills);
     assert!(count(&run, "takeover_max_ms") >= count(&run, "takeover_p50_ms"));
     assert_eq!(
-        count(&run, "conversations") + count(&run, "interrupted_by_chaos"),
+        count(&run, "conversations")
+            + count(&run, "interrupted_by_chaos")
+            + count(&run, "disturbed_by_chaos"),
         40,
         "every conversation finished or was interrupted by a kill: {run:?}"
     );

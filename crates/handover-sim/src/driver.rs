@@ -244,7 +244,7 @@ pub async fn simulate_at(
         router,
         staff,
         log_reads: false,
-        tolerate_stale_humans: false,
+        chaos: false,
     };
     let driven = floor
         .drive(scenarios, options, &mut summary, &mut progress, stop)
@@ -377,10 +377,12 @@ pub(crate) struct Floor {
     /// Read conversations from the log rather than from their actors: on a node that does not
     /// own a conversation's tenant, the log is what is up to date.
     pub(crate) log_reads: bool,
-    /// Count a presence change the runtime refuses because it holds a stale version of the
-    /// human's stream (a node that took the tenant over from a killed one does: a known fault
-    /// of the runtime), instead of failing the run: only under chaos.
-    pub(crate) tolerate_stale_humans: bool,
+    /// Nodes are killed during the run. Then a presence change the runtime refuses because it
+    /// holds a stale version of the human's stream (a node that took the tenant over from a
+    /// killed one does: a known fault of the runtime) is counted instead of failing the run,
+    /// and so is a conversation whose AI agent does not do what the script expects (see
+    /// [`Env::await_ai`]).
+    pub(crate) chaos: bool,
 }
 
 /// Whether the runtime refused a human's command for a stale version of their stream.
@@ -399,6 +401,7 @@ pub(crate) struct Env {
     supervisors: Vec<HumanId>,
     agents: Agents,
     log_reads: bool,
+    chaos: bool,
 }
 
 /// The conversations one process drives and where they stand: those still to arrive, those
@@ -468,6 +471,8 @@ impl Slice {
 pub(crate) struct Acted {
     pub(crate) started: Vec<(usize, ConversationId)>,
     pub(crate) finished: Vec<(ConversationId, Tally)>,
+    /// Conversations chaos disturbed, closed by their customers (see [`Env::await_ai`]).
+    pub(crate) disturbed: Vec<ConversationId>,
 }
 
 impl Floor {
@@ -548,7 +553,7 @@ impl Floor {
                     summary.events += 1;
                 }
                 Ok(false) => {}
-                Err(error) if self.tolerate_stale_humans && stale_human(&error) => {
+                Err(error) if self.chaos && stale_human(&error) => {
                     tally.presence_failed += 1;
                 }
                 Err(error) => return Err(error),
@@ -594,7 +599,10 @@ impl Floor {
             }
         }
         slice.under_way.retain_mut(|conv| {
-            if conv.finished() {
+            if conv.disturbed {
+                acted.disturbed.push(conv.id);
+                false
+            } else if conv.finished() {
                 acted.finished.push((conv.id, conv.tally));
                 false
             } else {
@@ -690,6 +698,7 @@ impl Floor {
                 supervisors,
                 agents,
                 log_reads: self.log_reads,
+                chaos: self.chaos,
             });
         }
         for member in &self.staff.agents {
@@ -730,6 +739,7 @@ impl Floor {
             supervisors,
             agents,
             log_reads: self.log_reads,
+            chaos: self.chaos,
         })
     }
 }
@@ -787,8 +797,12 @@ impl std::fmt::Display for AiTurn {
 
 /// Reads the watch until the AI agent has done `turn`; any other end of its assignment first
 /// is a fault of the runtime or the agent.
-async fn await_ai(watch: &mut Watch, id: ConversationId, turn: AiTurn) -> Result<(), SimError> {
-    let wait = Duration::from_secs(AI_TURN_WAIT_SECONDS_MAX);
+async fn await_ai(
+    watch: &mut Watch,
+    id: ConversationId,
+    turn: AiTurn,
+    wait: Duration,
+) -> Result<(), SimError> {
     loop {
         let record = tokio::time::timeout(wait, watch.next())
             .await
@@ -809,8 +823,8 @@ async fn await_ai_in_log(
     id: ConversationId,
     after_seq: u64,
     turn: AiTurn,
+    wait: Duration,
 ) -> Result<(), SimError> {
-    let wait = Duration::from_secs(AI_TURN_WAIT_SECONDS_MAX);
     let started = Instant::now();
     let mut seen = after_seq;
     loop {
@@ -829,6 +843,10 @@ async fn await_ai_in_log(
         tokio::time::sleep(LOG_POLL).await;
     }
 }
+
+/// How long an AI turn may take under chaos before the conversation counts as disturbed: a
+/// takeover takes a lease (seconds) and the new owner resumes the agent at once.
+const CHAOS_AI_WAIT: Duration = Duration::from_secs(30);
 
 /// How often a read from the log looks again for an AI agent's turn.
 const LOG_POLL: Duration = Duration::from_millis(10);
@@ -905,19 +923,38 @@ impl Env {
         })
     }
 
-    /// Waits until the AI agent has done `turn` after the event `after_seq`.
+    /// Waits until the AI agent has done `turn` after the event `after_seq`; `true` if it
+    /// did.
+    ///
+    /// Under chaos, an agent that ends its assignment otherwise, or does not do its turn
+    /// within [`CHAOS_AI_WAIT`], is no failure (`false`): an agent's memory of a conversation
+    /// (the FAQ agent's count of questions it could not answer) stays on the node where it ran,
+    /// and a takeover may move the conversation to a node where the agent starts afresh.
     async fn await_ai(
         &self,
         id: ConversationId,
         after_seq: u64,
         turn: AiTurn,
-    ) -> Result<(), SimError> {
+    ) -> Result<bool, SimError> {
         let handover = &self.driver.handover;
-        if self.log_reads {
-            return await_ai_in_log(handover, id, after_seq, turn).await;
+        let wait = if self.chaos {
+            CHAOS_AI_WAIT
+        } else {
+            Duration::from_secs(AI_TURN_WAIT_SECONDS_MAX)
+        };
+        let outcome = if self.log_reads {
+            await_ai_in_log(handover, id, after_seq, turn, wait).await
+        } else {
+            match handover.watch_from(id, after_seq).await {
+                Ok(mut watch) => await_ai(&mut watch, id, turn, wait).await,
+                Err(error) => Err(error.into()),
+            }
+        };
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(SimError::Unexpected(_)) if self.chaos => Ok(false),
+            Err(error) => Err(error),
         }
-        let mut watch = handover.watch_from(id, after_seq).await?;
-        await_ai(&mut watch, id, turn).await
     }
 }
 
@@ -1228,6 +1265,9 @@ struct Conv {
     handed_off_by: Option<HumanId>,
     /// Steps it has waited on an AI agent that should have let go of it.
     ai_held: u32,
+    /// Chaos disturbed it (see [`Env::await_ai`]): its customer closed it, and it is counted
+    /// apart.
+    disturbed: bool,
     tally: Tally,
 }
 
@@ -1241,6 +1281,7 @@ impl Conv {
             due_ms: now_ms,
             handed_off_by: None,
             ai_held: 0,
+            disturbed: false,
             tally: Tally::default(),
             scenario,
         }
@@ -1251,17 +1292,26 @@ impl Conv {
     }
 
     fn customer(&self) -> Result<CustomerId, SimError> {
-        Ok(CustomerId::new(format!(
-            "customer-{:06}",
-            self.scenario.index
-        ))?)
+        customer_of(self.scenario.index)
     }
 
     /// Runs the action due: on to the next one, `pace` steps later, or the same again at the
     /// next step if it has to wait (for a human to be assigned).
     async fn step(&mut self, env: &Env, now: Timestamp, now_ms: u64) -> Result<(), SimError> {
         let action = self.actions[self.next].clone();
-        if self.act(env, &action, now).await? {
+        let done = self.act(env, &action, now).await?;
+        if self.disturbed {
+            let command = ConversationCommand::Close {
+                by: Participant::Customer(self.customer()?),
+                reason: reason("disturbed: the AI agent lost track in a takeover")?,
+            };
+            match env.driver.execute(self.id, command).await {
+                Ok(_) | Err(SimError::Handover(handover::Error::Rejected(_))) => {}
+                Err(error) => return Err(error),
+            }
+            return Ok(());
+        }
+        if done {
             self.next += 1;
             if self.finished() {
                 self.tally.closed += 1;
@@ -1353,7 +1403,10 @@ impl Conv {
                 let receipt = driver
                     .say(id, self.customer()?, text(words.clone())?)
                     .await?;
-                env.await_ai(id, last_seq(&receipt), *turn).await?;
+                if !env.await_ai(id, last_seq(&receipt), *turn).await? {
+                    self.disturbed = true;
+                    return Ok(true);
+                }
                 if *turn == AiTurn::Escalate {
                     self.tally.escalations += 1;
                 }
@@ -1382,7 +1435,10 @@ impl Conv {
                 let receipt = driver.say(id, self.customer()?, text(words)?).await?;
                 // The agent runs its lookup, then never answers: the reply deadline escalates
                 // it.
-                env.await_ai(id, last_seq(&receipt), AiTurn::Skill).await?;
+                if !env.await_ai(id, last_seq(&receipt), AiTurn::Skill).await? {
+                    self.disturbed = true;
+                    return Ok(true);
+                }
                 self.tally.escalations += 1;
                 self.tally.ai_timeouts += 1;
             }
@@ -1426,7 +1482,10 @@ impl Conv {
                 let receipt = driver.execute(id, command).await?;
                 self.handed_off_by = Some(human);
                 self.tally.handoffs += 1;
-                env.await_ai(id, last_seq(&receipt), AiTurn::Reply).await?;
+                if !env.await_ai(id, last_seq(&receipt), AiTurn::Reply).await? {
+                    self.disturbed = true;
+                    return Ok(true);
+                }
             }
             Action::TryHandOff(specialty) => {
                 let Some(human) = self.assignee(env).await? else {
@@ -1546,6 +1605,16 @@ impl Conv {
         }
         Ok(true)
     }
+}
+
+/// The customer of scenario `index`, `customer-<index>`: [`scenario_of`] reads it back.
+pub(crate) fn customer_of(index: usize) -> Result<CustomerId, SimError> {
+    Ok(CustomerId::new(format!("customer-{index:06}"))?)
+}
+
+/// The scenario whose customer `customer` is, if it is one of [`customer_of`]'s.
+pub(crate) fn scenario_of(customer: &CustomerId) -> Option<usize> {
+    customer.as_str().strip_prefix("customer-")?.parse().ok()
 }
 
 /// The seq of a receipt's last event (0 for none).

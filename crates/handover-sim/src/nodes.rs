@@ -23,9 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use handover::{
-    ConversationCommand, ConversationEvent, ConversationId, CustomerId, Event, EventStore,
-    Handover, ManualClock, NodeOptions, Participant, PostgresOptions, PostgresStore, Reason,
-    RecordedAt, RuntimeSettings, SeqRange, StreamId, TimeSource, Timestamp,
+    ConversationCommand, ConversationEvent, ConversationId, Event, EventStore, Handover,
+    ManualClock, NodeOptions, Participant, PostgresOptions, PostgresStore, Reason, RecordedAt,
+    RuntimeSettings, SeqRange, StreamId, TimeSource, Timestamp,
 };
 use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,10 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use uuid::Uuid;
 
-use crate::driver::{start_time, AckLog, Driver, Floor, Options, Progress, Slice, Tally, STEP_MS};
+use crate::driver::{
+    customer_of, scenario_of, start_time, AckLog, Driver, Floor, Options, Progress, Slice, Tally,
+    STEP_MS,
+};
 use crate::report::{percentile, Summary};
 use crate::scenario::draw_scenarios;
 use crate::staff::{self, GatedRouter};
@@ -198,6 +201,7 @@ struct FromNode {
     interrupted: u64,
     started: Vec<(usize, ConversationId)>,
     finished: Vec<(ConversationId, Tally)>,
+    disturbed: Vec<ConversationId>,
     busy: bool,
     arrivals_left: bool,
     next_ms: Option<u64>,
@@ -258,7 +262,7 @@ pub async fn run_node(url: &str, options: &Options, role: &NodeRole) -> Result<(
         router,
         staff,
         log_reads: true,
-        tolerate_stale_humans: role.chaos,
+        chaos: role.chaos,
     };
     let concurrency = options.concurrency.div_ceil(role.nodes).max(1);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -312,7 +316,7 @@ async fn serve(
     let mut setup = FromNode::default();
     for (index, id) in &interrupt {
         let command = ConversationCommand::Close {
-            by: Participant::Customer(CustomerId::new(format!("customer-{index:06}"))?),
+            by: Participant::Customer(customer_of(*index)?),
             reason: Some(Reason::new("interrupted: its node was killed")?),
         };
         match floor.driver.execute(*id, command).await {
@@ -359,6 +363,7 @@ async fn serve(
                 let acted = floor.act_step(&env, &mut slice, at_ms, stopping).await?;
                 reply.started = acted.started;
                 reply.finished = acted.finished;
+                reply.disturbed = acted.disturbed;
             }
             ToNode::Route { at_ms, stopping } => {
                 floor.advance_to(at_ms);
@@ -673,6 +678,11 @@ pub async fn simulate_nodes(
                     continue;
                 }
                 let reply = node.receive("act").await?;
+                for id in reply.disturbed {
+                    if interrupted.insert(id) {
+                        summary.disturbed_by_chaos += 1;
+                    }
+                }
                 for (id, conv_tally) in reply.finished {
                     reported_finished.insert(id);
                     finished.push((id, conv_tally));
@@ -874,11 +884,7 @@ async fn started_in(
             else {
                 continue;
             };
-            let scenario = customer
-                .as_str()
-                .strip_prefix("customer-")
-                .and_then(|n| n.parse::<usize>().ok());
-            if let Some(scenario) = scenario.filter(|s| s % nodes == index) {
+            if let Some(scenario) = scenario_of(customer).filter(|s| s % nodes == index) {
                 found.push((scenario, id.to_owned()));
             }
         }

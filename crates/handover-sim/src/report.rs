@@ -134,6 +134,11 @@ pub struct Summary {
     /// Conversations a killed node had started and not finished: closed by their customers
     /// when a new node took its place, and not counted above.
     pub interrupted_by_chaos: u64,
+    /// Conversations whose AI agent did not do what the script expects after a takeover (an
+    /// agent's memory of a conversation stays on the node where it ran, so on the new owner
+    /// it may answer where it would have escalated), or not within 30 s: closed by their
+    /// customers, and not counted above.
+    pub disturbed_by_chaos: u64,
 }
 
 /// The `p`th percentile (nearest rank) of `sorted`; 0 when empty.
@@ -332,13 +337,14 @@ impl fmt::Display for Summary {
         if self.nodes > 1 || self.kills > 0 {
             writeln!(
                 f,
-                "  nodes             {:>8}  (killed: {}, taken over: {} in {} ms p50, {} ms max; conversations interrupted: {})",
+                "  nodes             {:>8}  (killed: {}, taken over: {} in {} ms p50, {} ms max; conversations interrupted: {}, disturbed: {})",
                 self.nodes,
                 self.kills,
                 self.takeovers,
                 self.takeover_p50_ms,
                 self.takeover_max_ms,
-                self.interrupted_by_chaos
+                self.interrupted_by_chaos,
+                self.disturbed_by_chaos
             )?;
         }
         writeln!(
