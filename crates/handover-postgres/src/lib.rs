@@ -454,6 +454,31 @@ impl EventStore for PostgresStore {
         PostgresStore::owns(self, tenant)
     }
 
+    fn owned_shards(&self) -> Vec<u16> {
+        match &self.inner.node {
+            Some((_, owned)) => owned.borrow().keys().copied().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    async fn shard_of_stream(&self, stream: &StreamId) -> Result<Option<u16>, StoreError> {
+        if self.inner.node.is_none() {
+            return Ok(None);
+        }
+        let (kind, id) = keys::stream_key(stream);
+        self.on_pooled(move |client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT shard FROM handover_streams WHERE stream_kind = $1 AND stream_id = $2",
+                    &[&kind, &id],
+                )
+                .await
+                .map_err(engine)?;
+            Ok(row.and_then(|row| u16::try_from(row.get::<_, i32>(0)).ok()))
+        })
+        .await
+    }
+
     fn stats(&self) -> StoreStats {
         let c = &self.inner.counters;
         StoreStats {

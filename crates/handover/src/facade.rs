@@ -112,6 +112,19 @@ pub(crate) async fn forward_done(
         .and_then(crate::wire::into_done)
 }
 
+/// Runs [`crate::wire::Call::AcceptNext`] on the node that owns `shard`.
+pub(crate) async fn forward_maybe_receipt(
+    forward: &dyn crate::runtime::Forward,
+    shard: u16,
+    call: crate::wire::Call,
+) -> Result<Option<Receipt>, Error> {
+    let bytes = crate::wire::encode_call(&call).map_err(|e| e.into_error())?;
+    let answer = forward.forward(shard, bytes).await?;
+    crate::wire::decode_answer(&answer)
+        .map_err(|e| e.into_error())
+        .and_then(crate::wire::into_maybe_receipt)
+}
+
 /// Forwarding through the PostgreSQL store.
 #[cfg(feature = "postgres")]
 struct NodeForward(Arc<crate::PostgresStore>);
@@ -268,6 +281,7 @@ impl Handover {
             gates: AgentGates::default(),
             human_gates: HumanGates::default(),
             live: ActorMap::new(),
+            tenure: crate::tenure::Tenure::new(shared_log),
             passivate_after: settings.passivate_after,
             ai_agent_backlog_max: settings.ai_agent_backlog_max,
             directory: SharedDirectory::new(directory),
@@ -371,7 +385,10 @@ impl Handover {
             }),
             _ => None,
         };
-        if let Some(done) = self.forward_foreign(tenant, call).await {
+        if let Some(done) = self
+            .forward_foreign(tenant, &StreamId::AiAgent(agent_id.clone()), call)
+            .await
+        {
             return done;
         }
         let local = runtime
@@ -396,14 +413,41 @@ impl Handover {
     pub(crate) async fn forward_foreign(
         &self,
         tenant: Option<handover_core::TenantId>,
+        stream: &StreamId,
         call: impl FnOnce() -> Option<crate::wire::Call>,
     ) -> Option<Result<(), Error>> {
         let runtime = self.runtime();
         let forward = runtime.forward.get()?;
-        let tenant = tenant.filter(|t| !runtime.conversations.store.owns(t))?;
+        let shard = self.foreign_shard(tenant, Some(stream)).await?;
         let call = call()?;
-        let shard = handover_core::placement::shard_of(&tenant);
         Some(forward_done(&**forward, shard, call).await)
+    }
+
+    /// The shard of the node that decides for `tenant` (or, when this node does not know the
+    /// stream's tenant yet, for the shard the stream was placed in), when that is another
+    /// node: `None` when this node decides for it, or nobody knows the stream.
+    pub(crate) async fn foreign_shard(
+        &self,
+        tenant: Option<handover_core::TenantId>,
+        stream: Option<&StreamId>,
+    ) -> Option<u16> {
+        let shared = &self.runtime().conversations;
+        if !shared.store.is_shared() {
+            return None;
+        }
+        match tenant {
+            Some(tenant) => (!shared.tenure.settle(&*shared.store, &tenant).await)
+                .then(|| handover_core::placement::shard_of(&tenant)),
+            // Opened on another node a moment ago: its commit has not reached this node yet.
+            None => match shared.store.shard_of_stream(stream?).await {
+                Ok(Some(shard)) => (!shared.tenure.acts_for_shard(shard)).then_some(shard),
+                Ok(None) => None,
+                Err(error) => {
+                    tracing::debug!(%error, "cannot look up where a stream was placed");
+                    None
+                }
+            },
+        }
     }
 
     /// Registers an AI agent. It starts inactive: [`activate_ai_agent`](Self::activate_ai_agent)
@@ -571,7 +615,12 @@ impl Handover {
                 .lock()
                 .tenant_of(&conversation_id),
         };
-        let shard = match tenant.filter(|t| !runtime.conversations.store.owns(t)) {
+        let shared = &runtime.conversations;
+        let foreign = match tenant {
+            Some(tenant) if !shared.tenure.settle(&*shared.store, &tenant).await => Some(tenant),
+            _ => None,
+        };
+        let shard = match foreign {
             Some(tenant) => handover_core::placement::shard_of(&tenant),
             None => {
                 // Ours, or not known here yet (the follower has not seen the conversation):
@@ -716,7 +765,21 @@ impl Handover {
         &self,
         conversation_id: ConversationId,
     ) -> Result<ConversationView, Error> {
-        self.runtime().ask(conversation_id, || GetView).await?
+        let runtime = self.runtime();
+        let shared = &runtime.conversations;
+        if shared.store.is_shared() {
+            let tenant = shared.board.lock().tenant_of(&conversation_id);
+            if tenant.is_none_or(|tenant| !shared.tenure.acts_for(&tenant)) {
+                // Another node decides for it (or this one has not seen it): the view of its
+                // stream as the log holds it, without an actor here.
+                if let Some(view) =
+                    crate::conversation_actor::view_from_log(shared, conversation_id).await?
+                {
+                    return Ok(view);
+                }
+            }
+        }
+        runtime.ask(conversation_id, || GetView).await?
     }
 
     /// The conversation's events so far, read from the log.

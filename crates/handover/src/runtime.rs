@@ -76,6 +76,11 @@ impl Runtime {
         }
     }
 
+    /// Whether the runtime is shutting down.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     /// Marks the runtime as shutting down, before its actors stop.
     pub(crate) fn mark_stopping(&self) {
         self.stopping.store(true, Ordering::Release);
