@@ -214,6 +214,13 @@ pub trait EventStore: Send + Sync + 'static {
         true
     }
 
+    /// Lets go of what this process holds of a log other processes share (a cluster's leases),
+    /// so that they take over at once rather than once it expires; its appends are refused
+    /// after. Nothing for a store that is its log's only writer.
+    async fn leave(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// The tenant shards ([`handover_core::placement`]) this process holds the leases of, in
     /// a cluster; empty for a store that is its log's only writer (it writes every tenant).
     fn owned_shards(&self) -> Vec<u16> {

@@ -548,7 +548,10 @@ impl Handler<Execute> for ConversationActor {
 
     fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) -> Self::Result {
         self.last_active = Instant::now();
-        if let Err(error) = self.check_trusted(ctx).and_then(|()| self.check_acting(ctx)) {
+        if let Err(error) = self
+            .check_trusted(ctx)
+            .and_then(|()| self.check_acting(ctx))
+        {
             return Reply::Now(Err(error));
         }
         let command = &*msg.command;
@@ -668,7 +671,10 @@ pub(crate) async fn view_from_log(
         .read_stream(&StreamId::Conversation(id), SeqRange::ALL)
         .await?;
     let (state, activity) = fold_stream(&records)?;
-    if state.tenant().is_some_and(|tenant| shared.tenure.acts_for(tenant)) {
+    if state
+        .tenant()
+        .is_some_and(|tenant| shared.tenure.acts_for(tenant))
+    {
         return Ok(None);
     }
     view_of(shared, id, &state, &activity).map(Some)

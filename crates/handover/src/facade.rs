@@ -333,6 +333,8 @@ impl Handover {
 
     /// Stops the runtime and waits until every actor has stopped. Calls on other clones then
     /// fail with [`Error::Stopped`]. The data directory is released when the last clone drops.
+    /// A cluster's node then gives its shards back, and the other nodes take them over at
+    /// their next lease round (a node that dies instead loses them when its lease expires).
     pub async fn shutdown(self) {
         self.owner.runtime.mark_stopping();
         self.owner.system.stop();
@@ -340,6 +342,11 @@ impl Handover {
         let stopped = lock(&self.owner.stopped).take();
         if let Some(stopped) = stopped {
             let _ = stopped.await;
+        }
+        // A cluster's node gives its shards back now that its actors have stopped, so the
+        // other nodes take them over at once instead of after the lease.
+        if let Err(error) = self.owner.runtime.conversations.store.leave().await {
+            tracing::warn!(%error, "the node could not give its shards back; they move when its lease expires");
         }
     }
 

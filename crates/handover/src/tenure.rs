@@ -81,7 +81,9 @@ impl Tenure {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashSet<u16>> {
-        self.taken.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.taken
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<u16>> {

@@ -340,3 +340,127 @@ fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner()
         assert_eq!(count, 1);
     });
 }
+
+/// Waits until two nodes hold every lease between them.
+async fn until_two_owners(client: &tokio_postgres::Client) {
+    let guard = Instant::now();
+    loop {
+        let owners: i64 = client
+            .query_one(
+                "SELECT count(DISTINCT owner) FROM handover_leases
+                 WHERE owner IS NOT NULL AND expires_at > now()
+                 HAVING count(*) = 256",
+                &[],
+            )
+            .await
+            .map(|row| row.get(0))
+            .unwrap_or(0);
+        if owners == 2 {
+            return;
+        }
+        assert!(
+            guard.elapsed() < Duration::from_secs(120),
+            "the leases never split"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn a_node_that_does_not_own_the_tenant_watches_reads_and_acts_at_once_after_another_nodes_write() {
+    let cluster = PgCluster::start();
+    let url = cluster.create_database("elsewhere");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        use futures::StreamExt as _;
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let a = full_node(&url).await;
+        let b = full_node(&url).await;
+        until_two_owners(&client).await;
+        let named = |i: i32| TenantId::new(format!("t-{i}")).unwrap();
+        until(|| (0..64).any(|i| a.owns_tenant(&named(i)))).await;
+        let tenant = (0..64).map(named).find(|t| a.owns_tenant(t)).unwrap();
+        assert!(!b.owns_tenant(&tenant));
+
+        // Registered through A, then at once acted on through B, before B's follower may
+        // have seen it: B finds where the human's stream lives and forwards.
+        let ana = HumanId::new("ana").unwrap();
+        a.register_human(
+            NewHuman::agent(ana.clone(), AgentName::new("Ana").unwrap()).tenant(tenant.clone()),
+        )
+        .await
+        .unwrap();
+        b.set_presence(ana.clone(), Presence::Available)
+            .await
+            .unwrap();
+
+        let customer = CustomerId::new("c-1").unwrap();
+        let id = a
+            .start_conversation(NewConversation::new(
+                tenant.clone(),
+                customer.clone(),
+                Channel::new("chat").unwrap(),
+            ))
+            .await
+            .unwrap()
+            .conversation_id;
+        // B watches it from the start, though A decides for it.
+        let mut watch = b.watch(id).await.unwrap();
+        // Ana takes the next waiting conversation through B: judged on A's queues.
+        let accepted = b.accept_next(ana.clone()).await.unwrap();
+        assert_eq!(accepted.map(|r| r.conversation_id), Some(id));
+        let view = b.conversation(id).await.unwrap();
+        assert_eq!(view.assigned_human, Some(ana.clone()));
+        assert!(
+            matches!(view.status, Status::Assigned { .. }),
+            "{:?}",
+            view.status
+        );
+        for i in 0..20 {
+            let node = if i % 2 == 0 { &a } else { &b };
+            node.post_customer_message(
+                id,
+                customer.clone(),
+                MessageText::new(format!("message {i}")).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+        let history = a.history(id).await.unwrap();
+        let last = history.last().unwrap().seq;
+        // Every event once, in order, the history then the live ones.
+        let mut seen = Vec::new();
+        while seen.last().copied() != Some(last) {
+            let record = tokio::time::timeout(Duration::from_secs(60), watch.next())
+                .await
+                .expect("the watch on B stalled")
+                .expect("the watch ended")
+                .unwrap();
+            seen.push(record.seq);
+        }
+        assert_eq!(seen, (1..=last).collect::<Vec<_>>());
+        // From the middle, on B too.
+        let mut from = b.watch_from(id, last - 5).await.unwrap();
+        let mut tail = Vec::new();
+        for _ in 0..5 {
+            tail.push(from.next().await.unwrap().unwrap().seq);
+        }
+        assert_eq!(tail, (last - 4..=last).collect::<Vec<_>>());
+        // B's view is the log's.
+        let view = b.conversation(id).await.unwrap();
+        assert_eq!(view.events, last);
+        assert_eq!(view.messages, 20);
+        assert!(matches!(
+            b.conversation(ConversationId::from_uuid(uuid::Uuid::now_v7()))
+                .await,
+            Err(Error::UnknownConversation(_))
+        ));
+    });
+}
