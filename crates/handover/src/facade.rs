@@ -424,8 +424,10 @@ impl Handover {
         call: impl FnOnce() -> Option<crate::wire::Call>,
     ) -> Option<Result<(), Error>> {
         let runtime = self.runtime();
-        let forward = runtime.forward.get()?;
+        // Settled first, even without forwarding: a shard just gained is decided for here only
+        // once the runtime took it up.
         let shard = self.foreign_shard(tenant, Some(stream)).await?;
+        let forward = runtime.forward.get()?;
         let call = call()?;
         Some(forward_done(&**forward, shard, call).await)
     }
@@ -605,7 +607,23 @@ impl Handover {
                 return Err(Error::AiAgentNotRunning(agent_id.clone()));
             }
         }
+        let shared = &runtime.conversations;
+        if !shared.store.is_shared() {
+            return runtime
+                .execute(conversation_id, Arc::new(command), command_id)
+                .await;
+        }
+        let tenant = match &command {
+            ConversationCommand::Start { tenant, .. } => Some(tenant.clone()),
+            ConversationCommand::Open { .. } => Some(handover_core::TenantId::default_tenant()),
+            _ => shared.board.lock().tenant_of(&conversation_id),
+        };
         let Some(forward) = runtime.forward.get() else {
+            // A node that forwards nothing (started on a cluster's store directly) runs what
+            // it is given once the shard is settled; the fence refuses what is not its own.
+            if let Some(tenant) = &tenant {
+                shared.tenure.settle(&*shared.store, tenant).await;
+            }
             return runtime
                 .execute(conversation_id, Arc::new(command), command_id)
                 .await;
@@ -613,16 +631,6 @@ impl Handover {
         // On a cluster's node every command carries an id, so that wherever it ends up
         // running, it is recorded once.
         let command_id = command_id.unwrap_or_else(CommandId::new);
-        let tenant = match &command {
-            ConversationCommand::Start { tenant, .. } => Some(tenant.clone()),
-            ConversationCommand::Open { .. } => Some(handover_core::TenantId::default_tenant()),
-            _ => runtime
-                .conversations
-                .board
-                .lock()
-                .tenant_of(&conversation_id),
-        };
-        let shared = &runtime.conversations;
         let foreign = match tenant {
             Some(tenant) if !shared.tenure.settle(&*shared.store, &tenant).await => Some(tenant),
             _ => None,

@@ -9,9 +9,13 @@ use handover::*;
 use handover_postgres::{NodeOptions, PostgresOptions, PostgresStore};
 use handover_testkit::PgCluster;
 
+/// Long enough that a loaded machine renews in time (ownership stays put while a test acts);
+/// the takeovers here follow a clean shutdown, which gives the shards back at once.
+const LEASE: Duration = Duration::from_secs(5);
+
 async fn node(url: &str) -> (PostgresStore, Handover) {
     let mut node = NodeOptions::default();
-    node.lease = Duration::from_secs(1);
+    node.lease = LEASE;
     let mut options = PostgresOptions::default();
     options.poll_interval = Duration::from_millis(50);
     options.node = Some(node);
@@ -25,10 +29,14 @@ async fn node(url: &str) -> (PostgresStore, Handover) {
     (store, handover)
 }
 
-async fn until(mut done: impl FnMut() -> bool) {
+/// Waits until `done` holds, polling; a guard against a hang, not a measure of speed.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let guard = Instant::now();
     while !done() {
-        assert!(guard.elapsed() < Duration::from_secs(120), "never happened");
+        assert!(
+            guard.elapsed() < Duration::from_secs(120),
+            "never happened: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -52,7 +60,10 @@ fn every_node_answers_for_every_tenant_and_only_the_owner_writes() {
     runtime.block_on(async move {
         let (a_store, a) = node(&url).await;
         let (b_store, b) = node(&url).await;
-        until(|| a_store.shards().len() == 128 && b_store.shards().len() == 128).await;
+        until("the leases split", || {
+            a_store.shards().len() == 128 && b_store.shards().len() == 128
+        })
+        .await;
         let tenant = tenant_of(&a_store);
         assert!(!b_store.owns(&tenant));
 
@@ -72,7 +83,7 @@ fn every_node_answers_for_every_tenant_and_only_the_owner_writes() {
             .unwrap();
 
         // B, which does not own the tenant, sees A's human and A's waiting conversation.
-        until(|| {
+        until("B sees A's human and waiting conversation", || {
             b.human(&ana).is_some()
                 && b.waiting(&tenant)
                     .iter()
@@ -98,7 +109,7 @@ fn every_node_answers_for_every_tenant_and_only_the_owner_writes() {
 
 async fn full_node(url: &str) -> Handover {
     let mut node = NodeOptions::default();
-    node.lease = Duration::from_secs(1);
+    node.lease = LEASE;
     let mut options = PostgresOptions::default();
     options.poll_interval = Duration::from_millis(50);
     options.node = Some(node);
@@ -239,7 +250,7 @@ fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner()
         let b = full_node(&url).await;
         // Both hold shards; a tenant A owns. Everything below is done on B and forwarded.
         let named = |i: i32| TenantId::new(format!("t-{i}")).unwrap();
-        until(|| {
+        until("both nodes own tenants", || {
             (0..64).any(|i| a.owns_tenant(&named(i))) && (0..64).any(|i| b.owns_tenant(&named(i)))
         })
         .await;
@@ -266,7 +277,7 @@ fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner()
         .unwrap();
         b.activate_ai_agent(bot.clone()).await.unwrap();
         a.attach_ai_agent(bot.clone(), Arc::new(Echo)).unwrap();
-        until(|| {
+        until("B sees the active AI agent", || {
             b.ai_agents()
                 .iter()
                 .any(|agent| agent.profile.id == bot && agent.active)
@@ -385,7 +396,7 @@ fn a_node_that_does_not_own_the_tenant_watches_reads_and_acts_at_once_after_anot
         let b = full_node(&url).await;
         until_two_owners(&client).await;
         let named = |i: i32| TenantId::new(format!("t-{i}")).unwrap();
-        until(|| (0..64).any(|i| a.owns_tenant(&named(i)))).await;
+        until("A owns a tenant", || (0..64).any(|i| a.owns_tenant(&named(i)))).await;
         let tenant = (0..64).map(named).find(|t| a.owns_tenant(t)).unwrap();
         assert!(!b.owns_tenant(&tenant));
 
