@@ -164,7 +164,10 @@ fn forwarding(
                 (true, false, true) => break (b, a),
                 _ => {}
             }
-            assert!(guard.elapsed() < Duration::from_secs(120), "the leases never split");
+            assert!(
+                guard.elapsed() < Duration::from_secs(120),
+                "the leases never split"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         handover_benches::sign_in(&owner)

@@ -493,6 +493,17 @@ impl EventStore for PostgresStore {
         PostgresStore::leave(self).await
     }
 
+    async fn last_position(&self) -> Result<u64, StoreError> {
+        self.on_pooled(|client| async move {
+            let row = client
+                .query_one("SELECT position FROM handover_head", &[])
+                .await
+                .map_err(engine)?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        })
+        .await
+    }
+
     fn owned_shards(&self) -> Vec<u16> {
         match &self.inner.node {
             Some((_, owned)) => owned.borrow().keys().copied().collect(),

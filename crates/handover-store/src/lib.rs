@@ -214,6 +214,12 @@ pub trait EventStore: Send + Sync + 'static {
         true
     }
 
+    /// The last position committed to the log by any process, asked of the log itself (for a
+    /// shared log, [`head`](Self::head) is what this process's feed has seen so far).
+    async fn last_position(&self) -> Result<u64, StoreError> {
+        Ok(self.head())
+    }
+
     /// Lets go of what this process holds of a log other processes share (a cluster's leases),
     /// so that they take over at once rather than once it expires; its appends are refused
     /// after. Nothing for a store that is its log's only writer.

@@ -79,8 +79,10 @@ impl Drop for Owner {
     }
 }
 
-/// Runs a conversation command on the node that owns `shard`, once.
+/// Runs a conversation command on the node that owns `shard`, once; returns once this node's
+/// read models hold what it recorded.
 async fn forward_execute(
+    runtime: &Runtime,
     forward: &dyn crate::runtime::Forward,
     shard: u16,
     conversation_id: ConversationId,
@@ -92,37 +94,52 @@ async fn forward_execute(
         command_id,
         command,
     };
-    let bytes = crate::wire::encode_call(&call).map_err(|e| e.into_error())?;
-    let answer = forward.forward(shard, bytes).await?;
-    crate::wire::decode_answer(&answer)
-        .map_err(|e| e.into_error())
-        .and_then(crate::wire::into_receipt)
+    let receipt = crate::wire::into_receipt(forward_call(forward, shard, &call).await?)?;
+    runtime.caught_up(last_position(&receipt)).await;
+    Ok(receipt)
 }
 
-/// Runs a call that answers nothing on the node that owns `shard`.
+/// The position of the last event a receipt carries (0 for none).
+fn last_position(receipt: &Receipt) -> u64 {
+    receipt.events.last().map_or(0, |record| record.position)
+}
+
+/// Sends `call` to the node that owns `shard` and decodes its answer.
+async fn forward_call(
+    forward: &dyn crate::runtime::Forward,
+    shard: u16,
+    call: &crate::wire::Call,
+) -> Result<crate::wire::Answer, Error> {
+    let bytes = crate::wire::encode_call(call).map_err(|e| e.into_error())?;
+    let answer = forward.forward(shard, bytes).await?;
+    crate::wire::decode_answer(&answer).map_err(|e| e.into_error())
+}
+
+/// Runs a call that answers nothing on the node that owns `shard`; returns once this node's
+/// read models hold what it recorded.
 pub(crate) async fn forward_done(
+    runtime: &Runtime,
     forward: &dyn crate::runtime::Forward,
     shard: u16,
     call: crate::wire::Call,
 ) -> Result<(), Error> {
-    let bytes = crate::wire::encode_call(&call).map_err(|e| e.into_error())?;
-    let answer = forward.forward(shard, bytes).await?;
-    crate::wire::decode_answer(&answer)
-        .map_err(|e| e.into_error())
-        .and_then(crate::wire::into_done)
+    crate::wire::into_done(forward_call(forward, shard, &call).await?)?;
+    runtime.caught_up_with_log().await;
+    Ok(())
 }
 
 /// Runs [`crate::wire::Call::AcceptNext`] on the node that owns `shard`.
 pub(crate) async fn forward_maybe_receipt(
+    runtime: &Runtime,
     forward: &dyn crate::runtime::Forward,
     shard: u16,
     call: crate::wire::Call,
 ) -> Result<Option<Receipt>, Error> {
-    let bytes = crate::wire::encode_call(&call).map_err(|e| e.into_error())?;
-    let answer = forward.forward(shard, bytes).await?;
-    crate::wire::decode_answer(&answer)
-        .map_err(|e| e.into_error())
-        .and_then(crate::wire::into_maybe_receipt)
+    let receipt = crate::wire::into_maybe_receipt(forward_call(forward, shard, &call).await?)?;
+    if let Some(receipt) = &receipt {
+        runtime.caught_up(last_position(receipt)).await;
+    }
+    Ok(receipt)
 }
 
 /// Forwarding through the PostgreSQL store.
@@ -407,7 +424,9 @@ impl Handover {
         match local {
             Err(Error::Store(handover_store::StoreError::NotOwner { shard })) => {
                 match (runtime.forward.get(), call()) {
-                    (Some(forward), Some(call)) => forward_done(&**forward, shard, call).await,
+                    (Some(forward), Some(call)) => {
+                        forward_done(runtime, &**forward, shard, call).await
+                    }
                     _ => Err(Error::Store(handover_store::StoreError::NotOwner { shard })),
                 }
             }
@@ -429,7 +448,7 @@ impl Handover {
         let shard = self.foreign_shard(tenant, Some(stream)).await?;
         let forward = runtime.forward.get()?;
         let call = call()?;
-        Some(forward_done(&**forward, shard, call).await)
+        Some(forward_done(runtime, &**forward, shard, call).await)
     }
 
     /// The shard of the node that decides for `tenant` (or, when this node does not know the
@@ -647,6 +666,7 @@ impl Handover {
                 {
                     Err(Error::Store(handover_store::StoreError::NotOwner { shard })) => {
                         return forward_execute(
+                            runtime,
                             &**forward,
                             shard,
                             conversation_id,
@@ -659,7 +679,15 @@ impl Handover {
                 }
             }
         };
-        forward_execute(&**forward, shard, conversation_id, command_id, command).await
+        forward_execute(
+            runtime,
+            &**forward,
+            shard,
+            conversation_id,
+            command_id,
+            command,
+        )
+        .await
     }
 
     /// Opens a conversation for `customer` on `channel` in the default tenant: given to

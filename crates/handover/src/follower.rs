@@ -64,6 +64,7 @@ pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
                 follower.apply(record);
                 next = record.position + 1;
             }
+            follower.runtime.followed.send_replace(next - 1);
             if page.len() < PAGE {
                 break;
             }
@@ -89,6 +90,7 @@ pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
                 Ok(record) if record.position < next => {}
                 Ok(record) if record.position == next => {
                     follower.apply(&record);
+                    follower.runtime.followed.send_replace(next);
                     next += 1;
                 }
                 // A gap (the feed started later than the log's end, or lagged): read it.

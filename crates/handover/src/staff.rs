@@ -257,7 +257,7 @@ impl Handover {
             Err(Error::Store(handover_store::StoreError::NotOwner { shard })) => {
                 match (self.runtime().forward.get(), call()) {
                     (Some(forward), Some(call)) => {
-                        crate::facade::forward_done(&**forward, shard, call)
+                        crate::facade::forward_done(self.runtime(), &**forward, shard, call)
                             .await
                             .map(|()| Vec::new())
                     }
@@ -355,7 +355,9 @@ impl Handover {
             let call = crate::wire::Call::RouteNow {
                 tenant: tenant.clone(),
             };
-            if let Err(error) = crate::facade::forward_done(&**forward, shard, call).await {
+            if let Err(error) =
+                crate::facade::forward_done(self.runtime(), &**forward, shard, call).await
+            {
                 tracing::warn!(%tenant, %error, "routing on the tenant's node failed");
             }
             return;
@@ -455,7 +457,13 @@ impl Handover {
             let stream = StreamId::Human(by.clone());
             if let Some(shard) = self.foreign_shard(tenant, Some(&stream)).await {
                 let call = crate::wire::Call::AcceptNext { by };
-                return crate::facade::forward_maybe_receipt(&**forward, shard, call).await;
+                return crate::facade::forward_maybe_receipt(
+                    self.runtime(),
+                    &**forward,
+                    shard,
+                    call,
+                )
+                .await;
             }
         }
         let candidates: Vec<ConversationId> = {

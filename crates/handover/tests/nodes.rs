@@ -396,7 +396,10 @@ fn a_node_that_does_not_own_the_tenant_watches_reads_and_acts_at_once_after_anot
         let b = full_node(&url).await;
         until_two_owners(&client).await;
         let named = |i: i32| TenantId::new(format!("t-{i}")).unwrap();
-        until("A owns a tenant", || (0..64).any(|i| a.owns_tenant(&named(i)))).await;
+        until("A owns a tenant", || {
+            (0..64).any(|i| a.owns_tenant(&named(i)))
+        })
+        .await;
         let tenant = (0..64).map(named).find(|t| a.owns_tenant(t)).unwrap();
         assert!(!b.owns_tenant(&tenant));
 
@@ -411,6 +414,19 @@ fn a_node_that_does_not_own_the_tenant_watches_reads_and_acts_at_once_after_anot
         b.set_presence(ana.clone(), Presence::Available)
             .await
             .unwrap();
+        // What B had A record, B reads at once: its answer came after B's models held it.
+        assert_eq!(
+            b.human(&ana).map(|human| human.presence),
+            Some(Presence::Available)
+        );
+        let bea = HumanId::new("bea").unwrap();
+        b.register_human(
+            NewHuman::supervisor(bea.clone(), AgentName::new("Bea").unwrap())
+                .tenant(tenant.clone()),
+        )
+        .await
+        .unwrap();
+        assert!(b.human(&bea).is_some());
 
         let customer = CustomerId::new("c-1").unwrap();
         let id = a
