@@ -491,3 +491,105 @@ fn a_node_that_does_not_own_the_tenant_watches_reads_and_acts_at_once_after_anot
         ));
     });
 }
+
+/// A node on a manual clock, so the test says when deadlines pass.
+async fn timed_node(url: &str, clock: &ManualClock) -> Handover {
+    let mut node = NodeOptions::default();
+    node.lease = LEASE;
+    let mut options = PostgresOptions::default();
+    options.poll_interval = Duration::from_millis(50);
+    options.node = Some(node);
+    Handover::start_node(
+        url,
+        options,
+        RuntimeSettings::default()
+            .router(Arc::new(NoRouter))
+            .clock(Arc::new(clock.clone())),
+    )
+    .await
+    .unwrap()
+}
+
+fn count_of(history: &[Arc<RecordedEvent>], name: &str) -> usize {
+    history
+        .iter()
+        .filter(|record| record.event.type_name() == name)
+        .count()
+}
+
+#[test]
+fn a_waiting_conversations_deadlines_fire_once_across_a_takeover() {
+    let cluster = PgCluster::start();
+    let url = cluster.create_database("timers");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        // Both nodes' clocks read the same simulated time, as real clocks would.
+        let clock = ManualClock::new(Timestamp::from_millis(1_767_600_000_000));
+        let a = timed_node(&url, &clock).await;
+        let b = timed_node(&url, &clock).await;
+        until_two_owners(&client).await;
+        let named = |i: i32| TenantId::new(format!("t-{i}")).unwrap();
+        until("A owns a tenant", || {
+            (0..64).any(|i| a.owns_tenant(&named(i)))
+        })
+        .await;
+        let tenant = (0..64).map(named).find(|t| a.owns_tenant(t)).unwrap();
+
+        // Waiting for a person, on A: past the SLA warning (60 s), A records it.
+        let id = b
+            .start_conversation(NewConversation::new(
+                tenant.clone(),
+                CustomerId::new("c-1").unwrap(),
+                Channel::new("chat").unwrap(),
+            ))
+            .await
+            .unwrap()
+            .conversation_id;
+        clock.advance_millis(61_000);
+        a.settle_timers().await;
+        let history = a.history(id).await.unwrap();
+        assert_eq!(count_of(&history, "sla_warning"), 1);
+        assert_eq!(count_of(&history, "sla_breached"), 0);
+
+        // A leaves; B takes the tenant up and, past the breach (5 min), records the breach
+        // once, and not the warning A already recorded.
+        a.shutdown().await;
+        until_one_owner(&client).await;
+        let guard = Instant::now();
+        while !b.owns_tenant(&tenant) {
+            assert!(
+                guard.elapsed() < Duration::from_secs(120),
+                "B never took the tenant"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        clock.advance_millis(300_000);
+        let guard = Instant::now();
+        loop {
+            b.settle_timers().await;
+            let history = b.history(id).await.unwrap();
+            if count_of(&history, "sla_breached") == 1 {
+                break;
+            }
+            assert!(
+                guard.elapsed() < Duration::from_secs(120),
+                "B never recorded the breach"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // And again: nothing new, however often the clock is looked at.
+        clock.advance_millis(60_000);
+        b.settle_timers().await;
+        let history = b.history(id).await.unwrap();
+        assert_eq!(count_of(&history, "sla_warning"), 1);
+        assert_eq!(count_of(&history, "sla_breached"), 1);
+    });
+}
