@@ -32,10 +32,10 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
-use handover::{Durability, Handover, RuntimeSettings};
+use handover::{Durability, Handover, RuntimeSettings, TenantId};
 use handover_benches::measure_closed_loop;
 use handover_core::StreamId;
-use handover_postgres::{PostgresOptions, PostgresStore};
+use handover_postgres::{NodeOptions, PostgresOptions, PostgresStore};
 use handover_store::{EventStore, ExpectedVersion};
 use handover_testkit::PgCluster;
 use tokio::runtime::Runtime;
@@ -63,6 +63,9 @@ struct Figures {
     facade: Vec<(usize, f64)>,
     /// Rows per second of the baseline, when it ran.
     baseline: Option<f64>,
+    /// Commands per second of one conversation on two nodes: sent to the tenant's owner, and
+    /// sent to the other node (forwarded), when they ran.
+    forwarding: (Option<f64>, Option<f64>),
 }
 
 fn main() {
@@ -86,6 +89,7 @@ fn postgres_appends(c: &mut Criterion, cluster: &PgCluster) -> Figures {
     facade(&mut group, &runtime, cluster, &mut figures);
     baseline(&mut group, &runtime, cluster, &mut figures);
     feed_lag(&mut group, &runtime, cluster);
+    forwarding(&mut group, &runtime, cluster, &mut figures);
     group.finish();
     figures
 }
@@ -125,6 +129,61 @@ fn facade(
         }
         runtime.block_on(handover.shutdown());
     }
+}
+
+/// Two nodes of one cluster on one database; one conversation of a tenant the first owns,
+/// posted to one command at a time on the owner (`owner_post/1`), then on the other node
+/// (`forwarded_post/1`), which forwards each command to the owner through the database. The
+/// ratio is what forwarding costs a command.
+fn forwarding(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    runtime: &Runtime,
+    cluster: &PgCluster,
+    figures: &mut Figures,
+) {
+    let url = cluster.create_database("forwarding");
+    let (owner, other, ids) = runtime.block_on(async {
+        let node = || async {
+            let mut options = PostgresOptions::default();
+            options.durability = Durability::Durable;
+            options.node = Some(NodeOptions::default());
+            Handover::start_node(&url, options, RuntimeSettings::default())
+                .await
+                .expect("a node starts")
+        };
+        let (a, b) = (node().await, node().await);
+        let tenant = TenantId::default_tenant();
+        // Until the leases are split: one of the two owns the default tenant, the other not.
+        let named = |i: usize| TenantId::new(format!("t-{i}")).expect("a valid tenant");
+        let guard = Instant::now();
+        let (owner, other) = loop {
+            let split = (0..64).any(|i| a.owns_tenant(&named(i)))
+                && (0..64).any(|i| b.owns_tenant(&named(i)));
+            match (split, a.owns_tenant(&tenant), b.owns_tenant(&tenant)) {
+                (true, true, false) => break (a, b),
+                (true, false, true) => break (b, a),
+                _ => {}
+            }
+            assert!(
+                guard.elapsed() < Duration::from_secs(120),
+                "the leases never split"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        handover_benches::sign_in(&owner)
+            .await
+            .expect("the human signs in");
+        let ids = handover_benches::open_conversations_at_once(&owner, 1)
+            .await
+            .expect("the conversation opens");
+        (owner, other, ids)
+    });
+    figures.forwarding.0 = measure_closed_loop(group, "owner_post", runtime, &owner, &ids);
+    figures.forwarding.1 = measure_closed_loop(group, "forwarded_post", runtime, &other, &ids);
+    runtime.block_on(async {
+        other.shutdown().await;
+        owner.shutdown().await;
+    });
 }
 
 /// `INSERT` of `rows` rows of four parameters each into `baseline_events`.
@@ -296,6 +355,14 @@ fn summarize(figures: &Figures) {
              facade/1000 vs {GOAL_EVENTS_PER_SECOND:.0} events/s: {}",
             verdict(ratio >= GOAL_SHARE_OF_BASELINE),
             verdict(facade > GOAL_EVENTS_PER_SECOND),
+        ));
+    }
+    if let (Some(owner), Some(forwarded)) = figures.forwarding {
+        parts.push(format!(
+            "one conversation on two nodes: {owner:.0} commands/s on its owner, {forwarded:.0} \
+             forwarded from the other node ({:.2} ms vs {:.2} ms a command)",
+            1_000.0 / owner,
+            1_000.0 / forwarded,
         ));
     }
     if !parts.is_empty() {

@@ -75,7 +75,7 @@ pub fn export_of(
     out: &mut impl Write,
 ) -> Result<u64, AuditError> {
     let mut lines = 0;
-    let mut tenants = Tenants::default();
+    let mut writer = ExportLines::new(options.format);
     match options.conversation {
         // A stream's seq order is its position order, so one conversation is one read of its
         // own stream instead of a walk over the whole log.
@@ -85,21 +85,94 @@ pub fn export_of(
                 return Err(AuditError::UnknownConversation(id));
             }
             for record in &records {
-                let tenant = tenants.of(record);
-                write_line(out, record, tenant, options.format)?;
+                writer.write(record, out)?;
                 lines += 1;
             }
         }
         None => {
             for record in log.iter_all() {
                 let record = record?;
-                let tenant = tenants.of(&record);
-                write_line(out, &record, tenant, options.format)?;
+                writer.write(&record, out)?;
                 lines += 1;
             }
         }
     }
     Ok(lines)
+}
+
+/// The export's lines one record at a time, for a reader that follows a log as it grows
+/// (`handover audit export --follow`): given the records in position order from position 1,
+/// it writes the same bytes as [`export_of`]. A line's `tenant` comes from its stream's first
+/// event, so a record that is not to be written (before the position a reader resumes from,
+/// or another conversation's) still goes through [`ExportLines::skip`].
+///
+/// ```
+/// use handover_audit::{ExportFormat, ExportLines};
+/// use handover_core::{AgentName, AiAgentEvent, AiAgentId, Event, StreamId, TenantId};
+/// use handover_store::{RecordedAt, RecordedEvent};
+///
+/// let agent = AiAgentId::new("faq-bot").unwrap();
+/// let record = |seq, event| RecordedEvent {
+///     stream: StreamId::AiAgent(agent.clone()),
+///     seq,
+///     position: seq,
+///     recorded_at: RecordedAt(1_795_653_037_123_456),
+///     event,
+/// };
+/// let mut lines = ExportLines::new(ExportFormat::JsonLines);
+/// let registered = AiAgentEvent::RegisteredIn {
+///     agent_id: agent.clone(),
+///     name: AgentName::new("FAQ").unwrap(),
+///     specialties: Vec::new(),
+///     tenant: TenantId::new("acme").unwrap(),
+/// };
+/// lines.skip(&record(1, Event::AiAgent(registered)));
+/// let mut out = Vec::new();
+/// let activated = AiAgentEvent::Activated { agent_id: agent.clone() };
+/// lines.write(&record(2, Event::AiAgent(activated)), &mut out).unwrap();
+/// let line = String::from_utf8(out).unwrap();
+/// assert!(line.starts_with(r#"{"position":2,"stream":"ai-agent-faq-bot""#), "{line}");
+/// assert!(line.ends_with(",\"tenant\":\"acme\"}\n"), "{line}");
+/// ```
+pub struct ExportLines {
+    format: ExportFormat,
+    tenants: Tenants,
+}
+
+impl std::fmt::Debug for ExportLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportLines")
+            .field("format", &self.format)
+            .field("streams", &self.tenants.by_stream.len())
+            .finish()
+    }
+}
+
+impl ExportLines {
+    /// Lines of `format`, for a log read from position 1.
+    pub fn new(format: ExportFormat) -> ExportLines {
+        ExportLines {
+            format,
+            tenants: Tenants::default(),
+        }
+    }
+
+    /// Reads what a later line needs from `record` (its stream's tenant) without writing it.
+    pub fn skip(&mut self, record: &RecordedEvent) {
+        self.tenants.of(record);
+    }
+
+    /// Writes `record` as one line, `\n` included, with the errors of [`export_of`]: a
+    /// `recorded_at` the format cannot write is [`AuditError::Store`], a failed write
+    /// [`AuditError::Write`] with its error kind kept. `out` is not flushed.
+    pub fn write(
+        &mut self,
+        record: &RecordedEvent,
+        out: &mut impl Write,
+    ) -> Result<(), AuditError> {
+        let format = self.format;
+        write_line(out, record, self.tenants.of(record), format)
+    }
 }
 
 /// One event as the JSON Lines export writes it: `{"position", "stream", "conversation_id",

@@ -57,7 +57,7 @@ use handover_sled::{SledOptions, SledStore};
 
 pub use error::AuditError;
 pub use export::{
-    event_json, event_json_in, export, export_of, ExportFormat, ExportOptions,
+    event_json, event_json_in, export, export_of, ExportFormat, ExportLines, ExportOptions,
     CLOUDEVENTS_TYPE_PREFIX,
 };
 pub use fault::{Fault, FaultKind, Location};

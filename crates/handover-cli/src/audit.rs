@@ -2,19 +2,26 @@
 //!
 //! Every subcommand reads an existing data directory and never creates one, or reads a
 //! PostgreSQL database's log in one consistent snapshot (other nodes may go on writing) and
-//! audits it in memory with the same code. Exit codes: 0 on success; 1 when the command could
-//! not do its work (missing directory, directory in use by another process, database out of
-//! reach, damaged record, unknown conversation); for `verify`, 1 means the log has a fault and
-//! 2 that it could not be verified; clap's usage errors exit with 2.
+//! audits it in memory with the same code. `export --follow` goes on after the log's end and
+//! prints each event as it commits, which only a database allows. Exit codes: 0 on success
+//! (for a follower, also when a signal stopped it or its reader went away); 1 when the command
+//! could not do its work (missing directory, directory in use by another process, database out
+//! of reach, damaged record, unknown conversation); for `verify`, 1 means the log has a fault
+//! and 2 that it could not be verified; usage errors exit with 2.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use handover::{ConversationId, RecordedEvent, SledStore, StoreError};
-use handover_audit::{AuditError, AuditLog, ExportFormat, ExportOptions, RecordLog, VerifyReport};
-use handover_postgres::PostgresOptions;
+use handover::{ConversationId, EventStore as _, RecordedEvent, SledStore, StoreError, StreamId};
+use handover_audit::{
+    AuditError, AuditLog, ExportFormat, ExportLines, ExportOptions, RecordLog, VerifyReport,
+};
+use handover_postgres::{PostgresOptions, PostgresStore};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::{database, terminal};
 
@@ -83,6 +90,17 @@ pub(crate) struct ExportArgs {
     /// Only this conversation's events (its UUID).
     #[arg(long, value_name = "ID", value_parser = parse_conversation_id)]
     conversation: Option<ConversationId>,
+    /// After the log's end, go on printing each event as it commits, like `tail -f`, until
+    /// Ctrl-C, SIGTERM or a closed pipe; with --conversation, its events, also before it opens.
+    /// Only with --database-url: a data directory cannot be opened while the process that
+    /// writes it holds it.
+    #[arg(long)]
+    follow: bool,
+    /// With --follow, start at this global position (1 is the log's first event), e.g. one past
+    /// the last position a consumer already has.
+    #[arg(long, value_name = "POSITION", requires = "follow",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    from: Option<u64>,
 }
 
 /// Options of `handover audit timeline`.
@@ -225,13 +243,22 @@ fn read_database(url: &str) -> anyhow::Result<Result<Vec<RecordedEvent>, StoreEr
     })
 }
 
-fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let opened = open(&args.data)?;
-    let options = ExportOptions {
-        format: match args.format {
+impl Format {
+    fn export_format(self) -> ExportFormat {
+        match self {
             Format::Jsonl => ExportFormat::JsonLines,
             Format::Cloudevents => ExportFormat::CloudEvents,
-        },
+        }
+    }
+}
+
+fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    if args.follow {
+        return follow(args);
+    }
+    let opened = open(&args.data)?;
+    let options = ExportOptions {
+        format: args.format.export_format(),
         conversation: args.conversation,
     };
     let mut out = BufWriter::new(io::stdout().lock());
@@ -244,6 +271,197 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+/// Exit code of a usage error, as clap's.
+const USAGE: u8 = 2;
+
+/// Most records one read of the log fetches while a follower catches up.
+const FOLLOW_PAGE: usize = 1024;
+
+/// `export --follow`: the log from `--from`, then each event as it commits, until a signal or
+/// a closed pipe (found closed by the next write: an idle follower waits for an event first).
+fn follow(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let Some(url) = &args.data.database_url else {
+        eprintln!(
+            "error: --follow reads a database (--database-url URL or DATABASE_URL): a data \
+             directory cannot be opened while the process that writes it holds it, so there is \
+             no log to follow; export it without --follow once no process holds it"
+        );
+        return Ok(ExitCode::from(USAGE));
+    };
+    let mut follower = Follower {
+        lines: ExportLines::new(args.format.export_format()),
+        seqs: HashMap::new(),
+        next: 1,
+        from: args.from.unwrap_or(1),
+        only: args.conversation.map(StreamId::Conversation),
+        out: BufWriter::new(io::stdout().lock()),
+    };
+    let runtime = terminal::async_runtime()?;
+    let followed = runtime.block_on(async {
+        // Installed before connecting, so that an early signal stops the command cleanly too.
+        let stopped = stop_signal()?;
+        tokio::select! {
+            followed = async {
+                let store = database::connect(url, PostgresOptions::default()).await?;
+                follower.run(&store, url).await
+            } => followed,
+            () = stopped => Ok(()),
+        }
+    });
+    // Every line written before the stop reaches the reader.
+    let followed = followed.and_then(|()| {
+        follower
+            .out
+            .flush()
+            .map_err(|error| AuditError::Write(error).into())
+    });
+    match followed {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) if is_closed_pipe(&error) => Ok(ExitCode::SUCCESS),
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether `error` is a write to a reader that went away (`| head`): it has what it wanted.
+fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<AuditError>(),
+        Some(AuditError::Write(error)) if error.kind() == io::ErrorKind::BrokenPipe
+    )
+}
+
+/// A future that completes on the first SIGINT (Ctrl-C) or SIGTERM: a follower has no end of
+/// its own, and either signal is how it is told to stop.
+fn stop_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = terminal::interrupt()?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            () = interrupt => {}
+            // `None` only as the runtime shuts down; Ctrl-C still stops it meanwhile.
+            Some(()) = terminate.recv() => {}
+        }
+    })
+}
+
+/// The state of `export --follow`: where it is in the log, and what later lines need from
+/// the records before them.
+struct Follower<W> {
+    /// Each stream's tenant, learnt from every record read, printed or not.
+    lines: ExportLines,
+    /// Each stream's last seq: a stream's records must follow each other, as on any read.
+    seqs: HashMap<StreamId, u64>,
+    /// The position of the next record to take.
+    next: u64,
+    /// The first position to print.
+    from: u64,
+    /// Only this stream's records are printed (`--conversation`).
+    only: Option<StreamId>,
+    out: W,
+}
+
+impl<W: Write> Follower<W> {
+    /// Prints the log from `from` to its end, then every event as it commits, each once and in
+    /// position order. The live feed is subscribed to before the log is read, so that an event
+    /// that commits during the read is in one or the other; one in both is taken once, by its
+    /// position, and a gap in the feed (a lag, or commits before the subscription) is read
+    /// from the log.
+    async fn run(&mut self, store: &PostgresStore, url: &str) -> anyhow::Result<()> {
+        let mut live = store.subscribe();
+        loop {
+            self.catch_up(store, url).await?;
+            loop {
+                match live.recv().await {
+                    Ok(record) if record.position < self.next => {}
+                    Ok(record) if record.position == self.next => {
+                        self.take(&record)?;
+                        if live.is_empty() {
+                            self.flush()?;
+                        }
+                    }
+                    // Records before it are not in the feed: read them from the log.
+                    Ok(_) | Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => {
+                        anyhow::bail!("the live feed of the {} ended", database::name(url))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads and takes every record from `next` to the log's end, flushing after each read.
+    async fn catch_up(&mut self, store: &PostgresStore, url: &str) -> anyhow::Result<()> {
+        let failed = || format!("cannot read the log in the {}", database::name(url));
+        loop {
+            let page = match store.read_all(self.next, FOLLOW_PAGE).await {
+                Ok(page) => page,
+                // A damaged record fails its whole page. As a plain export does, print every
+                // line before it: read that page again one record at a time, and the damaged
+                // record's read fails again and says where.
+                Err(_) => {
+                    for _ in 0..FOLLOW_PAGE {
+                        let one = store.read_all(self.next, 1).await.with_context(failed)?;
+                        let Some(record) = one.first() else {
+                            return Ok(());
+                        };
+                        self.take(record)?;
+                        self.flush()?;
+                    }
+                    continue;
+                }
+            };
+            for record in &page {
+                self.take(record)?;
+            }
+            self.flush()?;
+            if page.len() < FOLLOW_PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Takes the record at `next`: checks it follows its stream's last one, then prints it, or
+    /// only learns from it when it comes before `from` or belongs to another conversation.
+    fn take(&mut self, record: &RecordedEvent) -> anyhow::Result<()> {
+        if record.position != self.next {
+            anyhow::bail!(
+                "the log is damaged at position {}: the read skips to position {}",
+                self.next,
+                record.position
+            );
+        }
+        match self.seqs.get_mut(&record.stream) {
+            Some(last) if record.seq == *last + 1 => *last = record.seq,
+            None if record.seq == 1 => {
+                self.seqs.insert(record.stream.clone(), 1);
+            }
+            last => anyhow::bail!(
+                "the log is damaged at position {}: stream {} jumps from seq {} to {}",
+                record.position,
+                record.stream,
+                last.map_or(0, |last| *last),
+                record.seq
+            ),
+        }
+        self.next += 1;
+        let printed = record.position >= self.from
+            && self.only.as_ref().is_none_or(|only| *only == record.stream);
+        if printed {
+            self.lines.write(record, &mut self.out)?;
+        } else {
+            self.lines.skip(record);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.out
+            .flush()
+            .map_err(|error| AuditError::Write(error).into())
     }
 }
 

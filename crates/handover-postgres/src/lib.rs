@@ -98,6 +98,8 @@ struct Inner {
     node: Option<(Uuid, watch::Receiver<cluster::Owned>)>,
     /// Calls forwarded from here, and to here.
     calls: Arc<calls::Calls>,
+    /// The lease task, stopped when the node leaves.
+    lease_task: Option<tokio::task::AbortHandle>,
 }
 
 impl Drop for Inner {
@@ -208,10 +210,11 @@ impl PostgresStore {
             .as_ref()
             .map(|node| node.lease)
             .unwrap_or_default();
+        let mut lease_task = None;
         let node = options.node.as_ref().map(|node_options| {
             let (owned, watching) = watch::channel(cluster::Owned::default());
             let id = Uuid::now_v7();
-            handle.spawn(
+            let task = handle.spawn(
                 cluster::LeaseTask {
                     connector: connector.clone(),
                     node: id,
@@ -220,6 +223,7 @@ impl PostgresStore {
                 }
                 .run(),
             );
+            lease_task = Some(task.abort_handle());
             (id, watching)
         });
         handle.spawn(
@@ -257,6 +261,7 @@ impl PostgresStore {
                 counters,
                 node,
                 calls,
+                lease_task,
             }),
         })
     }
@@ -274,6 +279,36 @@ impl PostgresStore {
             Some((_, owned)) => (**owned.borrow()).clone(),
             None => BTreeMap::new(),
         }
+    }
+
+    /// Leaves the cluster: stops renewing, gives back every shard this process holds (after
+    /// the appends under way, which hold those leases until they commit) and leaves the live
+    /// nodes, so the others take its shards at their next round instead of after the lease.
+    /// Appends after it are refused ([`StoreError::NotOwner`]). Nothing outside a cluster.
+    pub async fn leave(&self) -> Result<(), StoreError> {
+        let Some((id, _)) = &self.inner.node else {
+            return Ok(());
+        };
+        if let Some(task) = &self.inner.lease_task {
+            task.abort();
+        }
+        let id = *id;
+        self.on_pooled(move |client| async move {
+            client
+                .execute(
+                    "UPDATE handover_leases SET owner = NULL, expires_at = '-infinity'
+                     WHERE owner = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(engine)?;
+            client
+                .execute("DELETE FROM handover_nodes WHERE node = $1", &[&id])
+                .await
+                .map_err(engine)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Whether this process holds the lease of `tenant`'s shard (always, outside a cluster).
@@ -452,6 +487,46 @@ impl EventStore for PostgresStore {
 
     fn owns(&self, tenant: &TenantId) -> bool {
         PostgresStore::owns(self, tenant)
+    }
+
+    async fn leave(&self) -> Result<(), StoreError> {
+        PostgresStore::leave(self).await
+    }
+
+    async fn last_position(&self) -> Result<u64, StoreError> {
+        self.on_pooled(|client| async move {
+            let row = client
+                .query_one("SELECT position FROM handover_head", &[])
+                .await
+                .map_err(engine)?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        })
+        .await
+    }
+
+    fn owned_shards(&self) -> Vec<u16> {
+        match &self.inner.node {
+            Some((_, owned)) => owned.borrow().keys().copied().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    async fn shard_of_stream(&self, stream: &StreamId) -> Result<Option<u16>, StoreError> {
+        if self.inner.node.is_none() {
+            return Ok(None);
+        }
+        let (kind, id) = keys::stream_key(stream);
+        self.on_pooled(move |client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT shard FROM handover_streams WHERE stream_kind = $1 AND stream_id = $2",
+                    &[&kind, &id],
+                )
+                .await
+                .map_err(engine)?;
+            Ok(row.and_then(|row| u16::try_from(row.get::<_, i32>(0)).ok()))
+        })
+        .await
     }
 
     fn stats(&self) -> StoreStats {

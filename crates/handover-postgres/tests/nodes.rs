@@ -177,6 +177,46 @@ fn a_dead_nodes_shards_are_taken_over_and_written_by_the_others() {
     });
 }
 
+#[test]
+fn a_node_that_leaves_gives_its_shards_back_and_writes_no_more() {
+    let cluster = PgCluster::start();
+    let url = cluster.create_database("leave");
+    run(async move {
+        let a = node(&url).await;
+        let b = node(&url).await;
+        until(|| a.shards().len() == 128 && b.shards().len() == 128).await;
+        let (mine, _) = tenants(&a);
+        let (stream, id) = agent(&mine);
+        a.append(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![registered(&id, &mine)],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let epoch_before = a.shards()[&shard_of(&mine)];
+        a.leave().await.unwrap();
+        // Its appends are fenced at once, before anyone took the shard.
+        let refused = a
+            .append(&stream, ExpectedVersion::Exact(1), vec![activated(&id)])
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::NotOwner { shard }) if shard == shard_of(&mine)),
+            "{refused:?}"
+        );
+        let left = Instant::now();
+        until(|| b.shards().len() == 256).await;
+        let taken_after = left.elapsed();
+        assert!(b.shards()[&shard_of(&mine)] > epoch_before);
+        b.append(&stream, ExpectedVersion::Exact(1), vec![activated(&id)])
+            .await
+            .unwrap()
+            .unwrap();
+        println!("a node that left had its 128 shards held by the other {taken_after:?} later (lease {LEASE:?})");
+    });
+}
+
 /// The node the pause test stops: holds every shard, then appends to one AI agent's stream as
 /// fast as it can, printing `ACK <position>` for each acknowledged append, until an append is
 /// refused because another node owns the shard (`FENCED`).

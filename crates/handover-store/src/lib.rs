@@ -213,4 +213,31 @@ pub trait EventStore: Send + Sync + 'static {
         let _ = tenant;
         true
     }
+
+    /// The last position committed to the log by any process, asked of the log itself (for a
+    /// shared log, [`head`](Self::head) is what this process's feed has seen so far).
+    async fn last_position(&self) -> Result<u64, StoreError> {
+        Ok(self.head())
+    }
+
+    /// Lets go of what this process holds of a log other processes share (a cluster's leases),
+    /// so that they take over at once rather than once it expires; its appends are refused
+    /// after. Nothing for a store that is its log's only writer.
+    async fn leave(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The tenant shards ([`handover_core::placement`]) this process holds the leases of, in
+    /// a cluster; empty for a store that is its log's only writer (it writes every tenant).
+    fn owned_shards(&self) -> Vec<u16> {
+        Vec::new()
+    }
+
+    /// The shard a stream was placed in when it was opened, for a stream this process has not
+    /// seen yet (another node opened it a moment ago); `None` when the stream does not exist,
+    /// or on a store that is its log's only writer.
+    async fn shard_of_stream(&self, stream: &StreamId) -> Result<Option<u16>, StoreError> {
+        let _ = stream;
+        Ok(None)
+    }
 }

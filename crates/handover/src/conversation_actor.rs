@@ -54,6 +54,8 @@ pub(crate) struct Conversations {
     /// Orders the commands that give a human a conversation (see `gate`).
     pub(crate) human_gates: HumanGates,
     pub(crate) live: ActorMap<ConversationId, ConversationActor>,
+    /// Which tenants this runtime decides for (all of them, unless the log is shared).
+    pub(crate) tenure: crate::tenure::Tenure,
     pub(crate) passivate_after: Option<Duration>,
     pub(crate) ai_agent_backlog_max: usize,
     /// The humans `decide` checks authority against.
@@ -252,8 +254,35 @@ impl ConversationActor {
     }
 
     /// Arms the conversation's next deadline, if it changed.
+    /// Whether this runtime decides for the conversation's tenant (a conversation not opened
+    /// yet belongs to the tenant its opening names, which the facade routed by).
+    fn acting(&self) -> bool {
+        self.state
+            .tenant()
+            .is_none_or(|tenant| self.shared.tenure.acts_for(tenant))
+    }
+
+    /// Refuses a command for a tenant another node decides for, before the rules judge it on
+    /// this node's read models of that tenant, which trail the owner's; the facade forwards it
+    /// to the shard the error names. The actor stops: it is not kept for a tenant not ours.
+    fn check_acting(&mut self, ctx: &mut Context<Self>) -> Result<(), Error> {
+        match self.state.tenant() {
+            Some(tenant) if !self.shared.tenure.acts_for(tenant) => {
+                let shard = handover_core::placement::shard_of(tenant);
+                ctx.stop();
+                Err(Error::Store(StoreError::NotOwner { shard }))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn arm_deadline(&mut self) {
-        let next = conversation::next_deadline(&self.state, &self.shared.settings);
+        // Another node times the tenants it decides for.
+        let next = if self.acting() {
+            conversation::next_deadline(&self.state, &self.shared.settings)
+        } else {
+            None
+        };
         if next != self.armed {
             self.armed = next;
             self.shared.timers.arm(self.id, next);
@@ -495,7 +524,10 @@ impl Actor for ConversationActor {
                     debug!(conversation_id = %act.id, version = activity.events, "conversation rebuilt from its stream");
                     act.state = state;
                     act.activity = activity;
-                    act.shared.track(act.id, &act.state);
+                    // The follower keeps the board for the tenants other nodes decide for.
+                    if act.acting() {
+                        act.shared.track(act.id, &act.state);
+                    }
                     act.arm_deadline();
                 }
                 Err(error) => {
@@ -516,7 +548,10 @@ impl Handler<Execute> for ConversationActor {
 
     fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) -> Self::Result {
         self.last_active = Instant::now();
-        if let Err(error) = self.check_trusted(ctx) {
+        if let Err(error) = self
+            .check_trusted(ctx)
+            .and_then(|()| self.check_acting(ctx))
+        {
             return Reply::Now(Err(error));
         }
         let command = &*msg.command;
@@ -600,21 +635,49 @@ impl Handler<GetView> for ConversationActor {
     fn handle(&mut self, _: GetView, ctx: &mut Context<Self>) -> Self::Result {
         self.last_active = Instant::now();
         self.check_readable(ctx)?;
-        let mut view = self
-            .activity
-            .view(self.id, &self.state)
-            .ok_or(Error::UnknownConversation(self.id))?;
-        if let (None, Some(human)) = (&view.assigned_human_name, &view.assigned_human) {
-            // Reclaimed: the name is the directory's.
-            view.assigned_human_name = self
-                .shared
-                .directory
-                .read()
-                .get(human)
-                .map(|h| h.profile.name.clone());
-        }
-        Ok(view)
+        view_of(&self.shared, self.id, &self.state, &self.activity)
     }
+}
+
+/// The caller's view of a conversation's state.
+fn view_of(
+    shared: &Conversations,
+    id: ConversationId,
+    state: &Conversation,
+    activity: &Activity,
+) -> Result<ConversationView, Error> {
+    let mut view = activity
+        .view(id, state)
+        .ok_or(Error::UnknownConversation(id))?;
+    if let (None, Some(human)) = (&view.assigned_human_name, &view.assigned_human) {
+        // Reclaimed: the name is the directory's.
+        view.assigned_human_name = shared
+            .directory
+            .read()
+            .get(human)
+            .map(|h| h.profile.name.clone());
+    }
+    Ok(view)
+}
+
+/// The view of a conversation another node decides for, folded from its stream as the log
+/// holds it; `None` when this node decides for it after all (its actor answers then).
+pub(crate) async fn view_from_log(
+    shared: &Conversations,
+    id: ConversationId,
+) -> Result<Option<ConversationView>, Error> {
+    let records = shared
+        .store
+        .read_stream(&StreamId::Conversation(id), SeqRange::ALL)
+        .await?;
+    let (state, activity) = fold_stream(&records)?;
+    if state
+        .tenant()
+        .is_some_and(|tenant| shared.tenure.acts_for(tenant))
+    {
+        return Ok(None);
+    }
+    view_of(shared, id, &state, &activity).map(Some)
 }
 
 impl Handler<AddWatcher> for ConversationActor {

@@ -80,7 +80,7 @@ pub(crate) async fn run(runtime: Arc<Runtime>, mut requests: mpsc::UnboundedRece
 async fn route_tenant(runtime: &Runtime, tenant: &TenantId) {
     let shared = &runtime.conversations;
     // Another node routes the tenants it owns.
-    if !shared.store.owns(tenant) {
+    if !shared.tenure.acts_for(tenant) {
         return;
     }
     let waiting = shared.board.lock().waiting(Some(tenant));

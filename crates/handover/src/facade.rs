@@ -79,8 +79,10 @@ impl Drop for Owner {
     }
 }
 
-/// Runs a conversation command on the node that owns `shard`, once.
+/// Runs a conversation command on the node that owns `shard`, once; returns once this node's
+/// read models hold what it recorded.
 async fn forward_execute(
+    runtime: &Runtime,
     forward: &dyn crate::runtime::Forward,
     shard: u16,
     conversation_id: ConversationId,
@@ -92,24 +94,52 @@ async fn forward_execute(
         command_id,
         command,
     };
-    let bytes = crate::wire::encode_call(&call).map_err(|e| e.into_error())?;
-    let answer = forward.forward(shard, bytes).await?;
-    crate::wire::decode_answer(&answer)
-        .map_err(|e| e.into_error())
-        .and_then(crate::wire::into_receipt)
+    let receipt = crate::wire::into_receipt(forward_call(forward, shard, &call).await?)?;
+    runtime.caught_up(last_position(&receipt)).await;
+    Ok(receipt)
 }
 
-/// Runs a call that answers nothing on the node that owns `shard`.
+/// The position of the last event a receipt carries (0 for none).
+fn last_position(receipt: &Receipt) -> u64 {
+    receipt.events.last().map_or(0, |record| record.position)
+}
+
+/// Sends `call` to the node that owns `shard` and decodes its answer.
+async fn forward_call(
+    forward: &dyn crate::runtime::Forward,
+    shard: u16,
+    call: &crate::wire::Call,
+) -> Result<crate::wire::Answer, Error> {
+    let bytes = crate::wire::encode_call(call).map_err(|e| e.into_error())?;
+    let answer = forward.forward(shard, bytes).await?;
+    crate::wire::decode_answer(&answer).map_err(|e| e.into_error())
+}
+
+/// Runs a call that answers nothing on the node that owns `shard`; returns once this node's
+/// read models hold what it recorded.
 pub(crate) async fn forward_done(
+    runtime: &Runtime,
     forward: &dyn crate::runtime::Forward,
     shard: u16,
     call: crate::wire::Call,
 ) -> Result<(), Error> {
-    let bytes = crate::wire::encode_call(&call).map_err(|e| e.into_error())?;
-    let answer = forward.forward(shard, bytes).await?;
-    crate::wire::decode_answer(&answer)
-        .map_err(|e| e.into_error())
-        .and_then(crate::wire::into_done)
+    crate::wire::into_done(forward_call(forward, shard, &call).await?)?;
+    runtime.caught_up_with_log().await;
+    Ok(())
+}
+
+/// Runs [`crate::wire::Call::AcceptNext`] on the node that owns `shard`.
+pub(crate) async fn forward_maybe_receipt(
+    runtime: &Runtime,
+    forward: &dyn crate::runtime::Forward,
+    shard: u16,
+    call: crate::wire::Call,
+) -> Result<Option<Receipt>, Error> {
+    let receipt = crate::wire::into_maybe_receipt(forward_call(forward, shard, &call).await?)?;
+    if let Some(receipt) = &receipt {
+        runtime.caught_up(last_position(receipt)).await;
+    }
+    Ok(receipt)
 }
 
 /// Forwarding through the PostgreSQL store.
@@ -268,6 +298,7 @@ impl Handover {
             gates: AgentGates::default(),
             human_gates: HumanGates::default(),
             live: ActorMap::new(),
+            tenure: crate::tenure::Tenure::new(shared_log),
             passivate_after: settings.passivate_after,
             ai_agent_backlog_max: settings.ai_agent_backlog_max,
             directory: SharedDirectory::new(directory),
@@ -319,6 +350,8 @@ impl Handover {
 
     /// Stops the runtime and waits until every actor has stopped. Calls on other clones then
     /// fail with [`Error::Stopped`]. The data directory is released when the last clone drops.
+    /// A cluster's node then gives its shards back, and the other nodes take them over at
+    /// their next lease round (a node that dies instead loses them when its lease expires).
     pub async fn shutdown(self) {
         self.owner.runtime.mark_stopping();
         self.owner.system.stop();
@@ -326,6 +359,11 @@ impl Handover {
         let stopped = lock(&self.owner.stopped).take();
         if let Some(stopped) = stopped {
             let _ = stopped.await;
+        }
+        // A cluster's node gives its shards back now that its actors have stopped, so the
+        // other nodes take them over at once instead of after the lease.
+        if let Err(error) = self.owner.runtime.conversations.store.leave().await {
+            tracing::warn!(%error, "the node could not give its shards back; they move when its lease expires");
         }
     }
 
@@ -371,7 +409,10 @@ impl Handover {
             }),
             _ => None,
         };
-        if let Some(done) = self.forward_foreign(tenant, call).await {
+        if let Some(done) = self
+            .forward_foreign(tenant, &StreamId::AiAgent(agent_id.clone()), call)
+            .await
+        {
             return done;
         }
         let local = runtime
@@ -383,7 +424,9 @@ impl Handover {
         match local {
             Err(Error::Store(handover_store::StoreError::NotOwner { shard })) => {
                 match (runtime.forward.get(), call()) {
-                    (Some(forward), Some(call)) => forward_done(&**forward, shard, call).await,
+                    (Some(forward), Some(call)) => {
+                        forward_done(runtime, &**forward, shard, call).await
+                    }
                     _ => Err(Error::Store(handover_store::StoreError::NotOwner { shard })),
                 }
             }
@@ -396,14 +439,43 @@ impl Handover {
     pub(crate) async fn forward_foreign(
         &self,
         tenant: Option<handover_core::TenantId>,
+        stream: &StreamId,
         call: impl FnOnce() -> Option<crate::wire::Call>,
     ) -> Option<Result<(), Error>> {
         let runtime = self.runtime();
+        // Settled first, even without forwarding: a shard just gained is decided for here only
+        // once the runtime took it up.
+        let shard = self.foreign_shard(tenant, Some(stream)).await?;
         let forward = runtime.forward.get()?;
-        let tenant = tenant.filter(|t| !runtime.conversations.store.owns(t))?;
         let call = call()?;
-        let shard = handover_core::placement::shard_of(&tenant);
-        Some(forward_done(&**forward, shard, call).await)
+        Some(forward_done(runtime, &**forward, shard, call).await)
+    }
+
+    /// The shard of the node that decides for `tenant` (or, when this node does not know the
+    /// stream's tenant yet, for the shard the stream was placed in), when that is another
+    /// node: `None` when this node decides for it, or nobody knows the stream.
+    pub(crate) async fn foreign_shard(
+        &self,
+        tenant: Option<handover_core::TenantId>,
+        stream: Option<&StreamId>,
+    ) -> Option<u16> {
+        let shared = &self.runtime().conversations;
+        if !shared.store.is_shared() {
+            return None;
+        }
+        match tenant {
+            Some(tenant) => (!shared.tenure.settle(&*shared.store, &tenant).await)
+                .then(|| handover_core::placement::shard_of(&tenant)),
+            // Opened on another node a moment ago: its commit has not reached this node yet.
+            None => match shared.store.shard_of_stream(stream?).await {
+                Ok(Some(shard)) => (!shared.tenure.acts_for_shard(shard)).then_some(shard),
+                Ok(None) => None,
+                Err(error) => {
+                    tracing::debug!(%error, "cannot look up where a stream was placed");
+                    None
+                }
+            },
+        }
     }
 
     /// Registers an AI agent. It starts inactive: [`activate_ai_agent`](Self::activate_ai_agent)
@@ -554,7 +626,23 @@ impl Handover {
                 return Err(Error::AiAgentNotRunning(agent_id.clone()));
             }
         }
+        let shared = &runtime.conversations;
+        if !shared.store.is_shared() {
+            return runtime
+                .execute(conversation_id, Arc::new(command), command_id)
+                .await;
+        }
+        let tenant = match &command {
+            ConversationCommand::Start { tenant, .. } => Some(tenant.clone()),
+            ConversationCommand::Open { .. } => Some(handover_core::TenantId::default_tenant()),
+            _ => shared.board.lock().tenant_of(&conversation_id),
+        };
         let Some(forward) = runtime.forward.get() else {
+            // A node that forwards nothing (started on a cluster's store directly) runs what
+            // it is given once the shard is settled; the fence refuses what is not its own.
+            if let Some(tenant) = &tenant {
+                shared.tenure.settle(&*shared.store, tenant).await;
+            }
             return runtime
                 .execute(conversation_id, Arc::new(command), command_id)
                 .await;
@@ -562,16 +650,11 @@ impl Handover {
         // On a cluster's node every command carries an id, so that wherever it ends up
         // running, it is recorded once.
         let command_id = command_id.unwrap_or_else(CommandId::new);
-        let tenant = match &command {
-            ConversationCommand::Start { tenant, .. } => Some(tenant.clone()),
-            ConversationCommand::Open { .. } => Some(handover_core::TenantId::default_tenant()),
-            _ => runtime
-                .conversations
-                .board
-                .lock()
-                .tenant_of(&conversation_id),
+        let foreign = match tenant {
+            Some(tenant) if !shared.tenure.settle(&*shared.store, &tenant).await => Some(tenant),
+            _ => None,
         };
-        let shard = match tenant.filter(|t| !runtime.conversations.store.owns(t)) {
+        let shard = match foreign {
             Some(tenant) => handover_core::placement::shard_of(&tenant),
             None => {
                 // Ours, or not known here yet (the follower has not seen the conversation):
@@ -583,6 +666,7 @@ impl Handover {
                 {
                     Err(Error::Store(handover_store::StoreError::NotOwner { shard })) => {
                         return forward_execute(
+                            runtime,
                             &**forward,
                             shard,
                             conversation_id,
@@ -595,7 +679,15 @@ impl Handover {
                 }
             }
         };
-        forward_execute(&**forward, shard, conversation_id, command_id, command).await
+        forward_execute(
+            runtime,
+            &**forward,
+            shard,
+            conversation_id,
+            command_id,
+            command,
+        )
+        .await
     }
 
     /// Opens a conversation for `customer` on `channel` in the default tenant: given to
@@ -716,7 +808,21 @@ impl Handover {
         &self,
         conversation_id: ConversationId,
     ) -> Result<ConversationView, Error> {
-        self.runtime().ask(conversation_id, || GetView).await?
+        let runtime = self.runtime();
+        let shared = &runtime.conversations;
+        if shared.store.is_shared() {
+            let tenant = shared.board.lock().tenant_of(&conversation_id);
+            if tenant.is_none_or(|tenant| !shared.tenure.acts_for(&tenant)) {
+                // Another node decides for it (or this one has not seen it): the view of its
+                // stream as the log holds it, without an actor here.
+                if let Some(view) =
+                    crate::conversation_actor::view_from_log(shared, conversation_id).await?
+                {
+                    return Ok(view);
+                }
+            }
+        }
+        runtime.ask(conversation_id, || GetView).await?
     }
 
     /// The conversation's events so far, read from the log.

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use handover_core::placement::shard_of;
 use handover_core::{conversation, Conversation, ConversationId, Event, StreamId, TenantId};
 use handover_store::RecordedEvent;
 use tokio::sync::broadcast::error::RecvError;
@@ -32,9 +33,6 @@ struct Follower {
     runtime: Arc<Runtime>,
     known: HashMap<StreamId, u64>,
     states: HashMap<ConversationId, Conversation>,
-    /// The tenants this node acts for: their deadlines armed, their AI assignments taken up,
-    /// their queues routed here.
-    acting: HashSet<TenantId>,
 }
 
 /// How often the follower compares the leases with the tenants it acts for.
@@ -48,7 +46,6 @@ pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
         runtime,
         known: start.known,
         states: start.states,
-        acting: HashSet::new(),
     };
     let mut ownership = tokio::time::interval(OWNERSHIP_EVERY);
     let mut next = start.from;
@@ -67,6 +64,7 @@ pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
                 follower.apply(record);
                 next = record.position + 1;
             }
+            follower.runtime.followed.send_replace(next - 1);
             if page.len() < PAGE {
                 break;
             }
@@ -79,11 +77,12 @@ pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
             let received = tokio::select! {
                 received = live.recv() => received,
                 _ = ownership.tick() => {
-                    // Read what the log holds first: a gained tenant is taken up on it.
-                    if store.head() >= next {
+                    // A shard gained or lost: read the log to its end first (the database's,
+                    // not the feed's idea of it), so a gained tenant is taken up on states
+                    // that hold every commit of its former owner.
+                    if follower.ownership_changed() {
                         break;
                     }
-                    follower.reconcile();
                     continue;
                 }
             };
@@ -91,6 +90,7 @@ pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
                 Ok(record) if record.position < next => {}
                 Ok(record) if record.position == next => {
                     follower.apply(&record);
+                    follower.runtime.followed.send_replace(next);
                     next += 1;
                 }
                 // A gap (the feed started later than the log's end, or lagged): read it.
@@ -102,38 +102,55 @@ pub(crate) async fn run(runtime: Arc<Runtime>, start: Start) {
 }
 
 impl Follower {
-    /// Takes up the tenants this node now owns and lets go of the ones it no longer does.
-    fn reconcile(&mut self) {
+    /// Whether the leases the store holds differ from the shards the runtime acts for.
+    fn ownership_changed(&self) -> bool {
         let shared = &self.runtime.conversations;
-        let tenants: HashSet<TenantId> = self
-            .states
-            .values()
-            .filter_map(|state| state.tenant().cloned())
-            .collect();
-        let owned: HashSet<TenantId> = tenants
-            .into_iter()
-            .filter(|tenant| shared.store.owns(tenant))
-            .collect();
-        let gained: Vec<TenantId> = owned.difference(&self.acting).cloned().collect();
-        let lost: Vec<TenantId> = self.acting.difference(&owned).cloned().collect();
-        for tenant in &lost {
-            debug!(%tenant, "another node now owns the tenant");
-            self.let_go(tenant);
-        }
-        for tenant in &gained {
-            debug!(%tenant, "this node now owns the tenant");
-            self.take_up(tenant);
-        }
-        // Tenants whose conversations all closed leave the set; they come back with a new one.
-        self.acting = owned;
+        let owned: HashSet<u16> = shared.store.owned_shards().into_iter().collect();
+        owned != shared.tenure.shards()
     }
 
-    fn take_up(&self, tenant: &TenantId) {
+    /// Takes up the shards this node now holds and lets go of the ones it no longer does.
+    /// Called only once the follower has read the log to its end.
+    fn reconcile(&mut self) {
         let shared = &self.runtime.conversations;
-        for (id, state) in &self.states {
-            if state.tenant() != Some(tenant) {
-                continue;
+        let owned: HashSet<u16> = shared.store.owned_shards().into_iter().collect();
+        let taken = shared.tenure.shards();
+        let lost: HashSet<u16> = taken.difference(&owned).copied().collect();
+        let gained: HashSet<u16> = owned.difference(&taken).copied().collect();
+        if !lost.is_empty() {
+            debug!(shards = lost.len(), "another node now owns these shards");
+            // First stop deciding, then stop the actors and timers of those tenants.
+            for &shard in &lost {
+                shared.tenure.let_go(shard);
             }
+            self.let_go(&lost);
+        }
+        if !gained.is_empty() {
+            debug!(shards = gained.len(), "this node now owns these shards");
+            self.take_up(&gained);
+            for &shard in &gained {
+                shared.tenure.take_up(shard);
+            }
+        }
+    }
+
+    fn in_shards<'a>(
+        &'a self,
+        shards: &'a HashSet<u16>,
+    ) -> impl Iterator<Item = (&'a ConversationId, &'a Conversation, &'a TenantId)> + 'a {
+        self.states.iter().filter_map(move |(id, state)| {
+            let tenant = state.tenant()?;
+            shards
+                .contains(&shard_of(tenant))
+                .then_some((id, state, tenant))
+        })
+    }
+
+    fn take_up(&self, shards: &HashSet<u16>) {
+        let shared = &self.runtime.conversations;
+        let mut tenants = HashSet::new();
+        for (id, state, tenant) in self.in_shards(shards) {
+            tenants.insert(tenant.clone());
             // `decide(Tick)` records each deadline once: one the former owner recorded is not
             // recorded again.
             shared
@@ -152,15 +169,14 @@ impl Follower {
                 }
             }
         }
-        shared.dispatch.request(tenant.clone());
+        for tenant in tenants {
+            shared.dispatch.request(tenant);
+        }
     }
 
-    fn let_go(&self, tenant: &TenantId) {
+    fn let_go(&self, shards: &HashSet<u16>) {
         let shared = &self.runtime.conversations;
-        for (id, state) in &self.states {
-            if state.tenant() != Some(tenant) {
-                continue;
-            }
+        for (id, state, _) in self.in_shards(shards) {
             shared.timers.arm(*id, None);
             if let Some(assignment) = state.assignment() {
                 shared.assignments.ended(&assignment.agent_id, *id);
@@ -195,7 +211,7 @@ impl Follower {
                     }
                 };
                 if let Some(tenant) = state.tenant() {
-                    if !shared.store.owns(tenant) {
+                    if !shared.tenure.acts_for(tenant) {
                         shared.track(*id, &state);
                     }
                 }
@@ -210,7 +226,7 @@ impl Follower {
                     .get(id)
                     .map(|human| human.profile.tenant.clone())
                     .or_else(|| opening_tenant(&record.event));
-                if tenant.is_some_and(|tenant| !shared.store.owns(&tenant)) {
+                if tenant.is_some_and(|tenant| !shared.tenure.acts_for(&tenant)) {
                     if let Err(rejection) = shared.directory.follow(&record.event) {
                         warn!(human = %id, %rejection, "the follower cannot fold a record");
                     }
@@ -223,7 +239,7 @@ impl Follower {
                     .get(id)
                     .map(|agent| agent.tenant.clone())
                     .or_else(|| opening_tenant(&record.event));
-                if tenant.is_some_and(|tenant| !shared.store.owns(&tenant)) {
+                if tenant.is_some_and(|tenant| !shared.tenure.acts_for(&tenant)) {
                     if let Err(rejection) = shared.roster.evolve(&record.event) {
                         warn!(agent = %id, %rejection, "the follower cannot fold a record");
                     }

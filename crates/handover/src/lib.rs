@@ -94,6 +94,7 @@ mod staff;
 mod startup;
 mod sync;
 mod tenant;
+mod tenure;
 mod timers;
 mod view;
 mod watch;

@@ -50,6 +50,8 @@ pub(crate) struct Runtime {
     /// Set once the runtime is shutting down: a closed mailbox then means the runtime stopped,
     /// not that one actor did.
     stopping: AtomicBool,
+    /// On a shared log: the last position the follower has folded into the read models.
+    pub(crate) followed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Runtime {
@@ -73,7 +75,31 @@ impl Runtime {
             ai_cancel_grace,
             stopping: AtomicBool::new(false),
             forward: OnceLock::new(),
+            followed: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Waits until the read models hold every event committed up to `position`: a write this
+    /// caller had another node make is then visible here too (read-your-writes). Bounded: a
+    /// follower held up by the database is not a reason to fail the write that succeeded.
+    pub(crate) async fn caught_up(&self, position: u64) {
+        const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+        let mut followed = self.followed.subscribe();
+        let _ = tokio::time::timeout(CATCH_UP_WAIT, followed.wait_for(|&at| at >= position)).await;
+    }
+
+    /// [`caught_up`](Self::caught_up) with the log's last position now, for a write whose
+    /// position the answer does not carry.
+    pub(crate) async fn caught_up_with_log(&self) {
+        match self.conversations.store.last_position().await {
+            Ok(position) => self.caught_up(position).await,
+            Err(error) => tracing::debug!(%error, "cannot read the log's last position"),
+        }
+    }
+
+    /// Whether the runtime is shutting down.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
     /// Marks the runtime as shutting down, before its actors stop.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use handover_core::{
     AgentName, AiAgentCommand, AiAgentProfile, Channel, ConversationCommand, ConversationId,
     CustomerId, Human, HumanCommand, HumanId, Language, MessageText, NoteAudience, Participant,
-    Presence, Reason, Role, TeamId, TenantId, TransferTarget,
+    Presence, Reason, Role, StreamId, TeamId, TenantId, TransferTarget,
 };
 use handover_store::RecordedEvent;
 use uuid::Uuid;
@@ -247,14 +247,17 @@ impl Handover {
             _ => None,
         };
         // Forwarded: the owner records it; its events reach this node through the follower.
-        if let Some(done) = self.forward_foreign(tenant, call).await {
+        if let Some(done) = self
+            .forward_foreign(tenant, &StreamId::Human(id.clone()), call)
+            .await
+        {
             return done.map(|()| Vec::new());
         }
         match humans::execute(self.runtime(), id.clone(), command.clone()).await {
             Err(Error::Store(handover_store::StoreError::NotOwner { shard })) => {
                 match (self.runtime().forward.get(), call()) {
                     (Some(forward), Some(call)) => {
-                        crate::facade::forward_done(&**forward, shard, call)
+                        crate::facade::forward_done(self.runtime(), &**forward, shard, call)
                             .await
                             .map(|()| Vec::new())
                     }
@@ -344,6 +347,21 @@ impl Handover {
     /// the router's answers change without the runtime knowing (an external ACD), or to wait
     /// for routing to settle (a simulation's step).
     pub async fn route_now(&self, tenant: &TenantId) {
+        // Another node routes the tenants it decides for.
+        if let (Some(forward), Some(shard)) = (
+            self.runtime().forward.get(),
+            self.foreign_shard(Some(tenant.clone()), None).await,
+        ) {
+            let call = crate::wire::Call::RouteNow {
+                tenant: tenant.clone(),
+            };
+            if let Err(error) =
+                crate::facade::forward_done(self.runtime(), &**forward, shard, call).await
+            {
+                tracing::warn!(%tenant, %error, "routing on the tenant's node failed");
+            }
+            return;
+        }
         self.runtime()
             .conversations
             .dispatch
@@ -427,6 +445,27 @@ impl Handover {
     /// A human takes the oldest conversation waiting in the queues they may accept from;
     /// `None` when none waits.
     pub async fn accept_next(&self, by: HumanId) -> Result<Option<Receipt>, Error> {
+        // The queues are judged on the node that decides for the human's tenant.
+        if let Some(forward) = self.runtime().forward.get() {
+            let tenant = self
+                .runtime()
+                .conversations
+                .directory
+                .read()
+                .get(&by)
+                .map(|human| human.profile.tenant.clone());
+            let stream = StreamId::Human(by.clone());
+            if let Some(shard) = self.foreign_shard(tenant, Some(&stream)).await {
+                let call = crate::wire::Call::AcceptNext { by };
+                return crate::facade::forward_maybe_receipt(
+                    self.runtime(),
+                    &**forward,
+                    shard,
+                    call,
+                )
+                .await;
+            }
+        }
         let candidates: Vec<ConversationId> = {
             let shared = &self.runtime().conversations;
             let directory = shared.directory.read();

@@ -70,12 +70,16 @@ impl std::fmt::Debug for Watch {
 }
 
 /// Registers a watcher with the conversation's actor and reads the log from `after_seq` up to
-/// the version the actor gave: events after it reach the new channel.
+/// the version the actor gave: events after it reach the new channel. On a log other nodes
+/// write too, follows the store's feed instead, which holds every node's commits.
 async fn follow(
     runtime: Arc<Runtime>,
     conversation_id: ConversationId,
     after_seq: u64,
 ) -> Result<Following, Error> {
+    if runtime.conversations.store.is_shared() {
+        return follow_feed(runtime, conversation_id, after_seq).await;
+    }
     let (sender, live) = mpsc::channel(WATCHER_BACKLOG_EVENTS_MAX);
     let lagged = Arc::new(AtomicBool::new(false));
     let version = runtime
@@ -102,6 +106,90 @@ async fn follow(
     } else {
         VecDeque::new()
     };
+    Ok(Following {
+        history,
+        live,
+        lagged,
+    })
+}
+
+/// Reads the stream's events after `after_seq` from the log.
+async fn read_after(
+    runtime: &Runtime,
+    stream: &StreamId,
+    after_seq: u64,
+) -> Result<Vec<Arc<RecordedEvent>>, Error> {
+    let range = SeqRange {
+        from: after_seq + 1,
+        to: u64::MAX,
+        max: usize::MAX,
+    };
+    Ok(runtime
+        .conversations
+        .store
+        .read_stream(stream, range)
+        .await?
+        .into_iter()
+        .map(Arc::new)
+        .collect())
+}
+
+/// Follows the conversation in the store's feed (every node's commits, in position order),
+/// whichever node decides for it, even as that changes: subscribed before the log is read, so
+/// nothing committed in between is missed; by seq, so nothing is repeated; a gap or a lag is
+/// read from the log.
+async fn follow_feed(
+    runtime: Arc<Runtime>,
+    conversation_id: ConversationId,
+    after_seq: u64,
+) -> Result<Following, Error> {
+    if runtime.is_stopping() {
+        return Err(Error::Stopped);
+    }
+    let stream = StreamId::Conversation(conversation_id);
+    let mut feed = runtime.conversations.store.subscribe();
+    // From the last event seen, so that a conversation that does not exist is told apart.
+    let known = read_after(&runtime, &stream, after_seq.saturating_sub(1)).await?;
+    if known.is_empty() {
+        return Err(Error::UnknownConversation(conversation_id));
+    }
+    let history: VecDeque<_> = known
+        .into_iter()
+        .filter(|record| record.seq > after_seq)
+        .collect();
+    let mut last = history.back().map_or(after_seq, |record| record.seq);
+    let (sender, live) = mpsc::channel(WATCHER_BACKLOG_EVENTS_MAX);
+    let lagged = Arc::new(AtomicBool::new(false));
+    let following = Arc::clone(&runtime);
+    runtime.ai_runtime.spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let received = tokio::select! {
+                received = feed.recv() => received,
+                // The watch was dropped.
+                () = sender.closed() => return,
+            };
+            let missed = match received {
+                Ok(record) if record.stream != stream || record.seq <= last => continue,
+                Ok(record) if record.seq == last + 1 => vec![record],
+                // A gap (the feed lagged, or started after a commit): read it from the log.
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    match read_after(&following, &stream, last).await {
+                        Ok(records) => records,
+                        // The watch resumes from the log by itself.
+                        Err(_) => return,
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            };
+            for record in missed {
+                last = record.seq;
+                if sender.send(record).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
     Ok(Following {
         history,
         live,

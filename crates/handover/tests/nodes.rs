@@ -9,9 +9,13 @@ use handover::*;
 use handover_postgres::{NodeOptions, PostgresOptions, PostgresStore};
 use handover_testkit::PgCluster;
 
+/// Long enough that a loaded machine renews in time (ownership stays put while a test acts);
+/// the takeovers here follow a clean shutdown, which gives the shards back at once.
+const LEASE: Duration = Duration::from_secs(5);
+
 async fn node(url: &str) -> (PostgresStore, Handover) {
     let mut node = NodeOptions::default();
-    node.lease = Duration::from_secs(1);
+    node.lease = LEASE;
     let mut options = PostgresOptions::default();
     options.poll_interval = Duration::from_millis(50);
     options.node = Some(node);
@@ -25,10 +29,14 @@ async fn node(url: &str) -> (PostgresStore, Handover) {
     (store, handover)
 }
 
-async fn until(mut done: impl FnMut() -> bool) {
+/// Waits until `done` holds, polling; a guard against a hang, not a measure of speed.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let guard = Instant::now();
     while !done() {
-        assert!(guard.elapsed() < Duration::from_secs(120), "never happened");
+        assert!(
+            guard.elapsed() < Duration::from_secs(120),
+            "never happened: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -52,7 +60,10 @@ fn every_node_answers_for_every_tenant_and_only_the_owner_writes() {
     runtime.block_on(async move {
         let (a_store, a) = node(&url).await;
         let (b_store, b) = node(&url).await;
-        until(|| a_store.shards().len() == 128 && b_store.shards().len() == 128).await;
+        until("the leases split", || {
+            a_store.shards().len() == 128 && b_store.shards().len() == 128
+        })
+        .await;
         let tenant = tenant_of(&a_store);
         assert!(!b_store.owns(&tenant));
 
@@ -72,7 +83,7 @@ fn every_node_answers_for_every_tenant_and_only_the_owner_writes() {
             .unwrap();
 
         // B, which does not own the tenant, sees A's human and A's waiting conversation.
-        until(|| {
+        until("B sees A's human and waiting conversation", || {
             b.human(&ana).is_some()
                 && b.waiting(&tenant)
                     .iter()
@@ -98,7 +109,7 @@ fn every_node_answers_for_every_tenant_and_only_the_owner_writes() {
 
 async fn full_node(url: &str) -> Handover {
     let mut node = NodeOptions::default();
-    node.lease = Duration::from_secs(1);
+    node.lease = LEASE;
     let mut options = PostgresOptions::default();
     options.poll_interval = Duration::from_millis(50);
     options.node = Some(node);
@@ -239,7 +250,7 @@ fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner()
         let b = full_node(&url).await;
         // Both hold shards; a tenant A owns. Everything below is done on B and forwarded.
         let named = |i: i32| TenantId::new(format!("t-{i}")).unwrap();
-        until(|| {
+        until("both nodes own tenants", || {
             (0..64).any(|i| a.owns_tenant(&named(i))) && (0..64).any(|i| b.owns_tenant(&named(i)))
         })
         .await;
@@ -266,7 +277,7 @@ fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner()
         .unwrap();
         b.activate_ai_agent(bot.clone()).await.unwrap();
         a.attach_ai_agent(bot.clone(), Arc::new(Echo)).unwrap();
-        until(|| {
+        until("B sees the active AI agent", || {
             b.ai_agents()
                 .iter()
                 .any(|agent| agent.profile.id == bot && agent.active)
@@ -338,5 +349,247 @@ fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner()
             .count();
         assert_eq!(replies, vec!["echo: are you there?".to_owned()]);
         assert_eq!(count, 1);
+    });
+}
+
+/// Waits until two nodes hold every lease between them.
+async fn until_two_owners(client: &tokio_postgres::Client) {
+    let guard = Instant::now();
+    loop {
+        let owners: i64 = client
+            .query_one(
+                "SELECT count(DISTINCT owner) FROM handover_leases
+                 WHERE owner IS NOT NULL AND expires_at > now()
+                 HAVING count(*) = 256",
+                &[],
+            )
+            .await
+            .map(|row| row.get(0))
+            .unwrap_or(0);
+        if owners == 2 {
+            return;
+        }
+        assert!(
+            guard.elapsed() < Duration::from_secs(120),
+            "the leases never split"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn a_node_that_does_not_own_the_tenant_watches_reads_and_acts_at_once_after_another_nodes_write() {
+    let cluster = PgCluster::start();
+    let url = cluster.create_database("elsewhere");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        use futures::StreamExt as _;
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let a = full_node(&url).await;
+        let b = full_node(&url).await;
+        until_two_owners(&client).await;
+        let named = |i: i32| TenantId::new(format!("t-{i}")).unwrap();
+        until("A owns a tenant", || {
+            (0..64).any(|i| a.owns_tenant(&named(i)))
+        })
+        .await;
+        let tenant = (0..64).map(named).find(|t| a.owns_tenant(t)).unwrap();
+        assert!(!b.owns_tenant(&tenant));
+
+        // Registered through A, then at once acted on through B, before B's follower may
+        // have seen it: B finds where the human's stream lives and forwards.
+        let ana = HumanId::new("ana").unwrap();
+        a.register_human(
+            NewHuman::agent(ana.clone(), AgentName::new("Ana").unwrap()).tenant(tenant.clone()),
+        )
+        .await
+        .unwrap();
+        b.set_presence(ana.clone(), Presence::Available)
+            .await
+            .unwrap();
+        // What B had A record, B reads at once: its answer came after B's models held it.
+        assert_eq!(
+            b.human(&ana).map(|human| human.presence),
+            Some(Presence::Available)
+        );
+        let bea = HumanId::new("bea").unwrap();
+        b.register_human(
+            NewHuman::supervisor(bea.clone(), AgentName::new("Bea").unwrap())
+                .tenant(tenant.clone()),
+        )
+        .await
+        .unwrap();
+        assert!(b.human(&bea).is_some());
+
+        let customer = CustomerId::new("c-1").unwrap();
+        let id = a
+            .start_conversation(NewConversation::new(
+                tenant.clone(),
+                customer.clone(),
+                Channel::new("chat").unwrap(),
+            ))
+            .await
+            .unwrap()
+            .conversation_id;
+        // B watches it from the start, though A decides for it.
+        let mut watch = b.watch(id).await.unwrap();
+        // Ana takes the next waiting conversation through B: judged on A's queues.
+        let accepted = b.accept_next(ana.clone()).await.unwrap();
+        assert_eq!(accepted.map(|r| r.conversation_id), Some(id));
+        let view = b.conversation(id).await.unwrap();
+        assert_eq!(view.assigned_human, Some(ana.clone()));
+        assert!(
+            matches!(view.status, Status::Assigned { .. }),
+            "{:?}",
+            view.status
+        );
+        for i in 0..20 {
+            let node = if i % 2 == 0 { &a } else { &b };
+            node.post_customer_message(
+                id,
+                customer.clone(),
+                MessageText::new(format!("message {i}")).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+        let history = a.history(id).await.unwrap();
+        let last = history.last().unwrap().seq;
+        // Every event once, in order, the history then the live ones.
+        let mut seen = Vec::new();
+        while seen.last().copied() != Some(last) {
+            let record = tokio::time::timeout(Duration::from_secs(60), watch.next())
+                .await
+                .expect("the watch on B stalled")
+                .expect("the watch ended")
+                .unwrap();
+            seen.push(record.seq);
+        }
+        assert_eq!(seen, (1..=last).collect::<Vec<_>>());
+        // From the middle, on B too.
+        let mut from = b.watch_from(id, last - 5).await.unwrap();
+        let mut tail = Vec::new();
+        for _ in 0..5 {
+            tail.push(from.next().await.unwrap().unwrap().seq);
+        }
+        assert_eq!(tail, (last - 4..=last).collect::<Vec<_>>());
+        // B's view is the log's.
+        let view = b.conversation(id).await.unwrap();
+        assert_eq!(view.events, last);
+        assert_eq!(view.messages, 20);
+        assert!(matches!(
+            b.conversation(ConversationId::from_uuid(uuid::Uuid::now_v7()))
+                .await,
+            Err(Error::UnknownConversation(_))
+        ));
+    });
+}
+
+/// A node on a manual clock, so the test says when deadlines pass.
+async fn timed_node(url: &str, clock: &ManualClock) -> Handover {
+    let mut node = NodeOptions::default();
+    node.lease = LEASE;
+    let mut options = PostgresOptions::default();
+    options.poll_interval = Duration::from_millis(50);
+    options.node = Some(node);
+    Handover::start_node(
+        url,
+        options,
+        RuntimeSettings::default()
+            .router(Arc::new(NoRouter))
+            .clock(Arc::new(clock.clone())),
+    )
+    .await
+    .unwrap()
+}
+
+fn count_of(history: &[Arc<RecordedEvent>], name: &str) -> usize {
+    history
+        .iter()
+        .filter(|record| record.event.type_name() == name)
+        .count()
+}
+
+#[test]
+fn a_waiting_conversations_deadlines_fire_once_across_a_takeover() {
+    let cluster = PgCluster::start();
+    let url = cluster.create_database("timers");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        // Both nodes' clocks read the same simulated time, as real clocks would.
+        let clock = ManualClock::new(Timestamp::from_millis(1_767_600_000_000));
+        let a = timed_node(&url, &clock).await;
+        let b = timed_node(&url, &clock).await;
+        until_two_owners(&client).await;
+        let named = |i: i32| TenantId::new(format!("t-{i}")).unwrap();
+        until("A owns a tenant", || {
+            (0..64).any(|i| a.owns_tenant(&named(i)))
+        })
+        .await;
+        let tenant = (0..64).map(named).find(|t| a.owns_tenant(t)).unwrap();
+
+        // Waiting for a person, on A: past the SLA warning (60 s), A records it.
+        let id = b
+            .start_conversation(NewConversation::new(
+                tenant.clone(),
+                CustomerId::new("c-1").unwrap(),
+                Channel::new("chat").unwrap(),
+            ))
+            .await
+            .unwrap()
+            .conversation_id;
+        clock.advance_millis(61_000);
+        a.settle_timers().await;
+        let history = a.history(id).await.unwrap();
+        assert_eq!(count_of(&history, "sla_warning"), 1);
+        assert_eq!(count_of(&history, "sla_breached"), 0);
+
+        // A leaves; B takes the tenant up and, past the breach (5 min), records the breach
+        // once, and not the warning A already recorded.
+        a.shutdown().await;
+        until_one_owner(&client).await;
+        let guard = Instant::now();
+        while !b.owns_tenant(&tenant) {
+            assert!(
+                guard.elapsed() < Duration::from_secs(120),
+                "B never took the tenant"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        clock.advance_millis(300_000);
+        let guard = Instant::now();
+        loop {
+            b.settle_timers().await;
+            let history = b.history(id).await.unwrap();
+            if count_of(&history, "sla_breached") == 1 {
+                break;
+            }
+            assert!(
+                guard.elapsed() < Duration::from_secs(120),
+                "B never recorded the breach"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // And again: nothing new, however often the clock is looked at.
+        clock.advance_millis(60_000);
+        b.settle_timers().await;
+        let history = b.history(id).await.unwrap();
+        assert_eq!(count_of(&history, "sla_warning"), 1);
+        assert_eq!(count_of(&history, "sla_breached"), 1);
     });
 }
