@@ -243,7 +243,6 @@ pub async fn simulate_at(
         shift_start: clock_now(&clock),
         router,
         staff,
-        log_reads: false,
         chaos: false,
     };
     let driven = floor
@@ -374,9 +373,6 @@ pub(crate) struct Floor {
     pub(crate) shift_start: Timestamp,
     pub(crate) router: Arc<GatedRouter>,
     pub(crate) staff: Staff,
-    /// Read conversations from the log rather than from their actors: on a node that does not
-    /// own a conversation's tenant, the log is what is up to date.
-    pub(crate) log_reads: bool,
     /// Nodes are killed during the run. Then a presence change the runtime refuses because it
     /// holds a stale version of the human's stream (a node that took the tenant over from a
     /// killed one does: a known fault of the runtime) is counted instead of failing the run,
@@ -400,7 +396,6 @@ pub(crate) struct Env {
     tenants: Vec<TenantId>,
     supervisors: Vec<HumanId>,
     agents: Agents,
-    log_reads: bool,
     chaos: bool,
 }
 
@@ -697,7 +692,6 @@ impl Floor {
                 tenants,
                 supervisors,
                 agents,
-                log_reads: self.log_reads,
                 chaos: self.chaos,
             });
         }
@@ -738,7 +732,6 @@ impl Floor {
             tenants,
             supervisors,
             agents,
-            log_reads: self.log_reads,
             chaos: self.chaos,
         })
     }
@@ -816,40 +809,12 @@ async fn await_ai(
     }
 }
 
-/// Reads the conversation's history until the AI agent has done `turn` after `after_seq`,
-/// as [`await_ai`] reads a watch.
-async fn await_ai_in_log(
-    handover: &Handover,
-    id: ConversationId,
-    after_seq: u64,
-    turn: AiTurn,
-    wait: Duration,
-) -> Result<(), SimError> {
-    let started = Instant::now();
-    let mut seen = after_seq;
-    loop {
-        for record in handover.history(id).await? {
-            if record.seq <= seen {
-                continue;
-            }
-            seen = record.seq;
-            if let Some(outcome) = ai_turn(id, &record, turn) {
-                return outcome;
-            }
-        }
-        if started.elapsed() > wait {
-            return Err(ai_too_slow(id, turn, wait));
-        }
-        tokio::time::sleep(LOG_POLL).await;
-    }
-}
-
 /// How long an AI turn may take under chaos before the conversation counts as disturbed: a
 /// takeover takes a lease (seconds) and the new owner resumes the agent at once.
 const CHAOS_AI_WAIT: Duration = Duration::from_secs(30);
 
-/// How often a read from the log looks again for an AI agent's turn.
-const LOG_POLL: Duration = Duration::from_millis(10);
+/// How often an agent not yet in this node's roster is looked for again.
+const ROSTER_POLL: Duration = Duration::from_millis(10);
 
 fn ai_too_slow(id: ConversationId, turn: AiTurn, wait: Duration) -> SimError {
     SimError::Unexpected(format!(
@@ -904,25 +869,6 @@ fn ai_turn(
 }
 
 impl Env {
-    /// The conversation's status: from its actor, or folded from the log.
-    async fn status(&self, id: ConversationId) -> Result<Status, SimError> {
-        let handover = &self.driver.handover;
-        if !self.log_reads {
-            return Ok(handover.conversation(id).await?.status);
-        }
-        let history = handover.history(id).await?;
-        let state = history
-            .iter()
-            .try_fold(handover_core::Conversation::NotOpened, |state, record| {
-                handover_core::conversation::evolve_stored(state, &record.event)
-            });
-        state.map(|state| state.status()).map_err(|rejection| {
-            SimError::Unexpected(format!(
-                "conversation {id}: its log does not fold: {rejection}"
-            ))
-        })
-    }
-
     /// Waits until the AI agent has done `turn` after the event `after_seq`; `true` if it
     /// did.
     ///
@@ -942,13 +888,9 @@ impl Env {
         } else {
             Duration::from_secs(AI_TURN_WAIT_SECONDS_MAX)
         };
-        let outcome = if self.log_reads {
-            await_ai_in_log(handover, id, after_seq, turn, wait).await
-        } else {
-            match handover.watch_from(id, after_seq).await {
-                Ok(mut watch) => await_ai(&mut watch, id, turn, wait).await,
-                Err(error) => Err(error.into()),
-            }
+        let outcome = match handover.watch_from(id, after_seq).await {
+            Ok(mut watch) => await_ai(&mut watch, id, turn, wait).await,
+            Err(error) => Err(error.into()),
         };
         match outcome {
             Ok(()) => Ok(true),
@@ -1090,7 +1032,7 @@ async fn attach(
             Err(handover::Error::Rejected(Rejection::AiAgentNotRegistered { .. }))
                 if started.elapsed() < Duration::from_secs(AI_TURN_WAIT_SECONDS_MAX) =>
             {
-                tokio::time::sleep(LOG_POLL).await;
+                tokio::time::sleep(ROSTER_POLL).await;
             }
             other => return Ok(other?),
         }
@@ -1326,7 +1268,7 @@ impl Conv {
     /// The human handling it now; `None` while it waits for one (or an AI agent still holds
     /// it, which only a passing reply deadline ends).
     async fn assignee(&mut self, env: &Env) -> Result<Option<HumanId>, SimError> {
-        match env.status(self.id).await? {
+        match env.driver.handover.conversation(self.id).await?.status {
             Status::Assigned { human, .. } => Ok(Some(human)),
             Status::Reclaimed { by } => Ok(Some(by)),
             Status::AwaitingHuman { .. } => Ok(None),

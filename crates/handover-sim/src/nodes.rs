@@ -261,7 +261,6 @@ pub async fn run_node(url: &str, options: &Options, role: &NodeRole) -> Result<(
         shift_start: start,
         router,
         staff,
-        log_reads: true,
         chaos: role.chaos,
     };
     let concurrency = options.concurrency.div_ceil(role.nodes).max(1);
