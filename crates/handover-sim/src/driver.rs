@@ -343,7 +343,7 @@ pub(crate) struct Tally {
     closed: u64,
     pub(crate) presence_changes: u64,
     /// Presence changes refused for a stale version of the human's stream (see
-    /// [`Floor::tolerate_stale_humans`]).
+    /// [`Floor::chaos`]).
     #[serde(default)]
     pub(crate) presence_failed: u64,
 }

@@ -9,7 +9,9 @@
 //! plays them through [`handover::Handover`] on simulated time with FAQ agents attached, and
 //! sums up what the log recorded. The same seed on a fresh data directory gives the same
 //! counts. The log lives in a data directory ([`simulate`]) or wherever a [`LogPlace`] says, a
-//! PostgreSQL database included ([`simulate_at`]).
+//! PostgreSQL database included ([`simulate_at`]). On a database, [`simulate_nodes`] spreads
+//! the same simulation over several node processes ([`run_node`]) stepped together, and may
+//! kill some of them on the way.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), handover_sim::SimError> {
