@@ -460,11 +460,10 @@ impl Slice {
     }
 }
 
-/// What one step's actions did: the conversations that started (scenario index and id) and
-/// those that ended (id and what the driver did in them).
+/// What one step's actions did: the conversations that ended (id and what the driver did in
+/// them).
 #[derive(Default)]
 pub(crate) struct Acted {
-    pub(crate) started: Vec<(usize, ConversationId)>,
     pub(crate) finished: Vec<(ConversationId, Tally)>,
     /// Conversations chaos disturbed, closed by their customers (see [`Env::await_ai`]).
     pub(crate) disturbed: Vec<ConversationId>,
@@ -559,7 +558,7 @@ impl Floor {
 
     /// The second part: the customers who arrive now start (while there is room, and unless
     /// stopping), and every conversation's action due now runs, all at the same time. Returns
-    /// the conversations that started and those that ended.
+    /// the conversations that ended.
     pub(crate) async fn act_step(
         &self,
         env: &Env,
@@ -580,18 +579,11 @@ impl Floor {
                 .under_way
                 .iter_mut()
                 .filter(|conv| conv.due_ms <= now_ms)
-                .map(|conv| async move {
-                    let starting = conv.next == 0;
-                    conv.step(env, now, now_ms).await.map(|()| {
-                        (starting && conv.next > 0).then_some((conv.scenario.index, conv.id))
-                    })
-                }),
+                .map(|conv| conv.step(env, now, now_ms)),
         )
         .await;
         for result in stepped {
-            if let Some(started) = result? {
-                acted.started.push(started);
-            }
+            result?;
         }
         slice.under_way.retain_mut(|conv| {
             if conv.disturbed {

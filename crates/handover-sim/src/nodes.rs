@@ -199,8 +199,9 @@ struct FromNode {
     presence_failed: u64,
     /// Conversations its predecessor started and it closed as interrupted.
     interrupted: u64,
-    started: Vec<(usize, ConversationId)>,
     finished: Vec<(ConversationId, Tally)>,
+    /// Events the finished conversations recorded, for the progress.
+    finished_events: u64,
     disturbed: Vec<ConversationId>,
     busy: bool,
     arrivals_left: bool,
@@ -360,7 +361,10 @@ async fn serve(
             ToNode::Act { at_ms, stopping } => {
                 floor.advance_to(at_ms);
                 let acted = floor.act_step(&env, &mut slice, at_ms, stopping).await?;
-                reply.started = acted.started;
+                for (id, _) in &acted.finished {
+                    let history = floor.handover.history(*id).await?;
+                    reply.finished_events += u64::try_from(history.len()).unwrap_or(u64::MAX);
+                }
                 reply.finished = acted.finished;
                 reply.disturbed = acted.disturbed;
             }
@@ -632,6 +636,7 @@ pub async fn simulate_nodes(
     let mut reported_finished: HashSet<ConversationId> = HashSet::new();
     let mut interrupted: HashSet<ConversationId> = HashSet::new();
     let mut done = 0;
+    let mut finished_events = 0;
     let mut now_ms = 0;
     let mut stopping = false;
     tokio::pin!(stop);
@@ -682,6 +687,7 @@ pub async fn simulate_nodes(
                         summary.disturbed_by_chaos += 1;
                     }
                 }
+                finished_events += reply.finished_events;
                 for (id, conv_tally) in reply.finished {
                     reported_finished.insert(id);
                     finished.push((id, conv_tally));
@@ -689,7 +695,7 @@ pub async fn simulate_nodes(
                     progress(Progress {
                         done,
                         total,
-                        events: summary.events,
+                        events: summary.events + finished_events,
                     });
                 }
             }
