@@ -220,3 +220,62 @@ fn nodes_need_a_database_and_chaos_needs_two() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("chaos needs at least 2 nodes"), "{stderr}");
 }
+
+/// The processes whose parent is `parent`, from `/proc`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: the command name may hold spaces, not a `)`.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ppid = after.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(parent) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+#[test]
+fn a_node_that_dies_unexpectedly_fails_the_run_and_shows_its_stderr() {
+    let cluster = PgCluster::start();
+    let url = cluster.create_database("dies");
+    let dir = tempfile::tempdir().unwrap();
+    let acks = dir.path().join("acks.txt");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_handover"))
+        .args(["simulate", "--database-url", &url, "--nodes", "2"])
+        .args(["--conversations", "200", "--seed", "5", "--acks"])
+        .arg(&acks)
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the conversations run, kill a node behind the coordinator's back.
+    while std::fs::metadata(&acks).map_or(0, |m| m.len()) == 0 {
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut nodes = children_of(run.id());
+    assert_eq!(nodes.len(), 2, "two node processes");
+    nodes.sort_unstable();
+    let killed = Command::new("kill")
+        .args(["-9", &nodes[1].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = run.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ended before it could")
+            && stderr.contains("signal: 9")
+            && stderr.contains("its stderr:"),
+        "{stderr}"
+    );
+}
