@@ -631,11 +631,17 @@ impl Floor {
             }
             // With the router closed: a pass requested while the conversations acted ends
             // before the router opens.
-            self.handover.route_now(tenant).await;
+            if self.handover.owns_tenant(tenant) {
+                self.handover.route_now(tenant).await;
+            }
         }
+        // Each tenant's owner routes it (every tenant, on a single process): another node's
+        // pass would be forwarded to the owner, whose router may be closed.
         self.router.set_open(true);
         for tenant in &env.tenants {
-            self.handover.route_now(tenant).await;
+            if self.handover.owns_tenant(tenant) {
+                self.handover.route_now(tenant).await;
+            }
         }
         self.router.set_open(false);
         Ok(())
