@@ -128,7 +128,8 @@ pub(crate) struct SimulateArgs {
     /// the process; with `buffered`, the last ones may not. Every line ends with a newline;
     /// lines of different conversations interleave.
     ///
-    /// With `--nodes`, every node appends its own lines to FILE.
+    /// With `--nodes`, every node appends its own lines to FILE, each command's lines in one
+    /// `write` to the file opened for appending, so lines of different nodes never mix.
     #[arg(long, value_name = "FILE")]
     acks: Option<PathBuf>,
     /// Spread the contact center over N node processes on the database (1 to 8), started and
