@@ -51,6 +51,25 @@
 //!
 //! Every wait is "until it happens, or fail after [`BOUND`]"; times are printed, never
 //! asserted.
+//!
+//! # The tests
+//!
+//! - [`a_killed_nodes_tenants_are_taken_over_and_answered_once_by_the_new_owner`]: three
+//!   nodes; the owner of two tenants is killed with SIGKILL while every node drives
+//!   conversations; a survivor holds each of its shards, and a message posted at once
+//!   through another node is answered once, by the new owner's AI agent, written by it;
+//!   prints the takeover time (the kill to the new owner's answer).
+//! - [`a_node_paused_past_its_lease_writes_nothing_after_the_takeover`]: a node paused
+//!   (SIGSTOP) with its own commands and forwarded ones in flight; the other takes its
+//!   shards over and answers; after SIGCONT its commands go on through the new owner, and no
+//!   event of its lost tenants after the takeover's head is its own (nor any reply it
+//!   acknowledged).
+//! - [`a_joining_node_takes_its_share_with_every_command_recorded_once`]: one node holding
+//!   every shard, a second joining under load; the shards split, every command once.
+//! - Two ignored tests show faults of the runtime, each described where it is:
+//!   [`the_fence_admits_a_node_whose_own_lease_round_is_under_way`] and
+//!   [`a_node_paused_inside_its_lease_round_does_not_keep_its_shards`]. Run them with
+//!   `cargo test -p handover --features postgres --test node_processes -- --ignored`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -1931,4 +1950,110 @@ fn the_fence_admits_a_node_whose_own_lease_round_is_under_way() {
             refused.len()
         );
     });
+}
+
+/// A node paused in the middle of its lease round (between two statements of the round's
+/// transaction) must not keep the others from taking its shards over.
+///
+/// It does: the round's transaction holds the row of every lease the node renews, and its
+/// heartbeat row, until it commits; the lease task's session has no
+/// `idle_in_transaction_session_timeout` (the journal's has), so the server never ends it.
+/// The others' claims pass over locked rows (`SKIP LOCKED`): nobody takes the paused node's
+/// shards over until it wakes. Once its heartbeat is older than three leases, another node's
+/// round deletes stale heartbeats and waits for that row lock: its own renewals stop, its
+/// leases run out, and it stops writing too. A SIGSTOP cannot be aimed inside a round (a few
+/// milliseconds every third of the lease), so the test pauses the node and takes, on its
+/// behalf, exactly the locks its round holds when paused there: the heartbeat upsert and the
+/// renewal, uncommitted. (The SIGSTOP test above pauses again when it finds the node inside
+/// a round, for this reason.)
+#[test]
+#[ignore = "runtime bug: a node paused inside its lease round keeps its lease and heartbeat rows \
+            locked (no idle_in_transaction_session_timeout on the lease task's session): no \
+            takeover until it wakes, and after three leases the other nodes' rounds hang"]
+fn a_node_paused_inside_its_lease_round_does_not_keep_its_shards() {
+    let cluster = PgCluster::start();
+    let mut h = Harness::new(&cluster, "paused_round");
+    let a = h.start_node("node_a");
+    h.until_settled(1);
+    let _b = h.start_node("node_b");
+    let owners = h.until_settled(2);
+    let shard = *owners
+        .iter()
+        .find(|(_, owner)| *owner == "node_a")
+        .unwrap()
+        .0;
+    let node_a: uuid::Uuid = h.db.runtime.block_on(async {
+        h.db.client
+            .query_one(
+                "SELECT owner FROM test_lease_changes WHERE app = 'node_a' AND owner IS NOT NULL
+                 LIMIT 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    });
+    h.signal(a, "STOP");
+    let paused = Instant::now();
+    // What node_a's round holds when paused after its renewal.
+    h.db.runtime.block_on(async {
+        h.db.client.batch_execute("BEGIN").await.unwrap();
+        h.db.client
+            .execute(
+                "UPDATE handover_nodes SET heartbeat_at = now() WHERE node = $1",
+                &[&node_a],
+            )
+            .await
+            .unwrap();
+        h.db.client
+            .execute(
+                "UPDATE handover_leases SET expires_at = now() + $2::bigint * interval '1 millisecond'
+                 WHERE owner = $1",
+                &[&node_a, &(LEASE.as_millis() as i64)],
+            )
+            .await
+            .unwrap();
+    });
+    // The lease runs out; node_b should hold every shard within a few rounds.
+    let (mut taken, mut held_by_b) = (false, 0);
+    while paused.elapsed() < 5 * LEASE {
+        std::thread::sleep(Duration::from_millis(200));
+        let (owner, b_live): (Option<uuid::Uuid>, i64) = h.db.runtime.block_on(async {
+            let owner =
+                h.db.client
+                    .query_one(
+                        "SELECT owner FROM handover_leases WHERE shard = $1",
+                        &[&i32::from(shard)],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+            let b_live =
+                h.db.client
+                    .query_one(
+                        "SELECT count(*) FROM handover_leases
+                     WHERE owner IS NOT NULL AND owner <> $1 AND expires_at > clock_timestamp()",
+                        &[&node_a],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+            (owner, b_live)
+        });
+        held_by_b = b_live;
+        if owner.is_some_and(|o| o != node_a) {
+            taken = true;
+            break;
+        }
+    }
+    h.db.runtime
+        .block_on(h.db.client.batch_execute("ROLLBACK"))
+        .unwrap();
+    h.signal(a, "CONT");
+    assert!(
+        taken,
+        "node_a's shard {shard} was not taken over {:?} after node_a was paused inside its lease \
+         round (lease {LEASE:?}); node_b then held {held_by_b} live leases",
+        paused.elapsed()
+    );
 }
