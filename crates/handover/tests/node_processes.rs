@@ -1285,6 +1285,32 @@ fn check_log(h: &Harness) -> Checked {
         *last = record.seq;
     }
 
+    // Every conversation opened (acknowledged) is in the log: started, then handed to its
+    // tenant's AI agent, once.
+    for (tenant, id, _) in &h.opened {
+        let stream = StreamId::Conversation(id.parse().unwrap());
+        let events: Vec<&Event> = records
+            .iter()
+            .filter(|r| r.stream == stream)
+            .map(|r| &r.event)
+            .collect();
+        assert!(
+            matches!(
+                events.first(),
+                Some(Event::Conversation(ConversationEvent::Started { .. }))
+            ),
+            "conversation {id} starts with its opening"
+        );
+        let handoffs = events
+            .iter()
+            .filter(|e| {
+                matches!(e, Event::Conversation(ConversationEvent::HandedOffToAi { agent_id, .. })
+                    if *agent_id == bot_of(tenant))
+            })
+            .count();
+        assert_eq!(handoffs, 1, "conversation {id} handed to its AI agent once");
+    }
+
     // The messages, by token.
     let mut asked: HashMap<&str, Vec<&RecordedEvent>> = HashMap::new();
     let mut answered: HashMap<&str, Vec<&RecordedEvent>> = HashMap::new();
