@@ -54,17 +54,17 @@
 //!
 //! # The tests
 //!
-//! - [`a_killed_nodes_tenants_are_taken_over_and_answered_once_by_the_new_owner`]: three
+//! - [`a_killed_nodes_tenants_are_taken_over_and_answered_once_by_the_new_owner`] — three
 //!   nodes; the owner of two tenants is killed with SIGKILL while every node drives
 //!   conversations; a survivor holds each of its shards, and a message posted at once
 //!   through another node is answered once, by the new owner's AI agent, written by it;
 //!   prints the takeover time (the kill to the new owner's answer).
-//! - [`a_node_paused_past_its_lease_writes_nothing_after_the_takeover`]: a node paused
+//! - [`a_node_paused_past_its_lease_writes_nothing_after_the_takeover`] — a node paused
 //!   (SIGSTOP) with its own commands and forwarded ones in flight; the other takes its
 //!   shards over and answers; after SIGCONT its commands go on through the new owner, and no
 //!   event of its lost tenants after the takeover's head is its own (nor any reply it
 //!   acknowledged).
-//! - [`a_joining_node_takes_its_share_with_every_command_recorded_once`]: one node holding
+//! - [`a_joining_node_takes_its_share_with_every_command_recorded_once`] — one node holding
 //!   every shard, a second joining under load; the shards split, every command once.
 //! - Two ignored tests show faults of the runtime, each described where it is:
 //!   [`the_fence_admits_a_node_whose_own_lease_round_is_under_way`] and
