@@ -14,9 +14,10 @@
 //! - `setup <req> <tenant>`: registers the tenant's human (`ana-<tenant>`, available) and AI
 //!   agent (`bot-<tenant>`, active), each step awaited in this node's own read models;
 //! - `attach <req> <tenant>`: runs the tenant's AI agent in this node ([`Echo`]: it answers
-//!   the customer's `ping <token>` with `echo: <token>`, and prints `REPLY <conversation>
-//!   <seq> <position> <token>` for each reply its own node acknowledged, or `REFUSED
-//!   <conversation> <token> <error>`);
+//!   the customer's `ping <token>` with `echo: <token>`, on a handoff or a takeover every
+//!   message of the history not answered yet, and prints `REPLY <conversation> <seq>
+//!   <position> <token>` for each reply its own node acknowledged, or `REFUSED
+//!   <conversation> <token> <error>` for each refusal);
 //! - `open <req> <tenant> <customer>`: opens a conversation given to the human and hands it to
 //!   the AI agent (`OPENED <req> <conversation>`);
 //! - `post <req> <conversation> <customer> <token>`: the customer's `ping <token>`, sent with
@@ -24,7 +25,7 @@
 //!   store error, until acknowledged), printing `ATTEMPT <token> <conversation>` first and
 //!   `ACK <token> <conversation> <seq> <position>` once acknowledged;
 //! - `drive <req> <conversation> <customer> <prefix>`: posts as `post` does, one message after
-//!   another, until `halt`;
+//!   another, until `halt <req>` (the drive's `DONE` then says how many it sent);
 //! - `stop <req>`: stops the runtime and prints `STATS <appends> <events>`, what its own store
 //!   committed.
 //!
@@ -32,11 +33,12 @@
 //!
 //! # What the database says
 //!
-//! Before any node starts, the test adds two triggers to the database (test scaffolding: the
+//! Before any node starts, the test adds triggers to the database (test scaffolding: the
 //! library's tables are unchanged): one on `handover_head`, which every append's transaction
 //! updates, records each commit's positions with the `application_name` of the session that
 //! committed them (the node); one on `handover_leases` records each change of a shard's owner
-//! or epoch, in order, with the head position it saw. A lease change waits for the appends
+//! or epoch, in order, with the head position it saw; one on `handover_nodes` records when
+//! each node's lease round ran (shown when a test fails). A lease change waits for the appends
 //! holding that lease (the fence locks it `FOR SHARE`), so an event at a position above the
 //! head a change saw was committed after the change. From these, [`check_log`] judges every
 //! event: its writer must be the lease holder of its stream's shard when it committed. That is
@@ -46,8 +48,12 @@
 //! record's checksum, dense positions, each stream's seqs from 1 and its hash chain), verifies
 //! it with `handover_audit::verify_of` (every event against the rules), and checks it against
 //! what the nodes printed: every acknowledged message in the log exactly once, at the seq and
-//! position of its acknowledgement; no message recorded twice, none that nobody sent; no
-//! customer message answered twice; every acknowledged AI reply where it was acknowledged.
+//! position of its acknowledgement; no message recorded twice, none that nobody sent; every
+//! opened conversation started and handed to its AI agent once; every customer message in the
+//! log answered by the AI agent exactly once (the test waits until all are answered before it
+//! stops the nodes); every acknowledged AI reply where it was acknowledged; and a node stopped
+//! in good order has committed (its store's own count) exactly what the database attributes
+//! to it.
 //!
 //! Every wait is "until it happens, or fail after [`BOUND`]"; times are printed, never
 //! asserted.
@@ -821,8 +827,8 @@ impl Db {
 /// What the nodes printed.
 #[derive(Default)]
 struct Transcript {
-    /// Tokens sent, by node, with their conversation.
-    attempts: HashMap<String, (usize, String)>,
+    /// Tokens sent, by node, with their conversation and when the test read the attempt.
+    attempts: HashMap<String, (usize, String, Instant)>,
     /// Acknowledged messages: token → (node, conversation, seq, position, when).
     acks: HashMap<String, (usize, String, u64, u64, Instant)>,
     /// AI replies a node acknowledged: (node, conversation, seq, position, token, when).
@@ -951,7 +957,7 @@ impl Harness {
         match words.first().copied() {
             Some("ATTEMPT") => {
                 log.attempts
-                    .insert(words[1].to_owned(), (node, words[2].to_owned()));
+                    .insert(words[1].to_owned(), (node, words[2].to_owned(), now));
             }
             Some("ACK") => {
                 log.acks.insert(
@@ -1141,7 +1147,7 @@ impl Harness {
     fn report(&self, tokens: &[String]) -> String {
         let mut report = String::new();
         for token in tokens {
-            let Some((node, conversation)) = self.log.attempts.get(token) else {
+            let Some((node, conversation, _)) = self.log.attempts.get(token) else {
                 continue;
             };
             let tenant = self
@@ -1599,9 +1605,11 @@ fn a_node_paused_past_its_lease_writes_nothing_after_the_takeover() {
         h.acks_of(a) >= 20 && h.acks_of(b) >= 20
     });
 
-    // Paused with commands in flight. A pause inside a lease round would keep the node's
-    // lease rows locked until it wakes, and no node could take them over (see the report at
-    // the end): pause again at another moment then.
+    // Paused with commands in flight: its own drivers', and the other node's, forwarded to
+    // it. A pause inside a lease round would keep the node's lease rows locked until it wakes,
+    // and no node could take them over (see
+    // `a_node_paused_inside_its_lease_round_does_not_keep_its_shards`): pause again at another
+    // moment then.
     let mut pauses = 0;
     let paused = loop {
         pauses += 1;
@@ -1627,6 +1635,7 @@ fn a_node_paused_past_its_lease_writes_nothing_after_the_takeover() {
                 .expect("node_b's claim recorded");
         takeovers.push((tenant.clone(), shard, head, paused.elapsed()));
     }
+    let taken = Instant::now();
     // The new owner answers while the old one sleeps.
     let (probe, probe_req) = h.probe(b, paused_conversations[0], "probe");
     h.wait(probe_req);
@@ -1672,6 +1681,48 @@ fn a_node_paused_past_its_lease_writes_nothing_after_the_takeover() {
             }
         }
     }
+    // Every event of the paused node's tenants after the takeover was written by the new
+    // owner; before it, the paused node wrote them.
+    let (mut before, mut after_events) = (0, 0);
+    for (position, shard, writer) in &h.db.attribution().0 {
+        let Some(&head) = shard.as_ref().and_then(|s| taken_at.get(s)) else {
+            continue;
+        };
+        if *position > head {
+            after_events += 1;
+            assert_eq!(
+                writer.as_deref(),
+                Some("node_b"),
+                "position {position}, after the takeover at {head}, written by node_b"
+            );
+        } else if writer.as_deref() == Some("node_a") {
+            before += 1;
+        }
+    }
+    assert!(
+        before > 0 && after_events > 0,
+        "node_a wrote its tenants before the takeover ({before} events), node_b after \
+         ({after_events})"
+    );
+    // Commands sent to the paused node before the takeover, acknowledged after it: written
+    // by the new owner.
+    let in_flight = h
+        .log
+        .acks
+        .iter()
+        .filter(|(token, (_, _, _, position, _))| {
+            let sent = h.log.attempts[*token].2;
+            sent < taken
+                && shard_at[position]
+                    .as_ref()
+                    .and_then(|s| taken_at.get(s))
+                    .is_some_and(|head| position > head)
+        })
+        .count();
+    assert!(
+        in_flight > 0,
+        "commands in flight to the paused node were acknowledged after the takeover"
+    );
     let mut woken_redirected = 0;
     for (token, (node, _, _, position, when)) in &h.log.acks {
         let Some(&head) = shard_at[position].as_ref().and_then(|s| taken_at.get(s)) else {
@@ -1702,8 +1753,10 @@ fn a_node_paused_past_its_lease_writes_nothing_after_the_takeover() {
     eprintln!(
         "SIGSTOP: {pauses} pause(s) to miss a lease round; the new owner answered {answered_after:?} \
          after the pause; {after_takeover} acknowledged messages of the paused tenants after the \
-         takeover, all written by node_b, {woken_redirected} of them sent by node_a after it woke; \
-         node_a's AI replies refused after waking: {}; {} events, written by {:?}; {} retries",
+         takeover, all written by node_b, {in_flight} of them sent before the takeover, \
+         {woken_redirected} acknowledged to node_a after it woke; {after_events} events of its tenants \
+         after the takeover, all node_b's; node_a's AI replies refused after waking: {}; {} \
+         events, written by {:?}; {} retries",
         h.log.refused.iter().filter(|r| r.0 == a).count(),
         checked.events,
         checked.written_by,
