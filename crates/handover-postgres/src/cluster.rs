@@ -35,7 +35,7 @@ impl LeaseTask {
         loop {
             let round = match client.take() {
                 Some(c) => Ok(c),
-                None => self.connector.connect().await,
+                None => self.session().await,
             };
             match round {
                 Ok(c) => match self.round(&c).await {
@@ -55,6 +55,23 @@ impl LeaseTask {
             }
             tokio::time::sleep(self.lease / 3).await;
         }
+    }
+
+    /// The lease task's connection. A node paused in the middle of a round holds the rows
+    /// it touched; past a lease the server ends its transaction, so the others can take its
+    /// shards over. And a round never waits long on a row lock another node's round holds:
+    /// it fails and the next round tries again, in time to renew its own leases.
+    async fn session(&self) -> Result<tokio_postgres::Client, StoreError> {
+        let client = self.connector.connect().await?;
+        let lease = self.lease.as_millis().max(4);
+        client
+            .batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = {lease}; SET lock_timeout = {}",
+                lease / 4
+            ))
+            .await
+            .map_err(engine)?;
+        Ok(client)
     }
 
     fn publish(&self, owned: BTreeMap<u16, i64>) {
@@ -85,7 +102,10 @@ impl LeaseTask {
                 .await?;
             client
                 .execute(
-                    "DELETE FROM handover_nodes WHERE heartbeat_at < now() - 3 * $1::bigint * interval '1 millisecond'",
+                    "DELETE FROM handover_nodes WHERE node IN (
+                         SELECT node FROM handover_nodes
+                         WHERE heartbeat_at < now() - 3 * $1::bigint * interval '1 millisecond'
+                         FOR UPDATE SKIP LOCKED)",
                     &[&lease],
                 )
                 .await?;

@@ -143,14 +143,13 @@ const PLACES: &str = "SELECT p.stream_kind, p.stream_id, p.shard
        ON p.stream_kind = s.kind AND p.stream_id = s.id";
 /// The leases of every shard the group writes that this node holds, locked `FOR SHARE` until
 /// the commit: a takeover's update of one of them waits for this append, and an append
-/// queued behind a takeover reads the new owner and epoch.
-const FENCE: &str = "SELECT l.shard, l.epoch FROM handover_leases l
-     WHERE l.owner = $1 AND l.shard IN (
-         SELECT p.shard FROM handover_streams p
-         JOIN unnest($2::smallint[], $3::text[]) AS s(kind, id)
-           ON p.stream_kind = s.kind AND p.stream_id = s.id
-         UNION ALL SELECT unnest($4::int[]))
-     FOR SHARE OF l";
+/// queued behind a takeover reads the new owner and epoch. The shards are given as a list, not
+/// joined from `handover_streams` here: when the lock waits for a concurrent update (the node's
+/// own renewal), PostgreSQL rechecks the updated row against the query, and a recheck through
+/// a join could drop a row the node does hold.
+const FENCE: &str = "SELECT shard, epoch FROM handover_leases
+     WHERE owner = $1 AND shard = ANY($2::int[])
+     FOR SHARE";
 const INSERT_PLACES: &str = "INSERT INTO handover_streams (stream_kind, stream_id, shard)
      SELECT * FROM unnest($1::smallint[], $2::text[], $3::int[])
      ON CONFLICT DO NOTHING";
@@ -344,8 +343,12 @@ impl Journal {
         shards.dedup();
         let node = believed.as_ref().map(|(node, _)| *node);
         let places_params: [&(dyn ToSql + Sync); 2] = [&u_kinds, &u_ids];
-        let fence_params: [&(dyn ToSql + Sync); 4] = [&node, &u_kinds, &u_ids, &shards];
+        let fence_params: [&(dyn ToSql + Sync); 2] = [&node, &shards];
         let in_cluster = believed.is_some();
+        // The fence rides in the first round trip when every stream's shard is known; a
+        // stream this session has not placed yet (its first write here, e.g. after a
+        // takeover) is looked up first, and the fence follows in a round trip of its own.
+        let fence_now = in_cluster && unplaced.is_empty();
         let (_, head, fetched, known, places, leases) = futures::try_join!(
             client.batch_execute("BEGIN"),
             client.query_one(&session.head, &[]),
@@ -365,7 +368,7 @@ impl Journal {
                 }
             },
             async {
-                if in_cluster {
+                if fence_now {
                     client.query(&session.fence, &fence_params).await
                 } else {
                     Ok(Vec::new())
@@ -379,6 +382,18 @@ impl Journal {
                 row.get::<_, i32>(2) as u16,
             );
         }
+        let leases = if in_cluster && !fence_now {
+            shards.extend(places.iter().map(|row| row.get::<_, i32>(2)));
+            shards.sort_unstable();
+            shards.dedup();
+            let fence_params: [&(dyn ToSql + Sync); 2] = [&node, &shards];
+            client
+                .query(&session.fence, &fence_params)
+                .await
+                .map_err(engine)?
+        } else {
+            leases
+        };
         let fence = believed.map(|(_, owned)| Lease {
             held: leases
                 .iter()

@@ -142,25 +142,56 @@ fn shards_are_shared_and_only_their_owner_writes_them() {
     });
 }
 
+/// Two nodes that split the shards, and an AI agent's stream the first one wrote in a
+/// tenant of its own.
+struct Split {
+    a: PostgresStore,
+    b: PostgresStore,
+    mine: TenantId,
+    stream: StreamId,
+    id: AiAgentId,
+    /// The epoch under which `a` holds the tenant's shard.
+    epoch_before: i64,
+}
+
+async fn split(url: &str) -> Split {
+    let a = node(url).await;
+    let b = node(url).await;
+    until(|| a.shards().len() == 128 && b.shards().len() == 128).await;
+    let (mine, _) = tenants(&a);
+    let (stream, id) = agent(&mine);
+    a.append(
+        &stream,
+        ExpectedVersion::NoStream,
+        vec![registered(&id, &mine)],
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let epoch_before = a.shards()[&shard_of(&mine)];
+    Split {
+        a,
+        b,
+        mine,
+        stream,
+        id,
+        epoch_before,
+    }
+}
+
 #[test]
 fn a_dead_nodes_shards_are_taken_over_and_written_by_the_others() {
     let cluster = PgCluster::start();
     let url = cluster.create_database("takeover");
     run(async move {
-        let a = node(&url).await;
-        let b = node(&url).await;
-        until(|| a.shards().len() == 128 && b.shards().len() == 128).await;
-        let (mine, _) = tenants(&a);
-        let (stream, id) = agent(&mine);
-        a.append(
-            &stream,
-            ExpectedVersion::NoStream,
-            vec![registered(&id, &mine)],
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        let epoch_before = a.shards()[&shard_of(&mine)];
+        let Split {
+            a,
+            b,
+            mine,
+            stream,
+            id,
+            epoch_before,
+        } = split(&url).await;
         drop(a);
         let died = Instant::now();
         until(|| b.shards().len() == 256).await;
@@ -182,20 +213,14 @@ fn a_node_that_leaves_gives_its_shards_back_and_writes_no_more() {
     let cluster = PgCluster::start();
     let url = cluster.create_database("leave");
     run(async move {
-        let a = node(&url).await;
-        let b = node(&url).await;
-        until(|| a.shards().len() == 128 && b.shards().len() == 128).await;
-        let (mine, _) = tenants(&a);
-        let (stream, id) = agent(&mine);
-        a.append(
-            &stream,
-            ExpectedVersion::NoStream,
-            vec![registered(&id, &mine)],
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        let epoch_before = a.shards()[&shard_of(&mine)];
+        let Split {
+            a,
+            b,
+            mine,
+            stream,
+            id,
+            epoch_before,
+        } = split(&url).await;
         a.leave().await.unwrap();
         // Its appends are fenced at once, before anyone took the shard.
         let refused = a

@@ -13,12 +13,18 @@ use handover_testkit::PgCluster;
 /// the takeovers here follow a clean shutdown, which gives the shards back at once.
 const LEASE: Duration = Duration::from_secs(5);
 
-async fn node(url: &str) -> (PostgresStore, Handover) {
+/// A cluster node's options: the test lease, and a quick poll.
+fn node_options() -> PostgresOptions {
     let mut node = NodeOptions::default();
     node.lease = LEASE;
     let mut options = PostgresOptions::default();
     options.poll_interval = Duration::from_millis(50);
     options.node = Some(node);
+    options
+}
+
+async fn node(url: &str) -> (PostgresStore, Handover) {
+    let options = node_options();
     let store = PostgresStore::connect(url, options).await.unwrap();
     let handover = Handover::start_with_store(
         Arc::new(store.clone()),
@@ -108,11 +114,7 @@ fn every_node_answers_for_every_tenant_and_only_the_owner_writes() {
 }
 
 async fn full_node(url: &str) -> Handover {
-    let mut node = NodeOptions::default();
-    node.lease = LEASE;
-    let mut options = PostgresOptions::default();
-    options.poll_interval = Duration::from_millis(50);
-    options.node = Some(node);
+    let options = node_options();
     Handover::start_node(
         url,
         options,
@@ -139,27 +141,7 @@ fn a_command_on_any_node_runs_once_on_the_tenants_owner() {
             .await
             .unwrap();
         tokio::spawn(connection);
-        let guard = Instant::now();
-        loop {
-            let owners: i64 = client
-                .query_one(
-                    "SELECT count(DISTINCT owner) FROM handover_leases
-                     WHERE owner IS NOT NULL AND expires_at > now()
-                     HAVING count(*) = 256",
-                    &[],
-                )
-                .await
-                .map(|row| row.get(0))
-                .unwrap_or(0);
-            if owners == 2 {
-                break;
-            }
-            assert!(
-                guard.elapsed() < Duration::from_secs(120),
-                "the leases never split"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_two_owners(&client).await;
         // Every tenant works from both nodes, whoever owns it.
         for (i, node) in [&a, &b, &a, &b].into_iter().enumerate() {
             let tenant = TenantId::new(format!("t-{i}")).unwrap();
@@ -210,8 +192,8 @@ impl AiAgentBehavior for Echo {
     }
 }
 
-/// Waits until one node holds every lease.
-async fn until_one_owner(client: &tokio_postgres::Client) {
+/// Waits until `nodes` nodes hold every lease between them.
+async fn until_owners(client: &tokio_postgres::Client, nodes: i64) {
     let guard = Instant::now();
     loop {
         let owners: i64 = client
@@ -224,12 +206,25 @@ async fn until_one_owner(client: &tokio_postgres::Client) {
             .await
             .map(|row| row.get(0))
             .unwrap_or(0);
-        if owners == 1 {
+        if owners == nodes {
             return;
         }
-        assert!(guard.elapsed() < Duration::from_secs(120), "no takeover");
+        assert!(
+            guard.elapsed() < Duration::from_secs(120),
+            "the leases never settled on {nodes} nodes"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until one node holds every lease.
+async fn until_one_owner(client: &tokio_postgres::Client) {
+    until_owners(client, 1).await;
+}
+
+/// Waits until two nodes hold every lease between them.
+async fn until_two_owners(client: &tokio_postgres::Client) {
+    until_owners(client, 2).await;
 }
 
 #[test]
@@ -352,31 +347,6 @@ fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner()
     });
 }
 
-/// Waits until two nodes hold every lease between them.
-async fn until_two_owners(client: &tokio_postgres::Client) {
-    let guard = Instant::now();
-    loop {
-        let owners: i64 = client
-            .query_one(
-                "SELECT count(DISTINCT owner) FROM handover_leases
-                 WHERE owner IS NOT NULL AND expires_at > now()
-                 HAVING count(*) = 256",
-                &[],
-            )
-            .await
-            .map(|row| row.get(0))
-            .unwrap_or(0);
-        if owners == 2 {
-            return;
-        }
-        assert!(
-            guard.elapsed() < Duration::from_secs(120),
-            "the leases never split"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[test]
 fn a_node_that_does_not_own_the_tenant_watches_reads_and_acts_at_once_after_another_nodes_write() {
     let cluster = PgCluster::start();
@@ -494,11 +464,7 @@ fn a_node_that_does_not_own_the_tenant_watches_reads_and_acts_at_once_after_anot
 
 /// A node on a manual clock, so the test says when deadlines pass.
 async fn timed_node(url: &str, clock: &ManualClock) -> Handover {
-    let mut node = NodeOptions::default();
-    node.lease = LEASE;
-    let mut options = PostgresOptions::default();
-    options.poll_interval = Duration::from_millis(50);
-    options.node = Some(node);
+    let options = node_options();
     Handover::start_node(
         url,
         options,
