@@ -15,7 +15,10 @@
 //! With chaos, the coordinator kills a node (`SIGKILL`) in the middle of a seeded step, waits
 //! until every shard is leased again to a live node (the takeover, timed), and starts a new
 //! node with the same index: the conversations its predecessor had started and not finished
-//! are closed by their customers and counted as interrupted, the rest of its slice runs.
+//! are closed by their customers and counted as interrupted, the rest of its slice runs. A
+//! conversation whose AI agent loses track of it in a takeover is closed and counted as
+//! disturbed. Which steps see a kill is seeded; what the killed node was doing at that moment
+//! is not, so a run with chaos does not promise its counts.
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::Stdio;
@@ -61,7 +64,7 @@ const CHAOS_LEASE: Duration = Duration::from_secs(3);
 const CHAOS_GAP_STEPS: u32 = 40;
 
 /// Shards in the placement, all leased when the cluster is whole.
-const SHARDS: i64 = 256;
+const SHARDS: i64 = handover_core::placement::SHARDS as i64;
 
 /// How the conversations spread over nodes.
 #[derive(Clone, Debug)]
