@@ -199,6 +199,13 @@ impl Follower {
             return;
         }
         *known = record.seq;
+        if matches!(record.stream, StreamId::Human(_) | StreamId::AiAgent(_)) {
+            self.runtime
+                .seen_versions
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(record.stream.clone(), record.seq);
+        }
         let shared = &self.runtime.conversations;
         match &record.stream {
             StreamId::Conversation(id) => {

@@ -77,12 +77,12 @@ pub(crate) async fn execute(
             let directory = shared.directory.read();
             human::decide(&id, directory.get(&id), &command)?
         };
-        let version = versions.get(&id).copied().unwrap_or(0);
+        let stream = StreamId::Human(id.clone());
+        let version = runtime.expected_version(&stream, versions.get(&id).copied().unwrap_or(0));
         let expected = match version {
             0 => ExpectedVersion::NoStream,
             v => ExpectedVersion::Exact(v),
         };
-        let stream = StreamId::Human(id.clone());
         let events: Vec<Event> = events.into_iter().map(Event::Human).collect();
         let records = shared
             .store

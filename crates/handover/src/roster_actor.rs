@@ -84,12 +84,13 @@ impl Handler<ExecuteAgentCommand> for RosterActor {
             .iter()
             .any(|e| matches!(e, AiAgentEvent::Deactivated { .. }));
         let events: Vec<Event> = events.into_iter().map(Event::AiAgent).collect();
-        let expected = match self.versions.get(&msg.agent_id) {
-            None | Some(0) => ExpectedVersion::NoStream,
-            Some(&v) => ExpectedVersion::Exact(v),
+        let stream = StreamId::AiAgent(msg.agent_id.clone());
+        let own = self.versions.get(&msg.agent_id).copied().unwrap_or(0);
+        let expected = match self.runtime.expected_version(&stream, own) {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v),
         };
         let runtime = Arc::clone(&self.runtime);
-        let stream = StreamId::AiAgent(msg.agent_id.clone());
         let agent_id = msg.agent_id;
         let gate_agent = agent_id.clone();
         let append = async move {

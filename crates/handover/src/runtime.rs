@@ -2,12 +2,13 @@
 //! message, and keeps the limits every command passes (commands in flight, acknowledgement
 //! latency).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
-use handover_core::{CommandId, ConversationCommand, ConversationId};
+use handover_core::{CommandId, ConversationCommand, ConversationId, StreamId};
 use tokio::sync::Semaphore;
 
 use crate::conversation_actor::{ConversationActor, Conversations};
@@ -52,6 +53,10 @@ pub(crate) struct Runtime {
     stopping: AtomicBool,
     /// On a shared log: the last position the follower has folded into the read models.
     pub(crate) followed: tokio::sync::watch::Sender<u64>,
+    /// On a shared log: the last seq the follower saw of each human's and AI agent's stream,
+    /// whichever node wrote it; their writers expect at least that version, so a node that
+    /// takes a tenant up writes after the former owner's last event.
+    pub(crate) seen_versions: std::sync::Mutex<HashMap<StreamId, u64>>,
 }
 
 impl Runtime {
@@ -76,7 +81,21 @@ impl Runtime {
             stopping: AtomicBool::new(false),
             forward: OnceLock::new(),
             followed: tokio::sync::watch::Sender::new(0),
+            seen_versions: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The version a writer of `stream` expects: what it wrote last (`own`), or what the
+    /// follower saw another node write after it, whichever is later.
+    pub(crate) fn expected_version(&self, stream: &StreamId, own: u64) -> u64 {
+        let seen = self
+            .seen_versions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(stream)
+            .copied()
+            .unwrap_or(0);
+        own.max(seen)
     }
 
     /// Waits until the read models hold every event committed up to `position`: a write this

@@ -300,6 +300,11 @@ fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner()
         // A dies; B takes its shards over, and with them the AI agent's conversation.
         a.shutdown().await;
         until_one_owner(&client).await;
+        // B writes the human's and the agent's streams after A's last events.
+        b.set_presence(ana.clone(), Presence::Away).await.unwrap();
+        b.set_presence(ana.clone(), Presence::Available)
+            .await
+            .unwrap();
         b.post_customer_message(
             id,
             customer.clone(),
@@ -344,6 +349,17 @@ fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner()
             .count();
         assert_eq!(replies, vec!["echo: are you there?".to_owned()]);
         assert_eq!(count, 1);
+        // And the agent's stream, which A wrote last: deactivating it escalates what it holds.
+        b.deactivate_ai_agent(bot.clone()).await.unwrap();
+        let view = b.conversation(id).await.unwrap();
+        assert!(
+            matches!(
+                view.status,
+                Status::AwaitingHuman { .. } | Status::Assigned { .. }
+            ),
+            "{:?}",
+            view.status
+        );
     });
 }
 
