@@ -277,7 +277,6 @@ impl Tally {
         summary.wait_p90_ms = percentile(&waits, 90);
         summary.refused_handoffs = self.refused_handoffs;
         summary.presence_changes = self.presence_changes;
-        summary.presence_changes_failed = self.presence_failed;
         let expected = [
             ("conversations", self.conversations, summary.conversations),
             ("handoffs", self.handoffs, summary.handoffs),
@@ -342,10 +341,6 @@ pub(crate) struct Tally {
     flags: u64,
     closed: u64,
     pub(crate) presence_changes: u64,
-    /// Presence changes refused for a stale version of the human's stream (see
-    /// [`Floor::chaos`]).
-    #[serde(default)]
-    pub(crate) presence_failed: u64,
 }
 
 impl std::ops::AddAssign for Tally {
@@ -361,7 +356,6 @@ impl std::ops::AddAssign for Tally {
         self.flags += other.flags;
         self.closed += other.closed;
         self.presence_changes += other.presence_changes;
-        self.presence_failed += other.presence_failed;
     }
 }
 
@@ -373,21 +367,9 @@ pub(crate) struct Floor {
     pub(crate) shift_start: Timestamp,
     pub(crate) router: Arc<GatedRouter>,
     pub(crate) staff: Staff,
-    /// Nodes are killed during the run. Then a presence change the runtime refuses because it
-    /// holds a stale version of the human's stream (a node that took the tenant over from a
-    /// killed one does: a known fault of the runtime) is counted instead of failing the run,
-    /// and so is a conversation whose AI agent does not do what the script expects (see
-    /// [`Env::await_ai`]).
+    /// Nodes are killed during the run. Then a conversation whose AI agent does not do what the
+    /// script expects is counted instead of failing the run (see [`Env::await_ai`]).
     pub(crate) chaos: bool,
-}
-
-/// Whether the runtime refused a human's command for a stale version of their stream.
-fn stale_human(error: &SimError) -> bool {
-    matches!(
-        error,
-        SimError::Handover(handover::Error::Store(handover::StoreError::Engine(message)))
-            if message.contains("another writer appended to human")
-    )
 }
 
 /// The tenants, humans and AI agents of a run, as the conversations' actions need them.
@@ -547,9 +529,6 @@ impl Floor {
                     summary.events += 1;
                 }
                 Ok(false) => {}
-                Err(error) if self.chaos && stale_human(&error) => {
-                    tally.presence_failed += 1;
-                }
                 Err(error) => return Err(error),
             }
         }

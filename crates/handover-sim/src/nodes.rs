@@ -133,8 +133,8 @@ pub struct NodeRole {
     pub at_ms: u64,
     /// The lease of its shards, in milliseconds.
     pub lease_ms: u64,
-    /// The run kills nodes: a presence change refused for a stale version of the human's
-    /// stream is counted, not fatal (see [`Summary::presence_changes_failed`]).
+    /// The run kills nodes: a conversation whose AI agent loses track in a takeover is counted,
+    /// not fatal (see [`Summary::disturbed_by_chaos`]).
     pub chaos: bool,
 }
 
@@ -199,7 +199,6 @@ struct FromNode {
     /// changes).
     events: u64,
     presence_changes: u64,
-    presence_failed: u64,
     /// Conversations its predecessor started and it closed as interrupted.
     interrupted: u64,
     finished: Vec<(ConversationId, Tally)>,
@@ -359,7 +358,6 @@ async fn serve(
                     .await?;
                 reply.events = summary.events;
                 reply.presence_changes = tally.presence_changes;
-                reply.presence_failed = tally.presence_failed;
             }
             ToNode::Act { at_ms, stopping } => {
                 floor.advance_to(at_ms);
@@ -653,7 +651,6 @@ pub async fn simulate_nodes(
             {
                 summary.events += reply.events;
                 tally.presence_changes += reply.presence_changes;
-                tally.presence_failed += reply.presence_failed;
             }
             // Kill one node in the middle of acting, at seeded steps a while apart.
             since_kill += 1;

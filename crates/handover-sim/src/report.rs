@@ -127,10 +127,6 @@ pub struct Summary {
     pub takeover_p50_ms: u64,
     /// The same, the longest.
     pub takeover_max_ms: u64,
-    /// Presence changes the runtime refused under chaos because the node that took a killed
-    /// node's tenant over held a stale version of the human's stream (a known fault of the
-    /// runtime; without chaos such a refusal fails the run).
-    pub presence_changes_failed: u64,
     /// Conversations a killed node had started and not finished: closed by their customers
     /// when a new node took its place, and not counted above.
     pub interrupted_by_chaos: u64,
@@ -327,13 +323,6 @@ impl fmt::Display for Summary {
             "  closed            {:>8}  (by AI agents: {}, by customers: {}, by humans: {})",
             self.closed, self.closed_by_ai, self.closed_by_customer, self.closed_by_human
         )?;
-        if self.presence_changes_failed > 0 {
-            writeln!(
-                f,
-                "  presence refused  {:>8}  (a stale version of the human's stream on the node that took the tenant over)",
-                self.presence_changes_failed
-            )?;
-        }
         if self.nodes > 1 || self.kills > 0 {
             writeln!(
                 f,
