@@ -637,12 +637,11 @@ impl Handover {
             ConversationCommand::Open { .. } => Some(handover_core::TenantId::default_tenant()),
             _ => shared.board.lock().tenant_of(&conversation_id),
         };
+        // Where the tenant is decided (a shard this node just gained is settled first).
+        let foreign = self.foreign_shard(tenant, None).await;
         let Some(forward) = runtime.forward.get() else {
             // A node that forwards nothing (started on a cluster's store directly) runs what
-            // it is given once the shard is settled; the fence refuses what is not its own.
-            if let Some(tenant) = &tenant {
-                shared.tenure.settle(&*shared.store, tenant).await;
-            }
+            // it is given; the fence refuses what is not its own.
             return runtime
                 .execute(conversation_id, Arc::new(command), command_id)
                 .await;
@@ -650,12 +649,8 @@ impl Handover {
         // On a cluster's node every command carries an id, so that wherever it ends up
         // running, it is recorded once.
         let command_id = command_id.unwrap_or_else(CommandId::new);
-        let foreign = match tenant {
-            Some(tenant) if !shared.tenure.settle(&*shared.store, &tenant).await => Some(tenant),
-            _ => None,
-        };
         let shard = match foreign {
-            Some(tenant) => handover_core::placement::shard_of(&tenant),
+            Some(shard) => shard,
             None => {
                 // Ours, or not known here yet (the follower has not seen the conversation):
                 // run it here; the fence names the owner's shard if it is not ours.

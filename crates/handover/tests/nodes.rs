@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use handover::*;
 use handover_postgres::{NodeOptions, PostgresOptions, PostgresStore};
-use handover_testkit::PgCluster;
+use handover_testkit::{run, PgCluster};
 
 /// Long enough that a loaded machine renews in time (ownership stays put while a test acts);
 /// the takeovers here follow a clean shutdown, which gives the shards back at once.
@@ -35,6 +35,22 @@ async fn node(url: &str) -> (PostgresStore, Handover) {
     (store, handover)
 }
 
+/// A connection of the test's own to the database, to read the leases.
+async fn database_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// A tenant (of `t-0` to `t-63`) whose shard `node` holds, if any.
+fn tenant_owned_by(node: &Handover) -> Option<TenantId> {
+    (0..64)
+        .map(|i| TenantId::new(format!("t-{i}")).unwrap())
+        .find(|tenant| node.owns_tenant(tenant))
+}
+
 /// Waits until `done` holds, polling; a guard against a hang, not a measure of speed.
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let guard = Instant::now();
@@ -58,12 +74,7 @@ fn tenant_of(store: &PostgresStore) -> TenantId {
 fn every_node_answers_for_every_tenant_and_only_the_owner_writes() {
     let cluster = PgCluster::start();
     let url = cluster.create_database("nodes");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
+    run(async move {
         let (a_store, a) = node(&url).await;
         let (b_store, b) = node(&url).await;
         until("the leases split", || {
@@ -128,19 +139,11 @@ async fn full_node(url: &str) -> Handover {
 fn a_command_on_any_node_runs_once_on_the_tenants_owner() {
     let cluster = PgCluster::start();
     let url = cluster.create_database("forwarding");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
+    run(async move {
         let a = full_node(&url).await;
         let b = full_node(&url).await;
         // Both nodes hold shards: wait until the leases are split between them.
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let client = database_client(&url).await;
         until_two_owners(&client).await;
         // Every tenant works from both nodes, whoever owns it.
         for (i, node) in [&a, &b, &a, &b].into_iter().enumerate() {
@@ -231,25 +234,16 @@ async fn until_two_owners(client: &tokio_postgres::Client) {
 fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner() {
     let cluster = PgCluster::start();
     let url = cluster.create_database("takeover");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+    run(async move {
+        let client = database_client(&url).await;
         let a = full_node(&url).await;
         let b = full_node(&url).await;
         // Both hold shards; a tenant A owns. Everything below is done on B and forwarded.
-        let named = |i: i32| TenantId::new(format!("t-{i}")).unwrap();
         until("both nodes own tenants", || {
-            (0..64).any(|i| a.owns_tenant(&named(i))) && (0..64).any(|i| b.owns_tenant(&named(i)))
+            tenant_owned_by(&a).is_some() && tenant_owned_by(&b).is_some()
         })
         .await;
-        let tenant = (0..64).map(named).find(|t| a.owns_tenant(t)).unwrap();
+        let tenant = tenant_owned_by(&a).unwrap();
         let ana = HumanId::new("ana").unwrap();
         b.register_human(
             NewHuman::agent(ana.clone(), AgentName::new("Ana").unwrap()).tenant(tenant.clone()),
@@ -367,26 +361,14 @@ fn a_dead_nodes_tenant_is_taken_over_and_its_ai_agent_answers_on_the_new_owner()
 fn a_node_that_does_not_own_the_tenant_watches_reads_and_acts_at_once_after_another_nodes_write() {
     let cluster = PgCluster::start();
     let url = cluster.create_database("elsewhere");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
+    run(async move {
         use futures::StreamExt as _;
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let client = database_client(&url).await;
         let a = full_node(&url).await;
         let b = full_node(&url).await;
         until_two_owners(&client).await;
-        let named = |i: i32| TenantId::new(format!("t-{i}")).unwrap();
-        until("A owns a tenant", || {
-            (0..64).any(|i| a.owns_tenant(&named(i)))
-        })
-        .await;
-        let tenant = (0..64).map(named).find(|t| a.owns_tenant(t)).unwrap();
+        until("A owns a tenant", || tenant_owned_by(&a).is_some()).await;
+        let tenant = tenant_owned_by(&a).unwrap();
         assert!(!b.owns_tenant(&tenant));
 
         // Registered through A, then at once acted on through B, before B's follower may
@@ -503,27 +485,15 @@ fn count_of(history: &[Arc<RecordedEvent>], name: &str) -> usize {
 fn a_waiting_conversations_deadlines_fire_once_across_a_takeover() {
     let cluster = PgCluster::start();
     let url = cluster.create_database("timers");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+    run(async move {
+        let client = database_client(&url).await;
         // Both nodes' clocks read the same simulated time, as real clocks would.
         let clock = ManualClock::new(Timestamp::from_millis(1_767_600_000_000));
         let a = timed_node(&url, &clock).await;
         let b = timed_node(&url, &clock).await;
         until_two_owners(&client).await;
-        let named = |i: i32| TenantId::new(format!("t-{i}")).unwrap();
-        until("A owns a tenant", || {
-            (0..64).any(|i| a.owns_tenant(&named(i)))
-        })
-        .await;
-        let tenant = (0..64).map(named).find(|t| a.owns_tenant(t)).unwrap();
+        until("A owns a tenant", || tenant_owned_by(&a).is_some()).await;
+        let tenant = tenant_owned_by(&a).unwrap();
 
         // Waiting for a person, on A: past the SLA warning (60 s), A records it.
         let id = b
