@@ -4,6 +4,7 @@
 mod audit;
 mod bench;
 mod database;
+mod policy;
 mod simulate;
 mod terminal;
 
@@ -26,6 +27,9 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Run a simulated contact center through the real runtime.
     Simulate(simulate::SimulateArgs),
+    /// Read and check escalation policies: print the default, check a file.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Measure what durability costs on this disk: a closed loop of conversations posting
     /// messages, then events/s, syncs per event, acknowledgement latency and fdatasync time.
     Bench(bench::BenchArgs),
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Audit(command) => audit::run(command),
         Command::Simulate(args) => simulate::run(args),
+        Command::Policy(command) => policy::run(command),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -36,6 +36,7 @@ mod names;
 pub mod placement;
 pub mod policy;
 pub mod rejection;
+pub mod rules;
 pub mod settings;
 pub mod text;
 pub mod time;
