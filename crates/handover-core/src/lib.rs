@@ -38,6 +38,7 @@ pub mod policy;
 pub mod rejection;
 pub mod rules;
 pub mod settings;
+pub mod signals;
 pub mod text;
 pub mod time;
 
