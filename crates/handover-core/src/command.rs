@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::Context;
 use crate::event::{EscalationCause, NoteAudience, Skill, SystemActor, TransferTarget};
 use crate::human::{Presence, Role};
 use crate::ids::SkillName;
@@ -10,6 +11,7 @@ use crate::ids::{
     AgentName, AiAgentId, Channel, CustomerId, Epoch, HumanId, Language, Specialty, TeamId,
     TenantId,
 };
+use crate::rules::RuleVerdict;
 use crate::text::{MessageText, Reason, SkillData};
 
 /// An AI agent's credentials for one conversation: which agent, and which handoff (epoch) it
@@ -174,6 +176,70 @@ pub enum ConversationCommand {
         /// What it is given.
         input: SkillData,
     },
+    /// A human hands the conversation to an AI agent with a context, and a supervisor may
+    /// override a rule's refusal (recorded as `policy_overridden`). `refused_by` carries a
+    /// refusal of the embedder's own rules, which the runtime evaluated before.
+    HandOffToAiWith {
+        /// The human handing it off.
+        by: HumanId,
+        /// The AI agent.
+        agent_id: AiAgentId,
+        /// Why, if they say.
+        reason: Option<Reason>,
+        /// What the AI agent should know: a summary, the topic, variables.
+        context: Option<Context>,
+        /// Hand it off even if a rule refuses (supervisors only).
+        override_policy: bool,
+        /// A refusal by one of the embedder's rules.
+        refused_by: Option<RuleVerdict>,
+    },
+    /// The AI agent reports that it could not answer the customer's question; the policy's
+    /// `ai_could_not_answer` rule escalates after enough of them in a row.
+    ReportCouldNotAnswer {
+        /// The AI agent's assignment.
+        by: Assignment,
+        /// What it could not answer, or why.
+        reason: Option<Reason>,
+    },
+    /// A human approves a skill that waits for approval (the oldest waiting one of that name).
+    ApproveSkill {
+        /// The human (the one answerable for the conversation, or a supervisor).
+        by: HumanId,
+        /// The skill.
+        skill: SkillName,
+    },
+    /// A human denies a skill that waits for approval (the oldest waiting one of that name).
+    DenySkill {
+        /// The human (the one answerable for the conversation, or a supervisor).
+        by: HumanId,
+        /// The skill.
+        skill: SkillName,
+        /// Why.
+        reason: Reason,
+    },
+    /// The AI agent hands the conversation back to humans with its context: what it tried,
+    /// what it found (the summary and variables) and why it let go (the reason).
+    EscalateWith {
+        /// The AI agent's assignment.
+        by: Assignment,
+        /// Why it lets go.
+        reason: Reason,
+        /// What it tried and found.
+        context: Context,
+    },
+    /// A customer's message that one of the embedder's rules, evaluated by the runtime, wants
+    /// escalated: if the AI is active and no built-in rule escalates first, the verdict is
+    /// recorded like a built-in rule's.
+    PostMessageJudged {
+        /// The customer.
+        by: Participant,
+        /// The message.
+        text: MessageText,
+        /// The cause to record.
+        cause: EscalationCause,
+        /// The embedder's rule and its reason.
+        verdict: RuleVerdict,
+    },
 }
 
 impl ConversationCommand {
@@ -197,6 +263,12 @@ impl ConversationCommand {
             ConversationCommand::LowerFlag { .. } => "lower_flag",
             ConversationCommand::Tick => "tick",
             ConversationCommand::StartSkill { .. } => "start_skill",
+            ConversationCommand::HandOffToAiWith { .. } => "hand_off_to_ai_with",
+            ConversationCommand::ReportCouldNotAnswer { .. } => "report_could_not_answer",
+            ConversationCommand::ApproveSkill { .. } => "approve_skill",
+            ConversationCommand::DenySkill { .. } => "deny_skill",
+            ConversationCommand::EscalateWith { .. } => "escalate_with",
+            ConversationCommand::PostMessageJudged { .. } => "post_message_judged",
         }
     }
 }

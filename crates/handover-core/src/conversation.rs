@@ -8,6 +8,7 @@
 //! [`evolve`], so each state rule is written once.
 
 use crate::command::{Assignment, ConversationCommand, Participant};
+use crate::context::Context;
 use crate::event::{
     Author, ConversationEvent, EscalationCause, NoteAudience, NoticeKind, SystemActor,
     TransferTarget, WaitCause,
@@ -19,8 +20,10 @@ use crate::ids::{
 };
 use crate::policy::Concern;
 use crate::rejection::Rejection;
+use crate::rules::{PolicyVersion, RuleEscalation, RuleName};
 use crate::settings::Settings;
-use crate::text::Reason;
+use crate::signals::Fingerprint;
+use crate::text::{MessageText, Reason};
 use crate::time::Timestamp;
 use crate::{Ctx, Event};
 
@@ -121,6 +124,81 @@ pub struct OpenConversation {
     /// Skills an AI agent started and has not reported the outcome of: the epoch it started
     /// them under, the agent, the skill.
     pub skills_started: Vec<(Epoch, AiAgentId, SkillName)>,
+    /// What the escalation rules read: recent customer messages, concerns with when they
+    /// were raised, the last escalation, the AI's misses in a row.
+    pub signals: Signals,
+    /// Skills that wait for a person's approval, oldest first (the current assignment's: an
+    /// assignment's end ends its waits).
+    pub approvals: Vec<PendingApproval>,
+}
+
+/// How many recent customer messages a conversation keeps for the message rules.
+pub const RECENT_MESSAGES_MAX: usize = 8;
+
+/// What the escalation rules read, folded from the log like the rest of the state, so a rule's
+/// verdict is a function of the state, the command and the time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Signals {
+    /// Customer messages so far.
+    pub customer_messages: u32,
+    /// Each concern the customer raised, at its latest raising.
+    pub concerns: Vec<ConcernMark>,
+    /// When an AI agent last let go of it (escalated, by itself, the clock or a rule).
+    pub last_escalation_at: Option<Timestamp>,
+    /// The AI's "could not answer" reports since its last real answer under this assignment.
+    pub ai_misses_in_a_row: u32,
+    /// Whether the AI's next message answers a question it reported it could not answer (so
+    /// it does not end the run of misses).
+    pub miss_pending: bool,
+    /// The last [`RECENT_MESSAGES_MAX`] customer messages, oldest first.
+    pub recent: std::collections::VecDeque<RecentMessage>,
+    /// The conversation's topic, as the latest context gave it.
+    pub topic: Option<crate::ids::Specialty>,
+}
+
+/// A concern at its latest raising.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConcernMark {
+    /// The concern.
+    pub concern: Concern,
+    /// When, if the log says.
+    pub at: Option<Timestamp>,
+    /// The customer message that raised it, counted from 1.
+    pub message: u32,
+}
+
+/// A recent customer message, with what the rules compare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecentMessage {
+    /// Its text.
+    pub text: MessageText,
+    /// Its content words.
+    pub words: Fingerprint,
+    /// The handoff count when it was written (messages to one AI assignment share it).
+    pub epoch: Epoch,
+}
+
+/// A skill waiting for a person's approval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PendingApproval {
+    /// The assignment it was asked under.
+    pub epoch: Epoch,
+    /// The AI agent.
+    pub agent_id: AiAgentId,
+    /// The skill.
+    pub name: SkillName,
+    /// Since when.
+    pub since: Timestamp,
+    /// How long it may wait.
+    pub deadline_ms: u64,
+    /// The rule that asked for it.
+    pub rule: RuleName,
+    /// The policy's version.
+    pub policy_version: PolicyVersion,
 }
 
 impl OpenConversation {
@@ -486,12 +564,43 @@ fn escalation(
     cause: EscalationCause,
     ctx: &Ctx<'_>,
 ) -> Vec<ConversationEvent> {
-    let language = open.language.as_ref();
-    let mut events = vec![ConversationEvent::EscalatedToHuman {
+    let first = ConversationEvent::EscalatedToHuman {
         agent_id: agent_id.clone(),
         reason,
         cause,
-    }];
+    };
+    letting_go(open, first, agent_name, cause, ctx)
+}
+
+/// The events of a rule giving the conversation back to humans.
+fn rule_escalation(
+    open: &OpenConversation,
+    agent_id: &AiAgentId,
+    agent_name: &AgentName,
+    fired: RuleEscalation,
+    ctx: &Ctx<'_>,
+) -> Vec<ConversationEvent> {
+    let cause = fired.cause;
+    let first = ConversationEvent::EscalatedByRule {
+        agent_id: agent_id.clone(),
+        reason: fired.reason,
+        cause,
+        rule: fired.rule,
+        policy_version: ctx.policy.rules().version().clone(),
+        at: ctx.now,
+    };
+    letting_go(open, first, agent_name, cause, ctx)
+}
+
+fn letting_go(
+    open: &OpenConversation,
+    first: ConversationEvent,
+    agent_name: &AgentName,
+    cause: EscalationCause,
+    ctx: &Ctx<'_>,
+) -> Vec<ConversationEvent> {
+    let language = open.language.as_ref();
+    let mut events = vec![first];
     events.extend(notice(
         language,
         ctx.settings,
@@ -515,7 +624,14 @@ fn ai_name(open: &OpenConversation) -> Option<&AgentName> {
     }
 }
 
-fn constant_reason(text: String) -> Reason {
+fn constant_reason(mut text: String) -> Reason {
+    if text.len() > crate::limits::REASON_BYTES_MAX {
+        let mut end = crate::limits::REASON_BYTES_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
     Reason::new(text).unwrap_or_else(|_| Reason::new("deadline").expect("a constant reason"))
 }
 
@@ -570,87 +686,43 @@ pub fn decide_with_state(
             language.clone(),
             human.as_ref(),
         )?,
-        ConversationCommand::PostMessage { by, text } => {
-            let open = match by {
-                Participant::Human(id) => {
-                    let (open, human) = human_on(state, id, ctx)?;
-                    may_handle(open, human)?;
-                    open
-                }
-                Participant::Ai(assignment) => {
-                    let open = state.open()?;
-                    check_assignment(open, assignment)?;
-                    open
-                }
-                Participant::Customer(_) => state.open()?,
-                _ => return Err(not_allowed(by, command)),
-            };
-            let concerns = match by {
-                Participant::Customer(_) => ctx.policy.assess(text.as_str()),
-                _ => Vec::new(),
-            };
-            let asks_for_human = concerns.contains(&Concern::HumanRequested);
-            let mut events = vec![ConversationEvent::MessagePosted {
-                author: author(by),
-                text: text.clone(),
-                concerns,
-            }];
-            // The customer's wish wins over the AI: the message and the escalation are one
-            // atomic append, so no AI reply can slip in between them.
-            if let (
-                true,
-                Handler::Ai {
-                    agent_id,
-                    agent_name,
-                },
-            ) = (asks_for_human, &open.handler)
-            {
-                events.extend(escalation(
-                    open,
-                    agent_id,
-                    agent_name,
-                    Reason::new("the customer asked for a human")
-                        .expect("a constant reason is valid"),
-                    EscalationCause::CustomerAskedForHuman,
-                    ctx,
-                ));
+        ConversationCommand::PostMessage { by, text } => post(state, by, text, command, ctx)?,
+        ConversationCommand::PostMessageJudged {
+            by, text, cause, ..
+        } => {
+            if !matches!(by, Participant::Customer(_)) {
+                return Err(not_allowed(by, command));
             }
-            events
+            if matches!(
+                cause,
+                EscalationCause::AiTimeout | EscalationCause::AgentDeactivated
+            ) {
+                return Err(Rejection::EscalationCauseNotAllowed { cause: *cause });
+            }
+            post(state, by, text, command, ctx)?
         }
         ConversationCommand::HandOffToAi {
             by,
             agent_id,
             reason,
-        } => {
-            let (open, human) = human_on(state, by, ctx)?;
-            may_handle(open, human)?;
-            let agent = ctx
-                .roster
-                .get(agent_id)
-                .filter(|agent| agent.tenant == open.tenant)
-                .ok_or_else(|| Rejection::UnknownAiAgent {
-                    agent_id: agent_id.clone(),
-                })?;
-            if !agent.active {
-                return Err(Rejection::AiAgentInactive {
-                    agent_id: agent_id.clone(),
-                });
-            }
-            let mut events = vec![ConversationEvent::HandedOffToAi {
-                agent_id: agent_id.clone(),
-                agent_name: agent.profile.name.clone(),
-                by_human: by.clone(),
-                reason: reason.clone(),
-            }];
-            events.extend(notice(
-                open.language.as_ref(),
-                ctx.settings,
-                NoticeKind::AiJoined,
-                Some(agent.profile.name.as_str()),
-                None,
-            ));
-            events
-        }
+        } => hand_off(state, by, agent_id, reason, None, false, None, ctx)?,
+        ConversationCommand::HandOffToAiWith {
+            by,
+            agent_id,
+            reason,
+            context,
+            override_policy,
+            refused_by,
+        } => hand_off(
+            state,
+            by,
+            agent_id,
+            reason,
+            context.as_ref(),
+            *override_policy,
+            refused_by.as_ref(),
+            ctx,
+        )?,
         ConversationCommand::RecordAiAction { by, skill } => {
             let open = state.open()?;
             // The outcome of a skill started under this assignment is recorded even after
@@ -660,6 +732,18 @@ pub fn decide_with_state(
             });
             if !started {
                 check_assignment(open, by)?;
+                // A gated skill runs only once approved: recording it directly would bypass
+                // the person the policy asks.
+                if ctx
+                    .policy
+                    .rules()
+                    .before_skill(&skill.name, &skill.input)
+                    .is_some()
+                {
+                    return Err(Rejection::SkillNeedsApproval {
+                        skill: skill.name.clone(),
+                    });
+                }
             }
             vec![ConversationEvent::AiActionRecorded {
                 agent_id: by.agent_id.clone(),
@@ -669,16 +753,89 @@ pub fn decide_with_state(
         ConversationCommand::StartSkill { by, name, input } => {
             let open = state.open()?;
             check_assignment(open, by)?;
-            if open.skills_started.len() >= crate::limits::SKILLS_STARTED_MAX {
+            if open.skills_started.len() + open.approvals.len() >= crate::limits::SKILLS_STARTED_MAX
+            {
                 return Err(Rejection::TooManySkillsStarted {
                     max: crate::limits::SKILLS_STARTED_MAX,
                 });
             }
-            vec![ConversationEvent::AiSkillStarted {
-                agent_id: by.agent_id.clone(),
-                name: name.clone(),
-                input: input.clone(),
+            let rules = ctx.policy.rules();
+            match rules.before_skill(name, input) {
+                Some(gate) => vec![ConversationEvent::SkillApprovalRequested {
+                    agent_id: by.agent_id.clone(),
+                    name: name.clone(),
+                    input: input.clone(),
+                    rule: gate.rule,
+                    policy_version: rules.version().clone(),
+                    deadline_ms: gate.deadline_ms,
+                    at: ctx.now,
+                }],
+                None => vec![ConversationEvent::AiSkillStarted {
+                    agent_id: by.agent_id.clone(),
+                    name: name.clone(),
+                    input: input.clone(),
+                }],
+            }
+        }
+        ConversationCommand::ApproveSkill { by, skill } => {
+            let (open, human) = human_on(state, by, ctx)?;
+            may_handle(open, human)?;
+            let pending = waiting_approval(open, skill)?;
+            vec![ConversationEvent::SkillApproved {
+                agent_id: pending.agent_id.clone(),
+                name: skill.clone(),
+                by: Author::Human(by.clone()),
+                rule: pending.rule.clone(),
+                policy_version: pending.policy_version.clone(),
+                at: ctx.now,
             }]
+        }
+        ConversationCommand::DenySkill { by, skill, reason } => {
+            let (open, human) = human_on(state, by, ctx)?;
+            may_handle(open, human)?;
+            let pending = waiting_approval(open, skill)?;
+            vec![ConversationEvent::SkillDenied {
+                agent_id: pending.agent_id.clone(),
+                name: skill.clone(),
+                by: Author::Human(by.clone()),
+                reason: reason.clone(),
+                rule: pending.rule.clone(),
+                policy_version: pending.policy_version.clone(),
+                at: ctx.now,
+            }]
+        }
+        ConversationCommand::ReportCouldNotAnswer { by, reason } => {
+            check_assignment(state.open()?, by)?;
+            vec![ConversationEvent::AiCouldNotAnswer {
+                agent_id: by.agent_id.clone(),
+                reason: reason.clone(),
+                at: ctx.now,
+            }]
+        }
+        ConversationCommand::EscalateWith {
+            by,
+            reason,
+            context,
+        } => {
+            let open = state.open()?;
+            check_assignment(open, by)?;
+            let name = ai_name(open).cloned().unwrap_or_else(|| {
+                AgentName::new(by.agent_id.as_str()).expect("an id is a valid name")
+            });
+            let mut events = vec![ConversationEvent::ContextShared {
+                by: Author::Ai(by.agent_id.clone()),
+                context: context.clone(),
+                at: ctx.now,
+            }];
+            events.extend(escalation(
+                open,
+                &by.agent_id,
+                &name,
+                reason.clone(),
+                EscalationCause::AgentRequested,
+                ctx,
+            ));
+            events
         }
         ConversationCommand::Reclaim { by, reason } => {
             let (open, human) = human_on(state, by, ctx)?;
@@ -716,9 +873,14 @@ pub fn decide_with_state(
             let open = state.open()?;
             if matches!(
                 cause,
-                EscalationCause::CustomerAskedForHuman | EscalationCause::AiTimeout
+                EscalationCause::CustomerAskedForHuman
+                    | EscalationCause::AiTimeout
+                    | EscalationCause::Frustration
+                    | EscalationCause::GoingInCircles
+                    | EscalationCause::AiCouldNotAnswer
+                    | EscalationCause::Complaint
             ) {
-                // Only the policy, on a customer's message, and the clock may claim these.
+                // Only the policy's rules and the clock may claim these.
                 return Err(Rejection::EscalationCauseNotAllowed { cause: *cause });
             }
             check_assignment(open, by)?;
@@ -912,10 +1074,226 @@ pub fn decide_with_state(
         ConversationCommand::Tick => due(state.open()?, ctx),
     };
     let now = Some(ctx.now);
-    let next = events
+    let mut events = events;
+    let mut next = events
         .iter()
         .try_fold(state.clone(), |state, event| evolve_at(state, event, now))?;
+    // The rules that read the state the command leads to (the message counted in the
+    // signals, the miss in the run of misses): their escalation joins the same append, so no
+    // AI reply can slip in between.
+    if let Some(more) = after_rules(state, command, &next, &events, ctx) {
+        next = more
+            .iter()
+            .try_fold(next, |state, event| evolve_at(state, event, now))?;
+        events.extend(more);
+    }
     Ok((events, next))
+}
+
+/// The escalation a rule makes after the command's own events, if any: on a customer's
+/// message while an AI agent is active (the built-in rules in the policy's order, then the
+/// embedder's verdict the command carries), and on an AI's "could not answer".
+fn after_rules(
+    before: &Conversation,
+    command: &ConversationCommand,
+    next: &Conversation,
+    events: &[ConversationEvent],
+    ctx: &Ctx<'_>,
+) -> Option<Vec<ConversationEvent>> {
+    let Conversation::Open(open) = next else {
+        return None;
+    };
+    let Handler::Ai {
+        agent_id,
+        agent_name,
+    } = &open.handler
+    else {
+        return None;
+    };
+    let rules = ctx.policy.rules();
+    let fired = match command {
+        ConversationCommand::PostMessage {
+            by: Participant::Customer(_),
+            ..
+        }
+        | ConversationCommand::PostMessageJudged {
+            by: Participant::Customer(_),
+            ..
+        } => {
+            // Only a message written while the AI held the conversation.
+            before.assignment()?;
+            let concerns = match events.first() {
+                Some(ConversationEvent::MessagePosted { concerns, .. }) => concerns.as_slice(),
+                _ => &[],
+            };
+            rules
+                .on_customer_message(open, concerns, ctx.policy)
+                .or_else(|| match command {
+                    ConversationCommand::PostMessageJudged { cause, verdict, .. } => {
+                        Some(RuleEscalation {
+                            rule: verdict.rule.clone(),
+                            cause: *cause,
+                            reason: verdict.reason.clone(),
+                        })
+                    }
+                    _ => None,
+                })
+        }
+        ConversationCommand::ReportCouldNotAnswer { .. } => rules.on_ai_miss(open),
+        _ => None,
+    }?;
+    Some(rule_escalation(open, agent_id, agent_name, fired, ctx))
+}
+
+/// A message, with the concerns the policy hears in a customer's.
+fn post(
+    state: &Conversation,
+    by: &Participant,
+    text: &MessageText,
+    command: &ConversationCommand,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<ConversationEvent>, Rejection> {
+    match by {
+        Participant::Human(id) => {
+            let (open, human) = human_on(state, id, ctx)?;
+            may_handle(open, human)?;
+        }
+        Participant::Ai(assignment) => check_assignment(state.open()?, assignment)?,
+        Participant::Customer(_) => {
+            state.open()?;
+        }
+        _ => return Err(not_allowed(by, command)),
+    }
+    let concerns = match by {
+        Participant::Customer(_) => ctx.policy.assess(text.as_str()),
+        _ => Vec::new(),
+    };
+    Ok(vec![ConversationEvent::MessagePosted {
+        author: author(by),
+        text: text.clone(),
+        concerns,
+    }])
+}
+
+/// A handoff to AI: the agent must be of the tenant and active, and the policy's handoff
+/// rules (then the embedder's refusal) must not refuse it, unless a supervisor overrides them,
+/// which is recorded.
+#[allow(clippy::too_many_arguments)]
+fn hand_off(
+    state: &Conversation,
+    by: &HumanId,
+    agent_id: &AiAgentId,
+    reason: &Option<Reason>,
+    context: Option<&Context>,
+    override_policy: bool,
+    refused_by: Option<&crate::rules::RuleVerdict>,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<ConversationEvent>, Rejection> {
+    let (open, human) = human_on(state, by, ctx)?;
+    may_handle(open, human)?;
+    let agent = ctx
+        .roster
+        .get(agent_id)
+        .filter(|agent| agent.tenant == open.tenant)
+        .ok_or_else(|| Rejection::UnknownAiAgent {
+            agent_id: agent_id.clone(),
+        })?;
+    if !agent.active {
+        return Err(Rejection::AiAgentInactive {
+            agent_id: agent_id.clone(),
+        });
+    }
+    if let Handler::Ai {
+        agent_id: active, ..
+    } = &open.handler
+    {
+        if active == agent_id {
+            return Err(Rejection::AlreadyHandledBy {
+                agent_id: agent_id.clone(),
+            });
+        }
+    }
+    let rules = ctx.policy.rules();
+    let topic = context.and_then(Context::topic);
+    let refusal = rules
+        .before_handoff(open, agent, topic, ctx.now)
+        .map(|refusal| {
+            let rejection = if refusal.is_loop_guard() {
+                Rejection::HandoffLoop {
+                    rule: refusal.rule.clone(),
+                    policy_version: rules.version().clone(),
+                    reason: refusal.reason.clone(),
+                }
+            } else {
+                Rejection::RefusedByRule {
+                    rule: refusal.rule.clone(),
+                    policy_version: rules.version().clone(),
+                    reason: refusal.reason.clone(),
+                }
+            };
+            (refusal.rule, refusal.reason, rejection)
+        })
+        .or_else(|| {
+            refused_by.map(|verdict| {
+                (
+                    verdict.rule.clone(),
+                    verdict.reason.as_str().to_owned(),
+                    Rejection::RefusedByRule {
+                        rule: verdict.rule.clone(),
+                        policy_version: rules.version().clone(),
+                        reason: verdict.reason.as_str().to_owned(),
+                    },
+                )
+            })
+        });
+    let mut events = Vec::new();
+    if let Some((rule, refusal, rejection)) = refusal {
+        if !override_policy {
+            return Err(rejection);
+        }
+        require_supervisor(human)?;
+        events.push(ConversationEvent::PolicyOverridden {
+            by: by.clone(),
+            rule,
+            policy_version: rules.version().clone(),
+            refusal: constant_reason(refusal),
+            at: ctx.now,
+        });
+    }
+    if let Some(context) = context.filter(|c| !c.is_empty()) {
+        events.push(ConversationEvent::ContextShared {
+            by: Author::Human(by.clone()),
+            context: context.clone(),
+            at: ctx.now,
+        });
+    }
+    events.push(ConversationEvent::HandedOffToAi {
+        agent_id: agent_id.clone(),
+        agent_name: agent.profile.name.clone(),
+        by_human: by.clone(),
+        reason: reason.clone(),
+    });
+    events.extend(notice(
+        open.language.as_ref(),
+        ctx.settings,
+        NoticeKind::AiJoined,
+        Some(agent.profile.name.as_str()),
+        None,
+    ));
+    Ok(events)
+}
+
+/// The oldest request of `skill` waiting for approval.
+fn waiting_approval<'a>(
+    open: &'a OpenConversation,
+    skill: &SkillName,
+) -> Result<&'a PendingApproval, Rejection> {
+    open.approvals
+        .iter()
+        .find(|pending| pending.name == *skill)
+        .ok_or_else(|| Rejection::NoApprovalPending {
+            skill: skill.clone(),
+        })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -979,6 +1357,9 @@ enum Deadline<'a> {
         since: Timestamp,
         idle_ms: u64,
     },
+    Approval {
+        pending: &'a PendingApproval,
+    },
 }
 
 impl Deadline<'_> {
@@ -999,6 +1380,7 @@ impl Deadline<'_> {
                 since, deadline_ms, ..
             } => since.plus_millis(*deadline_ms),
             Deadline::Idle { since, idle_ms } => since.plus_millis(*idle_ms),
+            Deadline::Approval { pending } => pending.since.plus_millis(pending.deadline_ms),
         }
     }
 }
@@ -1041,6 +1423,11 @@ fn deadlines<'a>(open: &'a OpenConversation, settings: &Settings) -> Vec<Deadlin
         }
         _ => {}
     }
+    pending.extend(
+        open.approvals
+            .iter()
+            .map(|approval| Deadline::Approval { pending: approval }),
+    );
     if let (Some(idle_ms), Some(since)) = (
         settings.idle_close_ms,
         open.last_customer_at.or(open.opened_at),
@@ -1106,6 +1493,18 @@ fn due(open: &OpenConversation, ctx: &Ctx<'_>) -> Vec<ConversationEvent> {
                     ctx,
                 ));
             }
+            Deadline::Approval { pending } => events.push(ConversationEvent::SkillDenied {
+                agent_id: pending.agent_id.clone(),
+                name: pending.name.clone(),
+                by: Author::System(SystemActor::Clock),
+                reason: constant_reason(format!(
+                    "nobody approved or denied it within {} ms",
+                    pending.deadline_ms
+                )),
+                rule: pending.rule.clone(),
+                policy_version: pending.policy_version.clone(),
+                at: now,
+            }),
             Deadline::Idle { idle_ms, .. } => events.push(ConversationEvent::Closed {
                 by: Author::System(SystemActor::Clock),
                 reason: Some(constant_reason(format!(
@@ -1167,6 +1566,8 @@ pub fn evolve_at(
             last_customer_at: None,
             reply_pending_since: None,
             skills_started: Vec::new(),
+            signals: Signals::default(),
+            approvals: Vec::new(),
         })
     };
     let mut open = match (state, event) {
@@ -1218,7 +1619,9 @@ pub fn evolve_at(
             return Err(Rejection::AlreadyOpened)
         }
         ConversationEvent::MessagePosted {
-            author, concerns, ..
+            author,
+            concerns,
+            text,
         } => match author {
             // Only customers' messages are assessed by the policy.
             Author::Human(_) | Author::Ai(_) | Author::System(_) if !concerns.is_empty() => {
@@ -1235,6 +1638,7 @@ pub fn evolve_at(
                         open.concerns.push(*concern);
                     }
                 }
+                note_customer_message(&mut open, text, concerns, at);
                 if let Some(at) = at {
                     open.last_customer_at = Some(at);
                     if matches!(open.handler, Handler::Ai { .. }) {
@@ -1257,6 +1661,11 @@ pub fn evolve_at(
             Author::Ai(agent) => {
                 require_ai(&open, agent)?;
                 open.reply_pending_since = None;
+                // A reply after a reported miss is the apology for it; any other is an answer.
+                if std::mem::take(&mut open.signals.miss_pending) {
+                } else {
+                    open.signals.ai_misses_in_a_row = 0;
+                }
             }
             Author::System(_) => {
                 return Err(Rejection::ForeignEvent {
@@ -1280,12 +1689,12 @@ pub fn evolve_at(
                     });
                 }
             }
-            // The handoff guidance: a customer who complained, negotiated, raised something
-            // sensitive or asked for a human stays with humans.
-            if let Some(&concern) = open.concerns.first() {
-                return Err(Rejection::HandoffAgainstPolicy { concern });
-            }
+            // Whether the policy allowed it is decide's question (the policy is configurable
+            // and its verdict, or a supervisor's override, is in the log), not the fold's.
             open.epoch = Epoch(open.epoch.0 + 1);
+            open.signals.ai_misses_in_a_row = 0;
+            open.signals.miss_pending = false;
+            open.approvals.clear();
             open.ai_agents.push(agent_id.clone());
             open.handed_off_by = Some(by_human.clone());
             open.reply_pending_since = None;
@@ -1317,14 +1726,70 @@ pub fn evolve_at(
             require_active_ai(&open, agent_id)?;
             open.human = Some(by_human.clone());
             open.reply_pending_since = None;
+            open.approvals.clear();
             open.handler = Handler::Reclaimed {
                 by: by_human.clone(),
             };
         }
         ConversationEvent::EscalatedToHuman { agent_id, .. } => {
             require_active_ai(&open, agent_id)?;
-            open.reply_pending_since = None;
-            open.handler = Handler::Human;
+            let_go(&mut open, at);
+        }
+        ConversationEvent::EscalatedByRule {
+            agent_id, at: when, ..
+        } => {
+            require_active_ai(&open, agent_id)?;
+            let_go(&mut open, Some(*when));
+        }
+        ConversationEvent::AiCouldNotAnswer { agent_id, .. } => {
+            require_ai(&open, agent_id)?;
+            open.signals.ai_misses_in_a_row = open.signals.ai_misses_in_a_row.saturating_add(1);
+            open.signals.miss_pending = true;
+        }
+        ConversationEvent::PolicyOverridden { .. } => {}
+        ConversationEvent::SkillApprovalRequested {
+            agent_id,
+            name,
+            rule,
+            policy_version,
+            deadline_ms,
+            at: since,
+            ..
+        } => {
+            require_ai(&open, agent_id)?;
+            if open.skills_started.len() + open.approvals.len() >= crate::limits::SKILLS_STARTED_MAX
+            {
+                return Err(Rejection::TooManySkillsStarted {
+                    max: crate::limits::SKILLS_STARTED_MAX,
+                });
+            }
+            open.approvals.push(PendingApproval {
+                epoch: open.epoch,
+                agent_id: agent_id.clone(),
+                name: name.clone(),
+                since: *since,
+                deadline_ms: *deadline_ms,
+                rule: rule.clone(),
+                policy_version: policy_version.clone(),
+            });
+        }
+        ConversationEvent::SkillApproved { name, .. } => {
+            let pending = take_approval(&mut open, name)?;
+            open.skills_started
+                .push((pending.epoch, pending.agent_id, pending.name));
+        }
+        ConversationEvent::SkillDenied { name, .. } => {
+            take_approval(&mut open, name)?;
+        }
+        ConversationEvent::ContextShared { by, context, .. } => {
+            if matches!(by, Author::Customer(_) | Author::System(_)) {
+                return Err(Rejection::ForeignEvent {
+                    event_type: "context_shared by the customer or the system",
+                });
+            }
+            if let Some(topic) = context.topic() {
+                open.signals.topic = Some(topic.clone());
+            }
         }
         ConversationEvent::Closed { by, .. } => {
             match by {
@@ -1336,6 +1801,7 @@ pub fn evolve_at(
                 Author::Ai(agent) => require_ai(&open, agent)?,
                 _ => {}
             }
+            open.approvals.clear();
             return Ok(Conversation::Closed(open));
         }
         ConversationEvent::AwaitingHuman { team, cause, since } => {
@@ -1410,6 +1876,64 @@ pub fn evolve_at(
         }
     }
     Ok(Conversation::Open(open))
+}
+
+/// An AI agent let go of the conversation (`at`: when, if known).
+fn let_go(open: &mut OpenConversation, at: Option<Timestamp>) {
+    open.reply_pending_since = None;
+    open.handler = Handler::Human;
+    open.approvals.clear();
+    if at.is_some() {
+        open.signals.last_escalation_at = at;
+    }
+}
+
+/// Counts a customer's message in the signals the message rules read.
+fn note_customer_message(
+    open: &mut OpenConversation,
+    text: &MessageText,
+    concerns: &[Concern],
+    at: Option<Timestamp>,
+) {
+    let signals = &mut open.signals;
+    signals.customer_messages = signals.customer_messages.saturating_add(1);
+    let message = signals.customer_messages;
+    for concern in concerns {
+        match signals.concerns.iter_mut().find(|m| m.concern == *concern) {
+            Some(mark) => {
+                mark.at = at;
+                mark.message = message;
+            }
+            None => signals.concerns.push(ConcernMark {
+                concern: *concern,
+                at,
+                message,
+            }),
+        }
+    }
+    if signals.recent.len() == RECENT_MESSAGES_MAX {
+        signals.recent.pop_front();
+    }
+    signals.recent.push_back(RecentMessage {
+        text: text.clone(),
+        words: Fingerprint::of(text.as_str()),
+        epoch: open.epoch,
+    });
+}
+
+/// Removes the oldest request of `skill` waiting for approval.
+fn take_approval(
+    open: &mut OpenConversation,
+    skill: &SkillName,
+) -> Result<PendingApproval, Rejection> {
+    let index = open
+        .approvals
+        .iter()
+        .position(|pending| pending.name == *skill)
+        .ok_or_else(|| Rejection::NoApprovalPending {
+            skill: skill.clone(),
+        })?;
+    Ok(open.approvals.remove(index))
 }
 
 /// The event gives the conversation to humans: no AI agent may hold it at that moment.

@@ -4,12 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::Context;
 use crate::human::{Presence, Role};
 use crate::ids::{
     AgentName, AiAgentId, Channel, CustomerId, HumanId, InvalidInput, Language, SkillName,
     Specialty, TeamId, TenantId,
 };
 use crate::policy::Concern;
+use crate::rules::{PolicyVersion, RuleName};
 use crate::text::{MessageText, Reason, SkillData};
 use crate::time::Timestamp;
 
@@ -216,6 +218,14 @@ pub enum EscalationCause {
     AgentDeactivated,
     /// The AI agent did not answer a customer's message within its reply deadline.
     AiTimeout,
+    /// A rule heard frustration in the customer's last messages.
+    Frustration,
+    /// A rule saw the customer ask the same question again and again.
+    GoingInCircles,
+    /// A rule counted the AI's "could not answer" reports in a row.
+    AiCouldNotAnswer,
+    /// A rule heard a complaint while the AI was active.
+    Complaint,
 }
 
 impl EscalationCause {
@@ -226,6 +236,10 @@ impl EscalationCause {
             EscalationCause::CustomerAskedForHuman => "customer_asked_for_human",
             EscalationCause::AgentDeactivated => "agent_deactivated",
             EscalationCause::AiTimeout => "ai_timeout",
+            EscalationCause::Frustration => "frustration",
+            EscalationCause::GoingInCircles => "going_in_circles",
+            EscalationCause::AiCouldNotAnswer => "ai_could_not_answer",
+            EscalationCause::Complaint => "complaint",
         }
     }
 }
@@ -430,6 +444,102 @@ pub enum ConversationEvent {
         /// What it is given.
         input: SkillData,
     },
+    /// A rule of the policy gave the conversation back to humans (exported as
+    /// `escalated_to_human`, with `data.rule` and `data.policy_version`).
+    EscalatedByRule {
+        /// The AI agent that held it.
+        agent_id: AiAgentId,
+        /// In words.
+        reason: Reason,
+        /// Why, by kind.
+        cause: EscalationCause,
+        /// The rule that decided.
+        rule: RuleName,
+        /// The version of the policy the rule belongs to.
+        policy_version: PolicyVersion,
+        /// When.
+        at: Timestamp,
+    },
+    /// The AI agent reported that it could not answer the customer's question.
+    AiCouldNotAnswer {
+        /// The AI agent.
+        agent_id: AiAgentId,
+        /// What it could not answer, or why, when it says.
+        reason: Option<Reason>,
+        /// When.
+        at: Timestamp,
+    },
+    /// A supervisor handed the conversation to AI although a rule refused it.
+    PolicyOverridden {
+        /// The supervisor.
+        by: HumanId,
+        /// The rule that refused.
+        rule: RuleName,
+        /// The version of the policy the rule belongs to.
+        policy_version: PolicyVersion,
+        /// The refusal, in words.
+        refusal: Reason,
+        /// When.
+        at: Timestamp,
+    },
+    /// A skill the AI agent asked to run waits for a person's approval.
+    SkillApprovalRequested {
+        /// The AI agent.
+        agent_id: AiAgentId,
+        /// The skill.
+        name: SkillName,
+        /// Its input.
+        input: SkillData,
+        /// The rule that asks for approval.
+        rule: RuleName,
+        /// The version of the policy the rule belongs to.
+        policy_version: PolicyVersion,
+        /// How long the AI waits for a decision; then the clock denies the request.
+        deadline_ms: u64,
+        /// When.
+        at: Timestamp,
+    },
+    /// A person approved a skill that waited: the AI agent may run it.
+    SkillApproved {
+        /// The AI agent.
+        agent_id: AiAgentId,
+        /// The skill.
+        name: SkillName,
+        /// Who approved it.
+        by: Author,
+        /// The rule that asked for approval.
+        rule: RuleName,
+        /// The version of the policy the rule belongs to.
+        policy_version: PolicyVersion,
+        /// When.
+        at: Timestamp,
+    },
+    /// A person (or the clock, when nobody decided in time) denied a skill that waited.
+    SkillDenied {
+        /// The AI agent.
+        agent_id: AiAgentId,
+        /// The skill.
+        name: SkillName,
+        /// Who denied it.
+        by: Author,
+        /// Why.
+        reason: Reason,
+        /// The rule that asked for approval.
+        rule: RuleName,
+        /// The version of the policy the rule belongs to.
+        policy_version: PolicyVersion,
+        /// When.
+        at: Timestamp,
+    },
+    /// Context given with a handoff (by the human) or an escalation (by the AI agent).
+    ContextShared {
+        /// Who gave it.
+        by: Author,
+        /// The context.
+        context: Context,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 /// Why a conversation waits for a human.
@@ -591,6 +701,13 @@ impl ConversationEvent {
             ConversationEvent::SlaBreached { .. } => "sla_breached",
             ConversationEvent::AiReplyOverdue { .. } => "ai_reply_overdue",
             ConversationEvent::CustomerNotice { .. } => "customer_notice",
+            ConversationEvent::EscalatedByRule { .. } => "escalated_to_human",
+            ConversationEvent::AiCouldNotAnswer { .. } => "ai_could_not_answer",
+            ConversationEvent::PolicyOverridden { .. } => "policy_overridden",
+            ConversationEvent::SkillApprovalRequested { .. } => "skill_approval_requested",
+            ConversationEvent::SkillApproved { .. } => "skill_approved",
+            ConversationEvent::SkillDenied { .. } => "skill_denied",
+            ConversationEvent::ContextShared { .. } => "context_shared",
             ConversationEvent::InternalNote { .. } => "internal_note",
             ConversationEvent::FlagRaised { .. } => "flag_raised",
             ConversationEvent::FlagLowered { .. } => "flag_lowered",

@@ -63,6 +63,13 @@ pub enum InvalidInput {
         /// The limit.
         max: usize,
     },
+    /// A list named the same item twice.
+    #[error("{what} is given twice")]
+    Duplicate {
+        /// Which item.
+        #[serde(deserialize_with = "crate::names::deserialize")]
+        what: crate::names::Name,
+    },
 }
 
 pub(crate) fn check_label(what: &'static str, value: &str, max: usize) -> Result<(), InvalidInput> {

@@ -27,6 +27,7 @@
 
 pub mod agent;
 pub mod command;
+pub mod context;
 pub mod conversation;
 pub mod event;
 pub mod human;

@@ -36,6 +36,12 @@ const KNOWN: &[&str] = &[
     "lower_flag",
     "tick",
     "start_skill",
+    "hand_off_to_ai_with",
+    "report_could_not_answer",
+    "approve_skill",
+    "deny_skill",
+    "escalate_with",
+    "post_message_judged",
     // Fields of caller input (`InvalidInput::*::what`).
     "AI agent id",
     "human agent id",
@@ -50,6 +56,13 @@ const KNOWN: &[&str] = &[
     "message",
     "reason",
     "skill data",
+    "summary",
+    "variable name",
+    "variable value",
+    "context variables",
+    "context variable",
+    "rule name",
+    "policy version",
     // Event type names (`Event::type_name`), and the foreign events the rules name.
     "ai_agent_registered",
     "ai_agent_activated",
@@ -75,9 +88,16 @@ const KNOWN: &[&str] = &[
     "flag_raised",
     "flag_lowered",
     "ai_skill_started",
+    "ai_could_not_answer",
+    "policy_overridden",
+    "skill_approval_requested",
+    "skill_approved",
+    "skill_denied",
+    "context_shared",
     "message_posted by the system",
     "a second SLA event for the same wait",
     "internal_note by the customer",
+    "context_shared by the customer or the system",
 ];
 
 /// `name` as the crate's own static string, or [`UNKNOWN`].

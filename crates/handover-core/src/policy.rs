@@ -1,16 +1,16 @@
 //! The handoff policy: the manual's "when not to hand off to an AI agent", applied by the
 //! library. A [`Policy`] reads each customer message and names the concerns it raises; the
-//! concerns are recorded with the message, so replay never re-runs the policy. The rules that
-//! act on them live in [`crate::conversation`]:
-//!
-//! - a conversation whose customer raised any concern is not handed to an AI agent
-//!   ([`crate::Rejection::HandoffAgainstPolicy`]);
-//! - a customer who asks for a human while an AI agent is active is escalated at once.
+//! concerns are recorded with the message, so replay never re-runs the lexicon. What the
+//! concerns lead to is decided by the policy's [`Rules`] (named, configurable, versioned):
+//! with the default rules, a concern blocks a handoff to AI for a while, and a customer who
+//! asks for a person, or complains, while an AI agent is active is escalated at once.
 
 use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
 use serde::{Deserialize, Serialize};
+
+use crate::rules::Rules;
 
 /// Something in a customer's message that calls for a human, per the handoff guidance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -53,6 +53,31 @@ impl Concern {
 pub trait Policy: Send + Sync {
     /// The concerns `text` raises, without duplicates, in [`Concern`] order.
     fn assess(&self, text: &str) -> Vec<Concern>;
+
+    /// The escalation rules it applies at a handoff, on a customer's message while an AI
+    /// agent is active, on an AI's "could not answer" and before a skill. Default: the default
+    /// policy ([`Rules::default_rules`]).
+    fn rules(&self) -> &Rules {
+        Rules::default_rules()
+    }
+
+    /// How frustrated a customer's message sounds, from 0 (calm) to 1 (furious), for the
+    /// `frustration` rule. Must be pure and deterministic. Default: the built-in lexicon in six
+    /// languages ([`crate::signals::frustration`]).
+    fn frustration(&self, text: &str) -> f64 {
+        crate::signals::frustration(text)
+    }
+}
+
+impl Policy for Rules {
+    /// The built-in lexicon's concerns ([`DefaultPolicy`]).
+    fn assess(&self, text: &str) -> Vec<Concern> {
+        DefaultPolicy::default().assess(text)
+    }
+
+    fn rules(&self) -> &Rules {
+        self
+    }
 }
 
 /// The default policy: plain phrases in English, Portuguese, Spanish, French, German and

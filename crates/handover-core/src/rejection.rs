@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::EscalationCause;
 use crate::human::Presence;
+use crate::ids::SkillName;
 use crate::ids::{AgentName, AiAgentId, CustomerId, Epoch, HumanId, TeamId};
 use crate::policy::Concern;
+use crate::rules::{PolicyVersion, RuleName};
 
 /// A command refused by the rules. Nothing was recorded.
 ///
@@ -260,5 +262,48 @@ pub enum Rejection {
     TooManySkillsStarted {
         /// The limit.
         max: usize,
+    },
+    /// A rule of the escalation policy refuses the handoff to AI (a concern within its
+    /// window, a topic the agent does not cover, or one of the embedder's rules).
+    #[error(
+        "not handed off: rule {rule} of policy {policy_version} refuses it: {reason}; keep this \
+         conversation with a human, or a supervisor may override the rule"
+    )]
+    RefusedByRule {
+        /// The rule.
+        rule: RuleName,
+        /// The policy's version.
+        policy_version: PolicyVersion,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The policy's loop guard refuses the handoff to AI (too many handoffs, or too soon after
+    /// the AI let go).
+    #[error(
+        "not handed off: the loop guard, rule {rule} of policy {policy_version}, refuses it: \
+         {reason}; a supervisor may override the rule"
+    )]
+    HandoffLoop {
+        /// The rule.
+        rule: RuleName,
+        /// The policy's version.
+        policy_version: PolicyVersion,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A skill the policy gates was recorded without approval.
+    #[error(
+        "skill {skill} waits for a person's approval under the policy; run it with run_skill, \
+         which asks for the approval first"
+    )]
+    SkillNeedsApproval {
+        /// The skill.
+        skill: SkillName,
+    },
+    /// Approve or deny, with no request of that skill waiting.
+    #[error("no request to run skill {skill} waits for approval")]
+    NoApprovalPending {
+        /// The skill.
+        skill: SkillName,
     },
 }

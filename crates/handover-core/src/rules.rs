@@ -29,7 +29,11 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::SkillName;
 use crate::policy::Concern;
+
+mod eval;
+pub use eval::*;
 
 /// The default policy's file, as `handover policy default` prints it.
 pub const DEFAULT_POLICY_TOML: &str = include_str!("../policy/default.toml");
@@ -158,6 +162,10 @@ pub enum RuleKind {
         skills: Vec<String>,
         /// Minutes the AI waits for a decision before the request lapses.
         deadline_minutes: u32,
+        /// Only when the skill's input (a JSON object) has an `amount` above this; without it,
+        /// every run of the named skills waits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        over_amount: Option<f64>,
     },
 }
 
@@ -300,9 +308,16 @@ impl RuleKind {
             RuleKind::SkillApproval {
                 skills,
                 deadline_minutes,
+                over_amount,
             } => {
                 if skills.is_empty() {
                     return Err("skills must name at least one skill".to_owned());
+                }
+                if let Some(bad) = skills.iter().find(|s| SkillName::new(s.as_str()).is_err()) {
+                    return Err(format!("{bad:?} is not a skill name"));
+                }
+                if over_amount.is_some_and(|a| !a.is_finite() || a < 0.0) {
+                    return Err("over_amount must be a number of at least 0".to_owned());
                 }
                 at_least_one("deadline_minutes", *deadline_minutes)
             }

@@ -2,7 +2,9 @@
 //! whether two messages ask the same question. Pure functions over text, in English,
 //! Portuguese, Spanish, French, German and Italian, after [`normalize_words`].
 
-use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
 
 use crate::policy::normalize_words;
 
@@ -84,21 +86,37 @@ const FRUSTRATION: &[(&str, f64)] = &[
 /// ```
 pub fn frustration(text: &str) -> f64 {
     let words = normalize_words(text);
-    let mut score: f64 = 0.0;
-    for (phrase, weight) in FRUSTRATION {
-        if words.contains(&format!(" {phrase} ")) {
-            score = score.max(*weight);
-        }
+    let (automaton, weights) = frustration_phrases();
+    let mut score: f64 = automaton
+        .find_overlapping_iter(&words)
+        .map(|hit| weights[hit.pattern().as_usize()])
+        .fold(0.0, f64::max);
+    let (mut letters, mut capitals) = (0usize, 0usize);
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        capitals += usize::from(c.is_uppercase());
     }
-    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
-    let capitals = letters.iter().filter(|c| c.is_uppercase()).count();
-    if letters.len() >= 8 && capitals * 10 >= letters.len() * 7 {
+    if letters >= 8 && capitals * 10 >= letters * 7 {
         score += 0.2;
     }
     if text.contains("!!") || text.contains("??") || text.contains("?!") {
         score += 0.1;
     }
     score.min(1.0)
+}
+
+/// The frustration lexicon as one automaton, built once (one pass over a message finds every
+/// phrase; each pattern has a space on each side, so it matches whole words).
+fn frustration_phrases() -> &'static (AhoCorasick, Vec<f64>) {
+    static PHRASES: OnceLock<(AhoCorasick, Vec<f64>)> = OnceLock::new();
+    PHRASES.get_or_init(|| {
+        let (patterns, weights): (Vec<String>, Vec<f64>) = FRUSTRATION
+            .iter()
+            .map(|(phrase, weight)| (format!(" {phrase} "), *weight))
+            .unzip();
+        let automaton = AhoCorasick::new(patterns).expect("the lexicon is valid patterns");
+        (automaton, weights)
+    })
 }
 
 /// Words too common to tell two questions apart, in the six languages.
@@ -109,13 +127,61 @@ const STOPWORDS: &[&str] = &[
     "nicht", "mit", "ein", "eine", "che", "per", "non", "sono", "della",
 ];
 
-/// The content words of a message: normalised, at least three letters, no stopwords.
-fn content_words(text: &str) -> HashSet<String> {
-    normalize_words(text)
-        .split_whitespace()
-        .filter(|word| word.chars().count() >= 3 && !STOPWORDS.contains(word))
-        .map(str::to_owned)
-        .collect()
+/// A message's content words, for telling whether two messages ask the same thing: the
+/// sorted hashes of its words after [`normalize_words`], without words shorter than three
+/// letters or too common to tell questions apart. Conversations keep one per recent customer
+/// message, so comparing a new message with them hashes nothing twice.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint(Box<[u64]>);
+
+impl Fingerprint {
+    /// The fingerprint of `text`.
+    pub fn of(text: &str) -> Fingerprint {
+        let words = normalize_words(text);
+        let mut hashes: Vec<u64> = words
+            .split_whitespace()
+            .filter(|word| word.chars().count() >= 3 && !STOPWORDS.contains(word))
+            .map(fnv1a)
+            .collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        Fingerprint(hashes.into_boxed_slice())
+    }
+
+    /// Whether the message had no content word.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Shared words over all words of the two messages (0 to 1); 0 when neither has a content
+    /// word.
+    pub fn similarity(&self, other: &Fingerprint) -> f64 {
+        let (a, b) = (&self.0, &other.0);
+        let (mut i, mut j, mut shared) = (0, 0, 0usize);
+        while i < a.len() && j < b.len() {
+            match a[i].cmp(&b[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    shared += 1;
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        let union = a.len() + b.len() - shared;
+        if union == 0 {
+            return 0.0;
+        }
+        shared as f64 / union as f64
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and machines, so a replay compares the same way.
+fn fnv1a(word: &str) -> u64 {
+    word.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// How much two messages ask the same thing, from 0 to 1: the overlap of their content words
@@ -131,12 +197,7 @@ fn content_words(text: &str) -> HashSet<String> {
 /// assert!(similarity(a, "Where is my parcel?") < 0.2);
 /// ```
 pub fn similarity(a: &str, b: &str) -> f64 {
-    let (a, b) = (content_words(a), content_words(b));
-    let union = a.union(&b).count();
-    if union == 0 {
-        return 0.0;
-    }
-    a.intersection(&b).count() as f64 / union as f64
+    Fingerprint::of(a).similarity(&Fingerprint::of(b))
 }
 
 #[cfg(test)]

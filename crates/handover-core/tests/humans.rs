@@ -2149,20 +2149,20 @@ fn skill_outcome(agent: &str, epoch: u64, name: &str) -> ConversationCommand {
 fn a_skill_is_recorded_as_started_under_the_fence() {
     let mut desk = Desk::ai_active();
     assert_eq!(
-        kinds(&desk.ok(start_skill("faq", 1, "refund"))),
+        kinds(&desk.ok(start_skill("faq", 1, "lookup_order"))),
         ["ai_skill_started"]
     );
     assert_eq!(desk.open().skills_started.len(), 1);
-    desk.ok(skill_outcome("faq", 1, "refund"));
+    desk.ok(skill_outcome("faq", 1, "lookup_order"));
     assert!(desk.open().skills_started.is_empty());
     // Another agent, or an ended assignment, may not start one.
     assert!(matches!(
-        desk.no(start_skill("sales", 1, "refund")),
+        desk.no(start_skill("sales", 1, "lookup_order")),
         Rejection::NotAssigned { .. }
     ));
     desk.ok(reclaim("ana"));
     assert!(matches!(
-        desk.no(start_skill("faq", 1, "refund")),
+        desk.no(start_skill("faq", 1, "lookup_order")),
         Rejection::AssignmentEnded { .. }
     ));
 }
@@ -2170,16 +2170,16 @@ fn a_skill_is_recorded_as_started_under_the_fence() {
 #[test]
 fn the_outcome_of_a_skill_that_ran_is_recorded_after_a_reclaim() {
     let mut desk = Desk::ai_active();
-    desk.ok(start_skill("faq", 1, "refund"));
+    desk.ok(start_skill("faq", 1, "lookup_order"));
     desk.ok(reclaim("ana"));
     // The refund ran: its outcome is kept although a human holds the conversation now.
     assert_eq!(
-        kinds(&desk.ok(skill_outcome("faq", 1, "refund"))),
+        kinds(&desk.ok(skill_outcome("faq", 1, "lookup_order"))),
         ["ai_action_recorded"]
     );
     // Once: a second outcome, or one of a skill never started, is fenced as before.
     assert!(matches!(
-        desk.no(skill_outcome("faq", 1, "refund")),
+        desk.no(skill_outcome("faq", 1, "lookup_order")),
         Rejection::AssignmentEnded { .. }
     ));
     assert!(matches!(
@@ -2192,14 +2192,14 @@ fn the_outcome_of_a_skill_that_ran_is_recorded_after_a_reclaim() {
 fn an_ai_agent_may_not_pile_up_skills_without_outcomes() {
     let mut desk = Desk::ai_active();
     for _ in 0..handover_core::SKILLS_STARTED_MAX {
-        desk.ok(start_skill("faq", 1, "refund"));
+        desk.ok(start_skill("faq", 1, "lookup_order"));
     }
     assert_eq!(
-        desk.no(start_skill("faq", 1, "refund")),
+        desk.no(start_skill("faq", 1, "lookup_order")),
         Rejection::TooManySkillsStarted {
             max: handover_core::SKILLS_STARTED_MAX
         }
     );
-    desk.ok(skill_outcome("faq", 1, "refund"));
-    desk.ok(start_skill("faq", 1, "refund"));
+    desk.ok(skill_outcome("faq", 1, "lookup_order"));
+    desk.ok(start_skill("faq", 1, "lookup_order"));
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use handover_core::context::Context;
 use handover_core::{
     Assignment, Author, ConversationCommand, ConversationEvent, ConversationId, EscalationCause,
     Event, MessageText, Participant, Reason, Skill, SkillData, SkillName, SkillOutcome,
@@ -243,6 +244,28 @@ impl AiSession {
                 input,
                 outcome,
             },
+        })
+        .await
+    }
+
+    /// Reports that this agent could not answer the customer's question (say it before the
+    /// reply that tells the customer so). The policy's `ai_could_not_answer` rule escalates
+    /// after enough reports in a row; a real answer ends the run.
+    pub async fn could_not_answer(&self, reason: Option<Reason>) -> Result<Receipt, Error> {
+        self.execute(ConversationCommand::ReportCouldNotAnswer {
+            by: self.assignment.clone(),
+            reason,
+        })
+        .await
+    }
+
+    /// Hands the conversation back to humans with a reason and this agent's context: what it
+    /// tried and what it found, for the person who takes over.
+    pub async fn escalate_with(&self, reason: Reason, context: Context) -> Result<Receipt, Error> {
+        self.execute(ConversationCommand::EscalateWith {
+            by: self.assignment.clone(),
+            reason,
+            context,
         })
         .await
     }

@@ -11,10 +11,11 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use actix::Actor;
+use handover_core::context::Context;
 use handover_core::{
     AiAgent, AiAgentCommand, AiAgentId, AiAgentProfile, Assignment, Channel, CommandId,
     ConversationCommand, ConversationId, CustomerId, HumanId, MessageText, Participant, Reason,
-    Rejection, Specialty, StreamId,
+    Rejection, SkillName, Specialty, StreamId,
 };
 use handover_sled::SledStore;
 use handover_store::{EventStore, RecordedAt, RecordedEvent, SeqRange, StoreStats, TimeSource};
@@ -765,6 +766,72 @@ impl Handover {
         .await
     }
 
+    /// Hands the conversation to an AI agent with a context (summary, topic, variables) the
+    /// agent reads through [`AiSession::context`](crate::AiSession::context), and, for a
+    /// supervisor, past a rule of the escalation policy that refuses it: the override is
+    /// recorded as `policy_overridden` with the rule and the policy's version.
+    ///
+    /// ```no_run
+    /// # async fn demo(handover: &handover::Handover, id: handover::ConversationId) -> Result<(), Box<dyn std::error::Error>> {
+    /// use handover::{AiAgentId, Context, HandOff, HumanId};
+    ///
+    /// let context = Context::new(Some("Wants the pro plan".into()), Some("pricing".into()), [("plan", "pro")])?;
+    /// handover
+    ///     .hand_off_to_ai_with(id, HandOff::new(HumanId::new("ana")?, AiAgentId::new("faq-bot")?).context(context))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn hand_off_to_ai_with(
+        &self,
+        conversation_id: ConversationId,
+        handoff: HandOff,
+    ) -> Result<Receipt, Error> {
+        self.execute(
+            conversation_id,
+            ConversationCommand::HandOffToAiWith {
+                by: handoff.by,
+                agent_id: handoff.agent_id,
+                reason: handoff.reason,
+                context: handoff.context,
+                override_policy: handoff.override_policy,
+                refused_by: None,
+            },
+        )
+        .await
+    }
+
+    /// Approves a skill the AI agent waits to run (the oldest request of that name): the
+    /// human answerable for the conversation, or a supervisor. The agent's
+    /// [`run_skill`](crate::AiSession::run_skill) then runs it.
+    pub async fn approve_skill(
+        &self,
+        conversation_id: ConversationId,
+        by: HumanId,
+        skill: SkillName,
+    ) -> Result<Receipt, Error> {
+        self.execute(
+            conversation_id,
+            ConversationCommand::ApproveSkill { by, skill },
+        )
+        .await
+    }
+
+    /// Denies a skill the AI agent waits to run (the oldest request of that name), with a
+    /// reason the agent is told.
+    pub async fn deny_skill(
+        &self,
+        conversation_id: ConversationId,
+        by: HumanId,
+        skill: SkillName,
+        reason: Reason,
+    ) -> Result<Receipt, Error> {
+        self.execute(
+            conversation_id,
+            ConversationCommand::DenySkill { by, skill, reason },
+        )
+        .await
+    }
+
     /// Takes the conversation back from its AI agent ("assume conversation"): the human who
     /// handed it off, or a supervisor of its tenant. From the moment this returns, nothing the
     /// AI agent sends is recorded, and its call in flight is cancelled.
@@ -871,5 +938,52 @@ impl Handover {
     /// the figures behind the cost of durability.
     pub fn store_stats(&self) -> StoreStats {
         self.runtime().conversations.store.stats()
+    }
+}
+
+/// A handoff to an AI agent with what it carries: see [`Handover::hand_off_to_ai_with`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct HandOff {
+    /// The human handing it off.
+    pub by: HumanId,
+    /// The AI agent.
+    pub agent_id: AiAgentId,
+    /// Why, if they say.
+    pub reason: Option<Reason>,
+    /// What the agent should know.
+    pub context: Option<Context>,
+    /// Hand it off even if a rule of the policy refuses (supervisors only; recorded).
+    pub override_policy: bool,
+}
+
+impl HandOff {
+    /// A handoff by `by` to `agent_id`, with no reason, no context, no override.
+    pub fn new(by: HumanId, agent_id: AiAgentId) -> HandOff {
+        HandOff {
+            by,
+            agent_id,
+            reason: None,
+            context: None,
+            override_policy: false,
+        }
+    }
+
+    /// With a reason.
+    pub fn reason(mut self, reason: Reason) -> HandOff {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// With a context.
+    pub fn context(mut self, context: Context) -> HandOff {
+        self.context = Some(context);
+        self
+    }
+
+    /// Overriding a rule that refuses it (a supervisor's decision, recorded).
+    pub fn override_policy(mut self) -> HandOff {
+        self.override_policy = true;
+        self
     }
 }

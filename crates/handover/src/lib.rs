@@ -112,7 +112,9 @@ pub use behavior::{AgentError, AiAgentBehavior, AiSession};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::{Config, RuntimeSettings};
 pub use error::Error;
-pub use facade::Handover;
+pub use facade::{HandOff, Handover};
+pub use handover_core::context::Context;
+pub use handover_core::rules::{PolicySpec, PolicyVersion, RuleName, Rules};
 pub use handover_core::{
     AgentName, AiAgent, AiAgentEvent, AiAgentId, AiAgentProfile, Assignment, Author, Channel,
     CommandId, Concern, ConversationCommand, ConversationEvent, ConversationId, CustomerId,
