@@ -1,6 +1,6 @@
 //! The facade's one error type.
 
-use handover_core::{AiAgentId, ConversationId, InvalidInput, Rejection};
+use handover_core::{AiAgentId, ConversationId, InvalidInput, Reason, Rejection, SkillName};
 use handover_store::StoreError;
 
 /// Why a call on [`crate::Handover`] failed.
@@ -40,6 +40,17 @@ pub enum Error {
     /// The runtime has shut down.
     #[error("the Handover runtime has stopped")]
     Stopped,
+    /// A skill that waited for a person's approval under the escalation policy was denied (by
+    /// a person, or by the clock when nobody decided in time); it did not run.
+    #[error("skill {skill} was not approved: denied by {by}: {reason}")]
+    SkillDenied {
+        /// The skill.
+        skill: SkillName,
+        /// Who denied it (`human <id>` or `the clock`).
+        by: String,
+        /// Why.
+        reason: Reason,
+    },
 }
 
 impl Error {
