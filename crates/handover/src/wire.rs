@@ -648,6 +648,8 @@ impl From<&Error> for WireError {
             Error::Concurrency => ErrorKind::Concurrency,
             Error::Overloaded => ErrorKind::Overloaded,
             Error::Stopped => ErrorKind::Stopped,
+            // Only a waiting AI session says this, on the node it runs on; never forwarded.
+            Error::SkillDenied { .. } => ErrorKind::Other,
         };
         // A store error's text is its own (the facade's adds an "event store: " prefix), so
         // that `StoreError::Engine(message)` on the caller reads as it did here.
