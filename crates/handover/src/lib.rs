@@ -79,6 +79,7 @@ mod config;
 mod conversation_actor;
 mod dispatch;
 mod error;
+mod escalation;
 mod facade;
 mod follower;
 mod gate;
@@ -98,6 +99,7 @@ mod tenure;
 mod timers;
 mod view;
 mod watch;
+mod window;
 // Forwarded calls between nodes: used by the routing of writes to their tenant's owner.
 #[cfg_attr(not(test), allow(dead_code))]
 mod wire;
@@ -110,11 +112,14 @@ pub use futures::{Stream, StreamExt};
 
 pub use behavior::{AgentError, AiAgentBehavior, AiSession};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
-pub use config::{Config, RuntimeSettings};
+pub use config::{Config, PolicyFileError, RuntimeSettings};
 pub use error::Error;
+pub use escalation::{EscalationRule, RuleInput, RULE_HISTORY_EVENTS_MAX};
 pub use facade::{HandOff, Handover};
 pub use handover_core::context::Context;
-pub use handover_core::rules::{PolicySpec, PolicyVersion, RuleName, Rules};
+pub use handover_core::rules::{
+    PolicyError, PolicySpec, PolicyVersion, RuleName, RuleVerdict, Rules,
+};
 pub use handover_core::{
     AgentName, AiAgent, AiAgentEvent, AiAgentId, AiAgentProfile, Assignment, Author, Channel,
     CommandId, Concern, ConversationCommand, ConversationEvent, ConversationId, CustomerId,
@@ -137,6 +142,7 @@ pub use staff::{HumanQuery, HumanView, NewConversation, NewHuman};
 pub use tenant::TenantHandle;
 pub use view::{ConversationView, Receipt};
 pub use watch::Watch;
+pub use window::HistoryWindow;
 
 /// The README's example, compiled and run as a doctest so the README stays true.
 #[cfg(doctest)]

@@ -735,7 +735,8 @@ pub(crate) fn decode_answer(bytes: &[u8]) -> Result<Answer, WireError> {
 /// Runs `call` on this node's facade, as the owner of its tenant, and answers it.
 pub(crate) async fn run(handover: &Handover, call: Call) -> Answer {
     if let Some((id, command_id, command)) = call.conversation_command() {
-        return match handover.execute_once(id, command_id, command).await {
+        // The embedder's rules ran where the call was made: their verdict is in the command.
+        return match handover.run_judged(id, command, Some(command_id)).await {
             Ok(receipt) => Answer::Receipt(receipt.into()),
             Err(error) => Answer::Failed(error.into()),
         };
