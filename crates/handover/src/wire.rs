@@ -937,6 +937,62 @@ mod tests {
                 by: Participant::System(handover_core::SystemActor::Backend),
                 text: text("maintenance tonight"),
             },
+            ConversationCommand::HandOffToAiWith {
+                by: ana.clone(),
+                agent_id: bot.clone(),
+                reason: Some(reason("pricing")),
+                context: Some(
+                    handover_core::context::Context::new(
+                        Some("wants the pro plan".to_owned()),
+                        Some("pricing".to_owned()),
+                        [("plan", "pro")],
+                    )
+                    .unwrap(),
+                ),
+                override_policy: true,
+                refused_by: Some(handover_core::rules::RuleVerdict {
+                    rule: id("vip-stays-human"),
+                    reason: reason("VIP customers stay with people"),
+                }),
+            },
+            ConversationCommand::ReportCouldNotAnswer {
+                by: handover_core::Assignment {
+                    agent_id: bot.clone(),
+                    epoch: Epoch(2),
+                },
+                reason: None,
+            },
+            ConversationCommand::ApproveSkill {
+                by: ana.clone(),
+                skill: SkillName::new("refund").unwrap(),
+            },
+            ConversationCommand::DenySkill {
+                by: ana.clone(),
+                skill: SkillName::new("refund").unwrap(),
+                reason: reason("already refunded"),
+            },
+            ConversationCommand::EscalateWith {
+                by: handover_core::Assignment {
+                    agent_id: bot.clone(),
+                    epoch: Epoch(2),
+                },
+                reason: reason("needs a person"),
+                context: handover_core::context::Context::new(
+                    Some("tried the FAQ".to_owned()),
+                    None,
+                    [("order_id", "A-17")],
+                )
+                .unwrap(),
+            },
+            ConversationCommand::PostMessageJudged {
+                by: Participant::Customer(id("cust-1")),
+                text: text("zorblat"),
+                cause: handover_core::EscalationCause::Complaint,
+                verdict: handover_core::rules::RuleVerdict {
+                    rule: id("house-rule"),
+                    reason: reason("the customer said zorblat"),
+                },
+            },
         ];
         let mut calls: Vec<Call> = executes
             .into_iter()
@@ -1067,8 +1123,8 @@ mod tests {
     #[test]
     fn every_call_round_trips() {
         let calls = every_call();
-        // Six commands through `execute`, and each of the 22 other kinds.
-        assert_eq!(calls.len(), 6 + 22);
+        // Twelve commands through `execute`, and each of the 22 other kinds.
+        assert_eq!(calls.len(), 12 + 22);
         for call in calls {
             let bytes = encode_call(&call).unwrap();
             assert_eq!(decode_call(&bytes).unwrap(), call);
@@ -1230,7 +1286,7 @@ mod tests {
 
     #[test]
     fn bad_bytes_are_a_typed_error() {
-        let call = encode_call(&every_call()[7]).unwrap();
+        let call = encode_call(&every_call()[13]).unwrap();
         let mut trailing = call.clone();
         trailing.push(0);
         let inputs: Vec<Vec<u8>> = vec![
