@@ -344,8 +344,11 @@ impl AiSession {
                 ConversationEvent::SkillApprovalRequested { name: asked, .. } if asked == name => {
                     waiting.push_back(record.seq);
                 }
+                // Decided oldest first: this request's decision is the one that takes it off
+                // the front.
                 ConversationEvent::SkillApproved { name: decided, .. } if decided == name => {
-                    if waiting.pop_front() == Some(request) {
+                    let decided = waiting.pop_front();
+                    if decided == Some(request) {
                         return Ok(());
                     }
                 }
@@ -355,7 +358,8 @@ impl AiSession {
                     reason,
                     ..
                 } if decided == name => {
-                    if waiting.pop_front() == Some(request) {
+                    let decided = waiting.pop_front();
+                    if decided == Some(request) {
                         return Err(Error::SkillDenied {
                             skill: name.clone(),
                             by: denier(by),

@@ -534,8 +534,9 @@ pub(crate) struct WireError {
     pub(crate) kind: ErrorKind,
     /// The error's text, as `Display` writes it on the node where it happened.
     pub(crate) message: String,
-    /// The rejection, for [`ErrorKind::Rejected`].
-    pub(crate) rejection: Option<Rejection>,
+    /// The rejection, for [`ErrorKind::Rejected`] (boxed: the rules' rejections are large,
+    /// and every wire result carries this error; serde writes a box as its content).
+    pub(crate) rejection: Option<Box<Rejection>>,
 }
 
 /// [`Error`]'s variants, with what rebuilds each.
@@ -597,7 +598,7 @@ impl WireError {
         } = self;
         match kind {
             ErrorKind::Rejected => match rejection {
-                Some(rejection) => Error::Rejected(rejection),
+                Some(rejection) => Error::Rejected(*rejection),
                 None => engine(format!("rejected, with no rejection: {message}")),
             },
             ErrorKind::InvalidInput(invalid) => Error::InvalidInput(invalid),
@@ -629,7 +630,7 @@ impl From<&Error> for WireError {
         let mut rejection = None;
         let kind = match error {
             Error::Rejected(rejected) => {
-                rejection = Some(rejected.clone());
+                rejection = Some(Box::new(rejected.clone()));
                 ErrorKind::Rejected
             }
             Error::InvalidInput(invalid) => ErrorKind::InvalidInput(invalid.clone()),
