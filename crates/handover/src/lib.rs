@@ -10,6 +10,13 @@
 //! to implement an AI agent ([`macro@async_trait`], [`AiAgentBehavior`]) and to bring a store
 //! ([`EventStore`] and its types) is re-exported here: one dependency is enough.
 //!
+//! When control changes hands is policy as data: the named rules of a [`Rules`] (TOML,
+//! versioned; [`Config::escalation_policy`], [`Config::policy_file`]) refuse handoffs, give a
+//! conversation back to humans on a customer's message or the AI's misses, and make skills wait
+//! for a person's approval ([`AiSession::run_skill`]); the embedder's own [`EscalationRule`]s
+//! run after them. Every decision is recorded with its rule's name and the policy's version.
+//! What an AI agent reads at a handoff is its [`HistoryWindow`] and the handoff's [`Context`].
+//!
 //! ```
 //! use std::sync::Arc;
 //! use handover::*;
