@@ -1005,3 +1005,68 @@ async fn built_in_rules_win_over_the_embedder_s() {
     }
     f.handover.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_context_and_the_window_hold_when_the_assignment_is_taken_up_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |clock: &ManualClock| {
+        Config::new(dir.path())
+            .workers(2)
+            .router(Arc::new(NoRouter))
+            .clock(Arc::new(clock.clone()))
+            .history_window(id("faq"), HistoryWindow::LastMessages(1))
+    };
+    let clock = ManualClock::new(T0);
+    let handover = Handover::start(config(&clock)).await.unwrap();
+    handover_testkit::staff(&handover, &["ana"]).await;
+    let (report, mut reports) = mpsc::unbounded_channel();
+    let bot = agent(
+        &handover,
+        "faq",
+        Arc::new(Recorder {
+            report: report.clone(),
+        }),
+    )
+    .await;
+    let c = open(&handover).await;
+    handover
+        .post_customer_message(c, id("cust-1"), text("What are your opening hours?"))
+        .await
+        .unwrap();
+    let context = Context::new(None, None, [("order_id", "A-17")]).unwrap();
+    handover
+        .hand_off_to_ai_with(
+            c,
+            HandOff::new(id("ana"), bot.clone()).context(context.clone()),
+        )
+        .await
+        .unwrap();
+    let before = recv(&mut reports).await;
+    assert_eq!(before.context.as_ref(), Some(&context));
+    handover
+        .post_customer_message(c, id("cust-1"), text("Are you open on Sundays?"))
+        .await
+        .unwrap();
+    handover.shutdown().await;
+
+    // Taken up again: the history runs to now, the window still applies, the context is read
+    // from the log again.
+    let handover = Handover::start(config(&clock)).await.unwrap();
+    handover
+        .attach_ai_agent(bot.clone(), Arc::new(Recorder { report }))
+        .unwrap();
+    let after = recv(&mut reports).await;
+    assert_eq!(after.epoch, Epoch(1));
+    assert_eq!(after.context.as_ref(), Some(&context));
+    assert_eq!(after.texts, ["Are you open on Sundays?"]);
+    assert_eq!(
+        after.history,
+        [
+            "context_shared",
+            "handed_off_to_ai",
+            "customer_notice",
+            "message_posted"
+        ]
+    );
+    handover.shutdown().await;
+}
