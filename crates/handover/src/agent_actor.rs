@@ -38,6 +38,8 @@ struct Subscription {
     seen: Option<u64>,
     /// Cancelled when the assignment ends: the call in flight is told, then dropped.
     cancel: CancellationToken,
+    /// The context a human gave with the handoff, once the history is read.
+    context: Option<Arc<handover_core::context::Context>>,
 }
 
 pub(crate) struct AiAgentActor {
@@ -101,8 +103,16 @@ impl AiAgentActor {
         subscription.busy = true;
         let epoch = subscription.epoch;
         let cancel = subscription.cancel.clone();
+        let context = subscription.context.clone();
         self.taken(1);
-        self.call(conversation_id, epoch, cancel, Call::Event(record), ctx);
+        self.call(
+            conversation_id,
+            epoch,
+            cancel,
+            context,
+            Call::Event(record),
+            ctx,
+        );
     }
 
     /// Runs one call into the agent's code on the AI runtime, as one task that reports back
@@ -115,6 +125,7 @@ impl AiAgentActor {
         conversation_id: ConversationId,
         epoch: Epoch,
         cancel: CancellationToken,
+        context: Option<Arc<handover_core::context::Context>>,
         call: Call,
         ctx: &mut Context<Self>,
     ) {
@@ -126,6 +137,7 @@ impl AiAgentActor {
                 epoch,
             },
             cancel: cancel.clone(),
+            context,
         };
         let grace = self.runtime.ai_cancel_grace;
         let behavior = Arc::clone(&self.behavior);
@@ -225,6 +237,7 @@ impl Handler<Assigned> for AiAgentActor {
                 busy: true,
                 seen: None,
                 cancel: CancellationToken::new(),
+                context: None,
             },
         );
         // A new handoff's history runs to the handoff, and every later event is delivered:
@@ -266,19 +279,31 @@ impl Handler<HistoryRead> for AiAgentActor {
         let history = msg
             .history
             .map(|history| history.into_iter().map(Arc::new).collect::<Vec<_>>());
-        if let Ok(history) = &history {
-            let seen = history.last().map_or(0, |record| record.seq);
-            subscription.seen = Some(seen);
-            // Delivered while the history was read, and in it.
-            let before = subscription.queue.len();
-            subscription.queue.retain(|record| record.seq > seen);
-            let skipped = before - subscription.queue.len();
-            self.taken(skipped);
-        }
+        let window = self.runtime.history_window(&self.agent_id);
+        let history = match history {
+            Ok(history) => {
+                let seen = history.last().map_or(0, |record| record.seq);
+                subscription.seen = Some(seen);
+                subscription.context =
+                    crate::window::handoff_context(&history, msg.epoch).map(Arc::new);
+                // Delivered while the history was read, and in it.
+                let before = subscription.queue.len();
+                subscription.queue.retain(|record| record.seq > seen);
+                let skipped = before - subscription.queue.len();
+                self.taken(skipped);
+                Ok(window.apply(history, msg.epoch))
+            }
+            Err(error) => Err(error),
+        };
+        let context = self
+            .subscriptions
+            .get(&msg.conversation_id)
+            .and_then(|subscription| subscription.context.clone());
         self.call(
             msg.conversation_id,
             msg.epoch,
             cancel,
+            context,
             Call::Handoff(history),
             ctx,
         );

@@ -1,13 +1,15 @@
 //! What a backend implements to put its model behind an AI agent, and the session through
 //! which that code answers, runs skills, escalates or closes.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::StreamExt as _;
 use handover_core::context::Context;
 use handover_core::{
     Assignment, Author, ConversationCommand, ConversationEvent, ConversationId, EscalationCause,
-    Event, MessageText, Participant, Reason, Skill, SkillData, SkillName, SkillOutcome,
+    Event, MessageText, Participant, Reason, Rejection, Skill, SkillData, SkillName, SkillOutcome,
 };
 use handover_store::RecordedEvent;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Error;
 use crate::runtime::Runtime;
 use crate::view::Receipt;
+use crate::watch::Watch;
 
 /// An error from an AI agent's own code. The runtime logs it and escalates the conversation
 /// to humans, so the customer is never left waiting on a failed agent.
@@ -49,7 +52,11 @@ pub type AgentError = Box<dyn std::error::Error + Send + Sync>;
 #[async_trait]
 pub trait AiAgentBehavior: Send + Sync + 'static {
     /// The conversation was handed to this agent; `history` is every event so far, the
-    /// handoff among the last. Called once per assignment, and again when the agent takes the
+    /// handoff among the last, or the part of it the agent's
+    /// [`HistoryWindow`](crate::HistoryWindow) gives (set per agent with
+    /// [`RuntimeSettings::history_window`](crate::RuntimeSettings::history_window); by default
+    /// everything). The context the human gave with the handoff is
+    /// [`AiSession::context`]. Called once per assignment, and again when the agent takes the
     /// assignment up after a restart (or is attached after the handoff): `history` then runs
     /// to that moment, so what was answered shows, and events in it are not delivered again
     /// through [`on_event`](AiAgentBehavior::on_event). The default answers the customer's
@@ -121,6 +128,8 @@ pub struct AiSession {
     pub(crate) conversation_id: ConversationId,
     pub(crate) assignment: Assignment,
     pub(crate) cancel: CancellationToken,
+    /// The context a human gave with this assignment's handoff.
+    pub(crate) context: Option<Arc<Context>>,
 }
 
 impl std::fmt::Debug for AiSession {
@@ -141,6 +150,21 @@ impl AiSession {
     /// The agent and the epoch this session acts under.
     pub fn assignment(&self) -> &Assignment {
         &self.assignment
+    }
+
+    /// The context the human gave with this assignment's handoff
+    /// ([`Handover::hand_off_to_ai_with`](crate::Handover::hand_off_to_ai_with)): a summary,
+    /// the topic, variables. `None` when the handoff carried none (or an empty one).
+    ///
+    /// ```no_run
+    /// # async fn demo(session: &handover::AiSession) -> Result<(), Box<dyn std::error::Error>> {
+    /// if let Some(plan) = session.context().and_then(|context| context.variable("plan")) {
+    ///     session.reply(handover::MessageText::new(format!("About your {plan} plan..."))?).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn context(&self) -> Option<&Context> {
+        self.context.as_deref()
     }
 
     async fn execute(&self, command: ConversationCommand) -> Result<Receipt, Error> {
@@ -207,15 +231,39 @@ impl AiSession {
     /// which is kept even if a human took over while it ran. The log thus shows every action
     /// that ran, and none runs after control passed to a human.
     ///
+    /// A skill the escalation policy gates (a `skill_approval` rule, e.g. refunds) waits for a
+    /// person first: the start is recorded as `skill_approval_requested`, and this call waits,
+    /// without running `run`, until the request is decided:
+    ///
+    /// - approved ([`Handover::approve_skill`](crate::Handover::approve_skill)): `run` runs and
+    ///   its outcome is recorded, as for any skill;
+    /// - denied by a person ([`Handover::deny_skill`](crate::Handover::deny_skill)), or by the
+    ///   clock when nobody decided within the rule's deadline: [`Error::SkillDenied`], and
+    ///   `run` never runs;
+    /// - the assignment ends meanwhile (a reclaim, an escalation, a close, which drop the
+    ///   request): [`Error::Rejected`] with [`Rejection::AssignmentEnded`], and `run` never
+    ///   runs.
+    ///
+    /// The wait follows the conversation's events (no polling); the deadline is the domain's,
+    /// so it holds across restarts and under a [`ManualClock`](crate::ManualClock). While it
+    /// waits, this conversation's later events wait for this call, as for any call.
+    ///
     /// ```no_run
     /// # async fn demo(session: &handover::AiSession) -> Result<(), Box<dyn std::error::Error>> {
-    /// use handover::{SkillData, SkillName};
+    /// use handover::{Error, SkillData, SkillName};
     ///
-    /// session
+    /// let refund = session
     ///     .run_skill(SkillName::new("issue_refund")?, SkillData::new(r#"{"order":"A-1"}"#)?, async {
     ///         Ok::<_, String>("refunded 20 USD".to_owned())
     ///     })
-    ///     .await?;
+    ///     .await;
+    /// match refund {
+    ///     Ok(_) => {}
+    ///     Err(Error::SkillDenied { reason, .. }) => {
+    ///         session.reply(handover::MessageText::new(format!("I cannot refund it: {reason}"))?).await?;
+    ///     }
+    ///     Err(error) => return Err(error.into()),
+    /// }
     /// # Ok(()) }
     /// ```
     pub async fn run_skill<F>(
@@ -227,12 +275,26 @@ impl AiSession {
     where
         F: std::future::Future<Output = Result<String, String>> + Send,
     {
-        self.execute(ConversationCommand::StartSkill {
-            by: self.assignment.clone(),
-            name: name.clone(),
-            input: input.clone(),
-        })
-        .await?;
+        let started = self
+            .execute(ConversationCommand::StartSkill {
+                by: self.assignment.clone(),
+                name: name.clone(),
+                input: input.clone(),
+            })
+            .await?;
+        let request = started
+            .events
+            .iter()
+            .find_map(|record| match &record.event {
+                Event::Conversation(ConversationEvent::SkillApprovalRequested {
+                    name: requested,
+                    ..
+                }) if *requested == name => Some(record.seq),
+                _ => None,
+            });
+        if let Some(request) = request {
+            self.approval(&name, request).await?;
+        }
         let outcome = match run.await {
             Ok(result) => SkillOutcome::Succeeded(truncated_data(result)),
             Err(error) => SkillOutcome::Failed(truncated_data(error)),
@@ -246,6 +308,79 @@ impl AiSession {
             },
         })
         .await
+    }
+
+    /// Waits until the approval request of `name` recorded at `request` (a seq) is decided:
+    /// `Ok` once approved. Requests of one name are decided oldest first, so the conversation's
+    /// events are followed from the start, and this request's decision is the one that comes
+    /// when the requests of that name before it are decided.
+    async fn approval(&self, name: &SkillName, request: u64) -> Result<(), Error> {
+        let ended = || {
+            Error::Rejected(Rejection::AssignmentEnded {
+                agent_id: self.assignment.agent_id.clone(),
+                epoch: self.assignment.epoch,
+            })
+        };
+        if self.cancel.is_cancelled() {
+            return Err(ended());
+        }
+        let mut watch = Watch::start(Arc::clone(&self.runtime), self.conversation_id, 0).await?;
+        // The requests of `name` waiting, oldest first, as the domain keeps them.
+        let mut waiting: VecDeque<u64> = VecDeque::new();
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Err(ended()),
+                next = watch.next() => next,
+            };
+            let Some(record) = next else {
+                return Err(Error::Stopped);
+            };
+            let record = record?;
+            let Event::Conversation(event) = &record.event else {
+                continue;
+            };
+            match event {
+                ConversationEvent::SkillApprovalRequested { name: asked, .. } if asked == name => {
+                    waiting.push_back(record.seq);
+                }
+                // Decided oldest first: this request's decision is the one that takes it off
+                // the front.
+                ConversationEvent::SkillApproved { name: decided, .. } if decided == name => {
+                    let decided = waiting.pop_front();
+                    if decided == Some(request) {
+                        return Ok(());
+                    }
+                }
+                ConversationEvent::SkillDenied {
+                    name: decided,
+                    by,
+                    reason,
+                    ..
+                } if decided == name => {
+                    let decided = waiting.pop_front();
+                    if decided == Some(request) {
+                        return Err(Error::SkillDenied {
+                            skill: name.clone(),
+                            by: denier(by),
+                            reason: reason.clone(),
+                        });
+                    }
+                }
+                // The assignment's end drops every request waiting.
+                ConversationEvent::HandedOffToAi { .. }
+                | ConversationEvent::Reclaimed { .. }
+                | ConversationEvent::EscalatedToHuman { .. }
+                | ConversationEvent::EscalatedByRule { .. }
+                | ConversationEvent::Closed { .. } => {
+                    if waiting.contains(&request) {
+                        return Err(ended());
+                    }
+                    waiting.clear();
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Reports that this agent could not answer the customer's question (say it before the
@@ -295,6 +430,17 @@ impl AiSession {
             reason,
         })
         .await
+    }
+}
+
+/// Who denied a skill, as [`Error::SkillDenied`] says it.
+fn denier(by: &Author) -> String {
+    match by {
+        Author::Human(human) => format!("human {human}"),
+        Author::System(_) => "the clock".to_owned(),
+        Author::Ai(agent) => format!("AI agent {agent}"),
+        Author::Customer(customer) => format!("customer {customer}"),
+        other => format!("{other:?}"),
     }
 }
 

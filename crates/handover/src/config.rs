@@ -3,16 +3,42 @@
 //! [`crate::Handover::start_with_store`] takes only the runtime's settings, since the store it
 //! is given is already open.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use handover_core::{DefaultPolicy, Policy, Settings};
+use handover_core::rules::{PolicyError, Rules};
+use handover_core::{AiAgentId, DefaultPolicy, Policy, Settings};
 use handover_store::Durability;
 
 use crate::clock::{Clock, SystemClock};
+use crate::escalation::EscalationRule;
 use crate::router::{DefaultRouter, Router};
+use crate::window::HistoryWindow;
 use crate::SledOptions;
+
+/// Why [`Config::policy_file`] could not set a policy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyFileError {
+    /// The file could not be read.
+    #[error("cannot read policy file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file's text is not a valid policy (the error locates the mistake).
+    #[error("policy file {path}: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        source: PolicyError,
+    },
+}
 
 /// What [`crate::Handover::start`] needs: the data directory of the embedded sled store, the
 /// store's options, and the runtime's settings.
@@ -68,6 +94,55 @@ impl Config {
     /// Sets the handoff policy (see [`RuntimeSettings::policy`]).
     pub fn policy(mut self, policy: Arc<dyn Policy>) -> Config {
         self.runtime = self.runtime.policy(policy);
+        self
+    }
+
+    /// Sets the escalation policy (see [`RuntimeSettings::escalation_policy`]).
+    pub fn escalation_policy(mut self, rules: Rules) -> Config {
+        self.runtime = self.runtime.escalation_policy(rules);
+        self
+    }
+
+    /// Reads the escalation policy from a TOML file (the format of
+    /// [`PolicySpec::parse`](crate::PolicySpec::parse); `handover policy default` prints the
+    /// default one) and sets it, as [`escalation_policy`](Self::escalation_policy) does.
+    ///
+    /// ```no_run
+    /// use handover::Config;
+    ///
+    /// let config = Config::new("/var/lib/handover").policy_file("/etc/handover/policy.toml")?;
+    /// # Ok::<(), handover::PolicyFileError>(())
+    /// ```
+    pub fn policy_file(self, path: impl AsRef<Path>) -> Result<Config, PolicyFileError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let rules = Rules::parse(&text).map_err(|source| PolicyFileError::Invalid {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(self.escalation_policy(rules))
+    }
+
+    /// Adds one of the embedder's escalation rules (see [`RuntimeSettings::rule`]).
+    pub fn rule(mut self, rule: Arc<dyn EscalationRule>) -> Config {
+        self.runtime = self.runtime.rule(rule);
+        self
+    }
+
+    /// Sets how much history `agent_id` reads at a handoff (see
+    /// [`RuntimeSettings::history_window`]).
+    pub fn history_window(mut self, agent_id: AiAgentId, window: HistoryWindow) -> Config {
+        self.runtime = self.runtime.history_window(agent_id, window);
+        self
+    }
+
+    /// Sets how much history the AI agents without a window of their own read at a handoff
+    /// (see [`RuntimeSettings::default_history_window`]).
+    pub fn default_history_window(mut self, window: HistoryWindow) -> Config {
+        self.runtime = self.runtime.default_history_window(window);
         self
     }
 
@@ -128,8 +203,19 @@ impl Config {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct RuntimeSettings {
-    /// Classifies customer messages for the handoff policy. Default: [`DefaultPolicy`].
+    /// Classifies customer messages for the handoff policy, and gives the escalation rules
+    /// ([`Policy::rules`]) the conversations apply. Default: [`DefaultPolicy`], with the
+    /// default rules ([`Rules::default_rules`]).
     pub policy: Arc<dyn Policy>,
+    /// The embedder's own escalation rules, in the order they run: after the policy's built-in
+    /// rules (see [`EscalationRule`]). Default: none, and then nothing is evaluated.
+    pub escalation_rules: Vec<Arc<dyn EscalationRule>>,
+    /// How much history an AI agent reads at a handoff, unless
+    /// [`history_windows`](Self::history_windows) names it. Default:
+    /// [`HistoryWindow::Everything`].
+    pub default_history_window: HistoryWindow,
+    /// How much history each named AI agent reads at a handoff.
+    pub history_windows: HashMap<AiAgentId, HistoryWindow>,
     /// Threads that run conversation and AI-agent actors, and threads that run the AI agents'
     /// code. Default: one per core.
     pub workers: usize,
@@ -163,6 +249,9 @@ impl Default for RuntimeSettings {
     fn default() -> Self {
         RuntimeSettings {
             policy: Arc::new(DefaultPolicy::default()),
+            escalation_rules: Vec::new(),
+            default_history_window: HistoryWindow::default(),
+            history_windows: HashMap::new(),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             passivate_after: Some(Duration::from_secs(120)),
             max_in_flight: 100_000,
@@ -182,6 +271,9 @@ impl std::fmt::Debug for RuntimeSettings {
             .field("passivate_after", &self.passivate_after)
             .field("max_in_flight", &self.max_in_flight)
             .field("ai_agent_backlog_max", &self.ai_agent_backlog_max)
+            .field("escalation_rules", &self.escalation_rules.len())
+            .field("default_history_window", &self.default_history_window)
+            .field("history_windows", &self.history_windows)
             .finish_non_exhaustive()
     }
 }
@@ -191,6 +283,59 @@ impl RuntimeSettings {
     pub fn policy(mut self, policy: Arc<dyn Policy>) -> RuntimeSettings {
         self.policy = policy;
         self
+    }
+
+    /// Sets the escalation policy: the named rules, read from TOML ([`Rules::parse`]), that
+    /// the conversations apply at a handoff, on a customer's message, on an AI's "could not
+    /// answer" and before a skill, each decision recorded with the rule's name and the
+    /// policy's version. Concerns are recognised by the built-in lexicon. Replaces
+    /// [`policy`](Self::policy).
+    ///
+    /// ```
+    /// use handover::{RuntimeSettings, Rules};
+    ///
+    /// let rules = Rules::parse(
+    ///     r#"
+    ///     name = "no-person-on-request"
+    ///     [[rule]]
+    ///     name = "ai-keeps-missing"
+    ///     kind = "ai_could_not_answer"
+    ///     in_a_row = 3
+    ///     "#,
+    /// )?;
+    /// let settings = RuntimeSettings::default().escalation_policy(rules);
+    /// assert_eq!(settings.policy.rules().name(), "no-person-on-request");
+    /// # Ok::<(), handover::PolicyError>(())
+    /// ```
+    pub fn escalation_policy(self, rules: Rules) -> RuntimeSettings {
+        self.policy(Arc::new(rules))
+    }
+
+    /// Adds one of the embedder's own escalation rules; they run in the order added, after
+    /// the policy's built-in rules (see [`EscalationRule`]).
+    pub fn rule(mut self, rule: Arc<dyn EscalationRule>) -> RuntimeSettings {
+        self.escalation_rules.push(rule);
+        self
+    }
+
+    /// Sets how much history `agent_id` reads at a handoff (see [`HistoryWindow`]).
+    pub fn history_window(mut self, agent_id: AiAgentId, window: HistoryWindow) -> RuntimeSettings {
+        self.history_windows.insert(agent_id, window);
+        self
+    }
+
+    /// Sets how much history the AI agents without a window of their own read at a handoff.
+    pub fn default_history_window(mut self, window: HistoryWindow) -> RuntimeSettings {
+        self.default_history_window = window;
+        self
+    }
+
+    /// How much history `agent_id` reads at a handoff.
+    pub fn history_window_of(&self, agent_id: &AiAgentId) -> HistoryWindow {
+        self.history_windows
+            .get(agent_id)
+            .copied()
+            .unwrap_or(self.default_history_window)
     }
 
     /// Sets the number of actor threads (at least one).

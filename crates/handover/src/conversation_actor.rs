@@ -151,7 +151,9 @@ fn written_by(record: &RecordedEvent, agent: &handover_core::AiAgentId) -> bool 
         }) => author == agent,
         Event::Conversation(
             ConversationEvent::AiActionRecorded { agent_id, .. }
-            | ConversationEvent::AiSkillStarted { agent_id, .. },
+            | ConversationEvent::AiSkillStarted { agent_id, .. }
+            | ConversationEvent::SkillApprovalRequested { agent_id, .. }
+            | ConversationEvent::AiCouldNotAnswer { agent_id, .. },
         ) => agent_id == agent,
         // A note for staff is not the AI agent's to read.
         Event::Conversation(ConversationEvent::InternalNote {

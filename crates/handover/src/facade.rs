@@ -315,14 +315,20 @@ impl Handover {
                 conversations.timers.arm(id, Some(at));
             }
         }
-        let runtime = Arc::new(Runtime::new(
+        let mut runtime = Runtime::new(
             conversations,
             actors.workers,
             settings.max_in_flight,
             ai_runtime.handle().clone(),
             Humans::new(human_versions),
             settings.ai_cancel_grace,
-        ));
+        );
+        runtime.escalation_rules = settings.escalation_rules.clone();
+        runtime.history_windows = (
+            settings.default_history_window,
+            settings.history_windows.clone(),
+        );
+        let runtime = Arc::new(runtime);
         ai_runtime.spawn(timers::run(Arc::clone(&runtime)));
         if let Some(start) = follow {
             ai_runtime.spawn(crate::follower::run(Arc::clone(&runtime), start));
@@ -608,14 +614,35 @@ impl Handover {
         self.run(conversation_id, command, Some(command_id)).await
     }
 
+    /// Runs the embedder's escalation rules on `command` (where the call happens, so their
+    /// verdict travels in the command when it is forwarded), then the command.
     async fn run(
         &self,
         conversation_id: ConversationId,
         command: ConversationCommand,
         command_id: Option<CommandId>,
     ) -> Result<Receipt, Error> {
+        let rules = &self.runtime().escalation_rules;
+        let command = if rules.is_empty() {
+            command
+        } else {
+            crate::escalation::judge(self, rules, conversation_id, command).await?
+        };
+        self.run_judged(conversation_id, command, command_id).await
+    }
+
+    /// Runs a command whose embedder's rules already ran (or need not): a command forwarded
+    /// by another node carries their verdict.
+    pub(crate) async fn run_judged(
+        &self,
+        conversation_id: ConversationId,
+        command: ConversationCommand,
+        command_id: Option<CommandId>,
+    ) -> Result<Receipt, Error> {
         let runtime = self.runtime();
-        if let ConversationCommand::HandOffToAi { agent_id, .. } = &command {
+        if let ConversationCommand::HandOffToAi { agent_id, .. }
+        | ConversationCommand::HandOffToAiWith { agent_id, .. } = &command
+        {
             let active = runtime
                 .conversations
                 .roster
@@ -709,8 +736,12 @@ impl Handover {
         .await
     }
 
-    /// Posts the customer's message. If an AI agent is active and the policy hears a request
-    /// for a human, the conversation is escalated in the same durable step.
+    /// Posts the customer's message. If an AI agent is active and a rule of the escalation
+    /// policy escalates on it (the customer asks for a person, complains, sounds frustrated,
+    /// goes in circles), or then one of the embedder's [`EscalationRule`](crate::EscalationRule)s
+    /// does, the conversation is escalated in the same durable step, recorded with the rule's
+    /// name and the policy's version. Built-in rules run first, in the policy's order, then
+    /// the embedder's, in registration order; the first that fires decides.
     pub async fn post_customer_message(
         &self,
         conversation_id: ConversationId,
@@ -747,7 +778,11 @@ impl Handover {
     }
 
     /// Hands the conversation to an active AI agent, with an optional reason. The agent is
-    /// told as soon as the handoff is durable and starts answering on its own.
+    /// told as soon as the handoff is durable and starts answering on its own. A rule of the
+    /// escalation policy may refuse it ([`Rejection::RefusedByRule`],
+    /// [`Rejection::HandoffLoop`]), then one of the embedder's
+    /// [`EscalationRule`](crate::EscalationRule)s (built-in rules first, in the policy's order,
+    /// then the embedder's, in registration order).
     pub async fn hand_off_to_ai(
         &self,
         conversation_id: ConversationId,

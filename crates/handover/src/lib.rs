@@ -10,6 +10,13 @@
 //! to implement an AI agent ([`macro@async_trait`], [`AiAgentBehavior`]) and to bring a store
 //! ([`EventStore`] and its types) is re-exported here: one dependency is enough.
 //!
+//! When control changes hands is policy as data: the named rules of a [`Rules`] (TOML,
+//! versioned; [`Config::escalation_policy`], [`Config::policy_file`]) refuse handoffs, give a
+//! conversation back to humans on a customer's message or the AI's misses, and make skills wait
+//! for a person's approval ([`AiSession::run_skill`]); the embedder's own [`EscalationRule`]s
+//! run after them. Every decision is recorded with its rule's name and the policy's version.
+//! What an AI agent reads at a handoff is its [`HistoryWindow`] and the handoff's [`Context`].
+//!
 //! ```
 //! use std::sync::Arc;
 //! use handover::*;
@@ -79,6 +86,7 @@ mod config;
 mod conversation_actor;
 mod dispatch;
 mod error;
+mod escalation;
 mod facade;
 mod follower;
 mod gate;
@@ -98,6 +106,7 @@ mod tenure;
 mod timers;
 mod view;
 mod watch;
+mod window;
 // Forwarded calls between nodes: used by the routing of writes to their tenant's owner.
 #[cfg_attr(not(test), allow(dead_code))]
 mod wire;
@@ -110,11 +119,14 @@ pub use futures::{Stream, StreamExt};
 
 pub use behavior::{AgentError, AiAgentBehavior, AiSession};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
-pub use config::{Config, RuntimeSettings};
+pub use config::{Config, PolicyFileError, RuntimeSettings};
 pub use error::Error;
+pub use escalation::{EscalationRule, RuleInput, RULE_HISTORY_EVENTS_MAX};
 pub use facade::{HandOff, Handover};
 pub use handover_core::context::Context;
-pub use handover_core::rules::{PolicySpec, PolicyVersion, RuleName, Rules};
+pub use handover_core::rules::{
+    PolicyError, PolicySpec, PolicyVersion, RuleName, RuleVerdict, Rules,
+};
 pub use handover_core::{
     AgentName, AiAgent, AiAgentEvent, AiAgentId, AiAgentProfile, Assignment, Author, Channel,
     CommandId, Concern, ConversationCommand, ConversationEvent, ConversationId, CustomerId,
@@ -137,6 +149,7 @@ pub use staff::{HumanQuery, HumanView, NewConversation, NewHuman};
 pub use tenant::TenantHandle;
 pub use view::{ConversationView, Receipt};
 pub use watch::Watch;
+pub use window::HistoryWindow;
 
 /// The README's example, compiled and run as a doctest so the README stays true.
 #[cfg(doctest)]

@@ -53,6 +53,13 @@ pub(crate) struct Runtime {
     stopping: AtomicBool,
     /// On a shared log: the last position the follower has folded into the read models.
     pub(crate) followed: tokio::sync::watch::Sender<u64>,
+    /// The embedder's own escalation rules, in order (see `escalation::judge`).
+    pub(crate) escalation_rules: Vec<Arc<dyn crate::escalation::EscalationRule>>,
+    /// How much history each AI agent reads at a handoff: the default, and per agent.
+    pub(crate) history_windows: (
+        crate::window::HistoryWindow,
+        HashMap<handover_core::AiAgentId, crate::window::HistoryWindow>,
+    ),
     /// On a shared log: the last seq the follower saw of each human's and AI agent's stream,
     /// whichever node wrote it; their writers expect at least that version, so a node that
     /// takes a tenant up writes after the former owner's last event.
@@ -82,7 +89,21 @@ impl Runtime {
             forward: OnceLock::new(),
             followed: tokio::sync::watch::Sender::new(0),
             seen_versions: std::sync::Mutex::new(HashMap::new()),
+            escalation_rules: Vec::new(),
+            history_windows: Default::default(),
         }
+    }
+
+    /// How much history `agent_id` reads at a handoff.
+    pub(crate) fn history_window(
+        &self,
+        agent_id: &handover_core::AiAgentId,
+    ) -> crate::window::HistoryWindow {
+        self.history_windows
+            .1
+            .get(agent_id)
+            .copied()
+            .unwrap_or(self.history_windows.0)
     }
 
     /// The version a writer of `stream` expects: what it wrote last (`own`), or what the

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use handover_core::{
     AgentName, Channel, Concern, Conversation, ConversationEvent, ConversationId, CustomerId,
-    Event, Handler, HumanId, Language, Status, TeamId, TenantId,
+    Event, Handler, HumanId, Language, Specialty, Status, TeamId, TenantId,
 };
 use handover_store::{RecordedAt, RecordedEvent};
 
@@ -90,6 +90,9 @@ pub struct ConversationView {
     pub handed_off_by: Option<HumanId>,
     /// Whether "needs help" is raised.
     pub flagged: bool,
+    /// The conversation's topic, as the latest context shared with a handoff or an
+    /// escalation gave it (what the policy's `specialty_matches_topic` rule reads).
+    pub topic: Option<Specialty>,
 }
 
 /// The counters a conversation actor keeps beside the state `evolve` folds, for its view.
@@ -154,6 +157,7 @@ impl Activity {
             },
             handed_off_by: open.handed_off_by.clone(),
             flagged: open.flagged,
+            topic: open.signals.topic.clone(),
         })
     }
 }

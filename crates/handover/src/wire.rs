@@ -534,8 +534,9 @@ pub(crate) struct WireError {
     pub(crate) kind: ErrorKind,
     /// The error's text, as `Display` writes it on the node where it happened.
     pub(crate) message: String,
-    /// The rejection, for [`ErrorKind::Rejected`].
-    pub(crate) rejection: Option<Rejection>,
+    /// The rejection, for [`ErrorKind::Rejected`] (boxed: the rules' rejections are large,
+    /// and every wire result carries this error; serde writes a box as its content).
+    pub(crate) rejection: Option<Box<Rejection>>,
 }
 
 /// [`Error`]'s variants, with what rebuilds each.
@@ -597,7 +598,7 @@ impl WireError {
         } = self;
         match kind {
             ErrorKind::Rejected => match rejection {
-                Some(rejection) => Error::Rejected(rejection),
+                Some(rejection) => Error::Rejected(*rejection),
                 None => engine(format!("rejected, with no rejection: {message}")),
             },
             ErrorKind::InvalidInput(invalid) => Error::InvalidInput(invalid),
@@ -629,7 +630,7 @@ impl From<&Error> for WireError {
         let mut rejection = None;
         let kind = match error {
             Error::Rejected(rejected) => {
-                rejection = Some(rejected.clone());
+                rejection = Some(Box::new(rejected.clone()));
                 ErrorKind::Rejected
             }
             Error::InvalidInput(invalid) => ErrorKind::InvalidInput(invalid.clone()),
@@ -735,7 +736,8 @@ pub(crate) fn decode_answer(bytes: &[u8]) -> Result<Answer, WireError> {
 /// Runs `call` on this node's facade, as the owner of its tenant, and answers it.
 pub(crate) async fn run(handover: &Handover, call: Call) -> Answer {
     if let Some((id, command_id, command)) = call.conversation_command() {
-        return match handover.execute_once(id, command_id, command).await {
+        // The embedder's rules ran where the call was made: their verdict is in the command.
+        return match handover.run_judged(id, command, Some(command_id)).await {
             Ok(receipt) => Answer::Receipt(receipt.into()),
             Err(error) => Answer::Failed(error.into()),
         };
@@ -936,6 +938,62 @@ mod tests {
                 by: Participant::System(handover_core::SystemActor::Backend),
                 text: text("maintenance tonight"),
             },
+            ConversationCommand::HandOffToAiWith {
+                by: ana.clone(),
+                agent_id: bot.clone(),
+                reason: Some(reason("pricing")),
+                context: Some(
+                    handover_core::context::Context::new(
+                        Some("wants the pro plan".to_owned()),
+                        Some("pricing".to_owned()),
+                        [("plan", "pro")],
+                    )
+                    .unwrap(),
+                ),
+                override_policy: true,
+                refused_by: Some(handover_core::rules::RuleVerdict {
+                    rule: id("vip-stays-human"),
+                    reason: reason("VIP customers stay with people"),
+                }),
+            },
+            ConversationCommand::ReportCouldNotAnswer {
+                by: handover_core::Assignment {
+                    agent_id: bot.clone(),
+                    epoch: Epoch(2),
+                },
+                reason: None,
+            },
+            ConversationCommand::ApproveSkill {
+                by: ana.clone(),
+                skill: SkillName::new("refund").unwrap(),
+            },
+            ConversationCommand::DenySkill {
+                by: ana.clone(),
+                skill: SkillName::new("refund").unwrap(),
+                reason: reason("already refunded"),
+            },
+            ConversationCommand::EscalateWith {
+                by: handover_core::Assignment {
+                    agent_id: bot.clone(),
+                    epoch: Epoch(2),
+                },
+                reason: reason("needs a person"),
+                context: handover_core::context::Context::new(
+                    Some("tried the FAQ".to_owned()),
+                    None,
+                    [("order_id", "A-17")],
+                )
+                .unwrap(),
+            },
+            ConversationCommand::PostMessageJudged {
+                by: Participant::Customer(id("cust-1")),
+                text: text("zorblat"),
+                cause: handover_core::EscalationCause::Complaint,
+                verdict: handover_core::rules::RuleVerdict {
+                    rule: id("house-rule"),
+                    reason: reason("the customer said zorblat"),
+                },
+            },
         ];
         let mut calls: Vec<Call> = executes
             .into_iter()
@@ -1066,8 +1124,8 @@ mod tests {
     #[test]
     fn every_call_round_trips() {
         let calls = every_call();
-        // Six commands through `execute`, and each of the 22 other kinds.
-        assert_eq!(calls.len(), 6 + 22);
+        // Twelve commands through `execute`, and each of the 22 other kinds.
+        assert_eq!(calls.len(), 12 + 22);
         for call in calls {
             let bytes = encode_call(&call).unwrap();
             assert_eq!(decode_call(&bytes).unwrap(), call);
@@ -1229,7 +1287,7 @@ mod tests {
 
     #[test]
     fn bad_bytes_are_a_typed_error() {
-        let call = encode_call(&every_call()[7]).unwrap();
+        let call = encode_call(&every_call()[13]).unwrap();
         let mut trailing = call.clone();
         trailing.push(0);
         let inputs: Vec<Vec<u8>> = vec![

@@ -621,9 +621,11 @@ impl AiAgentBehavior for Refunder {
         let release = self.release.lock().await.take();
         let running = Arc::clone(&self.running);
         let ran = Arc::clone(&self.ran);
+        // A skill the default policy does not gate (refunds wait for a person's approval: see
+        // escalation_rules.rs), so it runs at once.
         session
             .run_skill(
-                SkillName::new("issue_refund")?,
+                SkillName::new("reship_order")?,
                 SkillData::new("order A-1")?,
                 async move {
                     running.store(true, Ordering::SeqCst);
@@ -631,7 +633,7 @@ impl AiAgentBehavior for Refunder {
                         let _ = release.await;
                     }
                     ran.store(true, Ordering::SeqCst);
-                    Ok("refunded 20 USD".to_owned())
+                    Ok("reshipped order A-1".to_owned())
                 },
             )
             .await?;
@@ -713,7 +715,7 @@ async fn a_skill_is_recorded_before_it_runs_and_its_outcome_survives_a_reclaim()
             cid,
             ConversationCommand::StartSkill {
                 by: epoch,
-                name: SkillName::new("issue_refund").unwrap(),
+                name: SkillName::new("reship_order").unwrap(),
                 input: SkillData::new("order A-2").unwrap(),
             },
         )

@@ -450,14 +450,16 @@ async fn a_customer_asking_for_a_human_is_escalated_at_once() {
             "customer_notice"
         ]
     );
+    // Escalated by the default policy's rule, which the log names.
     assert!(matches!(
-        receipt.events[1].event,
-        Event::Conversation(ConversationEvent::EscalatedToHuman {
+        &receipt.events[1].event,
+        Event::Conversation(ConversationEvent::EscalatedByRule {
             cause: EscalationCause::CustomerAskedForHuman,
+            rule,
             ..
-        })
+        }) if rule.as_str() == "asked-for-a-person"
     ));
-    // The policy now keeps it with humans.
+    // The policy now keeps it with humans: the concern blocks a handoff for a while.
     let refused = f
         .handover
         .hand_off_to_ai(c, id("ana"), bot, None)
@@ -465,9 +467,7 @@ async fn a_customer_asking_for_a_human_is_escalated_at_once() {
         .unwrap_err();
     assert!(matches!(
         refused.rejection(),
-        Some(Rejection::HandoffAgainstPolicy {
-            concern: Concern::HumanRequested
-        })
+        Some(Rejection::RefusedByRule { rule, .. }) if rule.as_str() == "guidance-concerns"
     ));
     f.handover.shutdown().await;
 }
