@@ -583,3 +583,416 @@ impl fmt::Display for WhatIfReport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use handover_core::rules::PolicyVersion;
+    use handover_core::{
+        AgentName, AiAgentEvent, AiAgentId, Channel, Concern, CustomerId, HumanId, MessageText,
+        Reason, SkillData, SkillName, TenantId,
+    };
+    use handover_store::RecordedAt;
+
+    use super::*;
+
+    const RECORDED: &str = "0123456789abcdef";
+
+    /// A log under construction: one AI agent, then conversations' events, one second apart.
+    struct Log {
+        records: Vec<RecordedEvent>,
+        seqs: HashMap<StreamId, u64>,
+    }
+
+    fn agent() -> AiAgentId {
+        AiAgentId::new("bot").unwrap()
+    }
+
+    fn customer() -> CustomerId {
+        CustomerId::new("cust").unwrap()
+    }
+
+    fn rule(name: &str) -> RuleName {
+        RuleName::new(name).unwrap()
+    }
+
+    impl Log {
+        fn new() -> Log {
+            let mut log = Log {
+                records: Vec::new(),
+                seqs: HashMap::new(),
+            };
+            let stream = StreamId::AiAgent(agent());
+            log.push_event(
+                &stream,
+                Event::AiAgent(AiAgentEvent::RegisteredIn {
+                    agent_id: agent(),
+                    tenant: TenantId::default_tenant(),
+                    name: AgentName::new("Bot").unwrap(),
+                    specialties: vec![],
+                }),
+            );
+            log.push_event(
+                &stream,
+                Event::AiAgent(AiAgentEvent::Activated { agent_id: agent() }),
+            );
+            log
+        }
+
+        fn push_event(&mut self, stream: &StreamId, event: Event) {
+            let seq = self.seqs.entry(stream.clone()).or_default();
+            *seq += 1;
+            let position = self.records.len() as u64 + 1;
+            self.records.push(RecordedEvent {
+                position,
+                stream: stream.clone(),
+                seq: *seq,
+                recorded_at: RecordedAt(1_800_000_000_000_000 + position as i64 * 1_000_000),
+                event,
+            });
+        }
+
+        fn push(&mut self, id: ConversationId, event: ConversationEvent) {
+            self.push_event(&StreamId::Conversation(id), Event::Conversation(event));
+        }
+
+        /// A conversation opened and handed to the agent.
+        fn handed_off(&mut self, n: u128) -> ConversationId {
+            let id = ConversationId::from_uuid(uuid::Uuid::from_u128(n));
+            self.push(
+                id,
+                ConversationEvent::Started {
+                    tenant: TenantId::default_tenant(),
+                    customer: customer(),
+                    channel: Channel::new("web-chat").unwrap(),
+                    team: None,
+                    language: None,
+                    at: Timestamp(0),
+                },
+            );
+            self.hand_off(id);
+            id
+        }
+
+        fn hand_off(&mut self, id: ConversationId) {
+            self.push(
+                id,
+                ConversationEvent::HandedOffToAi {
+                    agent_id: agent(),
+                    agent_name: AgentName::new("Bot").unwrap(),
+                    by_human: HumanId::new("ann").unwrap(),
+                    reason: None,
+                },
+            );
+        }
+
+        fn customer_says(&mut self, id: ConversationId, text: &str, concerns: Vec<Concern>) {
+            self.push(
+                id,
+                ConversationEvent::MessagePosted {
+                    author: Author::Customer(customer()),
+                    text: MessageText::new(text).unwrap(),
+                    concerns,
+                },
+            );
+        }
+
+        fn escalated_by(&mut self, id: ConversationId, name: &str, cause: EscalationCause) {
+            self.push(
+                id,
+                ConversationEvent::EscalatedByRule {
+                    agent_id: agent(),
+                    reason: Reason::new("a rule fired").unwrap(),
+                    cause,
+                    rule: rule(name),
+                    policy_version: PolicyVersion::new(RECORDED).unwrap(),
+                    at: Timestamp(0),
+                },
+            );
+        }
+
+        fn run(&self, policy: &str) -> WhatIfReport {
+            what_if_records(&self.records, &Rules::parse(policy).unwrap()).unwrap()
+        }
+    }
+
+    const ASK: &str = r#"
+        name = "ask"
+        [[rule]]
+        name = "asked"
+        kind = "ask_for_person"
+    "#;
+
+    const EAGER: &str = r#"
+        name = "eager"
+        [[rule]]
+        name = "always"
+        kind = "frustration"
+        over_customer_messages = 1
+        threshold = 0.0
+    "#;
+
+    const NOTHING: &str = r#"
+        name = "nothing"
+        [[rule]]
+        name = "gate-nothing-used"
+        kind = "skill_approval"
+        skills = ["launch_rocket"]
+        deadline_minutes = 5
+    "#;
+
+    fn findings(report: &WhatIfReport) -> Vec<(&str, &str, Option<&str>, u64)> {
+        report
+            .findings
+            .iter()
+            .map(|f| (f.moment, f.kind, f.rule.as_deref(), f.count))
+            .collect()
+    }
+
+    /// Conversation 1: a plain message, then a request for a human the log escalated on;
+    /// conversation 2: a plain message, nothing escalated.
+    fn messages_log() -> (Log, ConversationId, ConversationId) {
+        let mut log = Log::new();
+        let one = log.handed_off(1);
+        let two = log.handed_off(2);
+        log.customer_says(one, "Where is my parcel?", vec![]);
+        log.customer_says(two, "Where is my parcel?", vec![]);
+        log.customer_says(
+            one,
+            "Let me talk to a person",
+            vec![Concern::HumanRequested],
+        );
+        log.escalated_by(one, "asked", EscalationCause::CustomerAskedForHuman);
+        (log, one, two)
+    }
+
+    #[test]
+    fn the_policy_that_wrote_the_log_finds_the_same_escalations() {
+        let (log, one, _) = messages_log();
+        let report = log.run(ASK);
+        assert_eq!(report.differences, 0, "{report}");
+        assert_eq!(report.conversations_with_differences, 0);
+        assert_eq!(
+            findings(&report),
+            vec![(moment::CUSTOMER_MESSAGE, "same", Some("asked"), 1)]
+        );
+        assert_eq!(report.findings[0].examples, vec![one.to_string()]);
+        assert_eq!(report.compared.customer_messages, 3);
+        assert_eq!(report.recorded_policy_versions, vec![RECORDED.to_owned()]);
+    }
+
+    #[test]
+    fn an_eager_policy_escalates_earlier_and_where_the_log_did_not() {
+        let (log, one, two) = messages_log();
+        let report = log.run(EAGER);
+        assert_eq!(
+            findings(&report),
+            vec![
+                (moment::CUSTOMER_MESSAGE, "earlier", Some("always"), 1),
+                (moment::CUSTOMER_MESSAGE, "new", Some("always"), 1),
+            ]
+        );
+        assert_eq!(report.findings[0].examples, vec![one.to_string()]);
+        assert_eq!(report.findings[1].examples, vec![two.to_string()]);
+        assert_eq!(report.differences, 2);
+        assert_eq!(report.conversations_with_differences, 2);
+    }
+
+    #[test]
+    fn a_policy_without_the_rule_escalates_later_or_not_at_all() {
+        let (log, _, _) = messages_log();
+        let report = log.run(NOTHING);
+        assert_eq!(
+            findings(&report),
+            vec![(
+                moment::CUSTOMER_MESSAGE,
+                "later_or_not_at_all",
+                Some("asked"),
+                1
+            )]
+        );
+    }
+
+    #[test]
+    fn a_later_message_is_later() {
+        // The log escalated on the first message; the other policy only on the second.
+        let mut log = Log::new();
+        let id = log.handed_off(1);
+        log.customer_says(id, "This is unacceptable", vec![Concern::Complaint]);
+        log.escalated_by(id, "complained", EscalationCause::Complaint);
+        log.hand_off(id);
+        log.customer_says(id, "A person, please", vec![Concern::HumanRequested]);
+        let report = log.run(ASK);
+        assert_eq!(
+            findings(&report),
+            vec![(
+                moment::CUSTOMER_MESSAGE,
+                "later_or_not_at_all",
+                Some("complained"),
+                1
+            )]
+        );
+    }
+
+    const ONE_HANDOFF: &str = r#"
+        name = "one-handoff"
+        [[rule]]
+        name = "loop"
+        kind = "loop_guard"
+        max_handoffs = 1
+        cooldown_minutes = 0
+    "#;
+
+    #[test]
+    fn handoffs_newly_refused_and_no_longer_refused() {
+        let mut log = Log::new();
+        let id = log.handed_off(1);
+        log.push(
+            id,
+            ConversationEvent::EscalatedToHuman {
+                agent_id: agent(),
+                reason: Reason::new("stuck").unwrap(),
+                cause: EscalationCause::AgentRequested,
+            },
+        );
+        log.hand_off(id);
+        let report = log.run(ONE_HANDOFF);
+        assert_eq!(
+            findings(&report),
+            vec![(moment::HANDOFF, "newly_refused", Some("loop"), 1)]
+        );
+        assert_eq!(report.compared.handoffs, 2);
+
+        // The same, the second handoff refused by the log's policy and overridden.
+        let mut log = Log::new();
+        let id = log.handed_off(1);
+        log.push(
+            id,
+            ConversationEvent::EscalatedToHuman {
+                agent_id: agent(),
+                reason: Reason::new("stuck").unwrap(),
+                cause: EscalationCause::AgentRequested,
+            },
+        );
+        log.push(
+            id,
+            ConversationEvent::PolicyOverridden {
+                by: HumanId::new("sam").unwrap(),
+                rule: rule("loop"),
+                policy_version: PolicyVersion::new(RECORDED).unwrap(),
+                refusal: Reason::new("too many handoffs").unwrap(),
+                at: Timestamp(0),
+            },
+        );
+        log.hand_off(id);
+        assert_eq!(log.run(ONE_HANDOFF).differences, 0);
+        assert_eq!(
+            findings(&log.run(NOTHING)),
+            vec![(moment::HANDOFF, "no_longer_refused", Some("loop"), 1)]
+        );
+    }
+
+    const GATE_REFUND: &str = r#"
+        name = "gate"
+        [[rule]]
+        name = "refunds"
+        kind = "skill_approval"
+        skills = ["refund"]
+        deadline_minutes = 5
+    "#;
+
+    #[test]
+    fn skills_newly_gated_and_no_longer_gated() {
+        let mut log = Log::new();
+        let id = log.handed_off(1);
+        log.push(
+            id,
+            ConversationEvent::AiSkillStarted {
+                agent_id: agent(),
+                name: SkillName::new("refund").unwrap(),
+                input: SkillData::new("{}").unwrap(),
+            },
+        );
+        log.push(
+            id,
+            ConversationEvent::SkillApprovalRequested {
+                agent_id: agent(),
+                name: SkillName::new("refund").unwrap(),
+                input: SkillData::new("{}").unwrap(),
+                rule: rule("refunds"),
+                policy_version: PolicyVersion::new(RECORDED).unwrap(),
+                deadline_ms: 300_000,
+                at: Timestamp(0),
+            },
+        );
+        assert_eq!(
+            findings(&log.run(GATE_REFUND)),
+            vec![(moment::SKILL, "newly_gated", Some("refunds"), 1)]
+        );
+        assert_eq!(
+            findings(&log.run(NOTHING)),
+            vec![(moment::SKILL, "no_longer_gated", Some("refunds"), 1)]
+        );
+    }
+
+    const MISS_ONCE: &str = r#"
+        name = "miss-once"
+        [[rule]]
+        name = "one-miss"
+        kind = "ai_could_not_answer"
+        in_a_row = 1
+    "#;
+
+    #[test]
+    fn misses_newly_escalated_no_longer_escalated_and_by_another_rule() {
+        let miss = ConversationEvent::AiCouldNotAnswer {
+            agent_id: agent(),
+            reason: None,
+            at: Timestamp(0),
+        };
+        // A first miss the log did not escalate on, a second one it did, by its rule.
+        let mut log = Log::new();
+        let id = log.handed_off(1);
+        log.push(id, miss.clone());
+        log.push(id, miss);
+        log.escalated_by(id, "two-misses", EscalationCause::AiCouldNotAnswer);
+        assert_eq!(
+            findings(&log.run(MISS_ONCE)),
+            vec![
+                (
+                    moment::AI_MISS,
+                    "escalated_by_another_rule",
+                    Some("one-miss"),
+                    1
+                ),
+                (moment::AI_MISS, "newly_escalated", Some("one-miss"), 1),
+            ]
+        );
+        assert_eq!(
+            findings(&log.run(NOTHING)),
+            vec![(
+                moment::AI_MISS,
+                "no_longer_escalated",
+                Some("two-misses"),
+                1
+            )]
+        );
+    }
+
+    #[test]
+    fn examples_stop_at_five_and_the_report_prints() {
+        let mut log = Log::new();
+        for n in 1..=7 {
+            let id = log.handed_off(n);
+            log.customer_says(id, "hello", vec![]);
+        }
+        let report = log.run(EAGER);
+        assert_eq!(
+            findings(&report),
+            vec![(moment::CUSTOMER_MESSAGE, "new", Some("always"), 7)]
+        );
+        assert_eq!(report.findings[0].examples.len(), WHAT_IF_EXAMPLES_MAX);
+        let text = report.to_string();
+        assert!(text.contains("7 differences in 7 conversations"), "{text}");
+        assert!(text.contains("customer_message"), "{text}");
+    }
+}
