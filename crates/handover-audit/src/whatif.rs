@@ -141,6 +141,9 @@ struct HandoffPrefix {
     topic: Option<Specialty>,
 }
 
+/// A finding's moment, kind and rule.
+type FindingKey = (&'static str, &'static str, Option<String>);
+
 /// A what-if in progress: feed it the log's records in position order, then [`finish`].
 ///
 /// [`finish`]: WhatIf::finish
@@ -151,7 +154,7 @@ pub struct WhatIf<'r> {
     /// Conversations in the order they first appear.
     order: Vec<ConversationId>,
     compared: WhatIfMoments,
-    findings: BTreeMap<(&'static str, &'static str, Option<String>), (u64, Vec<ConversationId>)>,
+    findings: BTreeMap<FindingKey, (u64, Vec<ConversationId>)>,
     versions: std::collections::BTreeSet<String>,
 }
 
