@@ -462,3 +462,40 @@ fn only_customer_messages_carry_concerns() {
     assert_eq!(fault.location.seq, Some(3));
     assert!(fault.description.contains("carries concerns"), "{fault}");
 }
+
+#[test]
+fn only_a_supervisor_overrides_the_policy() {
+    use handover_core::rules::{PolicyVersion, RuleName};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogBuilder::new(dir.path());
+    log.register("faq-bot", "FAQ bot", &[]);
+    log.activate("faq-bot");
+    let id = log.open("cust-1", "web-chat", Some("alice"));
+    log.forge(
+        StreamId::Conversation(id),
+        vec![
+            Event::Conversation(ConversationEvent::PolicyOverridden {
+                by: human("alice"),
+                rule: RuleName::new("loop-guard").unwrap(),
+                policy_version: PolicyVersion::new("0123456789abcdef").unwrap(),
+                refusal: Reason::new("too many handoffs").unwrap(),
+                at: Timestamp(0),
+            }),
+            Event::Conversation(ConversationEvent::HandedOffToAi {
+                agent_id: agent("faq-bot"),
+                agent_name: AgentName::new("FAQ bot").unwrap(),
+                by_human: human("alice"),
+                reason: None,
+            }),
+        ],
+    );
+    let fault = fault_of(&log.finish());
+    assert_eq!(fault.kind, FaultKind::Authority, "{fault}");
+    assert!(
+        fault
+            .description
+            .contains("policy_overridden by human alice")
+            && fault.description.contains("not a supervisor"),
+        "{fault}"
+    );
+}
