@@ -126,34 +126,52 @@ fn test_message(rules: &Rules, message: &str) -> anyhow::Result<Tested> {
     })
 }
 
-fn print_tested(tested: &Tested) {
-    println!(
+fn describe_tested(tested: &Tested) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "policy {:?}, version {}",
         tested.policy, tested.policy_version
     );
-    println!(
-        "concerns: {}",
-        if tested.concerns.is_empty() {
-            "none".to_owned()
-        } else {
-            tested.concerns.join(", ")
-        }
-    );
-    println!("frustration: {:.2}", tested.frustration);
+    let concerns = if tested.concerns.is_empty() {
+        "none".to_owned()
+    } else {
+        tested.concerns.join(", ")
+    };
+    let _ = writeln!(out, "concerns: {concerns}");
+    let _ = writeln!(out, "frustration: {:.2}", tested.frustration);
     match tested.rules.split_first() {
-        None => println!("escalates: no, no rule fires"),
+        None => {
+            let _ = writeln!(out, "escalates: no, no rule fires");
+        }
         Some((first, others)) => {
-            println!(
+            let _ = writeln!(
+                out,
                 "escalates: yes, by rule {} (cause {}): {}",
                 first.rule, first.cause, first.reason
             );
             for other in others {
-                println!(
+                let _ = writeln!(
+                    out,
                     "also fires: rule {} (cause {}): {}",
                     other.rule, other.cause, other.reason
                 );
             }
         }
+    }
+    out
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
+fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(error).context("cannot write to stdout")
+        }
+        _ => Ok(()),
     }
 }
 
@@ -204,9 +222,9 @@ pub(crate) fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             };
             let tested = test_message(&rules, &message)?;
             if json {
-                println!("{}", serde_json::to_string(&tested)?);
+                print(&format!("{}\n", serde_json::to_string(&tested)?))?;
             } else {
-                print_tested(&tested);
+                print(&describe_tested(&tested))?;
             }
             Ok(ExitCode::SUCCESS)
         }
