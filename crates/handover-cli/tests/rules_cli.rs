@@ -334,6 +334,29 @@ fn the_rules_events_are_exported_with_their_own_type_and_data() {
     assert_eq!(lines[at + 1]["type"], "handed_off_to_ai");
     assert_eq!(lines[at + 1]["data"]["by_human"], "sam");
 
+    // CloudEvents carry the same data under the prefixed type.
+    let cloud = handover(&[
+        "audit",
+        "export",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "cloudevents",
+    ]);
+    assert!(cloud.status.success(), "{}", stderr(&cloud));
+    let cloud: Vec<Value> = stdout(&cloud)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(cloud.len(), lines.len());
+    for (event, line) in cloud.iter().zip(&lines) {
+        assert_eq!(
+            event["type"],
+            format!("dev.handover.{}", line["type"].as_str().unwrap())
+        );
+        assert_eq!(event["data"], line["data"]);
+    }
+
     // The log verifies, and stats count what the rules did.
     let verify = handover(&["audit", "verify", "--data", dir.path().to_str().unwrap()]);
     assert!(
