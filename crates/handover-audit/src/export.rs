@@ -9,6 +9,7 @@ use std::io::{self, Write};
 
 use std::collections::HashMap;
 
+use handover_core::context::{VariableName, VariableValue};
 use handover_core::{
     AiAgentEvent, AiAgentId, Author, ConversationEvent, ConversationId, EscalationCause, Event,
     HumanEvent, HumanId, SkillOutcome, StreamId, SystemActor, Timestamp, TransferTarget,
@@ -444,6 +445,62 @@ enum Data<'a> {
         cause: &'static str,
         by: AuthorData<'a>,
     },
+    EscalatedByRule {
+        agent_id: &'a str,
+        reason: &'a str,
+        cause: &'static str,
+        by: AuthorData<'a>,
+        rule: &'a str,
+        policy_version: &'a str,
+        at: Option<String>,
+    },
+    AiCouldNotAnswer {
+        agent_id: &'a str,
+        reason: Option<&'a str>,
+        by: AuthorData<'a>,
+        at: Option<String>,
+    },
+    PolicyOverridden {
+        by: AuthorData<'a>,
+        rule: &'a str,
+        policy_version: &'a str,
+        refusal: &'a str,
+        at: Option<String>,
+    },
+    SkillApprovalRequested {
+        agent_id: &'a str,
+        skill: &'a str,
+        input: &'a str,
+        rule: &'a str,
+        policy_version: &'a str,
+        deadline_ms: u64,
+        by: AuthorData<'a>,
+        at: Option<String>,
+    },
+    SkillApproved {
+        agent_id: &'a str,
+        skill: &'a str,
+        by: AuthorData<'a>,
+        rule: &'a str,
+        policy_version: &'a str,
+        at: Option<String>,
+    },
+    SkillDenied {
+        agent_id: &'a str,
+        skill: &'a str,
+        by: AuthorData<'a>,
+        reason: &'a str,
+        rule: &'a str,
+        policy_version: &'a str,
+        at: Option<String>,
+    },
+    ContextShared {
+        by: AuthorData<'a>,
+        summary: Option<&'a str>,
+        topic: Option<&'a str>,
+        variables: VariablesData<'a>,
+        at: Option<String>,
+    },
     ConversationClosed {
         by: AuthorData<'a>,
         reason: Option<&'a str>,
@@ -513,6 +570,30 @@ enum Data<'a> {
         by: AuthorData<'a>,
         at: Option<String>,
     },
+}
+
+/// A context's variables as one JSON object, in the context's order.
+struct VariablesData<'a>(&'a [(VariableName, VariableValue)]);
+
+impl Serialize for VariablesData<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name.as_str(), value.as_str())?;
+        }
+        map.end()
+    }
+}
+
+/// The author of an escalation: the clock for a timeout, the backend for a deactivation, the
+/// AI agent otherwise.
+fn escalation_by(agent_id: &AiAgentId, cause: EscalationCause) -> AuthorData<'_> {
+    match cause {
+        EscalationCause::AiTimeout => system(SystemActor::Clock),
+        EscalationCause::AgentDeactivated => system(SystemActor::Backend),
+        _ => ai_by(agent_id),
+    }
 }
 
 /// `{"kind": "system", "id": ...}` for a part of the runtime.
@@ -711,14 +792,103 @@ impl<'a> Data<'a> {
                 agent_id: agent_id.as_str(),
                 reason: reason.as_str(),
                 cause: cause.as_str(),
-                by: match cause {
-                    EscalationCause::AiTimeout => system(SystemActor::Clock),
-                    EscalationCause::AgentDeactivated => system(SystemActor::Backend),
-                    _ => AuthorData {
-                        kind: "ai",
-                        id: agent_id.as_str(),
-                    },
-                },
+                by: escalation_by(agent_id, *cause),
+            },
+            ConversationEvent::EscalatedByRule {
+                agent_id,
+                reason,
+                cause,
+                rule,
+                policy_version,
+                at,
+            } => Data::EscalatedByRule {
+                agent_id: agent_id.as_str(),
+                reason: reason.as_str(),
+                cause: cause.as_str(),
+                by: escalation_by(agent_id, *cause),
+                rule: rule.as_str(),
+                policy_version: policy_version.as_str(),
+                at: time(*at),
+            },
+            ConversationEvent::AiCouldNotAnswer {
+                agent_id,
+                reason,
+                at,
+            } => Data::AiCouldNotAnswer {
+                agent_id: agent_id.as_str(),
+                reason: reason.as_ref().map(|r| r.as_str()),
+                by: ai_by(agent_id),
+                at: time(*at),
+            },
+            ConversationEvent::PolicyOverridden {
+                by,
+                rule,
+                policy_version,
+                refusal,
+                at,
+            } => Data::PolicyOverridden {
+                by: human_by(by),
+                rule: rule.as_str(),
+                policy_version: policy_version.as_str(),
+                refusal: refusal.as_str(),
+                at: time(*at),
+            },
+            ConversationEvent::SkillApprovalRequested {
+                agent_id,
+                name,
+                input,
+                rule,
+                policy_version,
+                deadline_ms,
+                at,
+            } => Data::SkillApprovalRequested {
+                agent_id: agent_id.as_str(),
+                skill: name.as_str(),
+                input: input.as_str(),
+                rule: rule.as_str(),
+                policy_version: policy_version.as_str(),
+                deadline_ms: *deadline_ms,
+                by: ai_by(agent_id),
+                at: time(*at),
+            },
+            ConversationEvent::SkillApproved {
+                agent_id,
+                name,
+                by,
+                rule,
+                policy_version,
+                at,
+            } => Data::SkillApproved {
+                agent_id: agent_id.as_str(),
+                skill: name.as_str(),
+                by: AuthorData::of(by),
+                rule: rule.as_str(),
+                policy_version: policy_version.as_str(),
+                at: time(*at),
+            },
+            ConversationEvent::SkillDenied {
+                agent_id,
+                name,
+                by,
+                reason,
+                rule,
+                policy_version,
+                at,
+            } => Data::SkillDenied {
+                agent_id: agent_id.as_str(),
+                skill: name.as_str(),
+                by: AuthorData::of(by),
+                reason: reason.as_str(),
+                rule: rule.as_str(),
+                policy_version: policy_version.as_str(),
+                at: time(*at),
+            },
+            ConversationEvent::ContextShared { by, context, at } => Data::ContextShared {
+                by: AuthorData::of(by),
+                summary: context.summary().map(|s| s.as_str()),
+                topic: context.topic().map(|t| t.as_str()),
+                variables: VariablesData(context.variables()),
+                at: time(*at),
             },
             ConversationEvent::Closed { by, reason } => Data::ConversationClosed {
                 by: AuthorData::of(by),

@@ -17,7 +17,9 @@
 //! - [`stats`] sums the log up: handoffs, reclaims, escalations, AI containment (overall and
 //!   per agent), time per state, time from escalation to a human, SLA events, AI reply
 //!   timeouts, load per human;
-//! - [`conversations`] lists every conversation with its status, events and last activity.
+//! - [`conversations`] lists every conversation with its status, events and last activity;
+//! - [`what_if_of`] replays the log under another escalation policy and reports what its
+//!   rules would have decided differently.
 //!
 //! Each of them also reads a log held in memory: a [`RecordLog`] of every record in position
 //! order (a PostgreSQL store's snapshot, or any store's `read_all`), through an [`AuditLog`]
@@ -50,6 +52,7 @@ mod stats;
 mod timefmt;
 mod timeline;
 mod verify;
+mod whatif;
 
 use std::path::Path;
 
@@ -64,7 +67,8 @@ pub use fault::{Fault, FaultKind, Location};
 pub use listing::{conversations, conversations_of, ConversationListing, ConversationTable};
 pub use log::{AuditLog, RecordLog};
 pub use replay::{
-    AiOutcome, ConversationHistory, Holder, HumanSpan, MessageCounts, Period, Replay,
+    AiOutcome, ApprovalCounts, ConversationHistory, Holder, HumanSpan, MessageCounts, Period,
+    Replay,
 };
 pub use stats::{
     stats, stats_of, AgentContainment, EscalationCounts, HumanLoad, Percentiles, SkillCounts,
@@ -73,6 +77,10 @@ pub use stats::{
 pub use timefmt::{format_duration, format_duration_hms, format_recorded_at};
 pub use timeline::{timeline, timeline_of, Timeline, TimelineEntry};
 pub use verify::{verify_dir, verify_of, VerifyReport};
+pub use whatif::{
+    moment, what_if_of, what_if_records, WhatIf, WhatIfFinding, WhatIfMoments, WhatIfReport,
+    WHAT_IF_EXAMPLES_MAX,
+};
 
 /// Checks that `dir` is an existing data directory: it exists and holds a sled database.
 /// Never creates anything.

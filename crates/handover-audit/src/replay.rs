@@ -6,10 +6,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use handover_core::conversation::{self, Conversation, Handler, OpenConversation};
+use handover_core::rules::RuleName;
 use handover_core::{
     AgentName, AiAgentId, Author, Concern, ConversationEvent, ConversationId, Directory,
-    EscalationCause, Event, HumanId, Loads, Roster, SkillOutcome, Status, StreamId, TenantId,
-    Timestamp, WaitCause,
+    EscalationCause, Event, HumanId, Loads, Roster, SkillOutcome, Status, StreamId, SystemActor,
+    TenantId, Timestamp, WaitCause,
 };
 use handover_sled::SledStore;
 use handover_store::{RecordedAt, RecordedEvent};
@@ -149,8 +150,8 @@ pub struct ConversationHistory {
     escalations: Vec<EscalationCause>,
     skills_succeeded: u64,
     skills_failed: u64,
-    /// Set by a customer's request for a human while AI-active: `decide` records the
-    /// escalation in the same append, so the very next event must be that escalation.
+    /// Set by a customer's request for a human while AI-active: only the very next event may
+    /// be an escalation with cause `customer_asked_for_human`.
     escalation_due: bool,
     /// Opened by `conversation_opened` written before tenants (no `tenant` in the event):
     /// humans who act on it need not be registered.
@@ -168,6 +169,40 @@ pub struct ConversationHistory {
     human_spans: Vec<HumanSpan>,
     /// How each handoff to an AI agent ended, in order.
     ai_outcomes: Vec<(AiAgentId, AiOutcome)>,
+    /// The rule of each escalation a rule of the policy decided, in order.
+    rule_escalations: Vec<RuleName>,
+    /// The rule of each handoff refusal a supervisor overrode, in order.
+    overrides: Vec<RuleName>,
+    /// Skills that waited for approval, and how the waits ended.
+    approvals: ApprovalCounts,
+    /// `ai_could_not_answer` events.
+    ai_misses: u64,
+}
+
+/// Skills that waited for a person's approval, and how the waits ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ApprovalCounts {
+    /// `skill_approval_requested` events.
+    pub requested: u64,
+    /// `skill_approved` events.
+    pub granted: u64,
+    /// `skill_denied` events (by a person or by the clock).
+    pub denied: u64,
+    /// Those denied by a person.
+    pub denied_by_person: u64,
+    /// Those denied by the clock: nobody decided within the deadline.
+    pub denied_by_clock: u64,
+}
+
+impl ApprovalCounts {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &ApprovalCounts) {
+        self.requested += other.requested;
+        self.granted += other.granted;
+        self.denied += other.denied;
+        self.denied_by_person += other.denied_by_person;
+        self.denied_by_clock += other.denied_by_clock;
+    }
 }
 
 impl ConversationHistory {
@@ -200,7 +235,31 @@ impl ConversationHistory {
             assignments: Vec::new(),
             human_spans: Vec::new(),
             ai_outcomes: Vec::new(),
+            rule_escalations: Vec::new(),
+            overrides: Vec::new(),
+            approvals: ApprovalCounts::default(),
+            ai_misses: 0,
         }
+    }
+
+    /// The rule of each escalation a rule of the policy decided, in order.
+    pub fn rule_escalations(&self) -> &[RuleName] {
+        &self.rule_escalations
+    }
+
+    /// The rule of each handoff refusal a supervisor overrode, in order.
+    pub fn overrides(&self) -> &[RuleName] {
+        &self.overrides
+    }
+
+    /// Skills that waited for approval, and how the waits ended.
+    pub fn approvals(&self) -> ApprovalCounts {
+        self.approvals
+    }
+
+    /// `ai_could_not_answer` events.
+    pub fn ai_misses(&self) -> u64 {
+        self.ai_misses
     }
 
     /// The conversation's id.
@@ -345,9 +404,9 @@ impl ConversationHistory {
     ///
     /// Checks what a conversation's own stream must satisfy: the seq follows the last one,
     /// the event folds with [`conversation::evolve`] (so AI actions come only from the active
-    /// agent, nothing follows the close, no handoff follows a concern the customer raised, and
-    /// only customers' messages carry concerns), and a customer's request for a human while
-    /// AI-active is followed at once by its escalation, and SLA figures agree with the wait
+    /// agent, nothing follows the close, and only customers' messages carry concerns), an
+    /// escalation with cause `customer_asked_for_human` directly follows a customer's request
+    /// for a human made while AI-active, and SLA figures agree with the wait
     /// they are about ([`FaultKind::Sla`]). Rules that need other streams (the roster at a
     /// handoff, the directory and the loads) are [`Replay::apply`]'s. On a fault nothing is
     /// applied.
@@ -443,6 +502,11 @@ impl ConversationHistory {
         Ok(())
     }
 
+    /// An escalation with cause `customer_asked_for_human` (by a rule of the policy or written
+    /// before policies) must directly follow a customer's message that raised a request for a
+    /// human while AI-active: `decide` records it in that message's append. The other
+    /// direction (such a request must be escalated) depends on the policy in force, which may
+    /// have no rule for it, so it is no fault of the log.
     fn check_escalation_pairing(
         &self,
         event: &ConversationEvent,
@@ -453,18 +517,11 @@ impl ConversationHistory {
             ConversationEvent::EscalatedToHuman {
                 cause: EscalationCause::CustomerAskedForHuman,
                 ..
+            } | ConversationEvent::EscalatedByRule {
+                cause: EscalationCause::CustomerAskedForHuman,
+                ..
             }
         );
-        if self.escalation_due && !is_customer_escalation {
-            return Err(Fault::new(
-                FaultKind::Rule,
-                at(),
-                format!(
-                    "the customer asked for a human while an AI agent was active, but {} follows instead of the escalation recorded with that message",
-                    event.type_name()
-                ),
-            ));
-        }
         if is_customer_escalation && !self.escalation_due {
             return Err(Fault::new(
                 FaultKind::Rule,
@@ -542,7 +599,13 @@ impl ConversationHistory {
             }
             ConversationEvent::EscalatedToHuman {
                 agent_id, cause, ..
+            }
+            | ConversationEvent::EscalatedByRule {
+                agent_id, cause, ..
             } => {
+                if let ConversationEvent::EscalatedByRule { rule, .. } = event {
+                    self.rule_escalations.push(rule.clone());
+                }
                 self.escalations.push(*cause);
                 self.ai_outcomes
                     .push((agent_id.clone(), AiOutcome::Escalated));
@@ -587,6 +650,17 @@ impl ConversationHistory {
             ConversationEvent::SlaWarning { .. } => self.sla_warnings += 1,
             ConversationEvent::SlaBreached { .. } => self.sla_breaches += 1,
             ConversationEvent::AiReplyOverdue { .. } => self.ai_replies_overdue += 1,
+            ConversationEvent::PolicyOverridden { rule, .. } => self.overrides.push(rule.clone()),
+            ConversationEvent::SkillApprovalRequested { .. } => self.approvals.requested += 1,
+            ConversationEvent::SkillApproved { .. } => self.approvals.granted += 1,
+            ConversationEvent::SkillDenied { by, .. } => {
+                self.approvals.denied += 1;
+                match by {
+                    Author::System(SystemActor::Clock) => self.approvals.denied_by_clock += 1,
+                    _ => self.approvals.denied_by_person += 1,
+                }
+            }
+            ConversationEvent::AiCouldNotAnswer { .. } => self.ai_misses += 1,
             // Events this version does not know change no period.
             _ => {}
         }
@@ -664,7 +738,8 @@ pub(crate) fn describe_event(event: &ConversationEvent) -> String {
             format!("{name} by {}", describe_author(author))
         }
         ConversationEvent::HandedOffToAi { agent_id, .. }
-        | ConversationEvent::EscalatedToHuman { agent_id, .. } => {
+        | ConversationEvent::EscalatedToHuman { agent_id, .. }
+        | ConversationEvent::EscalatedByRule { agent_id, .. } => {
             format!("{name} naming AI agent {agent_id}")
         }
         ConversationEvent::AiActionRecorded { agent_id, .. } => {

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::AuditError;
 use crate::log::AuditLog;
-use crate::replay::{AiOutcome, Holder, MessageCounts, Replay};
+use crate::replay::{AiOutcome, ApprovalCounts, Holder, MessageCounts, Replay};
 use crate::timefmt::format_duration_hms;
 
 /// Escalations back to humans, by what set them off.
@@ -27,6 +27,14 @@ pub struct EscalationCounts {
     pub agent_deactivated: u64,
     /// The AI agent did not reply within its deadline.
     pub ai_timeout: u64,
+    /// A rule found the customer frustrated.
+    pub frustration: u64,
+    /// A rule found the customer asking the same question again and again.
+    pub going_in_circles: u64,
+    /// A rule counted the AI agent's "could not answer" reports.
+    pub ai_could_not_answer: u64,
+    /// A rule heard the customer complain.
+    pub complaint: u64,
 }
 
 impl EscalationCounts {
@@ -37,6 +45,10 @@ impl EscalationCounts {
             EscalationCause::CustomerAskedForHuman => self.customer_asked_for_human += 1,
             EscalationCause::AgentDeactivated => self.agent_deactivated += 1,
             EscalationCause::AiTimeout => self.ai_timeout += 1,
+            EscalationCause::Frustration => self.frustration += 1,
+            EscalationCause::GoingInCircles => self.going_in_circles += 1,
+            EscalationCause::AiCouldNotAnswer => self.ai_could_not_answer += 1,
+            EscalationCause::Complaint => self.complaint += 1,
             // Counted in the total only, until a field for it is added.
             _ => {}
         }
@@ -171,6 +183,17 @@ pub struct Stats {
     pub human_load: Vec<HumanLoad>,
     /// Each AI agent handed at least one conversation, by id.
     pub ai_containment_by_agent: Vec<AgentContainment>,
+    /// Escalations a rule of the escalation policy decided, by rule name (the others, written
+    /// by an AI agent, the clock or the backend, are in `escalations` only).
+    pub escalations_by_rule: BTreeMap<String, u64>,
+    /// Skills that waited for a person's approval, and how the waits ended.
+    pub approvals: ApprovalCounts,
+    /// Handoffs a supervisor made although a rule refused them (`policy_overridden`).
+    pub overrides: u64,
+    /// `overrides` by the rule that refused.
+    pub overrides_by_rule: BTreeMap<String, u64>,
+    /// `ai_could_not_answer` events.
+    pub ai_could_not_answer: u64,
 }
 
 impl Stats {
@@ -192,6 +215,21 @@ impl Stats {
             for cause in conversation.escalations() {
                 stats.escalations.count(*cause);
             }
+            for rule in conversation.rule_escalations() {
+                *stats
+                    .escalations_by_rule
+                    .entry(rule.as_str().to_owned())
+                    .or_default() += 1;
+            }
+            for rule in conversation.overrides() {
+                stats.overrides += 1;
+                *stats
+                    .overrides_by_rule
+                    .entry(rule.as_str().to_owned())
+                    .or_default() += 1;
+            }
+            stats.approvals.add(&conversation.approvals());
+            stats.ai_could_not_answer += conversation.ai_misses();
             stats.skills.succeeded += conversation.skills_succeeded();
             stats.skills.failed += conversation.skills_failed();
             stats.messages.add(&conversation.messages());
@@ -303,13 +341,39 @@ impl fmt::Display for Stats {
         writeln!(f, "reclaims by humans          {}", self.reclaims)?;
         writeln!(
             f,
-            "escalations to humans       {} (agent requested {}, customer asked for a human {}, agent deactivated {}, AI reply timeout {})",
+            "escalations to humans       {} (agent requested {}, customer asked for a human {}, agent deactivated {}, AI reply timeout {}, frustration {}, going in circles {}, AI could not answer {}, complaint {})",
             self.escalations.total,
             self.escalations.agent_requested,
             self.escalations.customer_asked_for_human,
             self.escalations.agent_deactivated,
-            self.escalations.ai_timeout
+            self.escalations.ai_timeout,
+            self.escalations.frustration,
+            self.escalations.going_in_circles,
+            self.escalations.ai_could_not_answer,
+            self.escalations.complaint
         )?;
+        for (rule, count) in &self.escalations_by_rule {
+            writeln!(f, "escalations by rule {rule:<8} {count}")?;
+        }
+        writeln!(
+            f,
+            "AI could not answer         {}",
+            self.ai_could_not_answer
+        )?;
+        let approvals = &self.approvals;
+        writeln!(
+            f,
+            "skill approvals             {} requested, {} granted, {} denied ({} by a person, {} by the clock)",
+            approvals.requested,
+            approvals.granted,
+            approvals.denied,
+            approvals.denied_by_person,
+            approvals.denied_by_clock
+        )?;
+        writeln!(f, "policy overrides            {}", self.overrides)?;
+        for (rule, count) in &self.overrides_by_rule {
+            writeln!(f, "overrides of rule {rule:<10} {count}")?;
+        }
         match self.ai_containment_rate {
             Some(rate) => writeln!(
                 f,

@@ -204,6 +204,69 @@ fn describe_entry(event: &ConversationEvent) -> String {
             describe_cause(*cause),
             reason.as_str()
         ),
+        ConversationEvent::EscalatedByRule {
+            agent_id,
+            reason,
+            cause,
+            rule,
+            policy_version,
+            ..
+        } => format!(
+            "escalated to humans from AI agent {agent_id} by rule {rule} of policy {policy_version} (cause {}: {}); reason: {:?}",
+            cause.as_str(),
+            describe_cause(*cause),
+            reason.as_str()
+        ),
+        ConversationEvent::AiCouldNotAnswer {
+            agent_id, reason, ..
+        } => format!(
+            "AI agent {agent_id} could not answer{}",
+            reason_text(reason.as_ref())
+        ),
+        ConversationEvent::PolicyOverridden {
+            by,
+            rule,
+            policy_version,
+            refusal,
+            ..
+        } => format!(
+            "supervisor {by} overrode rule {rule} of policy {policy_version}, which refused the handoff: {:?}",
+            refusal.as_str()
+        ),
+        ConversationEvent::SkillApprovalRequested {
+            agent_id,
+            name,
+            input,
+            rule,
+            deadline_ms,
+            ..
+        } => format!(
+            "AI agent {agent_id} asked to run skill {name} with input {}: waits for approval (rule {rule}, within {})",
+            excerpt(input.as_str()),
+            millis(*deadline_ms)
+        ),
+        ConversationEvent::SkillApproved {
+            agent_id, name, by, ..
+        } => format!(
+            "skill {name} of AI agent {agent_id} approved by {}",
+            describe_author(by)
+        ),
+        ConversationEvent::SkillDenied {
+            agent_id,
+            name,
+            by,
+            reason,
+            ..
+        } => format!(
+            "skill {name} of AI agent {agent_id} denied by {}; reason: {:?}",
+            describe_author(by),
+            reason.as_str()
+        ),
+        ConversationEvent::ContextShared { by, context, .. } => format!(
+            "context shared by {}: {}",
+            describe_author(by),
+            describe_context(context)
+        ),
         ConversationEvent::Closed { by, reason } => format!(
             "closed by {}{}",
             describe_author(by),
@@ -318,6 +381,30 @@ fn describe_entry(event: &ConversationEvent) -> String {
     }
 }
 
+/// A context in a few words: its topic, summary and variables.
+fn describe_context(context: &handover_core::context::Context) -> String {
+    let mut parts = Vec::new();
+    if let Some(topic) = context.topic() {
+        parts.push(format!("topic {topic}"));
+    }
+    if let Some(summary) = context.summary() {
+        parts.push(format!("summary {:?}", excerpt(summary.as_str())));
+    }
+    if !context.variables().is_empty() {
+        let variables: Vec<String> = context
+            .variables()
+            .iter()
+            .map(|(name, value)| format!("{}={:?}", name.as_str(), excerpt(value.as_str())))
+            .collect();
+        parts.push(format!("variables {}", variables.join(", ")));
+    }
+    if parts.is_empty() {
+        "nothing".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
 /// `the queue of team billing` or `the general queue`.
 fn queue(team: Option<&TeamId>) -> String {
     match team {
@@ -351,6 +438,10 @@ fn describe_cause(cause: EscalationCause) -> &'static str {
         EscalationCause::CustomerAskedForHuman => "the customer asked for a human",
         EscalationCause::AgentDeactivated => "the AI agent was deactivated",
         EscalationCause::AiTimeout => "the AI agent did not reply in time",
+        EscalationCause::Frustration => "the customer sounded frustrated",
+        EscalationCause::GoingInCircles => "the customer kept asking the same question",
+        EscalationCause::AiCouldNotAnswer => "the AI agent could not answer",
+        EscalationCause::Complaint => "the customer complained",
         _ => "another cause",
     }
 }

@@ -144,7 +144,9 @@ fn json_lines_carry_every_field_in_global_order() {
     );
     assert_eq!(
         first("escalated_to_human"),
-        json!({"agent_id": "faq-bot", "reason": "the customer asked for a human", "cause": "customer_asked_for_human", "by": {"kind": "ai", "id": "faq-bot"}})
+        // Decided by the policy's rule: today's fields, then the rule, its policy's version
+        // and when.
+        json!({"agent_id": "faq-bot", "reason": "the customer asked for a human", "cause": "customer_asked_for_human", "by": {"kind": "ai", "id": "faq-bot"}, "rule": "asked-for-a-person", "policy_version": test_policy().version().as_str(), "at": "2026-11-26T00:30:15.000000Z"})
     );
     assert_eq!(
         first("conversation_closed"),

@@ -1,4 +1,5 @@
-//! `handover audit`: export, timeline, verify and stats over a data directory or a database.
+//! `handover audit`: export, timeline, verify, stats and what-if over a data directory or a
+//! database.
 //!
 //! Every subcommand reads an existing data directory and never creates one, or reads a
 //! PostgreSQL database's log in one consistent snapshot (other nodes may go on writing) and
@@ -40,6 +41,22 @@ pub(crate) enum AuditCommand {
     Stats(StatsArgs),
     /// List the conversations: id, customer, channel, status, events, opened, last activity.
     Conversations(ConversationsArgs),
+    /// Replay the log under another escalation policy: where its rules would have escalated,
+    /// refused a handoff or gated a skill differently, by rule, with example conversations.
+    WhatIf(WhatIfArgs),
+}
+
+/// Options of `handover audit what-if`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WhatIfArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The other policy (TOML, as `handover policy check` reads it).
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The log to read: a data directory or a database, exactly one.
@@ -188,6 +205,19 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 json
             } else {
                 stats.to_string()
+            };
+            print_or_ignore_closed_pipe(&text)
+        }
+        AuditCommand::WhatIf(args) => {
+            let rules = crate::policy::read_rules(&args.policy)?;
+            let opened = open(&args.data)?;
+            let report = handover_audit::what_if_of(opened.log(), &rules)?;
+            let text = if args.json {
+                let mut json = serde_json::to_string_pretty(&report)?;
+                json.push('\n');
+                json
+            } else {
+                report.to_string()
             };
             print_or_ignore_closed_pipe(&text)
         }

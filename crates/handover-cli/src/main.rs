@@ -27,7 +27,7 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Run a simulated contact center through the real runtime.
     Simulate(simulate::SimulateArgs),
-    /// Read and check escalation policies: print the default, check a file.
+    /// Read and check escalation policies: print the default, check a file, test a message.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
     /// Measure what durability costs on this disk: a closed loop of conversations posting

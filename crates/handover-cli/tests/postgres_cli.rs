@@ -94,6 +94,26 @@ fn a_simulation_on_postgres_audits_sound_with_every_command() {
     let id = first["id"].as_str().unwrap().to_owned();
     let timeline = stdout(&run(&["audit", "timeline", "--conversation", &id], &url));
     assert!(timeline.contains(&id), "{timeline}");
+    // What-if under the policy that wrote the log: no difference.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("default.toml");
+    let printed = Command::new(env!("CARGO_BIN_EXE_handover"))
+        .args(["policy", "default"])
+        .output()
+        .expect("the handover binary runs");
+    std::fs::write(&policy, printed.stdout).unwrap();
+    let what_if = stdout(&run(
+        &[
+            "audit",
+            "what-if",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--json",
+        ],
+        &url,
+    ));
+    assert_eq!(json_u64(&what_if, "differences"), 0, "{what_if}");
+    assert_eq!(json_u64(&what_if, "conversations"), 60, "{what_if}");
 }
 
 #[test]

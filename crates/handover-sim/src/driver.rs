@@ -824,15 +824,20 @@ fn ai_turn(
             },
             AiTurn::Close,
         )
-        | (ConversationEvent::EscalatedToHuman { .. }, AiTurn::Escalate) => Some(Ok(())),
+        | (
+            ConversationEvent::EscalatedToHuman { .. } | ConversationEvent::EscalatedByRule { .. },
+            AiTurn::Escalate,
+        ) => Some(Ok(())),
         (
             ConversationEvent::Closed { .. }
             | ConversationEvent::EscalatedToHuman { .. }
+            | ConversationEvent::EscalatedByRule { .. }
             | ConversationEvent::Reclaimed { .. },
             _,
         ) => {
             let cause = match event {
-                ConversationEvent::EscalatedToHuman { cause, .. } => format!(" ({cause:?})"),
+                ConversationEvent::EscalatedToHuman { cause, .. }
+                | ConversationEvent::EscalatedByRule { cause, .. } => format!(" ({cause:?})"),
                 _ => String::new(),
             };
             Some(Err(SimError::Unexpected(format!(
@@ -1336,10 +1341,15 @@ impl Conv {
                 let escalated = receipt.events.iter().any(|record| {
                     matches!(
                         record.event,
-                        Event::Conversation(ConversationEvent::EscalatedToHuman {
-                            cause: EscalationCause::CustomerAskedForHuman,
-                            ..
-                        })
+                        Event::Conversation(
+                            ConversationEvent::EscalatedToHuman {
+                                cause: EscalationCause::CustomerAskedForHuman,
+                                ..
+                            } | ConversationEvent::EscalatedByRule {
+                                cause: EscalationCause::CustomerAskedForHuman,
+                                ..
+                            }
+                        )
                     )
                 });
                 if !escalated {
@@ -1420,7 +1430,9 @@ impl Conv {
                 };
                 match driver.execute(id, command).await {
                     Err(SimError::Handover(handover::Error::Rejected(
-                        Rejection::HandoffAgainstPolicy { .. },
+                        Rejection::HandoffAgainstPolicy { .. }
+                        | Rejection::RefusedByRule { .. }
+                        | Rejection::HandoffLoop { .. },
                     ))) => self.tally.refused_handoffs += 1,
                     Err(error) => return Err(error),
                     Ok(_) => {

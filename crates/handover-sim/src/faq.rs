@@ -1032,6 +1032,7 @@ mod tests {
                     }
                     ConversationEvent::Closed { .. }
                     | ConversationEvent::EscalatedToHuman { .. }
+                    | ConversationEvent::EscalatedByRule { .. }
                         if replied =>
                     {
                         break

@@ -182,7 +182,8 @@ impl Summary {
         match event {
             ConversationEvent::HandedOffToAi { .. } => self.handoffs += 1,
             ConversationEvent::Reclaimed { .. } => self.reclaims += 1,
-            ConversationEvent::EscalatedToHuman { cause, .. } => {
+            ConversationEvent::EscalatedToHuman { cause, .. }
+            | ConversationEvent::EscalatedByRule { cause, .. } => {
                 self.escalations += 1;
                 match cause {
                     EscalationCause::CustomerAskedForHuman => self.escalations_customer_asked += 1,

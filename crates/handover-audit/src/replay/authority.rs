@@ -153,7 +153,10 @@ pub(crate) fn facts(
             answerable: accepting || legacy_unassigned || open.responsible_human() == Some(actor),
             responsible: open.responsible_human().cloned(),
             accepting_from,
-            supervisor_only: matches!(event, ConversationEvent::FlagLowered { .. }),
+            supervisor_only: matches!(
+                event,
+                ConversationEvent::FlagLowered { .. } | ConversationEvent::PolicyOverridden { .. }
+            ),
         }
     });
     let target = match event {
@@ -248,12 +251,16 @@ fn acting_human(event: &ConversationEvent) -> Option<&HumanId> {
         | ConversationEvent::InternalNote { by, .. }
         | ConversationEvent::FlagRaised { by, .. }
         | ConversationEvent::FlagLowered { by, .. }
-        | ConversationEvent::HumanAssigned { by, .. } => match by {
+        | ConversationEvent::HumanAssigned { by, .. }
+        | ConversationEvent::SkillApproved { by, .. }
+        | ConversationEvent::SkillDenied { by, .. }
+        | ConversationEvent::ContextShared { by, .. } => match by {
             Author::Human(human) => Some(human),
             _ => None,
         },
         ConversationEvent::HandedOffToAi { by_human, .. }
-        | ConversationEvent::Reclaimed { by_human, .. } => Some(by_human),
+        | ConversationEvent::Reclaimed { by_human, .. }
+        | ConversationEvent::PolicyOverridden { by: by_human, .. } => Some(by_human),
         _ => None,
     }
 }

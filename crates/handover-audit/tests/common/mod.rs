@@ -249,9 +249,9 @@ impl LogBuilder {
         id
     }
 
-    /// Runs `command` through `decide` and appends what it decided.
+    /// Runs `command` through `decide` under [`test_policy`] and appends what it decided.
     pub fn command(&mut self, id: ConversationId, command: ConversationCommand) {
-        let policy = DefaultPolicy::default();
+        let policy = test_policy();
         let (state, version) = self.conversations.get(&id).cloned().unwrap();
         self.now = self.now.plus_millis(1_000);
         let loads = self.loads();
@@ -479,4 +479,18 @@ pub fn standard_log(log: &mut LogBuilder) -> Standard {
         EscalationCause::AgentDeactivated,
     );
     Standard { a, b, c, d }
+}
+
+/// The policy the builder's `decide` applies: the default one without the loop guard's
+/// cooldown (the logs hand a conversation back to AI a second after an escalation, as a
+/// supervisor's override would) and without gating `issue_refund` (the logs run it as a plain
+/// skill).
+pub fn test_policy() -> handover_core::rules::Rules {
+    let text = handover_core::rules::DEFAULT_POLICY_TOML
+        .replace("cooldown_minutes = 10", "cooldown_minutes = 0")
+        .replace(
+            r#"skills = ["refund", "issue_refund", "cancel_subscription"]"#,
+            r#"skills = ["refund", "cancel_subscription"]"#,
+        );
+    handover_core::rules::Rules::parse(&text).expect("the test policy is sound")
 }
