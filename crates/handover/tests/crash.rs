@@ -1272,6 +1272,7 @@ fn check_log(backend: &Backend, history: &History) -> Result<Check, String> {
             StreamId::Conversation(id) => {
                 let mut token: Option<String> = None;
                 let mut previous_asked = false;
+                let mut previous_customer = false;
                 // Question token -> the token of the reply that first answered it.
                 let mut answered: HashMap<&str, &str> = HashMap::new();
                 for record in records {
@@ -1302,6 +1303,11 @@ fn check_log(backend: &Backend, history: &History) -> Result<Check, String> {
                             cause: EscalationCause::CustomerAskedForHuman,
                             ..
                         } if previous_asked => token.take(),
+                        // A rule's escalation is recorded with the customer's message that
+                        // fired it, by the same command.
+                        ConversationEvent::EscalatedByRule { .. } if previous_customer => {
+                            token.take()
+                        }
                         // Recorded in the same append as the event before them, by the same
                         // command: the assignment after the start, the notices of a handoff, a
                         // reclaim or an escalation, the wait after an escalation.
@@ -1314,6 +1320,13 @@ fn check_log(backend: &Backend, history: &History) -> Result<Check, String> {
                         event,
                         ConversationEvent::MessagePosted { author: Author::Customer(_), concerns, .. }
                             if concerns.contains(&Concern::HumanRequested)
+                    );
+                    previous_customer = matches!(
+                        event,
+                        ConversationEvent::MessagePosted {
+                            author: Author::Customer(_),
+                            ..
+                        }
                     );
                     let Some(token) = &token else {
                         check.unexpected.push(format!(
