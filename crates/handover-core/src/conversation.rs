@@ -693,6 +693,9 @@ pub fn decide_with_state(
             if !matches!(by, Participant::Customer(_)) {
                 return Err(not_allowed(by, command));
             }
+            // A conversation not opened or closed refuses as such, whatever the verdict's
+            // cause (as `Escalate` does): closed is terminal.
+            state.open()?;
             if matches!(
                 cause,
                 EscalationCause::AiTimeout | EscalationCause::AgentDeactivated
