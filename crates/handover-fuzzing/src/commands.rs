@@ -1484,4 +1484,52 @@ impl Script {
     pub(crate) fn remove_human(self, human: u8) -> Script {
         self.op(25, &[human])
     }
+    /// A handoff with a context (a summary and the topic `pricing`) if `context`, overriding
+    /// the policy if `override_policy`, with the embedder's refusal if `refused`.
+    pub(crate) fn hand_off_with(
+        self,
+        human: u8,
+        agent: u8,
+        context: bool,
+        override_policy: bool,
+        refused: bool,
+    ) -> Script {
+        let mut params = vec![human, agent, 0];
+        if context {
+            params.extend_from_slice(&[1, 1, 0, 1, 1, 1]);
+        } else {
+            params.push(0);
+        }
+        params.push(u8::from(override_policy));
+        if refused {
+            params.extend_from_slice(&[1, 3, 0]);
+        } else {
+            params.push(0);
+        }
+        self.op(26, &params)
+    }
+    /// The agent holding the conversation (if `who` is `None`) reports a miss.
+    pub(crate) fn report_miss(self, who: Option<u8>) -> Script {
+        self.op(27, &[who.map_or(0, |a| 0x80 + a), 0, 1])
+    }
+    /// `skill`: 0 lookup_price, 1 lookup_hours, 2 refund.
+    pub(crate) fn approve(self, human: u8, skill: u8) -> Script {
+        self.op(28, &[human, skill])
+    }
+    pub(crate) fn deny(self, human: u8, skill: u8) -> Script {
+        self.op(29, &[human, skill, 0])
+    }
+    /// The agent holding the conversation escalates with a context.
+    pub(crate) fn escalate_with(self) -> Script {
+        self.op(30, &[0, 0, 0, 1, 0, 1, 2, 2])
+    }
+    /// The customer posts a phrase the embedder's rule judges, with `cause` (index in
+    /// `values::cause`'s table).
+    pub(crate) fn judged(self, customer: u8, phrase: u8, cause: u8) -> Script {
+        self.op(31, &[customer, phrase, cause, 3, 1])
+    }
+    /// The agent holding the conversation starts a refund of 120 (which waits for approval).
+    pub(crate) fn start_refund(self) -> Script {
+        self.op(32, &[0, 0, 3])
+    }
 }
