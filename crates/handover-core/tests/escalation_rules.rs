@@ -1645,3 +1645,52 @@ fn evolve_refuses_forged_rule_events() {
     };
     assert!(conversation::evolve(assigned, &miss).is_err());
 }
+
+#[test]
+fn repeats_to_an_earlier_ai_assignment_do_not_count() {
+    let (_, [first, second, third], _) = SAME_QUESTION[0];
+    let mut desk = Desk::ai_active();
+    desk.ok(post_customer(first));
+    desk.ok(post_customer(second));
+    desk.ok(reclaim("ana"));
+    desk.ok(hand_off("ana", "faq"));
+    // Two asked of epoch 1, one of epoch 2: no third repeat within one assignment.
+    let events = desk.ok(post_customer(third));
+    assert_not_escalated(&desk, &events);
+    desk.ok(post_customer(first));
+    let events = desk.ok(post_customer(second));
+    assert_escalated(
+        &desk,
+        &events,
+        "going-in-circles",
+        EscalationCause::GoingInCircles,
+    );
+}
+
+#[test]
+fn a_judged_message_on_a_closed_conversation_is_refused_as_closed_whatever_its_cause() {
+    let mut desk = Desk::ai_active();
+    desk.ok(ConversationCommand::Close {
+        by: Participant::Customer(customer()),
+        reason: None,
+    });
+    for cause in [
+        EscalationCause::AiTimeout,
+        EscalationCause::AgentDeactivated,
+        EscalationCause::Complaint,
+    ] {
+        assert_eq!(desk.no(judged("Hello", cause)), Rejection::Closed);
+    }
+    // And on a conversation never opened, as not opened.
+    let roster = Roster::default();
+    let rules = Rules::default_rules();
+    let ctx = Ctx::new(&roster, rules);
+    assert_eq!(
+        conversation::decide(
+            &Conversation::NotOpened,
+            &judged("Hello", EscalationCause::AiTimeout),
+            &ctx
+        ),
+        Err(Rejection::NotOpened)
+    );
+}
