@@ -263,7 +263,7 @@ pub(crate) fn verdict(input: &mut Input<'_>) -> RuleVerdict {
 pub(crate) fn context(input: &mut Input<'_>) -> Context {
     let summary = input
         .bool()
-        .then(|| pick(input, &REASONS, |s| Ok::<_, ()>(s)));
+        .then(|| pick(input, &REASONS, Ok::<String, ()>));
     let topic = input.bool().then(|| {
         let index = input.below(SPECIALTIES.len());
         SPECIALTIES[index].to_owned()
