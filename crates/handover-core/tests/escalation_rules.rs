@@ -1694,3 +1694,83 @@ fn a_judged_message_on_a_closed_conversation_is_refused_as_closed_whatever_its_c
         Err(Rejection::NotOpened)
     );
 }
+
+#[test]
+fn evolve_refuses_a_decision_on_a_waiting_skill_by_the_wrong_agent_or_author() {
+    let mut desk = Desk::ai_active();
+    desk.ok(start_skill("refund", REFUND));
+    let state = desk.state.clone();
+    let rule = handover_core::rules::RuleName::new("refunds-need-approval").unwrap();
+    let approved = |agent: &str, by: Author| ConversationEvent::SkillApproved {
+        agent_id: ai(agent),
+        name: skill_name("refund"),
+        by,
+        rule: rule.clone(),
+        policy_version: default_version(),
+        at: T0,
+    };
+    let denied = |agent: &str, by: Author| ConversationEvent::SkillDenied {
+        agent_id: ai(agent),
+        name: skill_name("refund"),
+        by,
+        reason: reason("no"),
+        rule: rule.clone(),
+        policy_version: default_version(),
+        at: T0,
+    };
+    // What decide records folds.
+    for event in [
+        approved("faq", Author::Human(hid("ana"))),
+        denied("faq", Author::Human(hid("bob"))),
+        denied("faq", Author::System(SystemActor::Clock)),
+    ] {
+        assert!(
+            conversation::evolve(state.clone(), &event).is_ok(),
+            "{event:?}"
+        );
+    }
+    // Forged: another agent's request, or a decision by the customer or the AI itself.
+    for event in [
+        approved("sales", Author::Human(hid("ana"))),
+        denied("sales", Author::Human(hid("bob"))),
+        approved("faq", Author::Customer(customer())),
+        approved("faq", Author::Ai(ai("faq"))),
+        denied("faq", Author::Customer(customer())),
+        denied("faq", Author::Ai(ai("faq"))),
+    ] {
+        assert!(
+            conversation::evolve(state.clone(), &event).is_err(),
+            "{event:?} folds"
+        );
+    }
+}
+
+#[test]
+fn a_tick_past_an_approval_and_the_ai_reply_deadline_denies_then_escalates() {
+    let mut desk = Desk::ai_active();
+    desk.ok(start_skill("refund", REFUND));
+    desk.ok(post_customer("Where is my refund?"));
+    desk.wait(10 * MINUTE);
+    // Both deadlines passed: the clock denies the refund while the AI still holds the
+    // conversation, then the unanswered customer's wait hands it to people.
+    let events = desk.ok(ConversationCommand::Tick);
+    assert_eq!(
+        kinds(&events),
+        [
+            "skill_denied",
+            "ai_reply_overdue",
+            "escalated_to_human",
+            "customer_notice",
+            "awaiting_human",
+            "customer_notice"
+        ]
+    );
+    assert!(matches!(
+        &events[0],
+        ConversationEvent::SkillDenied {
+            by: Author::System(SystemActor::Clock),
+            ..
+        }
+    ));
+    assert_eq!(desk.ok(ConversationCommand::Tick), []);
+}
