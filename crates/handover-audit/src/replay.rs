@@ -455,7 +455,14 @@ impl ConversationHistory {
                 ..
             }
         );
-        if self.escalation_due && !is_customer_escalation {
+        // Since escalation rules are configurable, the escalation recorded with the message is
+        // the first rule's that fired (`asked-for-a-person` under the default policy): any
+        // escalation by a rule pairs with it. (An embedder's verdict may also claim this cause
+        // for a message without the concern, so only the older event is held to the pairing
+        // the other way round.)
+        let pairs =
+            is_customer_escalation || matches!(event, ConversationEvent::EscalatedByRule { .. });
+        if self.escalation_due && !pairs {
             return Err(Fault::new(
                 FaultKind::Rule,
                 at(),
@@ -541,6 +548,9 @@ impl ConversationHistory {
                 );
             }
             ConversationEvent::EscalatedToHuman {
+                agent_id, cause, ..
+            }
+            | ConversationEvent::EscalatedByRule {
                 agent_id, cause, ..
             } => {
                 self.escalations.push(*cause);
@@ -664,7 +674,8 @@ pub(crate) fn describe_event(event: &ConversationEvent) -> String {
             format!("{name} by {}", describe_author(author))
         }
         ConversationEvent::HandedOffToAi { agent_id, .. }
-        | ConversationEvent::EscalatedToHuman { agent_id, .. } => {
+        | ConversationEvent::EscalatedToHuman { agent_id, .. }
+        | ConversationEvent::EscalatedByRule { agent_id, .. } => {
             format!("{name} naming AI agent {agent_id}")
         }
         ConversationEvent::AiActionRecorded { agent_id, .. } => {

@@ -13,7 +13,11 @@
 //!   an agent of team billing), `bob` ("Bob", a supervisor), all available; `zoe` ("Zoe", an
 //!   agent of tenant `acme`), available; `olga` ("Olga", an agent of team billing), offline;
 //!   `nobody` never registered;
-//! - the conversation's customer is `cust-1`, on `web-chat`.
+//! - the conversation's customer is `cust-1`, on `web-chat`;
+//! - the escalation policy is the default one (`Rules::default_rules`): its rules' decisions
+//!   (an escalation, an approval asked for, a refusal, an override) record its version. No
+//!   state of the table has a skill waiting for approval, a concern, or an escalation within
+//!   the loop guard's cooldown: `tests/escalation_rules.rs` drives those.
 //!
 //! The callers (the columns):
 //!
