@@ -693,6 +693,9 @@ pub fn decide_with_state(
             if !matches!(by, Participant::Customer(_)) {
                 return Err(not_allowed(by, command));
             }
+            // A conversation not opened or closed refuses as such, whatever the verdict's
+            // cause (as `Escalate` does): closed is terminal.
+            state.open()?;
             if matches!(
                 cause,
                 EscalationCause::AiTimeout | EscalationCause::AgentDeactivated
@@ -1389,7 +1392,14 @@ impl Deadline<'_> {
 /// several pass together: the one place the time rules are written, for [`next_deadline`] and
 /// for the `Tick` command alike.
 fn deadlines<'a>(open: &'a OpenConversation, settings: &Settings) -> Vec<Deadline<'a>> {
-    let mut pending = Vec::new();
+    // Skills waiting for approval come first: the AI reply deadline's escalation (and the idle
+    // close) ends their wait, so a denial recorded after it in the same tick would not fold,
+    // and the tick would be refused every time.
+    let mut pending: Vec<Deadline<'a>> = open
+        .approvals
+        .iter()
+        .map(|approval| Deadline::Approval { pending: approval })
+        .collect();
     match &open.handler {
         Handler::AwaitingHuman { team, since, .. } => {
             let sla = settings.sla(team.as_ref());
@@ -1423,11 +1433,6 @@ fn deadlines<'a>(open: &'a OpenConversation, settings: &Settings) -> Vec<Deadlin
         }
         _ => {}
     }
-    pending.extend(
-        open.approvals
-            .iter()
-            .map(|approval| Deadline::Approval { pending: approval }),
-    );
     if let (Some(idle_ms), Some(since)) = (
         settings.idle_close_ms,
         open.last_customer_at.or(open.opened_at),
@@ -1773,13 +1778,19 @@ pub fn evolve_at(
                 policy_version: policy_version.clone(),
             });
         }
-        ConversationEvent::SkillApproved { name, .. } => {
-            let pending = take_approval(&mut open, name)?;
+        ConversationEvent::SkillApproved {
+            agent_id, name, by, ..
+        } => {
+            decides_approvals(by)?;
+            let pending = take_approval(&mut open, agent_id, name)?;
             open.skills_started
                 .push((pending.epoch, pending.agent_id, pending.name));
         }
-        ConversationEvent::SkillDenied { name, .. } => {
-            take_approval(&mut open, name)?;
+        ConversationEvent::SkillDenied {
+            agent_id, name, by, ..
+        } => {
+            decides_approvals(by)?;
+            take_approval(&mut open, agent_id, name)?;
         }
         ConversationEvent::ContextShared { by, context, .. } => {
             if matches!(by, Author::Customer(_) | Author::System(_)) {
@@ -1921,19 +1932,32 @@ fn note_customer_message(
     });
 }
 
-/// Removes the oldest request of `skill` waiting for approval.
+/// Removes the oldest request of `skill` by `agent` waiting for approval (a decision on
+/// another agent's request, or on none, is forged).
 fn take_approval(
     open: &mut OpenConversation,
+    agent: &AiAgentId,
     skill: &SkillName,
 ) -> Result<PendingApproval, Rejection> {
     let index = open
         .approvals
         .iter()
-        .position(|pending| pending.name == *skill)
+        .position(|pending| pending.name == *skill && pending.agent_id == *agent)
         .ok_or_else(|| Rejection::NoApprovalPending {
             skill: skill.clone(),
         })?;
     Ok(open.approvals.remove(index))
+}
+
+/// Only a person (or the clock, when nobody decided in time) approves or denies a skill:
+/// never the customer, nor the AI agent that asked.
+fn decides_approvals(by: &Author) -> Result<(), Rejection> {
+    match by {
+        Author::Human(_) | Author::System(SystemActor::Clock) => Ok(()),
+        _ => Err(Rejection::ForeignEvent {
+            event_type: "a skill approved or denied by the customer, an AI agent or the system",
+        }),
+    }
 }
 
 /// The event gives the conversation to humans: no AI agent may hold it at that moment.

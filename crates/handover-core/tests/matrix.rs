@@ -680,3 +680,171 @@ fn values_at_their_byte_limits_are_accepted_by_decide_unchanged() {
         steps.len()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The escalation rules' events, as stored.
+// ---------------------------------------------------------------------------------------------
+
+/// One of each event the escalation rules added, with every optional field filled in and left
+/// out, and every escalation cause.
+fn rule_events() -> Vec<ConversationEvent> {
+    use handover_core::context::Context;
+    use handover_core::rules::{PolicyVersion, RuleName, Rules};
+    use handover_core::EscalationCause;
+    let faq = AiAgentId::new("faq").unwrap();
+    let bob = HumanId::new("bob").unwrap();
+    let rule = RuleName::new("refunds-need-approval").unwrap();
+    let version = Rules::default_rules().version().clone();
+    let other_version = PolicyVersion::new("0123456789abcdef").unwrap();
+    let at = Timestamp::from_millis(1_720_000_000_000);
+    let refund = SkillName::new("refund").unwrap();
+    let context = Context::new(
+        Some("Tried the FAQ; the order is past 30 days, ção".to_owned()),
+        Some("billing".to_owned()),
+        [("order_id", "A-17"), ("amount", "120"), ("note", "")],
+    )
+    .unwrap();
+    let mut events = Vec::new();
+    for cause in [
+        EscalationCause::AgentRequested,
+        EscalationCause::CustomerAskedForHuman,
+        EscalationCause::AgentDeactivated,
+        EscalationCause::AiTimeout,
+        EscalationCause::Frustration,
+        EscalationCause::GoingInCircles,
+        EscalationCause::AiCouldNotAnswer,
+        EscalationCause::Complaint,
+    ] {
+        events.push(ConversationEvent::EscalatedByRule {
+            agent_id: faq.clone(),
+            reason: Reason::new("the customer sounds frustrated").unwrap(),
+            cause,
+            rule: RuleName::new("frustrated").unwrap(),
+            policy_version: version.clone(),
+            at,
+        });
+        events.push(ConversationEvent::EscalatedToHuman {
+            agent_id: faq.clone(),
+            reason: Reason::new("why").unwrap(),
+            cause,
+        });
+    }
+    for reason in [None, Some(Reason::new("no article about it").unwrap())] {
+        events.push(ConversationEvent::AiCouldNotAnswer {
+            agent_id: faq.clone(),
+            reason,
+            at,
+        });
+    }
+    events.extend([
+        ConversationEvent::PolicyOverridden {
+            by: bob.clone(),
+            rule: RuleName::new("loop-guard").unwrap(),
+            policy_version: other_version,
+            refusal: Reason::new("3 handoffs already").unwrap(),
+            at,
+        },
+        ConversationEvent::SkillApprovalRequested {
+            agent_id: faq.clone(),
+            name: refund.clone(),
+            input: SkillData::new(r#"{"order":"A-17","amount":120}"#).unwrap(),
+            rule: rule.clone(),
+            policy_version: version.clone(),
+            deadline_ms: 600_000,
+            at,
+        },
+        ConversationEvent::SkillApproved {
+            agent_id: faq.clone(),
+            name: refund.clone(),
+            by: Author::Human(bob.clone()),
+            rule: rule.clone(),
+            policy_version: version.clone(),
+            at,
+        },
+        ConversationEvent::SkillDenied {
+            agent_id: faq.clone(),
+            name: refund,
+            by: Author::System(SystemActor::Clock),
+            reason: Reason::new("nobody approved or denied it within 600000 ms").unwrap(),
+            rule,
+            policy_version: version,
+            at,
+        },
+        ConversationEvent::ContextShared {
+            by: Author::Human(bob),
+            context,
+            at,
+        },
+        ConversationEvent::ContextShared {
+            by: Author::Ai(faq),
+            context: Context::default(),
+            at,
+        },
+    ]);
+    events
+}
+
+#[test]
+fn the_rules_events_round_trip_through_bincode_and_come_after_the_older_ones() {
+    let config = bincode_config();
+    for event in rule_events() {
+        // Alone, and inside the log's `Event`.
+        let bytes = bincode::serde::encode_to_vec(&event, config).unwrap();
+        let (decoded, read): (ConversationEvent, usize) =
+            bincode::serde::decode_from_slice(&bytes, config).unwrap();
+        assert_eq!(decoded, event);
+        assert_eq!(read, bytes.len(), "{event:?} leaves bytes unread");
+        let wrapped = handover_core::Event::Conversation(event.clone());
+        let bytes = bincode::serde::encode_to_vec(&wrapped, config).unwrap();
+        let (decoded, _): (handover_core::Event, usize) =
+            bincode::serde::decode_from_slice(&bytes, config).unwrap();
+        assert_eq!(decoded, wrapped);
+        // New variants are added at the end, so records written before keep their meaning:
+        // the variant index (bincode's first byte) is past every older event's (the last of
+        // which, `ai_skill_started`, is 18).
+        let first = bincode::serde::encode_to_vec(&event, config).unwrap()[0];
+        let new_kind = !matches!(event, ConversationEvent::EscalatedToHuman { .. });
+        assert_eq!(first > 18, new_kind, "{event:?} is variant {first}");
+    }
+    // The causes the rules added come after the older ones too.
+    for (cause, index) in [
+        (handover_core::EscalationCause::AgentRequested, 0u8),
+        (handover_core::EscalationCause::AiTimeout, 3),
+        (handover_core::EscalationCause::Frustration, 4),
+        (handover_core::EscalationCause::Complaint, 7),
+    ] {
+        assert_eq!(
+            bincode::serde::encode_to_vec(cause, config).unwrap(),
+            [index]
+        );
+    }
+    let started = ConversationEvent::AiSkillStarted {
+        agent_id: AiAgentId::new("faq").unwrap(),
+        name: SkillName::new("lookup_price").unwrap(),
+        input: SkillData::new("{}").unwrap(),
+    };
+    assert_eq!(
+        bincode::serde::encode_to_vec(&started, config).unwrap()[0],
+        18
+    );
+}
+
+#[test]
+fn a_stored_context_or_rule_name_that_breaks_its_bounds_does_not_decode() {
+    use handover_core::rules::RuleName;
+    let config = bincode_config();
+    // A rule name is checked again when read.
+    let forged = bincode::serde::encode_to_vec("Loop Guard", config).unwrap();
+    assert!(bincode::serde::decode_from_slice::<RuleName, _>(&forged, config).is_err());
+    let good = bincode::serde::encode_to_vec("loop-guard", config).unwrap();
+    let (name, _): (RuleName, usize) = bincode::serde::decode_from_slice(&good, config).unwrap();
+    assert_eq!(name.as_str(), "loop-guard");
+    // So is a policy version.
+    let forged = bincode::serde::encode_to_vec("not-a-version", config).unwrap();
+    assert!(
+        bincode::serde::decode_from_slice::<handover_core::rules::PolicyVersion, _>(
+            &forged, config
+        )
+        .is_err()
+    );
+}

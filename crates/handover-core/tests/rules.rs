@@ -13,6 +13,7 @@
 //! the conversation (tenant `default`, customer `cust-1`, on web chat) assigned to `ana`.
 //! [`given_only`] starts from nothing at all.
 
+use handover_core::rules::{RuleName, Rules};
 use handover_core::{
     agent, conversation, AgentName, AiAgentCommand, AiAgentEvent, AiAgentId, Assignment, Author,
     Channel, Concern, Conversation, ConversationCommand, ConversationEvent, Ctx, CustomerId,
@@ -445,6 +446,36 @@ fn escalation(agent_id: &str, why: &str, cause: EscalationCause) -> [Event; 4] {
         awaiting(WaitCause::Escalated(cause)),
         waiting_for_person(),
     ]
+}
+
+/// The escalation a rule of the default policy records at time zero, then the notice that the
+/// AI left, the wait and its notice.
+fn rule_escalation(agent_id: &str, why: &str, cause: EscalationCause, rule: &str) -> [Event; 4] {
+    [
+        conversation_event(ConversationEvent::EscalatedByRule {
+            agent_id: ai(agent_id),
+            reason: reason(why),
+            cause,
+            rule: RuleName::new(rule).unwrap(),
+            policy_version: Rules::default_rules().version().clone(),
+            at: Timestamp::default(),
+        }),
+        ai_left(agent_id),
+        awaiting(WaitCause::Escalated(cause)),
+        waiting_for_person(),
+    ]
+}
+
+/// The default policy's refusal of a handoff by its `guidance-concerns` rule, for `concern`.
+fn refused_by_concerns(concern: Concern) -> Rejection {
+    Rejection::RefusedByRule {
+        rule: RuleName::new("guidance-concerns").unwrap(),
+        policy_version: Rules::default_rules().version().clone(),
+        reason: format!(
+            "{} (within 5 customer messages or 30 minutes of it)",
+            concern.describe()
+        ),
+    }
 }
 
 fn customer_posted(message: &str, concerns: &[Concern]) -> Event {
@@ -1032,13 +1063,15 @@ fn handing_off_against_each_concern_is_refused() {
         check(
             given_opened([customer_posted(message, &[concern])]),
             when(hand_off("faq")),
-            rejected(Rejection::HandoffAgainstPolicy { concern }),
+            rejected(refused_by_concerns(concern)),
         );
     }
 }
 
 #[test]
 fn a_concern_raised_long_ago_still_refuses_the_handoff() {
+    // Long ago in the conversation, but within the default rule's window (5 customer
+    // messages and 30 minutes; the given history records no time, so only messages count).
     check(
         given_opened([
             customer_posted("This is unacceptable", &[Concern::Complaint]),
@@ -1046,9 +1079,25 @@ fn a_concern_raised_long_ago_still_refuses_the_handoff() {
             customer_posted("Thanks, all good now", &[]),
         ]),
         when(hand_off("faq")),
-        rejected(Rejection::HandoffAgainstPolicy {
-            concern: Concern::Complaint,
-        }),
+        rejected(refused_by_concerns(Concern::Complaint)),
+    );
+}
+
+#[test]
+fn a_concern_stops_refusing_the_handoff_after_its_window() {
+    // Five customer messages after it, the default rule lets the handoff through.
+    check(
+        given_opened([
+            customer_posted("This is unacceptable", &[Concern::Complaint]),
+            human_posted(ASSIGNED_HUMAN, "I am sorry, let me fix it"),
+            customer_posted("Thanks", &[]),
+            customer_posted("One more question", &[]),
+            customer_posted("About my invoice", &[]),
+            customer_posted("From March", &[]),
+            customer_posted("Thanks, all good now", &[]),
+        ]),
+        when(hand_off("faq")),
+        accepted([handed_off("faq"), ai_joined("faq")]),
     );
 }
 
@@ -1542,10 +1591,11 @@ fn a_customer_asking_for_a_human_while_ai_active_is_escalated_in_the_same_append
                 &[Concern::HumanRequested],
             )]
             .into_iter()
-            .chain(escalation(
+            .chain(rule_escalation(
                 "faq",
                 CUSTOMER_ASKED_REASON,
                 EscalationCause::CustomerAskedForHuman,
+                "asked-for-a-person",
             ))
             .collect(),
         ),
@@ -1567,10 +1617,11 @@ fn a_customer_asking_for_a_human_in_portuguese_is_escalated() {
                 &[Concern::HumanRequested],
             )]
             .into_iter()
-            .chain(escalation(
+            .chain(rule_escalation(
                 "sales",
                 CUSTOMER_ASKED_REASON,
                 EscalationCause::CustomerAskedForHuman,
+                "asked-for-a-person",
             ))
             .collect(),
         ),
@@ -1603,11 +1654,24 @@ fn a_customer_asking_for_a_human_after_a_reclaim_only_posts() {
 }
 
 #[test]
-fn a_complaint_while_ai_active_does_not_escalate() {
+fn a_complaint_while_ai_active_escalates_by_the_complaint_rule() {
+    // Before rules were configurable a complaint only blocked later handoffs; the default
+    // policy's `complaint-while-ai` rule now gives it to a person at once. (A policy without
+    // that rule leaves it with the AI: see tests/escalation_rules.rs.)
     check(
         given_opened([handed_off("faq")]),
         when(post_customer("This is terrible")),
-        accepted([customer_posted("This is terrible", &[Concern::Complaint])]),
+        accepted_all(
+            [customer_posted("This is terrible", &[Concern::Complaint])]
+                .into_iter()
+                .chain(rule_escalation(
+                    "faq",
+                    "the customer complained",
+                    EscalationCause::Complaint,
+                    "complaint-while-ai",
+                ))
+                .collect(),
+        ),
     );
 }
 
@@ -1651,9 +1715,7 @@ fn after_the_customer_asked_for_a_human_no_handoff_is_allowed() {
             accepted_by(ASSIGNED_HUMAN),
         ]),
         when(hand_off("sales")),
-        rejected(Rejection::HandoffAgainstPolicy {
-            concern: Concern::HumanRequested,
-        }),
+        rejected(refused_by_concerns(Concern::HumanRequested)),
     );
 }
 

@@ -14,11 +14,18 @@
 //! - an SLA warning and an SLA breach are recorded at most once per wait, and only while it
 //!   waits; a tick on an open conversation is always accepted, and a second tick at the same
 //!   time records nothing;
-//! - only the AI assignment that holds the conversation acts, only a handoff moves the epoch,
-//!   and nothing follows the close.
+//! - only the AI assignment that holds the conversation acts (or records the outcome of a skill
+//!   it started), only a handoff moves the epoch, and nothing follows the close;
+//! - the escalation rules: a handoff the default policy refuses (a concern within its window,
+//!   the loop guard, the embedder's refusal) happens only when a supervisor overrides it, and
+//!   the override is recorded; a customer's request for a person while AI-active is escalated
+//!   by its rule; a skill approved or denied was waiting, and a wait ends with the
+//!   assignment.
 
 use std::collections::BTreeMap;
 
+use handover_core::context::Context;
+use handover_core::rules::{RuleName, RuleVerdict};
 use handover_core::{
     agent, conversation, human, AgentName, AiAgentCommand, AiAgentId, Assignment, Author, Channel,
     Concern, Conversation, ConversationCommand, ConversationEvent, Ctx, CustomerId, DefaultPolicy,
@@ -42,14 +49,23 @@ const CUSTOMER: &str = "cust-1";
 const OTHER_CUSTOMER: &str = "cust-2";
 
 /// Customer messages, mostly ordinary so that handoffs stay possible for a while.
-const TEXTS: [&str; 6] = [
+const TEXTS: [&str; 8] = [
     "What are your business hours?",
     "How much is the pro plan?",
     "Thanks!",
     "This is unacceptable",
     "Can we negotiate a discount?",
     "Can I talk to a human?",
+    "This bot is useless, what a waste of time",
+    "How much is the pro plan??",
 ];
+
+/// Skills an AI agent starts: `lookup_price` runs at once, `refund` waits for approval under
+/// the default policy.
+const SKILLS: [&str; 2] = ["lookup_price", "refund"];
+
+/// Topics a handoff's context may give.
+const TOPICS: [&str; 2] = ["faq", "sales"];
 
 /// Which AI agent acts: one by name, or whichever holds the conversation now.
 #[derive(Clone, Debug)]
@@ -96,7 +112,26 @@ enum Step {
         to: Who,
         with_reason: bool,
     },
-    RecordSkill(Who, EpochPick),
+    /// The outcome of one of [`SKILLS`].
+    RecordSkill(Who, EpochPick, usize),
+    /// `HandOffToAiWith`: a topic of [`TOPICS`], an override, an embedder's refusal.
+    HandOffWith {
+        human: usize,
+        to: Who,
+        topic: Option<usize>,
+        override_policy: bool,
+        refused: bool,
+    },
+    ReportMiss(Who, EpochPick),
+    StartSkill(Who, EpochPick, usize),
+    ApproveSkill(usize, usize),
+    DenySkill(usize, usize),
+    EscalateWith(Who, EpochPick),
+    PostJudged {
+        right: bool,
+        text: usize,
+        cause: EscalationCause,
+    },
     Reclaim(usize),
     Escalate(Who, EpochPick, EscalationCause),
     Close(Actor),
@@ -162,6 +197,10 @@ fn cause() -> impl Strategy<Value = EscalationCause> {
         Just(EscalationCause::CustomerAskedForHuman),
         Just(EscalationCause::AgentDeactivated),
         Just(EscalationCause::AiTimeout),
+        Just(EscalationCause::Frustration),
+        Just(EscalationCause::GoingInCircles),
+        Just(EscalationCause::AiCouldNotAnswer),
+        Just(EscalationCause::Complaint),
     ]
 }
 
@@ -171,6 +210,8 @@ fn text_index() -> impl Strategy<Value = usize> {
         1 => Just(3usize),
         1 => Just(4usize),
         2 => Just(5usize),
+        2 => Just(6usize),
+        2 => Just(7usize),
     ]
 }
 
@@ -214,7 +255,28 @@ fn step() -> impl Strategy<Value = Step> {
         10 => (who(), epoch_pick()).prop_map(|(w, e)| Step::PostAi(w, e)),
         8 => (human_index(), handoff_target(), any::<bool>())
             .prop_map(|(human, to, with_reason)| Step::HandOff { human, to, with_reason }),
-        3 => (who(), epoch_pick()).prop_map(|(w, e)| Step::RecordSkill(w, e)),
+        3 => (who(), epoch_pick(), 0..SKILLS.len()).prop_map(|(w, e, k)| Step::RecordSkill(w, e, k)),
+        4 => (
+            human_index(),
+            handoff_target(),
+            prop::option::of(0..TOPICS.len()),
+            prop::bool::weighted(0.4),
+            prop::bool::weighted(0.2),
+        )
+            .prop_map(|(human, to, topic, override_policy, refused)| Step::HandOffWith {
+                human,
+                to,
+                topic,
+                override_policy,
+                refused,
+            }),
+        4 => (who(), epoch_pick()).prop_map(|(w, e)| Step::ReportMiss(w, e)),
+        4 => (who(), epoch_pick(), 0..SKILLS.len()).prop_map(|(w, e, k)| Step::StartSkill(w, e, k)),
+        3 => (human_index(), 0..SKILLS.len()).prop_map(|(h, k)| Step::ApproveSkill(h, k)),
+        2 => (human_index(), 0..SKILLS.len()).prop_map(|(h, k)| Step::DenySkill(h, k)),
+        2 => (who(), epoch_pick()).prop_map(|(w, e)| Step::EscalateWith(w, e)),
+        2 => (prop::bool::weighted(0.85), text_index(), cause())
+            .prop_map(|(right, text, cause)| Step::PostJudged { right, text, cause }),
         5 => human_index().prop_map(Step::Reclaim),
         3 => (who(), epoch_pick(), cause()).prop_map(|(w, e, c)| Step::Escalate(w, e, c)),
         1 => actor().prop_map(Step::Close),
@@ -241,6 +303,8 @@ fn step() -> impl Strategy<Value = Step> {
             Just(31_000),
             Just(61_000),
             Just(250_000),
+            Just(601_000),
+            Just(1_801_000),
         ]
         .prop_map(Step::Advance),
         5 => (human_index(), presence()).prop_map(|(h, p)| Step::SetPresence(h, p)),
@@ -416,11 +480,29 @@ fn participant(state: &Conversation, actor: &Actor) -> Participant {
     }
 }
 
-fn skill() -> Skill {
+fn skill(index: usize) -> Skill {
     Skill {
-        name: SkillName::new("lookup_price").unwrap(),
+        name: SkillName::new(SKILLS[index]).unwrap(),
         input: SkillData::new(r#"{"plan":"pro"}"#).unwrap(),
         outcome: SkillOutcome::Succeeded(SkillData::new(r#"{"usd":49}"#).unwrap()),
+    }
+}
+
+fn context(topic: Option<usize>) -> Option<Context> {
+    topic.map(|t| {
+        Context::new(
+            Some("what the customer asked".to_owned()),
+            Some(TOPICS[t].to_owned()),
+            [("plan", "pro")],
+        )
+        .unwrap()
+    })
+}
+
+fn verdict(rule: &str) -> RuleVerdict {
+    RuleVerdict {
+        rule: RuleName::new(rule).unwrap(),
+        reason: reason("the embedder's rule says so"),
     }
 }
 
@@ -465,9 +547,56 @@ fn conversation_command(state: &Conversation, step: &Step) -> Option<Conversatio
             agent_id: assignment(state, to, &EpochPick::Current).agent_id,
             reason: with_reason.then(|| reason("routine question")),
         },
-        Step::RecordSkill(who, pick) => ConversationCommand::RecordAiAction {
+        Step::RecordSkill(who, pick, k) => ConversationCommand::RecordAiAction {
             by: assignment(state, who, pick),
-            skill: skill(),
+            skill: skill(*k),
+        },
+        Step::HandOffWith {
+            human: h,
+            to,
+            topic,
+            override_policy,
+            refused,
+        } => ConversationCommand::HandOffToAiWith {
+            by: human_id(*h),
+            agent_id: assignment(state, to, &EpochPick::Current).agent_id,
+            reason: None,
+            context: context(*topic),
+            override_policy: *override_policy,
+            refused_by: refused.then(|| verdict("business-hours")),
+        },
+        Step::ReportMiss(who, pick) => ConversationCommand::ReportCouldNotAnswer {
+            by: assignment(state, who, pick),
+            reason: Some(reason("no article about it")),
+        },
+        Step::StartSkill(who, pick, k) => ConversationCommand::StartSkill {
+            by: assignment(state, who, pick),
+            name: SkillName::new(SKILLS[*k]).unwrap(),
+            input: SkillData::new(r#"{"plan":"pro"}"#).unwrap(),
+        },
+        Step::ApproveSkill(h, k) => ConversationCommand::ApproveSkill {
+            by: human_id(*h),
+            skill: SkillName::new(SKILLS[*k]).unwrap(),
+        },
+        Step::DenySkill(h, k) => ConversationCommand::DenySkill {
+            by: human_id(*h),
+            skill: SkillName::new(SKILLS[*k]).unwrap(),
+            reason: reason("not today"),
+        },
+        Step::EscalateWith(who, pick) => ConversationCommand::EscalateWith {
+            by: assignment(state, who, pick),
+            reason: reason("needs a person"),
+            context: context(Some(1)).unwrap(),
+        },
+        Step::PostJudged {
+            right,
+            text: t,
+            cause,
+        } => ConversationCommand::PostMessageJudged {
+            by: Participant::Customer(customer(*right)),
+            text: text(TEXTS[*t]),
+            cause: *cause,
+            verdict: verdict("vip-customer"),
         },
         Step::Reclaim(h) => ConversationCommand::Reclaim {
             by: human_id(*h),
@@ -548,7 +677,10 @@ fn ai_actor(command: &ConversationCommand) -> Option<&Assignment> {
             by: Participant::Ai(a),
         } => Some(a),
         ConversationCommand::RecordAiAction { by, .. }
-        | ConversationCommand::Escalate { by, .. } => Some(by),
+        | ConversationCommand::Escalate { by, .. }
+        | ConversationCommand::ReportCouldNotAnswer { by, .. }
+        | ConversationCommand::StartSkill { by, .. }
+        | ConversationCommand::EscalateWith { by, .. } => Some(by),
         _ => None,
     }
 }
@@ -572,6 +704,9 @@ fn human_actor(command: &ConversationCommand) -> Option<&HumanId> {
             by: Participant::Human(h),
         } => Some(h),
         ConversationCommand::HandOffToAi { by, .. }
+        | ConversationCommand::HandOffToAiWith { by, .. }
+        | ConversationCommand::ApproveSkill { by, .. }
+        | ConversationCommand::DenySkill { by, .. }
         | ConversationCommand::Reclaim { by, .. }
         | ConversationCommand::Accept { by }
         | ConversationCommand::Transfer { by, .. }
@@ -686,7 +821,17 @@ fn check_accepted(
             human.profile.capacity
         );
     }
-    if let Some(acting) = ai_actor(command) {
+    // The outcome of a skill started (or approved) under an assignment is recorded even after
+    // the assignment ended.
+    let outcome_of_started = match (command, before) {
+        (ConversationCommand::RecordAiAction { by, skill }, Conversation::Open(open)) => {
+            open.skills_started.iter().any(|(epoch, agent, name)| {
+                *epoch == by.epoch && *agent == by.agent_id && *name == skill.name
+            })
+        }
+        _ => false,
+    };
+    if let (Some(acting), false) = (ai_actor(command), outcome_of_started) {
         prop_assert_eq!(
             Some(acting.clone()),
             before.assignment(),
@@ -704,6 +849,10 @@ fn check_accepted(
         ConversationCommand::PostMessage {
             by: Participant::Customer(who),
             ..
+        }
+        | ConversationCommand::PostMessageJudged {
+            by: Participant::Customer(who),
+            ..
         } => {
             prop_assert_eq!(who, &customer(true), "someone else posted as the customer");
             let asked = matches!(
@@ -711,23 +860,36 @@ fn check_accepted(
                 ConversationEvent::MessagePosted { concerns, .. }
                     if concerns.contains(&Concern::HumanRequested)
             );
+            if before.assignment().is_none() {
+                prop_assert_eq!(events.len(), 1, "a rule fired with no AI active");
+            } else if events.len() > 1 {
+                // A rule's escalation: the AI let go in the same append.
+                prop_assert!(
+                    matches!(events[1], ConversationEvent::EscalatedByRule { .. }),
+                    "not a rule's escalation: {events:?}"
+                );
+                prop_assert!(after.assignment().is_none());
+            } else {
+                prop_assert!(
+                    !matches!(command, ConversationCommand::PostMessageJudged { .. }),
+                    "the embedder's verdict was dropped: {events:?}"
+                );
+            }
             if asked && before.assignment().is_some() {
                 prop_assert!(
                     matches!(
                         events.get(1),
-                        Some(ConversationEvent::EscalatedToHuman {
+                        Some(ConversationEvent::EscalatedByRule {
                             cause: EscalationCause::CustomerAskedForHuman,
                             ..
                         })
                     ),
                     "the request for a human was not escalated: {events:?}"
                 );
-                prop_assert!(after.assignment().is_none());
-            } else {
-                prop_assert_eq!(events.len(), 1);
             }
         }
-        ConversationCommand::HandOffToAi { agent_id, .. } => {
+        ConversationCommand::HandOffToAi { agent_id, by, .. }
+        | ConversationCommand::HandOffToAiWith { agent_id, by, .. } => {
             let agent = world.roster.get(agent_id);
             prop_assert!(
                 agent.is_some_and(|a| a.active && a.tenant == tenant),
@@ -736,20 +898,80 @@ fn check_accepted(
             let Conversation::Open(open) = before else {
                 unreachable!("checked above")
             };
-            prop_assert!(
-                open.concerns.is_empty(),
-                "handed off against the policy: {:?}",
-                open.concerns
+            // The default policy, read independently: a concern within 5 customer messages
+            // and 30 minutes of its latest raising, 3 handoffs already, an escalation within
+            // 10 minutes, or the embedder's refusal, refuses the handoff.
+            let signals = &open.signals;
+            let concern_blocks = signals.concerns.iter().any(|mark| {
+                signals.customer_messages - mark.message < 5
+                    && mark
+                        .at
+                        .is_none_or(|at| world.now.millis_since(at) < 30 * 60_000)
+            });
+            let loop_blocks = open.epoch.0 >= 3
+                || signals
+                    .last_escalation_at
+                    .is_some_and(|at| world.now.millis_since(at) < 10 * 60_000);
+            let embedder_refuses = matches!(
+                command,
+                ConversationCommand::HandOffToAiWith {
+                    refused_by: Some(_),
+                    ..
+                }
             );
+            let overridden = matches!(events[0], ConversationEvent::PolicyOverridden { .. });
+            prop_assert_eq!(
+                overridden,
+                concern_blocks || loop_blocks || embedder_refuses,
+                "a handoff against the policy, or an override of nothing: {:?}",
+                events
+            );
+            if overridden {
+                prop_assert!(
+                    matches!(
+                        command,
+                        ConversationCommand::HandOffToAiWith {
+                            override_policy: true,
+                            ..
+                        }
+                    ),
+                    "overridden without asking"
+                );
+                prop_assert_eq!(
+                    world.directory.get(by).map(|h| h.profile.role),
+                    Some(Role::Supervisor),
+                    "an agent overrode the policy"
+                );
+            }
             prop_assert_eq!(epoch_of(after).0, epoch_of(before).0 + 1);
         }
         ConversationCommand::Escalate { cause, .. } => prop_assert!(
             !matches!(
                 cause,
-                EscalationCause::CustomerAskedForHuman | EscalationCause::AiTimeout
+                EscalationCause::CustomerAskedForHuman
+                    | EscalationCause::AiTimeout
+                    | EscalationCause::Frustration
+                    | EscalationCause::GoingInCircles
+                    | EscalationCause::AiCouldNotAnswer
+                    | EscalationCause::Complaint
             ),
             "an AI agent claimed a cause only the policy or the clock may: {cause:?}"
         ),
+        ConversationCommand::StartSkill { name, .. } => {
+            // The default policy gates refunds.
+            let gated = name.as_str() == "refund";
+            prop_assert_eq!(
+                events[0].type_name(),
+                if gated {
+                    "skill_approval_requested"
+                } else {
+                    "ai_skill_started"
+                }
+            );
+        }
+        ConversationCommand::RecordAiAction { skill, .. } if skill.name.as_str() == "refund" => {
+            prop_assert!(outcome_of_started, "a refund was recorded without approval");
+        }
         ConversationCommand::Requeue { human } => {
             let still_in = world
                 .directory
@@ -762,7 +984,10 @@ fn check_accepted(
         }
         _ => {}
     }
-    if !matches!(command, ConversationCommand::HandOffToAi { .. }) {
+    if !matches!(
+        command,
+        ConversationCommand::HandOffToAi { .. } | ConversationCommand::HandOffToAiWith { .. }
+    ) {
         prop_assert_eq!(
             epoch_of(after),
             epoch_of(before),
@@ -800,6 +1025,8 @@ fn audit(history: &[(ConversationEvent, Timestamp)]) -> Result<(), TestCaseError
     let mut customer_id: Option<CustomerId> = None;
     let mut epoch = 0u64;
     let (mut warned, mut breached) = (false, false);
+    // Skills waiting for approval, by name: every wait ends with the assignment.
+    let mut waiting: Vec<SkillName> = Vec::new();
     for (i, (event, _)) in history.iter().enumerate() {
         prop_assert!(
             holder != Holder::Closed,
@@ -841,20 +1068,55 @@ fn audit(history: &[(ConversationEvent, Timestamp)]) -> Result<(), TestCaseError
                 );
                 epoch += 1;
                 holder = Holder::Ai(agent_id.clone());
+                waiting.clear();
             }
-            ConversationEvent::AiActionRecorded { agent_id, .. }
-            | ConversationEvent::AiReplyOverdue { agent_id, .. } => prop_assert!(
+            // An outcome may follow a reclaim (a skill started before it); the rest need the
+            // agent to hold the conversation.
+            ConversationEvent::AiActionRecorded { .. } => {}
+            ConversationEvent::AiReplyOverdue { agent_id, .. }
+            | ConversationEvent::AiCouldNotAnswer { agent_id, .. }
+            | ConversationEvent::AiSkillStarted { agent_id, .. } => prop_assert!(
                 matches!(&holder, Holder::Ai(current) if current == agent_id),
                 "event {i} from {agent_id}, which does not hold the conversation"
             ),
+            ConversationEvent::SkillApprovalRequested { agent_id, name, .. } => {
+                prop_assert!(
+                    matches!(&holder, Holder::Ai(current) if current == agent_id),
+                    "approval request {i} from {agent_id}, which does not hold the conversation"
+                );
+                waiting.push(name.clone());
+            }
+            ConversationEvent::SkillApproved { name, .. }
+            | ConversationEvent::SkillDenied { name, .. } => {
+                let Some(index) = waiting.iter().position(|w| w == name) else {
+                    return Err(TestCaseError::fail(format!(
+                        "event {i} decides {name}, which does not wait"
+                    )));
+                };
+                waiting.remove(index);
+            }
             ConversationEvent::Reclaimed { agent_id, .. }
-            | ConversationEvent::EscalatedToHuman { agent_id, .. } => {
+            | ConversationEvent::EscalatedToHuman { agent_id, .. }
+            | ConversationEvent::EscalatedByRule { agent_id, .. } => {
                 prop_assert!(
                     matches!(&holder, Holder::Ai(current) if current == agent_id),
                     "event {i} ends an assignment {agent_id} does not hold"
                 );
                 holder = Holder::Human;
+                waiting.clear();
             }
+            ConversationEvent::PolicyOverridden { .. } => prop_assert!(
+                matches!(
+                    history.get(i + 1).map(|(e, _)| e),
+                    Some(ConversationEvent::HandedOffToAi { .. })
+                        | Some(ConversationEvent::ContextShared { .. })
+                ),
+                "override {i} is not followed by its handoff"
+            ),
+            ConversationEvent::ContextShared { by, .. } => prop_assert!(
+                matches!(by, Author::Human(_) | Author::Ai(_)),
+                "context {i} shared by {by:?}"
+            ),
             ConversationEvent::AwaitingHuman { .. } => {
                 prop_assert!(!matches!(holder, Holder::Ai(_)), "wait {i} while AI-active");
                 holder = Holder::Waiting;
@@ -890,6 +1152,7 @@ fn audit(history: &[(ConversationEvent, Timestamp)]) -> Result<(), TestCaseError
                     prop_assert!(matches!(&holder, Holder::Ai(current) if current == a));
                 }
                 holder = Holder::Closed;
+                waiting.clear();
             }
             ConversationEvent::CustomerNotice { .. }
             | ConversationEvent::InternalNote { .. }
@@ -984,7 +1247,11 @@ fn run(
         match conversation::decide_with_state(&state, &command, &ctx) {
             Ok((events, after)) => {
                 check_accepted(&state, &after, &command, &events, &world, &loads)?;
-                if matches!(command, ConversationCommand::HandOffToAi { .. }) {
+                if matches!(
+                    command,
+                    ConversationCommand::HandOffToAi { .. }
+                        | ConversationCommand::HandOffToAiWith { .. }
+                ) {
                     let epoch = epoch_of(&after).0;
                     prop_assert!(
                         epochs_seen.iter().all(|&seen| seen < epoch),
@@ -1087,6 +1354,13 @@ fn random_sequences_reach_every_kind_of_event() {
         "internal_note",
         "flag_raised",
         "flag_lowered",
+        "ai_could_not_answer",
+        "policy_overridden",
+        "ai_skill_started",
+        "skill_approval_requested",
+        "skill_approved",
+        "skill_denied",
+        "context_shared",
     ] {
         assert!(
             seen.contains_key(kind),

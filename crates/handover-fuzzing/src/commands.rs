@@ -8,7 +8,7 @@
 //! The input format, one step after another until the input ends (an exhausted input reads as
 //! zeros):
 //!
-//! | op (byte % 26) | step | then |
+//! | op (byte % 33) | step | then |
 //! | --- | --- | --- |
 //! | 0 | switch to the other conversation | |
 //! | 1 | open | customer, channel, human (0: none) |
@@ -32,6 +32,13 @@
 //! | 21 | the clock ticks | how far it moves (index in `ADVANCES_MS`) |
 //! | 22 | AI agent starts a skill | who, epoch, skill name, input |
 //! | 23, 24, 25 | register a human, change their presence, remove them | human (register: tenant, role, teams, capacity; presence: which) |
+//! | 26 | hand off with a context | human, agent, reason (0: none), context (0: none), override, embedder's refusal (odd: one, then the verdict) |
+//! | 27 | AI agent reports it could not answer | who, epoch, reason (0: none) |
+//! | 28 | approve a skill that waits | human, skill |
+//! | 29 | deny a skill that waits | human, skill, reason |
+//! | 30 | AI agent escalates with a context | who, epoch, reason, context |
+//! | 31 | customer posts, judged by the embedder's rule | customer, text, cause, verdict |
+//! | 32 | AI agent starts a skill the default policy gates (`refund`) | who, epoch, input |
 //!
 //! An identity or text byte below 0xF0 picks from the tables in `values.rs`; from 0xF0 up, a
 //! length byte and raw bytes follow. `who` below 0x80 is the agent holding the conversation
@@ -132,12 +139,19 @@ fn settings() -> Settings {
 }
 
 /// A state without what only the records' times give it (when the customer last wrote, since
-/// when a reply is pending): what a fold without times, such as the audit's, holds.
+/// when a reply is pending, when each concern was last raised, when an AI last let go): what
+/// a fold without times, such as the audit's, holds. (A rule's escalation records its own
+/// time, which a fold without times keeps while an agent's escalation gives none: the last
+/// escalation's time is left out of both.)
 fn without_times(state: &Conversation) -> Conversation {
     let mut state = state.clone();
     if let Conversation::Open(open) | Conversation::Closed(open) = &mut state {
         open.last_customer_at = None;
         open.reply_pending_since = None;
+        for mark in &mut open.signals.concerns {
+            mark.at = None;
+        }
+        open.signals.last_escalation_at = None;
     }
     state
 }
@@ -342,6 +356,7 @@ impl World {
             policy: &self.policy,
             directory: &self.directory,
             loads: &loads,
+            now: self.now,
         };
         check_accepted(before, &after, command, &events, &facts);
         if let ConversationCommand::Tick = command {
@@ -396,7 +411,7 @@ impl World {
             Err(rejection) => panic!("the history does not fold without times: {rejection}"),
         };
         assert_eq!(
-            untimed,
+            without_times(&untimed),
             without_times(&tracked.state),
             "the history folds without times to another state"
         );
@@ -441,6 +456,9 @@ fn acting_human(command: &ConversationCommand) -> Option<&HumanId> {
             by: Participant::Human(h),
         }
         | ConversationCommand::HandOffToAi { by: h, .. }
+        | ConversationCommand::HandOffToAiWith { by: h, .. }
+        | ConversationCommand::ApproveSkill { by: h, .. }
+        | ConversationCommand::DenySkill { by: h, .. }
         | ConversationCommand::Reclaim { by: h, .. }
         | ConversationCommand::Accept { by: h }
         | ConversationCommand::Transfer { by: h, .. }
@@ -545,7 +563,9 @@ fn ai_actor(command: &ConversationCommand) -> Option<&Assignment> {
         } => Some(a),
         ConversationCommand::RecordAiAction { by, .. }
         | ConversationCommand::Escalate { by, .. }
-        | ConversationCommand::StartSkill { by, .. } => Some(by),
+        | ConversationCommand::StartSkill { by, .. }
+        | ConversationCommand::ReportCouldNotAnswer { by, .. }
+        | ConversationCommand::EscalateWith { by, .. } => Some(by),
         _ => None,
     }
 }
@@ -563,6 +583,8 @@ struct Facts<'a> {
     policy: &'a DefaultPolicy,
     directory: &'a Directory,
     loads: &'a Loads,
+    /// The time of the command.
+    now: Timestamp,
 }
 
 /// What an accepted command may do, given the state before it.
@@ -660,6 +682,11 @@ fn check_accepted(
         ConversationCommand::PostMessage {
             by: Participant::Customer(who),
             text,
+        }
+        | ConversationCommand::PostMessageJudged {
+            by: Participant::Customer(who),
+            text,
+            ..
         } => {
             let Conversation::Open(open) = before else {
                 unreachable!("checked above")
@@ -678,28 +705,38 @@ fn check_accepted(
                 "the policy is not pure"
             );
             let asked = concerns.contains(&Concern::HumanRequested);
-            if asked && before.assignment().is_some() {
-                assert!(
-                    matches!(
-                        events.get(1),
-                        Some(ConversationEvent::EscalatedToHuman {
-                            cause: EscalationCause::CustomerAskedForHuman,
-                            ..
-                        })
-                    ),
-                    "a request for a human while AI-active was not escalated: {events:?}"
-                );
+            let judged = matches!(command, ConversationCommand::PostMessageJudged { .. });
+            if before.assignment().is_none() {
+                // No rule acts on a message nobody's AI holds.
+                assert_eq!(events.len(), 1, "{events:?}");
+            } else if asked || judged || events.len() > 1 {
+                // A request for a person always escalates (the default policy's first message
+                // rule), and so does an embedder's verdict when no built-in rule does; other
+                // rules may: by a rule, in the same append.
+                let Some(ConversationEvent::EscalatedByRule {
+                    cause,
+                    rule,
+                    policy_version,
+                    ..
+                }) = events.get(1)
+                else {
+                    panic!("a message while AI-active escalated otherwise: {events:?}")
+                };
+                assert_eq!(policy_version, facts.policy.rules().version());
+                if asked {
+                    assert_eq!(*cause, EscalationCause::CustomerAskedForHuman);
+                    assert_eq!(rule.as_str(), "asked-for-a-person");
+                }
                 assert!(after.assignment().is_none());
                 assert!(
                     matches!(after.status(), handover_core::Status::AwaitingHuman { .. }),
                     "an escalation leaves the conversation {:?}",
                     after.status()
                 );
-            } else {
-                assert_eq!(events.len(), 1, "{events:?}");
             }
         }
-        ConversationCommand::HandOffToAi { agent_id, .. } => {
+        ConversationCommand::HandOffToAi { agent_id, by, .. }
+        | ConversationCommand::HandOffToAiWith { agent_id, by, .. } => {
             assert!(
                 facts.roster.get(agent_id).is_some_and(|a| a.active),
                 "handed off to an agent that is not active"
@@ -707,20 +744,94 @@ fn check_accepted(
             let Conversation::Open(open) = before else {
                 unreachable!("checked above")
             };
-            assert!(
-                open.concerns.is_empty(),
-                "handed off against the policy: {:?}",
-                open.concerns
+            // The default policy, read independently: a concern within 5 customer messages
+            // and 30 minutes of its latest raising, 3 handoffs already, an escalation within
+            // 10 minutes, or the embedder's refusal refuses it (the default policy has no topic
+            // rule); only a supervisor overrides, and the override is recorded.
+            let signals = &open.signals;
+            let concern_blocks = signals.concerns.iter().any(|mark| {
+                signals.customer_messages - mark.message < 5
+                    && mark
+                        .at
+                        .is_none_or(|at| facts.now.millis_since(at) < 30 * 60_000)
+            });
+            let loop_blocks = open.epoch.0 >= 3
+                || signals
+                    .last_escalation_at
+                    .is_some_and(|at| facts.now.millis_since(at) < 10 * 60_000);
+            let embedder_refuses = matches!(
+                command,
+                ConversationCommand::HandOffToAiWith {
+                    refused_by: Some(_),
+                    ..
+                }
             );
+            let overridden = matches!(events[0], ConversationEvent::PolicyOverridden { .. });
+            assert_eq!(
+                overridden,
+                concern_blocks || loop_blocks || embedder_refuses,
+                "a handoff against the policy, or an override of nothing: {events:?}"
+            );
+            if overridden {
+                assert!(
+                    facts.directory.get(by).is_some_and(|h| h.is_supervisor()),
+                    "{by}, not a supervisor, overrode the policy"
+                );
+            }
             assert_eq!(epoch_of(after).0, epoch_of(before).0 + 1);
         }
         ConversationCommand::Escalate { cause, .. } => assert!(
             !matches!(
                 cause,
-                EscalationCause::CustomerAskedForHuman | EscalationCause::AiTimeout
+                EscalationCause::CustomerAskedForHuman
+                    | EscalationCause::AiTimeout
+                    | EscalationCause::Frustration
+                    | EscalationCause::GoingInCircles
+                    | EscalationCause::AiCouldNotAnswer
+                    | EscalationCause::Complaint
             ),
             "an AI agent claimed the escalation cause {cause:?}"
         ),
+        ConversationCommand::StartSkill { name, input, .. } => {
+            let gated = facts.policy.rules().before_skill(name, input).is_some();
+            assert_eq!(
+                events[0].type_name(),
+                if gated {
+                    "skill_approval_requested"
+                } else {
+                    "ai_skill_started"
+                },
+                "{name} started as {events:?}"
+            );
+        }
+        ConversationCommand::RecordAiAction { skill, .. }
+            if facts
+                .policy
+                .rules()
+                .before_skill(&skill.name, &skill.input)
+                .is_some() =>
+        {
+            let Conversation::Open(open) = before else {
+                unreachable!("checked above")
+            };
+            assert!(
+                open.skills_started
+                    .iter()
+                    .any(|(_, _, name)| *name == skill.name),
+                "{} was recorded without approval",
+                skill.name
+            );
+        }
+        ConversationCommand::ApproveSkill { skill, .. }
+        | ConversationCommand::DenySkill { skill, .. } => {
+            let Conversation::Open(open) = before else {
+                unreachable!("checked above")
+            };
+            assert!(
+                open.approvals.iter().any(|pending| pending.name == *skill),
+                "{skill} was decided with nothing waiting"
+            );
+        }
         ConversationCommand::Close { .. } => {
             assert!(
                 matches!(after, Conversation::Closed(_)),
@@ -766,6 +877,10 @@ fn check_accepted(
                                 by: Author::System(SystemActor::Clock),
                                 ..
                             }
+                            | ConversationEvent::SkillDenied {
+                                by: Author::System(SystemActor::Clock),
+                                ..
+                            }
                     ),
                     "a tick recorded {event:?}"
                 );
@@ -773,7 +888,10 @@ fn check_accepted(
         }
         _ => {}
     }
-    if !matches!(command, ConversationCommand::HandOffToAi { .. }) {
+    if !matches!(
+        command,
+        ConversationCommand::HandOffToAi { .. } | ConversationCommand::HandOffToAiWith { .. }
+    ) {
         assert_eq!(
             epoch_of(after),
             epoch_of(before),
@@ -796,6 +914,8 @@ fn audit_history(history: &[ConversationEvent]) {
     let mut epoch = 0u64;
     // Skills started and not reported yet: (agent, skill).
     let mut started: Vec<(AiAgentId, SkillName)> = Vec::new();
+    // Skills waiting for a person's approval: (agent, skill). A wait ends with the assignment.
+    let mut waiting: Vec<(AiAgentId, SkillName)> = Vec::new();
     for (i, event) in history.iter().enumerate() {
         assert!(
             holder != Holder::Closed,
@@ -824,7 +944,48 @@ fn audit_history(history: &[ConversationEvent]) {
                 assert!(!holds(&holder, agent_id), "handed to its holder at {i}");
                 epoch += 1;
                 holder = Holder::Ai(agent_id.clone());
+                waiting.clear();
             }
+            ConversationEvent::SkillApprovalRequested { agent_id, name, .. } => {
+                assert!(
+                    holds(&holder, agent_id),
+                    "approval {i} asked by {agent_id}, which does not hold the conversation"
+                );
+                waiting.push((agent_id.clone(), name.clone()));
+            }
+            ConversationEvent::SkillApproved { agent_id, name, .. }
+            | ConversationEvent::SkillDenied { agent_id, name, .. } => {
+                let Some(at) = waiting
+                    .iter()
+                    .position(|(agent, skill)| agent == agent_id && skill == name)
+                else {
+                    panic!("event {i} decides {name}, which does not wait")
+                };
+                waiting.remove(at);
+                // An approved skill runs: its outcome is recorded like a started one's.
+                if matches!(event, ConversationEvent::SkillApproved { .. }) {
+                    started.push((agent_id.clone(), name.clone()));
+                }
+            }
+            ConversationEvent::AiCouldNotAnswer { agent_id, .. } => assert!(
+                holds(&holder, agent_id),
+                "miss {i} reported by {agent_id}, which does not hold the conversation"
+            ),
+            ConversationEvent::PolicyOverridden { .. } => assert!(
+                matches!(
+                    history.get(i + 1),
+                    Some(
+                        ConversationEvent::HandedOffToAi { .. }
+                            | ConversationEvent::ContextShared { .. }
+                    )
+                ),
+                "override {i} is not followed by its handoff"
+            ),
+            ConversationEvent::ContextShared { by, .. } => match by {
+                Author::Human(_) => {}
+                Author::Ai(a) => assert!(holds(&holder, a), "context {i} shared by {a}"),
+                other => panic!("context {i} shared by {other:?}"),
+            },
             ConversationEvent::AiSkillStarted { agent_id, name, .. } => {
                 assert!(
                     holds(&holder, agent_id),
@@ -847,12 +1008,14 @@ fn audit_history(history: &[ConversationEvent]) {
                 }
             }
             ConversationEvent::Reclaimed { agent_id, .. }
-            | ConversationEvent::EscalatedToHuman { agent_id, .. } => {
+            | ConversationEvent::EscalatedToHuman { agent_id, .. }
+            | ConversationEvent::EscalatedByRule { agent_id, .. } => {
                 assert!(
                     holds(&holder, agent_id),
                     "event {i} ends an assignment {agent_id} does not hold"
                 );
                 holder = Holder::Human;
+                waiting.clear();
             }
             ConversationEvent::AiReplyOverdue { agent_id, .. } => assert!(
                 holds(&holder, agent_id),
@@ -897,6 +1060,7 @@ fn audit_history(history: &[ConversationEvent]) {
                     assert!(holds(&holder, a), "closed by {a} at {i}");
                 }
                 holder = Holder::Closed;
+                waiting.clear();
             }
             other => panic!("event {i} is one the model does not know: {other:?}"),
         }
@@ -1049,6 +1213,46 @@ fn read_command(op: usize, input: &mut Input<'_>, state: &Conversation) -> Conve
             name: values::pick(input, &SKILLS, SkillName::new),
             input: values::pick(input, &SKILL_DATA, SkillData::new),
         },
+        26 => ConversationCommand::HandOffToAiWith {
+            by: values::human_id(input),
+            agent_id: values::agent_id(input),
+            reason: optional_reason(input),
+            context: match input.byte() {
+                0 => None,
+                _ => Some(values::context(input)),
+            },
+            override_policy: input.bool(),
+            refused_by: input.bool().then(|| values::verdict(input)),
+        },
+        27 => ConversationCommand::ReportCouldNotAnswer {
+            by: assignment(input, state),
+            reason: optional_reason(input),
+        },
+        28 => ConversationCommand::ApproveSkill {
+            by: values::human_id(input),
+            skill: values::pick(input, &SKILLS, SkillName::new),
+        },
+        29 => ConversationCommand::DenySkill {
+            by: values::human_id(input),
+            skill: values::pick(input, &SKILLS, SkillName::new),
+            reason: values::reason(input),
+        },
+        30 => ConversationCommand::EscalateWith {
+            by: assignment(input, state),
+            reason: values::reason(input),
+            context: values::context(input),
+        },
+        31 => ConversationCommand::PostMessageJudged {
+            by: Participant::Customer(values::customer_id(input)),
+            text: values::message(input),
+            cause: values::cause(input),
+            verdict: values::verdict(input),
+        },
+        32 => ConversationCommand::StartSkill {
+            by: assignment(input, state),
+            name: SkillName::new("refund").expect("a valid skill name"),
+            input: values::pick(input, &SKILL_DATA, SkillData::new),
+        },
         _ => ConversationCommand::Close {
             by: match input.below(3) {
                 0 => Participant::Customer(values::customer_id(input)),
@@ -1078,7 +1282,7 @@ fn run(data: &[u8]) -> (SequenceFigures, World) {
     let mut steps = 0;
     while !input.is_empty() && steps < STEPS_MAX {
         steps += 1;
-        match input.below(26) {
+        match input.below(33) {
             0 => world.current ^= 1,
             op @ 23..=25 => {
                 let id = values::human_id(&mut input);
@@ -1279,5 +1483,53 @@ impl Script {
     }
     pub(crate) fn remove_human(self, human: u8) -> Script {
         self.op(25, &[human])
+    }
+    /// A handoff with a context (a summary and the topic `pricing`) if `context`, overriding
+    /// the policy if `override_policy`, with the embedder's refusal if `refused`.
+    pub(crate) fn hand_off_with(
+        self,
+        human: u8,
+        agent: u8,
+        context: bool,
+        override_policy: bool,
+        refused: bool,
+    ) -> Script {
+        let mut params = vec![human, agent, 0];
+        if context {
+            params.extend_from_slice(&[1, 1, 0, 1, 1, 1]);
+        } else {
+            params.push(0);
+        }
+        params.push(u8::from(override_policy));
+        if refused {
+            params.extend_from_slice(&[1, 3, 0]);
+        } else {
+            params.push(0);
+        }
+        self.op(26, &params)
+    }
+    /// The agent holding the conversation (if `who` is `None`) reports a miss.
+    pub(crate) fn report_miss(self, who: Option<u8>) -> Script {
+        self.op(27, &[who.map_or(0, |a| 0x80 + a), 0, 1])
+    }
+    /// `skill`: 0 lookup_price, 1 lookup_hours, 2 refund.
+    pub(crate) fn approve(self, human: u8, skill: u8) -> Script {
+        self.op(28, &[human, skill])
+    }
+    pub(crate) fn deny(self, human: u8, skill: u8) -> Script {
+        self.op(29, &[human, skill, 0])
+    }
+    /// The agent holding the conversation escalates with a context.
+    pub(crate) fn escalate_with(self) -> Script {
+        self.op(30, &[0, 0, 0, 1, 0, 1, 2, 2])
+    }
+    /// The customer posts a phrase the embedder's rule judges, with `cause` (index in
+    /// `values::cause`'s table).
+    pub(crate) fn judged(self, customer: u8, phrase: u8, cause: u8) -> Script {
+        self.op(31, &[customer, phrase, cause, 3, 1])
+    }
+    /// The agent holding the conversation starts a refund of 120 (which waits for approval).
+    pub(crate) fn start_refund(self) -> Script {
+        self.op(32, &[0, 0, 3])
     }
 }

@@ -148,6 +148,38 @@ fn command_scripts() -> Vec<(&'static str, Script)> {
     // Agents: 0 faq, 1 sales, 2 idle, 3 ghost. Humans: 0 ana, 1 bob, 2 carol.
     vec![
         (
+            // Every escalation rule's command and event: a handoff with a context, a refund
+            // that waits (approved, denied, and denied by the clock), an AI that keeps missing,
+            // the loop guard's cooldown and a supervisor's override, the embedder's verdict and
+            // refusal, an escalation with a context.
+            "escalation-rules",
+            Script::default()
+                .open(0, Some(0))
+                .hand_off_with(0, 0, true, false, false)
+                .start_refund()
+                .approve(2, 2)
+                .approve(0, 2)
+                .start_refund()
+                .deny(1, 2)
+                .start_refund()
+                .tick(6)
+                .tick(0)
+                .report_miss(None)
+                .ai_says(None, 0)
+                .report_miss(None)
+                .accept(0)
+                .hand_off(0, 1)
+                .hand_off_with(0, 1, false, true, false)
+                .hand_off_with(1, 1, false, true, false)
+                .judged(0, 0, 7)
+                .accept(0)
+                .hand_off_with(0, 0, false, false, true)
+                .hand_off_with(1, 0, true, true, true)
+                .customer_says(0, 9)
+                .escalate_with()
+                .close(0),
+        ),
+        (
             "handoff-reclaim-close",
             Script::default()
                 .open(0, Some(0))
@@ -271,4 +303,36 @@ fn command_scripts() -> Vec<(&'static str, Script)> {
                 .human_says(3),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::command_scripts;
+    use crate::commands::recorded_history;
+
+    #[test]
+    fn the_escalation_rules_seed_records_every_new_event() {
+        let (_, script) = command_scripts()
+            .into_iter()
+            .find(|(name, _)| *name == "escalation-rules")
+            .expect("the seed");
+        let kinds: BTreeSet<&str> = recorded_history(&script.0)
+            .iter()
+            .flat_map(|(_, events)| events.iter().map(|event| event.type_name()))
+            .collect();
+        for kind in [
+            "context_shared",
+            "handed_off_to_ai",
+            "skill_approval_requested",
+            "skill_approved",
+            "skill_denied",
+            "ai_could_not_answer",
+            "escalated_to_human",
+            "policy_overridden",
+        ] {
+            assert!(kinds.contains(kind), "no {kind} in {kinds:?}");
+        }
+    }
 }

@@ -3,6 +3,8 @@
 //! the policy see arbitrary text). Every value built here is valid: raw text that a constructor
 //! refuses falls back to the table's first entry.
 
+use handover_core::context::Context;
+use handover_core::rules::{PolicyVersion, RuleName, RuleVerdict, Rules};
 use handover_core::{
     AgentName, AiAgentEvent, AiAgentId, Author, Channel, Concern, ConversationEvent,
     ConversationId, CustomerId, EscalationCause, Event, HumanEvent, HumanId, Language, MessageText,
@@ -27,7 +29,19 @@ pub(crate) const CUSTOMERS: [&str; 3] = ["cust-1", "cust-2", "cust-3"];
 pub(crate) const CHANNELS: [&str; 3] = ["web-chat", "whatsapp", "email"];
 pub(crate) const NAMES: [&str; 3] = ["FAQ Bot", "Sales Bot", "Robô de Preços"];
 pub(crate) const SPECIALTIES: [&str; 3] = ["faq", "pricing", "billing"];
-pub(crate) const SKILLS: [&str; 2] = ["lookup_price", "lookup_hours"];
+/// Skills: two no rule gates, then `refund`, which the default policy's
+/// `refunds-need-approval` makes wait for a person.
+pub(crate) const SKILLS: [&str; 3] = ["lookup_price", "lookup_hours", "refund"];
+/// Rule names: the default policy's, then an embedder's.
+pub(crate) const RULES: [&str; 4] = [
+    "guidance-concerns",
+    "asked-for-a-person",
+    "refunds-need-approval",
+    "business-hours",
+];
+/// Context variables: (name, value).
+pub(crate) const VARIABLES: [(&str, &str); 3] =
+    [("plan", "pro"), ("order_id", "A-17"), ("amount", "120")];
 
 /// Customer messages: ordinary ones first (so handoffs stay possible), then one of each
 /// concern in the policy's three languages.
@@ -48,7 +62,12 @@ pub(crate) const PHRASES: [&str; 14] = [
     "x",
 ];
 pub(crate) const REASONS: [&str; 3] = ["routine question", "customer is a VIP", "done"];
-pub(crate) const SKILL_DATA: [&str; 3] = [r#"{"plan":"pro"}"#, r#"{"usd":49}"#, ""];
+pub(crate) const SKILL_DATA: [&str; 4] = [
+    r#"{"plan":"pro"}"#,
+    r#"{"usd":49}"#,
+    "",
+    r#"{"order":"A-17","amount":120}"#,
+];
 
 /// Raw text: a length (in units of 4 bytes, so up to about 1 KiB) and that many input bytes,
 /// read as UTF-8 with invalid sequences replaced.
@@ -206,13 +225,54 @@ fn concerns(input: &mut Input<'_>) -> Vec<Concern> {
     (0..input.below(5)).map(|_| ALL[input.below(4)]).collect()
 }
 
-fn cause(input: &mut Input<'_>) -> EscalationCause {
+pub(crate) fn cause(input: &mut Input<'_>) -> EscalationCause {
     [
         EscalationCause::AgentRequested,
         EscalationCause::CustomerAskedForHuman,
         EscalationCause::AgentDeactivated,
         EscalationCause::AiTimeout,
-    ][input.below(4)]
+        EscalationCause::Frustration,
+        EscalationCause::GoingInCircles,
+        EscalationCause::AiCouldNotAnswer,
+        EscalationCause::Complaint,
+    ][input.below(8)]
+}
+
+pub(crate) fn rule_name(input: &mut Input<'_>) -> RuleName {
+    pick(input, &RULES, RuleName::new)
+}
+
+/// The default policy's version mostly, or any valid one.
+fn policy_version(input: &mut Input<'_>) -> PolicyVersion {
+    match input.byte() {
+        0xFF => PolicyVersion::new(format!("{:016x}", input.u64())).expect("16 hex digits"),
+        _ => Rules::default_rules().version().clone(),
+    }
+}
+
+/// An embedder's rule and its reason.
+pub(crate) fn verdict(input: &mut Input<'_>) -> RuleVerdict {
+    RuleVerdict {
+        rule: rule_name(input),
+        reason: reason(input),
+    }
+}
+
+/// A context: a summary, a topic and variables, each there or not; raw text may stand in for
+/// the summary.
+pub(crate) fn context(input: &mut Input<'_>) -> Context {
+    let summary = input
+        .bool()
+        .then(|| pick(input, &REASONS, Ok::<String, ()>));
+    let topic = input.bool().then(|| {
+        let index = input.below(SPECIALTIES.len());
+        SPECIALTIES[index].to_owned()
+    });
+    let count = input.below(VARIABLES.len() + 1);
+    let variables: Vec<(&str, &str)> = VARIABLES[..count].to_vec();
+    Context::new(summary, topic.clone(), variables)
+        .or_else(|_| Context::new(None, topic, Vec::<(&str, &str)>::new()))
+        .expect("a context of the tables is valid")
 }
 
 fn skill(input: &mut Input<'_>) -> Skill {
@@ -232,7 +292,7 @@ fn skill(input: &mut Input<'_>) -> Skill {
 
 /// Any event of any type, with fields from the input.
 pub(crate) fn event(input: &mut Input<'_>) -> Event {
-    match input.below(28) {
+    match input.below(35) {
         0 => Event::AiAgent(AiAgentEvent::Registered {
             agent_id: agent_id(input),
             name: pick(input, &NAMES, AgentName::new),
@@ -380,6 +440,57 @@ pub(crate) fn event(input: &mut Input<'_>) -> Event {
             customer: customer_id(input),
             channel: pick(input, &CHANNELS, Channel::new),
             human: None,
+        }),
+        28 => Event::Conversation(ConversationEvent::EscalatedByRule {
+            agent_id: agent_id(input),
+            reason: reason(input),
+            cause: cause(input),
+            rule: rule_name(input),
+            policy_version: policy_version(input),
+            at: timestamp(input),
+        }),
+        29 => Event::Conversation(ConversationEvent::AiCouldNotAnswer {
+            agent_id: agent_id(input),
+            reason: optional_reason(input),
+            at: timestamp(input),
+        }),
+        30 => Event::Conversation(ConversationEvent::PolicyOverridden {
+            by: human_id(input),
+            rule: rule_name(input),
+            policy_version: policy_version(input),
+            refusal: reason(input),
+            at: timestamp(input),
+        }),
+        31 => Event::Conversation(ConversationEvent::SkillApprovalRequested {
+            agent_id: agent_id(input),
+            name: pick(input, &SKILLS, SkillName::new),
+            input: pick(input, &SKILL_DATA, SkillData::new),
+            rule: rule_name(input),
+            policy_version: policy_version(input),
+            deadline_ms: millis(input),
+            at: timestamp(input),
+        }),
+        32 => Event::Conversation(ConversationEvent::SkillApproved {
+            agent_id: agent_id(input),
+            name: pick(input, &SKILLS, SkillName::new),
+            by: author(input),
+            rule: rule_name(input),
+            policy_version: policy_version(input),
+            at: timestamp(input),
+        }),
+        33 => Event::Conversation(ConversationEvent::SkillDenied {
+            agent_id: agent_id(input),
+            name: pick(input, &SKILLS, SkillName::new),
+            by: author(input),
+            reason: reason(input),
+            rule: rule_name(input),
+            policy_version: policy_version(input),
+            at: timestamp(input),
+        }),
+        34 => Event::Conversation(ConversationEvent::ContextShared {
+            by: author(input),
+            context: context(input),
+            at: timestamp(input),
         }),
         _ => Event::Conversation(ConversationEvent::MessagePosted {
             author: Author::System(system_actor(input)),

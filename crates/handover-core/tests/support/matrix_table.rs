@@ -13,7 +13,11 @@
 //!   an agent of team billing), `bob` ("Bob", a supervisor), all available; `zoe` ("Zoe", an
 //!   agent of tenant `acme`), available; `olga` ("Olga", an agent of team billing), offline;
 //!   `nobody` never registered;
-//! - the conversation's customer is `cust-1`, on `web-chat`.
+//! - the conversation's customer is `cust-1`, on `web-chat`;
+//! - the escalation policy is the default one (`Rules::default_rules`): its rules' decisions
+//!   (an escalation, an approval asked for, a refusal, an override) record its version. No
+//!   state of the table has a skill waiting for approval, a concern, or an escalation within
+//!   the loop guard's cooldown: `tests/escalation_rules.rs` drives those.
 //!
 //! The callers (the columns):
 //!
@@ -39,6 +43,8 @@
 // Each including test uses its own part of this table.
 #![allow(dead_code)]
 
+use handover_core::context::Context;
+use handover_core::rules::{PolicyVersion, RuleName, RuleVerdict, Rules};
 use handover_core::{
     AgentName, AiAgentCommand, AiAgentEvent, AiAgentId, Assignment, Author, Channel, Concern,
     ConversationCommand, ConversationEvent, CustomerId, Epoch, EscalationCause, HumanId, Language,
@@ -80,6 +86,17 @@ pub(crate) const TRANSFER_REASON: &str = "a billing question";
 pub(crate) const NOTE: &str = "the customer is a VIP";
 /// The reason the rules give the escalation a customer's request for a human causes.
 pub(crate) const CUSTOMER_ASKED_REASON: &str = "the customer asked for a human";
+/// The default policy's rule that escalates a request for a person.
+pub(crate) const ASKED_FOR_A_PERSON_RULE: &str = "asked-for-a-person";
+/// An embedder's rule (a refusal of a handoff, a verdict on a message) and its reason.
+pub(crate) const EMBEDDER_RULE: &str = "business-hours";
+pub(crate) const EMBEDDER_REASON: &str = "AI agents are off at night";
+pub(crate) const MISS_REASON: &str = "no article about it";
+/// A skill the default policy gates (`refunds-need-approval`).
+pub(crate) const GATED_SKILL: &str = "refund";
+pub(crate) const DENY_REASON: &str = "refunds over the counter only";
+pub(crate) const CONTEXT_SUMMARY: &str = "asked about the pro plan";
+pub(crate) const CONTEXT_TOPIC: &str = "pricing";
 
 // ---------------------------------------------------------------------------------------------
 // The axes.
@@ -360,9 +377,33 @@ pub(crate) enum Row {
     LowerFlag,
     /// `Tick` at time zero: nothing is due.
     Tick,
+    /// `HandOffToAiWith` to `sales`, with a context (summary, topic pricing, a variable).
+    HandOffWithContext,
+    /// `HandOffToAiWith` to `sales`, refused by the embedder's rule, without override.
+    HandOffRefusedByEmbedder,
+    /// `HandOffToAiWith` to `sales`, refused by the embedder's rule, with override (only a
+    /// supervisor may).
+    HandOffOverride,
+    /// `ReportCouldNotAnswer`, with a reason.
+    ReportCouldNotAnswer,
+    /// `ApproveSkill` of the gated `refund` (no request waits in any state of the table).
+    ApproveSkill,
+    /// `DenySkill` of the gated `refund`.
+    DenySkill,
+    /// `EscalateWith` a context.
+    EscalateWith,
+    /// `PostMessageJudged`: an ordinary question the embedder's rule wants escalated as a
+    /// complaint.
+    PostJudged,
+    /// `StartSkill` of `lookup_price`, which no rule gates.
+    StartSkill,
+    /// `StartSkill` of the gated `refund`: it waits for approval.
+    StartGatedSkill,
+    /// `RecordAiAction` of the gated `refund`, never approved.
+    RecordGatedSkill,
 }
 
-pub(crate) const ROWS: [Row; 24] = [
+pub(crate) const ROWS: [Row; 35] = [
     Row::Open,
     Row::Start,
     Row::Post,
@@ -387,6 +428,17 @@ pub(crate) const ROWS: [Row; 24] = [
     Row::RaiseFlag,
     Row::LowerFlag,
     Row::Tick,
+    Row::HandOffWithContext,
+    Row::HandOffRefusedByEmbedder,
+    Row::HandOffOverride,
+    Row::ReportCouldNotAnswer,
+    Row::ApproveSkill,
+    Row::DenySkill,
+    Row::EscalateWith,
+    Row::PostJudged,
+    Row::StartSkill,
+    Row::StartGatedSkill,
+    Row::RecordGatedSkill,
 ];
 
 impl Row {
@@ -416,6 +468,17 @@ impl Row {
             Row::RaiseFlag => "raise flag",
             Row::LowerFlag => "lower flag",
             Row::Tick => "tick",
+            Row::HandOffWithContext => "hand off to sales with context",
+            Row::HandOffRefusedByEmbedder => "hand off (embedder refuses)",
+            Row::HandOffOverride => "hand off (override)",
+            Row::ReportCouldNotAnswer => "report could not answer",
+            Row::ApproveSkill => "approve refund",
+            Row::DenySkill => "deny refund",
+            Row::EscalateWith => "escalate with context",
+            Row::PostJudged => "post (judged by embedder)",
+            Row::StartSkill => "start skill lookup_price",
+            Row::StartGatedSkill => "start skill refund (gated)",
+            Row::RecordGatedSkill => "record refund (not approved)",
         }
     }
 
@@ -528,6 +591,70 @@ impl Row {
             }),
             Row::LowerFlag => by_human.map(|by| ConversationCommand::LowerFlag { by }),
             Row::Tick => system(ConversationCommand::Tick),
+            Row::HandOffWithContext | Row::HandOffRefusedByEmbedder | Row::HandOffOverride => {
+                by_human.map(|by| ConversationCommand::HandOffToAiWith {
+                    by,
+                    agent_id: ai(OTHER_AI),
+                    reason: Some(reason(HANDOFF_REASON)),
+                    context: (self == Row::HandOffWithContext).then(context),
+                    override_policy: self == Row::HandOffOverride,
+                    refused_by: (self != Row::HandOffWithContext).then(embedder_verdict),
+                })
+            }
+            Row::ReportCouldNotAnswer => {
+                caller
+                    .ai_assignment()
+                    .map(|by| ConversationCommand::ReportCouldNotAnswer {
+                        by,
+                        reason: Some(reason(MISS_REASON)),
+                    })
+            }
+            Row::ApproveSkill => by_human.map(|by| ConversationCommand::ApproveSkill {
+                by,
+                skill: SkillName::new(GATED_SKILL).unwrap(),
+            }),
+            Row::DenySkill => by_human.map(|by| ConversationCommand::DenySkill {
+                by,
+                skill: SkillName::new(GATED_SKILL).unwrap(),
+                reason: reason(DENY_REASON),
+            }),
+            Row::EscalateWith => {
+                caller
+                    .ai_assignment()
+                    .map(|by| ConversationCommand::EscalateWith {
+                        by,
+                        reason: reason(ESCALATE_REASON),
+                        context: context(),
+                    })
+            }
+            Row::StartSkill | Row::StartGatedSkill => {
+                let skill = if self == Row::StartSkill {
+                    price_lookup()
+                } else {
+                    refund()
+                };
+                caller
+                    .ai_assignment()
+                    .map(|by| ConversationCommand::StartSkill {
+                        by,
+                        name: skill.name,
+                        input: skill.input,
+                    })
+            }
+            Row::RecordGatedSkill => {
+                caller
+                    .ai_assignment()
+                    .map(|by| ConversationCommand::RecordAiAction {
+                        by,
+                        skill: refund(),
+                    })
+            }
+            Row::PostJudged => Some(ConversationCommand::PostMessageJudged {
+                by: caller.participant(),
+                text: text(QUESTION),
+                cause: EscalationCause::Complaint,
+                verdict: embedder_verdict(),
+            }),
         }
     }
 }
@@ -729,11 +856,13 @@ fn cells(row: Row, state: State) -> [Expect; 11] {
             };
             let by_customer = match (state, row) {
                 // The customer's wish wins over the AI in the same append.
+                // The default policy's `asked-for-a-person` rule records its decision.
                 (AiActive, PostAsksForHuman) => {
                     okv(std::iter::once(customer_posted(message, concerns))
-                        .chain(escalation(
+                        .chain(rule_escalation(
                             CUSTOMER_ASKED_REASON,
                             EscalationCause::CustomerAskedForHuman,
+                            ASKED_FOR_A_PERSON_RULE,
                         ))
                         .collect())
                 }
@@ -1017,6 +1146,133 @@ fn cells(row: Row, state: State) -> [Expect; 11] {
             // At time zero nothing is due: accepted, nothing recorded.
             _ => ok([]),
         }),
+        // --- hand off with a context, a refusal, an override -----------------------------------
+        HandOffWithContext | HandOffRefusedByEmbedder | HandOffOverride => {
+            let outcome = |by: &str| match row {
+                // The default policy has no topic rule: the context is shared, then the handoff.
+                HandOffWithContext => {
+                    okv(std::iter::once(context_shared(Author::Human(human_id(by))))
+                        .chain(handed_off(OTHER_AI, OTHER_AI_NAME, by))
+                        .collect())
+                }
+                // The embedder's refusal refuses like a rule, under the default policy's version.
+                HandOffRefusedByEmbedder => no(embedder_refusal()),
+                // Only a supervisor overrides, and the override is recorded.
+                _ if by == SUPERVISOR => okv(std::iter::once(policy_overridden(by))
+                    .chain(handed_off(OTHER_AI, OTHER_AI_NAME, by))
+                    .collect()),
+                _ => nas(by),
+            };
+            humans(
+                state,
+                match state {
+                    Unknown => three(not_opened()),
+                    Awaiting => [nay(HUMAN), nay(OTHER_AGENT), outcome(SUPERVISOR)],
+                    Closed => three(closed_()),
+                    _ => [outcome(HUMAN), nay(OTHER_AGENT), outcome(SUPERVISOR)],
+                },
+            )
+        }
+        // --- the AI's miss and its escalation with a context -----------------------------------
+        ReportCouldNotAnswer => ais(ai_pair(
+            state,
+            ok([ConversationEvent::AiCouldNotAnswer {
+                agent_id: ai(ASSIGNED_AI),
+                reason: Some(reason(MISS_REASON)),
+                at: Timestamp::default(),
+            }]),
+        )),
+        EscalateWith => ais(ai_pair(
+            state,
+            okv(std::iter::once(context_shared(Author::Ai(ai(ASSIGNED_AI))))
+                .chain(escalation(ESCALATE_REASON, EscalationCause::AgentRequested))
+                .collect()),
+        )),
+        // --- approvals: no request waits in any state of the table ------------------------------
+        ApproveSkill | DenySkill => {
+            let nothing_waits = || {
+                no(Rejection::NoApprovalPending {
+                    skill: SkillName::new(GATED_SKILL).unwrap(),
+                })
+            };
+            humans(
+                state,
+                match state {
+                    Unknown => three(not_opened()),
+                    Awaiting => [nay(HUMAN), nay(OTHER_AGENT), nothing_waits()],
+                    Closed => three(closed_()),
+                    _ => [nothing_waits(), nay(OTHER_AGENT), nothing_waits()],
+                },
+            )
+        }
+        // --- skills: one runs at once, a gated one waits for a person -------------------------
+        StartSkill => ais(ai_pair(
+            state,
+            ok([ConversationEvent::AiSkillStarted {
+                agent_id: ai(ASSIGNED_AI),
+                name: price_lookup().name,
+                input: price_lookup().input,
+            }]),
+        )),
+        StartGatedSkill => ais(ai_pair(
+            state,
+            ok([ConversationEvent::SkillApprovalRequested {
+                agent_id: ai(ASSIGNED_AI),
+                name: refund().name,
+                input: refund().input,
+                rule: RuleName::new("refunds-need-approval").unwrap(),
+                policy_version: default_version(),
+                deadline_ms: 10 * 60_000,
+                at: Timestamp::default(),
+            }]),
+        )),
+        RecordGatedSkill => ais(ai_pair(
+            state,
+            no(Rejection::SkillNeedsApproval {
+                skill: refund().name,
+            }),
+        )),
+        // --- a customer's message judged by the embedder's rule --------------------------------
+        PostJudged => {
+            // Only a customer's message is judged: everyone else is refused before the state
+            // is read.
+            let not_judged = |participant| not_allowed(participant, "post_message_judged");
+            let ais = [not_judged("AI agent"), not_judged("AI agent")];
+            let staff = three(not_judged("human"));
+            let system = not_judged("system");
+            let by_customer = match state {
+                Unknown => not_opened(),
+                Closed => closed_(),
+                // No built-in rule fires on an ordinary question: the verdict is recorded.
+                AiActive => okv(std::iter::once(customer_posted(QUESTION, &[]))
+                    .chain(rule_escalation(
+                        EMBEDDER_REASON,
+                        EscalationCause::Complaint,
+                        EMBEDDER_RULE,
+                    ))
+                    .collect()),
+                _ => ok([customer_posted(QUESTION, &[])]),
+            };
+            let other_customer = match state {
+                Unknown => not_opened(),
+                Closed => closed_(),
+                _ => no(not_the_customer()),
+            };
+            let [zoe, olga, nobody] = three(not_judged("human"));
+            [
+                by_customer,
+                ais[0].clone(),
+                ais[1].clone(),
+                staff[0].clone(),
+                staff[1].clone(),
+                staff[2].clone(),
+                zoe,
+                olga,
+                nobody,
+                other_customer,
+                system,
+            ]
+        }
     }
 }
 
@@ -1143,6 +1399,15 @@ pub(crate) fn assignment(agent: &str) -> Assignment {
     Assignment {
         agent_id: ai(agent),
         epoch: Epoch(1),
+    }
+}
+
+/// A refund, which the default policy's `refunds-need-approval` gates.
+pub(crate) fn refund() -> Skill {
+    Skill {
+        name: SkillName::new(GATED_SKILL).unwrap(),
+        input: SkillData::new(r#"{"order":"A-17","amount":120}"#).unwrap(),
+        outcome: SkillOutcome::Succeeded(SkillData::new(r#"{"refunded":120}"#).unwrap()),
     }
 }
 
@@ -1316,6 +1581,77 @@ fn escalation(why: &str, cause: EscalationCause) -> Vec<ConversationEvent> {
             agent_id: ai(ASSIGNED_AI),
             reason: reason(why),
             cause,
+        },
+        ai_left(),
+        ConversationEvent::AwaitingHuman {
+            team: None,
+            cause: WaitCause::Escalated(cause),
+            since: Timestamp::default(),
+        },
+        waiting_en(),
+    ]
+}
+
+/// The version of the default policy, recorded with its rules' decisions.
+pub(crate) fn default_version() -> PolicyVersion {
+    Rules::default_rules().version().clone()
+}
+
+/// The embedder's refusal of a handoff / verdict on a message.
+pub(crate) fn embedder_verdict() -> RuleVerdict {
+    RuleVerdict {
+        rule: RuleName::new(EMBEDDER_RULE).unwrap(),
+        reason: reason(EMBEDDER_REASON),
+    }
+}
+
+/// The context given with a handoff or an escalation.
+pub(crate) fn context() -> Context {
+    Context::new(
+        Some(CONTEXT_SUMMARY.to_owned()),
+        Some(CONTEXT_TOPIC.to_owned()),
+        [("plan", "pro")],
+    )
+    .unwrap()
+}
+
+fn context_shared(by: Author) -> ConversationEvent {
+    ConversationEvent::ContextShared {
+        by,
+        context: context(),
+        at: Timestamp::default(),
+    }
+}
+
+fn policy_overridden(by: &str) -> ConversationEvent {
+    ConversationEvent::PolicyOverridden {
+        by: human_id(by),
+        rule: RuleName::new(EMBEDDER_RULE).unwrap(),
+        policy_version: default_version(),
+        refusal: reason(EMBEDDER_REASON),
+        at: Timestamp::default(),
+    }
+}
+
+fn embedder_refusal() -> Rejection {
+    Rejection::RefusedByRule {
+        rule: RuleName::new(EMBEDDER_RULE).unwrap(),
+        policy_version: default_version(),
+        reason: EMBEDDER_REASON.to_owned(),
+    }
+}
+
+/// The escalation of `faq`'s conversation by `rule` (of the default policy's version, at time
+/// zero), the notice that it left, and the wait in the general queue with its notice.
+fn rule_escalation(why: &str, cause: EscalationCause, rule: &str) -> Vec<ConversationEvent> {
+    vec![
+        ConversationEvent::EscalatedByRule {
+            agent_id: ai(ASSIGNED_AI),
+            reason: reason(why),
+            cause,
+            rule: RuleName::new(rule).unwrap(),
+            policy_version: default_version(),
+            at: Timestamp::default(),
         },
         ai_left(),
         ConversationEvent::AwaitingHuman {
