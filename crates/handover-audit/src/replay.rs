@@ -502,8 +502,8 @@ impl ConversationHistory {
         Ok(())
     }
 
-    /// An escalation with cause `customer_asked_for_human` written before policies must directly follow a customer's message that raised a request for a
-    /// human while AI-active: `decide` records it in that message's append. The other
+    /// An escalation with cause `customer_asked_for_human` written before policies must
+    /// directly follow a customer's message that raised a request for a human while AI-active: `decide` records it in that message's append. The other
     /// direction (such a request must be escalated) depends on the policy in force, which may
     /// have no rule for it, so it is no fault of the log.
     fn check_escalation_pairing(

@@ -635,6 +635,25 @@ async fn child_main(backend: Backend) -> Result<(), String> {
         // Routing off: a conversation escalated to humans waits, and only writers assign.
         .router(Arc::new(NoRouter))
         .rules(rules)
+        // The writers hand a conversation off and take it back many times: the default
+        // policy's loop guard would refuse them, and this test is about durability.
+        .escalation_policy(
+            handover::Rules::parse(
+                r#"
+                name = "crash-writers"
+                [[rule]]
+                name = "guidance-concerns"
+                kind = "concerns_block_handoff"
+                concerns = ["human_requested", "complaint", "negotiation", "sensitive"]
+                for_customer_messages = 5
+                for_minutes = 30
+                [[rule]]
+                name = "asked-for-a-person"
+                kind = "ask_for_person"
+                "#,
+            )
+            .map_err(|e| format!("policy: {e}"))?,
+        )
         // Short, so that conversations are also rebuilt after passivation, not only at start.
         .passivate_after(Some(Duration::from_millis(300)));
     let handover = match backend {
