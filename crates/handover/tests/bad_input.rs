@@ -556,7 +556,7 @@ async fn conversation_matrix(through: Through) {
         store.head(),
         handover.live_conversations()
     );
-    assert_eq!((accepted, rejected, unrepresentable), (119, 910, 819));
+    assert_eq!((accepted, rejected, unrepresentable), (142, 1244, 1309));
     handover.shutdown().await;
 }
 

@@ -896,7 +896,8 @@ async fn check_log(dir: &std::path::Path, ledger: &Ledger) -> Result<RunReport, 
                     }
                     holder = None;
                 }
-                ConversationEvent::EscalatedToHuman { cause, .. } => {
+                ConversationEvent::EscalatedToHuman { cause, .. }
+                | ConversationEvent::EscalatedByRule { cause, .. } => {
                     if let Some(last) = spans.last_mut() {
                         last.1.get_or_insert(record.seq);
                     }
