@@ -18,7 +18,7 @@ use handover_core::{
 };
 use handover_store::{EventStore, ExpectedVersion, RecordedEvent, SeqRange, StoreError};
 use tokio::sync::mpsc;
-use tracing::{debug, error, warn, Instrument};
+use tracing::{debug, error, info, warn, Instrument};
 
 use crate::actor_map::ActorMap;
 use crate::agents::Agents;
@@ -361,9 +361,12 @@ impl ConversationActor {
     ) -> Outcome {
         let command = &*msg.command;
         let agent_id = match command {
-            ConversationCommand::HandOffToAi { agent_id, .. } => Some(agent_id.clone()),
+            ConversationCommand::HandOffToAi { agent_id, .. }
+            | ConversationCommand::HandOffToAiWith { agent_id, .. } => Some(agent_id.clone()),
             ConversationCommand::RecordAiAction { by, .. }
             | ConversationCommand::Escalate { by, .. }
+            | ConversationCommand::EscalateWith { by, .. }
+            | ConversationCommand::ReportCouldNotAnswer { by, .. }
             | ConversationCommand::StartSkill { by, .. }
             | ConversationCommand::PostMessage {
                 by: Participant::Ai(by),
@@ -412,7 +415,24 @@ impl ConversationActor {
                 return Outcome::Now(Err(Error::UnknownConversation(self.id)));
             }
             Err(rejection) => {
-                span.in_scope(|| debug!(%rejection, "command rejected"));
+                match &rejection {
+                    // A rule's refusal is a decision of the policy: kept in the operator's log
+                    // with the rule and the policy's version (nothing is recorded in the event
+                    // log for a refused command).
+                    Rejection::RefusedByRule {
+                        rule,
+                        policy_version,
+                        ..
+                    }
+                    | Rejection::HandoffLoop {
+                        rule,
+                        policy_version,
+                        ..
+                    } => span.in_scope(|| {
+                        info!(%rule, %policy_version, %rejection, "handoff refused by the policy")
+                    }),
+                    _ => span.in_scope(|| debug!(%rejection, "command rejected")),
+                }
                 return match msg.command_id {
                     None => Outcome::Now(Err(Error::Rejected(rejection))),
                     Some(command_id) => Outcome::Later(self.recorded_before(command_id, rejection)),
@@ -577,6 +597,7 @@ impl Handler<Execute> for ConversationActor {
         // Only a registered agent or human has a gate; the rules refuse the others.
         let gated = match command {
             ConversationCommand::HandOffToAi { agent_id, .. }
+            | ConversationCommand::HandOffToAiWith { agent_id, .. }
                 if self.state != Conversation::NotOpened
                     && self.shared.roster.read().get(agent_id).is_some() =>
             {
