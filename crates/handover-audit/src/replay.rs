@@ -502,8 +502,9 @@ impl ConversationHistory {
         Ok(())
     }
 
-    /// An escalation with cause `customer_asked_for_human` written before policies must
-    /// directly follow a customer's message that raised a request for a human while AI-active: `decide` records it in that message's append. The other
+    /// An escalation with cause `customer_asked_for_human` (by a rule of the policy or written
+    /// before policies) must directly follow a customer's message that raised a request for a
+    /// human while AI-active: `decide` records it in that message's append. The other
     /// direction (such a request must be escalated) depends on the policy in force, which may
     /// have no rule for it, so it is no fault of the log.
     fn check_escalation_pairing(
@@ -511,12 +512,12 @@ impl ConversationHistory {
         event: &ConversationEvent,
         at: impl Fn() -> Location,
     ) -> Result<(), Fault> {
-        // A rule's escalation names its rule, and an embedder's rule may claim this cause for
-        // a message the lexicon heard nothing in: only the event written before policies is
-        // held to the pairing.
         let is_customer_escalation = matches!(
             event,
             ConversationEvent::EscalatedToHuman {
+                cause: EscalationCause::CustomerAskedForHuman,
+                ..
+            } | ConversationEvent::EscalatedByRule {
                 cause: EscalationCause::CustomerAskedForHuman,
                 ..
             }

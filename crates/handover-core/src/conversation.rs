@@ -696,9 +696,13 @@ pub fn decide_with_state(
             // A conversation not opened or closed refuses as such, whatever the verdict's
             // cause (as `Escalate` does): closed is terminal.
             state.open()?;
+            // The clock's and the runtime's causes, and the lexicon's request for a person
+            // (which the audit pairs with the concern on the message), are not a verdict's.
             if matches!(
                 cause,
-                EscalationCause::AiTimeout | EscalationCause::AgentDeactivated
+                EscalationCause::AiTimeout
+                    | EscalationCause::AgentDeactivated
+                    | EscalationCause::CustomerAskedForHuman
             ) {
                 return Err(Rejection::EscalationCauseNotAllowed { cause: *cause });
             }

@@ -847,9 +847,11 @@ fn an_embedders_verdict_does_nothing_while_a_person_has_it_and_claims_no_clock_c
     let events = desk.ok(judged("Hello", EscalationCause::Complaint));
     assert_eq!(kinds(&events), ["message_posted"]);
     let mut desk = Desk::ai_active();
+    // Nor the lexicon's request for a person, which the audit pairs with the message's concern.
     for cause in [
         EscalationCause::AiTimeout,
         EscalationCause::AgentDeactivated,
+        EscalationCause::CustomerAskedForHuman,
     ] {
         assert_eq!(
             desk.no(judged("Hello", cause)),

@@ -110,8 +110,9 @@ pub trait EscalationRule: Send + Sync {
 
     /// On a customer's message while an AI agent holds the conversation: the cause and reason
     /// to escalate it to humans, or `None` (the default). The causes only the clock or the
-    /// runtime may claim (`AiTimeout`, `AgentDeactivated`) are refused, and the rule is then
-    /// passed over.
+    /// runtime may claim (`AiTimeout`, `AgentDeactivated`), and `CustomerAskedForHuman`, which
+    /// the audit pairs with the lexicon's request for a human (the policy's `ask_for_person`
+    /// rule records it), are refused, and the rule is then passed over.
     async fn on_customer_message(
         &self,
         input: &RuleInput<'_>,
@@ -179,7 +180,9 @@ pub(crate) async fn judge(
                 };
                 if matches!(
                     cause,
-                    EscalationCause::AiTimeout | EscalationCause::AgentDeactivated
+                    EscalationCause::AiTimeout
+                        | EscalationCause::AgentDeactivated
+                        | EscalationCause::CustomerAskedForHuman
                 ) {
                     warn!(rule = %rule.name(), cause = cause.as_str(), "an escalation rule claimed a cause only the runtime may; passed over");
                     continue;
