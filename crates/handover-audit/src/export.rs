@@ -444,6 +444,40 @@ enum Data<'a> {
         cause: &'static str,
         by: AuthorData<'a>,
     },
+    /// An escalation a rule of the policy decided (type `escalated_to_human`).
+    EscalatedByRule {
+        agent_id: &'a str,
+        reason: &'a str,
+        cause: &'static str,
+        rule: &'a str,
+        policy_version: &'a str,
+        by: AuthorData<'a>,
+        at: Option<String>,
+    },
+    AiCouldNotAnswer {
+        agent_id: &'a str,
+        reason: Option<&'a str>,
+        at: Option<String>,
+    },
+    /// A skill waiting for approval, approved or denied.
+    SkillApproval {
+        agent_id: &'a str,
+        skill: &'a str,
+        rule: &'a str,
+        policy_version: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<AuthorData<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
+        at: Option<String>,
+    },
+    PolicyOverridden {
+        by: AuthorData<'a>,
+        rule: &'a str,
+        policy_version: &'a str,
+        refusal: &'a str,
+        at: Option<String>,
+    },
     ConversationClosed {
         by: AuthorData<'a>,
         reason: Option<&'a str>,
@@ -806,6 +840,96 @@ impl<'a> Data<'a> {
             ConversationEvent::FlagRaised { by, at }
             | ConversationEvent::FlagLowered { by, at } => Data::Flag {
                 by: AuthorData::of(by),
+                at: time(*at),
+            },
+            ConversationEvent::EscalatedByRule {
+                agent_id,
+                reason,
+                cause,
+                rule,
+                policy_version,
+                at,
+            } => Data::EscalatedByRule {
+                agent_id: agent_id.as_str(),
+                reason: reason.as_str(),
+                cause: cause.as_str(),
+                rule: rule.as_str(),
+                policy_version: policy_version.as_str(),
+                by: AuthorData {
+                    kind: "system",
+                    id: "policy",
+                },
+                at: time(*at),
+            },
+            ConversationEvent::AiCouldNotAnswer {
+                agent_id,
+                reason,
+                at,
+            } => Data::AiCouldNotAnswer {
+                agent_id: agent_id.as_str(),
+                reason: reason.as_ref().map(|r| r.as_str()),
+                at: time(*at),
+            },
+            ConversationEvent::SkillApprovalRequested {
+                agent_id,
+                name,
+                rule,
+                policy_version,
+                at,
+                ..
+            } => Data::SkillApproval {
+                agent_id: agent_id.as_str(),
+                skill: name.as_str(),
+                rule: rule.as_str(),
+                policy_version: policy_version.as_str(),
+                by: None,
+                reason: None,
+                at: time(*at),
+            },
+            ConversationEvent::SkillApproved {
+                agent_id,
+                name,
+                by,
+                rule,
+                policy_version,
+                at,
+            } => Data::SkillApproval {
+                agent_id: agent_id.as_str(),
+                skill: name.as_str(),
+                rule: rule.as_str(),
+                policy_version: policy_version.as_str(),
+                by: Some(AuthorData::of(by)),
+                reason: None,
+                at: time(*at),
+            },
+            ConversationEvent::SkillDenied {
+                agent_id,
+                name,
+                by,
+                reason,
+                rule,
+                policy_version,
+                at,
+            } => Data::SkillApproval {
+                agent_id: agent_id.as_str(),
+                skill: name.as_str(),
+                rule: rule.as_str(),
+                policy_version: policy_version.as_str(),
+                by: Some(AuthorData::of(by)),
+                reason: Some(reason.as_str()),
+                at: time(*at),
+            },
+            ConversationEvent::PolicyOverridden {
+                by,
+                rule,
+                policy_version,
+                refusal,
+                at,
+            } => Data::PolicyOverridden {
+                by: human_by(by),
+                rule: rule.as_str(),
+                policy_version: policy_version.as_str(),
+                refusal: refusal.as_str(),
                 at: time(*at),
             },
             _ => Data::Other {},

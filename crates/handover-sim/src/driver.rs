@@ -1132,7 +1132,7 @@ enum Action {
 /// `AiSession::run_skill` waits for the decision and the agent then replies; a runtime whose
 /// `run_skill` does not wait (the agent's skill was refused before anyone decided) sends
 /// nothing, and the wait ends here, with the same counts.
-const AFTER_DECISION_WAIT: Duration = Duration::from_secs(3);
+const AFTER_DECISION_WAIT: Duration = Duration::from_secs(2);
 
 /// The actions of a scenario, in order.
 fn script(s: &Scenario) -> Vec<Action> {
@@ -1500,29 +1500,26 @@ impl Conv {
                     },
                     Approval::Lapse => {
                         // Nobody decides: wait for the clock to deny it at the deadline.
-                        let lapsed = handover.history(id).await?.iter().any(|record| {
+                        let denied = handover.history(id).await?.iter().find_map(|record| {
                             matches!(
                                 record.event,
                                 Event::Conversation(ConversationEvent::SkillDenied { .. })
                             )
+                            .then_some(record.seq)
                         });
-                        if lapsed {
-                            self.approval_pending = false;
-                        }
-                        return Ok(lapsed);
+                        let Some(seq) = denied else {
+                            return Ok(false);
+                        };
+                        self.approval_pending = false;
+                        after_decision(handover, id, seq).await;
+                        return Ok(true);
                     }
                 };
                 let receipt = driver.execute(id, command).await?;
                 self.approval_pending = false;
-                // The agent answers once it hears of the decision (see AFTER_DECISION_WAIT).
-                if let Ok(mut watch) = handover.watch_from(id, last_seq(&receipt)).await {
-                    let _ = tokio::time::timeout(
-                        AFTER_DECISION_WAIT,
-                        await_ai(&mut watch, id, AiTurn::Reply, AFTER_DECISION_WAIT),
-                    )
-                    .await;
-                }
+                after_decision(handover, id, last_seq(&receipt)).await;
             }
+
             Action::ReclaimIfAi => {
                 if self.escalated {
                     return Ok(true);
@@ -1611,7 +1608,9 @@ impl Conv {
                 };
                 match driver.execute(id, command).await {
                     Err(SimError::Handover(handover::Error::Rejected(
-                        Rejection::HandoffAgainstPolicy { .. },
+                        Rejection::HandoffAgainstPolicy { .. }
+                        | Rejection::RefusedByRule { .. }
+                        | Rejection::HandoffLoop { .. },
                     ))) => self.tally.refused_handoffs += 1,
                     Err(error) => return Err(error),
                     Ok(receipt) => {
@@ -1750,6 +1749,18 @@ impl Conv {
             Some(_) => {}
         }
         Ok(true)
+    }
+}
+
+/// Waits (at most [`AFTER_DECISION_WAIT`]) for the AI agent to answer after the decision on
+/// its skill at `seq`.
+async fn after_decision(handover: &Handover, id: ConversationId, seq: u64) {
+    if let Ok(mut watch) = handover.watch_from(id, seq).await {
+        let _ = tokio::time::timeout(
+            AFTER_DECISION_WAIT,
+            await_ai(&mut watch, id, AiTurn::Reply, AFTER_DECISION_WAIT),
+        )
+        .await;
     }
 }
 
