@@ -448,9 +448,14 @@ impl ConversationHistory {
         event: &ConversationEvent,
         at: impl Fn() -> Location,
     ) -> Result<(), Fault> {
+        // Recorded as the rule's escalation (`EscalatedByRule`) by a policy's `ask_for_person`
+        // rule, or as a plain escalation by logs written before the policy was data.
         let is_customer_escalation = matches!(
             event,
             ConversationEvent::EscalatedToHuman {
+                cause: EscalationCause::CustomerAskedForHuman,
+                ..
+            } | ConversationEvent::EscalatedByRule {
                 cause: EscalationCause::CustomerAskedForHuman,
                 ..
             }
@@ -541,6 +546,9 @@ impl ConversationHistory {
                 );
             }
             ConversationEvent::EscalatedToHuman {
+                agent_id, cause, ..
+            }
+            | ConversationEvent::EscalatedByRule {
                 agent_id, cause, ..
             } => {
                 self.escalations.push(*cause);
@@ -664,7 +672,8 @@ pub(crate) fn describe_event(event: &ConversationEvent) -> String {
             format!("{name} by {}", describe_author(author))
         }
         ConversationEvent::HandedOffToAi { agent_id, .. }
-        | ConversationEvent::EscalatedToHuman { agent_id, .. } => {
+        | ConversationEvent::EscalatedToHuman { agent_id, .. }
+        | ConversationEvent::EscalatedByRule { agent_id, .. } => {
             format!("{name} naming AI agent {agent_id}")
         }
         ConversationEvent::AiActionRecorded { agent_id, .. } => {
