@@ -9,11 +9,11 @@ use handover_core::{
 };
 
 /// The customer of the measured conversation.
-pub const CUSTOMER: &str = "cust-1";
+pub(crate) const CUSTOMER: &str = "cust-1";
 
 /// Short customer messages, as they come: calm questions and frustrated ones, in English,
 /// Portuguese, Spanish, French, German and Italian.
-pub const SHORT: [(&str, &str); 8] = [
+pub(crate) const SHORT: [(&str, &str); 8] = [
     ("en", "How much is the Pro plan?"),
     ("en-frustrated", "This is a waste of time, I am fed up!!"),
     ("pt", "Quanto tempo demora a entrega do meu pedido?"),
@@ -25,7 +25,7 @@ pub const SHORT: [(&str, &str); 8] = [
 ];
 
 /// A message of about 1 KB: `short` repeated with filler words of its language.
-pub fn long(short: &str) -> String {
+pub(crate) fn long(short: &str) -> String {
     let mut text = String::with_capacity(1100);
     while text.len() < 1000 {
         text.push_str(short);
@@ -54,7 +54,7 @@ fn customer_message(text: &str) -> ConversationEvent {
 
 /// An open conversation handed to the AI agent `faq`, with 8 customer messages in its recent
 /// window (4 before the handoff, 4 after, each answered by the agent).
-pub fn ai_active() -> Conversation {
+pub(crate) fn ai_active() -> Conversation {
     let human = HumanId::new("ana").unwrap();
     let mut state = Conversation::default();
     state = event(
@@ -117,7 +117,7 @@ pub fn ai_active() -> Conversation {
 }
 
 /// The command of the customer posting `text`.
-pub fn post(text: &str) -> ConversationCommand {
+pub(crate) fn post(text: &str) -> ConversationCommand {
     ConversationCommand::PostMessage {
         by: Participant::Customer(CustomerId::new(CUSTOMER).unwrap()),
         text: MessageText::new(text).unwrap(),
@@ -125,7 +125,7 @@ pub fn post(text: &str) -> ConversationCommand {
 }
 
 /// `state` with the customer's `text` folded in, as the rules see it on that message.
-pub fn with_message(state: &Conversation, text: &str) -> OpenConversation {
+pub(crate) fn with_message(state: &Conversation, text: &str) -> OpenConversation {
     match event(customer_message(text), state.clone()) {
         Conversation::Open(open) => open,
         other => panic!("expected an open conversation, got {other:?}"),
