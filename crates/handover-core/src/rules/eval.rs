@@ -79,13 +79,26 @@ validated_string!(
 pub struct Rules {
     spec: PolicySpec,
     version: PolicyVersion,
+    /// The rules' names, checked once (each decision clones the one that decided).
+    names: Vec<RuleName>,
 }
 
 impl Rules {
     /// The policy `spec` says.
     pub fn new(spec: PolicySpec) -> Rules {
         let version = PolicyVersion::new(spec.version()).expect("a digest is a valid version");
-        Rules { spec, version }
+        let names = spec
+            .rules
+            .iter()
+            .map(|rule| {
+                RuleName::new(rule.name.as_str()).expect("a checked policy's names are valid")
+            })
+            .collect();
+        Rules {
+            spec,
+            version,
+            names,
+        }
     }
 
     /// Reads and checks a policy file's text (see [`PolicySpec::parse`]).
@@ -114,13 +127,10 @@ impl Rules {
         &self.version
     }
 
-    fn rules(&self) -> impl Iterator<Item = (RuleName, &RuleKind)> {
-        self.spec.rules.iter().map(|rule| {
-            (
-                RuleName::new(rule.name.as_str()).expect("a checked policy's names are valid"),
-                &rule.kind,
-            )
-        })
+    fn rules(&self) -> impl Iterator<Item = (&RuleName, &RuleKind)> {
+        self.names
+            .iter()
+            .zip(self.spec.rules.iter().map(|rule| &rule.kind))
     }
 
     /// Before a handoff to AI: the first rule, in the policy's order, that refuses it.
@@ -253,7 +263,7 @@ impl Rules {
         self.rules().find_map(|(rule, kind)| match kind {
             RuleKind::AiCouldNotAnswer { in_a_row } if misses >= *in_a_row => {
                 Some(RuleEscalation {
-                    rule,
+                    rule: rule.clone(),
                     cause: EscalationCause::AiCouldNotAnswer,
                     reason: fixed(format!(
                         "the AI could not answer {misses} times in a row (the limit is {in_a_row})"
@@ -278,7 +288,7 @@ impl Rules {
                     Some(limit) => amount(input.as_str()).map_or(true, |a| a > *limit),
                 };
                 gated.then(|| ApprovalGate {
-                    rule,
+                    rule: rule.clone(),
                     deadline_ms: minutes(*deadline_minutes),
                 })
             }
@@ -288,7 +298,7 @@ impl Rules {
 }
 
 fn message_rule(
-    rule: RuleName,
+    rule: &RuleName,
     kind: &RuleKind,
     open: &OpenConversation,
     concerns: &[Concern],
@@ -318,7 +328,7 @@ fn message_rule(
             let window = usize::try_from(*over_customer_messages).unwrap_or(usize::MAX);
             let last = signals.recent.iter().rev().take(window);
             let (count, total) = last.fold((0usize, 0.0), |(n, sum), message| {
-                (n + 1, sum + scorer.frustration(message.text.as_str()))
+                (n + 1, sum + scorer.frustration_of(message))
             });
             let average = if count == 0 {
                 0.0
