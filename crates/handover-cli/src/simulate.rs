@@ -180,7 +180,6 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         acks: args.acks.clone(),
         shift_minutes: u64::try_from(args.shift_minutes).unwrap_or(u64::MAX),
         policy,
-        ..Options::default()
     };
     let runtime = terminal::async_runtime()?;
     if let (Some(index), Some(nodes), Some(url)) =

@@ -285,7 +285,7 @@ impl Rules {
                 let gated = match over_amount {
                     None => true,
                     // An input without a readable amount waits: refusing to guess is safer.
-                    Some(limit) => amount(input.as_str()).map_or(true, |a| a > *limit),
+                    Some(limit) => amount(input.as_str()).is_none_or(|a| a > *limit),
                 };
                 gated.then(|| ApprovalGate {
                     rule: rule.clone(),
