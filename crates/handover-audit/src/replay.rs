@@ -512,6 +512,8 @@ impl ConversationHistory {
         event: &ConversationEvent,
         at: impl Fn() -> Location,
     ) -> Result<(), Fault> {
+        // Recorded as the rule's escalation (`EscalatedByRule`) by a policy's `ask_for_person`
+        // rule, or as a plain escalation by logs written before the policy was data.
         let is_customer_escalation = matches!(
             event,
             ConversationEvent::EscalatedToHuman {

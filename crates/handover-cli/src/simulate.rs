@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use handover::Durability;
+use handover::{Durability, Rules};
 use handover_postgres::PostgresOptions;
 use handover_sim::{
     LogPlace, NodeRole, NodesOptions, Options, AI_AGENTS_MAX, CONCURRENT_CONVERSATIONS_MAX,
@@ -108,6 +108,11 @@ pub(crate) struct SimulateArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
+    /// The escalation policy file (TOML, as `handover policy check` reads it) the run applies;
+    /// the default policy without it. A file with a mistake is refused, with its line and
+    /// column, before anything runs. With `--nodes`, every node reads the same file.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// What an acknowledged command survives. Not with `--database-url`: there an acknowledged
     /// command is a committed transaction.
     #[arg(long, value_enum, default_value_t = DurabilityArg::Durable, conflicts_with = "database_url")]
@@ -164,6 +169,7 @@ pub(crate) struct SimulateArgs {
 /// summary then covers the conversations that finished).
 pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     terminal::init_logging()?;
+    let policy = args.policy.as_deref().map(read_policy).transpose()?;
     let options = Options {
         conversations: args.conversations,
         ai_agents: args.ai_agents,
@@ -173,6 +179,7 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         durability: args.durability.into(),
         acks: args.acks.clone(),
         shift_minutes: u64::try_from(args.shift_minutes).unwrap_or(u64::MAX),
+        policy,
     };
     let runtime = terminal::async_runtime()?;
     if let (Some(index), Some(nodes), Some(url)) =
@@ -264,10 +271,25 @@ fn node_command(args: &SimulateArgs, url: &str, role: &NodeRole) -> tokio::proce
     if let Some(acks) = &args.acks {
         command.arg("--acks").arg(acks);
     }
+    if let Some(policy) = &args.policy {
+        // The coordinator checked it; the node reads the same file (an absolute path, as the
+        // node may not share the coordinator's working directory).
+        let policy = std::path::absolute(policy).unwrap_or_else(|_| policy.clone());
+        command.arg("--policy").arg(policy);
+    }
     if role.chaos {
         command.arg("--chaos");
     }
     command
+}
+
+/// Reads and checks the policy file of `--policy`; a mistake names the file, its line and
+/// column.
+fn read_policy(file: &std::path::Path) -> anyhow::Result<Rules> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the policy file {}", file.display()))?;
+    Rules::parse(&text)
+        .map_err(|error| anyhow::anyhow!("the policy file {} is refused: {error}", file.display()))
 }
 
 /// Checks that the database may take the run's log, as [`terminal::check_data_dir`] checks a

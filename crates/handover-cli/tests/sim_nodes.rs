@@ -280,3 +280,61 @@ fn a_node_that_dies_unexpectedly_fails_the_run_and_shows_its_stderr() {
         "{stderr}"
     );
 }
+
+#[test]
+fn every_node_applies_the_policy_file_of_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default policy without its `frustration` rule, under another name.
+    let default = String::from_utf8(handover(&["policy", "default"]).stdout).unwrap();
+    let calm: String = default
+        .split("[[rule]]")
+        .filter(|rule| !rule.contains("kind = \"frustration\""))
+        .collect::<Vec<_>>()
+        .join("[[rule]]")
+        .replace("name = \"default\"", "name = \"calm\"");
+    let file = dir.path().join("calm.toml");
+    std::fs::write(&file, calm).unwrap();
+
+    let cluster = PgCluster::start();
+    let url = cluster.create_database("policy_nodes");
+    let run = summary(&handover(&[
+        "simulate",
+        "--database-url",
+        &url,
+        "--nodes",
+        "2",
+        "--conversations",
+        "60",
+        "--seed",
+        "3",
+        "--policy",
+        file.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(count(&run, "nodes"), 2);
+    assert_eq!(run["policy"], "calm");
+    let by_rule = run["escalations_by_rule"].as_object().unwrap();
+    assert!(!by_rule.contains_key("frustrated"), "{run:?}");
+    assert!(by_rule.contains_key("ai-keeps-missing"), "{run:?}");
+
+    // Every escalation a rule decided, on whichever node, names a rule of that policy.
+    let export = handover(&["audit", "export", "--database-url", &url]);
+    let mut versions = HashSet::new();
+    for line in String::from_utf8(export.stdout).unwrap().lines() {
+        let record: Value = serde_json::from_str(line).unwrap();
+        if let Some(rule) = record["data"]["rule"].as_str() {
+            assert_ne!(rule, "frustrated", "{record}");
+            versions.insert(
+                record["data"]["policy_version"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    assert_eq!(
+        versions,
+        HashSet::from([run["policy_version"].as_str().unwrap().to_owned()])
+    );
+    verify_sound(&url, Some(count(&run, "events")));
+}

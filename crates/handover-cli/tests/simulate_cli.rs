@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use serde_json::{Map, Value};
 
 /// Every field the JSON summary must hold.
-const FIELDS: [&str; 38] = [
+const FIELDS: [&str; 47] = [
     "conversations",
     "events",
     "handoffs",
@@ -46,6 +46,15 @@ const FIELDS: [&str; 38] = [
     "simulated_ms",
     "escalations_customer_asked",
     "escalations_agent_requested",
+    "policy",
+    "policy_version",
+    "escalations_by_rule",
+    "escalations_by_cause",
+    "approvals_requested",
+    "approvals_approved",
+    "approvals_denied",
+    "approvals_lapsed",
+    "overrides",
 ];
 
 /// The counts of the contact center's people and queues, which the same seed must repeat
@@ -218,11 +227,24 @@ fn a_contact_center_hands_off_reclaims_escalates_and_closes_everything() {
     assert!(count(&summary, "escalations") > 0, "{summary:?}");
     assert!(count(&summary, "refused_handoffs") > 0, "{summary:?}");
     assert!(count(&summary, "ai_messages") > 0, "{summary:?}");
-    // Every AI message answers a customer message, and every answer records one skill; so
-    // does every order lookup of a slow agent, which then misses its reply deadline.
-    assert_eq!(
-        count(&summary, "skills"),
-        count(&summary, "ai_messages") + count(&summary, "ai_timeouts")
+    // Every answer of an AI agent records one skill and replies. So does every question it
+    // cannot answer, unless the report of it was the one the policy escalates on: then the
+    // skill is recorded and no reply is sent. A slow agent records an order lookup and then
+    // misses its reply deadline. A refund request is a reply without a skill ("I am asking a
+    // colleague"); its skill is recorded only once approved, with a reply, and after a denial
+    // the agent may reply without a skill (when `run_skill` waits for the decision).
+    let by_cause = |cause: &str| summary["escalations_by_cause"][cause].as_u64().unwrap_or(0);
+    let answered = count(&summary, "skills")
+        - count(&summary, "ai_timeouts")
+        - by_cause("ai_could_not_answer");
+    let ai_messages = count(&summary, "ai_messages");
+    assert!(
+        ai_messages >= answered + count(&summary, "approvals_requested")
+            && ai_messages
+                <= answered
+                    + count(&summary, "approvals_requested")
+                    + count(&summary, "approvals_denied"),
+        "{summary:?}"
     );
     assert_eq!(count(&summary, "closed"), 40);
     assert!(count(&summary, "events") > 40 * 4, "{summary:?}");
@@ -268,7 +290,7 @@ fn a_shift_exercises_queues_transfers_notes_flags_presence_and_deadlines() {
         "reclaims",
         "refused_handoffs",
         "escalations_customer_asked",
-        "escalations_agent_requested",
+        "approvals_requested",
         "closed_by_ai",
         "closed_by_customer",
         "closed_by_human",
@@ -280,12 +302,28 @@ fn a_shift_exercises_queues_transfers_notes_flags_presence_and_deadlines() {
     assert!(count(&summary, "wait_p50_ms") <= count(&summary, "wait_p90_ms"));
     // Every conversation waits for a human at least once, when it opens.
     assert!(count(&summary, "awaiting") >= 200, "{summary:?}");
+    // Every escalation has one cause; the FAQ agent no longer gives up on its own (it reports
+    // what it cannot answer and the policy's rule escalates), so none is the agent's request.
+    let by_cause = summary["escalations_by_cause"].as_object().unwrap();
     assert_eq!(
         count(&summary, "escalations"),
-        count(&summary, "escalations_customer_asked")
-            + count(&summary, "escalations_agent_requested")
-            + count(&summary, "ai_timeouts")
+        by_cause.values().map(|n| n.as_u64().unwrap()).sum::<u64>()
     );
+    assert_eq!(
+        by_cause["customer_asked_for_human"].as_u64(),
+        Some(count(&summary, "escalations_customer_asked"))
+    );
+    assert_eq!(
+        by_cause["ai_timeout"].as_u64(),
+        Some(count(&summary, "ai_timeouts"))
+    );
+    assert_eq!(count(&summary, "escalations_agent_requested"), 0);
+    for cause in ["frustration", "going_in_circles", "ai_could_not_answer"] {
+        assert!(
+            by_cause[cause].as_u64() > Some(0),
+            "no {cause}: {summary:?}"
+        );
+    }
     assert_eq!(count(&summary, "flags"), count(&summary, "flags_lowered"));
     assert_eq!(count(&summary, "closed"), 200);
     // A whole shift of simulated time.
@@ -373,6 +411,11 @@ fn the_human_readable_summary_names_the_durability() {
         "whispers",
         "flags",
         "presence changes",
+        "policy            default (version ",
+        "by rule",
+        "by cause",
+        "approvals",
+        "overrides",
     ] {
         assert!(stdout.contains(line), "no {line:?} in {stdout}");
     }

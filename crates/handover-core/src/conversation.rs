@@ -179,6 +179,18 @@ pub struct RecentMessage {
     pub words: Fingerprint,
     /// The handoff count when it was written (messages to one AI assignment share it).
     pub epoch: Epoch,
+    /// Its score on the built-in frustration lexicon ([`crate::signals::frustration`]), as the
+    /// bits of the `f64`, scored once when the message is folded in.
+    lexicon_frustration: u64,
+}
+
+impl RecentMessage {
+    /// Its score on the built-in frustration lexicon ([`crate::signals::frustration`]),
+    /// computed once, when the message was folded in: the built-in policies read it instead of
+    /// scoring the message again on every later message.
+    pub fn lexicon_frustration(&self) -> f64 {
+        f64::from_bits(self.lexicon_frustration)
+    }
 }
 
 /// A skill waiting for a person's approval.
@@ -1929,10 +1941,14 @@ fn note_customer_message(
     if signals.recent.len() == RECENT_MESSAGES_MAX {
         signals.recent.pop_front();
     }
+    // One pass of normalization serves the fingerprint and the lexicon's score.
+    let words = crate::policy::normalize_words(text.as_str());
     signals.recent.push_back(RecentMessage {
         text: text.clone(),
-        words: Fingerprint::of(text.as_str()),
+        words: Fingerprint::of_normalized(&words),
         epoch: open.epoch,
+        lexicon_frustration: crate::signals::frustration_of_normalized(text.as_str(), &words)
+            .to_bits(),
     });
 }
 

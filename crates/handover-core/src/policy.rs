@@ -67,6 +67,15 @@ pub trait Policy: Send + Sync {
     fn frustration(&self, text: &str) -> f64 {
         crate::signals::frustration(text)
     }
+
+    /// [`Policy::frustration`] of a recent message the conversation keeps. Default: scores its
+    /// text. A policy whose `frustration` is the built-in lexicon returns the score the
+    /// conversation folded with the message
+    /// ([`RecentMessage::lexicon_frustration`](crate::conversation::RecentMessage::lexicon_frustration)),
+    /// so the `frustration` rule does not score past messages again on every new one.
+    fn frustration_of(&self, message: &crate::conversation::RecentMessage) -> f64 {
+        self.frustration(message.text.as_str())
+    }
 }
 
 impl Policy for Rules {
@@ -77,6 +86,10 @@ impl Policy for Rules {
 
     fn rules(&self) -> &Rules {
         self
+    }
+
+    fn frustration_of(&self, message: &crate::conversation::RecentMessage) -> f64 {
+        message.lexicon_frustration()
     }
 }
 
@@ -434,30 +447,54 @@ const SENSITIVE: &[&str] = &[
 /// assert_eq!(normalize_words("Größe? STRASSE, Œuvre"), " grosse strasse oeuvre ");
 /// ```
 pub fn normalize_words(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push(' ');
-    let mut push = |c: char| {
+    /// Appends `c`, but never a space after a space.
+    fn push(out: &mut String, c: char) {
         if c != ' ' || !out.ends_with(' ') {
             out.push(c);
         }
-    };
-    for c in text.chars().flat_map(char::to_lowercase) {
+    }
+    /// Appends a lower-case character: folded, kept, or a space.
+    fn fold(out: &mut String, c: char) {
         match c {
-            'ß' => "ss".chars().for_each(&mut push),
-            'œ' => "oe".chars().for_each(&mut push),
-            'æ' => "ae".chars().for_each(&mut push),
-            'á' | 'à' | 'â' | 'ã' | 'ä' => push('a'),
-            'é' | 'è' | 'ê' | 'ë' => push('e'),
-            'í' | 'ì' | 'î' | 'ï' => push('i'),
-            'ó' | 'ò' | 'ô' | 'õ' | 'ö' => push('o'),
-            'ú' | 'ù' | 'û' | 'ü' => push('u'),
-            'ÿ' => push('y'),
-            'ç' => push('c'),
-            'ñ' => push('n'),
+            'ß' => "ss".chars().for_each(|c| push(out, c)),
+            'œ' => "oe".chars().for_each(|c| push(out, c)),
+            'æ' => "ae".chars().for_each(|c| push(out, c)),
+            'á' | 'à' | 'â' | 'ã' | 'ä' => push(out, 'a'),
+            'é' | 'è' | 'ê' | 'ë' => push(out, 'e'),
+            'í' | 'ì' | 'î' | 'ï' => push(out, 'i'),
+            'ó' | 'ò' | 'ô' | 'õ' | 'ö' => push(out, 'o'),
+            'ú' | 'ù' | 'û' | 'ü' => push(out, 'u'),
+            'ÿ' => push(out, 'y'),
+            'ç' => push(out, 'c'),
+            'ñ' => push(out, 'n'),
             // Apostrophes separate words: "qu'un" is "qu un", "l’opérateur" is "l operateur".
-            '\'' | '’' => push(' '),
-            c if c.is_alphanumeric() => push(c),
-            _ => push(' '),
+            '\'' | '’' => push(out, ' '),
+            c if c.is_alphanumeric() => push(out, c),
+            _ => push(out, ' '),
+        }
+    }
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(' ');
+    // Most text is ASCII: its bytes are lower-cased and sorted here, without decoding them or
+    // `char::to_lowercase`'s iterator (the same result); other characters take the full path.
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii() {
+            if b.is_ascii_alphanumeric() {
+                out.push(char::from(b.to_ascii_lowercase()));
+            } else {
+                push(&mut out, ' ');
+            }
+            i += 1;
+        } else {
+            let c = text[i..]
+                .chars()
+                .next()
+                .expect("i is on a character boundary");
+            c.to_lowercase().for_each(|c| fold(&mut out, c));
+            i += c.len_utf8();
         }
     }
     if !out.ends_with(' ') {
@@ -500,6 +537,10 @@ impl Policy for DefaultPolicy {
         }
         found.sort_unstable();
         found
+    }
+
+    fn frustration_of(&self, message: &crate::conversation::RecentMessage) -> f64 {
+        message.lexicon_frustration()
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 
 use crate::policy::normalize_words;
 
@@ -85,16 +85,27 @@ const FRUSTRATION: &[(&str, f64)] = &[
 /// assert!(frustration("J'en ai marre, c'est une perte de temps") >= 0.9);
 /// ```
 pub fn frustration(text: &str) -> f64 {
-    let words = normalize_words(text);
+    frustration_of_normalized(text, &normalize_words(text))
+}
+
+/// [`frustration`] of `text`, whose [`normalize_words`] is `words` (a conversation folds each
+/// customer message's words once, for its fingerprint and its score).
+pub(crate) fn frustration_of_normalized(text: &str, words: &str) -> f64 {
     let (automaton, weights) = frustration_phrases();
     let mut score: f64 = automaton
-        .find_overlapping_iter(&words)
+        .find_overlapping_iter(words)
         .map(|hit| weights[hit.pattern().as_usize()])
         .fold(0.0, f64::max);
     let (mut letters, mut capitals) = (0usize, 0usize);
-    for c in text.chars().filter(|c| c.is_alphabetic()) {
-        letters += 1;
-        capitals += usize::from(c.is_uppercase());
+    for c in text.chars() {
+        // ASCII first: the Unicode tables only for the rest.
+        let (letter, capital) = if c.is_ascii() {
+            (c.is_ascii_alphabetic(), c.is_ascii_uppercase())
+        } else {
+            (c.is_alphabetic(), c.is_uppercase())
+        };
+        letters += usize::from(letter);
+        capitals += usize::from(letter && capital);
     }
     if letters >= 8 && capitals * 10 >= letters * 7 {
         score += 0.2;
@@ -114,7 +125,11 @@ fn frustration_phrases() -> &'static (AhoCorasick, Vec<f64>) {
             .iter()
             .map(|(phrase, weight)| (format!(" {phrase} "), *weight))
             .unzip();
-        let automaton = AhoCorasick::new(patterns).expect("the lexicon is valid patterns");
+        // A DFA: the fastest search, and the lexicon is small enough to build one once.
+        let automaton = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(patterns)
+            .expect("the lexicon is valid patterns");
         (automaton, weights)
     })
 }
@@ -137,7 +152,11 @@ pub struct Fingerprint(Box<[u64]>);
 impl Fingerprint {
     /// The fingerprint of `text`.
     pub fn of(text: &str) -> Fingerprint {
-        let words = normalize_words(text);
+        Fingerprint::of_normalized(&normalize_words(text))
+    }
+
+    /// The fingerprint of a text whose [`normalize_words`] is `words`.
+    pub(crate) fn of_normalized(words: &str) -> Fingerprint {
         let mut hashes: Vec<u64> = words
             .split_whitespace()
             .filter(|word| word.chars().count() >= 3 && !STOPWORDS.contains(word))

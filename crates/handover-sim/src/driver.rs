@@ -26,19 +26,21 @@ use futures::FutureExt as _;
 use handover::StreamExt as _;
 use handover::{
     AgentName, AiAgentId, AiAgentProfile, Author, Channel, ConversationCommand, ConversationEvent,
-    ConversationId, CustomerId, Durability, EscalationCause, Event, EventStore, Handover, HumanId,
-    HumanQuery, Language, ManualClock, MessageText, NewHuman, NoteAudience, Participant, Presence,
-    Reason, Receipt, RecordedAt, Rejection, Role, RuntimeSettings, SledOptions, SledStore,
-    Specialty, Status, TeamId, TenantId, TimeSource, Timestamp, TransferTarget, Watch,
+    ConversationId, CustomerId, Durability, Event, EventStore, Handover, HumanId, HumanQuery,
+    Language, ManualClock, MessageText, NewHuman, NoteAudience, Participant, Presence, Reason,
+    Receipt, RecordedAt, Rejection, Role, Rules, RuntimeSettings, SkillName, SledOptions,
+    SledStore, Specialty, Status, TeamId, TenantId, TimeSource, Timestamp, TransferTarget, Watch,
 };
 use handover_postgres::{PostgresOptions, PostgresStore};
 use uuid::Builder;
 
-use crate::faq::FaqAgent;
+use crate::faq::{FaqAgent, REFUND_SKILL};
 use crate::place::LogPlace;
 use crate::report::{percentile, Summary};
-use crate::scenario::{draw_scenarios, lines, Ending, Lang, Scenario, Script, SPECIALTIES, TEAMS};
-use crate::staff::{self, GatedRouter, SlowAgent, Staff};
+use crate::scenario::{
+    draw_scenarios, lines, Ending, Lang, Scenario, Script, Trial, SPECIALTIES, TEAMS,
+};
+use crate::staff::{self, Approval, GatedRouter, SlowAgent, Staff};
 use crate::{
     SimError, AI_AGENTS_MAX, CONCURRENT_CONVERSATIONS_MAX, CONVERSATIONS_MAX, HUMANS_MAX,
     SHIFT_MINUTES_MAX,
@@ -85,6 +87,18 @@ pub struct Options {
     /// The simulated shift, in minutes, at most [`SHIFT_MINUTES_MAX`]: customers arrive
     /// during it, and the humans' breaks and sign-outs fall in it.
     pub shift_minutes: u64,
+    /// The escalation policy the runtime applies: the default policy
+    /// ([`Rules::default_rules`]) unless one is given (`handover simulate --policy FILE`).
+    pub policy: Option<Rules>,
+}
+
+impl Options {
+    /// The policy of the run: [`Options::policy`], or the default policy.
+    pub fn rules(&self) -> Rules {
+        self.policy
+            .clone()
+            .unwrap_or_else(|| Rules::default_rules().clone())
+    }
 }
 
 impl Default for Options {
@@ -98,6 +112,7 @@ impl Default for Options {
             durability: Durability::Durable,
             acks: None,
             shift_minutes: 480,
+            policy: None,
         }
     }
 }
@@ -216,7 +231,9 @@ pub async fn simulate_at(
     };
     clock.advance_to(start_time(&*store).await?);
     let router = Arc::new(GatedRouter::default());
+    let rules = options.rules();
     let settings = RuntimeSettings::default()
+        .policy(Arc::new(rules.clone()))
         .clock(Arc::new(clock.clone()))
         .router(Arc::clone(&router) as Arc<dyn handover::Router>);
     let handover = Handover::start_with_store(store, settings).await?;
@@ -231,6 +248,8 @@ pub async fn simulate_at(
         supervisors: count(staff.tenants.len()),
         shift_minutes: options.shift_minutes,
         nodes: 1,
+        policy: rules.name().to_owned(),
+        policy_version: rules.version().to_string(),
         ..Summary::default()
     };
     let mut floor = Floor {
@@ -752,6 +771,22 @@ enum AiTurn {
     Skill,
     Close,
     Escalate,
+    /// Reply, or let a rule escalate (whichever the policy decides).
+    ReplyOrEscalate,
+    /// Ask for a skill that waits for approval (or, under a policy that does not gate it, run
+    /// it at once).
+    AskApproval,
+}
+
+/// What the AI agent's turn came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settled {
+    /// It did what was asked (replied, ran or asked for the skill, closed).
+    Done,
+    /// The conversation went back to humans.
+    Escalated,
+    /// It ran the skill at once: no approval waits.
+    Ran,
 }
 
 impl std::fmt::Display for AiTurn {
@@ -761,6 +796,8 @@ impl std::fmt::Display for AiTurn {
             AiTurn::Skill => "record a skill",
             AiTurn::Close => "close the conversation",
             AiTurn::Escalate => "escalate to a human",
+            AiTurn::ReplyOrEscalate => "reply or escalate",
+            AiTurn::AskApproval => "ask for approval",
         })
     }
 }
@@ -772,7 +809,7 @@ async fn await_ai(
     id: ConversationId,
     turn: AiTurn,
     wait: Duration,
-) -> Result<(), SimError> {
+) -> Result<Settled, SimError> {
     loop {
         let record = tokio::time::timeout(wait, watch.next())
             .await
@@ -805,29 +842,34 @@ fn ai_turn(
     id: ConversationId,
     record: &handover::RecordedEvent,
     turn: AiTurn,
-) -> Option<Result<(), SimError>> {
+) -> Option<Result<Settled, SimError>> {
     let Event::Conversation(event) = &record.event else {
         return None;
     };
+    let escalation = matches!(
+        event,
+        ConversationEvent::EscalatedToHuman { .. } | ConversationEvent::EscalatedByRule { .. }
+    );
     match (event, turn) {
         (
             ConversationEvent::MessagePosted {
                 author: Author::Ai(_),
                 ..
             },
-            AiTurn::Reply,
+            AiTurn::Reply | AiTurn::ReplyOrEscalate,
         )
         | (ConversationEvent::AiActionRecorded { .. }, AiTurn::Skill)
+        | (ConversationEvent::SkillApprovalRequested { .. }, AiTurn::AskApproval)
         | (
             ConversationEvent::Closed {
                 by: Author::Ai(_), ..
             },
             AiTurn::Close,
-        )
-        | (
-            ConversationEvent::EscalatedToHuman { .. } | ConversationEvent::EscalatedByRule { .. },
-            AiTurn::Escalate,
-        ) => Some(Ok(())),
+        ) => Some(Ok(Settled::Done)),
+        (ConversationEvent::AiActionRecorded { .. }, AiTurn::AskApproval) => Some(Ok(Settled::Ran)),
+        (_, AiTurn::Escalate | AiTurn::ReplyOrEscalate) if escalation => {
+            Some(Ok(Settled::Escalated))
+        }
         (
             ConversationEvent::Closed { .. }
             | ConversationEvent::EscalatedToHuman { .. }
@@ -864,6 +906,16 @@ impl Env {
         after_seq: u64,
         turn: AiTurn,
     ) -> Result<bool, SimError> {
+        Ok(self.settle(id, after_seq, turn).await?.is_some())
+    }
+
+    /// [`Env::await_ai`], saying what the turn came to (`None`: chaos disturbed it).
+    async fn settle(
+        &self,
+        id: ConversationId,
+        after_seq: u64,
+        turn: AiTurn,
+    ) -> Result<Option<Settled>, SimError> {
         let handover = &self.driver.handover;
         let wait = if self.chaos {
             CHAOS_AI_WAIT
@@ -875,8 +927,8 @@ impl Env {
             Err(error) => Err(error.into()),
         };
         match outcome {
-            Ok(()) => Ok(true),
-            Err(SimError::Unexpected(_)) if self.chaos => Ok(false),
+            Ok(settled) => Ok(Some(settled)),
+            Err(SimError::Unexpected(_)) if self.chaos => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -1063,7 +1115,24 @@ enum Action {
     CloseAsHuman(&'static str),
     /// The customer closes it.
     CloseAsCustomer,
+    /// The customer writes to the AI agent; the policy may escalate on the message, or on what
+    /// the agent reports, or the agent replies. Skipped once the conversation went back to
+    /// humans.
+    Probe(String),
+    /// The customer asks the AI agent for a refund, which it runs as a skill that waits for a
+    /// person's approval.
+    AskRefund(String),
+    /// The staff decides on the waiting approval, if one waits.
+    Decide(Approval),
+    /// Taken back from the AI agent by the human who handed it off, if it still holds it.
+    ReclaimIfAi,
 }
+
+/// How long the driver waits for the AI agent's answer after a person decided on its skill.
+/// `AiSession::run_skill` waits for the decision and the agent then replies; a runtime whose
+/// `run_skill` does not wait (the agent's skill was refused before anyone decided) sends
+/// nothing, and the wait ends here, with the same counts.
+const AFTER_DECISION_WAIT: Duration = Duration::from_secs(2);
 
 /// The actions of a scenario, in order.
 fn script(s: &Scenario) -> Vec<Action> {
@@ -1109,6 +1178,42 @@ fn script(s: &Scenario) -> Vec<Action> {
                 &mut actions,
                 lines::transferred_answer(lang),
                 "answered after a transfer",
+            );
+        }
+        Script::Policy { topic, trial } => {
+            actions.push(Action::Customer(topic.question(lang)));
+            staff_note(&mut actions);
+            actions.push(Action::HandOff {
+                specialty: topic.specialty(),
+                slow: false,
+                reason: topic.handoff_reason(),
+            });
+            match trial {
+                Trial::Frustrated => {
+                    for line in lines::frustrated(lang) {
+                        actions.push(Action::Probe(line.to_owned()));
+                    }
+                }
+                Trial::Circles => {
+                    for line in lines::circling(&topic.question(lang)) {
+                        actions.push(Action::Probe(line));
+                    }
+                }
+                Trial::Unanswerable => {
+                    for line in lines::unanswerable(lang) {
+                        actions.push(Action::Probe(line.to_owned()));
+                    }
+                }
+                Trial::Refund(approval) => {
+                    actions.push(Action::AskRefund(lines::refund_request(lang).to_owned()));
+                    actions.push(Action::Decide(approval));
+                }
+            }
+            actions.push(Action::ReclaimIfAi);
+            human_closes(
+                &mut actions,
+                lines::human_takes_over(lang),
+                "resolved by the human agent",
             );
         }
         Script::Simple {
@@ -1159,6 +1264,7 @@ fn script(s: &Scenario) -> Vec<Action> {
                 }
                 Ending::AsksForHuman => {
                     actions.push(Action::WantsHuman);
+                    actions.push(Action::ReclaimIfAi);
                     human_closes(&mut actions, takes_over, resolved);
                 }
                 Ending::AiGivesUp => {
@@ -1192,6 +1298,11 @@ struct Conv {
     /// Chaos disturbed it (see [`Env::await_ai`]): its customer closed it, and it is counted
     /// apart.
     disturbed: bool,
+    /// The AI agent let go of it (a rule or the agent escalated), so the rest of its trial is
+    /// skipped.
+    escalated: bool,
+    /// A skill of its AI agent waits for approval.
+    approval_pending: bool,
     tally: Tally,
 }
 
@@ -1206,6 +1317,8 @@ impl Conv {
             handed_off_by: None,
             ai_held: 0,
             disturbed: false,
+            escalated: false,
+            approval_pending: false,
             tally: Tally::default(),
             scenario,
         }
@@ -1336,28 +1449,93 @@ impl Conv {
                 }
             }
             Action::WantsHuman => {
+                // The default policy escalates at once; under one without the rule, the agent
+                // answers and the human takes it back (`ReclaimIfAi`).
                 let words = lines::wants_human(lang).to_owned();
-                let receipt = driver.say(id, self.customer()?, text(words)?).await?;
-                let escalated = receipt.events.iter().any(|record| {
-                    matches!(
-                        record.event,
-                        Event::Conversation(
-                            ConversationEvent::EscalatedToHuman {
-                                cause: EscalationCause::CustomerAskedForHuman,
-                                ..
-                            } | ConversationEvent::EscalatedByRule {
-                                cause: EscalationCause::CustomerAskedForHuman,
-                                ..
-                            }
-                        )
-                    )
-                });
-                if !escalated {
-                    return Err(SimError::Unexpected(format!(
-                        "conversation {id}: the policy did not escalate a request for a human"
-                    )));
+                return self.probe(env, words).await;
+            }
+            Action::Probe(words) => {
+                if self.escalated {
+                    return Ok(true);
                 }
-                self.tally.escalations += 1;
+                return self.probe(env, words.clone()).await;
+            }
+            Action::AskRefund(words) => {
+                if self.escalated {
+                    return Ok(true);
+                }
+                let receipt = driver
+                    .say(id, self.customer()?, text(words.clone())?)
+                    .await?;
+                if escalates(&receipt) {
+                    self.escalated = true;
+                    self.tally.escalations += 1;
+                    return Ok(true);
+                }
+                match env
+                    .settle(id, last_seq(&receipt), AiTurn::AskApproval)
+                    .await?
+                {
+                    None => self.disturbed = true,
+                    Some(Settled::Done) => self.approval_pending = true,
+                    Some(Settled::Ran) => {}
+                    Some(Settled::Escalated) => {
+                        self.escalated = true;
+                        self.tally.escalations += 1;
+                    }
+                }
+            }
+            Action::Decide(approval) => {
+                if !self.approval_pending {
+                    return Ok(true);
+                }
+                let skill = SkillName::new(REFUND_SKILL)?;
+                let by = self.responsible(env);
+                let command = match approval {
+                    Approval::Approve => ConversationCommand::ApproveSkill { by, skill },
+                    Approval::Deny => ConversationCommand::DenySkill {
+                        by,
+                        skill,
+                        reason: Reason::new(staff::REFUND_DENIED)?,
+                    },
+                    Approval::Lapse => {
+                        // Nobody decides: wait for the clock to deny it at the deadline.
+                        let denied = handover.history(id).await?.iter().find_map(|record| {
+                            matches!(
+                                record.event,
+                                Event::Conversation(ConversationEvent::SkillDenied { .. })
+                            )
+                            .then_some(record.seq)
+                        });
+                        let Some(seq) = denied else {
+                            return Ok(false);
+                        };
+                        self.approval_pending = false;
+                        after_decision(handover, id, seq).await;
+                        return Ok(true);
+                    }
+                };
+                let receipt = driver.execute(id, command).await?;
+                self.approval_pending = false;
+                after_decision(handover, id, last_seq(&receipt)).await;
+            }
+
+            Action::ReclaimIfAi => {
+                if self.escalated {
+                    return Ok(true);
+                }
+                if !matches!(
+                    handover.conversation(id).await?.status,
+                    Status::AiActive { .. }
+                ) {
+                    return Ok(true);
+                }
+                let command = ConversationCommand::Reclaim {
+                    by: self.responsible(env),
+                    reason: reason("personal follow-up")?,
+                };
+                driver.execute(id, command).await?;
+                self.tally.reclaims += 1;
             }
             Action::SlowQuestion => {
                 let words = lines::slow_question(lang).to_owned();
@@ -1424,7 +1602,7 @@ impl Conv {
                     .agents
                     .pick(handover, tenant, slow, specialty, s.agent_pick)?;
                 let command = ConversationCommand::HandOffToAi {
-                    by: human,
+                    by: human.clone(),
                     agent_id: agent,
                     reason: None,
                 };
@@ -1435,11 +1613,21 @@ impl Conv {
                         | Rejection::HandoffLoop { .. },
                     ))) => self.tally.refused_handoffs += 1,
                     Err(error) => return Err(error),
-                    Ok(_) => {
-                        return Err(SimError::Unexpected(format!(
-                            "conversation {id}: the policy let a {:?} be handed off",
-                            s.script
-                        )))
+                    Ok(receipt) => {
+                        // A policy without the rule lets it through: the agent answers, and
+                        // the human takes it straight back.
+                        self.tally.handoffs += 1;
+                        self.handed_off_by = Some(human.clone());
+                        if !env.await_ai(id, last_seq(&receipt), AiTurn::Reply).await? {
+                            self.disturbed = true;
+                            return Ok(true);
+                        }
+                        let command = ConversationCommand::Reclaim {
+                            by: human,
+                            reason: reason("personal follow-up")?,
+                        };
+                        driver.execute(id, command).await?;
+                        self.tally.reclaims += 1;
                     }
                 }
             }
@@ -1538,6 +1726,57 @@ impl Conv {
     }
 }
 
+impl Conv {
+    /// The customer writes `words` to the AI agent: the policy escalates on the message, or
+    /// the agent's turn ends in a reply or an escalation.
+    async fn probe(&mut self, env: &Env, words: String) -> Result<bool, SimError> {
+        let id = self.id;
+        let receipt = env.driver.say(id, self.customer()?, text(words)?).await?;
+        if escalates(&receipt) {
+            self.escalated = true;
+            self.tally.escalations += 1;
+            return Ok(true);
+        }
+        match env
+            .settle(id, last_seq(&receipt), AiTurn::ReplyOrEscalate)
+            .await?
+        {
+            None => self.disturbed = true,
+            Some(Settled::Escalated) => {
+                self.escalated = true;
+                self.tally.escalations += 1;
+            }
+            Some(_) => {}
+        }
+        Ok(true)
+    }
+}
+
+/// Waits (at most [`AFTER_DECISION_WAIT`]) for the AI agent to answer after the decision on
+/// its skill at `seq`.
+async fn after_decision(handover: &Handover, id: ConversationId, seq: u64) {
+    if let Ok(mut watch) = handover.watch_from(id, seq).await {
+        let _ = tokio::time::timeout(
+            AFTER_DECISION_WAIT,
+            await_ai(&mut watch, id, AiTurn::Reply, AFTER_DECISION_WAIT),
+        )
+        .await;
+    }
+}
+
+/// Whether a command's events hand the conversation back to humans.
+fn escalates(receipt: &Receipt) -> bool {
+    receipt.events.iter().any(|record| {
+        matches!(
+            record.event,
+            Event::Conversation(
+                ConversationEvent::EscalatedToHuman { .. }
+                    | ConversationEvent::EscalatedByRule { .. }
+            )
+        )
+    })
+}
+
 /// The customer of scenario `index`, `customer-<index>`: [`scenario_of`] reads it back.
 pub(crate) fn customer_of(index: usize) -> Result<CustomerId, SimError> {
     Ok(CustomerId::new(format!("customer-{index:06}"))?)
@@ -1560,6 +1799,9 @@ impl Lang {
             Lang::En => "en",
             Lang::Pt => "pt-BR",
             Lang::Es => "es",
+            Lang::Fr => "fr",
+            Lang::De => "de",
+            Lang::It => "it",
         }
     }
 }

@@ -18,14 +18,10 @@
 //! assert_eq!(table.lookup("Can you paint my fence?"), Lookup::Miss);
 //! ```
 
-use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
-
 use async_trait::async_trait;
 use handover_core::policy::normalize_words;
 use handover_core::{
-    ConversationId, Epoch, MessageText, Reason, Skill, SkillData, SkillName, SkillOutcome,
-    MESSAGE_BYTES_MAX,
+    MessageText, Reason, Skill, SkillData, SkillName, SkillOutcome, MESSAGE_BYTES_MAX,
 };
 
 use handover::Error;
@@ -39,9 +35,23 @@ pub const LOOKUP_PRICE_SKILL: &str = "lookup_price";
 /// entry's id its outcome (a failed outcome when nothing matched).
 pub const SEARCH_FAQ_SKILL: &str = "search_faq";
 
-/// How many customer messages in a row the agent may fail to answer before it escalates the
-/// conversation to humans.
-pub const MISSES_IN_A_ROW_MAX: u32 = 2;
+/// The skill the agent runs for a customer who asks for the refund of an order (a word for a
+/// refund and an order number such as `A-1042`): its input is `{"order":"A-1042"}`. The
+/// default policy makes it wait for a person's approval (`AiSession::run_skill` waits); the
+/// agent tells the customer first, then how it went.
+pub const REFUND_SKILL: &str = "refund";
+
+/// Words for a refund, as [`normalize_words`] leaves them, in English, Portuguese, Spanish,
+/// French, German and Italian.
+const REFUND_WORDS: &[&str] = &[
+    "refund",
+    "reembolso",
+    "remboursement",
+    "rembourser",
+    "ruckerstattung",
+    "rueckerstattung",
+    "rimborso",
+];
 
 /// Longest knowledge entry id or plan name, in bytes.
 pub const ENTRY_ID_BYTES_MAX: usize = 64;
@@ -49,29 +59,27 @@ pub const ENTRY_ID_BYTES_MAX: usize = 64;
 /// Longest plan price text, in bytes.
 pub const PRICE_BYTES_MAX: usize = 1024;
 
-/// Most conversations whose unanswered question the agent remembers at once. The oldest
-/// conversation (ids are UUID v7, so they sort by creation time) is forgotten first; it only
-/// loses its count of one miss.
-const MISSES_TRACKED_MAX: usize = 100_000;
-
 /// The price words of [`KnowledgeTable::new`], in English, Portuguese and Spanish, separated
 /// by commas (kept as one string so the list stays readable).
 const DEFAULT_PRICE_WORDS: &str = "price, prices, pricing, cost, costs, how much, fee, preco, \
-    precos, quanto custa, custa, valor, precio, precios, cuanto cuesta, cuesta";
+    precos, quanto custa, custa, valor, precio, precios, cuanto cuesta, cuesta, prix, tarif, \
+    combien coute, coute, preis, preise, was kostet, kostet, prezzo, prezzi, quanto costa, costa";
 
 /// The entries of [`KnowledgeTable::sample`]: id, comma-separated keywords, answer.
 const SAMPLE_ENTRIES: &[(&str, &str, &str)] = &[
     (
         "hours",
         "hours, business hours, opening hours, open, opening, horario, horarios, aberto, \
-         abertos, abierto, abiertos",
+         abertos, abierto, abiertos, horaires, ouvert, offnungszeiten, geoffnet, orari, aperto, \
+         apertura",
         "We are open Monday to Friday from 9:00 to 18:00 and on Saturdays from 9:00 to 13:00. \
          This chat is answered around the clock.",
     ),
     (
         "shipping",
         "shipping, ship, shipped, delivery, deliver, tracking, track my order, frete, entrega, \
-         rastreamento, rastrear, envio, envios",
+         rastreamento, rastrear, envio, envios, livraison, expedition, lieferung, versand, \
+         consegna, spedizione",
         "Orders ship within one business day. Standard delivery takes 3 to 5 business days and \
          is free over USD 50; express delivery takes 1 to 2 days for USD 15. You get a tracking \
          link by email as soon as the order ships.",
@@ -79,7 +87,8 @@ const SAMPLE_ENTRIES: &[(&str, &str, &str)] = &[
     (
         "returns",
         "return, returns, refund, refunds, exchange, send back, devolucao, devolver, troca, \
-         reembolso, devolucion",
+         reembolso, devolucion, retourner, retour, remboursement, zuruckgeben, rucksendung, \
+         restituire, reso, rimborso",
         "You can return any item within 30 days of delivery for a full refund: start the return \
          in Orders > Return item and we email you a prepaid label. The refund reaches your card \
          5 to 10 days after we receive the item.",
@@ -87,7 +96,7 @@ const SAMPLE_ENTRIES: &[(&str, &str, &str)] = &[
     (
         "password",
         "password, reset password, forgot password, log in, login, sign in, locked out, senha, \
-         esqueci, contrasena, olvide",
+         esqueci, contrasena, olvide, mot de passe, passwort, kennwort",
         "To reset your password, click \"Forgot password?\" on the sign-in page and enter your \
          email; the link we send is valid for one hour. If it does not arrive, check your spam \
          folder.",
@@ -95,7 +104,7 @@ const SAMPLE_ENTRIES: &[(&str, &str, &str)] = &[
     (
         "payment",
         "payment, payment methods, pay, credit card, invoice, pix, boleto, pagamento, pagar, \
-         cartao, pago, tarjeta, factura",
+         cartao, pago, tarjeta, factura, paiement, payer, zahlung, zahlungsarten, bezahlen",
         "We accept credit and debit cards, PayPal, Pix and boleto, and bank transfer for yearly \
          Enterprise contracts. Your invoices are in Billing > Invoices.",
     ),
@@ -614,7 +623,6 @@ fn best<T>(items: &[T], score: impl Fn(&T) -> usize) -> Option<&T> {
 enum Then {
     Continue,
     Close,
-    Escalate,
 }
 
 /// The FAQ/pricing agent: attach it to a runtime with
@@ -622,9 +630,12 @@ enum Then {
 ///
 /// For each customer message it looks the question up in its [`KnowledgeTable`], records the
 /// skill it ran ([`LOOKUP_PRICE_SKILL`] or [`SEARCH_FAQ_SKILL`], failed when nothing matched),
-/// and replies. A farewell entry ("thanks, bye") closes the conversation as resolved. After
-/// [`MISSES_IN_A_ROW_MAX`] unanswered messages in a row it escalates to humans. It reads no
-/// clock and draws no random number, so the same conversation always gets the same answers.
+/// and replies. A farewell entry ("thanks, bye") closes the conversation as resolved. When
+/// nothing matches it reports so (`AiSession::could_not_answer`) before it says it does not
+/// know: the policy's `ai_could_not_answer` rule decides when that goes to humans. A refund
+/// request for an order runs [`REFUND_SKILL`], which the policy may make wait for a person's
+/// approval. It keeps no state, reads no clock and draws no random number, so the same
+/// conversation always gets the same answers.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -669,9 +680,6 @@ enum Then {
 #[derive(Debug)]
 pub struct FaqAgent {
     table: KnowledgeTable,
-    /// For each conversation whose last customer message went unanswered: the assignment's
-    /// epoch and how many went unanswered in a row. A new epoch starts the count again.
-    misses: Mutex<BTreeMap<ConversationId, (Epoch, u32)>>,
 }
 
 impl FaqAgent {
@@ -686,71 +694,74 @@ impl FaqAgent {
     /// # Ok::<(), handover_sim::faq::FaqError>(())
     /// ```
     pub fn new(table: KnowledgeTable) -> FaqAgent {
-        FaqAgent {
-            table,
-            misses: Mutex::new(BTreeMap::new()),
-        }
+        FaqAgent { table }
     }
 
     /// An agent answering from [`KnowledgeTable::sample`].
-    ///
-    /// ```
-    /// # use handover_sim::faq::FaqAgent;
-    /// assert_eq!(FaqAgent::sample().table().plans().len(), 3);
-    /// ```
     pub fn sample() -> FaqAgent {
         FaqAgent::new(KnowledgeTable::sample())
     }
 
-    /// The table the agent answers from.
-    ///
-    /// ```
-    /// # use handover_sim::faq::{FaqAgent, KnowledgeTable};
-    /// assert_eq!(FaqAgent::sample().table(), &KnowledgeTable::sample());
-    /// ```
+    /// The table it answers from.
     pub fn table(&self) -> &KnowledgeTable {
         &self.table
     }
 
-    fn misses(&self) -> MutexGuard<'_, BTreeMap<ConversationId, (Epoch, u32)>> {
-        // Every update is a single map operation, so a poisoned map is still consistent.
-        self.misses
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Counts an answered (`hit`) or unanswered message; returns the misses in a row so far.
-    fn note(&self, session: &AiSession, hit: bool) -> u32 {
-        let id = session.conversation_id();
-        let epoch = session.assignment().epoch;
-        let mut misses = self.misses();
-        if hit {
-            misses.remove(&id);
-            return 0;
+    /// Runs [`REFUND_SKILL`] for `order`: tells the customer it is asking, waits for the
+    /// skill (and the approval the policy may ask for), then says how it went.
+    async fn refund(&self, session: &AiSession, order: &str) -> Result<(), AgentError> {
+        let asking = format!(
+            "I am asking a colleague to approve a refund for order {order}; I will be back in a \
+             moment."
+        );
+        if !proceed(session.reply(MessageText::new(asking)?).await)? {
+            return Ok(());
         }
-        let count = match misses.get(&id) {
-            Some(&(seen, count)) if seen == epoch => count + 1,
-            _ => 1,
+        let input = SkillData::new(format!("{{\"order\":\"{order}\"}}"))?;
+        let issued = format!("refund of order {order} issued");
+        let run = session.run_skill(
+            SkillName::new(REFUND_SKILL)?,
+            input,
+            async move { Ok(issued) },
+        );
+        let reply = match run.await {
+            Ok(_) => format!(
+                "Your refund for order {order} is on its way: it reaches your card in 5 to 10 \
+                 days."
+            ),
+            Err(Error::SkillDenied { reason, .. }) => format!(
+                "I could not get the refund for order {order} approved ({reason}). A colleague \
+                 will follow up with you."
+            ),
+            // The assignment ended while the skill waited (or the skill was refused).
+            Err(Error::Rejected(_)) => return Ok(()),
+            Err(error) => return Err(error.into()),
         };
-        if count >= MISSES_IN_A_ROW_MAX {
-            misses.remove(&id);
-        } else {
-            misses.insert(id, (epoch, count));
-            if misses.len() > MISSES_TRACKED_MAX {
-                misses.pop_first();
-            }
-        }
-        count
-    }
-
-    fn forget(&self, session: &AiSession) {
-        self.misses().remove(&session.conversation_id());
+        proceed(session.reply(MessageText::new(reply)?).await)?;
+        Ok(())
     }
 }
 
-/// Whether the agent should go on: a rejection means the assignment ended (a human reclaimed
-/// the conversation, or it was escalated or closed) while the agent worked, which is no failure
-/// of the agent: it just stops talking.
+/// The order a refund request names: a word for a refund and an order number (`A-1042`).
+pub(crate) fn refund_order(question: &str) -> Option<String> {
+    let text = normalize_words(question);
+    if !REFUND_WORDS
+        .iter()
+        .any(|word| text.contains(&format!(" {word} ")))
+    {
+        return None;
+    }
+    question
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '.' | '?' | '!' | ';' | ':'))
+        .find(|word| {
+            word.len() > 2
+                && word.starts_with("A-")
+                && word[2..].bytes().all(|b| b.is_ascii_digit())
+        })
+        .map(str::to_owned)
+}
+
+/// Whether to go on after a command: `false` when it was rejected (the assignment ended).
 fn proceed<T>(result: Result<T, Error>) -> Result<bool, AgentError> {
     match result {
         Ok(_) => Ok(true),
@@ -767,43 +778,32 @@ impl AiAgentBehavior for FaqAgent {
         text: &MessageText,
     ) -> Result<(), AgentError> {
         let question = text.as_str();
+        if let Some(order) = refund_order(question) {
+            return self.refund(session, &order).await;
+        }
         let (skill, input, outcome, reply, then) = match self.table.lookup(question) {
             Lookup::Price { plan, price } => {
-                self.note(session, true);
                 let reply = format!("The {plan} plan costs {price}.");
                 (LOOKUP_PRICE_SKILL, plan, Ok(price), reply, Then::Continue)
             }
             Lookup::Entry { id, answer, closes } => {
-                self.note(session, true);
                 let then = if closes { Then::Close } else { Then::Continue };
                 (SEARCH_FAQ_SKILL, question.to_owned(), Ok(id), answer, then)
             }
             Lookup::Miss => {
-                let misses = self.note(session, false);
                 let outcome = Err("no entry matches the question".to_owned());
-                if misses >= MISSES_IN_A_ROW_MAX {
-                    let reply = "I still could not find an answer to that, so I am passing you \
-                                 to a colleague who can help.";
-                    (
-                        SEARCH_FAQ_SKILL,
-                        question.to_owned(),
-                        outcome,
-                        reply.to_owned(),
-                        Then::Escalate,
-                    )
-                } else {
-                    let reply = "Sorry, I could not find an answer to that. Could you ask it \
-                                 another way?";
-                    (
-                        SEARCH_FAQ_SKILL,
-                        question.to_owned(),
-                        outcome,
-                        reply.to_owned(),
-                        Then::Continue,
-                    )
-                }
+                let reply = "Sorry, I could not find an answer to that. Could you ask it \
+                             another way?";
+                (
+                    SEARCH_FAQ_SKILL,
+                    question.to_owned(),
+                    outcome,
+                    reply.to_owned(),
+                    Then::Continue,
+                )
             }
         };
+        let missed = outcome.is_err();
         let skill = Skill {
             name: SkillName::new(skill)?,
             input: SkillData::new(input)?,
@@ -812,22 +812,24 @@ impl AiAgentBehavior for FaqAgent {
                 Err(error) => SkillOutcome::Failed(SkillData::new(error)?),
             },
         };
-        let done = !proceed(session.record_skill(skill).await)?
-            || !proceed(session.reply(MessageText::new(reply)?).await)?;
-        if done {
-            self.forget(session);
+        if !proceed(session.record_skill(skill).await)? {
+            return Ok(());
+        }
+        // The report comes before the apology: the policy may hand the conversation to a
+        // person on it, and then the apology is not sent.
+        if missed {
+            let why = Reason::new("no entry of the knowledge table matches the question")?;
+            if !proceed(session.could_not_answer(Some(why)).await)? {
+                return Ok(());
+            }
+        }
+        if !proceed(session.reply(MessageText::new(reply)?).await)? {
             return Ok(());
         }
         match then {
             Then::Continue => {}
             Then::Close => {
                 proceed(session.close(Some(Reason::new(RESOLVED_REASON)?)).await)?;
-            }
-            Then::Escalate => {
-                let reason = format!(
-                    "the FAQ agent could not answer {MISSES_IN_A_ROW_MAX} questions in a row"
-                );
-                proceed(session.escalate(Reason::new(reason)?).await)?;
             }
         }
         Ok(())
@@ -1024,19 +1026,15 @@ mod tests {
                         ..
                     } => {
                         replied = true;
-                        let closing = text.as_str().starts_with("You're welcome")
-                            || text.as_str().starts_with("I still could not");
-                        if !closing {
+                        if !text.as_str().starts_with("You're welcome") {
                             break;
                         }
                     }
-                    ConversationEvent::Closed { .. }
-                    | ConversationEvent::EscalatedToHuman { .. }
-                    | ConversationEvent::EscalatedByRule { .. }
-                        if replied =>
-                    {
-                        break
-                    }
+                    ConversationEvent::Closed { .. } if replied => break,
+                    // The policy's rule escalates on the agent's second report in a row,
+                    // before its apology.
+                    ConversationEvent::EscalatedToHuman { .. }
+                    | ConversationEvent::EscalatedByRule { .. } => break,
                     _ => {}
                 }
             }
@@ -1108,14 +1106,19 @@ mod tests {
         assert_eq!(outcomes, [false, true, false, false]);
         assert!(matches!(
             events.last(),
-            Some(ConversationEvent::EscalatedToHuman {
-                cause: EscalationCause::AgentRequested,
+            Some(ConversationEvent::EscalatedByRule {
+                cause: EscalationCause::AiCouldNotAnswer,
                 ..
             })
         ));
+        let reports = events
+            .iter()
+            .filter(|e| matches!(e, ConversationEvent::AiCouldNotAnswer { .. }))
+            .count();
+        assert_eq!(reports, 3, "one report for each unanswered question");
         let escalations = events
             .iter()
-            .filter(|e| matches!(e, ConversationEvent::EscalatedToHuman { .. }))
+            .filter(|e| matches!(e, ConversationEvent::EscalatedByRule { .. }))
             .count();
         assert_eq!(escalations, 1, "one answered question resets the count");
     }

@@ -5,7 +5,11 @@
 //! A simulation staffs two tenants (teams, human agents with capacities, breaks and sign-outs,
 //! a supervisor each), draws one scenario per conversation from its seed (FAQ and pricing
 //! questions, complaints, negotiations, "I want a human", questions nobody can answer,
-//! transfers, questions a slow AI agent never answers; in English, Portuguese or Spanish),
+//! transfers, questions a slow AI agent never answers; in English, Portuguese or Spanish; and
+//! the escalation policy's trials: frustrated customers, customers going in circles, questions
+//! the FAQ agent cannot answer, refunds that wait for a person's approval, in those languages
+//! and French, German and Italian), under the default escalation policy or
+//! [`Options::policy`],
 //! plays them through [`handover::Handover`] on simulated time with FAQ agents attached, and
 //! sums up what the log recorded. The same seed on a fresh data directory gives the same
 //! counts. The log lives in a data directory ([`simulate`]) or wherever a [`LogPlace`] says, a

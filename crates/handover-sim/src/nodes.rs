@@ -251,6 +251,7 @@ pub async fn run_node(url: &str, options: &Options, role: &NodeRole) -> Result<(
     store_options.node = Some(node);
     let router = Arc::new(GatedRouter::default());
     let settings = RuntimeSettings::default()
+        .policy(Arc::new(options.rules()))
         .clock(Arc::new(clock.clone()))
         .router(Arc::clone(&router) as Arc<dyn handover::Router>);
     let handover = Handover::start_node(url, store_options, settings).await?;
@@ -606,6 +607,8 @@ pub async fn simulate_nodes(
         supervisors: count(staff.tenants.len()),
         shift_minutes: options.shift_minutes,
         nodes: count(cluster.nodes),
+        policy: options.rules().name().to_owned(),
+        policy_version: options.rules().version().to_string(),
         ..Summary::default()
     };
     let mut tally = Tally::default();

@@ -1,6 +1,7 @@
 //! The report of a simulation: the [`Summary`] of what it did, as text for a person or as one
 //! JSON object for tools.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use handover::{
@@ -135,6 +136,24 @@ pub struct Summary {
     /// it may answer where it would have escalated), or not within 30 s: closed by their
     /// customers, and not counted above.
     pub disturbed_by_chaos: u64,
+    /// The escalation policy's name.
+    pub policy: String,
+    /// Its version (16 hexadecimal digits of its digest).
+    pub policy_version: String,
+    /// Escalations a policy rule decided, by the rule's name.
+    pub escalations_by_rule: BTreeMap<String, u64>,
+    /// Every escalation, by its cause (`customer_asked_for_human`, `frustration`, ...).
+    pub escalations_by_cause: BTreeMap<String, u64>,
+    /// Skills that waited for a person's approval.
+    pub approvals_requested: u64,
+    /// Approvals a person gave.
+    pub approvals_approved: u64,
+    /// Approvals denied, by a person or by the clock at the deadline.
+    pub approvals_denied: u64,
+    /// Of those, denied by the clock because nobody decided before the deadline.
+    pub approvals_lapsed: u64,
+    /// Handoffs a supervisor made against a rule's refusal.
+    pub overrides: u64,
 }
 
 /// The `p`th percentile (nearest rank) of `sorted`; 0 when empty.
@@ -182,16 +201,19 @@ impl Summary {
         match event {
             ConversationEvent::HandedOffToAi { .. } => self.handoffs += 1,
             ConversationEvent::Reclaimed { .. } => self.reclaims += 1,
-            ConversationEvent::EscalatedToHuman { cause, .. }
-            | ConversationEvent::EscalatedByRule { cause, .. } => {
-                self.escalations += 1;
-                match cause {
-                    EscalationCause::CustomerAskedForHuman => self.escalations_customer_asked += 1,
-                    EscalationCause::AgentRequested => self.escalations_agent_requested += 1,
-                    EscalationCause::AiTimeout => self.ai_timeouts += 1,
-                    _ => {}
+            ConversationEvent::EscalatedToHuman { cause, .. } => self.escalated(*cause, None),
+            ConversationEvent::EscalatedByRule { cause, rule, .. } => {
+                self.escalated(*cause, Some(rule.as_str()))
+            }
+            ConversationEvent::SkillApprovalRequested { .. } => self.approvals_requested += 1,
+            ConversationEvent::SkillApproved { .. } => self.approvals_approved += 1,
+            ConversationEvent::SkillDenied { by, .. } => {
+                self.approvals_denied += 1;
+                if matches!(by, Author::System(_)) {
+                    self.approvals_lapsed += 1;
                 }
             }
+            ConversationEvent::PolicyOverridden { .. } => self.overrides += 1,
             ConversationEvent::MessagePosted { author, .. } => match author {
                 Author::Ai(_) => self.ai_messages += 1,
                 Author::Customer(_) => self.customer_messages += 1,
@@ -238,6 +260,37 @@ impl Summary {
 }
 
 /// The summary for a person: what was simulated, the counts, and what durability cost.
+impl Summary {
+    /// Counts one escalation, by its cause and, when a rule decided it, by the rule.
+    fn escalated(&mut self, cause: EscalationCause, rule: Option<&str>) {
+        self.escalations += 1;
+        match cause {
+            EscalationCause::CustomerAskedForHuman => self.escalations_customer_asked += 1,
+            EscalationCause::AgentRequested => self.escalations_agent_requested += 1,
+            EscalationCause::AiTimeout => self.ai_timeouts += 1,
+            _ => {}
+        }
+        *self
+            .escalations_by_cause
+            .entry(cause.as_str().to_owned())
+            .or_default() += 1;
+        if let Some(rule) = rule {
+            *self.escalations_by_rule.entry(rule.to_owned()).or_default() += 1;
+        }
+    }
+}
+
+/// `name 3, other 1`, or `none`.
+fn counts(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "none".to_owned();
+    }
+    map.iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verb = if self.interrupted {
@@ -263,6 +316,11 @@ impl fmt::Display for Summary {
         }
         writeln!(
             f,
+            "  policy            {} (version {})",
+            self.policy, self.policy_version
+        )?;
+        writeln!(
+            f,
             "  floor             {} tenants, {} teams, {} supervisors; a shift of {} min, {} min simulated",
             self.tenants,
             self.teams,
@@ -281,6 +339,29 @@ impl fmt::Display for Summary {
             f,
             "  escalations       {:>8}  (customer asked for a human: {}, AI agent gave up: {})",
             self.escalations, self.escalations_customer_asked, self.escalations_agent_requested
+        )?;
+        writeln!(
+            f,
+            "    by rule         {}",
+            counts(&self.escalations_by_rule)
+        )?;
+        writeln!(
+            f,
+            "    by cause        {}",
+            counts(&self.escalations_by_cause)
+        )?;
+        writeln!(
+            f,
+            "  approvals         {:>8}  requested (approved: {}, denied: {}, of which lapsed: {})",
+            self.approvals_requested,
+            self.approvals_approved,
+            self.approvals_denied,
+            self.approvals_lapsed
+        )?;
+        writeln!(
+            f,
+            "  overrides         {:>8}  (handoffs a supervisor made against a rule)",
+            self.overrides
         )?;
         writeln!(
             f,

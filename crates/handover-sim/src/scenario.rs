@@ -7,6 +7,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::staff::Approval;
+
 /// The specialties the AI agents take in turn, with the display name of each.
 pub(crate) const SPECIALTIES: [(&str, &str); 3] = [
     ("pricing", "Pricing assistant"),
@@ -21,7 +23,14 @@ pub(crate) enum Lang {
     En,
     Pt,
     Es,
+    Fr,
+    De,
+    It,
 }
+
+/// Every language, those the policy scripts are drawn in; the other scripts are drawn in the
+/// first three.
+pub(crate) const LANGS: [Lang; 6] = [Lang::En, Lang::Pt, Lang::Es, Lang::Fr, Lang::De, Lang::It];
 
 /// What a simple question is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +96,33 @@ impl Topic {
                 "¿Cuánto cuesta el plan {}?",
                 plan(["Básico", "Profesional", "Empresarial"], i)
             ),
+            (Topic::Hours, Lang::Fr) => "Quels sont vos horaires d'ouverture ?".into(),
+            (Topic::Hours, Lang::De) => "Wann haben Sie geöffnet?".into(),
+            (Topic::Hours, Lang::It) => "Quali sono i vostri orari di apertura?".into(),
+            (Topic::Shipping, Lang::Fr) => "Combien de temps prend la livraison ?".into(),
+            (Topic::Shipping, Lang::De) => "Wie lange dauert die Lieferung?".into(),
+            (Topic::Shipping, Lang::It) => "Quanto tempo ci vuole per la consegna?".into(),
+            (Topic::Returns, Lang::Fr) => "Comment retourner un article ?".into(),
+            (Topic::Returns, Lang::De) => "Wie kann ich einen Artikel zurückgeben?".into(),
+            (Topic::Returns, Lang::It) => "Come posso restituire un articolo?".into(),
+            (Topic::Password, Lang::Fr) => "J'ai oublié mon mot de passe, que faire ?".into(),
+            (Topic::Password, Lang::De) => "Ich habe mein Passwort vergessen, was tun?".into(),
+            (Topic::Password, Lang::It) => "Ho dimenticato la password, cosa faccio?".into(),
+            (Topic::Payment, Lang::Fr) => "Quels moyens de paiement acceptez-vous ?".into(),
+            (Topic::Payment, Lang::De) => "Welche Zahlungsarten akzeptieren Sie?".into(),
+            (Topic::Payment, Lang::It) => "Quali metodi di pagamento accettate?".into(),
+            (Topic::Price(i), Lang::Fr) => format!(
+                "Combien coûte le plan {} ?",
+                plan(["Basic", "Pro", "Enterprise"], i)
+            ),
+            (Topic::Price(i), Lang::De) => format!(
+                "Was kostet der {}-Plan?",
+                plan(["Basic", "Pro", "Enterprise"], i)
+            ),
+            (Topic::Price(i), Lang::It) => format!(
+                "Quanto costa il piano {}?",
+                plan(["Basic", "Pro", "Enterprise"], i)
+            ),
         }
     }
 
@@ -142,6 +178,8 @@ impl Difficulty {
             (Difficulty::Negotiation, Lang::En) => "Can we negotiate a discount for 50 seats?",
             (Difficulty::Negotiation, Lang::Pt) => "Podemos negociar um desconto no contrato?",
             (Difficulty::Negotiation, Lang::Es) => "¿Podemos negociar un descuento por volumen?",
+            // The difficult scripts are drawn in English, Portuguese and Spanish only.
+            (difficulty, Lang::Fr | Lang::De | Lang::It) => difficulty.message(Lang::En),
         }
     }
 
@@ -171,6 +209,22 @@ pub(crate) enum Script {
     /// router gives it to one of that team) or straight to another signed-in human; whoever
     /// gets it answers and closes it.
     Transferred { topic: Topic, to_team: bool },
+    /// Handed to an AI agent after the first question, then a trial of the escalation policy.
+    Policy { topic: Topic, trial: Trial },
+}
+
+/// What a policy script tries, after the handoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trial {
+    /// The customer grows frustrated (the `frustration` rule).
+    Frustrated,
+    /// The customer asks the same question again and again (`going_in_circles`).
+    Circles,
+    /// Questions the FAQ agent cannot answer (`ai_could_not_answer`).
+    Unanswerable,
+    /// A refund the FAQ agent runs as a skill that waits for approval (`skill_approval`),
+    /// which the staff gives, refuses or lets lapse.
+    Refund(Approval),
 }
 
 /// Every random choice of one conversation, drawn up front.
@@ -223,6 +277,13 @@ fn arrival(rng: &mut ChaCha8Rng, shift_ms: u64) -> u64 {
 
 /// Draws one scenario per conversation; arrivals fall on whole steps of `step_ms` within
 /// the first `shift_ms` of the shift.
+/// Percent of conversations that play a policy script instead of the one drawn for them.
+pub(crate) const POLICY_SCRIPTS_PERCENT: u32 = 20;
+
+/// Mixed into the seed of the policy scripts' own generator, so that adding them left every
+/// other draw of a seed as it was.
+const POLICY_SEED_MIX: u64 = 0x9071_C1E5_5C21_9751;
+
 pub(crate) fn draw_scenarios(
     seed: u64,
     conversations: usize,
@@ -231,6 +292,9 @@ pub(crate) fn draw_scenarios(
     step_ms: u64,
 ) -> Vec<Scenario> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // The policy scripts draw from their own generator: a conversation keeps its arrival,
+    // tenant, team, channel and pace whether or not it plays one.
+    let mut policy_rng = ChaCha8Rng::seed_from_u64(seed ^ POLICY_SEED_MIX);
     (0..conversations)
         .map(|index| {
             let lang = [Lang::En, Lang::Pt, Lang::Es][rng.gen_range(0..3)];
@@ -297,6 +361,24 @@ pub(crate) fn draw_scenarios(
                     to_team: rng.gen_range(0..100) < 60,
                 },
             };
+            let (lang, script) = match policy_rng.gen_range(0..100) < POLICY_SCRIPTS_PERCENT {
+                false => (lang, script),
+                true => {
+                    let lang = LANGS[policy_rng.gen_range(0..LANGS.len())];
+                    let trial = match policy_rng.gen_range(0..4) {
+                        0 => Trial::Frustrated,
+                        1 => Trial::Circles,
+                        2 => Trial::Unanswerable,
+                        _ => Trial::Refund(crate::staff::approval_choice(&mut policy_rng)),
+                    };
+                    let topic = if policy_rng.gen_bool(0.5) {
+                        faq_topic
+                    } else {
+                        price_topic
+                    };
+                    (lang, Script::Policy { topic, trial })
+                }
+            };
             let difficult = matches!(script, Script::Difficult { .. });
             let whisper_staff = rng.gen_range(0..100) < 20;
             let whisper_ai = rng.gen_range(0..100) < 15;
@@ -330,6 +412,9 @@ pub(crate) mod lines {
             Lang::En => format!("Hi, this is {human}. How can I help you today?"),
             Lang::Pt => format!("Olá, aqui é {human}. Como posso ajudar?"),
             Lang::Es => format!("Hola, soy {human}. ¿En qué puedo ayudarte?"),
+            Lang::Fr => format!("Bonjour, ici {human}. Comment puis-je vous aider ?"),
+            Lang::De => format!("Hallo, hier ist {human}. Wie kann ich helfen?"),
+            Lang::It => format!("Ciao, sono {human}. Come posso aiutarti?"),
         }
     }
 
@@ -338,6 +423,8 @@ pub(crate) mod lines {
             Lang::En => "Thanks, that's all!",
             Lang::Pt => "Obrigado, era só isso!",
             Lang::Es => "¡Gracias, eso es todo!",
+            // Drawn in English, Portuguese and Spanish only.
+            Lang::Fr | Lang::De | Lang::It => thanks(Lang::En),
         }
     }
 
@@ -346,6 +433,8 @@ pub(crate) mod lines {
             Lang::En => "I want a human, please.",
             Lang::Pt => "Quero falar com um atendente.",
             Lang::Es => "Quiero hablar con un agente, por favor.",
+            // Drawn in English, Portuguese and Spanish only.
+            Lang::Fr | Lang::De | Lang::It => wants_human(Lang::En),
         }
     }
 
@@ -355,6 +444,18 @@ pub(crate) mod lines {
             Lang::En => ["Can you paint my fence?", "Do you tune pianos?"],
             Lang::Pt => ["Vocês consertam bicicletas?", "Vocês afinam pianos?"],
             Lang::Es => ["¿Reparan bicicletas?", "¿Afinan pianos?"],
+            Lang::Fr => [
+                "Pouvez-vous repeindre ma clôture ?",
+                "Accordez-vous les pianos ?",
+            ],
+            Lang::De => [
+                "Können Sie meinen Zaun streichen?",
+                "Stimmen Sie auch Klaviere?",
+            ],
+            Lang::It => [
+                "Potete dipingere la mia recinzione?",
+                "Accordate pianoforti?",
+            ],
         }
     }
 
@@ -363,6 +464,8 @@ pub(crate) mod lines {
             Lang::En => "Let me answer that myself: I have sent the details to your email.",
             Lang::Pt => "Eu mesmo respondo: enviei os detalhes para o seu email.",
             Lang::Es => "Te respondo yo: te envié los detalles por correo.",
+            // Drawn in English, Portuguese and Spanish only.
+            Lang::Fr | Lang::De | Lang::It => human_answer(Lang::En),
         }
     }
 
@@ -371,6 +474,9 @@ pub(crate) mod lines {
             Lang::En => "Hi, I am taking over from our assistant. Is there anything else?",
             Lang::Pt => "Olá, eu assumo a partir daqui. Posso ajudar em algo mais?",
             Lang::Es => "Hola, sigo yo desde aquí. ¿Algo más en lo que pueda ayudar?",
+            Lang::Fr => "Bonjour, je prends le relais de notre assistant. Autre chose ?",
+            Lang::De => "Hallo, ich übernehme von unserem Assistenten. Noch etwas?",
+            Lang::It => "Ciao, continuo io al posto del nostro assistente. Altro?",
         }
     }
 
@@ -381,6 +487,8 @@ pub(crate) mod lines {
             Lang::En => "Could you look up the status of order A-1042 for me?",
             Lang::Pt => "Pode consultar a situação do pedido A-1042 para mim?",
             Lang::Es => "¿Puede consultar la situación del pedido A-1042?",
+            // Drawn in English, Portuguese and Spanish only.
+            Lang::Fr | Lang::De | Lang::It => slow_question(Lang::En),
         }
     }
 
@@ -396,6 +504,9 @@ pub(crate) mod lines {
             Lang::En => "Long-time customer; check the open invoices before answering.",
             Lang::Pt => "Cliente antigo; verificar as faturas em aberto antes de responder.",
             Lang::Es => "Cliente antiguo; revisar las facturas pendientes antes de responder.",
+            Lang::Fr => "Client de longue date ; vérifier les factures ouvertes avant de répondre.",
+            Lang::De => "Langjähriger Kunde; vor der Antwort die offenen Rechnungen prüfen.",
+            Lang::It => "Cliente di lunga data; controllare le fatture aperte prima di rispondere.",
         }
     }
 
@@ -411,6 +522,8 @@ pub(crate) mod lines {
             Lang::En => "Hi, a colleague passed your question to me: here is the answer.",
             Lang::Pt => "Olá, um colega me passou sua pergunta: aqui está a resposta.",
             Lang::Es => "Hola, un compañero me pasó tu pregunta: aquí tienes la respuesta.",
+            // Drawn in English, Portuguese and Spanish only.
+            Lang::Fr | Lang::De | Lang::It => transferred_answer(Lang::En),
         }
     }
 
@@ -419,6 +532,72 @@ pub(crate) mod lines {
             Lang::En => "I am sorry about this. I will sort it out for you personally.",
             Lang::Pt => "Sinto muito por isso. Vou resolver pessoalmente.",
             Lang::Es => "Lo siento mucho. Lo resolveré personalmente.",
+            // Drawn in English, Portuguese and Spanish only.
+            Lang::Fr | Lang::De | Lang::It => human_empathy(Lang::En),
+        }
+    }
+
+    /// A frustrated customer's messages, each scoring at least 0.9 on the frustration lexicon
+    /// and marked by "!!", without a complaint or a request for a person in them.
+    pub(crate) fn frustrated(lang: Lang) -> [&'static str; 3] {
+        match lang {
+            Lang::En => [
+                "What a waste of time!!",
+                "I am fed up with this!!",
+                "Useless, another waste of time!!",
+            ],
+            Lang::Pt => [
+                "Que perda de tempo!!",
+                "Estou frustrado, isso é uma perda de tempo!!",
+                "Inútil, outra perda de tempo!!",
+            ],
+            Lang::Es => [
+                "¡¡Qué pérdida de tiempo!!",
+                "¡¡Estoy harto de esto!!",
+                "¡¡Esto es una pérdida de tiempo!!",
+            ],
+            Lang::Fr => [
+                "Quelle perte de temps !!",
+                "J'en ai marre !!",
+                "Encore une perte de temps !!",
+            ],
+            Lang::De => [
+                "Was für eine Zeitverschwendung!!",
+                "Ich bin es leid, das ist Zeitverschwendung!!",
+                "Das ist nutzlos, reine Zeitverschwendung!!",
+            ],
+            Lang::It => [
+                "Che perdita di tempo!!",
+                "Sono stufo di tutto questo!!",
+                "È inutile, una perdita di tempo!!",
+            ],
+        }
+    }
+
+    /// The same question asked again with other capitals and punctuation, three times.
+    pub(crate) fn circling(question: &str) -> [String; 3] {
+        let bare: String = question
+            .chars()
+            .filter(|c| c.is_alphanumeric() || c.is_whitespace() || *c == '-' || *c == '\'')
+            .collect();
+        [
+            question.to_lowercase(),
+            format!("{}??", bare.trim()),
+            bare.trim().to_uppercase(),
+        ]
+    }
+
+    /// A customer asking for a refund of [`REFUND_ORDER`].
+    pub(crate) fn refund_request(lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "Please refund order A-1042, it arrived broken.",
+            Lang::Pt => "Quero o reembolso do pedido A-1042, chegou quebrado.",
+            Lang::Es => "Quiero el reembolso del pedido A-1042, llegó roto.",
+            Lang::Fr => "Je voudrais le remboursement de la commande A-1042, arrivée cassée.",
+            Lang::De => {
+                "Ich möchte eine Rückerstattung für die Bestellung A-1042, sie kam kaputt an."
+            }
+            Lang::It => "Vorrei il rimborso dell'ordine A-1042, è arrivato rotto.",
         }
     }
 }
@@ -438,7 +617,8 @@ mod tests {
         let policy = DefaultPolicy::default();
         let topics = FAQ_TOPICS.into_iter().chain((0..3).map(Topic::Price));
         for topic in topics {
-            for lang in LANGS {
+            // The policy scripts ask them in all six languages.
+            for lang in super::LANGS {
                 let question = topic.question(lang);
                 assert_eq!(policy.assess(&question), vec![], "{question:?}");
                 let found = table.lookup(&question);
@@ -494,6 +674,44 @@ mod tests {
     }
 
     #[test]
+    fn policy_lines_mean_what_the_policy_scripts_expect() {
+        use handover_core::signals::{frustration, Fingerprint};
+
+        let table = KnowledgeTable::sample();
+        let policy = DefaultPolicy::default();
+        for lang in super::LANGS {
+            for line in lines::frustrated(lang) {
+                assert_eq!(policy.assess(line), vec![], "{line:?}");
+                // With "!!", each scores the most: two of them after a calm question average
+                // above the default policy's threshold of 0.6 over 3 messages.
+                assert!(frustration(line) >= 0.99, "{line:?}: {}", frustration(line));
+                assert_eq!(crate::faq::refund_order(line), None, "{line:?}");
+            }
+            for question in lines::unanswerable(lang) {
+                assert_eq!(table.lookup(question), Lookup::Miss, "{question:?}");
+                assert_eq!(policy.assess(question), vec![], "{question:?}");
+            }
+            let refund = lines::refund_request(lang);
+            assert_eq!(policy.assess(refund), vec![], "{refund:?}");
+            assert_eq!(
+                crate::faq::refund_order(refund).as_deref(),
+                Some("A-1042"),
+                "{refund:?}"
+            );
+            for topic in FAQ_TOPICS.into_iter().chain((0..3).map(Topic::Price)) {
+                let question = topic.question(lang);
+                let asked = Fingerprint::of(&question);
+                for again in lines::circling(&question) {
+                    assert_eq!(policy.assess(&again), vec![], "{again:?}");
+                    assert_eq!(table.lookup(&again), table.lookup(&question), "{again:?}");
+                    let similarity = asked.similarity(&Fingerprint::of(&again));
+                    assert!(similarity >= 0.99, "{again:?}: {similarity}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_same_seed_draws_the_same_scenarios() {
         let a = draw_scenarios(7, 500, 2, 480 * 60_000, 10_000);
         let b = draw_scenarios(7, 500, 2, 480 * 60_000, 10_000);
@@ -519,6 +737,21 @@ mod tests {
             s,
             Script::Transferred { to_team: false, .. }
         )));
+        for trial in [
+            Trial::Frustrated,
+            Trial::Circles,
+            Trial::Unanswerable,
+            Trial::Refund(Approval::Approve),
+            Trial::Refund(Approval::Deny),
+            Trial::Refund(Approval::Lapse),
+        ] {
+            assert!(has(
+                &|s| matches!(s, Script::Policy { trial: t, .. } if *t == trial)
+            ));
+        }
+        // Only the policy scripts speak French, German or Italian.
+        assert!(a.iter().all(|s| matches!(s.script, Script::Policy { .. })
+            || matches!(s.lang, Lang::En | Lang::Pt | Lang::Es)));
         assert!(a
             .iter()
             .all(|s| s.arrival_ms % 10_000 == 0 && s.arrival_ms < 480 * 60_000));

@@ -22,6 +22,30 @@ use crate::scenario::{lines, TEAMS};
 /// only.
 pub(crate) const TENANTS: [&str; 2] = ["acme", "globex"];
 
+/// What the staff does with a skill that waits for their approval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Approval {
+    /// The human who handed the conversation off approves it.
+    Approve,
+    /// They deny it, with a reason.
+    Deny,
+    /// Nobody decides: the clock denies it at the policy's deadline.
+    Lapse,
+}
+
+/// The staff's seeded choice for one waiting approval: approve half the time, deny a third,
+/// and let the rest lapse.
+pub(crate) fn approval_choice(rng: &mut impl Rng) -> Approval {
+    match rng.gen_range(0..6) {
+        0..=2 => Approval::Approve,
+        3 | 4 => Approval::Deny,
+        _ => Approval::Lapse,
+    }
+}
+
+/// Why the staff denies a refund.
+pub(crate) const REFUND_DENIED: &str = "the order is past the refund window";
+
 /// Mixed into the seed for the staff's draws, so that they do not shift the scenarios'.
 const STAFF_STREAM: u64 = 0x5354_4146_4600;
 

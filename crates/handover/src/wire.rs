@@ -14,6 +14,11 @@
 //! either way; decoding bad bytes is a [`WireError`] of kind [`ErrorKind::Malformed`], never a
 //! panic.
 
+// A `WireError` holds a `Rejection`, which the policy's rejections (a rule's name, the
+// policy's version, a reason) made large; it is built only on a failed call, so its size costs
+// nothing on the way that succeeds.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use handover_core::{

@@ -328,7 +328,7 @@ fn message_rule(
             let window = usize::try_from(*over_customer_messages).unwrap_or(usize::MAX);
             let last = signals.recent.iter().rev().take(window);
             let (count, total) = last.fold((0usize, 0.0), |(n, sum), message| {
-                (n + 1, sum + scorer.frustration(message.text.as_str()))
+                (n + 1, sum + scorer.frustration_of(message))
             });
             let average = if count == 0 {
                 0.0
