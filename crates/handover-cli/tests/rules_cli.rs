@@ -565,6 +565,9 @@ struct Expected {
     refused: u64,
     skills: u64,
     gated: u64,
+    no_longer_gated: u64,
+    misses: u64,
+    no_longer_escalated: u64,
     same: u64,
     earlier: u64,
     new: u64,
@@ -604,6 +607,7 @@ fn expected_under_strict(lines: &[Value]) -> (Expected, u64) {
         recorded_first: Option<u32>,
         other_first: Option<u32>,
         started: Vec<(String, String)>,
+        miss_pending: bool,
     }
     let mut expected = Expected::default();
     let mut conversations: HashMap<String, Conv> = HashMap::new();
@@ -620,6 +624,14 @@ fn expected_under_strict(lines: &[Value]) -> (Expected, u64) {
                 conv.recorded_first.get_or_insert(message);
                 rule_escalations_on_messages += 1;
             }
+        }
+        // The strict policy has no rule on the AI's misses: every escalation a miss led to is
+        // one it would not make.
+        if std::mem::take(&mut conv.miss_pending)
+            && kind == "escalated_to_human"
+            && data["rule"] == "ai-keeps-missing"
+        {
+            expected.no_longer_escalated += 1;
         }
         match kind {
             "handed_off_to_ai" => {
@@ -666,8 +678,19 @@ fn expected_under_strict(lines: &[Value]) -> (Expected, u64) {
                     }
                 }
             }
+            // The default policy gates refunds, the strict one does not.
             "skill_approval_requested" => {
-                panic!("the simulation runs no skill the default policy gates: {line}")
+                expected.skills += 1;
+                assert_eq!(data["rule"], "refunds-need-approval", "{line}");
+                expected.no_longer_gated += 1;
+            }
+            // An approved skill's outcome is no moment of its own.
+            "skill_approved" => conv
+                .started
+                .push((data["agent_id"].to_string(), data["skill"].to_string())),
+            "ai_could_not_answer" => {
+                expected.misses += 1;
+                conv.miss_pending = true;
             }
             _ => {}
         }
@@ -703,7 +726,11 @@ fn what_if_finds_no_difference_under_the_log_s_own_policy_and_the_known_ones_und
     let lines = export(&data);
     let (expected, rule_escalations) = expected_under_strict(&lines);
     assert!(
-        expected.customer_messages > 0 && expected.gated > 0 && rule_escalations > 0,
+        expected.customer_messages > 0
+            && expected.gated > 0
+            && expected.no_longer_gated > 0
+            && expected.no_longer_escalated > 0
+            && rule_escalations > 0,
         "the simulation exercises the rules: {expected:?}"
     );
 
@@ -739,6 +766,7 @@ fn what_if_finds_no_difference_under_the_log_s_own_policy_and_the_known_ones_und
     );
     assert_eq!(same["compared"]["handoffs"], expected.handoffs);
     assert_eq!(same["compared"]["skills"], expected.skills);
+    assert_eq!(same["compared"]["ai_misses"], expected.misses);
     for finding in same["findings"].as_array().unwrap() {
         assert_eq!(finding["kind"], "same", "{finding}");
     }
@@ -763,8 +791,21 @@ fn what_if_finds_no_difference_under_the_log_s_own_policy_and_the_known_ones_und
     );
     assert_eq!(count("skill", "newly_gated", "gate-faq"), expected.gated);
     assert_eq!(
+        count("skill", "no_longer_gated", "refunds-need-approval"),
+        expected.no_longer_gated
+    );
+    assert_eq!(
+        count("ai_miss", "no_longer_escalated", "ai-keeps-missing"),
+        expected.no_longer_escalated
+    );
+    assert_eq!(
         report["differences"],
-        expected.earlier + expected.new + expected.refused + expected.gated,
+        expected.earlier
+            + expected.new
+            + expected.refused
+            + expected.gated
+            + expected.no_longer_gated
+            + expected.no_longer_escalated,
         "{report:#}"
     );
     for finding in report["findings"].as_array().unwrap() {

@@ -1128,11 +1128,10 @@ enum Action {
     ReclaimIfAi,
 }
 
-/// How long the driver waits for the AI agent's answer after a person decided on its skill.
-/// `AiSession::run_skill` waits for the decision and the agent then replies; a runtime whose
-/// `run_skill` does not wait (the agent's skill was refused before anyone decided) sends
-/// nothing, and the wait ends here, with the same counts.
-const AFTER_DECISION_WAIT: Duration = Duration::from_secs(2);
+/// How long the driver waits at most for the AI agent's answer after a person (or the clock)
+/// decided on its skill: `AiSession::run_skill` waits for the decision, then the agent runs
+/// the skill or not and replies. A guard against a hang, like every wait for the AI.
+const AFTER_DECISION_WAIT: Duration = Duration::from_secs(AI_TURN_WAIT_SECONDS_MAX);
 
 /// The actions of a scenario, in order.
 fn script(s: &Scenario) -> Vec<Action> {
