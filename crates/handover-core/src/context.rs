@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{validated_string, InvalidInput, Specialty};
+use crate::text::check_text as check;
 
 /// Most variables a context holds.
 pub const CONTEXT_VARIABLES_MAX: usize = 32;
@@ -16,31 +17,6 @@ pub const CONTEXT_SUMMARY_BYTES_MAX: usize = 4096;
 pub const CONTEXT_KEY_BYTES_MAX: usize = 64;
 /// Longest variable value, in bytes.
 pub const CONTEXT_VALUE_BYTES_MAX: usize = 1024;
-
-fn check(
-    what: &'static str,
-    value: &str,
-    max: usize,
-    allow_empty: bool,
-) -> Result<(), InvalidInput> {
-    if !allow_empty && value.trim().is_empty() {
-        return Err(InvalidInput::Empty { what });
-    }
-    if value.len() > max {
-        return Err(InvalidInput::TooLong {
-            what,
-            len: value.len(),
-            max,
-        });
-    }
-    if value
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(InvalidInput::BadCharacter { what });
-    }
-    Ok(())
-}
 
 validated_string!(
     /// A context's summary: what happened so far, in a few sentences.

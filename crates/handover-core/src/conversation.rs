@@ -629,6 +629,14 @@ fn letting_go(
     events
 }
 
+/// The active AI agent's display name, or `agent_id` as one (an assignment that ended keeps no
+/// name in the state).
+fn ai_name_or_id(open: &OpenConversation, agent_id: &AiAgentId) -> AgentName {
+    ai_name(open)
+        .cloned()
+        .unwrap_or_else(|| AgentName::new(agent_id.as_str()).expect("an id is a valid name"))
+}
+
 fn ai_name(open: &OpenConversation) -> Option<&AgentName> {
     match &open.handler {
         Handler::Ai { agent_name, .. } => Some(agent_name),
@@ -636,15 +644,8 @@ fn ai_name(open: &OpenConversation) -> Option<&AgentName> {
     }
 }
 
-fn constant_reason(mut text: String) -> Reason {
-    if text.len() > crate::limits::REASON_BYTES_MAX {
-        let mut end = crate::limits::REASON_BYTES_MAX;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    Reason::new(text).unwrap_or_else(|_| Reason::new("deadline").expect("a constant reason"))
+fn constant_reason(text: String) -> Reason {
+    crate::text::reason_cut(text, "deadline")
 }
 
 /// Turns a command into the events it causes, or the reason it is refused.
@@ -838,9 +839,7 @@ pub fn decide_with_state(
         } => {
             let open = state.open()?;
             check_assignment(open, by)?;
-            let name = ai_name(open).cloned().unwrap_or_else(|| {
-                AgentName::new(by.agent_id.as_str()).expect("an id is a valid name")
-            });
+            let name = ai_name_or_id(open, &by.agent_id);
             let mut events = vec![ConversationEvent::ContextShared {
                 by: Author::Ai(by.agent_id.clone()),
                 context: context.clone(),
@@ -903,23 +902,11 @@ pub fn decide_with_state(
                 return Err(Rejection::EscalationCauseNotAllowed { cause: *cause });
             }
             check_assignment(open, by)?;
-            let name = ai_name(open).cloned().unwrap_or_else(|| {
-                AgentName::new(by.agent_id.as_str()).expect("an id is a valid name")
-            });
+            let name = ai_name_or_id(open, &by.agent_id);
             escalation(open, &by.agent_id, &name, reason.clone(), *cause, ctx)
         }
         ConversationCommand::Close { by, reason } => {
-            match by {
-                Participant::Human(id) => {
-                    let (open, human) = human_on(state, id, ctx)?;
-                    may_handle(open, human)?;
-                }
-                Participant::Ai(assignment) => check_assignment(state.open()?, assignment)?,
-                Participant::Customer(_) => {
-                    state.open()?;
-                }
-                _ => return Err(not_allowed(by, command)),
-            }
+            may_act(state, by, command, ctx)?;
             vec![ConversationEvent::Closed {
                 by: author(by),
                 reason: reason.clone(),
@@ -1164,6 +1151,25 @@ fn after_rules(
     Some(rule_escalation(open, agent_id, agent_name, fired, ctx))
 }
 
+/// Whether `by` may post to or close the conversation: a human answering for it, the AI agent
+/// under the current assignment, or its customer while it is open.
+fn may_act(
+    state: &Conversation,
+    by: &Participant,
+    command: &ConversationCommand,
+    ctx: &Ctx<'_>,
+) -> Result<(), Rejection> {
+    match by {
+        Participant::Human(id) => {
+            let (open, human) = human_on(state, id, ctx)?;
+            may_handle(open, human)
+        }
+        Participant::Ai(assignment) => check_assignment(state.open()?, assignment),
+        Participant::Customer(_) => state.open().map(|_| ()),
+        _ => Err(not_allowed(by, command)),
+    }
+}
+
 /// A message, with the concerns the policy hears in a customer's.
 fn post(
     state: &Conversation,
@@ -1172,17 +1178,7 @@ fn post(
     command: &ConversationCommand,
     ctx: &Ctx<'_>,
 ) -> Result<Vec<ConversationEvent>, Rejection> {
-    match by {
-        Participant::Human(id) => {
-            let (open, human) = human_on(state, id, ctx)?;
-            may_handle(open, human)?;
-        }
-        Participant::Ai(assignment) => check_assignment(state.open()?, assignment)?,
-        Participant::Customer(_) => {
-            state.open()?;
-        }
-        _ => return Err(not_allowed(by, command)),
-    }
+    may_act(state, by, command, ctx)?;
     let concerns = match by {
         Participant::Customer(_) => ctx.policy.assess(text.as_str()),
         _ => Vec::new(),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{validated_string, InvalidInput};
 use crate::limits::{MESSAGE_BYTES_MAX, REASON_BYTES_MAX, SKILL_DATA_BYTES_MAX};
 
-fn check_text(
+pub(crate) fn check_text(
     what: &'static str,
     value: &str,
     max: usize,
@@ -36,6 +36,20 @@ macro_rules! text {
     ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allow_empty:expr) => {
         validated_string!($(#[$doc])* $name, [], |v| check_text($what, v, $max, $allow_empty));
     };
+}
+
+/// `text` as a reason, cut at [`REASON_BYTES_MAX`] on a character boundary (the rules and the
+/// clock write short reasons, but one built from a long name stays recordable); `fallback` if
+/// it is still not a valid reason (empty, or with a control character).
+pub(crate) fn reason_cut(mut text: String, fallback: &'static str) -> Reason {
+    if text.len() > REASON_BYTES_MAX {
+        let mut end = REASON_BYTES_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    Reason::new(text).unwrap_or_else(|_| Reason::new(fallback).expect("a constant reason"))
 }
 
 text!(

@@ -379,16 +379,9 @@ fn minutes(minutes: u32) -> u64 {
     u64::from(minutes) * 60_000
 }
 
-/// A rule's reason as recordable text (the rules write short ones; a cut keeps it valid).
-fn fixed(mut text: String) -> Reason {
-    if text.len() > crate::limits::REASON_BYTES_MAX {
-        let mut end = crate::limits::REASON_BYTES_MAX;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    Reason::new(text).unwrap_or_else(|_| Reason::new("a rule fired").expect("a constant reason"))
+/// A rule's reason as recordable text.
+fn fixed(text: String) -> Reason {
+    crate::text::reason_cut(text, "a rule fired")
 }
 
 /// The number after `"amount":` in a JSON object's text, if there is one.
