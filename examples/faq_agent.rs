@@ -9,7 +9,9 @@ use handover::{
     Channel, Config, ConversationEvent, CustomerId, Event, Handover, MessageText, Role,
     SkillOutcome,
 };
-use handover_examples::{data_dir, is_ai_reply, sign_in, start_ai_agent, EventPrinter};
+use handover_examples::{
+    data_dir, ends_ai_turn, is_ai_reply, sign_in, start_ai_agent, EventPrinter,
+};
 use handover_sim::faq::{FaqAgent, FaqEntry, KnowledgeTable, PricePlan};
 
 /// The gym's knowledge: a few entries, a farewell, and three priced memberships.
@@ -87,15 +89,22 @@ async fn converse(
                 .await?;
         }
         printer.print_ready()?;
-        printer.print_until(is_ai_reply).await?;
+        // The agent answers, or the policy gives the conversation back to humans (a second
+        // "could not answer" in a row, by the default policy's ai-keeps-missing rule).
+        let ended = printer.print_until(ends_ai_turn).await?;
+        if !is_ai_reply(&ended.event) {
+            return Ok(id);
+        }
     }
-    // The last answer ends the conversation: a farewell closes it, a second miss escalates it.
+    // The last answer ends the conversation: a farewell closes it.
     printer
         .print_until(|event| {
             matches!(
                 event,
                 Event::Conversation(
-                    ConversationEvent::Closed { .. } | ConversationEvent::EscalatedToHuman { .. }
+                    ConversationEvent::Closed { .. }
+                        | ConversationEvent::EscalatedToHuman { .. }
+                        | ConversationEvent::EscalatedByRule { .. }
                 )
             )
         })

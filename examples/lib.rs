@@ -274,6 +274,19 @@ pub fn describe_event(event: &Event) -> String {
             "escalated from {agent_id} to humans: {reason} [{}]",
             cause.as_str()
         ),
+        ConversationEvent::EscalatedByRule {
+            agent_id,
+            reason,
+            cause,
+            rule,
+            ..
+        } => format!(
+            "escalated from {agent_id} to humans by rule {rule}: {reason} [{}]",
+            cause.as_str()
+        ),
+        ConversationEvent::AiCouldNotAnswer { agent_id, .. } => {
+            format!("{agent_id} reported it could not answer")
+        }
         ConversationEvent::Closed { by, reason } => {
             let who = match by {
                 Author::Customer(id) => format!("customer {id}"),
@@ -409,4 +422,28 @@ pub fn is_ai_reply(event: &Event) -> bool {
             ..
         })
     )
+}
+
+/// Whether `event` ends the AI agent's turn: its reply, or the conversation going back to
+/// humans (the agent escalating, or a rule of the escalation policy on the customer's message
+/// or on the agent's "could not answer").
+///
+/// ```
+/// # use handover::{AiAgentId, ConversationEvent, EscalationCause, Event, Reason};
+/// let escalated = Event::Conversation(ConversationEvent::EscalatedToHuman {
+///     agent_id: AiAgentId::new("faq-bot").unwrap(),
+///     reason: Reason::new("needs a person").unwrap(),
+///     cause: EscalationCause::AgentRequested,
+/// });
+/// assert!(handover_examples::ends_ai_turn(&escalated));
+/// ```
+pub fn ends_ai_turn(event: &Event) -> bool {
+    is_ai_reply(event)
+        || matches!(
+            event,
+            Event::Conversation(
+                ConversationEvent::EscalatedToHuman { .. }
+                    | ConversationEvent::EscalatedByRule { .. }
+            )
+        )
 }

@@ -14,7 +14,7 @@ use handover::{
     Channel, Config, ConversationEvent, ConversationId, CustomerId, Event, Handover, HumanId,
     MessageText, Reason, Role,
 };
-use handover_examples::{data_dir, is_ai_reply, sign_in, start_sample_agents, EventPrinter};
+use handover_examples::{data_dir, ends_ai_turn, sign_in, start_sample_agents, EventPrinter};
 
 /// One conversation of the simulation, with the watch that prints it.
 struct Scene {
@@ -96,7 +96,7 @@ impl Scene {
     }
 
     async fn await_ai_reply(&mut self) -> anyhow::Result<()> {
-        self.printer.print_until(is_ai_reply).await?;
+        self.printer.print_until(ends_ai_turn).await?;
         Ok(())
     }
 

@@ -85,6 +85,20 @@ fn main() {
     }
     percentiles("score new message + rules", scored);
 
+    // The whole policy cost of a customer message: the lexicon's concerns (recorded with the
+    // message), its signals (content words and frustration, which the fold computes from one
+    // normalisation; here two), and the rules.
+    let mut whole = Vec::with_capacity(RUNS);
+    for ((open, _, _), text) in prepared.iter().zip(&corpus).cycle().take(RUNS) {
+        let started = Instant::now();
+        let concerns = lexicon.assess(black_box(text));
+        black_box(handover_core::signals::Fingerprint::of(black_box(text)));
+        black_box(handover_core::signals::frustration(black_box(text)));
+        black_box(rules.on_customer_message(black_box(open), &concerns, &lexicon));
+        whole.push(started.elapsed().as_nanos() as u64);
+    }
+    percentiles("concerns + signals + rules", whole);
+
     for (name, policy) in [
         ("decide (default policy)", rules),
         ("decide (no rules)", &empty),

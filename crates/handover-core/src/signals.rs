@@ -142,6 +142,12 @@ const STOPWORDS: &[&str] = &[
     "nicht", "mit", "ein", "eine", "che", "per", "non", "sono", "della",
 ];
 
+/// [`STOPWORDS`] as a set, built once: a long message looks up every word.
+fn stopwords() -> &'static std::collections::HashSet<&'static str> {
+    static SET: OnceLock<std::collections::HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| STOPWORDS.iter().copied().collect())
+}
+
 /// A message's content words, for telling whether two messages ask the same thing: the
 /// sorted hashes of its words after [`normalize_words`], without words shorter than three
 /// letters or too common to tell questions apart. Conversations keep one per recent customer
@@ -159,7 +165,7 @@ impl Fingerprint {
     pub(crate) fn of_normalized(words: &str) -> Fingerprint {
         let mut hashes: Vec<u64> = words
             .split_whitespace()
-            .filter(|word| word.chars().count() >= 3 && !STOPWORDS.contains(word))
+            .filter(|word| word.chars().count() >= 3 && !stopwords().contains(word))
             .map(fnv1a)
             .collect();
         hashes.sort_unstable();
