@@ -87,17 +87,29 @@ fn main() {
 
     // The whole policy cost of a customer message: the lexicon's concerns (recorded with the
     // message), its signals (content words and frustration, which the fold computes from one
-    // normalisation; here two), and the rules.
-    let mut whole = Vec::with_capacity(RUNS);
-    for ((open, _, _), text) in prepared.iter().zip(&corpus).cycle().take(RUNS) {
-        let started = Instant::now();
-        let concerns = lexicon.assess(black_box(text));
-        black_box(handover_core::signals::Fingerprint::of(black_box(text)));
-        black_box(handover_core::signals::frustration(black_box(text)));
-        black_box(rules.on_customer_message(black_box(open), &concerns, &lexicon));
-        whole.push(started.elapsed().as_nanos() as u64);
+    // normalisation; here two), and the rules; for every message, then for the short ones
+    // (what a chat carries) and the 1 KB ones apart.
+    for (label, size) in [
+        ("concerns + signals + rules", None),
+        ("  short messages only", Some(false)),
+        ("  1 KB messages only", Some(true)),
+    ] {
+        let chosen: Vec<_> = prepared
+            .iter()
+            .zip(&corpus)
+            .filter(|(_, text)| size.is_none_or(|long| (text.len() >= 1000) == long))
+            .collect();
+        let mut whole = Vec::with_capacity(RUNS);
+        for ((open, _, _), text) in chosen.iter().cycle().take(RUNS) {
+            let started = Instant::now();
+            let concerns = lexicon.assess(black_box(text));
+            black_box(handover_core::signals::Fingerprint::of(black_box(text)));
+            black_box(handover_core::signals::frustration(black_box(text)));
+            black_box(rules.on_customer_message(black_box(open), &concerns, &lexicon));
+            whole.push(started.elapsed().as_nanos() as u64);
+        }
+        percentiles(label, whole);
     }
-    percentiles("concerns + signals + rules", whole);
 
     for (name, policy) in [
         ("decide (default policy)", rules),

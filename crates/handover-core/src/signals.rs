@@ -165,7 +165,10 @@ impl Fingerprint {
     pub(crate) fn of_normalized(words: &str) -> Fingerprint {
         let mut hashes: Vec<u64> = words
             .split_whitespace()
-            .filter(|word| word.chars().count() >= 3 && !stopwords().contains(word))
+            // Every stopword is at most 5 bytes long: longer words skip the lookup.
+            .filter(|word| {
+                word.chars().nth(2).is_some() && (word.len() > 5 || !stopwords().contains(word))
+            })
             .map(fnv1a)
             .collect();
         hashes.sort_unstable();
@@ -228,6 +231,15 @@ pub fn similarity(a: &str, b: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_stopword_is_short_enough_for_the_length_check() {
+        // `Fingerprint::of_normalized` looks up only words of at most 5 bytes.
+        for word in STOPWORDS {
+            assert!(word.len() <= 5, "{word}");
+            assert_eq!(normalize_words(word), format!(" {word} "), "{word}");
+        }
+    }
 
     #[test]
     fn frustration_is_recognised_in_each_language() {
