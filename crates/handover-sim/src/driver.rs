@@ -1498,16 +1498,32 @@ impl Conv {
                         reason: Reason::new(staff::REFUND_DENIED)?,
                     },
                     Approval::Lapse => {
-                        // Nobody decides: wait for the clock to deny it at the deadline.
-                        let denied = handover.history(id).await?.iter().find_map(|record| {
-                            matches!(
-                                record.event,
-                                Event::Conversation(ConversationEvent::SkillDenied { .. })
-                            )
-                            .then_some(record.seq)
-                        });
-                        let Some(seq) = denied else {
+                        // Nobody decides: the clock denies it at the deadline. Until the
+                        // simulated time reaches it, come back next step; from then on the
+                        // denial is due at this step (its timer fires as the clock moves), so
+                        // wait for it rather than look once, which would race the timer.
+                        let history = handover.history(id).await?;
+                        let requested =
+                            history.iter().rev().find_map(|record| match &record.event {
+                                Event::Conversation(
+                                    ConversationEvent::SkillApprovalRequested {
+                                        at,
+                                        deadline_ms,
+                                        ..
+                                    },
+                                ) => Some((record.seq, at.plus_millis(*deadline_ms))),
+                                _ => None,
+                            });
+                        let Some((requested_at, due)) = requested else {
+                            self.approval_pending = false;
+                            return Ok(true);
+                        };
+                        if now < due {
                             return Ok(false);
+                        }
+                        let Some(seq) = await_denial(handover, id, requested_at).await? else {
+                            self.disturbed = true;
+                            return Ok(true);
                         };
                         self.approval_pending = false;
                         after_decision(handover, id, seq).await;
@@ -1748,6 +1764,29 @@ impl Conv {
             Some(_) => {}
         }
         Ok(true)
+    }
+}
+
+/// The seq of the clock's denial of the skill requested at `after_seq`, once recorded (at most
+/// [`AFTER_DECISION_WAIT`]; `None` if it does not come, e.g. chaos took the node).
+async fn await_denial(
+    handover: &Handover,
+    id: ConversationId,
+    after_seq: u64,
+) -> Result<Option<u64>, SimError> {
+    let mut watch = handover.watch_from(id, after_seq).await?;
+    let denied = async {
+        while let Some(record) = watch.next().await {
+            let record = record?;
+            if let Event::Conversation(ConversationEvent::SkillDenied { .. }) = &record.event {
+                return Ok::<_, SimError>(Some(record.seq));
+            }
+        }
+        Ok(None)
+    };
+    match tokio::time::timeout(AFTER_DECISION_WAIT, denied).await {
+        Ok(result) => result,
+        Err(_) => Ok(None),
     }
 }
 
