@@ -38,6 +38,20 @@ use crate::fault::{Fault, FaultKind, Location};
 use crate::log::AuditLog;
 use crate::replay::describe_event;
 
+/// The kinds of difference at each moment: the other policy acts where the log's did not, the
+/// log's acted where the other does not, both act by different rules.
+const HANDOFF_KINDS: [&str; 3] = [
+    "newly_refused",
+    "no_longer_refused",
+    "refused_by_another_rule",
+];
+const SKILL_KINDS: [&str; 3] = ["newly_gated", "no_longer_gated", "gated_by_another_rule"];
+const MISS_KINDS: [&str; 3] = [
+    "newly_escalated",
+    "no_longer_escalated",
+    "escalated_by_another_rule",
+];
+
 /// How many example conversations a finding names at most.
 pub const WHAT_IF_EXAMPLES_MAX: usize = 5;
 
@@ -114,6 +128,7 @@ pub struct WhatIfReport {
 
 /// One conversation's fold and what the comparison needs of it.
 #[derive(Default)]
+
 struct Tracked {
     state: Conversation,
     /// Customers' messages while AI-active so far.
@@ -240,18 +255,7 @@ impl<'r> WhatIf<'r> {
                 } => Some(rule.clone()),
                 _ => None,
             };
-            self.compare(
-                id,
-                tracked,
-                moment::AI_MISS,
-                recorded,
-                other,
-                [
-                    "newly_escalated",
-                    "no_longer_escalated",
-                    "escalated_by_another_rule",
-                ],
-            );
+            self.compare(id, tracked, moment::AI_MISS, recorded, other, MISS_KINDS);
         }
         let before = tracked.state.clone();
         let open_before = match &before {
@@ -308,11 +312,7 @@ impl<'r> WhatIf<'r> {
                         moment::HANDOFF,
                         overridden,
                         other,
-                        [
-                            "newly_refused",
-                            "no_longer_refused",
-                            "refused_by_another_rule",
-                        ],
+                        HANDOFF_KINDS,
                     );
                 }
             }
@@ -337,14 +337,7 @@ impl<'r> WhatIf<'r> {
         if let Some((name, input, recorded)) = skill {
             self.compared.skills += 1;
             let other = self.other.before_skill(name, input).map(|gate| gate.rule);
-            self.compare(
-                id,
-                tracked,
-                moment::SKILL,
-                recorded,
-                other,
-                ["newly_gated", "no_longer_gated", "gated_by_another_rule"],
-            );
+            self.compare(id, tracked, moment::SKILL, recorded, other, SKILL_KINDS);
         }
         tracked.state =
             conversation::evolve_at(std::mem::take(&mut tracked.state), event, Some(at))?;
@@ -434,18 +427,7 @@ impl<'r> WhatIf<'r> {
                 tracked.other_first.get_or_insert((message, rule));
             }
             if let Some(other) = tracked.miss_pending.take() {
-                self.compare(
-                    id,
-                    &mut tracked,
-                    moment::AI_MISS,
-                    None,
-                    other,
-                    [
-                        "newly_escalated",
-                        "no_longer_escalated",
-                        "escalated_by_another_rule",
-                    ],
-                );
+                self.compare(id, &mut tracked, moment::AI_MISS, None, other, MISS_KINDS);
             }
             let classified = match (tracked.recorded_first.take(), tracked.other_first.take()) {
                 (None, None) => None,
