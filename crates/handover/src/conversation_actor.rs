@@ -62,6 +62,8 @@ pub(crate) struct Conversations {
     pub(crate) directory: SharedDirectory,
     /// Every open conversation's controller, the humans' loads, the queues.
     pub(crate) board: Board,
+    /// What the live queries read: every conversation's controller, wait and latest message.
+    pub(crate) listing: crate::listing::Listing,
     /// Every open conversation's next deadline.
     pub(crate) timers: Timers,
     /// Asks for a tenant's queues to be routed.
@@ -250,6 +252,9 @@ impl ConversationActor {
         for record in &records {
             self.activity.record(record);
         }
+        self.shared
+            .listing
+            .observe(self.id, &self.state, records.iter().map(|r| &**r));
         self.notify_watchers(&records);
         self.notify_agents(before, &records);
         self.receipt(records)

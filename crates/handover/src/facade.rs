@@ -35,6 +35,7 @@ use crate::dispatch::{self, Dispatch};
 use crate::error::Error;
 use crate::gate::{AgentGates, HumanGates};
 use crate::humans::{self, Humans, SharedDirectory};
+use crate::listing::{LiveConversation, LiveCounts, LiveQuery};
 use crate::messages::{Assigned, ExecuteAgentCommand, GetView};
 use crate::metrics::AckLatency;
 use crate::roster::SharedRoster;
@@ -276,6 +277,7 @@ impl Handover {
             directory,
             human_versions,
             board,
+            listing,
             deadlines,
             follow,
         } = Projection::read(&*store, &settings.rules).await?;
@@ -304,6 +306,7 @@ impl Handover {
             ai_agent_backlog_max: settings.ai_agent_backlog_max,
             directory: SharedDirectory::new(directory),
             board: Board::new(board),
+            listing,
             timers: Timers::default(),
             dispatch,
             router: Arc::clone(&settings.router),
@@ -973,6 +976,47 @@ impl Handover {
     /// the figures behind the cost of durability.
     pub fn store_stats(&self) -> StoreStats {
         self.runtime().conversations.store.stats()
+    }
+
+    /// `tenant`'s conversations the query admits, from memory (no read of the log): the ones
+    /// waiting for a human first, longest wait first, then the others, latest activity first.
+    /// Open conversations and those closed within [`crate::CLOSED_RECENTLY`]; on several nodes,
+    /// every node lists every conversation. Humans' presence and load:
+    /// [`Handover::humans`].
+    ///
+    /// ```no_run
+    /// # async fn example(handover: &handover::Handover) {
+    /// use handover::{LiveQuery, LiveStatus, TenantId};
+    /// let tenant = TenantId::new("acme").unwrap();
+    /// for waiting in handover.list_conversations(&tenant, &LiveQuery::new().status(LiveStatus::AwaitingHuman)) {
+    ///     println!("{} has waited {:?}", waiting.id, waiting.wait);
+    /// }
+    /// # }
+    /// ```
+    pub fn list_conversations(
+        &self,
+        tenant: &handover_core::TenantId,
+        query: &LiveQuery,
+    ) -> Vec<LiveConversation> {
+        let shared = &self.runtime().conversations;
+        let now = shared.clock.now();
+        let directory = shared.directory.read();
+        shared.listing.list(tenant, query, now, |human| {
+            directory.get(human).map(|h| h.profile.name.clone())
+        })
+    }
+
+    /// `tenant`'s conversations counted by status, and its queues with their depth and longest
+    /// wait, from memory.
+    pub fn conversation_counts(&self, tenant: &handover_core::TenantId) -> LiveCounts {
+        let shared = &self.runtime().conversations;
+        shared.listing.counts(tenant, shared.clock.now())
+    }
+
+    /// A counter that moves whenever a conversation's line in [`Handover::list_conversations`]
+    /// changes: a console waits on it (`changed().await`) to refresh its list.
+    pub fn listing_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.runtime().conversations.listing.changes()
     }
 }
 

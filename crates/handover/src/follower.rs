@@ -220,6 +220,7 @@ impl Follower {
                 if let Some(tenant) = state.tenant() {
                     if !shared.tenure.acts_for(tenant) {
                         shared.track(*id, &state);
+                        shared.listing.observe(*id, &state, [record]);
                     }
                 }
                 if matches!(state, Conversation::Open(_)) {

@@ -91,6 +91,7 @@ mod facade;
 mod follower;
 mod gate;
 mod humans;
+mod listing;
 mod messages;
 mod metrics;
 mod reply;
@@ -142,6 +143,10 @@ pub use handover_sled::{SledOptions, SledStore};
 pub use handover_store::{
     Appended, Conflict, Durability, EventStore, ExpectedVersion, RecordedAt, RecordedEvent,
     SeqRange, StoreError, StoreStats, TimeSource,
+};
+pub use listing::{
+    LastAuthor, LastMessage, LiveConversation, LiveCounts, LiveQuery, LiveStatus, QueueCount,
+    CLOSED_RECENTLY, LAST_MESSAGE_CHARS_MAX,
 };
 pub use metrics::AckLatency;
 pub use router::{DefaultRouter, NoRouter, Router, Waiting};

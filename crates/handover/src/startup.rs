@@ -32,6 +32,8 @@ pub(crate) struct Projection {
     pub(crate) human_versions: HashMap<HumanId, u64>,
     /// Every open conversation's controller, the loads and the queues.
     pub(crate) board: BoardState,
+    /// Every conversation's line in the live queries.
+    pub(crate) listing: crate::listing::Listing,
     /// Every open conversation's next deadline, to arm again.
     pub(crate) deadlines: Vec<(ConversationId, Timestamp)>,
     /// For a shared log: where the follower starts, and what it knows already.
@@ -48,7 +50,8 @@ impl Projection {
         let from = store.head() + 1;
         let (roster, versions) = load_roster(store).await?;
         let (directory, human_versions) = load_directory(store).await?;
-        let (states, seqs) = load_conversations(store).await?;
+        let listing = crate::listing::Listing::default();
+        let (states, seqs) = load_conversations(store, &listing).await?;
         let follow = store.is_shared().then(|| {
             let mut known: HashMap<StreamId, u64> = seqs
                 .iter()
@@ -92,6 +95,7 @@ impl Projection {
             directory,
             human_versions,
             board,
+            listing,
             deadlines,
             follow,
         })
@@ -133,6 +137,7 @@ async fn load_roster(store: &dyn EventStore) -> Result<(Roster, HashMap<AiAgentI
 /// Folds every conversation of the log, with the times its events were recorded at.
 async fn load_conversations(
     store: &dyn EventStore,
+    listing: &crate::listing::Listing,
 ) -> Result<
     (
         HashMap<ConversationId, Conversation>,
@@ -153,6 +158,7 @@ async fn load_conversations(
             };
             let state = states.entry(id).or_default();
             *state = evolve_record(std::mem::take(state), record)?;
+            listing.observe(id, state, [record]);
             seqs.insert(id, record.seq);
         }
     }

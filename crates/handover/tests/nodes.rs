@@ -107,6 +107,15 @@ fn every_node_answers_for_every_tenant_and_only_the_owner_writes() {
                     .any(|w| w.conversation_id == opened.conversation_id)
         })
         .await;
+        // Its live queries list it too, as A's do.
+        until("B lists A's waiting conversation", || {
+            b.list_conversations(&tenant, &LiveQuery::new().status(LiveStatus::AwaitingHuman))
+                .iter()
+                .any(|c| c.id == opened.conversation_id)
+        })
+        .await;
+        assert_eq!(b.conversation_counts(&tenant).awaiting_human, 1);
+        assert_eq!(a.conversation_counts(&tenant).awaiting_human, 1);
 
         // And cannot write the tenant: the fence refuses it, nothing recorded.
         let refused = b
