@@ -605,3 +605,51 @@ pub fn webhook_id(record: &RecordedEvent) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use handover_core::{AiAgentEvent, AiAgentId, ConversationId, Event};
+    use handover_store::RecordedAt;
+
+    use super::*;
+
+    fn record(stream: StreamId) -> RecordedEvent {
+        RecordedEvent {
+            stream,
+            seq: 3,
+            position: 9,
+            recorded_at: RecordedAt(1_795_653_037_123_456),
+            event: Event::AiAgent(AiAgentEvent::Activated {
+                agent_id: AiAgentId::new("faq-bot").unwrap(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_webhook_id_is_the_cloudevents_id_made_fit_for_a_header() {
+        let conversation: ConversationId = "0190f1f0-0000-7000-8000-000000000001".parse().unwrap();
+        assert_eq!(
+            webhook_id(&record(StreamId::Conversation(conversation))),
+            "conversation-0190f1f0-0000-7000-8000-000000000001/3"
+        );
+        let agent = AiAgentId::new("bot ç%").unwrap();
+        assert_eq!(
+            webhook_id(&record(StreamId::AiAgent(agent))),
+            "ai-agent-bot%20%C3%A7%25/3"
+        );
+    }
+
+    #[test]
+    fn only_http_urls_with_a_host_are_taken() {
+        assert!(parse_url("http://127.0.0.1:8080/events").is_ok());
+        assert!(parse_url("http://crm.internal").is_ok());
+        for url in [
+            "https://crm.internal/",
+            "crm.internal/events",
+            "http:///events",
+            "",
+        ] {
+            assert!(parse_url(url).is_err(), "{url}");
+        }
+    }
+}
