@@ -1,6 +1,6 @@
 //! `handover simulate --webhook`, run as the real binary against a real receiver on
 //! 127.0.0.1 that fails now and then: every event of the run arrives, signed, before the
-//! command exits.
+//! command exits, from a data directory or from a database (a throwaway PostgreSQL server).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -209,4 +209,50 @@ fn a_bad_webhook_is_refused_before_the_run() {
         Some(2),
         "--webhook without its secret is a usage error"
     );
+}
+
+#[test]
+fn a_run_on_postgres_delivers_every_event_of_the_database() {
+    let received = Arc::new(Received::default());
+    let (_runtime, url) = start_receiver(&received);
+    let cluster = handover_testkit::PgCluster::start();
+    let database = cluster.create_database("webhooks");
+    let stdout = succeeded(&handover(&[
+        "simulate",
+        "--database-url",
+        &database,
+        "--quiet",
+        "--conversations",
+        "12",
+        "--webhook",
+        &url,
+        "--webhook-secret",
+        SECRET,
+    ]));
+    let export = succeeded(&handover(&[
+        "audit",
+        "export",
+        "--database-url",
+        &database,
+        "--format",
+        "cloudevents",
+    ]));
+    let expected: BTreeSet<String> = export
+        .lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            event["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(!expected.is_empty());
+    assert!(
+        stdout.contains(&format!(
+            "webhook: {} events delivered to {url}",
+            expected.len()
+        )),
+        "{stdout}"
+    );
+    let acknowledged = received.acknowledged.lock().unwrap().clone();
+    let ids: BTreeSet<String> = acknowledged.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, expected);
 }
