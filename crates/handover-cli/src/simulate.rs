@@ -6,14 +6,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use handover::{Durability, Rules};
+use handover::{Durability, EventStore, Rules};
 use handover_postgres::PostgresOptions;
 use handover_sim::{
     LogPlace, NodeRole, NodesOptions, Options, AI_AGENTS_MAX, CONCURRENT_CONVERSATIONS_MAX,
     CONVERSATIONS_MAX, HUMANS_MAX, NODES_MAX, SHIFT_MINUTES_MAX,
 };
+use handover_webhooks::{WebhookBuilder, WebhookSink, WebhookStats};
 
 use crate::{database, terminal};
 
@@ -150,6 +152,20 @@ pub(crate) struct SimulateArgs {
     /// way are closed and counted as interrupted.
     #[arg(long, requires = "nodes")]
     chaos: bool,
+    /// After the run, deliver each of its events to URL (an `http://` URL) as one signed
+    /// CloudEvent per request (docs/webhooks.md), retrying until the receiver acknowledges
+    /// every one, then say how many were delivered. Ctrl-C stops the delivery (exit 130).
+    #[arg(long, value_name = "URL", requires = "webhook_secret")]
+    webhook: Option<String>,
+    /// The webhook's signing secret, `whsec_` and base64 (Standard Webhooks).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "HANDOVER_WEBHOOK_SECRET",
+        hide_env_values = true,
+        requires = "webhook"
+    )]
+    webhook_secret: Option<String>,
     /// Run as node I of `--nodes` (started by the coordinator, which talks to it over stdin and
     /// stdout).
     #[arg(long, value_name = "I", hide = true, requires_all = ["nodes", "node_start_ms", "node_lease_ms"])]
@@ -204,15 +220,29 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         }
         NodesOptions::new(nodes).chaos(args.chaos).check()?;
     }
-    let (place, appended) = match (&args.log.data, &args.log.database_url) {
+    let webhook = match (&args.webhook, &args.webhook_secret) {
+        (Some(url), Some(secret)) => {
+            let builder = WebhookSink::builder(url.clone(), secret.clone());
+            builder.check()?;
+            Some(builder)
+        }
+        _ => None,
+    };
+    // The webhook delivers this run's events: those after the log's last position before it.
+    let (place, appended, before) = match (&args.log.data, &args.log.database_url) {
         (Some(dir), _) => {
             let existing = terminal::Existing::AppendIf(args.append);
             let appended = terminal::check_data_dir(dir, existing)?;
-            (LogPlace::Dir(dir.clone()), appended)
+            let before = if appended && webhook.is_some() {
+                handover_audit::open_data_dir(dir)?.head()
+            } else {
+                0
+            };
+            (LogPlace::Dir(dir.clone()), appended, before)
         }
         (None, Some(url)) => {
-            let appended = runtime.block_on(check_database(url, args.append))?;
-            (LogPlace::Database(url.clone()), appended)
+            let (appended, before) = runtime.block_on(check_database(url, args.append))?;
+            (LogPlace::Database(url.clone()), appended, before)
         }
         // clap requires one of the two.
         (None, None) => anyhow::bail!("give --data DIR or --database-url URL"),
@@ -240,6 +270,28 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         print!("{summary}");
+    }
+    if let (Some(webhook), false) = (webhook, summary.interrupted) {
+        let url = args.webhook.as_deref().unwrap_or_default();
+        let delivered = runtime.block_on(deliver(webhook, &place, before, args.quiet))?;
+        // On stderr with --json, so that stdout stays one JSON object.
+        let line = match delivered {
+            Delivered::All(stats) => {
+                format!("webhook: {} events delivered to {url}", stats.acknowledged)
+            }
+            Delivered::Interrupted(stats) => format!(
+                "webhook: interrupted after {} events delivered to {url}",
+                stats.acknowledged
+            ),
+        };
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+        if let Delivered::Interrupted(_) = delivered {
+            return Ok(ExitCode::from(INTERRUPTED));
+        }
     }
     if summary.interrupted {
         Ok(ExitCode::from(INTERRUPTED))
@@ -292,9 +344,60 @@ fn read_policy(file: &std::path::Path) -> anyhow::Result<Rules> {
         .map_err(|error| anyhow::anyhow!("the policy file {} is refused: {error}", file.display()))
 }
 
+/// How far `--webhook` got.
+enum Delivered {
+    /// Every event of the run was acknowledged.
+    All(WebhookStats),
+    /// Ctrl-C stopped the delivery first.
+    Interrupted(WebhookStats),
+}
+
+/// Delivers every event of the run's log after position `before` through `webhook`, and
+/// waits until the receiver acknowledged them all or Ctrl-C. The run is over, so the log is
+/// read again from where the run wrote it.
+async fn deliver(
+    webhook: WebhookBuilder,
+    place: &LogPlace,
+    before: u64,
+    quiet: bool,
+) -> anyhow::Result<Delivered> {
+    let store: Arc<dyn EventStore> = match place {
+        LogPlace::Dir(dir) => Arc::new(handover_audit::open_data_dir(dir)?),
+        LogPlace::Database(url) => {
+            Arc::new(database::connect(url, PostgresOptions::default()).await?)
+        }
+        _ => anyhow::bail!("--webhook delivers from a data directory or a database only"),
+    };
+    let last = store.last_position().await?;
+    let sink = webhook.start_after(before).spawn(Arc::clone(&store))?;
+    let total = usize::try_from(last.saturating_sub(before)).unwrap_or(usize::MAX);
+    let bar = terminal::progress_bar(quiet, total, "events delivered");
+    let stop = terminal::interrupt()?;
+    tokio::pin!(stop);
+    let all = loop {
+        bar.set_position(sink.delivered().saturating_sub(before));
+        tokio::select! {
+            delivered = sink.wait_until_delivered(last) => {
+                delivered?;
+                break true;
+            }
+            () = &mut stop => break false,
+            () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+    };
+    bar.finish_and_clear();
+    let stats = sink.shutdown().await?;
+    Ok(if all {
+        Delivered::All(stats)
+    } else {
+        Delivered::Interrupted(stats)
+    })
+}
+
 /// Checks that the database may take the run's log, as [`terminal::check_data_dir`] checks a
-/// directory: its log is empty, or `append` says to add to it. Returns whether it appends.
-async fn check_database(url: &str, append: bool) -> anyhow::Result<bool> {
+/// directory: its log is empty, or `append` says to add to it. Returns whether it appends, and
+/// the log's last position.
+async fn check_database(url: &str, append: bool) -> anyhow::Result<(bool, u64)> {
     // The run opens its own connection: its store needs the simulation's clock from the start.
     let store = database::connect(url, PostgresOptions::default()).await?;
     let holds_a_log = database::holds_a_log(&store, url).await?;
@@ -304,7 +407,8 @@ async fn check_database(url: &str, append: bool) -> anyhow::Result<bool> {
             database::name(url)
         );
     }
-    Ok(holds_a_log)
+    let last = store.last_position().await?;
+    Ok((holds_a_log, last))
 }
 
 #[cfg(test)]
