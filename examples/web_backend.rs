@@ -13,7 +13,12 @@
 //! GET  /conversations/{id}                                      -> status, customer, human
 //! GET  /conversations/{id}/history                                             -> events
 //! GET  /conversations/{id}/events?after=SEQ  (waits up to 10 s for a newer one) -> events
+//! GET  /metrics                                  -> Prometheus text (handover-metrics)
 //! ```
+//!
+//! `/metrics` is `handover_metrics::HandoverMetrics::router`, merged into this router as any
+//! backend would mount it (see `docs/metrics.md`); in production, keep it on a port or path
+//! only the monitoring system reaches, since it names tenants, teams and AI agents.
 //!
 //! Events are JSON in the audit export's shape (`handover_audit::event_json`, specified in
 //! `docs/audit-format.md`): `{"position", "stream", "conversation_id", "seq", "recorded_at",
@@ -52,6 +57,7 @@ use handover::{
     MessageText, Participant, Reason, Receipt, RecordedEvent, Role, Specialty, Status,
 };
 use handover_examples::{data_dir, sign_in, start_sample_agents};
+use handover_metrics::HandoverMetrics;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -439,7 +445,7 @@ async fn events(
     Ok(Json(Value::Array(newer)))
 }
 
-fn router(handover: Handover) -> Router {
+fn router(handover: Handover, metrics: &HandoverMetrics) -> Router {
     Router::new()
         .route("/conversations", post(open))
         .route("/conversations/:id", get(conversation))
@@ -454,6 +460,7 @@ fn router(handover: Handover) -> Router {
         .route("/conversations/:id/reclaim", post(reclaim))
         .route("/conversations/:id/close", post(close))
         .route("/ai-agents", get(active_agents))
+        .merge(metrics.router())
         .fallback(|| async { error_body(StatusCode::NOT_FOUND, "no such route") })
         .layer(axum::middleware::map_response(json_errors))
         .with_state(handover)
@@ -559,7 +566,10 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let address = listener.local_addr()?;
-    let server = axum::serve(listener, router(handover.clone()));
+    let metrics = HandoverMetrics::new(&handover)?;
+    let server = axum::serve(listener, router(handover.clone(), &metrics));
+    // The router holds its own clone: the metrics stop counting once the server is done.
+    drop(metrics);
     let outcome = if options.self_test {
         let served = tokio::spawn(async move { server.await });
         let outcome = self_test(address).await;
@@ -641,6 +651,32 @@ async fn request_raw(
         None => println!("{method} {path} -> {status} {shown}"),
     }
     Ok((status, body))
+}
+
+/// `GET path` over a fresh connection: the status, the content type and the body as text.
+async fn get_text(address: SocketAddr, path: &str) -> anyhow::Result<(u16, String, String)> {
+    let mut stream = TcpStream::connect(address).await?;
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("the response has no header end")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("the response has no status")?;
+    let content_type = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_default();
+    Ok((status, content_type, body.to_owned()))
 }
 
 /// Sends a request and checks its status.
@@ -826,6 +862,30 @@ async fn self_test(address: SocketAddr) -> anyhow::Result<()> {
             );
         }
     }
+
+    // The metrics count the handoff and the reclaim once their feed has read them.
+    let handoff_line =
+        format!("handover_handoffs_total{{tenant=\"default\",ai_agent=\"{agent}\"}} 1");
+    let reclaim_line =
+        format!("handover_reclaims_total{{tenant=\"default\",ai_agent=\"{agent}\"}} 1");
+    let counted = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (status, content_type, text) = get_text(address, "/metrics").await?;
+            if status != 200 || !content_type.starts_with("text/plain") {
+                bail!("GET /metrics -> {status} {content_type}");
+            }
+            if text.lines().any(|l| l == handoff_line) && text.lines().any(|l| l == reclaim_line) {
+                println!(
+                    "GET /metrics -> {status} ({} lines) with {handoff_line}",
+                    text.lines().count()
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    counted.context("the metrics never counted the handoff and the reclaim")??;
 
     let unknown = "/conversations/0190f5a8-6c1e-7000-8000-000000000000";
     expect(address, "GET", unknown, None, 404).await?;

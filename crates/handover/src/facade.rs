@@ -37,7 +37,7 @@ use crate::gate::{AgentGates, HumanGates};
 use crate::humans::{self, Humans, SharedDirectory};
 use crate::listing::{LiveConversation, LiveCounts, LiveQuery};
 use crate::messages::{Assigned, ExecuteAgentCommand, GetView};
-use crate::metrics::AckLatency;
+use crate::metrics::{AckHistogram, AckLatency};
 use crate::roster::SharedRoster;
 use crate::roster_actor::RosterActor;
 use crate::runtime::Runtime;
@@ -970,6 +970,61 @@ impl Handover {
     /// every command acknowledged since the runtime started, AI agents' commands included.
     pub fn ack_latency(&self) -> AckLatency {
         self.runtime().ack_latency.summary()
+    }
+
+    /// [`ack_latency`](Handover::ack_latency) as a cumulative histogram: for each of `bounds`,
+    /// the commands acknowledged within it, with their count and total time, which a metrics
+    /// exporter serves as a Prometheus histogram.
+    ///
+    /// ```no_run
+    /// # fn example(handover: &handover::Handover) {
+    /// use std::time::Duration;
+    /// let histogram = handover.ack_latency_histogram(&[Duration::from_millis(1), Duration::from_millis(10)]);
+    /// println!("{} of {} within 10 ms", histogram.within[1].1, histogram.count);
+    /// # }
+    /// ```
+    pub fn ack_latency_histogram(&self, bounds: &[std::time::Duration]) -> AckHistogram {
+        self.runtime().ack_latency.cumulative(bounds)
+    }
+
+    /// The last global position of the log this process knows of (0 for an empty log; on a
+    /// cluster's node, the last its feed has seen). A consumer of
+    /// [`read_events`](Handover::read_events) measures how far behind it is against it.
+    pub fn log_head(&self) -> u64 {
+        self.runtime().conversations.store.head()
+    }
+
+    /// The whole log, every tenant's and every stream's events, from global position `from`
+    /// (1 for the start), at most `max` of them, in position order: with
+    /// [`subscribe_events`](Handover::subscribe_events), what a process-wide consumer (metrics,
+    /// an export) follows. Not scoped to a tenant: keep it out of a tenant's reach.
+    ///
+    /// ```no_run
+    /// # async fn example(handover: &handover::Handover) -> Result<(), handover::Error> {
+    /// let mut next = 1;
+    /// loop {
+    ///     let page = handover.read_events(next, 1024).await?;
+    ///     let Some(last) = page.last() else { break };
+    ///     next = last.position + 1;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn read_events(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, Error> {
+        Ok(self
+            .runtime()
+            .conversations
+            .store
+            .read_all(from, max)
+            .await?)
+    }
+
+    /// Every event recorded from now on, once durable, in position order, across every tenant.
+    /// A receiver that falls too far behind gets `Lagged` and reads the gap with
+    /// [`read_events`](Handover::read_events); one that subscribes before reading misses
+    /// nothing.
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<Arc<RecordedEvent>> {
+        self.runtime().conversations.store.subscribe()
     }
 
     /// What the store has done since it was opened: appends, events, group writes and syncs,

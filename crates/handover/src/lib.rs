@@ -148,7 +148,7 @@ pub use listing::{
     LastAuthor, LastMessage, LiveConversation, LiveCounts, LiveQuery, LiveStatus, QueueCount,
     CLOSED_RECENTLY, LAST_MESSAGE_CHARS_MAX,
 };
-pub use metrics::AckLatency;
+pub use metrics::{AckHistogram, AckLatency};
 pub use router::{DefaultRouter, NoRouter, Router, Waiting};
 pub use staff::{HumanQuery, HumanView, NewConversation, NewHuman};
 pub use tenant::TenantHandle;
