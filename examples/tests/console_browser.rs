@@ -19,7 +19,7 @@ use handover::{
     async_trait, AgentError, AgentName, AiAgentBehavior, AiAgentId, AiAgentProfile, AiSession,
     Author, Channel, Config, ConversationEvent, ConversationId, CustomerId, Event, Handover,
     HumanId, ManualClock, MessageText, NewConversation, NewHuman, NoRouter, Presence, Reason,
-    Specialty, TeamId, TenantId, Timestamp,
+    SkillData, SkillName, Specialty, TeamId, TenantId, Timestamp,
 };
 use handover_examples::console::{spawn, ConsoleOptions, Running};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -172,6 +172,24 @@ impl AiAgentBehavior for Echo {
         session: &AiSession,
         text: &MessageText,
     ) -> Result<(), AgentError> {
+        // A refund is a skill the default policy makes wait for a person's approval.
+        if let Some(order) = text.as_str().strip_prefix("Refund order ") {
+            let input = SkillData::new(format!(r#"{{"order":"{order}"}}"#))?;
+            let refund = session
+                .run_skill(SkillName::new("issue_refund")?, input, async {
+                    Ok::<_, String>("refunded 20 USD".to_owned())
+                })
+                .await;
+            let answer = match refund {
+                Ok(_) => "Your refund is on its way.".to_owned(),
+                Err(handover::Error::SkillDenied { reason, .. }) => {
+                    format!("I cannot refund it: {reason}")
+                }
+                Err(error) => return Err(error.into()),
+            };
+            session.reply(MessageText::new(answer)?).await?;
+            return Ok(());
+        }
         session
             .reply(MessageText::new(format!("You said: {text}"))?)
             .await?;
@@ -741,6 +759,104 @@ async fn a_supervisor_of_another_tenant_sees_none_of_it() {
     let view = harness.handover.conversation(conversation).await.unwrap();
     assert!(!view.closed && !view.flagged);
     harness.finish(vec![outsider]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skill_waiting_for_approval_is_approved_or_denied_from_the_pane() {
+    let harness = Harness::start().await;
+    let conversation = harness.assigned_to_ana("I was charged twice").await;
+    harness
+        .handover
+        .hand_off_to_ai(
+            conversation,
+            id("ana"),
+            AiAgentId::new("pricing-bot").unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    let browser = harness.signed_in("sam", None).await;
+    browser
+        .goto(&harness.url(&format!("/c/{conversation}")))
+        .await
+        .unwrap();
+    wait_for(&browser, Locator::Id("assume")).await;
+    let customer = CustomerId::new("cust-1").unwrap();
+    harness
+        .handover
+        .post_customer_message(
+            conversation,
+            customer.clone(),
+            MessageText::new("Refund order A-1").unwrap(),
+        )
+        .await
+        .unwrap();
+    // The request reaches the open pane, with its buttons.
+    wait_for(
+        &browser,
+        Locator::XPath("//form[contains(@action, '/approve')]//button[text()='Approve']"),
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    wait_for(
+        &browser,
+        Locator::XPath(
+            "//ol[@id='transcript']/li[@data-type='ai_action_recorded'][contains(., 'refunded 20 USD')]",
+        ),
+    )
+    .await;
+
+    harness
+        .handover
+        .post_customer_message(
+            conversation,
+            customer,
+            MessageText::new("Refund order B-2").unwrap(),
+        )
+        .await
+        .unwrap();
+    wait_for(&browser, Locator::Id("deny-reason-issue_refund"))
+        .await
+        .send_keys("Over the refund limit")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::XPath(
+            "//form[contains(@action, '/deny')]//button[text()='Deny']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        Locator::XPath(
+            "//ol[@id='transcript']/li[contains(@class, 'entry-ai')][contains(., 'I cannot refund it: Over the refund limit')]",
+        ),
+    )
+    .await;
+
+    let history = harness.handover.history(conversation).await.unwrap();
+    let decisions: Vec<String> = history
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Conversation(ConversationEvent::SkillApproved { by, .. }) => {
+                Some(format!("approved by {}", by.id()))
+            }
+            Event::Conversation(ConversationEvent::SkillDenied { by, reason, .. }) => {
+                Some(format!("denied by {}: {reason}", by.id()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        ["approved by sam", "denied by sam: Over the refund limit"]
+    );
+    harness.finish(vec![browser]).await;
 }
 
 /// Writes the README's screenshots: the live list with AI-active, waiting and human-handled
