@@ -859,6 +859,58 @@ async fn a_skill_waiting_for_approval_is_approved_or_denied_from_the_pane() {
     harness.finish(vec![browser]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_action_shows_the_rejections_message() {
+    let harness = Harness::start().await;
+    // The customer asks for a person: the default policy refuses a handoff to an AI agent.
+    let conversation = harness
+        .assigned_to_ana("I want to talk to a human, not a bot")
+        .await;
+    let browser = harness.signed_in("sam", None).await;
+    browser
+        .goto(&harness.url(&format!("/c/{conversation}")))
+        .await
+        .unwrap();
+    wait_for(&browser, Locator::Id("handoff-agent"))
+        .await
+        .select_by_value("pricing-bot")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("transfer-to-ai"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let alert = wait_for(&browser, Locator::Id("action-error")).await;
+    let shown = alert.text().await.unwrap();
+    let refusal = harness
+        .handover
+        .hand_off_to_ai(
+            conversation,
+            id("sam"),
+            AiAgentId::new("pricing-bot").unwrap(),
+            None,
+        )
+        .await
+        .expect_err("the policy refuses the handoff");
+    assert!(
+        matches!(refusal, handover::Error::Rejected(_)),
+        "{refusal:?}"
+    );
+    assert_eq!(shown, format!("Refused: {refusal}"));
+    // Nothing changed: Ana still has it.
+    wait_for(
+        &browser,
+        Locator::XPath(
+            "//div[@id='controller']//span[@data-badge='human'][contains(., 'Ana Souza')]",
+        ),
+    )
+    .await;
+    harness.finish(vec![browser]).await;
+}
+
 /// Writes the README's screenshots: the live list with AI-active, waiting and human-handled
 /// conversations, a conversation pane with its transcript, and the list on a phone-sized
 /// window.
