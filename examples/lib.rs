@@ -8,6 +8,7 @@
 //! cargo run -p handover-examples --example simulation [DATA_DIR]
 //! cargo run -p handover-examples --example faq_agent [DATA_DIR]
 //! cargo run -p handover-examples --example web_backend -- [--port 3000] [--data DIR] [--self-test]
+//! cargo run -p handover-examples --example console -- --listen 127.0.0.1:8080 --demo
 //! ```
 
 use std::path::PathBuf;
@@ -447,3 +448,7 @@ pub fn ends_ai_turn(event: &Event) -> bool {
             )
         )
 }
+
+/// The supervisor console (`--example console`): see the module's documentation.
+#[path = "console/mod.rs"]
+pub mod console;
