@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use handover_core::conversation::decide;
 use handover_core::rules::Rules;
+use handover_core::signals::Reading;
 use handover_core::{Ctx, DefaultPolicy, Policy, Roster};
 
 #[path = "../policy_support.rs"]
@@ -86,9 +87,9 @@ fn main() {
     percentiles("score new message + rules", scored);
 
     // The whole policy cost of a customer message: the lexicon's concerns (recorded with the
-    // message), its signals (content words and frustration, which the fold computes from one
-    // normalisation; here two), and the rules; for every message, then for the short ones
-    // (what a chat carries) and the 1 KB ones apart.
+    // message) and its signals (content words and frustration, which the fold keeps), read in
+    // one pass as `decide` reads them, and the rules; for every message, then for the short
+    // ones (what a chat carries) and the 1 KB ones apart.
     for (label, size) in [
         ("concerns + signals + rules", None),
         ("  short messages only", Some(false)),
@@ -102,10 +103,10 @@ fn main() {
         let mut whole = Vec::with_capacity(RUNS);
         for ((open, _, _), text) in chosen.iter().cycle().take(RUNS) {
             let started = Instant::now();
-            let concerns = lexicon.assess(black_box(text));
-            black_box(handover_core::signals::Fingerprint::of(black_box(text)));
-            black_box(handover_core::signals::frustration(black_box(text)));
+            let reading = Reading::of(black_box(text));
+            let concerns = lexicon.assess_read(text, &reading);
             black_box(rules.on_customer_message(black_box(open), &concerns, &lexicon));
+            black_box(reading);
             whole.push(started.elapsed().as_nanos() as u64);
         }
         percentiles(label, whole);

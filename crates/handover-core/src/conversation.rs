@@ -22,7 +22,7 @@ use crate::policy::Concern;
 use crate::rejection::Rejection;
 use crate::rules::{PolicyVersion, RuleEscalation, RuleName};
 use crate::settings::Settings;
-use crate::signals::Fingerprint;
+use crate::signals::{Fingerprint, Reading};
 use crate::text::{MessageText, Reason};
 use crate::time::Timestamp;
 use crate::{Ctx, Event};
@@ -667,6 +667,8 @@ pub fn decide_with_state(
     command: &ConversationCommand,
     ctx: &Ctx<'_>,
 ) -> Result<(Vec<ConversationEvent>, Conversation), Rejection> {
+    // The reading of a customer's message, made once for the policy and the fold.
+    let mut reading = None;
     let events = match command {
         ConversationCommand::Open {
             customer,
@@ -699,7 +701,11 @@ pub fn decide_with_state(
             language.clone(),
             human.as_ref(),
         )?,
-        ConversationCommand::PostMessage { by, text } => post(state, by, text, command, ctx)?,
+        ConversationCommand::PostMessage { by, text } => {
+            let (events, read) = post(state, by, text, command, ctx)?;
+            reading = read;
+            events
+        }
         ConversationCommand::PostMessageJudged {
             by, text, cause, ..
         } => {
@@ -719,7 +725,9 @@ pub fn decide_with_state(
             ) {
                 return Err(Rejection::EscalationCauseNotAllowed { cause: *cause });
             }
-            post(state, by, text, command, ctx)?
+            let (events, read) = post(state, by, text, command, ctx)?;
+            reading = read;
+            events
         }
         ConversationCommand::HandOffToAi {
             by,
@@ -1081,9 +1089,11 @@ pub fn decide_with_state(
     };
     let now = Some(ctx.now);
     let mut events = events;
-    let mut next = events
-        .iter()
-        .try_fold(state.clone(), |state, event| evolve_at(state, event, now))?;
+    // The message is the first event: it folds with its reading, as the same text would
+    // fold without it.
+    let mut next = events.iter().try_fold(state.clone(), |state, event| {
+        evolve_read(state, event, now, reading.take())
+    })?;
     // The rules that read the state the command leads to (the message counted in the
     // signals, the miss in the run of misses): their escalation joins the same append, so no
     // AI reply can slip in between.
@@ -1170,24 +1180,36 @@ fn may_act(
     }
 }
 
-/// A message, with the concerns the policy hears in a customer's.
+/// A message, with the concerns the policy hears in a customer's, and the reading of a
+/// customer's message for the fold.
 fn post(
     state: &Conversation,
     by: &Participant,
     text: &MessageText,
     command: &ConversationCommand,
     ctx: &Ctx<'_>,
-) -> Result<Vec<ConversationEvent>, Rejection> {
+) -> Result<(Vec<ConversationEvent>, Option<Reading>), Rejection> {
     may_act(state, by, command, ctx)?;
-    let concerns = match by {
-        Participant::Customer(_) => ctx.policy.assess(text.as_str()),
-        _ => Vec::new(),
+    // A customer's message is read once: for the policy's concerns, and for the signals the
+    // fold keeps (the reading goes with the event to the fold).
+    let (concerns, reading) = match by {
+        Participant::Customer(_) => {
+            let reading = Reading::of(text.as_str());
+            (
+                ctx.policy.assess_read(text.as_str(), &reading),
+                Some(reading),
+            )
+        }
+        _ => (Vec::new(), None),
     };
-    Ok(vec![ConversationEvent::MessagePosted {
-        author: author(by),
-        text: text.clone(),
-        concerns,
-    }])
+    Ok((
+        vec![ConversationEvent::MessagePosted {
+            author: author(by),
+            text: text.clone(),
+            concerns,
+        }],
+        reading,
+    ))
 }
 
 /// A handoff to AI: the agent must be of the tenant and active, and the policy's handoff
@@ -1557,6 +1579,17 @@ pub fn evolve_at(
     event: &ConversationEvent,
     at: Option<Timestamp>,
 ) -> Result<Conversation, Rejection> {
+    evolve_read(state, event, at, None)
+}
+
+/// [`evolve_at`], with the [`Reading`] of the event's text if it is a customer's message and
+/// [`decide`] already read it (otherwise the fold reads the text itself: the same result).
+fn evolve_read(
+    state: Conversation,
+    event: &ConversationEvent,
+    at: Option<Timestamp>,
+    reading: Option<Reading>,
+) -> Result<Conversation, Rejection> {
     let opened = |tenant: TenantId,
                   customer: &CustomerId,
                   channel: &Channel,
@@ -1655,7 +1688,7 @@ pub fn evolve_at(
                         open.concerns.push(*concern);
                     }
                 }
-                note_customer_message(&mut open, text, concerns, at);
+                note_customer_message(&mut open, text, concerns, at, reading);
                 if let Some(at) = at {
                     open.last_customer_at = Some(at);
                     if matches!(open.handler, Handler::Ai { .. }) {
@@ -1917,6 +1950,7 @@ fn note_customer_message(
     text: &MessageText,
     concerns: &[Concern],
     at: Option<Timestamp>,
+    reading: Option<Reading>,
 ) {
     let signals = &mut open.signals;
     signals.customer_messages = signals.customer_messages.saturating_add(1);
@@ -1937,14 +1971,14 @@ fn note_customer_message(
     if signals.recent.len() == RECENT_MESSAGES_MAX {
         signals.recent.pop_front();
     }
-    // One pass of normalization serves the fingerprint and the lexicon's score.
-    let words = crate::policy::normalize_words(text.as_str());
+    // One reading serves the fingerprint and the lexicon's score.
+    let reading = reading.unwrap_or_else(|| Reading::of(text.as_str()));
+    let lexicon_frustration = reading.frustration().to_bits();
     signals.recent.push_back(RecentMessage {
         text: text.clone(),
-        words: Fingerprint::of_normalized(&words),
+        words: reading.into_words(),
         epoch: open.epoch,
-        lexicon_frustration: crate::signals::frustration_of_normalized(text.as_str(), &words)
-            .to_bits(),
+        lexicon_frustration,
     });
 }
 

@@ -7,7 +7,6 @@
 
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use serde::{Deserialize, Serialize};
 
 use crate::rules::Rules;
@@ -54,6 +53,15 @@ pub trait Policy: Send + Sync {
     /// The concerns `text` raises, without duplicates, in [`Concern`] order.
     fn assess(&self, text: &str) -> Vec<Concern>;
 
+    /// [`Policy::assess`] of a customer's message the conversation has already read with the
+    /// built-in lexicons (`reading` is [`Reading::of`](crate::signals::Reading::of) `text`).
+    /// Default: assesses `text`. The built-in policies take the lexicon's concerns from
+    /// `reading`, so the message is not scanned twice.
+    fn assess_read(&self, text: &str, reading: &crate::signals::Reading) -> Vec<Concern> {
+        let _ = reading;
+        self.assess(text)
+    }
+
     /// The escalation rules it applies at a handoff, on a customer's message while an AI
     /// agent is active, on an AI's "could not answer" and before a skill. Default: the default
     /// policy ([`Rules::default_rules`]).
@@ -82,6 +90,10 @@ impl Policy for Rules {
     /// The built-in lexicon's concerns ([`DefaultPolicy`]).
     fn assess(&self, text: &str) -> Vec<Concern> {
         DefaultPolicy::default().assess(text)
+    }
+
+    fn assess_read(&self, text: &str, reading: &crate::signals::Reading) -> Vec<Concern> {
+        DefaultPolicy::default().assess_read(text, reading)
     }
 
     fn rules(&self) -> &Rules {
@@ -447,101 +459,255 @@ const SENSITIVE: &[&str] = &[
 /// assert_eq!(normalize_words("Größe? STRASSE, Œuvre"), " grosse strasse oeuvre ");
 /// ```
 pub fn normalize_words(text: &str) -> String {
-    /// Appends `c`, but never a space after a space.
-    fn push(out: &mut String, c: char) {
-        if c != ' ' || !out.ends_with(' ') {
-            out.push(c);
+    String::from_utf8(Normalized::of(text).words).expect("the normalized words are UTF-8")
+}
+
+/// A message after one pass over it: its words as [`normalize_words`] writes them (as bytes,
+/// for the lexicons and the content words), and what the frustration score reads in
+/// the text as written.
+pub(crate) struct Normalized {
+    /// [`normalize_words`] of the text.
+    pub(crate) words: Vec<u8>,
+    /// Its letters.
+    pub(crate) letters: usize,
+    /// Its capital letters.
+    pub(crate) capitals: usize,
+    /// Whether it holds `!!`, `??` or `?!`.
+    pub(crate) repeated_marks: bool,
+}
+
+/// Eight ASCII bytes at once as [`normalize_words`] writes them (letters lower-cased, digits
+/// kept, anything else a space), with the flags (`0x80` in a byte) of their letters, capitals
+/// and spaces.
+struct Block {
+    folded: u64,
+    letters: u64,
+    capitals: u64,
+    spaces: u64,
+}
+
+impl Block {
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+
+    /// `bytes` (each below `0x80`).
+    fn of(bytes: u64) -> Block {
+        let each = |byte: u8| u64::from_le_bytes([byte; 8]);
+        // Per byte, `0x80` where the byte is at least `low` (no borrow crosses bytes: each
+        // starts at `0x80` or more).
+        let at_least = |low: u8| ((bytes | Self::HIGH) - each(low)) & Self::HIGH;
+        let within = |low: u8, high: u8| at_least(low) & !at_least(high + 1);
+        let capitals = within(b'A', b'Z');
+        let letters = capitals | within(b'a', b'z');
+        let kept = letters | within(b'0', b'9');
+        let spaces = !kept & Self::HIGH;
+        // `0x80 >> 2` is the case bit; a kept byte's mask is `0xff`.
+        let lowered = bytes | (capitals >> 2);
+        let mask = (kept >> 7) * 0xff;
+        Block {
+            folded: (lowered & mask) | (each(b' ') & !mask),
+            letters,
+            capitals,
+            spaces,
         }
     }
-    /// Appends a lower-case character: folded, kept, or a space.
-    fn fold(out: &mut String, c: char) {
-        match c {
-            'ß' => "ss".chars().for_each(|c| push(out, c)),
-            'œ' => "oe".chars().for_each(|c| push(out, c)),
-            'æ' => "ae".chars().for_each(|c| push(out, c)),
-            'á' | 'à' | 'â' | 'ã' | 'ä' => push(out, 'a'),
-            'é' | 'è' | 'ê' | 'ë' => push(out, 'e'),
-            'í' | 'ì' | 'î' | 'ï' => push(out, 'i'),
-            'ó' | 'ò' | 'ô' | 'õ' | 'ö' => push(out, 'o'),
-            'ú' | 'ù' | 'û' | 'ü' => push(out, 'u'),
-            'ÿ' => push(out, 'y'),
-            'ç' => push(out, 'c'),
-            'ñ' => push(out, 'n'),
-            // Apostrophes separate words: "qu'un" is "qu un", "l’opérateur" is "l operateur".
-            '\'' | '’' => push(out, ' '),
-            c if c.is_alphanumeric() => push(out, c),
-            _ => push(out, ' '),
-        }
+}
+
+/// A character as [`normalize_words`] writes it (lower-cased and folded) when that is a space
+/// or one piece of text without a space, with what the frustration score counts of it.
+#[derive(Clone, Copy)]
+struct Folded {
+    /// The text it becomes (`len` bytes); a space when `len` is 0.
+    bytes: [u8; 4],
+    len: u8,
+    letter: bool,
+    capital: bool,
+}
+
+/// [`Folded`] of the characters the six languages write outside ASCII (accented Latin letters,
+/// typographic quotes and dashes), worked out once through the full path, so the common
+/// characters of a message take a lookup.
+fn folded(c: char) -> Option<Folded> {
+    const LATIN: std::ops::Range<u32> = 0x80..0x250;
+    const PUNCTUATION: std::ops::Range<u32> = 0x2000..0x2070;
+    type Table = Vec<Option<Folded>>;
+    static TABLES: OnceLock<(Table, Table)> = OnceLock::new();
+    let (latin, punctuation) = TABLES.get_or_init(|| {
+        let table = |range: std::ops::Range<u32>| {
+            range
+                .map(|code| {
+                    let c = char::from_u32(code)?;
+                    let mut out = vec![b'x'];
+                    lower_and_fold(&mut out, c);
+                    let text = &out[1..];
+                    let letter = c.is_alphabetic();
+                    let mut folded = Folded {
+                        bytes: [0; 4],
+                        len: 0,
+                        letter,
+                        capital: letter && c.is_uppercase(),
+                    };
+                    if text == b" " {
+                        return Some(folded);
+                    }
+                    if text.contains(&b' ') || text.len() > folded.bytes.len() {
+                        return None;
+                    }
+                    folded.bytes[..text.len()].copy_from_slice(text);
+                    folded.len = u8::try_from(text.len()).ok()?;
+                    Some(folded)
+                })
+                .collect::<Vec<_>>()
+        };
+        (table(LATIN), table(PUNCTUATION))
+    });
+    let code = u32::from(c);
+    let (table, start) = if LATIN.contains(&code) {
+        (latin, LATIN.start)
+    } else if PUNCTUATION.contains(&code) {
+        (punctuation, PUNCTUATION.start)
+    } else {
+        return None;
+    };
+    table[usize::try_from(code - start).ok()?]
+}
+
+/// Appends `c`, but never a space after a space.
+fn push(out: &mut Vec<u8>, c: char) {
+    if c != ' ' || out.last() != Some(&b' ') {
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
     }
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push(' ');
-    // Most text is ASCII: its bytes are lower-cased and sorted here, without decoding them or
-    // `char::to_lowercase`'s iterator (the same result); other characters take the full path.
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b.is_ascii() {
-            if b.is_ascii_alphanumeric() {
-                out.push(char::from(b.to_ascii_lowercase()));
-            } else {
-                push(&mut out, ' ');
+}
+
+/// Appends a character lower-cased, then each of its lower-case characters folded, kept, or
+/// a space.
+fn lower_and_fold(out: &mut Vec<u8>, c: char) {
+    c.to_lowercase().for_each(|c| fold(out, c));
+}
+
+/// Appends a lower-case character: folded, kept, or a space.
+fn fold(out: &mut Vec<u8>, c: char) {
+    match c {
+        'ß' => "ss".chars().for_each(|c| push(out, c)),
+        'œ' => "oe".chars().for_each(|c| push(out, c)),
+        'æ' => "ae".chars().for_each(|c| push(out, c)),
+        'á' | 'à' | 'â' | 'ã' | 'ä' => push(out, 'a'),
+        'é' | 'è' | 'ê' | 'ë' => push(out, 'e'),
+        'í' | 'ì' | 'î' | 'ï' => push(out, 'i'),
+        'ó' | 'ò' | 'ô' | 'õ' | 'ö' => push(out, 'o'),
+        'ú' | 'ù' | 'û' | 'ü' => push(out, 'u'),
+        'ÿ' => push(out, 'y'),
+        'ç' => push(out, 'c'),
+        'ñ' => push(out, 'n'),
+        // Apostrophes separate words: "qu'un" is "qu un", "l’opérateur" is "l operateur".
+        '\'' | '’' => push(out, ' '),
+        c if c.is_alphanumeric() => push(out, c),
+        _ => push(out, ' '),
+    }
+}
+
+impl Normalized {
+    /// One pass over `text`.
+    pub(crate) fn of(text: &str) -> Normalized {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len() + 2);
+        out.push(b' ');
+        let (mut letters, mut capitals) = (0usize, 0usize);
+        // Most text is ASCII: eight bytes at a time, in integer arithmetic, written at once
+        // unless a space follows a space; the other ASCII bytes one at a time, and the other
+        // characters from a table or through the full path (the same result).
+        let mut i = 0;
+        while i < bytes.len() {
+            if let Some(eight) = bytes.get(i..i + 8) {
+                let eight = u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+                if eight & Block::HIGH == 0 {
+                    let block = Block::of(eight);
+                    letters += block.letters.count_ones() as usize;
+                    capitals += block.capitals.count_ones() as usize;
+                    let after_space = u64::from(out.last() == Some(&b' ')) << 7;
+                    if block.spaces & (block.spaces << 8 | after_space) == 0 {
+                        out.extend_from_slice(&block.folded.to_le_bytes());
+                    } else {
+                        // Without a branch per byte: each byte is written, and the end moves
+                        // on unless it is a space after a space.
+                        let (mut kept, mut end) = ([0u8; 8], 0);
+                        let mut after_space = after_space != 0;
+                        for byte in block.folded.to_le_bytes() {
+                            let space = byte == b' ';
+                            kept[end & 7] = byte;
+                            end += usize::from(!(space & after_space));
+                            after_space = space;
+                        }
+                        let start = out.len();
+                        out.extend_from_slice(&kept);
+                        out.truncate(start + end);
+                    }
+                    i += 8;
+                    continue;
+                }
             }
-            i += 1;
-        } else {
+            let b = bytes[i];
+            if b.is_ascii() {
+                letters += usize::from(b.is_ascii_alphabetic());
+                capitals += usize::from(b.is_ascii_uppercase());
+                if b.is_ascii_alphanumeric() {
+                    out.push(b.to_ascii_lowercase());
+                } else if out.last() != Some(&b' ') {
+                    out.push(b' ');
+                }
+                i += 1;
+                continue;
+            }
             let c = text[i..]
                 .chars()
                 .next()
                 .expect("i is on a character boundary");
-            c.to_lowercase().for_each(|c| fold(&mut out, c));
+            match folded(c) {
+                Some(folded) => {
+                    letters += usize::from(folded.letter);
+                    capitals += usize::from(folded.capital);
+                    if folded.len == 0 {
+                        push(&mut out, ' ');
+                    } else {
+                        out.extend_from_slice(&folded.bytes[..usize::from(folded.len)]);
+                    }
+                }
+                None => {
+                    let letter = c.is_alphabetic();
+                    letters += usize::from(letter);
+                    capitals += usize::from(letter && c.is_uppercase());
+                    lower_and_fold(&mut out, c);
+                }
+            }
             i += c.len_utf8();
         }
+        if out.last() != Some(&b' ') {
+            out.push(b' ');
+        }
+        let repeated_marks = text.contains("!!") || text.contains("??") || text.contains("?!");
+        Normalized {
+            words: out,
+            letters,
+            capitals,
+            repeated_marks,
+        }
     }
-    if !out.ends_with(' ') {
-        out.push(' ');
-    }
-    out
 }
 
-/// Every phrase of every concern, in one automaton built once: one pass over a message finds
-/// all of them. Each pattern is the phrase with a space on each side, so it matches whole words
-/// of the normalized text; overlapping matches let two phrases share the space between them.
-fn phrases() -> &'static (AhoCorasick, Vec<Concern>) {
-    static PHRASES: OnceLock<(AhoCorasick, Vec<Concern>)> = OnceLock::new();
-    PHRASES.get_or_init(|| {
-        let lists = [
-            (Concern::HumanRequested, HUMAN_REQUESTED),
-            (Concern::Complaint, COMPLAINT),
-            (Concern::Negotiation, NEGOTIATION),
-            (Concern::Sensitive, SENSITIVE),
-        ];
-        let (patterns, concerns): (Vec<String>, Vec<Concern>) = lists
-            .iter()
-            .flat_map(|(concern, phrases)| phrases.iter().map(|p| (format!(" {p} "), *concern)))
-            .unzip();
-        // A DFA: built once, the fastest to scan with, which a long message needs (every
-        // customer message is assessed).
-        let automaton = AhoCorasick::builder()
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(patterns)
-            .expect("the phrase lists are valid patterns");
-        (automaton, concerns)
-    })
-}
+/// Every concern with its phrases, in [`Concern`] order.
+pub(crate) const CONCERN_PHRASES: [(Concern, &[&str]); 4] = [
+    (Concern::HumanRequested, HUMAN_REQUESTED),
+    (Concern::Complaint, COMPLAINT),
+    (Concern::Negotiation, NEGOTIATION),
+    (Concern::Sensitive, SENSITIVE),
+];
 
 impl Policy for DefaultPolicy {
     fn assess(&self, text: &str) -> Vec<Concern> {
-        let normalized = normalize_words(text);
-        let (automaton, concerns) = phrases();
-        let mut found = Vec::new();
-        for hit in automaton.find_overlapping_iter(&normalized) {
-            let concern = concerns[hit.pattern().as_usize()];
-            if !found.contains(&concern) {
-                found.push(concern);
-            }
-        }
-        found.sort_unstable();
-        found
+        crate::signals::concerns(text)
+    }
+
+    fn assess_read(&self, _text: &str, reading: &crate::signals::Reading) -> Vec<Concern> {
+        reading.concerns().to_vec()
     }
 
     fn frustration_of(&self, message: &crate::conversation::RecentMessage) -> f64 {
@@ -891,6 +1057,77 @@ mod tests {
         ) {
             let text = words.join(" ");
             proptest::prop_assert_eq!(assess(&text), reference(&text), "{:?}", text);
+        }
+    }
+
+    /// Normalization as plainly written, character by character, which the one pass (eight
+    /// ASCII bytes at a time, common characters from a table) must agree with.
+    fn reference_normalize(text: &str) -> String {
+        /// Appends `c`, but never a space after a space.
+        fn push(out: &mut String, c: char) {
+            if c != ' ' || !out.ends_with(' ') {
+                out.push(c);
+            }
+        }
+        /// Appends a lower-case character: folded, kept, or a space.
+        fn fold(out: &mut String, c: char) {
+            match c {
+                'ß' => "ss".chars().for_each(|c| push(out, c)),
+                'œ' => "oe".chars().for_each(|c| push(out, c)),
+                'æ' => "ae".chars().for_each(|c| push(out, c)),
+                'á' | 'à' | 'â' | 'ã' | 'ä' => push(out, 'a'),
+                'é' | 'è' | 'ê' | 'ë' => push(out, 'e'),
+                'í' | 'ì' | 'î' | 'ï' => push(out, 'i'),
+                'ó' | 'ò' | 'ô' | 'õ' | 'ö' => push(out, 'o'),
+                'ú' | 'ù' | 'û' | 'ü' => push(out, 'u'),
+                'ÿ' => push(out, 'y'),
+                'ç' => push(out, 'c'),
+                'ñ' => push(out, 'n'),
+                // Apostrophes separate words: "qu'un" is "qu un", "l’opérateur" is "l operateur".
+                '\'' | '’' => push(out, ' '),
+                c if c.is_alphanumeric() => push(out, c),
+                _ => push(out, ' '),
+            }
+        }
+        let mut out = String::with_capacity(text.len() + 2);
+        out.push(' ');
+        // Most text is ASCII: its bytes are lower-cased and sorted here, without decoding them or
+        // `char::to_lowercase`'s iterator (the same result); other characters take the full path.
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b.is_ascii() {
+                if b.is_ascii_alphanumeric() {
+                    out.push(char::from(b.to_ascii_lowercase()));
+                } else {
+                    push(&mut out, ' ');
+                }
+                i += 1;
+            } else {
+                let c = text[i..]
+                    .chars()
+                    .next()
+                    .expect("i is on a character boundary");
+                c.to_lowercase().for_each(|c| fold(&mut out, c));
+                i += c.len_utf8();
+            }
+        }
+        if !out.ends_with(' ') {
+            out.push(' ');
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalization_agrees_with_the_plain_definition(
+            text in proptest::prop_oneof![
+                "\\PC{0,40}",
+                "[a-zA-Z0-9 ,.;!?'’ÀàÁÉéÈèÍÓÚÜüÖöÄäßẞŒœÆæÇçÑñİ¿¡«»–—…-]{0,40}",
+            ]
+        ) {
+            proptest::prop_assert_eq!(normalize_words(&text), reference_normalize(&text), "{:?}", text);
         }
     }
 }
