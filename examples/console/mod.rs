@@ -36,6 +36,7 @@
 mod demo;
 mod pages;
 
+use handover_metrics::HandoverMetrics;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -149,7 +150,6 @@ pub fn router(
         .route("/sign-out", post(sign_out))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
-        // Metrics: the integrator mounts the metrics crate's `/metrics` route here.
         .fallback(|| async { not_found() })
         .with_state(console)
 }
@@ -163,7 +163,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopping) = watch::channel(false);
-    let app = router(handover, options, stopping);
+    // Prometheus scrapes the console's process as it would a backend's: the same route.
+    let metrics = HandoverMetrics::new(&handover).map_err(std::io::Error::other)?;
+    let app = router(handover, options, stopping).merge(metrics.router());
+    // The router holds its own clone: the metrics stop counting once the server is done.
+    drop(metrics);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

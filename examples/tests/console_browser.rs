@@ -410,6 +410,27 @@ async fn the_robot_badge_appears_when_another_client_hands_off() {
         row(conversation)
     );
     wait_for(&browser, Locator::XPath(&badge)).await;
+
+    // The console serves the Prometheus metrics too, the handoff counted once the feed has it.
+    let handoffs = |text: &str| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with("handover_handoffs_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let counted = tokio::time::timeout(WAIT, async {
+        loop {
+            browser.goto(&harness.url("/metrics")).await.unwrap();
+            let text = browser.source().await.unwrap();
+            if handoffs(&text) >= 1.0 {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the handoff was never counted on /metrics");
+    assert_eq!(handoffs(&counted), 1.0);
     harness.finish(vec![browser]).await;
 }
 
