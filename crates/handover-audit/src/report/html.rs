@@ -69,19 +69,22 @@ fn bound_label(ms: u64) -> String {
     }
 }
 
-/// A bucket's label: its start, as much of it as tells buckets of this width apart.
-fn bucket_label(bucket: &TimeBucket, width_micros: i64) -> String {
+/// A bucket's label: its start, as much of it as tells apart the buckets of a timeline of
+/// `buckets` buckets of this width.
+fn bucket_label(bucket: &TimeBucket, width_micros: i64, buckets: usize) -> String {
+    const DAY: i64 = 86_400_000_000;
     let full =
         format_recorded_at(handover_store::RecordedAt(bucket.start_micros)).unwrap_or_default();
-    // `YYYY-MM-DDTHH:MM:SS.ffffffZ`: days need the date, shorter buckets the time of day.
-    let (from, to) = if width_micros >= 86_400_000_000 {
-        (0, 10)
-    } else if width_micros >= 60_000_000 {
-        (11, 16)
-    } else {
-        (11, 19)
+    let spans_days = width_micros.saturating_mul(buckets as i64) > DAY;
+    // `YYYY-MM-DDTHH:MM:SS.ffffffZ`: days need the date, shorter buckets the time of day, and
+    // the date too when the timeline crosses midnight.
+    let (from, to) = match width_micros {
+        w if w >= DAY => (0, 10),
+        _ if spans_days => (5, 16),
+        w if w >= 60_000_000 => (11, 16),
+        _ => (11, 19),
     };
-    full.get(from..to).unwrap_or(&full).to_owned()
+    full.get(from..to).unwrap_or(&full).replace('T', " ")
 }
 
 /// One series of a chart.
@@ -603,7 +606,7 @@ impl Report {
             .timeline
             .buckets
             .iter()
-            .map(|bucket| bucket_label(bucket, width))
+            .map(|bucket| bucket_label(bucket, width, self.timeline.buckets.len()))
             .collect();
         let of = |f: fn(&TimeBucket) -> f64| -> Vec<f64> {
             self.timeline.buckets.iter().map(f).collect()
