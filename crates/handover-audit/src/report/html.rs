@@ -176,7 +176,7 @@ fn bars(
     unit: &str,
 ) {
     let whole = unit != "%";
-    let label_width = 200.0;
+    let label_width = 250.0;
     let per_series = if stacked { 1 } else { series.len().max(1) };
     let bar = 14.0;
     let row = bar * per_series as f64 + 8.0;
@@ -202,6 +202,19 @@ fn bars(
         .fold(0.0, f64::max);
     let scale_top = if whole { axis_top(max, true) } else { 100.0 };
     let plot = WIDTH - label_width - 70.0;
+    let axis_y = top + row * categories.len() as f64;
+    // A quarter scale to read the lengths against, under the bars.
+    for step in 0..=4 {
+        let x = label_width + plot * f64::from(step) / 4.0;
+        let stroke = if step == 0 { "#999" } else { "#e5e5e5" };
+        let _ = write!(
+            out,
+            "<line x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{axis_y}\" stroke=\"{stroke}\" stroke-width=\"0.8\"/>\
+<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}{unit}</text>",
+            axis_y + 14.0,
+            number(scale_top * f64::from(step) / 4.0)
+        );
+    }
     for (n, category) in categories.iter().enumerate() {
         let y = top + row * n as f64;
         let _ = write!(
@@ -209,7 +222,7 @@ fn bars(
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
             label_width - 6.0,
             y + row / 2.0 + 2.0,
-            escape(&shorten(category, 30))
+            escape(&shorten(category, 38))
         );
         let mut x = label_width;
         let mut total = 0.0;
@@ -254,16 +267,6 @@ fill=\"{}\"><title>{}: {}{unit}</title></rect>",
             );
         }
     }
-    let axis_y = top + row * categories.len() as f64;
-    let _ = write!(
-        out,
-        "<line x1=\"{label_width}\" y1=\"{top}\" x2=\"{label_width}\" y2=\"{axis_y}\" stroke=\"#999\"/>\
-<text x=\"{label_width}\" y=\"{}\">0</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}{unit}</text>",
-        axis_y + 14.0,
-        label_width + plot,
-        axis_y + 14.0,
-        number(scale_top)
-    );
     close_chart(out, series, height - 8.0);
 }
 
