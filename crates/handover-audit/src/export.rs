@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::error::AuditError;
 use crate::log::AuditLog;
+use crate::progress::{NoProgress, Progress, Ticker};
 use crate::timefmt::format_recorded_at;
 
 /// What a CloudEvents `type` starts with; the event's type name follows, e.g.
@@ -75,6 +76,17 @@ pub fn export_of(
     options: &ExportOptions,
     out: &mut impl Write,
 ) -> Result<u64, AuditError> {
+    export_of_with_progress(log, options, out, &NoProgress)
+}
+
+/// [`export_of`], telling `progress` how far it has got: through the whole log, or through
+/// the conversation's events with [`ExportOptions::conversation`].
+pub fn export_of_with_progress(
+    log: AuditLog<'_>,
+    options: &ExportOptions,
+    out: &mut impl Write,
+    progress: &dyn Progress,
+) -> Result<u64, AuditError> {
     let mut lines = 0;
     let mut writer = ExportLines::new(options.format);
     match options.conversation {
@@ -85,16 +97,20 @@ pub fn export_of(
             if records.is_empty() {
                 return Err(AuditError::UnknownConversation(id));
             }
+            let mut ticker = Ticker::start(progress, records.len() as u64);
             for record in &records {
                 writer.write(record, out)?;
                 lines += 1;
+                ticker.tick();
             }
         }
         None => {
+            let mut ticker = Ticker::start(progress, log.head());
             for record in log.iter_all() {
                 let record = record?;
                 writer.write(&record, out)?;
                 lines += 1;
+                ticker.tick();
             }
         }
     }

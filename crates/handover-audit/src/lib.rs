@@ -19,7 +19,13 @@
 //!   timeouts, load per human;
 //! - [`conversations`] lists every conversation with its status, events and last activity;
 //! - [`what_if_of`] replays the log under another escalation policy and reports what its
-//!   rules would have decided differently.
+//!   rules would have decided differently;
+//! - [`report_of`] builds a [`Report`] for people: the figures of [`stats`] plus their
+//!   breakdown by AI agent, by team and over time, and [`Report::to_html`] renders it as one
+//!   self-contained HTML page with SVG charts.
+//!
+//! The passes over the whole log have a variant named `…_with_progress` that tells a
+//! [`Progress`] how far they have got.
 //!
 //! Each of them also reads a log held in memory: a [`RecordLog`] of every record in position
 //! order (a PostgreSQL store's snapshot, or any store's `read_all`), through an [`AuditLog`]
@@ -47,7 +53,9 @@ mod export;
 mod fault;
 mod listing;
 mod log;
+mod progress;
 mod replay;
+mod report;
 mod stats;
 mod timefmt;
 mod timeline;
@@ -60,15 +68,20 @@ use handover_sled::{SledOptions, SledStore};
 
 pub use error::AuditError;
 pub use export::{
-    event_json, event_json_in, export, export_of, ExportFormat, ExportLines, ExportOptions,
-    CLOUDEVENTS_TYPE_PREFIX,
+    event_json, event_json_in, export, export_of, export_of_with_progress, ExportFormat,
+    ExportLines, ExportOptions, CLOUDEVENTS_TYPE_PREFIX,
 };
 pub use fault::{Fault, FaultKind, Location};
 pub use listing::{conversations, conversations_of, ConversationListing, ConversationTable};
 pub use log::{AuditLog, RecordLog};
+pub use progress::{NoProgress, Progress};
 pub use replay::{
     AiOutcome, ApprovalCounts, ConversationHistory, Holder, HumanSpan, MessageCounts, Period,
     Replay,
+};
+pub use report::{
+    report, report_of, report_of_with_progress, AgentReport, Containment, Histogram, Report,
+    TeamReport, TimeBucket, Timeline as ReportTimeline,
 };
 pub use stats::{
     stats, stats_of, AgentContainment, EscalationCounts, HumanLoad, Percentiles, SkillCounts,
@@ -76,10 +89,12 @@ pub use stats::{
 };
 pub use timefmt::{format_duration, format_duration_hms, format_recorded_at};
 pub use timeline::{timeline, timeline_of, Timeline, TimelineEntry};
-pub use verify::{verify_dir, verify_of, VerifyReport};
+pub use verify::{
+    verify_dir, verify_dir_with_progress, verify_of, verify_of_with_progress, VerifyReport,
+};
 pub use whatif::{
-    moment, what_if_of, what_if_records, WhatIf, WhatIfFinding, WhatIfMoments, WhatIfReport,
-    WHAT_IF_EXAMPLES_MAX,
+    moment, what_if_of, what_if_of_with_progress, what_if_records, WhatIf, WhatIfFinding,
+    WhatIfMoments, WhatIfReport, WHAT_IF_EXAMPLES_MAX,
 };
 
 /// Checks that `dir` is an existing data directory: it exists and holds a sled database.

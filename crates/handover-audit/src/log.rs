@@ -201,6 +201,15 @@ impl<'a> AuditLog<'a> {
         }
     }
 
+    /// The log's last position (0 for an empty log): the total a [`crate::Progress`] is
+    /// given.
+    pub(crate) fn head(self) -> u64 {
+        match self {
+            AuditLog::Sled(store) => store.head(),
+            AuditLog::Records(log) => log.head(),
+        }
+    }
+
     /// When the last record of the log was recorded (`i64::MIN` microseconds for an empty
     /// log).
     pub(crate) fn last_recorded_at(self) -> Result<RecordedAt, StoreError> {

@@ -13,11 +13,12 @@ use handover_core::{
     TenantId, Timestamp, WaitCause,
 };
 use handover_sled::SledStore;
-use handover_store::{RecordedAt, RecordedEvent};
+use handover_store::{EventStore as _, RecordedAt, RecordedEvent};
 
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};
 use crate::log::AuditLog;
+use crate::progress::{NoProgress, Progress, Ticker};
 use crate::timefmt::{format_recorded_at, is_writable};
 
 mod authority;
@@ -838,9 +839,18 @@ impl Replay {
     /// reported there, naming its stream and seq) and with [`AuditError::Unsound`] at the first
     /// event that breaks the order or the rules.
     pub fn from_store(store: &SledStore) -> Result<Replay, AuditError> {
-        match Replay::from_store_sound(store) {
+        Replay::from_store_with_progress(store, &NoProgress)
+    }
+
+    /// [`Replay::from_store`], telling `progress` how far it has got (it starts over if the
+    /// fast pass finds something wrong and the log is read again in position order).
+    pub fn from_store_with_progress(
+        store: &SledStore,
+        progress: &dyn Progress,
+    ) -> Result<Replay, AuditError> {
+        match Replay::from_store_sound(store, progress) {
             Some(replay) => Ok(replay),
-            None => Replay::from_store_in_position_order(store),
+            None => Replay::from_store_in_position_order(store, progress),
         }
     }
 
@@ -849,12 +859,22 @@ impl Replay {
     /// positions run from 1 without a gap and each stream's seqs likewise. The same log gives
     /// the same replay, and the same first fault, either way.
     pub fn from_log(log: AuditLog<'_>) -> Result<Replay, AuditError> {
+        Replay::from_log_with_progress(log, &NoProgress)
+    }
+
+    /// [`Replay::from_log`], telling `progress` how far it has got.
+    pub fn from_log_with_progress(
+        log: AuditLog<'_>,
+        progress: &dyn Progress,
+    ) -> Result<Replay, AuditError> {
         match log {
-            AuditLog::Sled(store) => Replay::from_store(store),
+            AuditLog::Sled(store) => Replay::from_store_with_progress(store, progress),
             AuditLog::Records(log) => {
+                let mut ticker = Ticker::start(progress, log.head());
                 let mut replay = Replay::new();
                 for record in log.records() {
                     replay.apply(record)?;
+                    ticker.tick();
                 }
                 Ok(replay)
             }
@@ -867,17 +887,22 @@ impl Replay {
     /// for [`Replay::from_store_in_position_order`] to name. The replay it returns is the one
     /// the position-order replay builds; a `Some` also means that no stream record lies
     /// beyond the index.
-    pub(crate) fn from_store_sound(store: &SledStore) -> Option<Replay> {
-        by_streams::replay(store)
+    pub(crate) fn from_store_sound(store: &SledStore, progress: &dyn Progress) -> Option<Replay> {
+        by_streams::replay(store, progress)
     }
 
     /// Replays the whole log of `store` position by position through the global index, a
     /// point read of each record: slower than one sequential pass, but it stops at the
     /// earliest fault in log order.
-    pub(crate) fn from_store_in_position_order(store: &SledStore) -> Result<Replay, AuditError> {
+    pub(crate) fn from_store_in_position_order(
+        store: &SledStore,
+        progress: &dyn Progress,
+    ) -> Result<Replay, AuditError> {
+        let mut ticker = Ticker::start(progress, store.head());
         let mut replay = Replay::new();
         for record in store.iter_all(1) {
             replay.apply(&record?)?;
+            ticker.tick();
         }
         Ok(replay)
     }

@@ -5,12 +5,13 @@
 use std::path::Path;
 
 use handover_sled::SledStore;
-use handover_store::StoreError;
+use handover_store::{EventStore as _, StoreError};
 
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};
 use crate::log::AuditLog;
 use crate::open_unchecked;
+use crate::progress::{NoProgress, Progress, Ticker};
 use crate::replay::Replay;
 
 /// The outcome of [`verify_dir`].
@@ -81,6 +82,15 @@ impl VerifyReport {
 /// reserved for what kept the check from running (missing directory, I/O); what is wrong in
 /// the log is a [`VerifyReport::Faulty`].
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport, AuditError> {
+    verify_dir_with_progress(dir, &NoProgress)
+}
+
+/// [`verify_dir`], telling `progress` how far it has got through the log. If the fast pass
+/// finds something wrong, `progress` starts over for the pass in position order.
+pub fn verify_dir_with_progress(
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<VerifyReport, AuditError> {
     let store = match open_unchecked(dir) {
         Ok(store) => store,
         // Files the storage engine finds damaged are a fault of the log, not a failure to
@@ -88,7 +98,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, AuditError> {
         Err(AuditError::Store(error)) => return Ok(VerifyReport::from_read_error(error)?),
         Err(error) => return Err(error),
     };
-    verify_store(&store)
+    verify_store(&store, progress)
 }
 
 /// Verifies any [`AuditLog`].
@@ -104,14 +114,24 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, AuditError> {
 ///
 /// The same log gives the same report either way.
 pub fn verify_of(log: AuditLog<'_>) -> Result<VerifyReport, AuditError> {
+    verify_of_with_progress(log, &NoProgress)
+}
+
+/// [`verify_of`], telling `progress` how far it has got through the log.
+pub fn verify_of_with_progress(
+    log: AuditLog<'_>,
+    progress: &dyn Progress,
+) -> Result<VerifyReport, AuditError> {
     match log {
-        AuditLog::Sled(store) => verify_store(store),
+        AuditLog::Sled(store) => verify_store(store, progress),
         AuditLog::Records(log) => {
+            let mut ticker = Ticker::start(progress, log.head());
             let mut replay = Replay::new();
             for record in log.records() {
                 if let Err(fault) = replay.apply(record) {
                     return Ok(VerifyReport::Faulty(fault));
                 }
+                ticker.tick();
             }
             Ok(VerifyReport::Sound {
                 events: replay.events(),
@@ -122,10 +142,10 @@ pub fn verify_of(log: AuditLog<'_>) -> Result<VerifyReport, AuditError> {
 }
 
 /// The checks of [`verify_dir`] on an open store.
-fn verify_store(store: &SledStore) -> Result<VerifyReport, AuditError> {
+fn verify_store(store: &SledStore, progress: &dyn Progress) -> Result<VerifyReport, AuditError> {
     // A sound log passes in one sequential read; anything else is left to the two passes
     // below, which name the earliest fault.
-    if let Some(replay) = Replay::from_store_sound(store) {
+    if let Some(replay) = Replay::from_store_sound(store, progress) {
         if let Err(error) = store.check_acknowledged() {
             return Ok(VerifyReport::Faulty(Fault::from_store(error, None)?));
         }
@@ -134,7 +154,7 @@ fn verify_store(store: &SledStore) -> Result<VerifyReport, AuditError> {
             streams: replay.streams().count() as u64,
         });
     }
-    let replay = match replay_checked(store)? {
+    let replay = match replay_checked(store, progress)? {
         Ok(replay) => replay,
         Err(fault) => return Ok(VerifyReport::Faulty(fault)),
     };
@@ -182,12 +202,19 @@ fn verify_store(store: &SledStore) -> Result<VerifyReport, AuditError> {
 
 /// Pass 1: replays the global order, turning damage into a fault. The outer error is for
 /// failures that say nothing about the log (I/O).
-fn replay_checked(store: &SledStore) -> Result<Result<Replay, Fault>, AuditError> {
+fn replay_checked(
+    store: &SledStore,
+    progress: &dyn Progress,
+) -> Result<Result<Replay, Fault>, AuditError> {
+    let mut ticker = Ticker::start(progress, store.head());
     let mut replay = Replay::new();
     for item in store.iter_all(1) {
         let fault = match item {
             Ok(record) => match replay.apply(&record) {
-                Ok(()) => continue,
+                Ok(()) => {
+                    ticker.tick();
+                    continue;
+                }
                 Err(fault) => fault,
             },
             Err(error) => Fault::from_store(error, Some(replay.head() + 1))?,

@@ -36,6 +36,7 @@ use serde::Serialize;
 use crate::error::AuditError;
 use crate::fault::{Fault, FaultKind, Location};
 use crate::log::AuditLog;
+use crate::progress::{NoProgress, Progress, Ticker};
 use crate::replay::describe_event;
 
 /// The kinds of difference at each moment: the other policy acts where the log's did not, the
@@ -517,10 +518,21 @@ pub fn what_if_records<'a>(
 
 /// Replays the log under `other`: what its rules would have decided differently.
 pub fn what_if_of(log: AuditLog<'_>, other: &Rules) -> Result<WhatIfReport, AuditError> {
+    what_if_of_with_progress(log, other, &NoProgress)
+}
+
+/// [`what_if_of`], telling `progress` how far it has got through the log.
+pub fn what_if_of_with_progress(
+    log: AuditLog<'_>,
+    other: &Rules,
+    progress: &dyn Progress,
+) -> Result<WhatIfReport, AuditError> {
+    let mut ticker = Ticker::start(progress, log.head());
     let mut what_if = WhatIf::new(other);
     for read in log.iter_all() {
         let record = read?;
         what_if.apply(&record)?;
+        ticker.tick();
     }
     Ok(what_if.finish())
 }

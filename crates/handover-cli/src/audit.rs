@@ -1,5 +1,5 @@
-//! `handover audit`: export, timeline, verify, stats and what-if over a data directory or a
-//! database.
+//! `handover audit`: export, timeline, verify, stats, what-if and report over a data directory
+//! or a database.
 //!
 //! Every subcommand reads an existing data directory and never creates one, or reads a
 //! PostgreSQL database's log in one consistent snapshot (other nodes may go on writing) and
@@ -9,6 +9,9 @@
 //! could not do its work (missing directory, directory in use by another process, database out
 //! of reach, damaged record, unknown conversation); for `verify`, 1 means the log has a fault
 //! and 2 that it could not be verified; usage errors exit with 2.
+//!
+//! The passes over the whole log (`verify`, `export --out`, `what-if`, `report`) draw a progress
+//! bar on stderr when it is a terminal, unless `--quiet`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,7 +22,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use handover::{ConversationId, EventStore as _, RecordedEvent, SledStore, StoreError, StreamId};
 use handover_audit::{
-    AuditError, AuditLog, ExportFormat, ExportLines, ExportOptions, RecordLog, VerifyReport,
+    AuditError, AuditLog, ExportFormat, ExportLines, ExportOptions, Progress, RecordLog,
+    VerifyReport,
 };
 use handover_postgres::{PostgresOptions, PostgresStore};
 use tokio::sync::broadcast::error::RecvError;
@@ -36,7 +40,7 @@ pub(crate) enum AuditCommand {
     /// Check checksums, order, the global index and every rule; name the first fault.
     ///
     /// Exits 0 when the log is sound, 1 when it has a fault, 2 when it could not be checked.
-    Verify(DataArgs),
+    Verify(VerifyArgs),
     /// Sum the log up: handoffs, reclaims, escalations, AI containment, time per state.
     Stats(StatsArgs),
     /// List the conversations: id, customer, channel, status, events, opened, last activity.
@@ -44,6 +48,39 @@ pub(crate) enum AuditCommand {
     /// Replay the log under another escalation policy: where its rules would have escalated,
     /// refused a handoff or gated a skill differently, by rule, with example conversations.
     WhatIf(WhatIfArgs),
+    /// Write a self-contained HTML report with charts: handoffs, escalations by cause and by
+    /// rule, AI containment, waits for a human, SLA warnings and breaches, AI reply times, per
+    /// AI agent and per team, over time.
+    Report(ReportArgs),
+}
+
+/// `--quiet`, for the subcommands that draw a progress bar.
+#[derive(Debug, clap::Args)]
+pub(crate) struct QuietArg {
+    /// Draw no progress bar (there is none anyway when stderr is not a terminal).
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Options of `handover audit verify`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    quiet: QuietArg,
+}
+
+/// Options of `handover audit report`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReportArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The HTML file to write (replaced if it exists).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    #[command(flatten)]
+    quiet: QuietArg,
 }
 
 /// Options of `handover audit what-if`.
@@ -57,6 +94,8 @@ pub(crate) struct WhatIfArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    quiet: QuietArg,
 }
 
 /// The log to read: a data directory or a database, exactly one.
@@ -118,6 +157,12 @@ pub(crate) struct ExportArgs {
     #[arg(long, value_name = "POSITION", requires = "follow",
           value_parser = clap::value_parser!(u64).range(1..))]
     from: Option<u64>,
+    /// Write the lines to this file (replaced if it exists) instead of stdout, with a progress
+    /// bar on a terminal.
+    #[arg(long, value_name = "FILE", conflicts_with = "follow")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    quiet: QuietArg,
 }
 
 /// Options of `handover audit timeline`.
@@ -196,6 +241,7 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             print_or_ignore_closed_pipe(&timeline.to_string())
         }
         AuditCommand::Verify(args) => Ok(verify(&args)),
+        AuditCommand::Report(args) => report(&args),
         AuditCommand::Stats(args) => {
             let opened = open(&args.data)?;
             let stats = handover_audit::stats_of(opened.log())?;
@@ -211,7 +257,10 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::WhatIf(args) => {
             let rules = crate::policy::read_rules(&args.policy)?;
             let opened = open(&args.data)?;
-            let report = handover_audit::what_if_of(opened.log(), &rules)?;
+            let bar = terminal::log_progress(args.quiet.quiet, "replayed");
+            let report = handover_audit::what_if_of_with_progress(opened.log(), &rules, &bar);
+            bar.finish();
+            let report = report?;
             let text = if args.json {
                 let mut json = serde_json::to_string_pretty(&report)?;
                 json.push('\n');
@@ -291,6 +340,21 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         format: args.format.export_format(),
         conversation: args.conversation,
     };
+    if let Some(path) = &args.out {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        let mut out = BufWriter::new(file);
+        let bar = terminal::log_progress(args.quiet.quiet, "exported");
+        let written =
+            handover_audit::export_of_with_progress(opened.log(), &options, &mut out, &bar);
+        bar.finish();
+        written?;
+        out.into_inner()
+            .map_err(|error| error.into_error())
+            .and_then(|file| file.sync_all())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut out = BufWriter::new(io::stdout().lock());
     let written = handover_audit::export_of(opened.log(), &options, &mut out)
         .and_then(|_| out.flush().map_err(AuditError::Write));
@@ -512,13 +576,14 @@ const VERIFY_ERROR: u8 = 2;
 
 /// Verifies the log the arguments name. Damage a database's snapshot finds is a fault of the
 /// log, as damage sled finds is.
-fn verify_log(args: &DataArgs) -> anyhow::Result<VerifyReport> {
+fn verify_log(args: &DataArgs, progress: &dyn Progress) -> anyhow::Result<VerifyReport> {
     match (&args.data, &args.database_url) {
-        (Some(dir), _) => Ok(handover_audit::verify_dir(dir)?),
+        (Some(dir), _) => Ok(handover_audit::verify_dir_with_progress(dir, progress)?),
         (None, Some(url)) => match read_database(url)? {
-            Ok(records) => Ok(handover_audit::verify_of(AuditLog::Records(
-                &RecordLog::new(records),
-            ))?),
+            Ok(records) => Ok(handover_audit::verify_of_with_progress(
+                AuditLog::Records(&RecordLog::new(records)),
+                progress,
+            )?),
             Err(error) => VerifyReport::from_read_error(error)
                 .with_context(|| format!("cannot read the log in the {}", database::name(url))),
         },
@@ -526,8 +591,12 @@ fn verify_log(args: &DataArgs) -> anyhow::Result<VerifyReport> {
     }
 }
 
-fn verify(args: &DataArgs) -> ExitCode {
-    match verify_log(args) {
+fn verify(args: &VerifyArgs) -> ExitCode {
+    let bar = terminal::log_progress(args.quiet.quiet, "checked");
+    let verified = verify_log(&args.data, &bar);
+    bar.finish();
+    let args = &args.data;
+    match verified {
         // The exit code is the verdict; a reader that left before the line is not an error,
         // and a failed write leaves the code to tell.
         Ok(VerifyReport::Sound { events, streams }) => {
@@ -551,4 +620,22 @@ fn verify(args: &DataArgs) -> ExitCode {
             ExitCode::from(VERIFY_ERROR)
         }
     }
+}
+
+/// `report`: the HTML report, written to a file beside its destination and renamed onto it,
+/// so that a failed run leaves no half-written page where a reader expects a whole one.
+fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let opened = open(&args.data)?;
+    let bar = terminal::log_progress(args.quiet.quiet, "replayed");
+    let report = handover_audit::report_of_with_progress(opened.log(), &bar);
+    bar.finish();
+    let html = report?.to_html();
+    let mut partial = args.out.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, html.as_bytes())
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, &args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    Ok(ExitCode::SUCCESS)
 }

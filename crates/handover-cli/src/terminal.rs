@@ -1,5 +1,6 @@
-//! What the long-running commands (`simulate`, `bench`) share: the data directory they may
-//! write to, logging, the async runtime, the progress bar and Ctrl-C.
+//! What the long-running commands (`simulate`, `bench`, the audit's passes over a whole log)
+//! share: the data directory they may write to, logging, the async runtime, the progress bar
+//! and Ctrl-C.
 
 use std::future::Future;
 use std::io::IsTerminal as _;
@@ -105,4 +106,35 @@ pub(crate) fn progress_bar(quiet: bool, total: usize, unit: &str) -> ProgressBar
         bar.set_style(style);
     }
     bar
+}
+
+/// A progress bar of the log's positions for the audit's passes over a whole log: hidden as
+/// [`progress_bar`]'s is, its total set when the pass starts.
+pub(crate) struct LogProgress(ProgressBar);
+
+/// The progress bar of a pass over the log (see [`LogProgress`]); `doing` says what the pass
+/// does with the events, e.g. `checked`.
+pub(crate) fn log_progress(quiet: bool, doing: &'static str) -> LogProgress {
+    let bar = progress_bar(quiet, 0, "events");
+    bar.set_message(doing);
+    LogProgress(bar)
+}
+
+impl LogProgress {
+    /// Takes the bar off the terminal, so that what the command prints next starts on a clean
+    /// line.
+    pub(crate) fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl handover_audit::Progress for LogProgress {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(0);
+    }
+
+    fn advance(&self, positions: u64) {
+        self.0.inc(positions);
+    }
 }

@@ -45,6 +45,7 @@ use handover_sled::{SledStore, StoredRecord};
 use handover_store::{EventStore, RecordedAt, RecordedEvent, StoreError};
 
 use super::{authority, ConversationHistory, Replay};
+use crate::progress::{Progress, Ticker};
 use crate::timefmt::is_writable;
 
 /// Records handed from the scanning thread to the folding one at a time: enough that the
@@ -81,8 +82,9 @@ enum Batch {
 /// not as it should be (or could not be read). A `Some` replay is the one
 /// [`Replay::apply`] in position order would have built, and the log also has no stream
 /// record the global index does not reach.
-pub(super) fn replay(store: &SledStore) -> Option<Replay> {
+pub(super) fn replay(store: &SledStore, progress: &dyn Progress) -> Option<Replay> {
     let len = usize::try_from(store.head()).ok()?;
+    let mut ticker = Ticker::start(progress, store.head());
     let waiting = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let (send, receive) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
@@ -90,7 +92,7 @@ pub(super) fn replay(store: &SledStore) -> Option<Replay> {
         let (give_back, given_back) = mpsc::sync_channel(2 * BATCHES_IN_FLIGHT + 2);
         let waiting = &waiting;
         let scanner = scope.spawn(move || scan(store, &send, &given_back, waiting));
-        let folded = fold_and_read_index(store, len, &receive, &give_back, waiting);
+        let folded = fold_and_read_index(store, len, &receive, &give_back, waiting, &mut ticker);
         // On a fault the fold stops early; without a receiver the scan stops at its next
         // batch.
         drop(receive);
@@ -179,6 +181,7 @@ fn fold_and_read_index(
     receive: &mpsc::Receiver<Batch>,
     give_back: &mpsc::SyncSender<Batch>,
     waiting: &AtomicUsize,
+    ticker: &mut Ticker<'_>,
 ) -> Option<(Fold, GlobalIndex)> {
     let mut fold = Fold::new(len);
     let mut index = GlobalIndex::with_capacity(len);
@@ -207,11 +210,13 @@ fn fold_and_read_index(
                 for record in records {
                     fold.apply(record)?;
                 }
+                ticker.add(records.len() as u64);
             }
             Batch::Stored(records) => {
                 for record in records {
                     fold.apply(&record.decode().ok()?)?;
                 }
+                ticker.add(records.len() as u64);
             }
         }
         // The index keeps pace with the fold rather than being left for the end, when the
@@ -665,6 +670,7 @@ mod test_log;
 
 #[cfg(test)]
 mod tests {
+    use crate::progress::NoProgress;
     use std::path::Path;
 
     use handover_core::{
@@ -680,7 +686,7 @@ mod tests {
     use crate::AuditError;
 
     fn in_position_order(store: &SledStore) -> Result<Replay, AuditError> {
-        Replay::from_store_in_position_order(store)
+        Replay::from_store_in_position_order(store, &NoProgress)
     }
 
     /// Everything a replay shows.
@@ -720,7 +726,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = LogBuilder::new(dir.path());
         interleaved_log(&mut log);
-        let fast = replay(log.store()).expect("the log is sound");
+        let fast = replay(log.store(), &NoProgress).expect("the log is sound");
         assert_same(&fast, &in_position_order(log.store()).unwrap());
         assert_eq!(fast.conversations().count(), 7);
         assert_same(&Replay::from_store(log.store()).unwrap(), &fast);
@@ -764,7 +770,7 @@ mod tests {
         let mut log = LogBuilder::new(dir.path());
         standard_log(&mut log);
         humans_log(&mut log);
-        let fast = replay(log.store()).expect("the log is sound");
+        let fast = replay(log.store(), &NoProgress).expect("the log is sound");
         assert_same(&fast, &in_position_order(log.store()).unwrap());
         assert_eq!(fast.directory().all().count(), 8);
     }
@@ -806,7 +812,7 @@ mod tests {
                 log.presence("ann", Presence::Available);
             }
             log.close(first, Participant::Human(human("zed")), None);
-            assert!(replay(log.store()).is_none());
+            assert!(replay(log.store(), &NoProgress).is_none());
             let Err(AuditError::Unsound(fault)) = Replay::from_store(log.store()) else {
                 panic!("the assignment is a fault");
             };
@@ -820,7 +826,7 @@ mod tests {
     fn an_empty_log_replays_as_in_position_order() {
         let dir = tempfile::tempdir().unwrap();
         let log = LogBuilder::new(dir.path());
-        let fast = replay(log.store()).expect("the log is sound");
+        let fast = replay(log.store(), &NoProgress).expect("the log is sound");
         assert_same(&fast, &Replay::new());
     }
 
@@ -830,7 +836,7 @@ mod tests {
         let mut log = LogBuilder::new(dir.path());
         let s = standard_log(&mut log);
         let (mut fast, mut slow) = (
-            replay(log.store()).unwrap(),
+            replay(log.store(), &NoProgress).unwrap(),
             in_position_order(log.store()).unwrap(),
         );
         // A refused event restores the history as it was, then a sound one folds.
@@ -892,7 +898,7 @@ mod tests {
             if !activated_first {
                 log.activate("faq-bot");
             }
-            assert!(replay(log.store()).is_none());
+            assert!(replay(log.store(), &NoProgress).is_none());
             let Err(AuditError::Unsound(fault)) = Replay::from_store(log.store()) else {
                 panic!("the handoff is a fault");
             };
@@ -942,7 +948,7 @@ mod tests {
             record.recorded_at = RecordedAt(record.recorded_at.as_micros() - 60_000_000);
         });
         let store = reopen(&path);
-        assert!(replay(&store).is_none());
+        assert!(replay(&store, &NoProgress).is_none());
         let Err(AuditError::Unsound(fault)) = Replay::from_store(&store) else {
             panic!("time going back is a fault");
         };
@@ -987,7 +993,7 @@ mod tests {
     #[track_caller]
     fn assert_damage_found(path: &Path, detail: &str) {
         let store = reopen(path);
-        assert!(replay(&store).is_none());
+        assert!(replay(&store, &NoProgress).is_none());
         let Err(AuditError::Store(error)) = Replay::from_store(&store) else {
             panic!("the damage must be reported as store damage");
         };
@@ -1013,7 +1019,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = LogBuilder::new(dir.path());
         long_log(&mut log, 20 * BATCH_RECORDS);
-        let fast = replay(log.store()).expect("the log is sound");
+        let fast = replay(log.store(), &NoProgress).expect("the log is sound");
         assert_same(&fast, &in_position_order(log.store()).unwrap());
     }
 
@@ -1044,7 +1050,7 @@ mod tests {
                 agent_id: agent("faq-bot"),
             })],
         );
-        assert!(replay(log.store()).is_none());
+        assert!(replay(log.store(), &NoProgress).is_none());
         assert!(matches!(
             Replay::from_store(log.store()),
             Err(AuditError::Unsound(fault)) if fault.location.seq == Some(3)
