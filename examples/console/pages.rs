@@ -256,7 +256,7 @@ pub fn render_list(
                         div.badge-cell { (badge(conversation)) }
                         div.what {
                             a id=(format!("open-{id}")) href=(format!("/c/{id}")) {
-                                "Conversation …" (short_id(&conversation.id))
+                                (conversation.customer.as_str()) " · …" (short_id(&conversation.id))
                             }
                             @if let Some(last) = &conversation.last_message {
                                 div.last {

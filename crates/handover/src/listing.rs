@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use handover_core::{
-    AgentName, AiAgentId, Author, Conversation, ConversationEvent, ConversationId, Event, Handler,
-    HumanId, TeamId, TenantId, Timestamp, WaitCause,
+    AgentName, AiAgentId, Author, Conversation, ConversationEvent, ConversationId, CustomerId,
+    Event, Handler, HumanId, TeamId, TenantId, Timestamp, WaitCause,
 };
 use handover_store::{RecordedAt, RecordedEvent};
 use tokio::sync::watch;
@@ -103,6 +103,8 @@ pub struct LiveConversation {
     pub id: ConversationId,
     /// Its tenant.
     pub tenant: TenantId,
+    /// Its customer.
+    pub customer: CustomerId,
     /// Where it stands.
     pub status: LiveStatus,
     /// The AI agent that handles it, with its name.
@@ -259,6 +261,7 @@ impl LiveCounts {
 #[derive(Clone, Debug)]
 struct Entry {
     tenant: TenantId,
+    customer: CustomerId,
     status: LiveStatus,
     ai_agent: Option<(AiAgentId, AgentName)>,
     human: Option<HumanId>,
@@ -312,6 +315,7 @@ impl Entry {
         };
         Some(Entry {
             tenant: open.tenant.clone(),
+            customer: open.customer.clone(),
             status,
             ai_agent,
             human,
@@ -403,6 +407,7 @@ impl Listing {
             .map(|(id, e)| LiveConversation {
                 id: *id,
                 tenant: e.tenant.clone(),
+                customer: e.customer.clone(),
                 status: e.status,
                 ai_agent: e.ai_agent.clone(),
                 human_name: e.human.as_ref().and_then(&names),

@@ -210,6 +210,7 @@ fn check_listing(
 
     // Waiting since T0 + 5 s, and the clock is at T0 + 12 s.
     let w = find(waiting);
+    assert_eq!(w.customer.as_str(), "cust-wait");
     assert_eq!(w.team.as_ref().unwrap().as_str(), "billing");
     assert_eq!(
         w.waiting,
