@@ -73,47 +73,8 @@ fn options() -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// Exit code for a bad command line, as argument parsers use.
-const USAGE_ERROR: u8 = 2;
-
 fn main() -> ExitCode {
-    let options = match options() {
-        Ok(options) => options,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            return ExitCode::from(USAGE_ERROR);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+    handover_examples::serve_main(options, run)
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {
@@ -186,7 +147,13 @@ async fn run(options: Options) -> anyhow::Result<()> {
         );
     }
     let options = ConsoleOptions::default().tenants(tenants);
-    let served = serve(listener, handover.clone(), options, shutdown_signal()).await;
+    let served = serve(
+        listener,
+        handover.clone(),
+        options,
+        handover_examples::shutdown_signal(),
+    )
+    .await;
     let _ = stop_demo.send(true);
     if let Some((task, _)) = demo {
         let _ = task.await;

@@ -452,3 +452,57 @@ pub fn ends_ai_turn(event: &Event) -> bool {
 /// The supervisor console (`--example console`): see the module's documentation.
 #[path = "console/mod.rs"]
 pub mod console;
+
+/// Exit code for a bad command line, as argument parsers use.
+const USAGE_ERROR: u8 = 2;
+
+/// The `main` of a server example: parses the command line with `options` (a mistake is one
+/// line on stderr and exit code 2, never a backtrace), then runs `serve` on a new async runtime
+/// and turns its outcome into the exit code.
+pub fn serve_main<O, F>(
+    options: impl FnOnce() -> anyhow::Result<O>,
+    serve: impl FnOnce(O) -> F,
+) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    use std::process::ExitCode;
+    let options = match options() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM, the signals a terminal and a service manager send.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            // Without a SIGTERM handler, Ctrl-C still stops the server gracefully.
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -502,49 +502,8 @@ fn options() -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// Exit code for a bad command line, as argument parsers use.
-const USAGE_ERROR: u8 = 2;
-
 fn main() -> ExitCode {
-    // A bad command line is one line on stderr, never a backtrace.
-    let options = match options() {
-        Ok(options) => options,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            return ExitCode::from(USAGE_ERROR);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Completes on Ctrl-C (SIGINT) or SIGTERM, the signals a terminal and a service manager send.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            // Without a SIGTERM handler, Ctrl-C still stops the server gracefully.
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+    handover_examples::serve_main(options, serve)
 }
 
 async fn serve(options: Options) -> anyhow::Result<()> {
@@ -580,7 +539,9 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             "listening on http://{address} (data in {}); Ctrl-C stops",
             dir.display()
         );
-        let served = server.with_graceful_shutdown(shutdown_signal()).await;
+        let served = server
+            .with_graceful_shutdown(handover_examples::shutdown_signal())
+            .await;
         println!("stopping: requests under way have finished");
         served.map_err(anyhow::Error::from)
     };
