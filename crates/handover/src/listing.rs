@@ -6,8 +6,9 @@
 //! conversation. Each entry is derived from the state the same `evolve` folds: no rule is
 //! restated here.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use handover_core::{
@@ -201,15 +202,15 @@ impl LiveQuery {
             && self
                 .ai_agent
                 .as_ref()
-                .is_none_or(|a| entry.ai_agent.as_ref().is_some_and(|(id, _)| id == a))
+                .is_none_or(|a| entry.ai_agent.as_ref().is_some_and(|(id, _)| **id == *a))
             && self
                 .human
                 .as_ref()
-                .is_none_or(|h| entry.human.as_ref() == Some(h))
+                .is_none_or(|h| entry.human.as_deref() == Some(h))
             && self
                 .team
                 .as_ref()
-                .is_none_or(|t| entry.team.as_ref() == Some(t))
+                .is_none_or(|t| entry.team.as_deref() == Some(t))
             && (!self.flagged_only || entry.flagged)
     }
 }
@@ -257,24 +258,60 @@ impl LiveCounts {
     }
 }
 
-/// What the listing keeps of a conversation.
+/// The names entries share (tenants, teams, AI agents and their names, humans): a bounded set
+/// kept once, so an entry holds pointers rather than strings of its own.
+struct Names<T>(HashSet<Arc<T>>);
+
+impl<T: Eq + Hash + Clone> Names<T> {
+    fn get(&mut self, value: &T) -> Arc<T> {
+        if let Some(known) = self.0.get(value) {
+            return Arc::clone(known);
+        }
+        let shared = Arc::new(value.clone());
+        self.0.insert(Arc::clone(&shared));
+        shared
+    }
+}
+
+impl<T> Default for Names<T> {
+    fn default() -> Self {
+        Names(HashSet::new())
+    }
+}
+
+#[derive(Default)]
+struct Interned {
+    tenants: Names<TenantId>,
+    teams: Names<TeamId>,
+    agents: Names<AiAgentId>,
+    agent_names: Names<AgentName>,
+    humans: Names<HumanId>,
+}
+
+/// What the listing keeps of a conversation: every open one has an entry, passivated or not,
+/// so it is kept small (shared names, the latest message boxed).
 #[derive(Clone, Debug)]
 struct Entry {
-    tenant: TenantId,
+    tenant: Arc<TenantId>,
     customer: CustomerId,
-    status: LiveStatus,
-    ai_agent: Option<(AiAgentId, AgentName)>,
-    human: Option<HumanId>,
-    team: Option<TeamId>,
-    flagged: bool,
+    ai_agent: Option<(Arc<AiAgentId>, Arc<AgentName>)>,
+    human: Option<Arc<HumanId>>,
+    team: Option<Arc<TeamId>>,
     waiting: Option<(Timestamp, WaitCause)>,
     last_activity: RecordedAt,
-    last_message: Option<LastMessage>,
+    last_message: Option<Box<LastMessage>>,
+    status: LiveStatus,
+    flagged: bool,
 }
 
 impl Entry {
     /// Brings the entry in line with `state`, as of `record` (the latest folded into it).
-    fn follow(entry: Option<Entry>, state: &Conversation, record: &RecordedEvent) -> Option<Entry> {
+    fn follow(
+        entry: Option<Entry>,
+        state: &Conversation,
+        record: &RecordedEvent,
+        names: &mut Interned,
+    ) -> Option<Entry> {
         let (open, closed) = match state {
             Conversation::Open(open) => (open, false),
             Conversation::Closed(open) => (open, true),
@@ -290,7 +327,10 @@ impl Entry {
                     agent_id,
                     agent_name,
                 } => {
-                    ai_agent = Some((agent_id.clone(), agent_name.clone()));
+                    ai_agent = Some((
+                        names.agents.get(agent_id),
+                        names.agent_names.get(agent_name),
+                    ));
                     LiveStatus::AiActive
                 }
                 Handler::AwaitingHuman { since, cause, .. } => {
@@ -301,34 +341,36 @@ impl Entry {
             }
         };
         let human = match &open.handler {
-            Handler::Assigned { human, .. } | Handler::Reclaimed { by: human } => {
-                Some(human.clone())
-            }
-            _ if status == LiveStatus::HumanHandled => open.human.clone(),
+            Handler::Assigned { human, .. } | Handler::Reclaimed { by: human } => Some(human),
+            _ if status == LiveStatus::HumanHandled => open.human.as_ref(),
             _ => None,
+        };
+        let (customer, last_message) = match entry {
+            Some(entry) => (entry.customer, entry.last_message),
+            None => (open.customer.clone(), None),
         };
         let last_message = match &record.event {
             Event::Conversation(ConversationEvent::MessagePosted { author, text, .. }) => {
-                Some(last_message(author, text.as_str()))
+                Some(Box::new(last_message_of(author, text.as_str())))
             }
-            _ => entry.and_then(|e| e.last_message),
+            _ => last_message,
         };
         Some(Entry {
-            tenant: open.tenant.clone(),
-            customer: open.customer.clone(),
-            status,
+            tenant: names.tenants.get(&open.tenant),
+            customer,
             ai_agent,
-            human,
-            team: open.team.clone(),
-            flagged: open.flagged,
+            human: human.map(|h| names.humans.get(h)),
+            team: open.team.as_ref().map(|t| names.teams.get(t)),
             waiting,
             last_activity: record.recorded_at,
             last_message,
+            status,
+            flagged: open.flagged,
         })
     }
 }
 
-fn last_message(author: &Author, text: &str) -> LastMessage {
+fn last_message_of(author: &Author, text: &str) -> LastMessage {
     let author = match author {
         Author::Customer(_) => LastAuthor::Customer,
         Author::Human(human) => LastAuthor::Human(human.clone()),
@@ -345,14 +387,20 @@ fn last_message(author: &Author, text: &str) -> LastMessage {
 /// Every conversation's entry, behind a lock, with a counter that moves on every change so a
 /// console can wait for the next one.
 pub(crate) struct Listing {
-    entries: Mutex<HashMap<ConversationId, Entry>>,
+    inner: Mutex<Inner>,
     changes: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<ConversationId, Entry>,
+    names: Interned,
 }
 
 impl Default for Listing {
     fn default() -> Listing {
         Listing {
-            entries: Mutex::default(),
+            inner: Mutex::default(),
             changes: watch::Sender::new(0),
         }
     }
@@ -367,10 +415,11 @@ impl Listing {
         records: impl IntoIterator<Item = &'a RecordedEvent>,
     ) {
         {
-            let mut entries = lock(&self.entries);
+            let mut inner = lock(&self.inner);
+            let Inner { entries, names } = &mut *inner;
             let mut entry = entries.remove(&id);
             for record in records {
-                entry = Entry::follow(entry, state, record);
+                entry = Entry::follow(entry, state, record, names);
             }
             if let Some(entry) = entry {
                 entries.insert(id, entry);
@@ -399,28 +448,32 @@ impl Listing {
         now: Timestamp,
         names: impl Fn(&HumanId) -> Option<AgentName>,
     ) -> Vec<LiveConversation> {
-        let mut entries = lock(&self.entries);
-        Listing::prune(&mut entries, horizon());
+        let mut inner = lock(&self.inner);
+        Listing::prune(&mut inner.entries, horizon());
+        let entries = &inner.entries;
         let mut list: Vec<LiveConversation> = entries
             .iter()
-            .filter(|(_, e)| e.tenant == *tenant && query.admits(e))
+            .filter(|(_, e)| *e.tenant == *tenant && query.admits(e))
             .map(|(id, e)| LiveConversation {
                 id: *id,
-                tenant: e.tenant.clone(),
+                tenant: TenantId::clone(&e.tenant),
                 customer: e.customer.clone(),
                 status: e.status,
-                ai_agent: e.ai_agent.clone(),
-                human_name: e.human.as_ref().and_then(&names),
-                human: e.human.clone(),
-                team: e.team.clone(),
+                ai_agent: e
+                    .ai_agent
+                    .as_ref()
+                    .map(|(id, name)| (AiAgentId::clone(id), AgentName::clone(name))),
+                human_name: e.human.as_deref().and_then(&names),
+                human: e.human.as_deref().cloned(),
+                team: e.team.as_deref().cloned(),
                 flagged: e.flagged,
                 waiting: e.waiting,
                 wait: e.waiting.map(|(since, _)| waited(since, now)),
                 last_activity: e.last_activity,
-                last_message: e.last_message.clone(),
+                last_message: e.last_message.as_deref().cloned(),
             })
             .collect();
-        drop(entries);
+        drop(inner);
         list.sort_by(|a, b| {
             let since = |c: &LiveConversation| c.waiting.map(|(since, _)| since);
             match (since(a), since(b)) {
@@ -438,11 +491,12 @@ impl Listing {
 
     /// `tenant`'s conversations counted by status and queue.
     pub(crate) fn counts(&self, tenant: &TenantId, now: Timestamp) -> LiveCounts {
-        let mut entries = lock(&self.entries);
-        Listing::prune(&mut entries, horizon());
+        let mut inner = lock(&self.inner);
+        Listing::prune(&mut inner.entries, horizon());
+        let entries = &inner.entries;
         let mut counts = LiveCounts::default();
         let mut queues: HashMap<Option<TeamId>, QueueCount> = HashMap::new();
-        for entry in entries.values().filter(|e| e.tenant == *tenant) {
+        for entry in entries.values().filter(|e| *e.tenant == *tenant) {
             match entry.status {
                 LiveStatus::AiActive => counts.ai_active += 1,
                 LiveStatus::AwaitingHuman => counts.awaiting_human += 1,
@@ -451,19 +505,18 @@ impl Listing {
             }
             if let Some((since, _)) = entry.waiting {
                 let wait = waited(since, now);
-                let queue = queues
-                    .entry(entry.team.clone())
-                    .or_insert_with(|| QueueCount {
-                        team: entry.team.clone(),
-                        waiting: 0,
-                        longest_wait: Duration::ZERO,
-                    });
+                let team = entry.team.as_deref().cloned();
+                let queue = queues.entry(team.clone()).or_insert_with(|| QueueCount {
+                    team,
+                    waiting: 0,
+                    longest_wait: Duration::ZERO,
+                });
                 queue.waiting += 1;
                 queue.longest_wait = queue.longest_wait.max(wait);
                 counts.longest_wait = counts.longest_wait.max(wait);
             }
         }
-        drop(entries);
+        drop(inner);
         counts.queues = queues.into_values().collect();
         counts.queues.sort_by(|a, b| {
             b.longest_wait
