@@ -152,7 +152,8 @@ pub(crate) struct SimulateArgs {
     /// way are closed and counted as interrupted.
     #[arg(long, requires = "nodes")]
     chaos: bool,
-    /// After the run, deliver each of its events to URL (an `http://` URL) as one signed
+    /// After the run, deliver each of its events to URL (an `http://` or `https://` URL; over
+    /// HTTPS the receiver's certificate must chain to one of Mozilla's roots) as one signed
     /// CloudEvent per request (docs/webhooks.md), retrying until the receiver acknowledges
     /// every one, then say how many were delivered. Ctrl-C stops the delivery (exit 130).
     #[arg(long, value_name = "URL", requires = "webhook_secret")]

@@ -9,7 +9,7 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebhookError {
-    /// The endpoint is not an absolute `http://` URL with a host.
+    /// The endpoint is not an absolute `http://` or `https://` URL with a host.
     #[error("invalid webhook URL {url:?}: {reason}")]
     InvalidUrl {
         /// The URL given.
@@ -31,4 +31,11 @@ pub enum WebhookError {
     /// The sink's task panicked.
     #[error("the webhook sink's task panicked")]
     Panicked,
+    /// What [`WebhookBuilder::root_certificate_pem`](crate::WebhookBuilder::root_certificate_pem)
+    /// was given holds no certificate, or one that cannot be parsed.
+    #[error("invalid webhook root certificate: {0}")]
+    InvalidCertificate(String),
+    /// The TLS client for `https://` endpoints could not be set up.
+    #[error("webhook TLS setup: {0}")]
+    Tls(String),
 }

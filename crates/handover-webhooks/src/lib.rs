@@ -1,6 +1,10 @@
 //! Webhooks for Handover: every event of the log, or those a filter passes, delivered to an
-//! HTTP endpoint as one [CloudEvent](https://cloudevents.io) per request, signed as the
-//! [Standard Webhooks](https://www.standardwebhooks.com) specification signs.
+//! HTTP or HTTPS endpoint as one [CloudEvent](https://cloudevents.io) per request, signed as
+//! the [Standard Webhooks](https://www.standardwebhooks.com) specification signs.
+//!
+//! Over HTTPS the receiver's certificate is checked against Mozilla's roots (built in through
+//! `webpki-roots`) and any CA added with
+//! [`WebhookBuilder::root_certificate_pem`]; TLS is rustls on the *ring* provider.
 //!
 //! A [`WebhookSink`] follows an [`EventStore`](handover_store::EventStore): it reads the log
 //! from its [`Checkpoint`] on, in global position order, then waits for what the store records

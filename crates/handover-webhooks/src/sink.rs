@@ -12,10 +12,14 @@ use handover_store::{EventStore, RecordedEvent, SeqRange};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::header::{HeaderValue, CONTENT_TYPE, USER_AGENT};
 use hyper::{Method, Request, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rand::Rng as _;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +37,10 @@ pub const CONTENT_TYPE_CLOUDEVENTS: &str = "application/cloudevents+json";
 const RESPONSE_BYTES_MAX: usize = 64 * 1024;
 
 /// Delivers a Handover event log to an HTTP endpoint, one signed CloudEvent per request.
+///
+/// The endpoint is an `http://` or an `https://` URL. Over HTTPS the receiver's certificate is
+/// checked against Mozilla's root certificates (the `webpki-roots` crate, not the host's
+/// store), and against any CA added with [`WebhookBuilder::root_certificate_pem`].
 ///
 /// Configure it with [`WebhookSink::builder`] and start it with [`WebhookBuilder::spawn`]:
 ///
@@ -58,9 +66,9 @@ const RESPONSE_BYTES_MAX: usize = 64 * 1024;
 pub struct WebhookSink;
 
 impl WebhookSink {
-    /// A sink to `url` (an `http://` URL) signing with `secret` (`whsec_<base64>`), delivering
-    /// every event from the start of the log unless told otherwise. Both are checked by
-    /// [`WebhookBuilder::spawn`].
+    /// A sink to `url` (an `http://` or `https://` URL) signing with `secret`
+    /// (`whsec_<base64>`), delivering every event from the start of the log unless told
+    /// otherwise. Both are checked by [`WebhookBuilder::spawn`].
     pub fn builder(url: impl Into<String>, secret: impl Into<String>) -> WebhookBuilder {
         WebhookBuilder {
             url: url.into(),
@@ -72,6 +80,7 @@ impl WebhookSink {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
             batch: 256,
+            extra_roots: RootCertStore::empty(),
         }
     }
 }
@@ -87,6 +96,8 @@ pub struct WebhookBuilder {
     initial_backoff: Duration,
     max_backoff: Duration,
     batch: usize,
+    /// CA certificates trusted besides Mozilla's roots.
+    extra_roots: RootCertStore,
 }
 
 impl std::fmt::Debug for WebhookBuilder {
@@ -100,6 +111,7 @@ impl std::fmt::Debug for WebhookBuilder {
             .field("initial_backoff", &self.initial_backoff)
             .field("max_backoff", &self.max_backoff)
             .field("batch", &self.batch)
+            .field("extra_roots", &self.extra_roots.len())
             .finish_non_exhaustive()
     }
 }
@@ -126,8 +138,8 @@ impl WebhookBuilder {
         self
     }
 
-    /// How long one attempt may take, connecting, sending and reading the answer, before it
-    /// counts as failed and is retried (10 s by default).
+    /// How long one attempt may take, connecting (with the TLS handshake over HTTPS), sending
+    /// and reading the answer, before it counts as failed and is retried (10 s by default).
     pub fn timeout(mut self, timeout: Duration) -> WebhookBuilder {
         self.timeout = timeout;
         self
@@ -152,6 +164,42 @@ impl WebhookBuilder {
     pub fn batch(mut self, events: usize) -> WebhookBuilder {
         self.batch = events.max(1);
         self
+    }
+
+    /// Trusts the CA certificates in `pem` for `https://` endpoints, besides Mozilla's roots:
+    /// for a receiver whose certificate a private CA signed, or a self-signed one (then `pem`
+    /// is that certificate). `pem` holds one or more `-----BEGIN CERTIFICATE-----` blocks, as
+    /// a `.pem` or `.crt` file does; anything else in it is ignored. May be called again to
+    /// add more. Has no effect on `http://` endpoints.
+    ///
+    /// Fails with [`WebhookError::InvalidCertificate`] if `pem` holds no certificate or one
+    /// that cannot be parsed.
+    ///
+    /// ```no_run
+    /// use handover_webhooks::WebhookSink;
+    ///
+    /// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/handover/crm-ca.pem")?;
+    /// let builder = WebhookSink::builder("https://crm.internal/handover-events", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    ///     .root_certificate_pem(&ca)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn root_certificate_pem(mut self, pem: &[u8]) -> Result<WebhookBuilder, WebhookError> {
+        let mut found = 0;
+        for certificate in CertificateDer::pem_slice_iter(pem) {
+            let certificate =
+                certificate.map_err(|error| WebhookError::InvalidCertificate(error.to_string()))?;
+            self.extra_roots
+                .add(certificate)
+                .map_err(|error| WebhookError::InvalidCertificate(error.to_string()))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(WebhookError::InvalidCertificate(
+                "no PEM certificate (-----BEGIN CERTIFICATE-----) found".to_owned(),
+            ));
+        }
+        Ok(self)
     }
 
     /// Checks the URL and the secret as [`spawn`](Self::spawn) does, without starting
@@ -185,6 +233,13 @@ impl WebhookBuilder {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(self.timeout));
         connector.set_nodelay(true);
+        // The TLS layer takes `https://` URIs; the TCP connector below it must let them through.
+        connector.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(self.extra_roots)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).build(connector);
         let worker = Worker {
             store,
@@ -212,7 +267,26 @@ impl WebhookBuilder {
     }
 }
 
-/// Checks that `url` is an absolute `http://` URL with a host.
+/// The TLS client's setup: rustls on ring, trusting Mozilla's roots and `extra_roots`.
+fn tls_config(extra_roots: RootCertStore) -> Result<ClientConfig, WebhookError> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    roots.roots.extend(extra_roots.roots);
+    // The provider is named rather than taken from the process-wide default, which another
+    // crate in the program may have set differently, or not at all. rustls deprecates ring's
+    // for lacking post-quantum key exchange; aws-lc-rs, which has it, needs cmake and NASM.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| WebhookError::Tls(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+/// Checks that `url` is an absolute `http://` or `https://` URL with a host.
 fn parse_url(url: &str) -> Result<Uri, WebhookError> {
     let invalid = |reason: &str| WebhookError::InvalidUrl {
         url: url.to_owned(),
@@ -220,13 +294,8 @@ fn parse_url(url: &str) -> Result<Uri, WebhookError> {
     };
     let uri: Uri = url.parse().map_err(|_| invalid("not a URL"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(invalid(
-                "https is not supported: deliver through a TLS-terminating proxy on an http URL",
-            ))
-        }
-        _ => return Err(invalid("it must start with http://")),
+        Some("http" | "https") => {}
+        _ => return Err(invalid("it must start with http:// or https://")),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid("it names no host"));
@@ -302,7 +371,7 @@ impl Drop for WebhookHandle {
 /// The task behind a [`WebhookHandle`].
 struct Worker {
     store: Arc<dyn EventStore>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     endpoint: Uri,
     secret: WebhookSecret,
     filter: EventFilter,
@@ -640,16 +709,51 @@ mod tests {
     }
 
     #[test]
-    fn only_http_urls_with_a_host_are_taken() {
+    fn only_http_and_https_urls_with_a_host_are_taken() {
         assert!(parse_url("http://127.0.0.1:8080/events").is_ok());
         assert!(parse_url("http://crm.internal").is_ok());
+        assert!(parse_url("https://crm.internal/").is_ok());
+        assert!(parse_url("https://127.0.0.1:8443/events").is_ok());
         for url in [
-            "https://crm.internal/",
             "crm.internal/events",
+            "ftp://crm.internal/events",
             "http:///events",
+            "https:///events",
             "",
         ] {
             assert!(parse_url(url).is_err(), "{url}");
         }
+    }
+
+    #[test]
+    fn an_extra_root_must_be_a_pem_certificate() {
+        let builder = || {
+            WebhookSink::builder(
+                "https://crm.internal/",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            )
+        };
+        for pem in [
+            &b""[..],
+            b"not a certificate",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+        ] {
+            assert!(
+                matches!(
+                    builder().root_certificate_pem(pem),
+                    Err(WebhookError::InvalidCertificate(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(pem)
+            );
+        }
+    }
+
+    #[test]
+    fn the_tls_client_sets_up_on_ring_without_a_process_default() {
+        // hyper-rustls panics on a config with ALPN protocols set.
+        let config = tls_config(RootCertStore::empty()).unwrap();
+        assert!(config.alpn_protocols.is_empty());
     }
 }

@@ -495,7 +495,7 @@ async fn a_bad_url_or_secret_is_refused_before_anything_runs() {
     let store: Arc<dyn EventStore> =
         Arc::new(SledStore::open(dir.path(), SledOptions::default()).unwrap());
     for url in [
-        "https://example.com/events",
+        "https:///events",
         "ftp://example.com",
         "not a url",
         "/events",
