@@ -63,9 +63,7 @@ const REPORT_PREFIX: &str = "memory-report";
 
 /// Targets, in bytes per conversation.
 const LIVE_TARGET: i64 = 2 * 1024;
-/// A passivated open conversation keeps two read-model entries, the board's (the router's
-/// loads and queues) and the live queries' (a console's list): about 500 B between them.
-const PASSIVATED_TARGET: i64 = 640;
+const PASSIVATED_TARGET: i64 = 200;
 
 /// Memory in use at one moment.
 #[derive(Clone, Copy, Debug)]
