@@ -290,15 +290,11 @@ impl Harness {
             None => "/sign-in".to_owned(),
         };
         browser.goto(&self.url(&page)).await.unwrap();
-        browser
-            .find(Locator::Css(&format!(
-                "button[name='supervisor'][value='{supervisor}']"
-            )))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(
+            &browser,
+            Locator::Css(&format!("button[name='supervisor'][value='{supervisor}']")),
+        )
+        .await;
         wait_for(&browser, Locator::Id("signed-in-as")).await;
         browser
     }
@@ -371,6 +367,19 @@ async fn wait_for(browser: &Client, locator: Locator<'_>) -> fantoccini::element
 /// The conversation's line in the live list.
 fn row(id: ConversationId) -> String {
     format!("//li[@data-conversation='{id}']")
+}
+
+/// Clicks the element `locator` finds.
+async fn click(browser: &Client, locator: Locator<'_>) {
+    browser.find(locator).await.unwrap().click().await.unwrap();
+}
+
+/// Opens `conversation`'s pane.
+async fn open_pane(browser: &Client, harness: &Harness, conversation: ConversationId) {
+    browser
+        .goto(&harness.url(&format!("/c/{conversation}")))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,10 +459,7 @@ async fn assume_shows_the_supervisor_and_the_ai_can_no_longer_answer() {
         .unwrap();
     assert_eq!(receipt.status.label(), "ai-active");
     let browser = harness.signed_in("sam", None).await;
-    browser
-        .goto(&harness.url(&format!("/c/{conversation}")))
-        .await
-        .unwrap();
+    open_pane(&browser, &harness, conversation).await;
     // The AI's reply reaches the open pane.
     wait_for(
         &browser,
@@ -519,10 +525,7 @@ async fn transfer_to_ai_offers_active_agents_only_and_records_the_reason() {
         .assigned_to_ana("What does the Pro plan cost?")
         .await;
     let browser = harness.signed_in("sam", None).await;
-    browser
-        .goto(&harness.url(&format!("/c/{conversation}")))
-        .await
-        .unwrap();
+    open_pane(&browser, &harness, conversation).await;
     let select = wait_for(&browser, Locator::Id("handoff-agent")).await;
     let mut offered = Vec::new();
     for option in select.find_all(Locator::Css("option")).await.unwrap() {
@@ -539,13 +542,7 @@ async fn transfer_to_ai_offers_active_agents_only_and_records_the_reason() {
         .send_keys(reason)
         .await
         .unwrap();
-    browser
-        .find(Locator::Id("transfer-to-ai"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Id("transfer-to-ai")).await;
     wait_for(
         &browser,
         Locator::XPath(
@@ -615,22 +612,13 @@ async fn a_wait_counts_up_and_assigning_clears_it() {
     )
     .await;
 
-    browser
-        .goto(&harness.url(&format!("/c/{conversation}")))
-        .await
-        .unwrap();
+    open_pane(&browser, &harness, conversation).await;
     wait_for(&browser, Locator::Id("assign-human"))
         .await
         .select_by_value("ana")
         .await
         .unwrap();
-    browser
-        .find(Locator::Id("assign"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Id("assign")).await;
     wait_for(
         &browser,
         Locator::XPath(
@@ -677,10 +665,7 @@ async fn a_second_session_sees_the_first_ones_actions_live() {
     second.goto(&harness.url("/")).await.unwrap();
     wait_for(&second, Locator::XPath(&row(conversation))).await;
 
-    first
-        .goto(&harness.url(&format!("/c/{conversation}")))
-        .await
-        .unwrap();
+    open_pane(&first, &harness, conversation).await;
     wait_for(&first, Locator::Id("flag"))
         .await
         .click()
@@ -692,23 +677,14 @@ async fn a_second_session_sees_the_first_ones_actions_live() {
     )
     .await;
 
-    second
-        .goto(&harness.url(&format!("/c/{conversation}")))
-        .await
-        .unwrap();
+    open_pane(&second, &harness, conversation).await;
     wait_for(&second, Locator::Id("transcript")).await;
     wait_for(&first, Locator::Id("whisper-text"))
         .await
         .send_keys("Check the refund policy first")
         .await
         .unwrap();
-    first
-        .find(Locator::Id("whisper"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&first, Locator::Id("whisper")).await;
     let note = wait_for(
         &second,
         Locator::XPath(
@@ -746,10 +722,7 @@ async fn a_supervisor_of_another_tenant_sees_none_of_it() {
         .is_empty());
     assert!(!outsider.source().await.unwrap().contains("Secret pricing"));
 
-    outsider
-        .goto(&harness.url(&format!("/c/{conversation}")))
-        .await
-        .unwrap();
+    open_pane(&outsider, &harness, conversation).await;
     let heading = wait_for(&outsider, Locator::Css("h1")).await;
     assert_eq!(heading.text().await.unwrap(), "Not found");
     assert!(!outsider.source().await.unwrap().contains("Secret pricing"));
@@ -797,10 +770,7 @@ async fn a_skill_waiting_for_approval_is_approved_or_denied_from_the_pane() {
         .await
         .unwrap();
     let browser = harness.signed_in("sam", None).await;
-    browser
-        .goto(&harness.url(&format!("/c/{conversation}")))
-        .await
-        .unwrap();
+    open_pane(&browser, &harness, conversation).await;
     wait_for(&browser, Locator::Id("assume")).await;
     let customer = CustomerId::new("cust-1").unwrap();
     harness
@@ -843,15 +813,11 @@ async fn a_skill_waiting_for_approval_is_approved_or_denied_from_the_pane() {
         .send_keys("Over the refund limit")
         .await
         .unwrap();
-    browser
-        .find(Locator::XPath(
-            "//form[contains(@action, '/deny')]//button[text()='Deny']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        &browser,
+        Locator::XPath("//form[contains(@action, '/deny')]//button[text()='Deny']"),
+    )
+    .await;
     wait_for(
         &browser,
         Locator::XPath(
@@ -888,22 +854,13 @@ async fn a_refused_action_shows_the_rejections_message() {
         .assigned_to_ana("I want to talk to a human, not a bot")
         .await;
     let browser = harness.signed_in("sam", None).await;
-    browser
-        .goto(&harness.url(&format!("/c/{conversation}")))
-        .await
-        .unwrap();
+    open_pane(&browser, &harness, conversation).await;
     wait_for(&browser, Locator::Id("handoff-agent"))
         .await
         .select_by_value("pricing-bot")
         .await
         .unwrap();
-    browser
-        .find(Locator::Id("transfer-to-ai"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Id("transfer-to-ai")).await;
     let alert = wait_for(&browser, Locator::Id("action-error")).await;
     let shown = alert.text().await.unwrap();
     let refusal = harness
@@ -961,16 +918,11 @@ async fn screenshots() {
         .unwrap();
     let browser = driver.browser().await;
     browser.goto(&console.url("/sign-in")).await.unwrap();
-    browser
-        .find(Locator::Css(&format!(
-            "button[value='{}']",
-            cast.supervisors[0]
-        )))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        &browser,
+        Locator::Css(&format!("button[value='{}']", cast.supervisors[0])),
+    )
+    .await;
     wait_for(&browser, Locator::Id("conversations")).await;
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/console");
     std::fs::create_dir_all(&out).unwrap();
