@@ -3,33 +3,23 @@
 //! conversation in order, signed as Standard Webhooks says; a sink stopped half-way and started
 //! again on the same checkpoint file misses nothing.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
+use common::{export_lines, verify_signed, wait_for_stats, PATIENCE, SECRET};
 use handover::{
     AgentName, AiAgentId, AiAgentProfile, EventStore, Handover, MessageText, RuntimeSettings,
     SledOptions, SledStore,
 };
-use handover_audit::{ExportFormat, ExportLines};
-use handover_webhooks::{
-    Checkpoint, EventFilter, FileCheckpoint, WebhookHandle, WebhookSink, WebhookStats,
-};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// How long anything may take before the test gives up instead of hanging: far beyond what
-/// any step needs, and never asserted on.
-const PATIENCE: Duration = Duration::from_secs(120);
+use handover_webhooks::{Checkpoint, EventFilter, FileCheckpoint, WebhookSink};
 
 /// What the receiver answers to one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,30 +114,15 @@ async fn receive(
     }
 }
 
-/// The Standard Webhooks check, written from the specification rather than with the crate's
-/// signer: HMAC-SHA256 keyed with the base64 after `whsec_`, over `{id}.{timestamp}.{body}`,
-/// as `v1,<base64>` among space-separated signatures; a timestamp within five minutes.
+/// The Standard Webhooks check of one arrival (see `common::verify_signed`).
 fn verify(arrival: &Arrival) {
-    let key = STANDARD
-        .decode(SECRET.strip_prefix("whsec_").unwrap())
-        .unwrap();
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).unwrap();
-    mac.update(format!("{}.{}.", arrival.id, arrival.timestamp).as_bytes());
-    mac.update(&arrival.body);
-    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    assert!(
-        arrival.signature.split(' ').any(|given| given == expected),
-        "bad signature {:?} for {}",
-        arrival.signature,
-        arrival.id
+    verify_signed(
+        &arrival.id,
+        &arrival.timestamp,
+        &arrival.signature,
+        &arrival.content_type,
+        &arrival.body,
     );
-    let sent: u64 = arrival.timestamp.parse().unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    assert!(sent.abs_diff(now) < 300, "timestamp {sent}, now {now}");
-    assert_eq!(arrival.content_type, "application/cloudevents+json");
     let json = arrival.json();
     assert_eq!(json["specversion"], "1.0");
     assert_eq!(json["id"].as_str(), Some(arrival.id.as_str()));
@@ -222,18 +197,7 @@ impl Log {
     /// Every event's CloudEvents line, as `handover audit export --format cloudevents`
     /// writes it, by webhook id, in position order.
     async fn export_lines(&self) -> Vec<(String, Vec<u8>)> {
-        let records = self.store.read_all(1, usize::MAX).await.unwrap();
-        assert_eq!(records.len() as u64, self.store.head());
-        let mut lines = ExportLines::new(ExportFormat::CloudEvents);
-        records
-            .iter()
-            .map(|record| {
-                let mut line = Vec::new();
-                lines.write(record, &mut line).unwrap();
-                line.pop();
-                (handover_webhooks::webhook_id(record), line)
-            })
-            .collect()
+        export_lines(&*self.store).await
     }
 }
 
@@ -241,14 +205,6 @@ async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> 
     tokio::time::timeout(PATIENCE, future)
         .await
         .unwrap_or_else(|_| panic!("gave up waiting: {what}"))
-}
-
-async fn wait_for_stats(handle: &WebhookHandle, what: &str, done: impl Fn(WebhookStats) -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done(handle.stats()) {
-        assert!(Instant::now() < deadline, "gave up waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Each stream's seqs in arrival order never go back (a repeat of the same event is allowed).

@@ -2,36 +2,28 @@
 //! when the test runs: trusted through `root_certificate_pem`, it gets every event of a real
 //! sled log, signed; not trusted, it gets nothing while the sink keeps retrying.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use bytes::Bytes;
+use common::{export_lines, verify_signed, wait_for_stats, PATIENCE, SECRET};
 use handover::{
     AgentName, AiAgentId, AiAgentProfile, EventStore, Handover, MessageText, RuntimeSettings,
     SledOptions, SledStore,
 };
-use handover_audit::{ExportFormat, ExportLines};
-use handover_webhooks::{WebhookHandle, WebhookSink, WebhookStats};
-use hmac::{Hmac, KeyInit, Mac};
+use handover_webhooks::WebhookSink;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sha2::Sha256;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// How long anything may take before the test gives up instead of hanging: far beyond what
-/// any step needs, and never asserted on.
-const PATIENCE: Duration = Duration::from_secs(120);
 
 /// One request as the receiver got it.
 #[derive(Clone, Debug)]
@@ -135,29 +127,15 @@ impl Receiver {
     }
 }
 
-/// The Standard Webhooks check, written from the specification rather than with the crate's
-/// signer.
+/// The Standard Webhooks check of one arrival (see `common::verify_signed`).
 fn verify(arrival: &Arrival) {
-    let key = STANDARD
-        .decode(SECRET.strip_prefix("whsec_").unwrap())
-        .unwrap();
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).unwrap();
-    mac.update(format!("{}.{}.", arrival.id, arrival.timestamp).as_bytes());
-    mac.update(&arrival.body);
-    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    assert!(
-        arrival.signature.split(' ').any(|given| given == expected),
-        "bad signature {:?} for {}",
-        arrival.signature,
-        arrival.id
+    verify_signed(
+        &arrival.id,
+        &arrival.timestamp,
+        &arrival.signature,
+        &arrival.content_type,
+        &arrival.body,
     );
-    let sent: u64 = arrival.timestamp.parse().unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    assert!(sent.abs_diff(now) < 300, "timestamp {sent}, now {now}");
-    assert_eq!(arrival.content_type, "application/cloudevents+json");
 }
 
 /// A sled log in a temporary directory, written through the runtime.
@@ -209,26 +187,7 @@ impl Log {
 
     /// Every event's CloudEvents line by webhook id, in position order.
     async fn export_lines(&self) -> Vec<(String, Vec<u8>)> {
-        let records = self.store.read_all(1, usize::MAX).await.unwrap();
-        assert_eq!(records.len() as u64, self.store.head());
-        let mut lines = ExportLines::new(ExportFormat::CloudEvents);
-        records
-            .iter()
-            .map(|record| {
-                let mut line = Vec::new();
-                lines.write(record, &mut line).unwrap();
-                line.pop();
-                (handover_webhooks::webhook_id(record), line)
-            })
-            .collect()
-    }
-}
-
-async fn wait_for_stats(handle: &WebhookHandle, what: &str, done: impl Fn(WebhookStats) -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done(handle.stats()) {
-        assert!(Instant::now() < deadline, "gave up waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        export_lines(&*self.store).await
     }
 }
 
