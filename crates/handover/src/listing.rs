@@ -271,6 +271,15 @@ impl<T: Eq + Hash + Clone> Names<T> {
         self.0.insert(Arc::clone(&shared));
         shared
     }
+
+    /// `value`, from the entry's `kept` name when it is the same: most appends change none of
+    /// an entry's names, and comparing costs less than hashing and looking up.
+    fn keep(&mut self, kept: Option<&Arc<T>>, value: &T) -> Arc<T> {
+        match kept {
+            Some(kept) if **kept == *value => Arc::clone(kept),
+            _ => self.get(value),
+        }
+    }
 }
 
 impl<T> Default for Names<T> {
@@ -317,6 +326,7 @@ impl Entry {
             Conversation::Closed(open) => (open, true),
             Conversation::NotOpened => return None,
         };
+        let kept = entry.as_ref();
         let mut ai_agent = None;
         let mut waiting = None;
         let status = if closed {
@@ -327,9 +337,12 @@ impl Entry {
                     agent_id,
                     agent_name,
                 } => {
+                    let kept_agent = kept.and_then(|e| e.ai_agent.as_ref());
                     ai_agent = Some((
-                        names.agents.get(agent_id),
-                        names.agent_names.get(agent_name),
+                        names.agents.keep(kept_agent.map(|(id, _)| id), agent_id),
+                        names
+                            .agent_names
+                            .keep(kept_agent.map(|(_, name)| name), agent_name),
                     ));
                     LiveStatus::AiActive
                 }
@@ -345,6 +358,12 @@ impl Entry {
             _ if status == LiveStatus::HumanHandled => open.human.as_ref(),
             _ => None,
         };
+        let tenant = names.tenants.keep(kept.map(|e| &e.tenant), &open.tenant);
+        let human = human.map(|h| names.humans.keep(kept.and_then(|e| e.human.as_ref()), h));
+        let team = open
+            .team
+            .as_ref()
+            .map(|t| names.teams.keep(kept.and_then(|e| e.team.as_ref()), t));
         let (customer, last_message) = match entry {
             Some(entry) => (entry.customer, entry.last_message),
             None => (open.customer.clone(), None),
@@ -356,11 +375,11 @@ impl Entry {
             _ => last_message,
         };
         Some(Entry {
-            tenant: names.tenants.get(&open.tenant),
+            tenant,
             customer,
             ai_agent,
-            human: human.map(|h| names.humans.get(h)),
-            team: open.team.as_ref().map(|t| names.teams.get(t)),
+            human,
+            team,
             waiting,
             last_activity: record.recorded_at,
             last_message,
